@@ -1,0 +1,121 @@
+// Narrow grammars for every value that can reach nginx.conf, and nginx's own quoting.
+// Translation parses API strings through these before the model holds them; rendering quotes
+// them once more (nginxValue) so that even a grammar mistake cannot end a directive early.
+
+import { isIP } from 'node:net';
+
+/** A value that failed its grammar; the message says which field and why, for the user. */
+export class InvalidValue extends Error {}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const IANA_SVC_NAME = /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/;
+
+/** RFC 1123 subdomain, as Kubernetes names and Ingress hosts use. */
+export function isDnsSubdomain(s: string): boolean {
+  return s.length > 0 && s.length <= 253 && s.split('.').every((l) => DNS_LABEL.test(l));
+}
+
+export function isDnsLabel(s: string): boolean {
+  return DNS_LABEL.test(s);
+}
+
+export type ParsedHost = { kind: 'exact'; host: string } | { kind: 'wildcard'; host: string; suffix: string };
+
+/**
+ * An Ingress host: a lowercase DNS name (no IP, no port), or `*.` followed by one. Kubernetes'
+ * API server enforces the same; the directory source has no API server in front of it.
+ */
+export function parseHost(raw: string): ParsedHost {
+  const why = (reason: string) => new InvalidValue(`host ${JSON.stringify(raw)}: ${reason}`);
+  if (raw.includes(':')) throw why('must not contain a port or be an IPv6 address');
+  if (isIP(raw)) throw why('must be a DNS name, not an IP address');
+  if (raw.startsWith('*.')) {
+    const suffix = raw.slice(2);
+    if (!isDnsSubdomain(suffix)) throw why('a wildcard must be "*." followed by a lowercase DNS name');
+    return { kind: 'wildcard', host: raw, suffix };
+  }
+  if (raw.includes('*')) throw why('"*" is allowed only as the whole first label ("*.example.com")');
+  if (!isDnsSubdomain(raw)) throw why('must be a lowercase RFC 1123 DNS name (a-z, 0-9, "-", ".")');
+  return { kind: 'exact', host: raw };
+}
+
+/** An nginx server_name that matches a host as Ingress defines it. */
+export function serverNameFor(h: ParsedHost): string {
+  if (h.kind === 'exact') return h.host;
+  // nginx's own "*.foo.com" also matches a.b.foo.com; Ingress wildcards cover exactly one label.
+  return `~^[^.]+\\.${h.suffix.replaceAll('.', '\\.')}$`;
+}
+
+// RFC 3986 pchar plus "/" (percent-escapes are decoded before this check).
+const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
+const INVALID_SEQUENCES = ['//', '/./', '/../', '%2f', '%2F'];
+const INVALID_SUFFIXES = ['/..', '/.'];
+
+/**
+ * An Ingress path, as the nginx location literal that matches it. nginx matches locations
+ * against the decoded, normalised URI, so percent-escapes are decoded here, and sequences that
+ * normalisation removes (which could never match) are refused as the API server refuses them.
+ */
+export function parsePath(raw: string): string {
+  const why = (reason: string) => new InvalidValue(`path ${JSON.stringify(raw)}: ${reason}`);
+  if (!raw.startsWith('/')) throw why('must be an absolute path starting with "/"');
+  if (raw.length > 2048) throw why('is longer than 2048 characters');
+  if (!PATH_CHARS.test(raw)) throw why('may contain only URL path characters (RFC 3986)');
+  for (const seq of INVALID_SEQUENCES) if (raw.includes(seq)) throw why(`must not contain "${seq}"`);
+  for (const suf of INVALID_SUFFIXES) if (raw.endsWith(suf)) throw why(`must not end with "${suf}"`);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    throw why('has an invalid percent-escape');
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(decoded)) throw why('must not encode control characters');
+  return decoded;
+}
+
+/** A Kubernetes object name in a namespace (namespaces and most names are DNS labels/subdomains). */
+export function checkObjectName(kind: string, name: string | undefined, grammar: 'label' | 'label1035' | 'subdomain'): string {
+  const ok =
+    name !== undefined &&
+    (grammar === 'label' ? DNS_LABEL.test(name) : grammar === 'label1035' ? DNS_1035_LABEL.test(name) : isDnsSubdomain(name));
+  if (!ok) throw new InvalidValue(`${kind} name ${JSON.stringify(name ?? '')} is not a valid Kubernetes name`);
+  return name;
+}
+
+export function isPortName(s: string): boolean {
+  return IANA_SVC_NAME.test(s);
+}
+
+export function isPortNumber(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+/** An endpoint address as nginx's `server` directive takes it, or null when it is not an IP. */
+export function upstreamAddress(ip: string, port: number): string | null {
+  const family = isIP(ip);
+  if (family === 4) return `${ip}:${port}`;
+  if (family === 6) return `[${ip}]:${port}`;
+  return null;
+}
+
+// Characters that nginx's tokenizer treats as ordinary inside an unquoted word.
+const BARE_WORD = /^[A-Za-z0-9._:/\-[\]]+$/;
+
+/**
+ * Every interpolated value passes through here (it replaces mustache's HTML escaping). The result
+ * is always exactly one nginx token: plain when that is unambiguous, else double-quoted with `\`
+ * and `"` escaped as ngx_conf_read_token unescapes them. Control characters never reach config.
+ */
+export function nginxValue(value: unknown): string {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error(`refusing to render non-finite number ${value}`);
+    return String(value);
+  }
+  if (typeof value !== 'string') throw new Error(`refusing to render a ${typeof value} into nginx config`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw new Error(`refusing to render control characters: ${JSON.stringify(value)}`);
+  if (BARE_WORD.test(value)) return value;
+  return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
