@@ -316,6 +316,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   const defaultServer = buildServer(catchAll, globalDefault);
 
   const served = new Set<string>([...servers, defaultServer].flatMap((s) => s.locations.map((l) => l.ingress)));
+  served.delete('');
   const exactNames = servers.filter((s) => !s.serverName.startsWith('~')).map((s) => s.serverName);
   const used = new Set([...servers, defaultServer].flatMap((s) => s.locations.flatMap((l) => (l.action.kind === 'proxy' ? [l.action.upstream] : []))));
 

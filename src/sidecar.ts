@@ -1,0 +1,172 @@
+// One sync pass and the parts it drives: snapshot -> translate -> render -> apply. The reconcile
+// loop decides when a pass runs; this module decides what a pass does and what it reports.
+
+import { createHash } from 'node:crypto';
+import type { V1Ingress } from '@kubernetes/client-node';
+import { Applier, NginxConfigError } from './apply.ts';
+import type { Logger } from './log.ts';
+import type { Rejection, RoutingModel } from './model.ts';
+import { Reconciler } from './reconcile.ts';
+import { renderModel } from './render.ts';
+import type { Snapshot, Source } from './snapshot.ts';
+import { ingressKey, translate, type TranslateOptions } from './translate.ts';
+
+export interface SidecarOptions {
+  source: Source;
+  translate: TranslateOptions;
+  confDir: string;
+  nginxBinary: string | null;
+  nginxPidFile?: string;
+  reloadTimeoutMs: number;
+  debounceMs: number;
+  maxDelayMs: number;
+  logger: Logger;
+}
+
+export interface SidecarStats {
+  syncs: number;
+  reloads: number;
+  /** The model of the last configuration nginx accepted (or that was written for it). */
+  model: RoutingModel | null;
+  lastSyncOk: boolean;
+}
+
+/** How many Ingresses one pass may set aside because nginx rejected what they rendered. */
+const MAX_QUARANTINE_PER_PASS = 8;
+
+export class Sidecar {
+  readonly stats: SidecarStats = { syncs: 0, reloads: 0, model: null, lastSyncOk: false };
+  private readonly opts: SidecarOptions;
+  private readonly applier: Applier;
+  private readonly reconciler: Reconciler;
+  private readonly log: Logger;
+  /** Rejections already logged, so a steady problem is reported once, not every pass. */
+  private reported = new Map<string, Rejection>();
+  /**
+   * Ingresses whose rendered config nginx refused, by key, with a fingerprint of the Ingress:
+   * they stay out until the Ingress itself changes.
+   */
+  private quarantine = new Map<string, { fingerprint: string; reason: string }>();
+
+  constructor(opts: SidecarOptions) {
+    this.opts = opts;
+    this.log = opts.logger;
+    this.applier = new Applier({
+      confDir: opts.confDir,
+      nginxBinary: opts.nginxBinary,
+      ...(opts.nginxPidFile ? { pidFile: opts.nginxPidFile } : {}),
+      reloadTimeoutMs: opts.reloadTimeoutMs,
+      logger: opts.logger,
+    });
+    this.reconciler = new Reconciler({
+      debounceMs: opts.debounceMs,
+      maxDelayMs: opts.maxDelayMs,
+      sync: () => this.sync(),
+      logger: opts.logger,
+    });
+  }
+
+  /** Resolves after the source's first full read has been applied (or failed and is retrying). */
+  async start(): Promise<void> {
+    await this.opts.source.start(() => this.reconciler.trigger());
+    this.log.info('source ready; first sync', {});
+    this.reconciler.start();
+    this.reconciler.trigger();
+    await this.reconciler.idle();
+  }
+
+  async stop(): Promise<void> {
+    await this.opts.source.stop();
+    await this.reconciler.stop();
+  }
+
+  /** For tests and tools: resolves when no change is pending. */
+  idle(): Promise<void> {
+    return this.reconciler.idle();
+  }
+
+  private async sync(): Promise<void> {
+    this.stats.syncs++;
+    const started = performance.now();
+    const snap = this.opts.source.snapshot();
+    this.releaseChangedQuarantine(snap.ingresses);
+    for (let attempt = 0; ; attempt++) {
+      const model = translate(this.withoutQuarantined(snap), this.opts.translate);
+      const files = renderModel(model);
+      try {
+        const result = await this.applier.apply(files);
+        this.stats.model = model;
+        this.stats.lastSyncOk = true;
+        this.reportRejections(model);
+        if (result.reloaded) this.stats.reloads++;
+        if (result.changed) {
+          this.log.info(result.reloaded ? 'nginx reloaded' : 'config written; nginx not running, it loads it at start', {
+            servers: model.servers.length + 1,
+            upstreams: model.upstreams.length,
+            ingresses: model.served.length,
+            rejected: model.rejections.filter((r) => r.severity === 'rejected').length,
+            ms: Math.round(performance.now() - started),
+          });
+        }
+        return;
+      } catch (err) {
+        this.stats.lastSyncOk = false;
+        if (!(err instanceof NginxConfigError)) throw err;
+        const culprit = err.file && err.line ? ingressAt(files.get(err.file), err.line) : null;
+        if (!culprit || attempt >= MAX_QUARANTINE_PER_PASS) {
+          // Nothing to set aside: nginx keeps the last good config and the error stays visible.
+          throw new Error(`nginx rejected the rendered configuration; the last good one stays in place: ${err.nginxOutput.trim()}`);
+        }
+        const ing = snap.ingresses.find((i) => ingressKey(i) === culprit);
+        const reason = `nginx rejected its configuration: ${err.nginxOutput.trim()}`;
+        this.log.error('nginx rejected the configuration rendered for an Ingress; leaving it out', { ingress: culprit, nginx: err.nginxOutput.trim() });
+        this.quarantine.set(culprit, { fingerprint: ing ? fingerprint(ing) : '', reason });
+      }
+    }
+  }
+
+  private withoutQuarantined(snap: Snapshot): Snapshot {
+    if (this.quarantine.size === 0) return snap;
+    return { ...snap, ingresses: snap.ingresses.filter((i) => !this.quarantine.has(ingressKey(i))) };
+  }
+
+  private releaseChangedQuarantine(ingresses: V1Ingress[]): void {
+    for (const [key, q] of this.quarantine) {
+      const ing = ingresses.find((i) => ingressKey(i) === key);
+      if (!ing || fingerprint(ing) !== q.fingerprint) this.quarantine.delete(key);
+    }
+  }
+
+  /** Logs each rejection once when it appears, and once more when it is gone. */
+  private reportRejections(model: RoutingModel): void {
+    const now = new Map<string, Rejection>();
+    for (const r of model.rejections) now.set(`${r.ingress}\n${r.reason}`, r);
+    for (const [key, q] of this.quarantine) now.set(`${key}\n${q.reason}`, { ingress: key, severity: 'rejected', reason: q.reason });
+    for (const [k, r] of now) {
+      if (this.reported.has(k)) continue;
+      const msg = r.severity === 'rejected' ? 'Ingress rejected' : 'Ingress partly rejected';
+      this.log.warn(msg, { ingress: r.ingress, reason: r.reason });
+    }
+    for (const [k, r] of this.reported) {
+      if (!now.has(k)) this.log.info('Ingress problem resolved', { ingress: r.ingress, reason: r.reason });
+    }
+    this.reported = now;
+  }
+}
+
+/** The Ingress whose "from Ingress ns/name" comment most closely precedes a line of a rendered file. */
+export function ingressAt(content: string | undefined, line: number): string | null {
+  if (!content) return null;
+  const lines = content.split('\n').slice(0, line);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = /from Ingress ([a-z0-9.-]+\/[a-z0-9.-]+)/.exec(lines[i] ?? '');
+    if (m?.[1]) return m[1];
+  }
+  return null;
+}
+
+function fingerprint(ing: V1Ingress): string {
+  return createHash('sha256')
+    .update(JSON.stringify([ing.metadata?.annotations ?? {}, ing.metadata?.labels ?? {}, ing.spec ?? {}]))
+    .digest('hex');
+}
