@@ -1,0 +1,293 @@
+// Puts rendered files in front of nginx: check them with `nginx -t` next to the user's own
+// files, swap them in with renames, SIGHUP the master, and confirm a new worker generation.
+// When any step after the swap fails, the previous files go back so that what is on disk is
+// what nginx is running.
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Logger } from './log.ts';
+import { findMaster, reloadAndVerify } from './nginx-process.ts';
+
+export interface ApplyResult {
+  changed: boolean;
+  reloaded: boolean;
+  masterPid?: number;
+}
+
+export interface ApplierOptions {
+  confDir: string;
+  /** null when no nginx binary is available to the sidecar: the check is skipped. */
+  nginxBinary: string | null;
+  pidFile?: string;
+  reloadTimeoutMs: number;
+  logger: Logger;
+  /** Where staging directories go; os.tmpdir() when absent. */
+  stateDir?: string;
+}
+
+/** `nginx -t` rejected the desired files; nothing in confDir was touched. */
+export class NginxConfigError extends Error {
+  /** Basename of our file that nginx blamed, when the error is in one of ours. */
+  file?: string;
+  line?: number;
+  nginxOutput: string;
+
+  constructor(message: string, nginxOutput: string, file?: string, line?: number) {
+    super(message);
+    this.name = 'NginxConfigError';
+    this.nginxOutput = nginxOutput;
+    if (file !== undefined) this.file = file;
+    if (line !== undefined) this.line = line;
+  }
+}
+
+/** nginx did not take the new files after SIGHUP; the previous files were put back. */
+export class ReloadError extends Error {
+  reason: string;
+
+  constructor(reason: string, restoreProblem?: string) {
+    super(
+      restoreProblem === undefined
+        ? `nginx reload failed: ${reason}; the previous files were restored`
+        : `nginx reload failed: ${reason}; restoring the previous files also failed: ${restoreProblem}`,
+    );
+    this.name = 'ReloadError';
+    this.reason = reason;
+  }
+}
+
+const OWNED = /^ingress-sidecar[^/\0]*\.conf$/;
+const NGINX_TEST_TIMEOUT_MS = 30_000;
+
+type Files = ReadonlyMap<string, string>;
+
+export class Applier {
+  readonly #opts: ApplierOptions;
+  /** What we believe our files in confDir hold; null until read once, or after a failed restore. */
+  #current: Map<string, string> | null = null;
+  #warnedNoBinary = false;
+  /** Applies run one at a time: two interleaved swaps could not restore each other's files. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: ApplierOptions) {
+    this.#opts = opts;
+  }
+
+  apply(files: Map<string, string>): Promise<ApplyResult> {
+    const run = this.#queue.then(() => this.#apply(new Map(files)));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apply(desired: Map<string, string>): Promise<ApplyResult> {
+    for (const name of desired.keys()) {
+      if (!OWNED.test(name)) throw new Error(`refusing to manage ${JSON.stringify(name)}: not an ingress-sidecar*.conf basename`);
+    }
+    const previous = this.#current ?? (await this.#readOwned());
+    this.#current = previous;
+    if (sameFiles(previous, desired)) return { changed: false, reloaded: false };
+
+    await this.#check(desired);
+    await this.#swap(previous, desired);
+    this.#current = desired;
+
+    let failure: string;
+    try {
+      const masterPid = await findMaster(this.#opts.pidFile === undefined ? {} : { pidFile: this.#opts.pidFile });
+      if (masterPid === null) {
+        this.#opts.logger.warn('no nginx master found; the new configuration was written and nginx will read it when it starts', {
+          confDir: this.#opts.confDir,
+        });
+        return { changed: true, reloaded: false };
+      }
+      const outcome = await reloadAndVerify(masterPid, this.#opts.reloadTimeoutMs);
+      if (outcome.ok) {
+        this.#opts.logger.info('nginx reloaded', { masterPid, newWorkers: outcome.newWorkers });
+        return { changed: true, reloaded: true, masterPid };
+      }
+      failure = outcome.reason;
+    } catch (err) {
+      failure = err instanceof Error ? err.message : String(err);
+    }
+
+    // nginx still runs the old configuration; put the old files back so that a restart of nginx
+    // (or the next reload of a different change) does not pick up files it has refused.
+    const problems = await this.#restore(previous, changedNames(previous, desired));
+    this.#current = problems.length === 0 ? previous : null;
+    throw new ReloadError(failure, problems.length === 0 ? undefined : problems.join('; '));
+  }
+
+  async #readOwned(): Promise<Map<string, string>> {
+    const files = new Map<string, string>();
+    for (const entry of await readdir(this.#opts.confDir, { withFileTypes: true })) {
+      if (entry.isFile() && OWNED.test(entry.name)) {
+        files.set(entry.name, await readFile(path.join(this.#opts.confDir, entry.name), 'utf8'));
+      }
+    }
+    return files;
+  }
+
+  /** Runs `nginx -t` on the desired files plus the user's own files, in a throwaway prefix. */
+  async #check(desired: Files): Promise<void> {
+    const { nginxBinary, confDir, stateDir, logger } = this.#opts;
+    if (nginxBinary === null) {
+      if (!this.#warnedNoBinary) logger.warn('nginx binary not found; skipping nginx -t');
+      this.#warnedNoBinary = true;
+      return;
+    }
+    // Absolute, because nginx resolves relative include paths against the harness's directory.
+    const tmp = path.resolve(await mkdtemp(path.join(stateDir ?? os.tmpdir(), 'ingress-sidecar-stage-')));
+    try {
+      const staging = path.join(tmp, 'staging');
+      await writeFiles(staging, desired);
+      // Files that nginx's `include conf.d/*.conf` would load next to ours: a clash (a duplicate
+      // default_server, a port taken by two listen options) only shows when they are tested together.
+      const foreign = (await readdir(confDir, { withFileTypes: true }))
+        .filter((e) => e.name.endsWith('.conf') && !e.name.startsWith('.') && !OWNED.test(e.name))
+        .map((e) => path.resolve(confDir, e.name))
+        .sort();
+      const harness = path.join(tmp, 'harness.conf');
+      await writeFile(
+        harness,
+        [
+          `pid ${quote(path.join(tmp, 'nginx.pid'))};`,
+          'error_log stderr;',
+          'events {}',
+          'http {',
+          ...foreign.map((f) => `    include ${quote(f)};`),
+          `    include ${quote(path.join(staging, '*.conf'))};`,
+          '}',
+          '',
+        ].join('\n'),
+      );
+
+      const result = await execa(nginxBinary, ['-t', '-p', tmp + '/', '-e', 'stderr', '-c', harness], {
+        reject: false,
+        all: true,
+        timeout: NGINX_TEST_TIMEOUT_MS,
+      });
+      const output = result.all ?? '';
+      if (result.exitCode === undefined) {
+        throw new Error(`could not run ${nginxBinary} -t: ${result.shortMessage}`);
+      }
+      if (result.exitCode !== 0) throw configError(output, staging, confDir);
+      if (output.includes('[warn]')) logger.warn('nginx -t warnings', { output: readable(output, staging, confDir) });
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Every temp file is written before any rename, so a full or read-only disk fails while the live
+   * files are all still the old ones. The renames themselves replace each file atomically.
+   */
+  async #swap(previous: Files, desired: Files): Promise<void> {
+    const { confDir } = this.#opts;
+    const toWrite = [...desired].filter(([name, content]) => previous.get(name) !== content);
+    const toRemove = [...previous.keys()].filter((name) => !desired.has(name));
+
+    const staged: string[] = [];
+    try {
+      for (const [name, content] of toWrite) {
+        staged.push(name);
+        await writeFile(tempPath(confDir, name), content);
+      }
+    } catch (err) {
+      await Promise.all(staged.map((name) => rm(tempPath(confDir, name), { force: true }).catch(() => undefined)));
+      throw new Error(`could not write ${confDir}: ${describe(err)}; the previous files are still in place`, { cause: err });
+    }
+
+    const touched: string[] = [];
+    try {
+      for (const [name] of toWrite) {
+        await rename(tempPath(confDir, name), path.join(confDir, name));
+        touched.push(name);
+      }
+      for (const name of toRemove) {
+        await unlink(path.join(confDir, name));
+        touched.push(name);
+      }
+    } catch (err) {
+      await Promise.all(toWrite.map(([name]) => rm(tempPath(confDir, name), { force: true }).catch(() => undefined)));
+      const problems = await this.#restore(previous, touched);
+      if (problems.length > 0) this.#current = null;
+      throw new Error(
+        `could not update ${confDir}: ${describe(err)}; ` +
+          (problems.length === 0 ? 'the previous files were restored' : `restoring the previous files also failed: ${problems.join('; ')}`),
+        { cause: err },
+      );
+    }
+  }
+
+  /** Puts back the previous content of `names`, removing those that did not exist; returns what failed. */
+  async #restore(previous: Files, names: string[]): Promise<string[]> {
+    const { confDir } = this.#opts;
+    const problems: string[] = [];
+    for (const name of names) {
+      const old = previous.get(name);
+      try {
+        if (old === undefined) {
+          await rm(path.join(confDir, name), { force: true });
+        } else {
+          await writeFile(tempPath(confDir, name), old);
+          await rename(tempPath(confDir, name), path.join(confDir, name));
+        }
+      } catch (err) {
+        problems.push(`${name}: ${describe(err)}`);
+      }
+    }
+    return problems;
+  }
+}
+
+function sameFiles(a: Files, b: Files): boolean {
+  if (a.size !== b.size) return false;
+  for (const [name, content] of a) if (b.get(name) !== content) return false;
+  return true;
+}
+
+/** Hidden and not ending in .conf, so nginx's `*.conf` include never reads a half-written file. */
+function tempPath(confDir: string, name: string): string {
+  return path.join(confDir, `.${name}.tmp`);
+}
+
+async function writeFiles(dir: string, files: Files): Promise<void> {
+  await mkdir(dir);
+  for (const [name, content] of files) await writeFile(path.join(dir, name), content);
+}
+
+/** Names whose content differs between the two sets, including names in only one of them. */
+function changedNames(a: Files, b: Files): string[] {
+  return [...new Set([...a.keys(), ...b.keys()])].filter((name) => a.get(name) !== b.get(name));
+}
+
+function quote(p: string): string {
+  return `"${p.replace(/[\\"]/g, '\\$&')}"`;
+}
+
+/** nginx names the staged copy; users know the file by its confDir path. */
+function readable(output: string, staging: string, confDir: string): string {
+  return output.split(staging + path.sep).join(path.resolve(confDir) + path.sep);
+}
+
+function configError(output: string, staging: string, confDir: string): NginxConfigError {
+  const emerg = output.split('\n').find((l) => l.includes('[emerg]')) ?? output.split('\n')[0] ?? '';
+  const summary = emerg.replace(/^.*?\[emerg\]\s+(\d+#\d+:\s+)?/, '');
+  const where = / in (\/.*?):(\d+)\s*$/.exec(emerg);
+  let file: string | undefined;
+  let line: number | undefined;
+  if (where?.[1] !== undefined && path.dirname(where[1]) === staging) {
+    file = path.basename(where[1]);
+    line = Number(where[2]);
+  }
+  return new NginxConfigError(`nginx -t rejected the configuration: ${readable(summary, staging, confDir).trim()}`, output, file, line);
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+    return code === undefined ? err.message : `${code} (${err.message})`;
+  }
+  return String(err);
+}

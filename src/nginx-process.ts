@@ -1,0 +1,142 @@
+// Finding and signalling the nginx master from outside its container. With a shared PID
+// namespace the pid file nginx writes names a PID we can see, and /proc tells us what each
+// process is: nginx retitles itself "nginx: master process ..." / "nginx: worker process".
+import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const MASTER_TITLE = 'nginx: master process';
+const WORKER_TITLE = 'nginx: worker process';
+
+export type ReloadOutcome = { ok: true; newWorkers: number[] } | { ok: false; reason: string };
+
+/**
+ * The PID of the nginx master, or null when none is running. With a pid file the file decides
+ * (a stale one gives null); without, /proc is scanned and more than one master is an error,
+ * because signalling the wrong one would report success while nothing changed.
+ * `procDir` exists for tests.
+ */
+export async function findMaster(opts: { pidFile?: string; procDir?: string }): Promise<number | null> {
+  const proc = opts.procDir ?? '/proc';
+  if (opts.pidFile !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(opts.pidFile, 'utf8');
+    } catch (err) {
+      // nginx removes its pid file on exit, and it is not there yet while nginx starts.
+      if (errCode(err) === 'ENOENT') return null;
+      throw err;
+    }
+    const pid = parsePid(text.trim());
+    if (pid === null) return null;
+    return (await cmdline(proc, pid))?.startsWith(MASTER_TITLE) ? pid : null;
+  }
+
+  const masters: number[] = [];
+  for (const pid of await listPids(proc)) {
+    if ((await cmdline(proc, pid))?.startsWith(MASTER_TITLE)) masters.push(pid);
+  }
+  if (masters.length > 1) {
+    throw new Error(
+      `found ${masters.length} nginx master processes (PIDs ${masters.join(', ')}); ` +
+        'pass --nginx-pid-file to say which one to reload',
+    );
+  }
+  return masters[0] ?? null;
+}
+
+/** The live workers of a master; workers still draining after a reload do not count. */
+export async function workerPids(masterPid: number, procDir = '/proc'): Promise<Set<number>> {
+  const workers = new Set<number>();
+  for (const pid of await listPids(procDir)) {
+    if ((await parentPid(procDir, pid)) !== masterPid) continue;
+    const title = await cmdline(procDir, pid);
+    if (title?.startsWith(WORKER_TITLE) && !title.includes('is shutting down')) workers.add(pid);
+  }
+  return workers;
+}
+
+/**
+ * SIGHUP the master and wait until its live workers are all new. nginx only forks a new worker
+ * generation after it has parsed the new configuration and opened its sockets, then tells the
+ * old workers to shut down; when it rejects the configuration it logs to its own error log and
+ * keeps the old workers, so "no new generation in time" is the only failure visible from outside.
+ * Waiting for the old workers to go as well (not just for one new worker) matters: a worker
+ * forked late by the previous reload is new too, and on its own would pass for a success.
+ */
+export async function reloadAndVerify(masterPid: number, timeoutMs: number): Promise<ReloadOutcome> {
+  const before = await workerPids(masterPid);
+  try {
+    process.kill(masterPid, 'SIGHUP');
+  } catch (err) {
+    const code = errCode(err);
+    if (code === 'EPERM') {
+      return {
+        ok: false,
+        reason: `not allowed to signal nginx master ${masterPid} (EPERM): run the sidecar as the same user as nginx`,
+      };
+    }
+    if (code === 'ESRCH') return { ok: false, reason: `nginx master ${masterPid} is gone (ESRCH)` };
+    return { ok: false, reason: `could not signal nginx master ${masterPid}: ${String(err)}` };
+  }
+
+  const pollMs = 15;
+  const deadline = Date.now() + timeoutMs;
+  const maxPolls = Math.ceil(timeoutMs / pollMs) + 1;
+  for (let i = 0; i < maxPolls && Date.now() < deadline; i++) {
+    await sleep(pollMs);
+    const now = [...(await workerPids(masterPid))];
+    if (now.length > 0 && now.every((pid) => !before.has(pid))) {
+      return { ok: true, newWorkers: now.sort((a, b) => a - b) };
+    }
+    if (!(await cmdline('/proc', masterPid))?.startsWith(MASTER_TITLE)) {
+      return { ok: false, reason: `nginx master ${masterPid} exited during the reload` };
+    }
+  }
+  return {
+    ok: false,
+    reason:
+      `nginx master ${masterPid} did not replace its workers within ${timeoutMs} ms of SIGHUP; ` +
+      'nginx most likely rejected the configuration (see its error log)',
+  };
+}
+
+async function listPids(procDir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir(procDir)) {
+    const pid = parsePid(name);
+    if (pid !== null) pids.push(pid);
+  }
+  return pids;
+}
+
+/** The process title with NULs as spaces, or null when the process is gone or a zombie. */
+async function cmdline(procDir: string, pid: number): Promise<string | null> {
+  try {
+    const raw = await readFile(`${procDir}/${pid}/cmdline`, 'latin1');
+    return raw === '' ? null : raw.replace(/\0/g, ' ');
+  } catch {
+    // Processes come and go while we scan, and other users' entries may be unreadable.
+    return null;
+  }
+}
+
+async function parentPid(procDir: string, pid: number): Promise<number | null> {
+  try {
+    const stat = await readFile(`${procDir}/${pid}/stat`, 'latin1');
+    // The command name in parentheses may itself contain spaces and ')'; fields resume after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return parsePid(fields[1] ?? '');
+  } catch {
+    return null;
+  }
+}
+
+function parsePid(text: string): number | null {
+  if (!/^[1-9][0-9]{0,9}$/.test(text)) return null;
+  const pid = Number(text);
+  return pid <= 2 ** 31 - 1 ? pid : null;
+}
+
+function errCode(err: unknown): string | undefined {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
