@@ -1,0 +1,231 @@
+import assert from 'node:assert/strict';
+import { ConfigError, helpText, parseConfig, type Config } from '../src/config.ts';
+
+const DIR = ['--watch-dir', '/manifests'];
+
+/** Parses argv + env and expects a config (not help). */
+function ok(argv: string[], env: Record<string, string | undefined> = {}) {
+  const r = parseConfig(argv, env);
+  assert.equal(r.kind, 'ok');
+  if (r.kind !== 'ok') throw new Error('unreachable');
+  return r;
+}
+
+/** Expects a ConfigError whose message matches every pattern. */
+function fails(argv: string[], env: Record<string, string | undefined>, ...patterns: RegExp[]): ConfigError {
+  let caught: unknown;
+  try {
+    parseConfig(argv, env);
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof ConfigError, `expected a ConfigError, got ${String(caught)}`);
+  for (const p of patterns) assert.match(caught.message, p);
+  return caught;
+}
+
+describe('parseConfig', () => {
+  it('has the documented defaults', () => {
+    const r = ok(DIR);
+    const expected: Config = {
+      watchDir: '/manifests',
+      confDir: '/etc/nginx/conf.d',
+      httpPort: 80,
+      httpsPort: 443,
+      nginxBinary: 'nginx',
+      ingressClass: 'nginx',
+      debounceMs: 100,
+      maxDelayMs: 1000,
+      reloadTimeoutMs: 5000,
+      ipv6: true,
+      logLevel: 'info',
+      logFormat: 'json',
+    };
+    assert.deepEqual(r.config, expected);
+    assert.equal(r.config.nginxPidFile, undefined);
+    assert.equal(r.command, 'run');
+    assert.deepEqual(r.rest, []);
+  });
+
+  it('reads every flag', () => {
+    const r = ok([
+      ...DIR,
+      '--conf-dir', '/c',
+      '--http-port', '8080',
+      '--https-port=8443',
+      '--nginx-pid-file', '/run/nginx.pid',
+      '--nginx-binary', '/usr/sbin/nginx',
+      '--ingress-class', 'internal.example.com',
+      '--debounce-ms', '0',
+      '--max-delay-ms', '0',
+      '--reload-timeout-ms', '250',
+      '--no-ipv6',
+      '--log-level', 'debug',
+      '--log-format', 'text',
+    ]);
+    assert.deepEqual(r.config, {
+      watchDir: '/manifests',
+      confDir: '/c',
+      httpPort: 8080,
+      httpsPort: 8443,
+      nginxPidFile: '/run/nginx.pid',
+      nginxBinary: '/usr/sbin/nginx',
+      ingressClass: 'internal.example.com',
+      debounceMs: 0,
+      maxDelayMs: 0,
+      reloadTimeoutMs: 250,
+      ipv6: false,
+      logLevel: 'debug',
+      logFormat: 'text',
+    });
+  });
+
+  it('reads INGRESS_SIDECAR_* environment variables', () => {
+    const r = ok([], {
+      INGRESS_SIDECAR_WATCH_DIR: '/from-env',
+      INGRESS_SIDECAR_HTTP_PORT: '8080',
+      INGRESS_SIDECAR_NGINX_PID_FILE: '/run/nginx.pid',
+      INGRESS_SIDECAR_MAX_DELAY_MS: '2000',
+      INGRESS_SIDECAR_IPV6: 'false',
+      INGRESS_SIDECAR_LOG_FORMAT: 'text',
+    });
+    assert.equal(r.config.watchDir, '/from-env');
+    assert.equal(r.config.httpPort, 8080);
+    assert.equal(r.config.nginxPidFile, '/run/nginx.pid');
+    assert.equal(r.config.maxDelayMs, 2000);
+    assert.equal(r.config.ipv6, false);
+    assert.equal(r.config.logFormat, 'text');
+  });
+
+  it('lets a flag win over the environment', () => {
+    const env = { INGRESS_SIDECAR_WATCH_DIR: '/env', INGRESS_SIDECAR_HTTP_PORT: '8080', INGRESS_SIDECAR_IPV6: 'false' };
+    const r = ok(['--watch-dir', '/flag', '--http-port', '9090', '--ipv6'], env);
+    assert.equal(r.config.watchDir, '/flag');
+    assert.equal(r.config.httpPort, 9090);
+    assert.equal(r.config.ipv6, true);
+  });
+
+  it('treats an empty environment variable as unset', () => {
+    const r = ok(DIR, { INGRESS_SIDECAR_NGINX_PID_FILE: '', INGRESS_SIDECAR_HTTP_PORT: '' });
+    assert.equal(r.config.nginxPidFile, undefined);
+    assert.equal(r.config.httpPort, 80);
+  });
+
+  it('accepts the usual spellings of booleans in the environment', () => {
+    for (const [v, want] of [['true', true], ['1', true], ['YES', true], ['on', true], ['false', false], ['0', false], ['No', false], ['off', false]] as const) {
+      assert.equal(ok(DIR, { INGRESS_SIDECAR_IPV6: v }).config.ipv6, want, v);
+    }
+  });
+
+  describe('bad values give a ConfigError naming the flag and the value', () => {
+    const cases: Array<[string, string[], Record<string, string>, RegExp[]]> = [
+      ['non-integer port', ['--http-port', 'eighty'], {}, [/--http-port/, /"eighty"/]],
+      ['port 0', ['--https-port', '0'], {}, [/--https-port/, /"0"/, /1 to 65535/]],
+      ['port too large', ['--http-port', '65536'], {}, [/--http-port/, /"65536"/]],
+      ['port with junk', ['--http-port', '80abc'], {}, [/--http-port/, /"80abc"/]],
+      ['fractional ms', ['--debounce-ms', '1.5'], {}, [/--debounce-ms/, /"1\.5"/]],
+      ['negative ms', ['--reload-timeout-ms=-1'], {}, [/--reload-timeout-ms/, /"-1"/]],
+      ['ms beyond setTimeout', ['--reload-timeout-ms', '2147483648'], {}, [/--reload-timeout-ms/, /"2147483648"/]],
+      ['bad ingress class', ['--ingress-class', 'Nginx_Public'], {}, [/--ingress-class/, /"Nginx_Public"/, /DNS-1123/]],
+      ['ingress class too long', ['--ingress-class', 'a'.repeat(254)], {}, [/--ingress-class/, /DNS-1123/]],
+      ['bad log level', ['--log-level', 'verbose'], {}, [/--log-level/, /"verbose"/, /error, warn, info, debug/]],
+      ['bad log format', ['--log-format', 'xml'], {}, [/--log-format/, /"xml"/]],
+      ['empty conf dir', ['--conf-dir', ''], {}, [/--conf-dir/, /empty/]],
+      ['bad env port', [], { INGRESS_SIDECAR_HTTP_PORT: 'x' }, [/INGRESS_SIDECAR_HTTP_PORT/, /--http-port/, /"x"/]],
+      ['bad env boolean', [], { INGRESS_SIDECAR_IPV6: 'maybe' }, [/INGRESS_SIDECAR_IPV6/, /--ipv6/, /"maybe"/]],
+      ['max delay below debounce', ['--debounce-ms', '500', '--max-delay-ms', '200'], {}, [/--max-delay-ms \(200\)/, /--debounce-ms \(500\)/]],
+      ['unknown flag', ['--watchdir', '/x'], {}, [/unknown flag --watchdir/]],
+      ['missing value', ['--http-port'], {}, [/--http-port needs a value/]],
+      ['value for a boolean', ['--ipv6=no'], {}, [/--ipv6/]],
+    ];
+    for (const [what, argv, env, patterns] of cases) {
+      it(what, () => {
+        fails([...DIR, ...argv], env, ...patterns);
+      });
+    }
+
+    it('records the flag on the error', () => {
+      assert.equal(fails([...DIR, '--http-port', 'x'], {}).flag, '--http-port');
+      assert.equal(fails([...DIR], { INGRESS_SIDECAR_LOG_LEVEL: 'loud' }).flag, '--log-level');
+    });
+  });
+
+  describe('commands', () => {
+    it('defaults to run, which needs --watch-dir for now', () => {
+      assert.equal(ok(DIR).command, 'run');
+      assert.equal(ok(['run', ...DIR]).command, 'run');
+      fails([], {}, /^--watch-dir is required \(the Kubernetes API source is not available yet\)$/);
+      fails(['run'], {}, /--watch-dir is required/);
+    });
+
+    it('takes demo and render from the first positional, with the other positionals as rest', () => {
+      const demo = ok(['demo']);
+      assert.equal(demo.command, 'demo');
+      assert.equal(demo.config.watchDir, undefined);
+      const render = ok(['--http-port', '8080', 'render', 'a.yaml', '--', '--not-a-flag']);
+      assert.equal(render.command, 'render');
+      assert.deepEqual(render.rest, ['a.yaml', '--not-a-flag']);
+      assert.equal(render.config.httpPort, 8080);
+    });
+
+    it('rejects an unknown command rather than running', () => {
+      fails(['rnu', ...DIR], {}, /unknown command "rnu"/, /run, demo, render/);
+    });
+  });
+
+  describe('--help', () => {
+    it('returns the help text for --help and -h, even next to a bad flag', () => {
+      for (const argv of [['--help'], ['-h'], ['demo', '-h'], ['--bogus', '--help'], ['--http-port', 'x', '-h']]) {
+        const r = parseConfig(argv, {});
+        assert.deepEqual(r, { kind: 'help', text: helpText() }, argv.join(' '));
+      }
+    });
+
+    it('lists the usage, the commands, and every flag with its environment variable and default', () => {
+      const text = helpText();
+      assert.match(text, /^Usage: ingress-sidecar \[run\|demo\|render\] \[flags\]/);
+      for (const c of ['run', 'demo', 'render']) assert.match(text, new RegExp(`^  ${c} +\\S`, 'm'));
+      const rows: Array<[string, string, string]> = [
+        ['--watch-dir DIR', 'INGRESS_SIDECAR_WATCH_DIR', '(required for run)'],
+        ['--conf-dir DIR', 'INGRESS_SIDECAR_CONF_DIR', '/etc/nginx/conf.d'],
+        ['--http-port N', 'INGRESS_SIDECAR_HTTP_PORT', '80'],
+        ['--https-port N', 'INGRESS_SIDECAR_HTTPS_PORT', '443'],
+        ['--nginx-pid-file FILE', 'INGRESS_SIDECAR_NGINX_PID_FILE', '(none)'],
+        ['--nginx-binary PATH', 'INGRESS_SIDECAR_NGINX_BINARY', 'nginx'],
+        ['--ingress-class NAME', 'INGRESS_SIDECAR_INGRESS_CLASS', 'nginx'],
+        ['--debounce-ms N', 'INGRESS_SIDECAR_DEBOUNCE_MS', '100'],
+        ['--max-delay-ms N', 'INGRESS_SIDECAR_MAX_DELAY_MS', '1000'],
+        ['--reload-timeout-ms N', 'INGRESS_SIDECAR_RELOAD_TIMEOUT_MS', '5000'],
+        ['--[no-]ipv6', 'INGRESS_SIDECAR_IPV6', 'true'],
+        ['--log-level LEVEL', 'INGRESS_SIDECAR_LOG_LEVEL', 'info'],
+        ['--log-format FORMAT', 'INGRESS_SIDECAR_LOG_FORMAT', 'json'],
+      ];
+      const lines = text.split('\n');
+      const envColumn = new Set<number>();
+      for (const [flag, env, dflt] of rows) {
+        const line = lines.find((l) => l.trimStart().startsWith(flag + ' '));
+        assert.ok(line, `no help line for ${flag}`);
+        const cells = line.trim().split(/ {2,}/);
+        assert.deepEqual(cells.slice(0, 3), [flag, env, dflt], line);
+        envColumn.add(line.indexOf(env));
+      }
+      assert.equal(envColumn.size, 1, 'the environment column is aligned');
+      assert.match(text, /-h, --help +show this help/);
+    });
+
+    it('documents exactly the flags the parser accepts, and each env var works', () => {
+      const text = helpText();
+      const flags = [...text.matchAll(/^ {2}--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!);
+      assert.equal(flags.length, 13);
+      for (const name of flags) {
+        const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
+        assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);
+        // An invalid value through the env var is rejected naming the flag (where anything can be
+        // invalid): proves the parser knows this flag under this variable.
+        if (!['watch-dir', 'conf-dir', 'nginx-pid-file', 'nginx-binary'].includes(name)) {
+          fails(DIR, { [env]: '!bad!' }, new RegExp(`${env} \\(--${name}\\)`));
+        }
+      }
+    });
+  });
+});

@@ -1,0 +1,289 @@
+// DirectorySource against real temp directories and a real chokidar watcher.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DirectorySource } from '../src/sources/directory.ts';
+import { createMemoryLogger } from '../src/log.ts';
+import type { Snapshot } from '../src/snapshot.ts';
+
+const WAIT_MS = 5000;
+
+/** Polls `predicate` until it holds; fails after a bounded wait. */
+async function waitFor(what: string, predicate: () => boolean, timeoutMs = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const ingress = (name: string, host: string, extra = ''): string => `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ${name}
+${extra}spec:
+  rules:
+  - host: ${host}
+`;
+
+const service = (name: string, namespace?: string): string => `apiVersion: v1
+kind: Service
+metadata:
+  name: ${name}
+${namespace ? `  namespace: ${namespace}\n` : ''}spec:
+  ports:
+  - port: 80
+`;
+
+const names = (objs: Array<{ metadata?: { name?: string; namespace?: string } }>): string[] =>
+  objs.map((o) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`);
+
+describe('DirectorySource', () => {
+  let dir: string;
+  let source: DirectorySource | undefined;
+  let mem: ReturnType<typeof createMemoryLogger>;
+  let changes: number;
+
+  const write = (rel: string, text: string): Promise<void> => writeFile(path.join(dir, rel), text);
+  const logged = (level: string, pattern: RegExp) => mem.entries.filter((e) => e['level'] === level && pattern.test(String(e['message'])));
+
+  /** Starts a source on `dir`; onChange counts calls. */
+  async function start(): Promise<DirectorySource> {
+    source = new DirectorySource({ dir, logger: mem.logger });
+    await source.start(() => changes++);
+    return source;
+  }
+
+  /** Runs `action` and waits for the onChange it causes, then returns the snapshot. */
+  async function changeAfter(what: string, action: () => Promise<void>): Promise<Snapshot> {
+    const before = changes;
+    await action();
+    await waitFor(what, () => changes > before);
+    return source!.snapshot();
+  }
+
+  /** Waits until the source has read `rel` and logged whether its objects changed. */
+  async function readSettled(rel: string, after: number): Promise<Record<string, unknown>> {
+    const file = path.join(dir, rel);
+    let entry: Record<string, unknown> | undefined;
+    await waitFor(`a read of ${rel}`, () => {
+      entry = mem.entries.slice(after).find((e) => e['file'] === file && 'changed' in e);
+      return entry !== undefined;
+    });
+    return entry!;
+  }
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'directory-source-'));
+    mem = createMemoryLogger();
+    changes = 0;
+    source = undefined;
+  });
+
+  afterEach(async () => {
+    await source?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('rejects a missing directory with a clear error', async () => {
+    const missing = path.join(dir, 'nope');
+    const s = new DirectorySource({ dir: missing, logger: mem.logger });
+    await assert.rejects(s.start(() => {}), (err: Error) => err.message.includes(missing) && /watch directory/.test(err.message));
+  });
+
+  it('has read every file when start() resolves: multi-document YAML, JSON, Lists, subdirectories', async () => {
+    await write(
+      'a.yaml',
+      `# leading comment\n---\n${ingress('web', 'a.example', '  creationTimestamp: 2024-01-02T03:04:05Z\n')}---\n` +
+        `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ignored}\n---\n${service('web', 'shop')}---\n`,
+    );
+    await mkdir(path.join(dir, 'sub', 'deeper'), { recursive: true });
+    await write(
+      'sub/list.json',
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'nginx', namespace: 'ignored' } },
+          { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'web-abc' }, addressType: 'IPv4', endpoints: [] },
+          { apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'web', namespace: 'shop' } },
+        ],
+      }),
+    );
+    // A typed list whose items omit apiVersion and kind, as API list responses do.
+    await write('sub/deeper/services.yml', 'apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: api}\n- metadata: {name: aaa}\n');
+    await write('sub/secret.yaml', 'apiVersion: v1\nkind: Secret\nmetadata: {name: tls}\ntype: kubernetes.io/tls\nstringData: {tls.crt: hello}\n');
+    // Not manifests: dotfiles, dot-directories and other extensions.
+    await write('.hidden.yaml', service('hidden'));
+    await mkdir(path.join(dir, '.git'));
+    await write('.git/x.yaml', service('in-dot-dir'));
+    await write('README.md', service('readme'));
+
+    await start();
+    const s = source!.snapshot();
+
+    assert.deepEqual(names(s.ingresses), ['default/web']);
+    const ing = s.ingresses[0]!;
+    assert.ok(ing.metadata?.creationTimestamp instanceof Date);
+    assert.equal(ing.metadata.creationTimestamp.toISOString(), '2024-01-02T03:04:05.000Z');
+    assert.equal(ing.spec?.rules?.[0]?.host, 'a.example');
+    // Sorted by namespace, then name; namespace defaults to `default`.
+    assert.deepEqual(names(s.services), ['default/aaa', 'default/api', 'shop/web']);
+    assert.equal(s.services[0]!.metadata?.creationTimestamp, undefined);
+    // IngressClass is cluster-scoped: no namespace, even if a file gives one.
+    assert.deepEqual(names(s.ingressClasses), ['/nginx']);
+    assert.deepEqual(names(s.endpointSlices), ['default/web-abc']);
+    assert.deepEqual(names(s.endpoints), ['shop/web']);
+    assert.deepEqual(names(s.secrets), ['default/tls']);
+    // stringData lands base64-encoded in data, as the API server stores it.
+    assert.deepEqual(s.secrets[0]!.data, { 'tls.crt': Buffer.from('hello').toString('base64') });
+    assert.equal(changes, 0, 'the initial read does not call onChange');
+    assert.equal(logged('debug', /ignoring v1 ConfigMap ignored/).length, 1);
+  });
+
+  it('picks up files added, changed and removed after start', async () => {
+    await write('a.yaml', service('a'));
+    await start();
+    assert.deepEqual(names(source!.snapshot().services), ['default/a']);
+
+    let s = await changeAfter('an added file', () => write('b.yaml', service('b')));
+    assert.deepEqual(names(s.services), ['default/a', 'default/b']);
+
+    s = await changeAfter('a changed file', () => write('b.yaml', service('b2')));
+    assert.deepEqual(names(s.services), ['default/a', 'default/b2']);
+
+    // Saves in quick succession: the last one is what counts. (chokidar drops a second 'change'
+    // within 50 ms of the first unless told to await write finish.)
+    await changeAfter('a first quick save', () => write('b.yaml', service('quick1')));
+    await write('b.yaml', service('quick2'));
+    await waitFor('the second quick save', () => source!.snapshot().services.some((o) => o.metadata?.name === 'quick2'));
+    s = await changeAfter('a changed file', () => write('b.yaml', service('b2')));
+
+    await mkdir(path.join(dir, 'new'));
+    s = await changeAfter('a file in a new directory', () => write('new/c.json', JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'c' } })));
+    assert.deepEqual(names(s.services), ['default/a', 'default/b2', 'default/c']);
+
+    s = await changeAfter('a removed file', () => unlink(path.join(dir, 'b.yaml')));
+    assert.deepEqual(names(s.services), ['default/a', 'default/c']);
+
+    s = await changeAfter('a removed directory', () => rm(path.join(dir, 'new'), { recursive: true }));
+    assert.deepEqual(names(s.services), ['default/a']);
+  });
+
+  it("takes an editor's atomic save (write a temp file, rename it over) as one change", async () => {
+    await write('a.yaml', service('a'));
+    await start();
+    const s = await changeAfter('the renamed file', async () => {
+      await write('.a.yaml.swp', service('renamed'));
+      await rename(path.join(dir, '.a.yaml.swp'), path.join(dir, 'a.yaml'));
+    });
+    assert.deepEqual(names(s.services), ['default/renamed']);
+  });
+
+  it('reports a file that does not parse, with its path and line, and serves the others', async () => {
+    await write('good.yaml', service('good'));
+    await write('bad.yaml', `${service('bad')}---\nkind: Service\nmetadata: [unclosed\n`);
+    await start();
+
+    assert.deepEqual(names(source!.snapshot().services), ['default/good']);
+    const errors = logged('error', /cannot parse/);
+    assert.equal(errors.length, 1);
+    const e = errors[0]!;
+    assert.equal(e['file'], path.join(dir, 'bad.yaml'));
+    assert.match(String(e['message']), new RegExp(`${path.join(dir, 'bad.yaml')}.*line \\d+`));
+    assert.equal(typeof e['line'], 'number');
+    assert.ok((e['line'] as number) >= 9, `line ${String(e['line'])} is within the second document`);
+    assert.match(String(e['message']), /skipping it/);
+  });
+
+  it('keeps the last good objects of a file that breaks, and drops them when it is removed', async () => {
+    await write('a.yaml', service('a') + '---\n' + service('a2'));
+    await start();
+    assert.deepEqual(names(source!.snapshot().services), ['default/a', 'default/a2']);
+
+    const mark = mem.entries.length;
+    await write('a.yaml', 'apiVersion: v1\nkind: Service\nmetadata:\n  name: [half-writ');
+    await waitFor('the parse error', () => logged('error', /cannot parse/).length > 0);
+    const err = logged('error', /cannot parse/)[0]!;
+    assert.equal(err['file'], path.join(dir, 'a.yaml'));
+    assert.match(String(err['message']), /keeping its last good objects \(2\)/);
+    assert.ok(mem.entries.slice(mark).every((e) => !('changed' in e)));
+    assert.deepEqual(names(source!.snapshot().services), ['default/a', 'default/a2']);
+    assert.equal(changes, 0);
+
+    // A document that parses but is not a whole object (no kind) counts as broken too.
+    await write('a.yaml', 'apiVersion: v1\nkind:\n');
+    await waitFor('the second error', () => logged('error', /cannot parse/).length > 1);
+    assert.match(String(logged('error', /cannot parse/)[1]!['message']), /no apiVersion and kind.*keeping/);
+    assert.deepEqual(names(source!.snapshot().services), ['default/a', 'default/a2']);
+
+    let s = await changeAfter('the repaired file', () => write('a.yaml', service('fixed')));
+    assert.deepEqual(names(s.services), ['default/fixed']);
+    assert.equal(logged('info', /parses again/).length, 1);
+
+    s = await changeAfter('the removed file', () => unlink(path.join(dir, 'a.yaml')));
+    assert.deepEqual(s.services, []);
+  });
+
+  it('serves an object defined in two files from the file whose path sorts first, and warns once', async () => {
+    await write('b.yaml', service('dup') + '---\n' + 'apiVersion: v1\nkind: Service\nmetadata: {name: dup}\nspec: {type: NodePort}\n');
+    await write('a.yaml', 'apiVersion: v1\nkind: Service\nmetadata: {name: dup}\nspec: {type: ClusterIP}\n');
+    await start();
+
+    const s = source!.snapshot();
+    assert.equal(s.services.length, 1);
+    assert.equal(s.services[0]!.spec?.type, 'ClusterIP');
+    const warns = logged('warn', /Service\/default\/dup is defined in both/);
+    assert.equal(warns.length, 1);
+    assert.match(String(warns[0]!['message']), new RegExp(`${path.join(dir, 'a.yaml')} and ${path.join(dir, 'b.yaml')}`));
+    // b.yaml itself defines it twice: the first document wins there, with its own warning.
+    assert.equal(logged('warn', /b\.yaml defines Service\/default\/dup more than once/).length, 1);
+
+    // Another change rebuilds the union; the same duplicate is not reported again.
+    await changeAfter('an unrelated file', () => write('c.yaml', service('other')));
+    assert.equal(logged('warn', /is defined in both/).length, 1);
+
+    // Once a.yaml goes, b.yaml's object is served.
+    const after = await changeAfter('the removed winner', () => unlink(path.join(dir, 'a.yaml')));
+    assert.deepEqual(
+      after.services.map((svc) => [svc.metadata?.name, svc.spec?.type]),
+      [
+        ['dup', undefined],
+        ['other', undefined],
+      ],
+    );
+  });
+
+  it('does not call onChange when a rewrite leaves the objects the same', async () => {
+    await write('a.yaml', service('a'));
+    await start();
+
+    // Different text (a comment, other flow style, an ignored kind), same objects.
+    let mark = mem.entries.length;
+    await write('a.yaml', '# reformatted\n' + 'apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n');
+    assert.equal((await readSettled('a.yaml', mark))['changed'], false);
+    assert.equal(changes, 0);
+
+    // A change to the objects does call it.
+    mark = mem.entries.length;
+    await changeAfter('a real change', () => write('a.yaml', service('a', 'other')));
+    assert.equal((await readSettled('a.yaml', mark))['changed'], true);
+    assert.equal(changes, 1);
+  });
+
+  it('returns fresh arrays from snapshot() and stops calling onChange after stop()', async () => {
+    await write('a.yaml', service('a'));
+    const s = await start();
+    const one = s.snapshot();
+    one.services.length = 0;
+    assert.equal(s.snapshot().services.length, 1);
+    assert.notEqual(s.snapshot().services, s.snapshot().services);
+
+    await s.stop();
+    await write('b.yaml', service('b'));
+    // Nothing is watching any more: give a stray event time to show up (negative check, so a wait).
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(changes, 0);
+  });
+});

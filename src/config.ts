@@ -1,0 +1,264 @@
+// Configuration from flags and environment. The only module that reads process.env and argv
+// (main passes them in, so this stays a pure function).
+//
+// Every setting is described once, in FLAGS below. Parsing, the environment variable names,
+// validation and the help text are all derived from that table, so they cannot drift apart.
+import { parseArgs } from 'node:util';
+import type { LogFormat } from './log.ts';
+
+export type Command = 'run' | 'demo' | 'render';
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export interface Config {
+  /** Directory of manifests to serve. Required for `run` until the Kubernetes source exists. */
+  watchDir?: string;
+  confDir: string;
+  httpPort: number;
+  httpsPort: number;
+  nginxPidFile?: string;
+  nginxBinary: string;
+  ingressClass: string;
+  debounceMs: number;
+  maxDelayMs: number;
+  reloadTimeoutMs: number;
+  ipv6: boolean;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+}
+
+export type ParseResult =
+  | { kind: 'help'; text: string }
+  | { kind: 'ok'; command: Command; config: Config; rest: string[] };
+
+/** A flag or environment variable has a bad value; the message names it and the value. */
+export class ConfigError extends Error {
+  /** The flag concerned, e.g. `--http-port`, when there is one. */
+  readonly flag: string | undefined;
+  constructor(message: string, flag?: string) {
+    super(message);
+    this.name = 'ConfigError';
+    this.flag = flag;
+  }
+}
+
+const PROGRAM = 'ingress-sidecar';
+const ENV_PREFIX = 'INGRESS_SIDECAR_';
+
+const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
+  { name: 'run', help: 'watch the sources and keep nginx configured and reloaded (default)' },
+  { name: 'demo', help: 'run against built-in example manifests' },
+  { name: 'render', help: 'render the nginx configuration once and exit' },
+];
+
+interface FlagSpec<K extends keyof Config> {
+  /** Metavariable shown in help for a flag that takes a value; absent for a boolean flag. */
+  arg?: string;
+  help: string;
+  default: Config[K];
+  /** Help text for the default when `String(default)` is not the right thing to show. */
+  defaultText?: string;
+  /** Validates and converts a raw value; throws an Error whose message says what is wrong. */
+  parse: (raw: string) => Config[K];
+}
+
+/**
+ * The table. Keyed by Config field (typed so that every field has exactly one descriptor, and each
+ * parser returns that field's type); the flag is the field in kebab case (`httpPort` ->
+ * `--http-port`) and the environment variable is INGRESS_SIDECAR_ + upper snake case. Key order is
+ * the help order.
+ */
+const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
+  watchDir: {
+    arg: 'DIR',
+    help: 'serve the manifests (YAML/JSON) in DIR, watched for changes',
+    default: undefined,
+    defaultText: '(required for run)',
+    parse: nonEmpty,
+  },
+  confDir: { arg: 'DIR', help: "nginx's conf.d: the sidecar owns the files in it", default: '/etc/nginx/conf.d', parse: nonEmpty },
+  httpPort: { arg: 'N', help: 'port nginx listens on for HTTP', default: 80, parse: port },
+  httpsPort: { arg: 'N', help: 'port nginx listens on for HTTPS', default: 443, parse: port },
+  nginxPidFile: { arg: 'FILE', help: "the nginx master's pid file", default: undefined, defaultText: '(none)', parse: nonEmpty },
+  nginxBinary: { arg: 'PATH', help: 'nginx binary used to check configurations', default: 'nginx', parse: nonEmpty },
+  ingressClass: { arg: 'NAME', help: 'serve Ingresses of this IngressClass', default: 'nginx', parse: dns1123Subdomain },
+  debounceMs: { arg: 'N', help: 'quiet time (ms) after a change before syncing', default: 100, parse: milliseconds },
+  maxDelayMs: { arg: 'N', help: 'longest wait (ms) to sync while changes keep coming', default: 1000, parse: milliseconds },
+  reloadTimeoutMs: { arg: 'N', help: 'how long (ms) to wait for nginx to reload', default: 5000, parse: milliseconds },
+  ipv6: { help: 'also listen on [::]', default: true, parse: boolean },
+  logLevel: { arg: 'LEVEL', help: 'error, warn, info or debug', default: 'info', parse: oneOf(['error', 'warn', 'info', 'debug']) },
+  logFormat: { arg: 'FORMAT', help: 'json or text', default: 'json', parse: oneOf(['json', 'text']) },
+};
+
+interface Flag {
+  key: keyof Config;
+  /** Long flag name without dashes, e.g. `http-port`. */
+  name: string;
+  env: string;
+  boolean: boolean;
+  spec: FlagSpec<keyof Config>;
+}
+
+const TABLE: readonly Flag[] = (Object.keys(FLAGS) as Array<keyof Config>).map((key) => {
+  const name = key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+  const spec = FLAGS[key] as FlagSpec<keyof Config>;
+  return { key, name, env: ENV_PREFIX + name.toUpperCase().replace(/-/g, '_'), boolean: spec.arg === undefined, spec };
+});
+
+export function parseConfig(argv: string[], env: Record<string, string | undefined>): ParseResult {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const f of TABLE) options[f.name] = { type: f.boolean ? 'boolean' : 'string' };
+
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, allowNegative: true, strict: true });
+  } catch (err) {
+    // Asking for help works even next to a mistyped flag.
+    if (wantsHelp(argv)) return { kind: 'help', text: helpText() };
+    throw argvError(err);
+  }
+  const { values, positionals } = parsed;
+  if (values['help'] === true) return { kind: 'help', text: helpText() };
+
+  let command: Command = 'run';
+  let rest = positionals;
+  const first = positionals[0];
+  if (first !== undefined) {
+    const known = COMMANDS.find((c) => c.name === first);
+    if (!known) {
+      throw new ConfigError(`unknown command "${first}": expected ${COMMANDS.map((c) => c.name).join(', ')} (see --help)`);
+    }
+    command = known.name;
+    rest = positionals.slice(1);
+  }
+
+  const config: Record<string, unknown> = {};
+  for (const f of TABLE) {
+    const flagValue = values[f.name];
+    const envValue = env[f.env];
+    let value: unknown = f.spec.default;
+    if (flagValue !== undefined) {
+      // parseArgs gives booleans for boolean flags; `parse` converts strings (and env values).
+      value = typeof flagValue === 'string' ? convert(f, flagValue, `--${f.name}`) : flagValue;
+    } else if (envValue !== undefined && envValue !== '') {
+      // An empty variable counts as unset, as manifests often template them in empty.
+      value = convert(f, envValue, `${f.env} (--${f.name})`);
+    }
+    if (value !== undefined) config[f.key] = value;
+  }
+  // Every field was filled from a parser or a default of the field's own type (see FLAGS).
+  const cfg = config as unknown as Config;
+
+  if (cfg.maxDelayMs < cfg.debounceMs) {
+    throw new ConfigError(
+      `--max-delay-ms (${cfg.maxDelayMs}) must be at least --debounce-ms (${cfg.debounceMs})`,
+      '--max-delay-ms',
+    );
+  }
+  if (command === 'run' && cfg.watchDir === undefined) {
+    throw new ConfigError('--watch-dir is required (the Kubernetes API source is not available yet)', '--watch-dir');
+  }
+  return { kind: 'ok', command, config: cfg, rest };
+}
+
+export function helpText(): string {
+  const rows: string[][] = [['FLAG', 'ENVIRONMENT', 'DEFAULT', 'DESCRIPTION']];
+  for (const f of TABLE) {
+    const flag = f.boolean ? `--[no-]${f.name}` : `--${f.name} ${f.spec.arg}`;
+    const dflt = f.spec.defaultText ?? String(f.spec.default);
+    rows.push([flag, f.env, dflt, f.spec.help]);
+  }
+  rows.push(['-h, --help', '', '', 'show this help']);
+  const commandWidth = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    `Usage: ${PROGRAM} [${COMMANDS.map((c) => c.name).join('|')}] [flags]`,
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(commandWidth)}  ${c.help}`),
+    '',
+    'Flags (each can also be set by its environment variable; a flag wins over the environment):',
+    ...align(rows).map((l) => '  ' + l),
+    '',
+  ].join('\n');
+}
+
+/** Pads each column to its widest cell; the last column is left ragged. */
+function align(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((r) =>
+    r
+      .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+function convert(f: Flag, raw: string, where: string): unknown {
+  try {
+    return f.spec.parse(raw);
+  } catch (err) {
+    throw new ConfigError(`invalid ${where}: ${JSON.stringify(raw)} ${(err as Error).message}`, `--${f.name}`);
+  }
+}
+
+/** parseArgs' messages, shortened to name the flag; the first line otherwise. */
+function argvError(err: unknown): ConfigError {
+  const e = err as Error & { code?: string };
+  const flag = /'(-[^' ]+)/.exec(e.message)?.[1];
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flag) return new ConfigError(`unknown flag ${flag} (see --help)`, flag);
+  if (/argument missing/.test(e.message) && flag) return new ConfigError(`${flag} needs a value`, flag);
+  if (/ambiguous/.test(e.message) && flag) {
+    return new ConfigError(`${flag} needs a value (for one starting with "-", write ${flag}=VALUE)`, flag);
+  }
+  return new ConfigError(`${e.message.split('\n')[0]} (see --help)`, flag);
+}
+
+function wantsHelp(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+// ---- value parsers: each throws an Error completing the sentence `"<value>" ...` ----
+
+function nonEmpty(raw: string): string {
+  if (raw === '') throw new Error('must not be empty');
+  return raw;
+}
+
+function integer(raw: string, min: number, max: number, what: string): number {
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new Error(`is not ${what}`);
+  return Number(raw);
+}
+
+function port(raw: string): number {
+  return integer(raw, 1, 65535, 'a port number (an integer from 1 to 65535)');
+}
+
+function milliseconds(raw: string): number {
+  // The ceiling is setTimeout's: longer delays fire at once.
+  return integer(raw, 0, 2 ** 31 - 1, 'a non-negative integer number of milliseconds (at most 2147483647)');
+}
+
+function boolean(raw: string): boolean {
+  const v = raw.toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new Error('is not a boolean (true or false)');
+}
+
+function oneOf<T extends string>(allowed: readonly T[]): (raw: string) => T {
+  return (raw) => {
+    const found = allowed.find((a) => a === raw);
+    if (found === undefined) throw new Error(`is not one of ${allowed.join(', ')}`);
+    return found;
+  };
+}
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function dns1123Subdomain(raw: string): string {
+  if (raw.length > 253 || !DNS1123_SUBDOMAIN.test(raw)) {
+    throw new Error('is not a DNS-1123 subdomain (lower-case letters, digits, "-" and ".", at most 253 characters)');
+  }
+  return raw;
+}

@@ -1,0 +1,429 @@
+// A Source that reads Kubernetes manifests from a directory tree and watches it for changes.
+// Used for local runs, demos and tests; downstream code cannot tell it from the Kubernetes source.
+//
+// Each file is read whole and parsed whole: a file either replaces its cached objects or, when it
+// does not parse, is reported and keeps its last good objects (an editor's half-written save must
+// not wipe routes). Events only say "look at this file again": the file's state is whatever a
+// fresh read finds, so event order and editors' atomic saves (unlink + add, rename) do not matter.
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Stats } from 'node:fs';
+import chokidar, { type FSWatcher } from 'chokidar';
+import { loadAllYaml, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from '../log.ts';
+import { emptySnapshot, type Snapshot, type Source } from '../snapshot.ts';
+
+/** The kinds the sidecar reads, keyed by `apiVersion kind`, and the Snapshot field each fills. */
+const KINDS: ReadonlyMap<string, { kind: string; field: keyof Snapshot; clusterScoped: boolean }> = new Map([
+  ['networking.k8s.io/v1 Ingress', { kind: 'Ingress', field: 'ingresses', clusterScoped: false }],
+  ['networking.k8s.io/v1 IngressClass', { kind: 'IngressClass', field: 'ingressClasses', clusterScoped: true }],
+  ['v1 Service', { kind: 'Service', field: 'services', clusterScoped: false }],
+  ['discovery.k8s.io/v1 EndpointSlice', { kind: 'EndpointSlice', field: 'endpointSlices', clusterScoped: false }],
+  ['v1 Endpoints', { kind: 'Endpoints', field: 'endpoints', clusterScoped: false }],
+  ['v1 Secret', { kind: 'Secret', field: 'secrets', clusterScoped: false }],
+]);
+
+const MANIFEST_EXT = /\.(ya?ml|json)$/i;
+
+interface Entry {
+  /** kind/namespace/name: the identity used for duplicate detection. */
+  key: string;
+  field: keyof Snapshot;
+  namespace: string;
+  name: string;
+  obj: KubernetesObject;
+}
+
+interface FileState {
+  /** The text last read, to skip re-parsing an untouched file. */
+  text: string;
+  /** The objects of the last successful parse; undefined if the file never parsed. */
+  entries: Entry[] | undefined;
+  /** JSON of `entries`: compares parsed content, so comment or whitespace edits change nothing. */
+  fingerprint: string;
+  /** The last read did not parse. */
+  broken: boolean;
+}
+
+/** A file's content is unusable; the message says where and why. */
+class FileError extends Error {
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  constructor(message: string, line?: number, column?: number) {
+    super(message);
+    this.line = line;
+    this.column = column;
+  }
+}
+
+export class DirectorySource implements Source {
+  private readonly dir: string;
+  private readonly logger: Logger;
+  private readonly files = new Map<string, FileState>();
+  /** Files with an event not yet handled, and the one read in progress per file. */
+  private readonly dirty = new Set<string>();
+  private readonly running = new Map<string, Promise<void>>();
+  private watcher: FSWatcher | undefined;
+  private onChange: (() => void) | undefined;
+  /** False until the first full read is in the cache: no onChange() before that. */
+  private synced = false;
+  private stopped = false;
+  private current: Snapshot = emptySnapshot();
+  /** Duplicates already warned about (key + both files), so each is reported once. */
+  private warnedDuplicates = new Set<string>();
+
+  constructor(opts: { dir: string; logger: Logger }) {
+    this.dir = path.resolve(opts.dir);
+    this.logger = opts.logger;
+  }
+
+  async start(onChange: () => void): Promise<void> {
+    if (this.watcher) throw new Error('DirectorySource.start() called twice');
+    let st: Stats;
+    try {
+      st = await stat(this.dir);
+    } catch (err) {
+      throw new Error(`watch directory ${this.dir} cannot be read: ${errorMessage(err)}`, { cause: err });
+    }
+    if (!st.isDirectory()) throw new Error(`watch directory ${this.dir} is not a directory`);
+
+    this.onChange = onChange;
+    const watcher = chokidar.watch(this.dir, {
+      ignored: (p: string, stats?: Stats) => this.isIgnored(p, stats),
+      ignoreInitial: false,
+      followSymlinks: true,
+      // Collapses an editor's unlink + add of the same path within 100 ms into one change.
+      atomic: true,
+      // Reports a file only once its size has been stable for 50 ms. Besides not reading a save
+      // half-way, this matters because chokidar otherwise drops a second 'change' of the same
+      // file within 50 ms (with no trailing event), which would leave a stale file in the cache.
+      awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 10 },
+    });
+    this.watcher = watcher;
+    watcher.on('add', (p) => this.schedule(p));
+    watcher.on('change', (p) => this.schedule(p));
+    watcher.on('unlink', (p) => this.schedule(p));
+    watcher.on('unlinkDir', (d) => {
+      // chokidar reports the files under a removed directory too; re-checking them is harmless.
+      const prefix = d + path.sep;
+      for (const f of this.files.keys()) if (f.startsWith(prefix)) this.schedule(f);
+    });
+    watcher.on('error', (err) => {
+      this.logger.error(`watching ${this.dir}: ${errorMessage(err)}`, { dir: this.dir, error: errorMessage(err) });
+    });
+
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    await this.settle();
+    if (this.stopped) return;
+    this.rebuild();
+    this.synced = true;
+    const s = this.current;
+    this.logger.info(`read ${this.files.size} manifest files from ${this.dir}`, {
+      dir: this.dir,
+      files: this.files.size,
+      ingresses: s.ingresses.length,
+      ingressClasses: s.ingressClasses.length,
+      services: s.services.length,
+      endpointSlices: s.endpointSlices.length,
+      endpoints: s.endpoints.length,
+      secrets: s.secrets.length,
+    });
+  }
+
+  snapshot(): Snapshot {
+    const s = this.current;
+    return {
+      ingresses: [...s.ingresses],
+      ingressClasses: [...s.ingressClasses],
+      services: [...s.services],
+      endpointSlices: [...s.endpointSlices],
+      endpoints: [...s.endpoints],
+      secrets: [...s.secrets],
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const w = this.watcher;
+    if (w) await w.close();
+    await this.settle();
+  }
+
+  // Dotfiles and dot-directories (relative to the watched root, whose own name may start with a
+  // dot), and files that are not manifests. Directories are never ignored for their extension:
+  // chokidar may call this without stats first.
+  private isIgnored(p: string, stats?: Stats): boolean {
+    const rel = path.relative(this.dir, p);
+    if (rel === '') return false;
+    if (rel.split(path.sep).some((seg) => seg.startsWith('.'))) return true;
+    return stats?.isFile() === true && !MANIFEST_EXT.test(p);
+  }
+
+  /** Marks a file for re-reading; at most one read per file runs at a time, the last event wins. */
+  private schedule(file: string): void {
+    if (this.stopped || !MANIFEST_EXT.test(file)) return;
+    this.dirty.add(file);
+    if (this.running.has(file)) return;
+    const run = (async () => {
+      while (this.dirty.delete(file)) {
+        const changed = await this.refresh(file);
+        if (changed && this.synced && !this.stopped) {
+          this.rebuild();
+          this.notify();
+        }
+      }
+    })().finally(() => this.running.delete(file));
+    this.running.set(file, run);
+  }
+
+  /** Waits until no file read is in progress (reads started meanwhile included). */
+  private async settle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running.values()]);
+  }
+
+  private notify(): void {
+    try {
+      this.onChange?.();
+    } catch (err) {
+      // The watcher must survive a failing listener; the next change calls it again.
+      this.logger.error(`change listener failed: ${errorMessage(err)}`, { error: errorMessage(err) });
+    }
+  }
+
+  /** Reads one file into the cache. Returns whether its cached objects changed. Never throws. */
+  private async refresh(file: string): Promise<boolean> {
+    const prev = this.files.get(file);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') {
+        if (!prev) return false;
+        this.files.delete(file);
+        this.logger.debug(`${file} removed`, { file });
+        return prev.entries !== undefined && prev.entries.length > 0;
+      }
+      this.logger.error(`cannot read ${file}: ${errorMessage(err)}${keeping(prev)}`, { file, error: errorMessage(err) });
+      return false;
+    }
+    if (prev && prev.text === text) return false;
+
+    let entries: Entry[];
+    try {
+      entries = this.parse(file, text);
+    } catch (err) {
+      const e = err instanceof FileError ? err : new FileError(errorMessage(err));
+      this.logger.error(`cannot parse ${file}: ${e.message}${keeping(prev)}`, {
+        file,
+        error: e.message,
+        ...(e.line !== undefined ? { line: e.line } : {}),
+        ...(e.column !== undefined ? { column: e.column } : {}),
+      });
+      this.files.set(file, { text, entries: prev?.entries, fingerprint: prev?.fingerprint ?? '', broken: true });
+      return false;
+    }
+
+    if (prev?.broken) this.logger.info(`${file} parses again`, { file });
+    const fingerprint = JSON.stringify(entries.map((e) => e.obj));
+    this.files.set(file, { text, entries, fingerprint, broken: false });
+    const changed = prev?.entries === undefined ? entries.length > 0 : prev.fingerprint !== fingerprint;
+    this.logger.debug(`${file} read: ${entries.length} objects${changed ? '' : ', unchanged'}`, {
+      file,
+      objects: entries.length,
+      changed,
+    });
+    return changed;
+  }
+
+  /** Parses a whole file; throws FileError if any document is unusable. */
+  private parse(file: string, text: string): Entry[] {
+    const entries: Entry[] = [];
+    const seen = new Set<string>();
+    const add = (obj: Record<string, unknown>, where: string): void => {
+      const entry = this.toEntry(file, obj, where);
+      if (!entry) return;
+      if (seen.has(entry.key)) {
+        this.logger.warn(`${file} defines ${entry.key} more than once; using the first`, { file, object: entry.key });
+        return;
+      }
+      seen.add(entry.key);
+      entries.push(entry);
+    };
+
+    for (const doc of splitDocuments(text)) {
+      let objs: unknown[];
+      try {
+        objs = loadAllYaml(doc.text);
+      } catch (err) {
+        if (isYamlError(err)) {
+          // The parser counts from the document's first line (0-based); report the file's line.
+          const line = err.mark ? err.mark.line + doc.line : undefined;
+          const column = err.mark ? err.mark.column + 1 : undefined;
+          const at = line !== undefined ? ` at line ${line}, column ${column}` : '';
+          throw new FileError(`${err.reason ?? err.message}${at}`, line, column);
+        }
+        // loadAllYaml dereferences each document: a `null` document fails here.
+        throw new FileError(`document at line ${doc.line} is not a Kubernetes object`, doc.line);
+      }
+      for (const obj of objs) {
+        if (!isObject(obj)) throw new FileError(`document at line ${doc.line} is not a mapping`, doc.line);
+        const where = `document at line ${doc.line}`;
+        checkTyped(obj, where, doc.line);
+        if (isList(obj)) {
+          expandList(obj, where, doc.line).forEach((item, i) => add(item, `${where}, item ${i}`));
+        } else {
+          add(obj, where);
+        }
+      }
+    }
+    return entries;
+  }
+
+  /** Keeps an object of a supported kind (normalized), ignores others; throws if it has no name. */
+  private toEntry(file: string, obj: Record<string, unknown>, where: string): Entry | undefined {
+    const o = obj as KubernetesObject;
+    const spec = KINDS.get(`${o.apiVersion} ${o.kind}`);
+    const name = o.metadata?.name;
+    if (!spec) {
+      this.logger.debug(`ignoring ${o.apiVersion} ${o.kind} ${name ?? ''} in ${file}`, {
+        file,
+        apiVersion: o.apiVersion,
+        kind: o.kind,
+      });
+      return undefined;
+    }
+    if (typeof name !== 'string' || name === '') throw new FileError(`${where}: ${spec.kind} has no metadata.name`);
+    const meta = o.metadata!;
+    if (spec.clusterScoped) delete meta.namespace;
+    else if (typeof meta.namespace !== 'string' || meta.namespace === '') meta.namespace = 'default';
+    const ts = meta.creationTimestamp;
+    if (ts !== undefined && !(ts instanceof Date && !Number.isNaN(ts.getTime()))) {
+      this.logger.warn(`${file}: ${spec.kind} ${name} has an invalid metadata.creationTimestamp; ignoring it`, { file });
+      delete meta.creationTimestamp;
+    }
+    if (spec.kind === 'Secret') mergeStringData(obj);
+    const namespace = meta.namespace ?? '';
+    return { key: `${spec.kind}/${namespace ? namespace + '/' : ''}${name}`, field: spec.field, namespace, name, obj: o };
+  }
+
+  /** Recomputes the union of all files: first file by path wins a duplicate; sorted output. */
+  private rebuild(): void {
+    const winners = new Map<string, { entry: Entry; file: string }>();
+    const duplicates = new Set<string>();
+    const files = [...this.files.keys()].sort(compare);
+    for (const file of files) {
+      for (const entry of this.files.get(file)?.entries ?? []) {
+        const first = winners.get(entry.key);
+        if (!first) {
+          winners.set(entry.key, { entry, file });
+          continue;
+        }
+        const id = `${entry.key}\0${first.file}\0${file}`;
+        duplicates.add(id);
+        if (!this.warnedDuplicates.has(id)) {
+          this.logger.warn(`${entry.key} is defined in both ${first.file} and ${file}; using the one in ${first.file}`, {
+            object: entry.key,
+            used: first.file,
+            ignored: file,
+          });
+        }
+      }
+    }
+    // Forget resolved duplicates, so one that comes back is reported again.
+    this.warnedDuplicates = duplicates;
+
+    const snap = emptySnapshot();
+    const sorted = [...winners.values()].map((w) => w.entry).sort((a, b) => compare(a.namespace, b.namespace) || compare(a.name, b.name));
+    for (const e of sorted) {
+      // The KINDS table pairs each apiVersion/kind with its field, and loadAllYaml built the
+      // matching model class, so the element type is right by construction.
+      (snap[e.field] as KubernetesObject[]).push(e.obj);
+    }
+    this.current = snap;
+  }
+}
+
+/** Splits YAML text at `---` document markers, remembering each document's first line (1-based). */
+function splitDocuments(text: string): Array<{ text: string; line: number }> {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const docs: Array<{ text: string; line: number }> = [];
+  let start = 0;
+  const flush = (end: number): void => {
+    const chunk = lines.slice(start, end);
+    // Skip documents with nothing but markers, comments and blank lines (e.g. a trailing `---`).
+    const hasContent = chunk.some((l) => !/^(?:---|\.\.\.)?\s*(?:#.*)?$/.test(l));
+    if (hasContent) docs.push({ text: chunk.join('\n'), line: start + 1 });
+  };
+  lines.forEach((l, i) => {
+    // A document marker at column 0 ends the previous document even inside a block scalar.
+    if (i > start && /^---(?:\s|$)/.test(l)) {
+      flush(i);
+      start = i;
+    }
+  });
+  flush(lines.length);
+  return docs;
+}
+
+function checkTyped(obj: Record<string, unknown>, where: string, line: number): void {
+  if (typeof obj['apiVersion'] !== 'string' || typeof obj['kind'] !== 'string' || !obj['apiVersion'] || !obj['kind']) {
+    throw new FileError(`${where} has no apiVersion and kind`, line);
+  }
+}
+
+function isList(obj: Record<string, unknown>): boolean {
+  return typeof obj['kind'] === 'string' && obj['kind'].endsWith('List') && Array.isArray(obj['items']);
+}
+
+/**
+ * The items of a `List` (or `ServiceList` etc.), each deserialized into its model class.
+ * Items of a typed list may omit apiVersion and kind, as API list responses do.
+ */
+function expandList(list: Record<string, unknown>, where: string, line: number): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  const kind = String(list['kind']);
+  const itemKind = kind === 'List' ? undefined : kind.slice(0, -'List'.length);
+  (list['items'] as unknown[]).forEach((raw, i) => {
+    const itemWhere = `${where}, item ${i}`;
+    if (!isObject(raw)) throw new FileError(`${itemWhere} is not a mapping`, line);
+    const item = itemKind ? { apiVersion: list['apiVersion'], kind: itemKind, ...raw } : raw;
+    checkTyped(item, itemWhere, line);
+    // The list itself was not deserialized into a model; round-trip each item (JSON is YAML).
+    const typed = loadAllYaml(JSON.stringify(item))[0] as Record<string, unknown>;
+    if (isList(typed)) out.push(...expandList(typed, itemWhere, line));
+    else out.push(typed);
+  });
+  return out;
+}
+
+/** As the API server does: `stringData` is write-only and lands base64-encoded in `data`. */
+function mergeStringData(obj: Record<string, unknown>): void {
+  const sd = obj['stringData'];
+  if (!isObject(sd)) return;
+  const data: Record<string, unknown> = isObject(obj['data']) ? { ...obj['data'] } : {};
+  for (const [k, v] of Object.entries(sd)) data[k] = Buffer.from(String(v), 'utf8').toString('base64');
+  obj['data'] = data;
+  delete obj['stringData'];
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isYamlError(err: unknown): err is Error & { reason?: string; mark?: { line: number; column: number } } {
+  return err instanceof Error && err.name === 'YAMLException';
+}
+
+function keeping(prev: FileState | undefined): string {
+  if (prev?.entries === undefined) return '; skipping it';
+  return `; keeping its last good objects (${prev.entries.length})`;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
