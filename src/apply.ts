@@ -13,6 +13,8 @@ export interface ApplyResult {
   changed: boolean;
   reloaded: boolean;
   masterPid?: number;
+  /** Our files that were added, rewritten or removed, sorted. */
+  files?: string[];
 }
 
 export interface ApplierOptions {
@@ -99,12 +101,12 @@ export class Applier {
         this.#opts.logger.warn('no nginx master found; the new configuration was written and nginx will read it when it starts', {
           confDir: this.#opts.confDir,
         });
-        return { changed: true, reloaded: false };
+        return { changed: true, reloaded: false, files: changedNames(previous, desired) };
       }
       const outcome = await reloadAndVerify(masterPid, this.#opts.reloadTimeoutMs);
       if (outcome.ok) {
-        this.#opts.logger.info('nginx reloaded', { masterPid, newWorkers: outcome.newWorkers });
-        return { changed: true, reloaded: true, masterPid };
+        this.#opts.logger.debug('nginx reloaded', { masterPid, newWorkers: outcome.newWorkers });
+        return { changed: true, reloaded: true, masterPid, files: changedNames(previous, desired) };
       }
       failure = outcome.reason;
     } catch (err) {
@@ -259,7 +261,7 @@ async function writeFiles(dir: string, files: Files): Promise<void> {
 
 /** Names whose content differs between the two sets, including names in only one of them. */
 function changedNames(a: Files, b: Files): string[] {
-  return [...new Set([...a.keys(), ...b.keys()])].filter((name) => a.get(name) !== b.get(name));
+  return [...new Set([...a.keys(), ...b.keys()])].filter((name) => a.get(name) !== b.get(name)).sort();
 }
 
 function quote(p: string): string {

@@ -1,6 +1,7 @@
 // Finding and signalling the nginx master from outside its container. With a shared PID
 // namespace the pid file nginx writes names a PID we can see, and /proc tells us what each
 // process is: nginx retitles itself "nginx: master process ..." / "nginx: worker process".
+import { accessSync, constants, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -139,4 +140,23 @@ function parsePid(text: string): number | null {
 
 function errCode(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+/**
+ * The nginx binary for `nginx -t`: a path as given, or a name looked up on PATH and in the sbin
+ * directories where distributions install nginx (often not on a non-root PATH). Null if absent.
+ */
+export function findExecutable(nameOrPath: string, pathEnv = process.env.PATH ?? ''): string | null {
+  const candidates = nameOrPath.includes('/')
+    ? [nameOrPath]
+    : [...pathEnv.split(':').filter(Boolean), '/usr/local/sbin', '/usr/sbin', '/sbin'].map((d) => `${d}/${nameOrPath}`);
+  for (const c of candidates) {
+    try {
+      accessSync(c, constants.X_OK);
+      if (statSync(c).isFile()) return c;
+    } catch {
+      // not here; try the next place
+    }
+  }
+  return null;
 }

@@ -99,8 +99,9 @@ export class Sidecar {
         this.stats.lastSyncOk = true;
         this.reportRejections(model);
         if (result.reloaded) this.stats.reloads++;
-        if (result.changed) {
-          this.log.info(result.reloaded ? 'nginx reloaded' : 'config written; nginx not running, it loads it at start', {
+        if (result.reloaded) {
+          this.log.info('nginx reloaded', {
+            files: result.files,
             servers: model.servers.length + 1,
             upstreams: model.upstreams.length,
             ingresses: model.served.length,

@@ -367,6 +367,18 @@ function buildServer(h: HostRoutes, globalDefault: HostRoutes['fallback']): Serv
       action: fb ? fb.resolved.action : { kind: 'notFound' },
     });
   }
+  // nginx answers /foo with a 301 to /foo/ when a proxied location is named "/foo/" and none is
+  // named "/foo". Ingress says an Exact /foo/ does not match /foo at all: pin /foo to whatever
+  // it would match without that redirect (the longest prefix location covering it).
+  for (const l of [...locations]) {
+    if (l.match !== 'exact' || !l.path.endsWith('/') || l.path === '/') continue;
+    const bare = l.path.slice(0, -1);
+    if (locations.some((o) => o.match === 'exact' && o.path === bare)) continue;
+    const covering = locations
+      .filter((o) => o.match === 'prefix' && bare.startsWith(o.path))
+      .reduce((a, b) => (b.path.length > a.path.length ? b : a));
+    locations.push({ ...covering, match: 'exact', path: bare });
+  }
   locations.sort(byPrecedence);
   const host = h.host?.host ?? null;
   return {

@@ -1,0 +1,160 @@
+// A whole sidecar on this machine: manifests in a temp directory, a real nginx on a loopback
+// port, real echo backends, and the sidecar in-process driving reloads.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startEcho, type EchoReply, type EchoServer } from '../../src/echo.ts';
+import { createMemoryLogger } from '../../src/log.ts';
+import { Sidecar } from '../../src/sidecar.ts';
+import { DirectorySource } from '../../src/sources/directory.ts';
+import { freePort, httpGet, nginxBinary, startNginx, type HttpAnswer, type RunningNginx } from './nginx.ts';
+
+export interface Stack {
+  watchDir: string;
+  confDir: string;
+  port: number;
+  nginx: RunningNginx;
+  sidecar: Sidecar;
+  backends: Map<string, EchoServer>;
+  logs: Array<Record<string, unknown>>;
+  write(file: string, yaml: string): Promise<void>;
+  remove(file: string): Promise<void>;
+  get(host: string, urlPath: string, headers?: Record<string, string>): Promise<HttpAnswer>;
+  /** Which echo backend answered, or the status when none did. */
+  who(host: string, urlPath: string): Promise<string>;
+  /** Polls (bounded) until who(host, path) is `expected`; returns the last answer. */
+  eventually(host: string, urlPath: string, expected: string, timeoutMs?: number): Promise<string>;
+  restartSidecar(): Promise<Sidecar>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(opts: { backends: string[]; debounceMs?: number; files?: Record<string, string> }): Promise<Stack> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'sidecar-spec-'));
+  const watchDir = path.join(work, 'manifests');
+  const confDir = path.join(work, 'conf.d');
+  await mkdir(watchDir);
+  await mkdir(confDir);
+  const backends = new Map<string, EchoServer>();
+  for (const name of opts.backends) backends.set(name, await startEcho(name));
+  // Service + EndpointSlice per backend, named after it, in namespace default.
+  await writeFile(path.join(watchDir, 'backends.yaml'), [...backends].map(([name, b]) => backendYaml(name, b.port)).join('---\n'));
+  for (const [file, yaml] of Object.entries(opts.files ?? {})) await writeFile(path.join(watchDir, file), yaml);
+
+  const port = await freePort();
+  const nginx = await startNginx({ confDir });
+  const { logger, entries } = createMemoryLogger();
+  const make = () =>
+    new Sidecar({
+      source: new DirectorySource({ dir: watchDir, logger }),
+      translate: { ingressClass: 'nginx', httpPort: port, ipv6: false },
+      confDir,
+      nginxBinary: nginxBinary(),
+      nginxPidFile: nginx.pidFile,
+      reloadTimeoutMs: 5000,
+      debounceMs: opts.debounceMs ?? 20,
+      maxDelayMs: 500,
+      logger,
+    });
+  let sidecar = make();
+  await sidecar.start();
+
+  const get = (host: string, urlPath: string, headers: Record<string, string> = {}) => httpGet(port, host, urlPath, headers);
+  const who = async (host: string, urlPath: string) => {
+    const res = await get(host, urlPath).catch((err: Error) => ({ status: 0, body: err.message, headers: {} }));
+    if (res.status !== 200) return String(res.status);
+    try {
+      return (JSON.parse(res.body) as EchoReply).service;
+    } catch {
+      return `200 without an echo body: ${res.body.slice(0, 80)}`;
+    }
+  };
+  const stack: Stack = {
+    watchDir,
+    confDir,
+    port,
+    nginx,
+    get sidecar() {
+      return sidecar;
+    },
+    backends,
+    logs: entries,
+    write: (file, yaml) => writeFile(path.join(watchDir, file), yaml),
+    remove: (file) => rm(path.join(watchDir, file), { force: true }),
+    get,
+    who,
+    async eventually(host, urlPath, expected, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      let last = '';
+      // For ~100 ms after a reload nginx lets the old workers accept too (its master sleeps
+      // before retiring them), so the first right answer may be followed by an old one. Once the
+      // sidecar is idle its reload has been verified, old workers retired: ask again then.
+      for (let settled = false; ; ) {
+        for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
+          last = await who(host, urlPath);
+          if (last === expected) break;
+          await sleep(20);
+        }
+        if (last !== expected || settled) return last;
+        await sidecar.idle();
+        settled = true;
+      }
+    },
+    async restartSidecar() {
+      await sidecar.stop();
+      sidecar = make();
+      await sidecar.start();
+      return sidecar;
+    },
+    async stop() {
+      await sidecar.stop().catch(() => {});
+      await nginx.stop();
+      await Promise.all([...backends.values()].map((b) => b.close()));
+      await rm(work, { recursive: true, force: true });
+    },
+  };
+  return stack;
+}
+
+export function backendYaml(name: string, port: number, ready = true): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: default}
+spec:
+  ports: [{name: http, port: 80, targetPort: ${port}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ${name}-1
+  namespace: default
+  labels: {kubernetes.io/service-name: ${name}}
+addressType: IPv4
+ports: [{name: http, port: ${port}}]
+endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: ${ready}}}]
+`;
+}
+
+/** One Ingress document. `paths` are [path, pathType, service] triples; service port is "http". */
+export function ingressYaml(
+  name: string,
+  rules: Array<{ host?: string; paths: Array<[string, string, string]> }>,
+  extra: { className?: string; defaultBackend?: string; created?: string } = {},
+): string {
+  const ruleText = rules
+    .map(
+      (r) =>
+        `  - ${r.host !== undefined ? `host: ${JSON.stringify(r.host)}\n    ` : ''}http:
+      paths:
+${r.paths.map(([p, t, s]) => `      - {path: ${JSON.stringify(p)}, pathType: ${t}, backend: {service: {name: ${s}, port: {name: http}}}}`).join('\n')}`,
+    )
+    .join('\n');
+  return `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ${name}
+  namespace: default
+${extra.created ? `  creationTimestamp: "${extra.created}"\n` : ''}spec:
+  ingressClassName: ${extra.className ?? 'nginx'}
+${extra.defaultBackend ? `  defaultBackend: {service: {name: ${extra.defaultBackend}, port: {name: http}}}\n` : ''}${rules.length ? `  rules:\n${ruleText}\n` : ''}`;
+}

@@ -1,0 +1,131 @@
+// The composition root: reads the configuration once, builds the parts, starts them, and stops
+// them all on SIGTERM/SIGINT. No behaviour lives here beyond wiring.
+
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError, parseConfig, type Config } from './config.ts';
+import { startEcho, type EchoServer } from './echo.ts';
+import { startNginx, type RunningNginx } from './local-nginx.ts';
+import { createLogger, type Logger } from './log.ts';
+import { findExecutable } from './nginx-process.ts';
+import { Sidecar } from './sidecar.ts';
+import { DirectorySource } from './sources/directory.ts';
+
+async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseConfig(argv, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ingress-sidecar: ${err.message}\nRun with --help for the flags.\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (parsed.kind === 'help') {
+    process.stdout.write(parsed.text);
+    return 0;
+  }
+  const { command, config } = parsed;
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  switch (command) {
+    case 'run':
+      return run(config, logger);
+    case 'demo':
+      return demo(config, logger);
+    case 'render':
+      process.stderr.write('ingress-sidecar: the render command is not available yet\n');
+      return 2;
+  }
+}
+
+function sidecarFor(config: Config, watchDir: string, logger: Logger, pidFile?: string): Sidecar {
+  const nginxBinary = findExecutable(config.nginxBinary);
+  if (!nginxBinary) logger.warn('nginx binary not found: configs are written without an `nginx -t` check', { nginxBinary: config.nginxBinary });
+  const nginxPidFile = pidFile ?? config.nginxPidFile;
+  return new Sidecar({
+    source: new DirectorySource({ dir: watchDir, logger }),
+    translate: { ingressClass: config.ingressClass, httpPort: config.httpPort, ipv6: config.ipv6 },
+    confDir: config.confDir,
+    nginxBinary,
+    ...(nginxPidFile ? { nginxPidFile } : {}),
+    reloadTimeoutMs: config.reloadTimeoutMs,
+    debounceMs: config.debounceMs,
+    maxDelayMs: config.maxDelayMs,
+    logger,
+  });
+}
+
+/** Resolves when SIGTERM or SIGINT arrives. */
+function terminated(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info('stopping', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+}
+
+async function run(config: Config, logger: Logger): Promise<number> {
+  if (!config.watchDir) throw new ConfigError('--watch-dir is required');
+  const sidecar = sidecarFor(config, config.watchDir, logger);
+  const stop = terminated(logger);
+  await sidecar.start();
+  logger.info('ingress-sidecar running', { watchDir: config.watchDir, confDir: config.confDir, ingressClass: config.ingressClass });
+  await stop;
+  // nginx keeps serving the last good config; only the sidecar goes away.
+  await sidecar.stop();
+  return 0;
+}
+
+/**
+ * The embedded default: a local nginx started for you, echo backends for the example Services,
+ * and the sidecar watching examples/local. Edit a file there and the route changes.
+ */
+async function demo(config: Config, logger: Logger): Promise<number> {
+  const root = path.resolve(import.meta.dirname, '..');
+  const watchDir = config.watchDir ?? path.join(root, 'examples', 'local');
+  const stateDir = path.join(root, '.run');
+  const confDir = path.join(stateDir, 'conf.d');
+  await rm(confDir, { recursive: true, force: true });
+  await mkdir(confDir, { recursive: true });
+
+  const backends: EchoServer[] = [];
+  let nginx: RunningNginx | null = null;
+  let sidecar: Sidecar | null = null;
+  const stop = terminated(logger);
+  try {
+    // The ports that examples/local's EndpointSlices point at.
+    backends.push(await startEcho('blue', { port: 9081 }), await startEcho('green', { port: 9082 }));
+    nginx = await startNginx({ confDir, pidFile: path.join(stateDir, 'nginx.pid') });
+    sidecar = sidecarFor({ ...config, confDir }, watchDir, logger, nginx.pidFile);
+    await sidecar.start();
+    process.stdout.write(
+      [
+        '',
+        `ingress-sidecar demo: nginx on http://127.0.0.1:${config.httpPort}, manifests in ${watchDir}`,
+        `  curl -H 'Host: demo.local' http://127.0.0.1:${config.httpPort}/          (blue)`,
+        `  curl -H 'Host: demo.local' http://127.0.0.1:${config.httpPort}/green     (green)`,
+        `  curl -H 'Host: x.apps.local' http://127.0.0.1:${config.httpPort}/        (green, wildcard host)`,
+        `Edit ${path.join(watchDir, 'ingress.yaml')} and the routes follow. Ctrl-C stops everything.`,
+        '',
+      ].join('\n'),
+    );
+    await stop;
+    return 0;
+  } finally {
+    await sidecar?.stop();
+    await nginx?.stop();
+    await Promise.all(backends.map((b) => b.close()));
+  }
+}
+
+main(process.argv.slice(2), process.env).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`ingress-sidecar: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
