@@ -46,7 +46,7 @@ const ENV_PREFIX = 'INGRESS_SIDECAR_';
 
 const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
   { name: 'run', help: 'watch the sources and keep nginx configured and reloaded (default)' },
-  { name: 'demo', help: 'run against built-in example manifests' },
+  { name: 'demo', help: 'start a local nginx and echo backends, and serve examples/local (edit it live)' },
   { name: 'render', help: 'render the nginx configuration once and exit' },
 ];
 
@@ -88,6 +88,12 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   logLevel: { arg: 'LEVEL', help: 'error, warn, info or debug', default: 'info', parse: oneOf(['error', 'warn', 'info', 'debug']) },
   logFormat: { arg: 'FORMAT', help: 'json or text', default: 'json', parse: oneOf(['json', 'text']) },
 };
+
+/**
+ * `demo` runs everything on this machine as an unprivileged user might: nginx on a high port, and
+ * the sidecar's own state directory (`.run/`) instead of /etc/nginx/conf.d.
+ */
+const DEMO_DEFAULTS: Partial<Config> = { httpPort: 8080 };
 
 interface Flag {
   key: keyof Config;
@@ -135,7 +141,7 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   for (const f of TABLE) {
     const flagValue = values[f.name];
     const envValue = env[f.env];
-    let value: unknown = f.spec.default;
+    let value: unknown = command === 'demo' && f.key in DEMO_DEFAULTS ? DEMO_DEFAULTS[f.key] : f.spec.default;
     if (flagValue !== undefined) {
       // parseArgs gives booleans for boolean flags; `parse` converts strings (and env values).
       value = typeof flagValue === 'string' ? convert(f, flagValue, `--${f.name}`) : flagValue;
@@ -164,7 +170,8 @@ export function helpText(): string {
   const rows: string[][] = [['FLAG', 'ENVIRONMENT', 'DEFAULT', 'DESCRIPTION']];
   for (const f of TABLE) {
     const flag = f.boolean ? `--[no-]${f.name}` : `--${f.name} ${f.spec.arg}`;
-    const dflt = f.spec.defaultText ?? String(f.spec.default);
+    const demo = DEMO_DEFAULTS[f.key];
+    const dflt = (f.spec.defaultText ?? String(f.spec.default)) + (demo !== undefined ? ` (demo: ${String(demo)})` : '');
     rows.push([flag, f.env, dflt, f.spec.help]);
   }
   rows.push(['-h, --help', '', '', 'show this help']);
