@@ -25,7 +25,7 @@ export async function startEcho(service: string, opts: { host?: string; port?: n
     req.on('end', () => {
       const reply: EchoReply = { service, method: req.method ?? '', url: req.url ?? '', headers: req.headers };
       const body = JSON.stringify(reply) + '\n';
-      res.writeHead(200, { 'content-type': 'application/json', 'x-echo-service': service });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-echo-service': service });
       res.end(body);
     });
   });
