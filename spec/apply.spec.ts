@@ -98,13 +98,13 @@ describe('Applier against a real nginx', function () {
     const master = await nginx!.masterPid();
 
     const first = await a.apply(new Map([['ingress-sidecar-app.conf', serverBlock(port, 'one')]]));
-    assert.deepEqual(first, { changed: true, reloaded: true, masterPid: master });
+    assert.deepEqual(first, { changed: true, reloaded: true, masterPid: master, files: ['ingress-sidecar-app.conf'] });
     assert.deepEqual(await readConfDir(confDir), { 'ingress-sidecar-app.conf': serverBlock(port, 'one') });
     assert.equal((await httpGet(port, 'app.example', '/')).body, 'one\n');
 
     const before = await workerPids(master);
     const second = await a.apply(new Map([['ingress-sidecar-app.conf', serverBlock(port, 'two')]]));
-    assert.deepEqual(second, { changed: true, reloaded: true, masterPid: master });
+    assert.deepEqual(second, { changed: true, reloaded: true, masterPid: master, files: ['ingress-sidecar-app.conf'] });
     const after = await workerPids(master);
     assert.ok(after.size > 0 && [...after].every((pid) => !before.has(pid)), `workers ${[...before]} -> ${[...after]}`);
     assert.equal(await bodyEventually(port, 'two\n'), 'two\n');
@@ -199,7 +199,7 @@ describe('Applier against a real nginx', function () {
     assert.equal((await httpGet(port, 'app.example', '/')).body, 'a\n');
 
     // Dropping every file of ours is a change too.
-    assert.deepEqual(await a.apply(new Map()), { changed: true, reloaded: true, masterPid: await nginx!.masterPid() });
+    assert.deepEqual(await a.apply(new Map()), { changed: true, reloaded: true, masterPid: await nginx!.masterPid(), files: ['ingress-sidecar-a.conf'] });
     assert.deepEqual(Object.keys(await readConfDir(confDir)), ['notes.txt', 'user-site.conf']);
   });
 
@@ -214,7 +214,7 @@ describe('Applier against a real nginx', function () {
     assert.notEqual(newMaster, oldMaster);
 
     const result = await a.apply(new Map([['ingress-sidecar-a.conf', serverBlock(port, 'after')]]));
-    assert.deepEqual(result, { changed: true, reloaded: true, masterPid: newMaster });
+    assert.deepEqual(result, { changed: true, reloaded: true, masterPid: newMaster, files: ['ingress-sidecar-a.conf'] });
     assert.equal(await bodyEventually(port, 'after\n'), 'after\n');
   });
 
@@ -222,7 +222,7 @@ describe('Applier against a real nginx', function () {
     await nginx!.stop();
     const { applier: a, entries } = applier();
     const files = new Map([['ingress-sidecar-a.conf', serverBlock(port, 'later')]]);
-    assert.deepEqual(await a.apply(files), { changed: true, reloaded: false });
+    assert.deepEqual(await a.apply(files), { changed: true, reloaded: false, files: ['ingress-sidecar-a.conf'] });
     assert.deepEqual(await readConfDir(confDir), { 'ingress-sidecar-a.conf': serverBlock(port, 'later') });
     assert.ok(entries.some((e) => e.level === 'warn' && /no nginx master/.test(String(e.message))));
 
@@ -327,7 +327,7 @@ describe('Applier against a real nginx', function () {
         if (before.length !== after.length) continue;
         if (before.length === 1) {
           assert.deepEqual(before, [ours]);
-          assert.deepEqual(outcome, { changed: true, reloaded: true, masterPid: ours });
+          assert.deepEqual(outcome, { changed: true, reloaded: true, masterPid: ours, files: ['ingress-sidecar-a.conf'] });
           assert.equal(await findMaster({}), ours);
         } else {
           assert.ok(outcome instanceof ReloadError, String(outcome));

@@ -188,7 +188,7 @@ describe('parseConfig', () => {
       const rows: Array<[string, string, string]> = [
         ['--watch-dir DIR', 'INGRESS_SIDECAR_WATCH_DIR', '(required for run)'],
         ['--conf-dir DIR', 'INGRESS_SIDECAR_CONF_DIR', '/etc/nginx/conf.d'],
-        ['--http-port N', 'INGRESS_SIDECAR_HTTP_PORT', '80'],
+        ['--http-port N', 'INGRESS_SIDECAR_HTTP_PORT', '80 (demo: 8080)'],
         ['--https-port N', 'INGRESS_SIDECAR_HTTPS_PORT', '443'],
         ['--nginx-pid-file FILE', 'INGRESS_SIDECAR_NGINX_PID_FILE', '(none)'],
         ['--nginx-binary PATH', 'INGRESS_SIDECAR_NGINX_BINARY', 'nginx'],
@@ -227,5 +227,19 @@ describe('parseConfig', () => {
         }
       }
     });
+  });
+});
+
+describe('config: the demo command', () => {
+  it('defaults nginx to port 8080 so it runs without root, unless a port is given', () => {
+    const demo = parseConfig(['demo'], {});
+    assert.ok(demo.kind === 'ok');
+    assert.equal(demo.config.httpPort, 8080);
+    const given = parseConfig(['demo', '--http-port', '9000'], {});
+    assert.ok(given.kind === 'ok');
+    assert.equal(given.config.httpPort, 9000);
+    const run = parseConfig(['run', '--watch-dir', '/tmp'], {});
+    assert.ok(run.kind === 'ok');
+    assert.equal(run.config.httpPort, 80);
   });
 });
