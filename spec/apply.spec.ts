@@ -25,7 +25,10 @@ ${extra}    location / {
 
 async function readConfDir(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const name of (await readdir(dir)).sort()) out[name] = await readFile(path.join(dir, name), 'utf8');
+  // Every file, temp files included, but the applier's record of what nginx has loaded.
+  for (const name of (await readdir(dir)).sort()) {
+    if (name !== '.ingress-sidecar-applied') out[name] = await readFile(path.join(dir, name), 'utf8');
+  }
   return out;
 }
 
@@ -126,6 +129,19 @@ describe('Applier against a real nginx', function () {
     assert.deepEqual(await applier().applier.apply(new Map(files)), { changed: false, reloaded: false });
     assert.deepEqual(await workerPids(master), workers);
     assert.equal((await stat(path.join(confDir, 'ingress-sidecar-a.conf'))).mtimeMs, mtime);
+  });
+
+  it('reloads once when an earlier run left the files on disk but never got nginx to load them', async function () {
+    // As if a sidecar crashed between swapping the files in and signalling nginx.
+    await writeFile(path.join(confDir, 'ingress-sidecar-a.conf'), serverBlock(port, 'unloaded'));
+    await assert.rejects(httpGet(port, 'app.example', '/'));
+    const master = await nginx!.masterPid();
+    const result = await applier().applier.apply(new Map([['ingress-sidecar-a.conf', serverBlock(port, 'unloaded')]]));
+    assert.deepEqual(result, { changed: false, reloaded: true, masterPid: master, files: [] });
+    assert.equal(await bodyEventually(port, 'unloaded\n'), 'unloaded\n');
+    // Recorded: the next restart agrees without a reload.
+    const again = await applier().applier.apply(new Map([['ingress-sidecar-a.conf', serverBlock(port, 'unloaded')]]));
+    assert.deepEqual(again, { changed: false, reloaded: false });
   });
 
   it('rewrites only the files that changed', async function () {

@@ -2,6 +2,7 @@
 // files, swap them in with renames, SIGHUP the master, and confirm a new worker generation.
 // When any step after the swap fails, the previous files go back so that what is on disk is
 // what nginx is running.
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -86,9 +87,13 @@ export class Applier {
     for (const name of desired.keys()) {
       if (!OWNED.test(name)) throw new Error(`refusing to manage ${JSON.stringify(name)}: not an ingress-sidecar*.conf basename`);
     }
+    const firstApply = this.#current === null;
     const previous = this.#current ?? (await this.#readOwned());
     this.#current = previous;
-    if (sameFiles(previous, desired)) return { changed: false, reloaded: false };
+    if (sameFiles(previous, desired)) {
+      if (!firstApply) return { changed: false, reloaded: false };
+      return this.#adoptExisting(desired);
+    }
 
     await this.#check(desired);
     await this.#swap(previous, desired);
@@ -105,6 +110,7 @@ export class Applier {
       }
       const outcome = await reloadAndVerify(masterPid, this.#opts.reloadTimeoutMs);
       if (outcome.ok) {
+        await this.#writeMarker(desired, masterPid);
         this.#opts.logger.debug('nginx reloaded', { masterPid, newWorkers: outcome.newWorkers });
         return { changed: true, reloaded: true, masterPid, files: changedNames(previous, desired) };
       }
@@ -118,6 +124,38 @@ export class Applier {
     const problems = await this.#restore(previous, changedNames(previous, desired));
     this.#current = problems.length === 0 ? previous : null;
     throw new ReloadError(failure, problems.length === 0 ? undefined : problems.join('; '));
+  }
+
+  /**
+   * A restarted sidecar finds its files already on disk. nginx runs them only if the earlier run's
+   * reload succeeded against this same master (recorded in a marker after each verified reload,
+   * as Thanos' reloader records its hash); a crash between the swap and the signal leaves them
+   * unloaded, so then reload once without rewriting anything.
+   */
+  async #adoptExisting(desired: Files): Promise<ApplyResult> {
+    const masterPid = await findMaster(this.#opts.pidFile === undefined ? {} : { pidFile: this.#opts.pidFile });
+    // No master: nginx reads these files when it starts.
+    if (masterPid === null) return { changed: false, reloaded: false };
+    const marker = await readFile(this.#markerPath(), 'utf8').catch(() => '');
+    if (marker === markerFor(desired, masterPid)) return { changed: false, reloaded: false };
+    const outcome = await reloadAndVerify(masterPid, this.#opts.reloadTimeoutMs);
+    if (!outcome.ok) throw new ReloadError(outcome.reason);
+    await this.#writeMarker(desired, masterPid);
+    return { changed: false, reloaded: true, masterPid, files: [] };
+  }
+
+  #markerPath(): string {
+    // A dotfile not ending in .conf: nginx's include never reads it.
+    return path.join(this.#opts.confDir, '.ingress-sidecar-applied');
+  }
+
+  async #writeMarker(files: Files, masterPid: number): Promise<void> {
+    try {
+      await writeFile(this.#markerPath(), markerFor(files, masterPid));
+    } catch (err) {
+      // Only costs one extra reload after a restart of the sidecar.
+      this.#opts.logger.warn('could not record the applied configuration', { error: describe(err) });
+    }
   }
 
   async #readOwned(): Promise<Map<string, string>> {
@@ -241,6 +279,12 @@ export class Applier {
     }
     return problems;
   }
+}
+
+function markerFor(files: Files, masterPid: number): string {
+  const hash = createHash('sha256');
+  for (const name of [...files.keys()].sort()) hash.update(`${name}\0${files.get(name)}\0`);
+  return `${hash.digest('hex')} ${masterPid}\n`;
 }
 
 function sameFiles(a: Files, b: Files): boolean {
