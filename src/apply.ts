@@ -281,10 +281,15 @@ export class Applier {
   }
 }
 
-function markerFor(files: Files, masterPid: number): string {
+/** A digest of a complete file set, names included: equal digests, equal configs. */
+export function hashFiles(files: Files): string {
   const hash = createHash('sha256');
   for (const name of [...files.keys()].sort()) hash.update(`${name}\0${files.get(name)}\0`);
-  return `${hash.digest('hex')} ${masterPid}\n`;
+  return hash.digest('hex');
+}
+
+function markerFor(files: Files, masterPid: number): string {
+  return `${hashFiles(files)} ${masterPid}\n`;
 }
 
 function sameFiles(a: Files, b: Files): boolean {

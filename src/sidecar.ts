@@ -3,12 +3,14 @@
 
 import { createHash } from 'node:crypto';
 import type { V1Ingress } from '@kubernetes/client-node';
-import { Applier, NginxConfigError } from './apply.ts';
+import { Applier, NginxConfigError, hashFiles } from './apply.ts';
 import type { Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
 import type { Rejection, RoutingModel } from './model.ts';
 import { Reconciler } from './reconcile.ts';
 import { renderModel } from './render.ts';
 import type { Snapshot, Source } from './snapshot.ts';
+import type { StatusSource } from './status-server.ts';
 import { ingressKey, translate, type TranslateOptions } from './translate.ts';
 
 export interface SidecarOptions {
@@ -21,6 +23,7 @@ export interface SidecarOptions {
   debounceMs: number;
   maxDelayMs: number;
   logger: Logger;
+  metrics?: Metrics;
 }
 
 export interface SidecarStats {
@@ -34,7 +37,8 @@ export interface SidecarStats {
 /** How many Ingresses one pass may set aside because nginx rejected what they rendered. */
 const MAX_QUARANTINE_PER_PASS = 8;
 
-export class Sidecar {
+export class Sidecar implements StatusSource {
+  readonly metrics: Metrics;
   readonly stats: SidecarStats = { syncs: 0, reloads: 0, model: null, lastSyncOk: false };
   private readonly opts: SidecarOptions;
   private readonly applier: Applier;
@@ -51,6 +55,7 @@ export class Sidecar {
   constructor(opts: SidecarOptions) {
     this.opts = opts;
     this.log = opts.logger;
+    this.metrics = opts.metrics ?? new Metrics();
     this.applier = new Applier({
       confDir: opts.confDir,
       nginxBinary: opts.nginxBinary,
@@ -67,8 +72,12 @@ export class Sidecar {
   }
 
   /** Resolves after the source's first full read has been applied (or failed and is retrying). */
+  private watching = false;
+  private synced = false;
+
   async start(): Promise<void> {
     await this.opts.source.start(() => this.reconciler.trigger());
+    this.watching = true;
     this.log.info('source ready; first sync', {});
     this.reconciler.start();
     this.reconciler.trigger();
@@ -76,8 +85,22 @@ export class Sidecar {
   }
 
   async stop(): Promise<void> {
+    this.watching = false;
     await this.opts.source.stop();
     await this.reconciler.stop();
+  }
+
+  healthy(): boolean {
+    return this.watching;
+  }
+
+  /** True once a sync has put the configuration in place and nginx (where running) has loaded it. */
+  ready(): boolean {
+    return this.synced;
+  }
+
+  model(): RoutingModel | null {
+    return this.stats.model;
   }
 
   /** For tests and tools: resolves when no change is pending. */
@@ -86,20 +109,32 @@ export class Sidecar {
   }
 
   private async sync(): Promise<void> {
-    this.stats.syncs++;
     const started = performance.now();
+    try {
+      await this.syncOnce(started);
+    } finally {
+      this.metrics.observeSync((performance.now() - started) / 1000);
+    }
+  }
+
+  private async syncOnce(started: number): Promise<void> {
+    this.stats.syncs++;
     const snap = this.opts.source.snapshot();
     this.releaseChangedQuarantine(snap.ingresses);
     for (let attempt = 0; ; attempt++) {
+      const renderStart = performance.now();
       const model = translate(this.withoutQuarantined(snap), this.opts.translate);
       const files = renderModel(model);
+      this.metrics.observeRender((performance.now() - renderStart) / 1000);
       try {
         const result = await this.applier.apply(files);
         this.stats.model = model;
         this.stats.lastSyncOk = true;
+        this.synced = true;
         this.reportRejections(model);
-        if (result.reloaded) this.stats.reloads++;
         if (result.reloaded) {
+          this.stats.reloads++;
+          this.metrics.reload('success', hashFiles(files));
           this.log.info('nginx reloaded', {
             files: result.files,
             servers: model.servers.length + 1,
@@ -112,6 +147,7 @@ export class Sidecar {
         return;
       } catch (err) {
         this.stats.lastSyncOk = false;
+        this.metrics.reload('failure');
         if (!(err instanceof NginxConfigError)) throw err;
         const culprit = err.file && err.line ? ingressAt(files.get(err.file), err.line) : null;
         if (!culprit || attempt >= MAX_QUARANTINE_PER_PASS) {
@@ -152,6 +188,8 @@ export class Sidecar {
       if (!now.has(k)) this.log.info('Ingress problem resolved', { ingress: r.ingress, reason: r.reason });
     }
     this.reported = now;
+    const rejected = new Set([...now.values()].filter((r) => r.severity === 'rejected').map((r) => r.ingress));
+    this.metrics.setIngresses(model.served.length, rejected.size);
   }
 }
 

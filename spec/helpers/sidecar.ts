@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startEcho, type EchoReply, type EchoServer } from '../../src/echo.ts';
 import { createMemoryLogger } from '../../src/log.ts';
 import { Sidecar } from '../../src/sidecar.ts';
+import { startStatusServer, type StatusServer } from '../../src/status-server.ts';
 import { DirectorySource } from '../../src/sources/directory.ts';
 import { freePort, httpGet, nginxBinary, startNginx, type HttpAnswer, type RunningNginx } from './nginx.ts';
 
@@ -26,10 +27,12 @@ export interface Stack {
   /** Polls (bounded) until who(host, path) is `expected`; returns the last answer. */
   eventually(host: string, urlPath: string, expected: string, timeoutMs?: number): Promise<string>;
   restartSidecar(): Promise<Sidecar>;
+  /** The sidecar's /healthz, /readyz, /metrics and /routes, on a loopback port. */
+  status(urlPath: string): Promise<HttpAnswer>;
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { backends: string[]; debounceMs?: number; files?: Record<string, string> }): Promise<Stack> {
+export async function startStack(opts: { backends: string[]; debounceMs?: number; files?: Record<string, string>; status?: boolean }): Promise<Stack> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'sidecar-spec-'));
   const watchDir = path.join(work, 'manifests');
   const confDir = path.join(work, 'conf.d');
@@ -57,6 +60,9 @@ export async function startStack(opts: { backends: string[]; debounceMs?: number
       logger,
     });
   let sidecar = make();
+  let statusServer: StatusServer | null = null;
+  const statusSource = { healthy: () => sidecar.healthy(), ready: () => sidecar.ready(), model: () => sidecar.model() };
+  if (opts.status) statusServer = await startStatusServer('127.0.0.1:0', statusSource, sidecar.metrics);
   await sidecar.start();
 
   const get = (host: string, urlPath: string, headers: Record<string, string> = {}) => httpGet(port, host, urlPath, headers);
@@ -106,7 +112,12 @@ export async function startStack(opts: { backends: string[]; debounceMs?: number
       await sidecar.start();
       return sidecar;
     },
+    status(urlPath) {
+      if (!statusServer) throw new Error('start the stack with status: true');
+      return httpGet(statusServer.port, '127.0.0.1', urlPath);
+    },
     async stop() {
+      await statusServer?.close();
       await sidecar.stop().catch(() => {});
       await nginx.stop();
       await Promise.all([...backends.values()].map((b) => b.close()));

@@ -1,0 +1,88 @@
+// Prometheus metrics through prom-client, on a registry of our own (not the global default), so
+// that each sidecar (and each test) counts for itself.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type ReloadResult = 'success' | 'failure';
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly reloads = new Counter({
+    name: 'ingress_sidecar_reloads_total',
+    help: 'nginx reloads by result',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  private readonly lastReloadSuccess = new Gauge({
+    name: 'ingress_sidecar_last_reload_success',
+    help: '1 if the last reload succeeded (nginx runs the current config), 0 if it failed',
+    registers: [this.registry],
+  });
+  private readonly lastReloadTime = new Gauge({
+    name: 'ingress_sidecar_last_reload_timestamp_seconds',
+    help: 'Unix time of the last reload attempt',
+    registers: [this.registry],
+  });
+  private readonly configHash = new Gauge({
+    name: 'ingress_sidecar_config_hash',
+    help: 'A hash of the configuration nginx runs, as a number: compare it across replicas',
+    registers: [this.registry],
+  });
+  private readonly syncDuration = new Histogram({
+    name: 'ingress_sidecar_sync_duration_seconds',
+    help: 'Time for one sync pass: translate, render, check, write and reload',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  private readonly renderDuration = new Histogram({
+    name: 'ingress_sidecar_render_duration_seconds',
+    help: 'Time to translate the cluster state and render the nginx files',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+  private readonly ingresses = new Gauge({
+    name: 'ingress_sidecar_ingresses',
+    help: 'Ingresses of our class by state: served (at least one route live) or rejected (nothing served)',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  private readonly sourceErrors = new Counter({
+    name: 'ingress_sidecar_source_errors_total',
+    help: 'Errors reading the sources (a manifest that does not parse, a watch that failed)',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'ingress_sidecar_' });
+    this.ingresses.set({ state: 'served' }, 0);
+    this.ingresses.set({ state: 'rejected' }, 0);
+    this.reloads.inc({ result: 'success' }, 0);
+    this.reloads.inc({ result: 'failure' }, 0);
+  }
+
+  reload(result: ReloadResult, configHash?: string): void {
+    this.reloads.inc({ result });
+    this.lastReloadSuccess.set(result === 'success' ? 1 : 0);
+    this.lastReloadTime.set(Date.now() / 1000);
+    // 48 bits of the hash: exact in a float64 sample value.
+    if (result === 'success' && configHash) this.configHash.set(parseInt(configHash.slice(0, 12), 16));
+  }
+
+  observeSync(seconds: number): void {
+    this.syncDuration.observe(seconds);
+  }
+
+  observeRender(seconds: number): void {
+    this.renderDuration.observe(seconds);
+  }
+
+  setIngresses(served: number, rejected: number): void {
+    this.ingresses.set({ state: 'served' }, served);
+    this.ingresses.set({ state: 'rejected' }, rejected);
+  }
+
+  sourceError(source: string): void {
+    this.sourceErrors.inc({ source });
+  }
+}
