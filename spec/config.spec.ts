@@ -50,6 +50,7 @@ describe('parseConfig', () => {
   it('reads every flag', () => {
     const r = ok([
       ...DIR,
+      '--file', '/m.yaml',
       '--conf-dir', '/c',
       '--http-port', '8080',
       '--https-port=8443',
@@ -65,6 +66,7 @@ describe('parseConfig', () => {
     ]);
     assert.deepEqual(r.config, {
       watchDir: '/manifests',
+      file: '/m.yaml',
       confDir: '/c',
       httpPort: 8080,
       httpsPort: 8443,
@@ -83,6 +85,7 @@ describe('parseConfig', () => {
   it('reads INGRESS_SIDECAR_* environment variables', () => {
     const r = ok([], {
       INGRESS_SIDECAR_WATCH_DIR: '/from-env',
+      INGRESS_SIDECAR_FILE: '/from-env.yaml',
       INGRESS_SIDECAR_HTTP_PORT: '8080',
       INGRESS_SIDECAR_NGINX_PID_FILE: '/run/nginx.pid',
       INGRESS_SIDECAR_MAX_DELAY_MS: '2000',
@@ -90,6 +93,7 @@ describe('parseConfig', () => {
       INGRESS_SIDECAR_LOG_FORMAT: 'text',
     });
     assert.equal(r.config.watchDir, '/from-env');
+    assert.equal(r.config.file, '/from-env.yaml');
     assert.equal(r.config.httpPort, 8080);
     assert.equal(r.config.nginxPidFile, '/run/nginx.pid');
     assert.equal(r.config.maxDelayMs, 2000);
@@ -136,6 +140,9 @@ describe('parseConfig', () => {
       ['max delay below debounce', ['--debounce-ms', '500', '--max-delay-ms', '200'], {}, [/--max-delay-ms \(200\)/, /--debounce-ms \(500\)/]],
       ['unknown flag', ['--watchdir', '/x'], {}, [/unknown flag --watchdir/]],
       ['missing value', ['--http-port'], {}, [/--http-port needs a value/]],
+      ['missing value of a short flag, named by its long name', ['-f'], {}, [/^--file needs a value$/]],
+      ['dash value of a short flag', ['-f', '-x'], {}, [/--file needs a value/, /--file=VALUE/]],
+      ['empty file', ['--file', ''], {}, [/--file/, /empty/]],
       ['value for a boolean', ['--ipv6=no'], {}, [/--ipv6/]],
     ];
     for (const [what, argv, env, patterns] of cases) {
@@ -147,6 +154,7 @@ describe('parseConfig', () => {
     it('records the flag on the error', () => {
       assert.equal(fails([...DIR, '--http-port', 'x'], {}).flag, '--http-port');
       assert.equal(fails([...DIR], { INGRESS_SIDECAR_LOG_LEVEL: 'loud' }).flag, '--log-level');
+      assert.equal(fails([...DIR, '-f'], {}).flag, '--file');
     });
   });
 
@@ -162,10 +170,23 @@ describe('parseConfig', () => {
       const demo = ok(['demo']);
       assert.equal(demo.command, 'demo');
       assert.equal(demo.config.watchDir, undefined);
-      const render = ok(['--http-port', '8080', 'render', 'a.yaml', '--', '--not-a-flag']);
+      const render = ok(['--http-port', '8080', 'render', '-f', 'dir', 'a.yaml', '--', '--not-a-flag']);
       assert.equal(render.command, 'render');
       assert.deepEqual(render.rest, ['a.yaml', '--not-a-flag']);
       assert.equal(render.config.httpPort, 8080);
+      assert.equal(render.config.file, 'dir');
+    });
+
+    it('render needs --file (-f, or INGRESS_SIDECAR_FILE); run and demo do not', () => {
+      const e = fails(['render'], {}, /^render needs --file \(-f\): a manifest file or a directory of them$/);
+      assert.equal(e.flag, '--file');
+      assert.equal(ok(['render', '-f', 'm.yaml']).config.file, 'm.yaml');
+      assert.equal(ok(['render', '-fm.yaml']).config.file, 'm.yaml');
+      assert.equal(ok(['render', '--file=m.yaml']).config.file, 'm.yaml');
+      assert.equal(ok(['render'], { INGRESS_SIDECAR_FILE: '/env' }).config.file, '/env');
+      assert.equal(ok(['render', '-f', '/flag'], { INGRESS_SIDECAR_FILE: '/env' }).config.file, '/flag');
+      assert.equal(ok(DIR).config.file, undefined);
+      assert.equal(ok(['demo']).config.file, undefined);
     });
 
     it('rejects an unknown command rather than running', () => {
@@ -187,6 +208,7 @@ describe('parseConfig', () => {
       for (const c of ['run', 'demo', 'render']) assert.match(text, new RegExp(`^  ${c} +\\S`, 'm'));
       const rows: Array<[string, string, string]> = [
         ['--watch-dir DIR', 'INGRESS_SIDECAR_WATCH_DIR', '(required for run)'],
+        ['-f, --file FILE|DIR', 'INGRESS_SIDECAR_FILE', '(required for render)'],
         ['--conf-dir DIR', 'INGRESS_SIDECAR_CONF_DIR', '/etc/nginx/conf.d'],
         ['--http-port N', 'INGRESS_SIDECAR_HTTP_PORT', '80 (demo: 8080)'],
         ['--https-port N', 'INGRESS_SIDECAR_HTTPS_PORT', '443'],
@@ -215,14 +237,15 @@ describe('parseConfig', () => {
 
     it('documents exactly the flags the parser accepts, and each env var works', () => {
       const text = helpText();
-      const flags = [...text.matchAll(/^ {2}--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!);
-      assert.equal(flags.length, 13);
+      // Flags with a one-letter alias are listed as `-f, --file FILE|DIR`; -h, --help is not a setting.
+      const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
+      assert.equal(flags.length, 14);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);
         // An invalid value through the env var is rejected naming the flag (where anything can be
         // invalid): proves the parser knows this flag under this variable.
-        if (!['watch-dir', 'conf-dir', 'nginx-pid-file', 'nginx-binary'].includes(name)) {
+        if (!['watch-dir', 'file', 'conf-dir', 'nginx-pid-file', 'nginx-binary'].includes(name)) {
           fails(DIR, { [env]: '!bad!' }, new RegExp(`${env} \\(--${name}\\)`));
         }
       }

@@ -8,6 +8,7 @@ import { startEcho, type EchoServer } from './echo.ts';
 import { startNginx, type RunningNginx } from './local-nginx.ts';
 import { createLogger, type Logger } from './log.ts';
 import { findExecutable } from './nginx-process.ts';
+import { renderCommand } from './render-command.ts';
 import { Sidecar } from './sidecar.ts';
 import { DirectorySource } from './sources/directory.ts';
 
@@ -34,8 +35,13 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     case 'demo':
       return demo(config, logger);
     case 'render':
-      process.stderr.write('ingress-sidecar: the render command is not available yet\n');
-      return 2;
+      if (parsed.rest.length > 0) {
+        process.stderr.write(
+          `ingress-sidecar: render takes no arguments (got ${JSON.stringify(parsed.rest[0])}); give the manifests with --file (-f)\nRun with --help for the flags.\n`,
+        );
+        return 2;
+      }
+      return renderCommand(config, { stdout: process.stdout, stderr: process.stderr });
   }
 }
 

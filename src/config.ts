@@ -12,6 +12,8 @@ export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export interface Config {
   /** Directory of manifests to serve. Required for `run` until the Kubernetes source exists. */
   watchDir?: string;
+  /** A manifest file, or a directory of them, for `render`, which requires it. */
+  file?: string;
   confDir: string;
   httpPort: number;
   httpsPort: number;
@@ -47,12 +49,14 @@ const ENV_PREFIX = 'INGRESS_SIDECAR_';
 const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
   { name: 'run', help: 'watch the sources and keep nginx configured and reloaded (default)' },
   { name: 'demo', help: 'start a local nginx and echo backends, and serve examples/local (edit it live)' },
-  { name: 'render', help: 'render the nginx configuration once and exit' },
+  { name: 'render', help: 'print the nginx config the --file manifests produce and what they get rejected for, then exit' },
 ];
 
 interface FlagSpec<K extends keyof Config> {
   /** Metavariable shown in help for a flag that takes a value; absent for a boolean flag. */
   arg?: string;
+  /** A one-letter alias, e.g. `f` for `-f`. */
+  short?: string;
   help: string;
   default: Config[K];
   /** Help text for the default when `String(default)` is not the right thing to show. */
@@ -73,6 +77,14 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
     help: 'serve the manifests (YAML/JSON) in DIR, watched for changes',
     default: undefined,
     defaultText: '(required for run)',
+    parse: nonEmpty,
+  },
+  file: {
+    arg: 'FILE|DIR',
+    short: 'f',
+    help: 'render: the manifests (YAML/JSON) in FILE, or in every manifest file under DIR',
+    default: undefined,
+    defaultText: '(required for render)',
     parse: nonEmpty,
   },
   confDir: { arg: 'DIR', help: "nginx's conf.d: the sidecar owns the files in it", default: '/etc/nginx/conf.d', parse: nonEmpty },
@@ -112,7 +124,9 @@ const TABLE: readonly Flag[] = (Object.keys(FLAGS) as Array<keyof Config>).map((
 
 export function parseConfig(argv: string[], env: Record<string, string | undefined>): ParseResult {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const f of TABLE) options[f.name] = { type: f.boolean ? 'boolean' : 'string' };
+  for (const f of TABLE) {
+    options[f.name] = { type: f.boolean ? 'boolean' : 'string', ...(f.spec.short !== undefined ? { short: f.spec.short } : {}) };
+  }
 
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -163,13 +177,17 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   if (command === 'run' && cfg.watchDir === undefined) {
     throw new ConfigError('--watch-dir is required (the Kubernetes API source is not available yet)', '--watch-dir');
   }
+  if (command === 'render' && cfg.file === undefined) {
+    throw new ConfigError('render needs --file (-f): a manifest file or a directory of them', '--file');
+  }
   return { kind: 'ok', command, config: cfg, rest };
 }
 
 export function helpText(): string {
   const rows: string[][] = [['FLAG', 'ENVIRONMENT', 'DEFAULT', 'DESCRIPTION']];
   for (const f of TABLE) {
-    const flag = f.boolean ? `--[no-]${f.name}` : `--${f.name} ${f.spec.arg}`;
+    const long = f.boolean ? `--[no-]${f.name}` : `--${f.name} ${f.spec.arg}`;
+    const flag = f.spec.short !== undefined ? `-${f.spec.short}, ${long}` : long;
     const demo = DEMO_DEFAULTS[f.key];
     const dflt = (f.spec.defaultText ?? String(f.spec.default)) + (demo !== undefined ? ` (demo: ${String(demo)})` : '');
     rows.push([flag, f.env, dflt, f.spec.help]);
@@ -211,7 +229,10 @@ function convert(f: Flag, raw: string, where: string): unknown {
 /** parseArgs' messages, shortened to name the flag; the first line otherwise. */
 function argvError(err: unknown): ConfigError {
   const e = err as Error & { code?: string };
-  const flag = /'(-[^' ]+)/.exec(e.message)?.[1];
+  // parseArgs names a flag with an alias as '-f, --file <value>'; a short flag alone as '-f'.
+  const m = /'(-[^' ,]+)(?:, (--[^' ]+))?/.exec(e.message);
+  const short = TABLE.find((f) => f.spec.short !== undefined && m?.[1] === `-${f.spec.short}`);
+  const flag = m?.[2] ?? (short ? `--${short.name}` : m?.[1]);
   if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flag) return new ConfigError(`unknown flag ${flag} (see --help)`, flag);
   if (/argument missing/.test(e.message) && flag) return new ConfigError(`${flag} needs a value`, flag);
   if (/ambiguous/.test(e.message) && flag) {

@@ -5,7 +5,10 @@
 // does not parse, is reported and keeps its last good objects (an editor's half-written save must
 // not wipe routes). Events only say "look at this file again": the file's state is whatever a
 // fresh read finds, so event order and editors' atomic saves (unlink + add, rename) do not matter.
-import { readFile, stat } from 'node:fs/promises';
+//
+// readManifests() reads a file or a directory tree once, through the same parsing and merging
+// code, for one-shot uses (the `render` command, golden tests).
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stats } from 'node:fs';
 import chokidar, { type FSWatcher } from 'chokidar';
@@ -149,14 +152,8 @@ export class DirectorySource implements Source {
     await this.settle();
   }
 
-  // Dotfiles and dot-directories (relative to the watched root, whose own name may start with a
-  // dot), and files that are not manifests. Directories are never ignored for their extension:
-  // chokidar may call this without stats first.
   private isIgnored(p: string, stats?: Stats): boolean {
-    const rel = path.relative(this.dir, p);
-    if (rel === '') return false;
-    if (rel.split(path.sep).some((seg) => seg.startsWith('.'))) return true;
-    return stats?.isFile() === true && !MANIFEST_EXT.test(p);
+    return isIgnored(this.dir, p, stats?.isFile() === true);
   }
 
   /** Marks a file for re-reading; at most one read per file runs at a time, the last event wins. */
@@ -238,110 +235,235 @@ export class DirectorySource implements Source {
 
   /** Parses a whole file; throws FileError if any document is unusable. */
   private parse(file: string, text: string): Entry[] {
-    const entries: Entry[] = [];
-    const seen = new Set<string>();
-    const add = (obj: Record<string, unknown>, where: string): void => {
-      const entry = this.toEntry(file, obj, where);
-      if (!entry) return;
-      if (seen.has(entry.key)) {
-        this.logger.warn(`${file} defines ${entry.key} more than once; using the first`, { file, object: entry.key });
-        return;
-      }
-      seen.add(entry.key);
-      entries.push(entry);
-    };
-
-    for (const doc of splitDocuments(text)) {
-      let objs: unknown[];
-      try {
-        objs = loadAllYaml(doc.text);
-      } catch (err) {
-        if (isYamlError(err)) {
-          // The parser counts from the document's first line (0-based); report the file's line.
-          const line = err.mark ? err.mark.line + doc.line : undefined;
-          const column = err.mark ? err.mark.column + 1 : undefined;
-          const at = line !== undefined ? ` at line ${line}, column ${column}` : '';
-          throw new FileError(`${err.reason ?? err.message}${at}`, line, column);
-        }
-        // loadAllYaml dereferences each document: a `null` document fails here.
-        throw new FileError(`document at line ${doc.line} is not a Kubernetes object`, doc.line);
-      }
-      for (const obj of objs) {
-        if (!isObject(obj)) throw new FileError(`document at line ${doc.line} is not a mapping`, doc.line);
-        const where = `document at line ${doc.line}`;
-        checkTyped(obj, where, doc.line);
-        if (isList(obj)) {
-          expandList(obj, where, doc.line).forEach((item, i) => add(item, `${where}, item ${i}`));
-        } else {
-          add(obj, where);
-        }
-      }
-    }
-    return entries;
-  }
-
-  /** Keeps an object of a supported kind (normalized), ignores others; throws if it has no name. */
-  private toEntry(file: string, obj: Record<string, unknown>, where: string): Entry | undefined {
-    const o = obj as KubernetesObject;
-    const spec = KINDS.get(`${o.apiVersion} ${o.kind}`);
-    const name = o.metadata?.name;
-    if (!spec) {
-      this.logger.debug(`ignoring ${o.apiVersion} ${o.kind} ${name ?? ''} in ${file}`, {
-        file,
-        apiVersion: o.apiVersion,
-        kind: o.kind,
-      });
-      return undefined;
-    }
-    if (typeof name !== 'string' || name === '') throw new FileError(`${where}: ${spec.kind} has no metadata.name`);
-    const meta = o.metadata!;
-    if (spec.clusterScoped) delete meta.namespace;
-    else if (typeof meta.namespace !== 'string' || meta.namespace === '') meta.namespace = 'default';
-    const ts = meta.creationTimestamp;
-    if (ts !== undefined && !(ts instanceof Date && !Number.isNaN(ts.getTime()))) {
-      this.logger.warn(`${file}: ${spec.kind} ${name} has an invalid metadata.creationTimestamp; ignoring it`, { file });
-      delete meta.creationTimestamp;
-    }
-    if (spec.kind === 'Secret') mergeStringData(obj);
-    const namespace = meta.namespace ?? '';
-    return { key: `${spec.kind}/${namespace ? namespace + '/' : ''}${name}`, field: spec.field, namespace, name, obj: o };
+    return parseManifestFile(file, text, {
+      warn: (message, meta) => this.logger.warn(message, meta),
+      debug: (message, meta) => this.logger.debug(message, meta),
+    });
   }
 
   /** Recomputes the union of all files: first file by path wins a duplicate; sorted output. */
   private rebuild(): void {
-    const winners = new Map<string, { entry: Entry; file: string }>();
     const duplicates = new Set<string>();
-    const files = [...this.files.keys()].sort(compare);
-    for (const file of files) {
-      for (const entry of this.files.get(file)?.entries ?? []) {
-        const first = winners.get(entry.key);
-        if (!first) {
-          winners.set(entry.key, { entry, file });
-          continue;
-        }
-        const id = `${entry.key}\0${first.file}\0${file}`;
+    this.current = mergeFiles(
+      [...this.files].map(([file, state]) => [file, state.entries] as const),
+      ({ key, used, ignored }) => {
+        const id = `${key}\0${used}\0${ignored}`;
         duplicates.add(id);
         if (!this.warnedDuplicates.has(id)) {
-          this.logger.warn(`${entry.key} is defined in both ${first.file} and ${file}; using the one in ${first.file}`, {
-            object: entry.key,
-            used: first.file,
-            ignored: file,
+          this.logger.warn(duplicateMessage({ key, used, ignored }), {
+            object: key,
+            used,
+            ignored,
           });
         }
-      }
-    }
+      },
+    );
     // Forget resolved duplicates, so one that comes back is reported again.
     this.warnedDuplicates = duplicates;
-
-    const snap = emptySnapshot();
-    const sorted = [...winners.values()].map((w) => w.entry).sort((a, b) => compare(a.namespace, b.namespace) || compare(a.name, b.name));
-    for (const e of sorted) {
-      // The KINDS table pairs each apiVersion/kind with its field, and loadAllYaml built the
-      // matching model class, so the element type is right by construction.
-      (snap[e.field] as KubernetesObject[]).push(e.obj);
-    }
-    this.current = snap;
   }
+}
+
+// ---- shared by DirectorySource and readManifests: one way to read, classify and merge files ----
+
+/** Where parsing reports what is worth saying besides the objects themselves. */
+interface ParseNotes {
+  warn(message: string, meta: Record<string, unknown>): void;
+  debug(message: string, meta: Record<string, unknown>): void;
+}
+
+/**
+ * Dotfiles and dot-directories (relative to the root, whose own name may start with a dot), and
+ * files that are not manifests. Directories are never ignored for their extension (chokidar may
+ * ask before it knows whether a path is a file).
+ */
+function isIgnored(root: string, p: string, isFile: boolean): boolean {
+  const rel = path.relative(root, p);
+  if (rel === '') return false;
+  if (rel.split(path.sep).some((seg) => seg.startsWith('.'))) return true;
+  return isFile && !MANIFEST_EXT.test(p);
+}
+
+/** Parses a whole file; throws FileError if any document is unusable. */
+function parseManifestFile(file: string, text: string, notes: ParseNotes): Entry[] {
+  const entries: Entry[] = [];
+  const seen = new Set<string>();
+  const add = (obj: Record<string, unknown>, where: string): void => {
+    const entry = toEntry(file, obj, where, notes);
+    if (!entry) return;
+    if (seen.has(entry.key)) {
+      notes.warn(`${file} defines ${entry.key} more than once; using the first`, { file, object: entry.key });
+      return;
+    }
+    seen.add(entry.key);
+    entries.push(entry);
+  };
+
+  for (const doc of splitDocuments(text)) {
+    let objs: unknown[];
+    try {
+      objs = loadAllYaml(doc.text);
+    } catch (err) {
+      if (isYamlError(err)) {
+        // The parser counts from the document's first line (0-based); report the file's line.
+        const line = err.mark ? err.mark.line + doc.line : undefined;
+        const column = err.mark ? err.mark.column + 1 : undefined;
+        const at = line !== undefined ? ` at line ${line}, column ${column}` : '';
+        throw new FileError(`${err.reason ?? err.message}${at}`, line, column);
+      }
+      // loadAllYaml dereferences each document: a `null` document fails here.
+      throw new FileError(`document at line ${doc.line} is not a Kubernetes object`, doc.line);
+    }
+    for (const obj of objs) {
+      if (!isObject(obj)) throw new FileError(`document at line ${doc.line} is not a mapping`, doc.line);
+      const where = `document at line ${doc.line}`;
+      checkTyped(obj, where, doc.line);
+      if (isList(obj)) {
+        expandList(obj, where, doc.line).forEach((item, i) => add(item, `${where}, item ${i}`));
+      } else {
+        add(obj, where);
+      }
+    }
+  }
+  return entries;
+}
+
+/** Keeps an object of a supported kind (normalized), ignores others; throws if it has no name. */
+function toEntry(file: string, obj: Record<string, unknown>, where: string, notes: ParseNotes): Entry | undefined {
+  const o = obj as KubernetesObject;
+  const spec = KINDS.get(`${o.apiVersion} ${o.kind}`);
+  const name = o.metadata?.name;
+  if (!spec) {
+    notes.debug(`ignoring ${o.apiVersion} ${o.kind} ${name ?? ''} in ${file}`, {
+      file,
+      apiVersion: o.apiVersion,
+      kind: o.kind,
+    });
+    return undefined;
+  }
+  if (typeof name !== 'string' || name === '') throw new FileError(`${where}: ${spec.kind} has no metadata.name`);
+  const meta = o.metadata!;
+  if (spec.clusterScoped) delete meta.namespace;
+  else if (typeof meta.namespace !== 'string' || meta.namespace === '') meta.namespace = 'default';
+  const ts = meta.creationTimestamp;
+  if (ts !== undefined && !(ts instanceof Date && !Number.isNaN(ts.getTime()))) {
+    notes.warn(`${file}: ${spec.kind} ${name} has an invalid metadata.creationTimestamp; ignoring it`, { file });
+    delete meta.creationTimestamp;
+  }
+  if (spec.kind === 'Secret') mergeStringData(obj);
+  const namespace = meta.namespace ?? '';
+  return { key: `${spec.kind}/${namespace ? namespace + '/' : ''}${name}`, field: spec.field, namespace, name, obj: o };
+}
+
+/**
+ * The union of the objects of several files: the file whose path sorts first wins an object
+ * defined in more than one (each such duplicate goes to `onDuplicate`); sorted output. Files
+ * whose entries are undefined (never parsed) contribute nothing.
+ */
+function mergeFiles(
+  files: Iterable<readonly [string, Entry[] | undefined]>,
+  onDuplicate: (d: { key: string; used: string; ignored: string }) => void,
+): Snapshot {
+  const winners = new Map<string, { entry: Entry; file: string }>();
+  for (const [file, entries] of [...files].sort((a, b) => compare(a[0], b[0]))) {
+    for (const entry of entries ?? []) {
+      const first = winners.get(entry.key);
+      if (!first) winners.set(entry.key, { entry, file });
+      else onDuplicate({ key: entry.key, used: first.file, ignored: file });
+    }
+  }
+  const snap = emptySnapshot();
+  const sorted = [...winners.values()].map((w) => w.entry).sort((a, b) => compare(a.namespace, b.namespace) || compare(a.name, b.name));
+  for (const e of sorted) {
+    // The KINDS table pairs each apiVersion/kind with its field, and loadAllYaml built the
+    // matching model class, so the element type is right by construction.
+    (snap[e.field] as KubernetesObject[]).push(e.obj);
+  }
+  return snap;
+}
+
+function duplicateMessage(d: { key: string; used: string; ignored: string }): string {
+  return `${d.key} is defined in both ${d.used} and ${d.ignored}; using the one in ${d.used}`;
+}
+
+/** A file's problem: `message` says what, and where in the file when known. */
+export interface ManifestProblem {
+  file: string;
+  message: string;
+}
+
+export interface ManifestRead {
+  snapshot: Snapshot;
+  /** Files that could not be read or parsed; none of their objects is in the snapshot. */
+  errors: ManifestProblem[];
+  /**
+   * Objects left out or adjusted while the rest was used: an object defined twice (the first,
+   * by path, wins), an invalid creationTimestamp. Each message names the file(s) itself.
+   */
+  warnings: ManifestProblem[];
+}
+
+/**
+ * Reads a manifest file, or every manifest (`*.yaml`, `*.yml`, `*.json`, dot-paths skipped) under
+ * a directory, once, with DirectorySource's parsing and merging. A file named explicitly is read
+ * whatever its extension. A file that does not parse is reported in `errors` and contributes
+ * nothing (there is no "last good" version to keep). Throws only when the path itself cannot be
+ * read.
+ */
+export async function readManifests(pathToFileOrDir: string): Promise<ManifestRead> {
+  const root = path.resolve(pathToFileOrDir);
+  let st: Stats;
+  try {
+    st = await stat(root);
+  } catch (err) {
+    throw new Error(`${root} cannot be read: ${errorMessage(err)}`, { cause: err });
+  }
+  const files = st.isDirectory() ? await manifestFiles(root) : [root];
+  const errors: ManifestProblem[] = [];
+  const warnings: ManifestProblem[] = [];
+  const parsed = new Map<string, Entry[]>();
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      errors.push({ file, message: `cannot be read: ${errorMessage(err)}` });
+      continue;
+    }
+    try {
+      parsed.set(file, parseManifestFile(file, text, { warn: (message) => warnings.push({ file, message }), debug: () => {} }));
+    } catch (err) {
+      errors.push({ file, message: errorMessage(err) });
+    }
+  }
+  const snapshot = mergeFiles(parsed, ({ key, used, ignored }) =>
+    warnings.push({ file: ignored, message: duplicateMessage({ key, used, ignored }) }),
+  );
+  return { snapshot, errors, warnings };
+}
+
+/** The manifest files under `root`, sorted, following symbolic links (as the watcher does) once. */
+async function manifestFiles(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const visited = new Set<string>();
+  const walk = async (dir: string): Promise<void> => {
+    const real = await realpath(dir);
+    if (visited.has(real)) return; // a symlink loop, or a directory reached twice
+    visited.add(real);
+    for (const name of (await readdir(dir)).sort(compare)) {
+      const p = path.join(dir, name);
+      let st: Stats;
+      try {
+        st = await stat(p);
+      } catch {
+        continue; // a dangling symlink, or gone since readdir
+      }
+      if (isIgnored(root, p, st.isFile())) continue;
+      if (st.isDirectory()) await walk(p);
+      else if (st.isFile()) out.push(p);
+    }
+  };
+  await walk(root);
+  return out.sort(compare);
 }
 
 /** Splits YAML text at `---` document markers, remembering each document's first line (1-based). */

@@ -1,0 +1,184 @@
+// Golden tests: manifests in, nginx files out, byte for byte, and every expected file set accepted
+// by a real `nginx -t`.
+//
+// Each directory spec/golden/<case>/ holds
+//   input.yaml        the manifests (multi-document YAML), read with the directory source's own code
+//   expected/*.conf   exactly what renderModel(translate(...)) yields for them, one file per file
+//   rejections.json   exactly the rejections translate reports (`[]` when none)
+// translated with { ingressClass: 'nginx', httpPort: 80, ipv6: true }.
+//
+// The expected files are only ever regenerated on purpose:
+//
+//   UPDATE_GOLDEN=1 npm test          (or: UPDATE_GOLDEN=1 mocha ... spec/golden.spec.ts)
+//
+// rewrites every case's expected/ (stale files removed) and rejections.json from the current code,
+// says so on the console, and still runs `nginx -t` on the result. Review the change with
+// `git diff spec/golden` before committing it: that diff is what users' nginx.conf will see.
+// To add a case, create spec/golden/<case>/input.yaml and run the update once.
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Rejection } from '../src/model.ts';
+import { findExecutable } from '../src/nginx-process.ts';
+import { renderModel } from '../src/render.ts';
+import { readManifests } from '../src/sources/directory.ts';
+import { translate } from '../src/translate.ts';
+
+const GOLDEN = path.resolve(import.meta.dirname, 'golden');
+const OPTIONS = { ingressClass: 'nginx', httpPort: 80, ipv6: true };
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+const NGINX_TEST_TIMEOUT_MS = 15_000;
+
+const CASES = readdirSync(GOLDEN, { withFileTypes: true })
+  .filter((e) => e.isDirectory())
+  .map((e) => e.name)
+  .sort();
+
+describe(`golden files (spec/golden)${UPDATE ? ': UPDATE_GOLDEN=1, rewriting expected output' : ''}`, () => {
+  it('has cases', () => {
+    assert.ok(CASES.length > 0, `no case directories in ${GOLDEN}`);
+  });
+
+  for (const name of CASES) {
+    describe(name, () => {
+      const dir = path.join(GOLDEN, name);
+      const expectedDir = path.join(dir, 'expected');
+      const rejectionsFile = path.join(dir, 'rejections.json');
+      let rendered: Map<string, string>;
+      let rejections: Rejection[];
+
+      before(async () => {
+        const read = await readManifests(path.join(dir, 'input.yaml'));
+        assert.deepEqual(read.errors, [], `${name}/input.yaml must parse`);
+        assert.deepEqual(read.warnings, [], `${name}/input.yaml must read without warnings`);
+        const model = translate(read.snapshot, OPTIONS);
+        rendered = renderModel(model);
+        rejections = model.rejections;
+        if (UPDATE) {
+          await rm(expectedDir, { recursive: true, force: true });
+          await mkdir(expectedDir, { recursive: true });
+          for (const [file, text] of rendered) await writeFile(path.join(expectedDir, file), text);
+          await writeFile(rejectionsFile, rejectionsJson(rejections));
+          console.log(`      UPDATE_GOLDEN=1: rewrote spec/golden/${name}/expected (${rendered.size} files) and rejections.json`);
+        }
+      });
+
+      it('renders exactly the files in expected/', async () => {
+        const expected = await readExpected(expectedDir);
+        const hint = `\n(if this change is intended: UPDATE_GOLDEN=1 npm test, then review git diff spec/golden/${name})`;
+        const missing = [...expected.keys()].filter((f) => !rendered.has(f));
+        const extra = [...rendered.keys()].filter((f) => !expected.has(f));
+        if (missing.length > 0 || extra.length > 0) {
+          assert.fail(
+            `${name}: rendered file set differs from expected/` +
+              (missing.length ? `\n  expected but not rendered: ${missing.join(', ')}` : '') +
+              (extra.length ? `\n  rendered but not expected: ${extra.join(', ')}` : '') +
+              hint,
+          );
+        }
+        const differing = [...expected].filter(([file, text]) => rendered.get(file) !== text);
+        if (differing.length > 0) {
+          assert.fail(
+            differing.map(([file, text]) => `${name}/expected/${file} differs:\n${lineDiff(text, rendered.get(file) ?? '')}`).join('\n\n') + hint,
+          );
+        }
+      });
+
+      it('reports exactly the rejections in rejections.json', async () => {
+        const want = await readFile(rejectionsFile, 'utf8');
+        const got = rejectionsJson(rejections);
+        if (got !== want) assert.fail(`${name}/rejections.json differs:\n${lineDiff(want, got)}`);
+      });
+
+      it('expected/ passes a real nginx -t', async () => {
+        await nginxTest(expectedDir);
+      });
+    });
+  }
+});
+
+function rejectionsJson(rejections: Rejection[]): string {
+  return JSON.stringify(rejections, null, 2) + '\n';
+}
+
+async function readExpected(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    throw new Error(`${dir} cannot be read (run with UPDATE_GOLDEN=1 to create it): ${String(err)}`, { cause: err });
+  }
+  for (const f of names.sort()) files.set(f, await readFile(path.join(dir, f), 'utf8'));
+  return files;
+}
+
+/** `nginx -t` on every *.conf in `dir`, included inside http {} as the stock nginx.conf does. */
+async function nginxTest(dir: string): Promise<void> {
+  const nginx = findExecutable('nginx');
+  assert.ok(nginx, 'nginx not found on PATH or in /usr/sbin: install it (Debian: apt-get install nginx-light)');
+  const tmp = path.resolve(await mkdtemp(path.join(os.tmpdir(), 'golden-nginx-t-')));
+  try {
+    const harness = path.join(tmp, 'harness.conf');
+    await writeFile(
+      harness,
+      [`pid ${quote(path.join(tmp, 'nginx.pid'))};`, 'error_log stderr;', 'events {}', `http { include ${quote(path.join(dir, '*.conf'))}; }`, ''].join('\n'),
+    );
+    const result = await execa(nginx, ['-t', '-p', tmp + '/', '-e', 'stderr', '-c', harness], {
+      reject: false,
+      all: true,
+      timeout: NGINX_TEST_TIMEOUT_MS,
+    });
+    assert.equal(result.exitCode, 0, `nginx -t failed for ${dir}:\n${result.all ?? result.shortMessage}`);
+    // A warning (say, a server name conflict) would mean the golden output is not clean either.
+    assert.doesNotMatch(result.all ?? '', /\[warn\]/, `nginx -t warned for ${dir}:\n${result.all}`);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** One nginx token for a path: double-quoted, with `\` and `"` escaped. */
+function quote(p: string): string {
+  return `"${p.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
+
+/**
+ * A unified-style line diff (`-` expected, `+` actual) with 3 lines of context around each change
+ * and line numbers of the expected file; enough to see at a glance what moved.
+ */
+function lineDiff(expected: string, actual: string): string {
+  const a = expected.split('\n');
+  const b = actual.split('\n');
+  // Longest common subsequence table, from the end; the files are small.
+  const lcs: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+    }
+  }
+  const ops: Array<{ op: ' ' | '-' | '+'; line: string; at: number }> = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) {
+      ops.push({ op: ' ', line: a[i]!, at: i++ });
+      j++;
+    } else if (i < a.length && (j >= b.length || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) {
+      ops.push({ op: '-', line: a[i]!, at: i++ });
+    } else {
+      ops.push({ op: '+', line: b[j++]!, at: i });
+    }
+  }
+  const CONTEXT = 3;
+  const keep = ops.map((_, k) => ops.slice(Math.max(0, k - CONTEXT), k + CONTEXT + 1).some((o) => o.op !== ' '));
+  const out: string[] = ['  (- expected, + rendered)'];
+  ops.forEach((o, k) => {
+    if (!keep[k]) return;
+    if (k === 0 || !keep[k - 1]) out.push(`  @@ expected line ${o.at + 1}`);
+    out.push(`  ${o.op} ${o.line}`);
+  });
+  return out.join('\n');
+}

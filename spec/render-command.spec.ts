@@ -1,0 +1,149 @@
+// `ingress-sidecar render` as a user (or a CI pipeline) runs it: the real CLI in a subprocess.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { backendYaml, ingressYaml } from './helpers/sidecar.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const BIN = path.join(ROOT, 'bin/ingress-sidecar');
+const ENV = { PATH: `${path.join(ROOT, 'node_modules/.bin')}:${process.env.PATH ?? ''}` };
+
+function render(args: string[], env: Record<string, string> = {}) {
+  return execa(BIN, ['render', ...args], { env: { ...ENV, ...env }, reject: false, stripFinalNewline: false, timeout: 30_000 });
+}
+
+/** Splits render's stdout back into files at its `# ---- name ----` lines. */
+function splitFiles(stdout: string): Map<string, string> {
+  const files = new Map<string, string>();
+  const parts = stdout.split(/^# ---- (\S+) ----\n/m);
+  assert.equal(parts[0], '', 'stdout starts with a file header');
+  for (let i = 1; i < parts.length; i += 2) files.set(parts[i]!, parts[i + 1]!);
+  return files;
+}
+
+describe('bin/ingress-sidecar render', function () {
+  this.timeout(60_000);
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'render-command-'));
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('prints the good Ingress, names the rejected one and why on stderr, and exits 1', async () => {
+    await writeFile(path.join(dir, 'backend.yaml'), backendYaml('web', 9000));
+    await writeFile(path.join(dir, 'good.yaml'), ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]));
+    await writeFile(path.join(dir, 'bad.yaml'), ingressYaml('bad', [{ host: 'Bad.Test', paths: [['/', 'Prefix', 'web']] }]));
+
+    const result = await render(['-f', dir]);
+    assert.equal(result.exitCode, 1, result.stderr);
+    const files = splitFiles(result.stdout);
+    assert.deepEqual([...files.keys()], ['ingress-sidecar.conf', 'ingress-sidecar-upstreams.conf', 'ingress-sidecar-server-good.test.conf']);
+    const server = files.get('ingress-sidecar-server-good.test.conf')!;
+    assert.match(server, /^server \{$/m);
+    assert.match(server, /^ {4}server_name good\.test;$/m);
+    assert.match(server, /^ {4}listen 80;$/m);
+    assert.match(server, /proxy_pass http:\/\/default_web_80;/);
+    assert.match(files.get('ingress-sidecar-upstreams.conf')!, /server 127\.0\.0\.1:9000;/);
+    assert.doesNotMatch(result.stdout, /bad/i);
+    assert.match(result.stderr, /^rejected: Ingress default\/bad: host "Bad\.Test": must be a lowercase RFC 1123 DNS name/m);
+    assert.match(result.stderr, /1 Ingress served, 1 rejected/);
+  });
+
+  it('exits 0 with only good Ingresses, takes the translate flags, and touches no conf dir', async () => {
+    await writeFile(
+      path.join(dir, 'all.yaml'),
+      backendYaml('web', 9000) + '---\n' + ingressYaml('edge', [{ host: 'edge.test', paths: [['/', 'Prefix', 'web']] }], { className: 'edge' }),
+    );
+    const confDir = path.join(dir, 'conf.d');
+
+    const result = await render(['--file', path.join(dir, 'all.yaml'), '--ingress-class', 'edge', '--http-port', '8080', '--no-ipv6', '--conf-dir', confDir]);
+    assert.equal(result.exitCode, 0, result.stderr);
+    const server = splitFiles(result.stdout).get('ingress-sidecar-server-edge.test.conf');
+    assert.ok(server, result.stdout);
+    assert.match(server, /^ {4}listen 8080;$/m);
+    assert.doesNotMatch(result.stdout, /listen \[::\]/);
+    assert.doesNotMatch(result.stderr, /^(rejected|partial|error|warning):/m);
+    assert.match(result.stderr, /1 Ingress served, 0 rejected, 0 partly served, 0 files not parsed/);
+    assert.ok(!existsSync(confDir), 'render writes nothing');
+    assert.deepEqual((await readdir(dir)).sort(), ['all.yaml']);
+
+    // The same through the environment.
+    const viaEnv = await render([], { INGRESS_SIDECAR_FILE: path.join(dir, 'all.yaml'), INGRESS_SIDECAR_INGRESS_CLASS: 'edge' });
+    assert.equal(viaEnv.exitCode, 0, viaEnv.stderr);
+    assert.match(viaEnv.stdout, /server_name edge\.test;/);
+  });
+
+  it('prints exactly the rendered files: a golden case splits back into its expected/', async () => {
+    const golden = path.join(ROOT, 'spec/golden/basic');
+    const result = await render(['-f', path.join(golden, 'input.yaml')]);
+    assert.equal(result.exitCode, 0, result.stderr);
+    const files = splitFiles(result.stdout);
+    const names = (await readdir(path.join(golden, 'expected'))).sort();
+    assert.deepEqual([...files.keys()].sort(), names);
+    for (const name of names) assert.equal(files.get(name), await readFile(path.join(golden, 'expected', name), 'utf8'), name);
+  });
+
+  it('reports a file that does not parse, renders the rest, and exits 1', async () => {
+    await writeFile(path.join(dir, 'good.yaml'), backendYaml('web', 9000) + '---\n' + ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]));
+    await writeFile(path.join(dir, 'broken.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: [unclosed\n');
+
+    const result = await render(['-f', dir]);
+    assert.equal(result.exitCode, 1);
+    assert.match(result.stdout, /server_name good\.test;/);
+    assert.match(result.stderr, new RegExp(`^error: ${path.join(dir, 'broken.yaml')}: .*line \\d+`, 'm'));
+    assert.match(result.stderr, /1 file not parsed/);
+  });
+
+  it('reads a directory as the directory source does: subdirectories, manifests only, no dot-paths, first file wins', async () => {
+    await mkdir(path.join(dir, 'sub', 'deeper'), { recursive: true });
+    await mkdir(path.join(dir, '.git'));
+    await writeFile(path.join(dir, 'a-backend.yaml'), backendYaml('web', 9000));
+    await writeFile(path.join(dir, 'sub', 'deeper', 'app.yml'), ingressYaml('app', [{ host: 'app.test', paths: [['/', 'Prefix', 'web']] }]));
+    // The same Service again, later by path: ignored with a warning, which does not fail the run.
+    await writeFile(path.join(dir, 'b-backend.yaml'), backendYaml('web', 9999));
+    // Not manifests, or hidden: never read (each would be rejected or fail to parse if it were).
+    const bad = ingressYaml('hidden', [{ host: 'Hidden.Test', paths: [['/', 'Prefix', 'web']] }]);
+    await writeFile(path.join(dir, '.hidden.yaml'), bad);
+    await writeFile(path.join(dir, '.git', 'x.yaml'), bad);
+    await writeFile(path.join(dir, 'README.md'), '# not: [yaml\n');
+
+    const result = await render(['-f', dir]);
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.match(result.stdout, /server_name app\.test;/);
+    assert.match(result.stdout, /server 127\.0\.0\.1:9000;/);
+    assert.doesNotMatch(result.stdout, /9999|hidden/i);
+    assert.match(
+      result.stderr,
+      new RegExp(`^warning: Service/default/web is defined in both ${path.join(dir, 'a-backend.yaml')} and ${path.join(dir, 'b-backend.yaml')}`, 'm'),
+    );
+    assert.doesNotMatch(result.stderr, /^(rejected|error):/m);
+  });
+
+  it('exits 2 with a message when -f is missing, or names nothing readable', async () => {
+    const missing = await render([]);
+    assert.equal(missing.exitCode, 2);
+    assert.equal(missing.stdout, '');
+    assert.match(missing.stderr, /render needs --file \(-f\)/);
+
+    const noValue = await render(['-f']);
+    assert.equal(noValue.exitCode, 2);
+    assert.match(noValue.stderr, /--file needs a value/);
+
+    const positional = await render(['-f', dir, 'extra.yaml']);
+    assert.equal(positional.exitCode, 2);
+    assert.match(positional.stderr, /render takes no arguments \(got "extra\.yaml"\)/);
+
+    const nowhere = path.join(dir, 'nope');
+    const unreadable = await render(['-f', nowhere]);
+    assert.equal(unreadable.exitCode, 2);
+    assert.equal(unreadable.stdout, '');
+    assert.match(unreadable.stderr, new RegExp(`${nowhere} cannot be read`));
+  });
+});
