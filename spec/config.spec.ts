@@ -40,6 +40,9 @@ describe('parseConfig', () => {
       ipv6: true,
       logLevel: 'info',
       logFormat: 'json',
+      listen: '0.0.0.0:10254',
+      accessLog: '/dev/stdout',
+      once: false,
     };
     assert.deepEqual(r.config, expected);
     assert.equal(r.config.nginxPidFile, undefined);
@@ -63,6 +66,9 @@ describe('parseConfig', () => {
       '--no-ipv6',
       '--log-level', 'debug',
       '--log-format', 'text',
+      '--listen', '[::1]:9000',
+      '--access-log', '/var/log/nginx/ingress.json',
+      '--once',
     ]);
     assert.deepEqual(r.config, {
       watchDir: '/manifests',
@@ -79,6 +85,9 @@ describe('parseConfig', () => {
       ipv6: false,
       logLevel: 'debug',
       logFormat: 'text',
+      listen: '[::1]:9000',
+      accessLog: '/var/log/nginx/ingress.json',
+      once: true,
     });
   });
 
@@ -221,6 +230,9 @@ describe('parseConfig', () => {
         ['--[no-]ipv6', 'INGRESS_SIDECAR_IPV6', 'true'],
         ['--log-level LEVEL', 'INGRESS_SIDECAR_LOG_LEVEL', 'info'],
         ['--log-format FORMAT', 'INGRESS_SIDECAR_LOG_FORMAT', 'json'],
+        ['--listen HOST:PORT', 'INGRESS_SIDECAR_LISTEN', '0.0.0.0:10254 (demo: 127.0.0.1:10254)'],
+        ['--access-log PATH', 'INGRESS_SIDECAR_ACCESS_LOG', '/dev/stdout'],
+        ['--[no-]once', 'INGRESS_SIDECAR_ONCE', 'false'],
       ];
       const lines = text.split('\n');
       const envColumn = new Set<number>();
@@ -239,7 +251,7 @@ describe('parseConfig', () => {
       const text = helpText();
       // Flags with a one-letter alias are listed as `-f, --file FILE|DIR`; -h, --help is not a setting.
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
-      assert.equal(flags.length, 14);
+      assert.equal(flags.length, 17);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);
@@ -264,5 +276,22 @@ describe('config: the demo command', () => {
     const run = parseConfig(['run', '--watch-dir', '/tmp'], {});
     assert.ok(run.kind === 'ok');
     assert.equal(run.config.httpPort, 80);
+  });
+});
+
+describe('config: operability flags', () => {
+  it('takes --access-log off to leave access logging to nginx.conf, and refuses paths that could carry nginx syntax', () => {
+    const off = parseConfig(['run', '--watch-dir', '/m', '--access-log', 'off'], {});
+    assert.ok(off.kind === 'ok');
+    assert.equal(off.config.accessLog, null);
+    for (const bad of ['relative.log', '/var/log/x;load_module y', '/tmp/a b', '/var/log/$host']) {
+      assert.throws(() => parseConfig(['run', '--watch-dir', '/m', '--access-log', bad], {}), (e: unknown) => e instanceof ConfigError && /--access-log/.test(e.message));
+    }
+  });
+
+  it('refuses a --listen that is not HOST:PORT', () => {
+    for (const bad of ['10254', 'localhost', ':x', 'host:70000']) {
+      assert.throws(() => parseConfig(['run', '--watch-dir', '/m', '--listen', bad], {}), ConfigError);
+    }
   });
 });

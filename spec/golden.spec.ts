@@ -5,7 +5,7 @@
 //   input.yaml        the manifests (multi-document YAML), read with the directory source's own code
 //   expected/*.conf   exactly what renderModel(translate(...)) yields for them, one file per file
 //   rejections.json   exactly the rejections translate reports (`[]` when none)
-// translated with { ingressClass: 'nginx', httpPort: 80, ipv6: true }.
+// translated with { ingressClass: 'nginx', httpPort: 80, ipv6: true, accessLog: '/dev/stdout' }.
 //
 // The expected files are only ever regenerated on purpose:
 //
@@ -28,7 +28,7 @@ import { readManifests } from '../src/sources/directory.ts';
 import { translate } from '../src/translate.ts';
 
 const GOLDEN = path.resolve(import.meta.dirname, 'golden');
-const OPTIONS = { ingressClass: 'nginx', httpPort: 80, ipv6: true };
+const OPTIONS = { ingressClass: 'nginx', httpPort: 80, ipv6: true, accessLog: '/dev/stdout' };
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const NGINX_TEST_TIMEOUT_MS = 15_000;
 
@@ -128,8 +128,11 @@ async function nginxTest(dir: string): Promise<void> {
       [`pid ${quote(path.join(tmp, 'nginx.pid'))};`, 'error_log stderr;', 'events {}', `http { include ${quote(path.join(dir, '*.conf'))}; }`, ''].join('\n'),
     );
     const result = await execa(nginx, ['-t', '-p', tmp + '/', '-e', 'stderr', '-c', harness], {
-      reject: false,
+        reject: false,
       all: true,
+      // nginx -t opens every log file; /dev/stdout must then be a file it can open, and
+      // execa's default stdout is a socket, which cannot be opened by path (ENXIO).
+      stdout: 'ignore',
       timeout: NGINX_TEST_TIMEOUT_MS,
     });
     assert.equal(result.exitCode, 0, `nginx -t failed for ${dir}:\n${result.all ?? result.shortMessage}`);

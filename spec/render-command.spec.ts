@@ -44,7 +44,7 @@ describe('bin/ingress-sidecar render', function () {
     const result = await render(['-f', dir]);
     assert.equal(result.exitCode, 1, result.stderr);
     const files = splitFiles(result.stdout);
-    assert.deepEqual([...files.keys()], ['ingress-sidecar.conf', 'ingress-sidecar-upstreams.conf', 'ingress-sidecar-server-good.test.conf']);
+    assert.deepEqual([...files.keys()], ['ingress-sidecar-00-main.conf', 'ingress-sidecar-upstreams.conf', 'ingress-sidecar-server-good.test.conf']);
     const server = files.get('ingress-sidecar-server-good.test.conf')!;
     assert.match(server, /^server \{$/m);
     assert.match(server, /^ {4}server_name good\.test;$/m);

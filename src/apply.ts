@@ -195,6 +195,8 @@ export class Applier {
           'error_log stderr;',
           'events {}',
           'http {',
+          // Not the compiled-in default log path, which a non-root sidecar cannot open.
+          '    access_log off;',
           ...foreign.map((f) => `    include ${quote(f)};`),
           `    include ${quote(path.join(staging, '*.conf'))};`,
           '}',
@@ -205,6 +207,9 @@ export class Applier {
       const result = await execa(nginxBinary, ['-t', '-p', tmp + '/', '-e', 'stderr', '-c', harness], {
         reject: false,
         all: true,
+        // nginx -t opens every log file; /dev/stdout must then be a file it can open, and
+        // execa's default stdout is a socket, which cannot be opened by path (ENXIO).
+        stdout: 'ignore',
         timeout: NGINX_TEST_TIMEOUT_MS,
       });
       const output = result.all ?? '';

@@ -3,7 +3,7 @@
 
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, parseConfig, type Config } from './config.ts';
+import { ConfigError, parseConfig, translateOptions, type Config } from './config.ts';
 import { startEcho, type EchoServer } from './echo.ts';
 import { startNginx, type RunningNginx } from './local-nginx.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -11,6 +11,7 @@ import { findExecutable } from './nginx-process.ts';
 import { renderCommand } from './render-command.ts';
 import { Sidecar } from './sidecar.ts';
 import { DirectorySource } from './sources/directory.ts';
+import { startStatusServer } from './status-server.ts';
 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let parsed;
@@ -51,7 +52,7 @@ function sidecarFor(config: Config, watchDir: string, logger: Logger, pidFile?: 
   const nginxPidFile = pidFile ?? config.nginxPidFile;
   return new Sidecar({
     source: new DirectorySource({ dir: watchDir, logger }),
-    translate: { ingressClass: config.ingressClass, httpPort: config.httpPort, ipv6: config.ipv6 },
+    translate: translateOptions(config),
     confDir: config.confDir,
     nginxBinary,
     ...(nginxPidFile ? { nginxPidFile } : {}),
@@ -77,12 +78,34 @@ function terminated(logger: Logger): Promise<void> {
 async function run(config: Config, logger: Logger): Promise<number> {
   if (!config.watchDir) throw new ConfigError('--watch-dir is required');
   const sidecar = sidecarFor(config, config.watchDir, logger);
+  if (config.once) {
+    // For an init container: the files are in place (and nginx, if running, reloaded), or exit 1.
+    try {
+      await sidecar.runOnce();
+      return 0;
+    } catch (err) {
+      logger.error('sync failed', { error: err instanceof Error ? err.message : String(err) });
+      return 1;
+    }
+  }
+  return serve(config, logger, sidecar, async () => {
+    logger.info('ingress-sidecar running', { watchDir: config.watchDir, confDir: config.confDir, ingressClass: config.ingressClass });
+  });
+}
+
+/** Runs the sidecar and its status endpoint until SIGTERM or SIGINT; nginx keeps serving after. */
+async function serve(config: Config, logger: Logger, sidecar: Sidecar, started: () => Promise<void>): Promise<number> {
   const stop = terminated(logger);
-  await sidecar.start();
-  logger.info('ingress-sidecar running', { watchDir: config.watchDir, confDir: config.confDir, ingressClass: config.ingressClass });
-  await stop;
-  // nginx keeps serving the last good config; only the sidecar goes away.
-  await sidecar.stop();
+  // Up before the first sync, so that liveness and readiness can answer while it runs.
+  const status = await startStatusServer(config.listen, sidecar, sidecar.metrics);
+  try {
+    await sidecar.start();
+    await started();
+    await stop;
+  } finally {
+    await sidecar.stop();
+    await status.close();
+  }
   return 0;
 }
 
@@ -100,29 +123,28 @@ async function demo(config: Config, logger: Logger): Promise<number> {
 
   const backends: EchoServer[] = [];
   let nginx: RunningNginx | null = null;
-  let sidecar: Sidecar | null = null;
-  const stop = terminated(logger);
   try {
     // The ports that examples/local's EndpointSlices point at.
     backends.push(await startEcho('blue', { port: 9081 }), await startEcho('green', { port: 9082 }));
     nginx = await startNginx({ confDir, pidFile: path.join(stateDir, 'nginx.pid') });
-    sidecar = sidecarFor({ ...config, confDir }, watchDir, logger, nginx.pidFile);
-    await sidecar.start();
-    process.stdout.write(
-      [
-        '',
-        `ingress-sidecar demo: nginx on http://127.0.0.1:${config.httpPort}, manifests in ${watchDir}`,
-        `  curl -H 'Host: demo.local' http://127.0.0.1:${config.httpPort}/          (blue)`,
-        `  curl -H 'Host: demo.local' http://127.0.0.1:${config.httpPort}/green     (green)`,
-        `  curl -H 'Host: x.apps.local' http://127.0.0.1:${config.httpPort}/        (green, wildcard host)`,
-        `Edit ${path.join(watchDir, 'ingress.yaml')} and the routes follow. Ctrl-C stops everything.`,
-        '',
-      ].join('\n'),
-    );
-    await stop;
-    return 0;
+    const accessLog = path.join(stateDir, 'access.log');
+    const sidecar = sidecarFor({ ...config, confDir, accessLog }, watchDir, logger, nginx.pidFile);
+    return await serve(config, logger, sidecar, async () => {
+      process.stdout.write(
+        [
+          '',
+          `ingress-sidecar demo: nginx on http://127.0.0.1:${config.httpPort}, manifests in ${watchDir}`,
+          `  curl -H 'Host: demo.local' http://127.0.0.1:${config.httpPort}/          (blue)`,
+          `  curl -H 'Host: demo.local' http://127.0.0.1:${config.httpPort}/green     (green)`,
+          `  curl -H 'Host: x.apps.local' http://127.0.0.1:${config.httpPort}/        (green, wildcard host)`,
+          `  curl http://${config.listen}/routes                            (the live routing table)`,
+          `Edit ${path.join(watchDir, 'ingress.yaml')} and the routes follow; access log: ${accessLog}.`,
+          'Ctrl-C stops everything.',
+          '',
+        ].join('\n'),
+      );
+    });
   } finally {
-    await sidecar?.stop();
     await nginx?.stop();
     await Promise.all(backends.map((b) => b.close()));
   }

@@ -5,6 +5,7 @@
 // validation and the help text are all derived from that table, so they cannot drift apart.
 import { parseArgs } from 'node:util';
 import type { LogFormat } from './log.ts';
+import type { TranslateOptions } from './translate.ts';
 
 export type Command = 'run' | 'demo' | 'render';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -26,6 +27,10 @@ export interface Config {
   ipv6: boolean;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  listen: string;
+  /** Absolute path for the JSON access log, or null to leave access logging to nginx.conf. */
+  accessLog: string | null;
+  once: boolean;
 }
 
 export type ParseResult =
@@ -99,13 +104,21 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   ipv6: { help: 'also listen on [::]', default: true, parse: boolean },
   logLevel: { arg: 'LEVEL', help: 'error, warn, info or debug', default: 'info', parse: oneOf(['error', 'warn', 'info', 'debug']) },
   logFormat: { arg: 'FORMAT', help: 'json or text', default: 'json', parse: oneOf(['json', 'text']) },
+  listen: { arg: 'HOST:PORT', help: 'serve /healthz, /readyz, /metrics and /routes here', default: '0.0.0.0:10254', parse: hostPort },
+  accessLog: {
+    arg: 'PATH',
+    help: "nginx's JSON access log for our servers; off leaves it to nginx.conf",
+    default: '/dev/stdout',
+    parse: accessLogPath,
+  },
+  once: { help: 'run: render, apply, and exit (for an init container)', default: false, parse: boolean },
 };
 
 /**
  * `demo` runs everything on this machine as an unprivileged user might: nginx on a high port, and
  * the sidecar's own state directory (`.run/`) instead of /etc/nginx/conf.d.
  */
-const DEMO_DEFAULTS: Partial<Config> = { httpPort: 8080 };
+const DEMO_DEFAULTS: Partial<Config> = { httpPort: 8080, listen: '127.0.0.1:10254' };
 
 interface Flag {
   key: keyof Config;
@@ -248,6 +261,19 @@ function wantsHelp(argv: string[]): boolean {
 
 // ---- value parsers: each throws an Error completing the sentence `"<value>" ...` ----
 
+function hostPort(raw: string): string {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d+)$/.exec(raw);
+  if (!m || Number(m[2]) > 65535) throw new Error('must be HOST:PORT, e.g. 0.0.0.0:10254 or [::]:10254');
+  return raw;
+}
+
+/** The path reaches nginx.conf: a narrow grammar, no quoting tricks needed. */
+function accessLogPath(raw: string): string | null {
+  if (raw === 'off') return null;
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(raw) || raw.includes('/../')) throw new Error('must be off or an absolute path of letters, digits, ".", "_", "-" and "/"');
+  return raw;
+}
+
 function nonEmpty(raw: string): string {
   if (raw === '') throw new Error('must not be empty');
   return raw;
@@ -289,4 +315,9 @@ function dns1123Subdomain(raw: string): string {
     throw new Error('is not a DNS-1123 subdomain (lower-case letters, digits, "-" and ".", at most 253 characters)');
   }
   return raw;
+}
+
+/** The settings translation takes, from one place for every command. */
+export function translateOptions(c: Config): TranslateOptions {
+  return { ingressClass: c.ingressClass, httpPort: c.httpPort, ipv6: c.ipv6, accessLog: c.accessLog };
 }

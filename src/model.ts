@@ -57,6 +57,8 @@ export interface Rejection {
 export interface RoutingModel {
   httpPort: number;
   ipv6: boolean;
+  /** Absolute path of the JSON access log (validated by config), or null to inherit nginx.conf's. */
+  accessLog: string | null;
   defaultServer: Server;
   servers: Server[];
   upstreams: Upstream[];

@@ -9,7 +9,7 @@
 // Exit code: 0 when nothing was rejected (partly served Ingresses and warnings are reported but
 // do not fail: a Service missing from the manifests is normal when only Ingresses are checked),
 // 1 when an Ingress was rejected or a file failed to parse, 2 when the input cannot be read.
-import type { Config } from './config.ts';
+import { translateOptions, type Config } from './config.ts';
 import { renderModel } from './render.ts';
 import { readManifests, type ManifestRead } from './sources/directory.ts';
 import { translate } from './translate.ts';
@@ -36,7 +36,7 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
     return RENDER_USAGE;
   }
 
-  const model = translate(read.snapshot, { ingressClass: config.ingressClass, httpPort: config.httpPort, ipv6: config.ipv6 });
+  const model = translate(read.snapshot, translateOptions(config));
   let out = '';
   for (const [name, text] of renderModel(model)) out += `# ---- ${name} ----\n${text}`;
   await write(streams.stdout, out);

@@ -30,7 +30,13 @@ function render(tpl: string, view: object): string {
 }
 
 function locationView(l: Location) {
+  // "namespace/name" and "namespace/service:port", built by translate from validated names.
+  const [namespace = '', ingressName = ''] = l.ingress.split('/');
+  const serviceName = l.service.split('/')[1]?.split(':')[0] ?? '';
   return {
+    namespace,
+    ingressName,
+    serviceName,
     exact: l.match === 'exact',
     path: l.path,
     pathType: l.route.pathType,
@@ -46,6 +52,7 @@ function locationView(l: Location) {
 function serverView(model: RoutingModel, s: Server) {
   return {
     isDefault: s.host === null,
+    accessLog: model.accessLog ?? '',
     httpPort: model.httpPort,
     ipv6: model.ipv6,
     serverName: s.serverName,

@@ -84,6 +84,16 @@ export class Sidecar implements StatusSource {
     await this.reconciler.idle();
   }
 
+  /** One sync after the source's first full read, then stop: `--once`. Throws when it fails. */
+  async runOnce(): Promise<void> {
+    await this.opts.source.start(() => {});
+    try {
+      await this.sync();
+    } finally {
+      await this.opts.source.stop();
+    }
+  }
+
   async stop(): Promise<void> {
     this.watching = false;
     await this.opts.source.stop();

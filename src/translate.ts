@@ -7,6 +7,7 @@
 //   a trailing slash ignored; the longest path wins, then Exact over Prefix;
 // - rules without a host and the defaultBackend take whatever no host rule matched.
 
+import { createHash } from 'node:crypto';
 import type {
   V1EndpointSlice,
   V1Endpoints,
@@ -34,6 +35,8 @@ export interface TranslateOptions {
   ingressClass: string;
   httpPort: number;
   ipv6: boolean;
+  /** JSON access log for our servers; absent or null leaves access logging to nginx.conf. */
+  accessLog?: string | null;
 }
 
 export const CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
@@ -41,7 +44,9 @@ export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-c
 const NGINX_ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
 
 export const FILE_PREFIX = 'ingress-sidecar';
-export const MAIN_FILE = `${FILE_PREFIX}.conf`;
+// nginx includes conf.d/*.conf in name order, and a log_format must precede its use: the file
+// with the http-level definitions (and the default server) sorts first.
+export const MAIN_FILE = `${FILE_PREFIX}-00-main.conf`;
 export const UPSTREAMS_FILE = `${FILE_PREFIX}-upstreams.conf`;
 
 type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
@@ -66,6 +71,19 @@ interface ParsedIngress {
   rules: Array<{ host: ParsedHost | null; paths: ParsedPath[] }>;
   defaultBackend: BackendRef | null;
   notes: string[];
+}
+
+/**
+ * The object elements of a list field. The Kubernetes API guarantees field types; manifests read
+ * from a directory do not, and one malformed object must not stop the translation of the rest.
+ */
+function list<T>(value: T[] | undefined | null): T[] {
+  return Array.isArray(value) ? value.filter((v): v is T => typeof v === 'object' && v !== null) : [];
+}
+
+function text(value: unknown, where: string): string {
+  if (typeof value !== 'string') throw new InvalidValue(`${where} must be a string`);
+  return value;
 }
 
 /** Whether an Ingress belongs to the class this sidecar serves. */
@@ -126,16 +144,17 @@ function parseIngress(ing: V1Ingress): ParsedIngress {
   const spec = ing.spec ?? {};
   const notes: string[] = [];
   const rules: ParsedIngress['rules'] = [];
-  (spec.rules ?? []).forEach((rule, i) => {
-    const host = rule.host ? parseHost(rule.host) : null;
-    const paths: ParsedPath[] = (rule.http?.paths ?? []).map((p, j) => {
+  list(spec.rules).forEach((rule, i) => {
+    const host = rule.host === undefined || rule.host === null || rule.host === '' ? null : parseHost(text(rule.host, `rules[${i}].host`));
+    const paths: ParsedPath[] = list(rule.http?.paths).map((p, j) => {
       const where = `rules[${i}].http.paths[${j}]`;
       const pathType = p.pathType as string | undefined;
       if (pathType !== 'Exact' && pathType !== 'Prefix' && pathType !== 'ImplementationSpecific') {
         throw new InvalidValue(`${where}: pathType must be Exact, Prefix or ImplementationSpecific, not ${JSON.stringify(pathType ?? '')}`);
       }
       // An empty ImplementationSpecific path means "everything", as an empty Prefix would.
-      const rawPath = p.path === undefined || p.path === '' ? (pathType === 'ImplementationSpecific' ? '/' : '') : p.path;
+      const given = p.path === undefined || p.path === null ? '' : text(p.path, `${where}.path`);
+      const rawPath = given === '' ? (pathType === 'ImplementationSpecific' ? '/' : '') : given;
       if (rawPath === '') throw new InvalidValue(`${where}: path is required for pathType ${pathType}`);
       const decoded = parsePath(rawPath);
       const match = pathType === 'Exact' ? 'exact' : 'prefix';
@@ -186,8 +205,10 @@ class Backends {
     const svc = this.services.get(`${b.namespace}/${b.service}`);
     if (!svc) return unavailable(`Service ${b.namespace}/${b.service} not found`);
     if (svc.spec?.type === 'ExternalName') return unavailable(`Service ${b.namespace}/${b.service} is of type ExternalName, which is not supported`);
-    const port = (svc.spec?.ports ?? []).find((p) => ('number' in b.port ? p.port === b.port.number : p.name === b.port.name));
+    const port = list(svc.spec?.ports).find((p) => ('number' in b.port ? p.port === b.port.number : p.name === b.port.name));
     if (!port) return unavailable(`Service ${b.namespace}/${b.service} has no port ${portText}`);
+    // Looked up by name, the number comes from the Service: it names the upstream, so check it.
+    if (!isPortNumber(port.port)) return unavailable(`Service ${b.namespace}/${b.service} port ${portText} has an invalid number`);
     const name = `${b.namespace}_${b.service}_${port.port}`;
     let upstream = this.upstreams.get(name);
     if (!upstream) {
@@ -206,23 +227,23 @@ class Backends {
     const slices = this.slices.get(`${namespace}/${service}`);
     if (slices) {
       for (const es of slices) {
-        const sp = (es.ports ?? []).find((p) => (p.name ?? '') === portName);
+        const sp = list(es.ports).find((p) => (p.name ?? '') === portName);
         if (!sp || !isPortNumber(sp.port)) continue;
-        for (const ep of es.endpoints ?? []) {
+        for (const ep of list(es.endpoints)) {
           // The API says an unset `ready` is to be read as ready.
           if (ep.conditions?.ready === false) continue;
-          const ip = ep.addresses?.[0];
-          const addr = ip ? upstreamAddress(ip, sp.port) : null;
+          const ip: unknown = Array.isArray(ep.addresses) ? ep.addresses[0] : undefined;
+          const addr = typeof ip === 'string' ? upstreamAddress(ip, sp.port) : null;
           if (addr) out.add(addr);
         }
       }
     } else {
       // core/v1 Endpoints, for clusters or manifests without EndpointSlices.
-      for (const subset of this.endpoints.get(`${namespace}/${service}`)?.subsets ?? []) {
-        const sp = (subset.ports ?? []).find((p) => (p.name ?? '') === portName);
+      for (const subset of list(this.endpoints.get(`${namespace}/${service}`)?.subsets)) {
+        const sp = list(subset.ports).find((p) => (p.name ?? '') === portName);
         if (!sp || !isPortNumber(sp.port)) continue;
-        for (const a of subset.addresses ?? []) {
-          const addr = upstreamAddress(a.ip, sp.port);
+        for (const a of list(subset.addresses)) {
+          const addr = typeof a.ip === 'string' ? upstreamAddress(a.ip, sp.port) : null;
           if (addr) out.add(addr);
         }
       }
@@ -274,8 +295,9 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     try {
       parsed = parseIngress(ing);
     } catch (err) {
-      if (!(err instanceof InvalidValue)) throw err;
-      report(key, 'rejected', err.message);
+      // Anything else thrown here is a value of the wrong type (the directory source has no API
+      // server to enforce the schema): still this Ingress's problem alone.
+      report(key, 'rejected', err instanceof InvalidValue ? err.message : `malformed Ingress: ${err instanceof Error ? err.message : String(err)}`);
       continue;
     }
     for (const note of parsed.notes) report(key, 'partial', note);
@@ -323,6 +345,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   return {
     httpPort: opts.httpPort,
     ipv6: opts.ipv6,
+    accessLog: opts.accessLog ?? null,
     defaultServer,
     servers,
     upstreams: [...backends.upstreams.values()].filter((u) => used.has(u.name)).sort((a, b) => (a.name < b.name ? -1 : 1)),
@@ -384,10 +407,20 @@ function buildServer(h: HostRoutes, globalDefault: HostRoutes['fallback']): Serv
   return {
     host,
     serverName: h.host ? serverNameFor(h.host) : '_',
-    file: host === null ? MAIN_FILE : `${FILE_PREFIX}-server-${host.replace('*', '_wildcard_')}.conf`,
+    file: host === null ? MAIN_FILE : serverFile(host),
     locations,
     ingresses: [...h.ingresses].sort(),
   };
+}
+
+/**
+ * A host's file name: readable, and within the 255 bytes a file name may have (a valid host has
+ * up to 253 characters): long names keep their start and gain a digest of the whole.
+ */
+function serverFile(host: string): string {
+  const name = host.replace('*', '_wildcard_');
+  const short = name.length <= 200 ? name : `${name.slice(0, 180)}-${createHash('sha256').update(host).digest('hex').slice(0, 16)}`;
+  return `${FILE_PREFIX}-server-${short}.conf`;
 }
 
 /** Longest path first, exact before prefix: the order in which Ingress says rules win. */

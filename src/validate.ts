@@ -72,6 +72,9 @@ export function parsePath(raw: string): string {
   }
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(decoded)) throw why('must not encode control characters');
+  // Checked again after decoding: "/%2e%2e/" is "/../" to nginx.
+  for (const seq of ['//', '/./', '/../']) if (decoded.includes(seq)) throw why(`must not encode "${seq}"`);
+  for (const suf of INVALID_SUFFIXES) if (decoded.endsWith(suf)) throw why(`must not encode a trailing "${suf}"`);
   return decoded;
 }
 
@@ -94,6 +97,8 @@ export function isPortNumber(n: unknown): n is number {
 
 /** An endpoint address as nginx's `server` directive takes it, or null when it is not an IP. */
 export function upstreamAddress(ip: string, port: number): string | null {
+  // Node accepts IPv6 zone IDs (fe80::1%eth0); nginx's upstream parser does not.
+  if (ip.includes('%')) return null;
   const family = isIP(ip);
   if (family === 4) return `${ip}:${port}`;
   if (family === 6) return `[${ip}]:${port}`;

@@ -32,7 +32,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { backends: string[]; debounceMs?: number; files?: Record<string, string>; status?: boolean }): Promise<Stack> {
+export async function startStack(opts: { backends: string[]; debounceMs?: number; files?: Record<string, string>; status?: boolean; accessLog?: string }): Promise<Stack> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'sidecar-spec-'));
   const watchDir = path.join(work, 'manifests');
   const confDir = path.join(work, 'conf.d');
@@ -50,7 +50,7 @@ export async function startStack(opts: { backends: string[]; debounceMs?: number
   const make = () =>
     new Sidecar({
       source: new DirectorySource({ dir: watchDir, logger }),
-      translate: { ingressClass: 'nginx', httpPort: port, ipv6: false },
+      translate: { ingressClass: 'nginx', httpPort: port, ipv6: false, accessLog: opts.accessLog ?? null },
       confDir,
       nginxBinary: nginxBinary(),
       nginxPidFile: nginx.pidFile,
@@ -62,8 +62,17 @@ export async function startStack(opts: { backends: string[]; debounceMs?: number
   let sidecar = make();
   let statusServer: StatusServer | null = null;
   const statusSource = { healthy: () => sidecar.healthy(), ready: () => sidecar.ready(), model: () => sidecar.model() };
-  if (opts.status) statusServer = await startStatusServer('127.0.0.1:0', statusSource, sidecar.metrics);
-  await sidecar.start();
+  try {
+    if (opts.status) statusServer = await startStatusServer('127.0.0.1:0', statusSource, sidecar.metrics);
+    await sidecar.start();
+  } catch (err) {
+    // The caller gets no stack to stop: leave no nginx or backend behind.
+    await statusServer?.close();
+    await nginx.stop();
+    await Promise.all([...backends.values()].map((b) => b.close()));
+    await rm(work, { recursive: true, force: true });
+    throw err;
+  }
 
   const get = (host: string, urlPath: string, headers: Record<string, string> = {}) => httpGet(port, host, urlPath, headers);
   const who = async (host: string, urlPath: string) => {

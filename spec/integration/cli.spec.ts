@@ -38,7 +38,7 @@ describe('bin/ingress-sidecar run', function () {
       backendYaml('web', echo.port) + '---\n' + ingressYaml('app', [{ host: 'cli.test', paths: [['/', 'Prefix', 'web']] }], { className: 'edge' }),
     );
     nginx = await startNginx({ confDir });
-    child = execa(BIN, ['run', '--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile, '--http-port', String(port), '--no-ipv6'], {
+    child = execa(BIN, ['run', '--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile, '--http-port', String(port), '--no-ipv6', '--listen', '127.0.0.1:0'], {
       env: { INGRESS_SIDECAR_INGRESS_CLASS: 'edge' },
       reject: false,
       all: true,
@@ -64,6 +64,29 @@ describe('bin/ingress-sidecar run', function () {
     assert.ok(lines.some((l) => l.message === 'stopping' && l.signal === 'SIGTERM'));
     // The sidecar is gone; nginx keeps serving the last good config.
     assert.equal((await httpGet(port, 'cli.test', '/')).status, 200);
+  });
+
+  it('--once renders, applies and exits 0 (and 1 when nginx refuses the config)', async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'cli-spec-'));
+    const watchDir = path.join(work, 'manifests');
+    const confDir = path.join(work, 'conf.d');
+    await mkdir(watchDir);
+    await mkdir(confDir);
+    echo = await startEcho('web');
+    const port = await freePort();
+    await writeFile(path.join(watchDir, 'app.yaml'), backendYaml('web', echo.port) + '---\n' + ingressYaml('app', [{ host: 'once.test', paths: [['/', 'Prefix', 'web']] }]));
+    nginx = await startNginx({ confDir });
+    const args = ['run', '--once', '--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile, '--http-port', String(port), '--no-ipv6'];
+    const ok = await execa(BIN, args, { reject: false, timeout: 20_000 });
+    assert.equal(ok.exitCode, 0, ok.stderr);
+    assert.equal((await httpGet(port, 'once.test', '/')).status, 200);
+
+    await writeFile(path.join(confDir, 'zz-user.conf'), 'server_names_hash_bucket_size 128;\n');
+    await writeFile(path.join(watchDir, 'app.yaml'), backendYaml('web', echo.port) + '---\n' + ingressYaml('app', [{ host: 'other.test', paths: [['/', 'Prefix', 'web']] }]));
+    const refused = await execa(BIN, args, { reject: false, timeout: 20_000 });
+    assert.equal(refused.exitCode, 1);
+    assert.match(refused.stderr, /nginx rejected the rendered configuration/);
+    assert.equal((await httpGet(port, 'once.test', '/')).status, 200, 'the last good config keeps serving');
   });
 
   it('explains a bad flag and exits 2', async () => {

@@ -1,6 +1,6 @@
 // The operator's endpoint against a live sidecar: health, readiness, metrics, routes.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createMemoryLogger } from '../../src/log.ts';
@@ -103,5 +103,44 @@ describe('status endpoint', function () {
       assert.equal(fallback?.action, 404);
       assert.ok(!routes.some((r) => r.ingress === 'default/bad'));
     });
+  });
+});
+
+describe('JSON access log', function () {
+  this.timeout(60_000);
+  let stack: Stack;
+  let work: string;
+  before(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'access-log-spec-'));
+  });
+  after(async () => {
+    await stack?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('writes one JSON object per request naming namespace, Ingress, Service and upstream', async () => {
+    const log = path.join(work, 'access.log');
+    stack = await startStack({ backends: ['web'], accessLog: log, files: { 'a.yaml': ingressYaml('shop', [{ host: 'shop.test', paths: [['/', 'Prefix', 'web']] }]) } });
+    assert.equal(await stack.eventually('shop.test', '/', 'web'), 'web');
+    await stack.get('shop.test', '/cart?id=7', { 'User-Agent': 'spec "quoted" agent' });
+    await stack.get('nowhere.test', '/');
+    let lines: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < 50; i++) {
+      lines = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      if (lines.some((l) => l.host === 'nowhere.test')) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const cart = lines.find((l) => l.uri === '/cart?id=7');
+    assert.ok(cart, 'the request is logged');
+    assert.equal(cart.namespace, 'default');
+    assert.equal(cart.ingress, 'shop');
+    assert.equal(cart.service, 'web');
+    assert.equal(cart.status, 200);
+    assert.equal(cart.upstream_addr, `127.0.0.1:${stack.backends.get('web')!.port}`);
+    assert.equal(cart.user_agent, 'spec "quoted" agent');
+    assert.equal(typeof cart.request_time, 'number');
+    const miss = lines.find((l) => l.host === 'nowhere.test');
+    assert.equal(miss?.status, 404);
+    assert.equal(miss?.ingress, '');
   });
 });

@@ -1,0 +1,476 @@
+// Shared parts of the benchmarks: a whole stack on this machine (a real nginx on a loopback port,
+// an echo backend, the sidecar in-process watching a manifest directory), timestamps of what the
+// sidecar did, the HTTP poller (a worker thread), and statistics/markdown helpers.
+//
+// Traffic goes to 127.0.0.1 only. Everything started here is stopped by stop(), and by the
+// SIGINT/SIGTERM handler installed by installCleanup().
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
+import { execFileSync } from 'node:child_process';
+import winston from 'winston';
+import { startEcho, type EchoServer } from '../src/echo.ts';
+import { nginxBinary, startNginx, type RunningNginx } from '../src/local-nginx.ts';
+import { Sidecar } from '../src/sidecar.ts';
+import type { Snapshot, Source } from '../src/snapshot.ts';
+import { DirectorySource } from '../src/sources/directory.ts';
+
+/** Epoch milliseconds with sub-millisecond resolution; the poller thread uses the same clock. */
+export const now = (): number => performance.timeOrigin + performance.now();
+
+// ---------------------------------------------------------------------------------------------
+// SIGHUPs: every process.kill(pid, 'SIGHUP') made in this process, by whom.
+
+export interface Hup {
+  pid: number;
+  at: number;
+  by: 'sidecar' | 'bench';
+}
+
+export const hups: Hup[] = [];
+const realKill = process.kill.bind(process);
+let hooked = false;
+
+/**
+ * Wraps process.kill so that each SIGHUP the sidecar sends is timestamped. The bench's own
+ * SIGHUPs go through benchHup(). A measuring probe only: the signal is delivered unchanged.
+ */
+export function hookKill(): void {
+  if (hooked) return;
+  hooked = true;
+  process.kill = ((pid: number, signal?: string | number) => {
+    if (signal === 'SIGHUP' || signal === 1) hups.push({ pid, at: now(), by: 'sidecar' });
+    return realKill(pid, signal);
+  }) as typeof process.kill;
+}
+
+export function benchHup(pid: number): number {
+  const at = now();
+  hups.push({ pid, at, by: 'bench' });
+  realKill(pid, 'SIGHUP');
+  return at;
+}
+
+/** "signal 1 (SIGHUP) received" lines in an nginx error log (notice level). */
+export function countLoggedHups(errorLog: string): number {
+  return (errorLog.match(/signal 1 \(SIGHUP\) received/g) ?? []).length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A source wrapper that timestamps change notifications and snapshot reads.
+
+class TimedSource implements Source {
+  readonly changes: number[] = [];
+  readonly snapshots: number[] = [];
+  private readonly inner: Source;
+  constructor(inner: Source) {
+    this.inner = inner;
+  }
+  start(onChange: () => void): Promise<void> {
+    return this.inner.start(() => {
+      this.changes.push(now());
+      onChange();
+    });
+  }
+  /** Sidecar.sync() reads the snapshot first: this marks the start of a pass. */
+  snapshot(): Snapshot {
+    this.snapshots.push(now());
+    return this.inner.snapshot();
+  }
+  stop(): Promise<void> {
+    return this.inner.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stack.
+
+export interface LogEntry {
+  at: number;
+  level: string;
+  message: string;
+  [k: string]: unknown;
+}
+
+export interface BenchStack {
+  work: string;
+  watchDir: string;
+  confDir: string;
+  /** Include dir for hand-written server blocks, read by the same nginx (null when not asked for). */
+  bareDir: string | null;
+  port: number;
+  echo: EchoServer;
+  nginx: RunningNginx;
+  sidecar: Sidecar;
+  source: TimedSource;
+  logs: LogEntry[];
+  debounceMs: number;
+  maxDelayMs: number;
+  stop(): Promise<void>;
+}
+
+export const SERVICE = 'echo';
+
+const live = new Set<BenchStack>();
+
+export async function startStack(opts: { debounceMs: number; maxDelayMs: number; bare: boolean }): Promise<BenchStack> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'ingress-sidecar-bench-'));
+  const watchDir = path.join(work, 'manifests');
+  const confDir = path.join(work, 'conf.d');
+  const bareDir = opts.bare ? path.join(work, 'bare.d') : null;
+  await mkdir(watchDir);
+  await mkdir(confDir);
+  const stops: Array<() => Promise<unknown>> = [() => rm(work, { recursive: true, force: true })];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    const echo = await startEcho(SERVICE);
+    stops.push(() => echo.close());
+    await writeFile(path.join(watchDir, 'backends.yaml'), backendYaml(SERVICE, echo.port));
+    if (bareDir) {
+      await mkdir(bareDir);
+      // A file of the user's own in conf.d (the sidecar leaves it alone and tests it along).
+      await writeFile(path.join(confDir, 'bench-bare.conf'), `include ${bareDir}/*.conf;\n`);
+    }
+    const port = await freePort();
+    const nginx = await startNginx({ confDir });
+    stops.push(() => nginx.stop());
+
+    const logs: LogEntry[] = [];
+    // Production's level (info), nothing printed; entries kept with a timestamp.
+    const logger = winston.createLogger({ level: 'info', transports: [new winston.transports.Console({ silent: true })] });
+    logger.on('data', (info: Record<string, unknown>) => logs.push({ ...info, at: now() } as LogEntry));
+    const source = new TimedSource(new DirectorySource({ dir: watchDir, logger }));
+    const sidecar = new Sidecar({
+      source,
+      translate: { ingressClass: 'nginx', httpPort: port, ipv6: false },
+      confDir,
+      nginxBinary: nginxBinary(),
+      nginxPidFile: nginx.pidFile,
+      reloadTimeoutMs: 5000,
+      debounceMs: opts.debounceMs,
+      maxDelayMs: opts.maxDelayMs,
+      logger,
+    });
+    stops.push(() => sidecar.stop());
+    await sidecar.start();
+    const stack: BenchStack = {
+      work,
+      watchDir,
+      confDir,
+      bareDir,
+      port,
+      echo,
+      nginx,
+      sidecar,
+      source,
+      logs,
+      debounceMs: opts.debounceMs,
+      maxDelayMs: opts.maxDelayMs,
+      async stop() {
+        live.delete(stack);
+        await stopAll();
+      },
+    };
+    live.add(stack);
+    return stack;
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** Stops every live stack and the poller on SIGINT/SIGTERM, so nothing outlives an interrupted run. */
+export function installCleanup(): void {
+  const handler = (signal: NodeJS.Signals) => {
+    console.error(`\n${signal}: stopping nginx and backends`);
+    void Promise.all([...live].map((s) => s.stop()))
+      .then(() => Poller.stopAll())
+      .finally(() => process.exit(130));
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+  // `… | head` closes the pipe early: keep running so that the finally blocks still stop nginx.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
+    });
+  });
+}
+
+export function backendYaml(name: string, port: number): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: default}
+spec:
+  ports: [{name: http, port: 80, targetPort: ${port}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ${name}-1
+  namespace: default
+  labels: {kubernetes.io/service-name: ${name}}
+addressType: IPv4
+ports: [{name: http, port: ${port}}]
+endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
+`;
+}
+
+/** One Ingress: host -> / (Prefix) -> the echo Service. */
+export function ingressYaml(name: string, host: string): string {
+  return `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ${name}
+  namespace: default
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: ${host}
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: ${SERVICE}, port: {name: http}}}}
+`;
+}
+
+/** The hand-written equivalent: one server block proxying / to the echo backend. */
+export function bareServerBlock(host: string, port: number, echoPort: number): string {
+  return `server {
+    listen ${port};
+    server_name ${host};
+    location / {
+        proxy_pass http://127.0.0.1:${echoPort};
+        proxy_set_header Host $http_host;
+    }
+}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx workers, read from /proc (children of the master and their titles).
+
+export async function nginxChildren(master: number): Promise<{ live: number[]; draining: number[] }> {
+  const live: number[] = [];
+  const draining: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'latin1').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid !== master) continue;
+    const title = (await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '')).replace(/\0/g, ' ');
+    if (!title.startsWith('nginx: worker process')) continue;
+    (title.includes('shutting down') ? draining : live).push(Number(name));
+  }
+  return { live, draining };
+}
+
+/**
+ * Waits (bounded) until the master's live workers are all new (not in `before`): the condition
+ * the sidecar's own reload verification waits for. With `drained`, also until no old worker is
+ * still draining: the state a reload ends in, so that the next trial starts from a quiet nginx.
+ */
+export async function waitQuietNginx(
+  master: number,
+  before: ReadonlySet<number>,
+  opts: { pollMs?: number; drained?: boolean; timeoutMs?: number } = {},
+): Promise<boolean> {
+  const { pollMs = 5, drained = true, timeoutMs = 5000 } = opts;
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < Math.ceil(timeoutMs / pollMs) + 1 && Date.now() < deadline; i++) {
+    const { live, draining } = await nginxChildren(master);
+    if (live.length > 0 && (!drained || draining.length === 0) && live.every((p) => !before.has(p))) return true;
+    await sleep(pollMs);
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The poller (worker thread, see poller.ts).
+
+export type PollerRequest =
+  | { type: 'probe'; id: number; port: number; host: string; service: string; intervalMs: number; timeoutMs: number; tailMs: number }
+  | { type: 'sweep'; id: number; port: number; hosts: string[]; service: string; concurrency: number; retryMs: number; timeoutMs: number }
+  | { type: 'write'; id: number; files: Array<{ path: string; content: string }>; concurrency: number };
+
+export type PollerReply =
+  | { type: 'started'; id: number; first: string }
+  | {
+      type: 'probe';
+      id: number;
+      ok: boolean;
+      /** first correct answer */
+      at: number;
+      tries: number;
+      last: string;
+      firstWasOk: boolean;
+      /** wrong answers seen in the tailMs after the first correct one, and when the last came */
+      wrongAfter: number;
+      lastWrongAt: number;
+    }
+  | { type: 'sweep'; id: number; ok: boolean; at: number; missing: string[]; requests: number; rounds: number }
+  | { type: 'write'; id: number; startedAt: number; doneAt: number };
+
+export type ProbeResult = Extract<PollerReply, { type: 'probe' }>;
+export type SweepResult = Extract<PollerReply, { type: 'sweep' }>;
+
+export class Poller {
+  private static all = new Set<Poller>();
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly waiters = new Map<string, (r: PollerReply) => void>();
+
+  private constructor() {
+    this.worker = new Worker(new URL('./poller.ts', import.meta.url));
+    this.worker.on('message', (r: PollerReply) => {
+      const key = `${r.type === 'started' ? 'started' : 'done'}:${r.id}`;
+      const w = this.waiters.get(key);
+      this.waiters.delete(key);
+      w?.(r);
+    });
+    this.worker.on('error', (err) => console.error('poller thread failed:', err));
+    Poller.all.add(this);
+  }
+
+  static start(): Poller {
+    return new Poller();
+  }
+
+  static async stopAll(): Promise<void> {
+    for (const p of Poller.all) await p.stop();
+  }
+
+  private wait<T extends PollerReply>(key: string): Promise<T> {
+    return new Promise((resolve) => this.waiters.set(key, resolve as (r: PollerReply) => void));
+  }
+
+  /**
+   * Starts polling `host` every `intervalMs`; `started` resolves once the first answer is in
+   * (so the poller is running before the caller changes anything), `done` with the first correct one
+   * after a further tailMs of polling (see poller.ts).
+   */
+  probe(port: number, host: string, intervalMs: number, timeoutMs: number, tailMs = 0): { started: Promise<string>; done: Promise<ProbeResult> } {
+    const id = this.nextId++;
+    const started = this.wait<Extract<PollerReply, { type: 'started' }>>(`started:${id}`).then((r) => r.first);
+    const done = this.wait<ProbeResult>(`done:${id}`);
+    this.worker.postMessage({ type: 'probe', id, port, host, service: SERVICE, intervalMs, timeoutMs, tailMs } satisfies PollerRequest);
+    return { started, done };
+  }
+
+  sweep(port: number, hosts: string[], opts: { concurrency: number; retryMs: number; timeoutMs: number }): Promise<SweepResult> {
+    const id = this.nextId++;
+    const done = this.wait<SweepResult>(`done:${id}`);
+    this.worker.postMessage({ type: 'sweep', id, port, hosts, service: SERVICE, ...opts } satisfies PollerRequest);
+    return done;
+  }
+
+  /** Writes the files from the worker thread; resolves with when it started and finished. */
+  write(files: Array<{ path: string; content: string }>, concurrency: number): Promise<Extract<PollerReply, { type: 'write' }>> {
+    const id = this.nextId++;
+    const done = this.wait<Extract<PollerReply, { type: 'write' }>>(`done:${id}`);
+    this.worker.postMessage({ type: 'write', id, files, concurrency } satisfies PollerRequest);
+    return done;
+  }
+
+  async stop(): Promise<void> {
+    Poller.all.delete(this);
+    await this.worker.terminate();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and output.
+
+/** Nearest-rank percentile: the smallest value with at least p% of the samples at or below it. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[rank - 1]!;
+}
+
+export function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export function summary(values: number[]): { n: number; median: number; p90: number; p99: number; min: number; max: number } {
+  return {
+    n: values.length,
+    median: round(median(values)),
+    p90: round(percentile(values, 90)),
+    p99: round(percentile(values, 99)),
+    min: round(Math.min(...values)),
+    max: round(Math.max(...values)),
+  };
+}
+
+export function round(x: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export function table(header: string[], rows: Array<Array<string | number>>): string {
+  const line = (cells: Array<string | number>) => `| ${cells.map(String).join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function signed(x: number): string {
+  return `${x >= 0 ? '+' : ''}${round(x)}`;
+}
+
+export function machine(): Record<string, string> {
+  const run = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    } catch {
+      return '';
+    }
+  };
+  // nginx -v writes to stderr and exits 0.
+  const nginxStderr = run('sh', ['-c', `"$0" -v 2>&1`, nginxBinary()]);
+  const cpu = (() => {
+    try {
+      return /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+    } catch {
+      return '';
+    }
+  })();
+  const git = run('git', ['rev-parse', '--short', 'HEAD']);
+  const dirty = run('git', ['status', '--porcelain', '--', 'src']);
+  return {
+    nproc: String(os.availableParallelism()),
+    cpu,
+    kernel: os.release(),
+    node: process.version,
+    nginx: nginxStderr.replace(/^nginx version:\s*/, ''),
+    git: git + (dirty ? ' (src/ has uncommitted changes)' : ''),
+    load: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    date: new Date().toISOString(),
+  };
+}
+
+export function parseIntFlag(value: string | undefined, name: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}

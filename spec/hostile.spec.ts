@@ -1,0 +1,864 @@
+// Hostile input: every string an Ingress, Service, EndpointSlice, Endpoints or IngressClass can
+// carry is filled with nginx syntax, control characters, unicode, very long values and seeded
+// random strings, next to a known-good Ingress. Each case must translate without throwing,
+// reject or neutralise the hostile value, keep serving the good Ingress, render, and read back
+// (through a tokenizer that splits text as nginx does) as exactly the directives the templates
+// write with exactly the values the model holds. A sample also goes through a real `nginx -t`.
+//
+// Reproduce a random case: HOSTILE_SEED=<seed> (and HOSTILE_CASES=<n>) with the seed printed
+// in the test name; a failure names the case number.
+
+import { deepStrictEqual, fail, ok, strictEqual, throws } from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import os from 'node:os';
+import nodePath from 'node:path';
+import type { V1EndpointSlice, V1Endpoints, V1HTTPIngressPath, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
+import type { RoutingModel, Server } from '../src/model.ts';
+import { findExecutable } from '../src/nginx-process.ts';
+import { renderModel } from '../src/render.ts';
+import { CLASS_ANNOTATION, DEFAULT_CLASS_ANNOTATION, MAIN_FILE, UPSTREAMS_FILE, ingressKey, translate } from '../src/translate.ts';
+import { parseHost, serverNameFor } from '../src/validate.ts';
+import { backendService, endpoints, ingress, ingressClass, path as pathSpec, rule, snapshot } from './helpers/builders.ts';
+import { NginxSyntaxError, parseNginx, walk, type Directive } from './helpers/nginx-tokenizer.ts';
+
+const OPTS = { ingressClass: 'nginx', httpPort: 8080, ipv6: true };
+const SEED = Number(process.env.HOSTILE_SEED ?? 0x5eed1ce) >>> 0;
+const RANDOM_CASES = Number(process.env.HOSTILE_CASES ?? 300);
+const RANDOM_GROUP = 25;
+/** Random cases that also go through `nginx -t` (the fixed payloads always do). */
+const RANDOM_NGINX_SAMPLE = 20;
+const NGINX = findExecutable('nginx');
+
+// ---------------------------------------------------------------------------------------------
+// The tokenizer itself
+
+describe('nginx tokenizer (spec helper) reads text as ngx_conf_read_token does', () => {
+  const names = (text: string) => parseNginx(text).map((d) => [d.name, ...d.args]);
+
+  it('keeps ";" "{" "}" "#" inside quotes, and ends a word only at whitespace, ";" or "{"', () => {
+    deepStrictEqual(names('a "b;c" \'d{e}\' "#f";'), [['a', 'b;c', 'd{e}', '#f']]);
+    deepStrictEqual(names('a b}c b#c;'), [['a', 'b}c', 'b#c']]);
+    deepStrictEqual(names('a b;c d;'), [['a', 'b'], ['c', 'd']]);
+  });
+
+  it('starts a comment only where a token starts, and ends it at LF only', () => {
+    deepStrictEqual(names('a #b; c\r d;\ne;'), [['a', 'e']]);
+    deepStrictEqual(names('# a { b;\na;'), [['a']]);
+  });
+
+  it('unescapes \\" \\\' \\\\ \\t \\r \\n in every word and keeps other backslashes', () => {
+    deepStrictEqual(names(String.raw`a "b\"c" 'd\'e' f\\g "h\ti\q";`), [['a', 'b"c', "d'e", 'f\\g', 'h\ti\\q']]);
+    deepStrictEqual(names(String.raw`a b\;c d\ e;`), [['a', 'b\\;c', 'd\\ e']]);
+    deepStrictEqual(names(String.raw`a \"b;`), [['a', '"b']]);
+  });
+
+  it('does not end a word at "{" right after "$"', () => {
+    const [d] = parseNginx('a ${b}{ c; }');
+    deepStrictEqual([d?.name, d?.args, d?.block?.map((x) => x.name)], ['a', ['${b}'], ['c']]);
+    deepStrictEqual(names('a "${b" ${c;'), [['a', '${b', '${c']]);
+  });
+
+  it('builds nested blocks with the line of each directive', () => {
+    const tree = parseNginx('server {\n  location = /x {\n    return 404;\n  }\n}\nupstream u { server 10.0.0.1:80; }\n');
+    deepStrictEqual(
+      [...walk(tree)].map(({ d, context }) => `${context.join('>')}|${d.name} ${d.args.join(' ')}@${d.line}`),
+      ['|server @1', 'server|location = /x@2', 'server>location|return 404@3', '|upstream u@6', 'upstream|server 10.0.0.1:80@6'],
+    );
+  });
+
+  it('refuses what nginx refuses', () => {
+    for (const bad of ['a "b"c;', '"a"#b;', 'a "b', 'a b', '}', 'a { b;', 'a }', ';', '{ }', 'a b }', "a 'b\\'"]) {
+      throws(() => parseNginx(bad), NginxSyntaxError, JSON.stringify(bad));
+    }
+    deepStrictEqual(names('if ($a = "b") { }'), [['if', '($a', '=', 'b', ')']]);
+  });
+
+  it('refuses tokens and comments of 4096 bytes or more, counted in UTF-8', () => {
+    const x = (n: number) => 'x'.repeat(n);
+    deepStrictEqual(names(`a ${x(4095)};`)[0]?.[1]?.length, 4095);
+    throws(() => parseNginx(`a ${x(4096)};`), /too long parameter/);
+    // Counted from after the opening quote up to the byte after the closing one, as nginx does.
+    deepStrictEqual(names(`a "${x(4094)}";`)[0]?.[1]?.length, 4094);
+    throws(() => parseNginx(`a "${x(4095)}";`), /too long parameter "xxxxxxxxxx\.\.\." started/);
+    throws(() => parseNginx(`a "${x(4096)}";`), /too long parameter, probably missing terminating """ character/);
+    deepStrictEqual(names(`#${x(4094)}\na;`), [['a']]);
+    throws(() => parseNginx(`#${x(4095)}\na;`), /too long parameter "#/);
+    throws(() => parseNginx(`a ${'é'.repeat(2048)};`), /too long parameter/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Scenario: a known-good Ingress and a hostile one, each with its own Service
+
+const GOOD = 'default/good';
+const GOOD_HOST = 'good.test';
+const GOOD_UPSTREAM = 'default_good-web_80';
+
+interface Scenario {
+  hostile: V1Ingress;
+  services: V1Service[];
+  slices: V1EndpointSlice[];
+  endpoints: V1Endpoints[];
+  classes: V1IngressClass[];
+}
+
+function scenario(): { good: V1Ingress; s: Scenario } {
+  const good = ingress('good', [rule(GOOD_HOST, pathSpec('/', 'Prefix', 'good-web'))], { age: 0 });
+  const hostile = ingress('hostile', [rule('hostile.test', pathSpec('/h', 'Prefix', 'evil-web'))], { age: 1 });
+  const g = backendService('good-web', '10.0.0.1');
+  const e = backendService('evil-web', '10.0.0.2');
+  return { good, s: { hostile, services: [g.service, e.service], slices: [g.slice, e.slice], endpoints: [], classes: [] } };
+}
+
+const hostilePath = (s: Scenario): V1HTTPIngressPath => s.hostile.spec!.rules![0]!.http!.paths[0]!;
+const evilService = (s: Scenario): V1Service => s.services[1]!;
+const evilSlice = (s: Scenario): V1EndpointSlice => s.slices[1]!;
+
+/** "/" in front unless there is one, so that most of a payload reaches the path grammar. */
+const slash = (v: string) => (v.startsWith('/') ? v : `/${v}`);
+
+/** Percent-encodes the UTF-8 bytes of v except unreserved characters and "/". */
+function pct(v: string): string {
+  let out = '';
+  for (const b of Buffer.from(v, 'utf8')) {
+    const c = String.fromCharCode(b);
+    out += b < 0x80 && /[A-Za-z0-9\-._~/]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+interface Field {
+  name: string;
+  set(s: Scenario, v: string): void;
+  /** Whether the hostile Ingress may be neither served nor rejected (it is not of our class). */
+  mayIgnore?: boolean;
+  /** When the hostile Ingress is served and not rejected: the value must appear as given. */
+  accepted?(m: RoutingModel, v: string, key: string): string | null;
+}
+
+const pathFields = (['Exact', 'Prefix', 'ImplementationSpecific'] as const).flatMap((t): Field[] => {
+  const accepted = (m: RoutingModel, raw: string, key: string) =>
+    allServers(m).some((srv) => srv.locations.some((l) => l.ingress === key && l.route.path === raw))
+      ? null
+      : `no location serves the accepted path ${JSON.stringify(raw)}`;
+  return [
+    {
+      name: `path (${t})`,
+      set: (s, v) => Object.assign(hostilePath(s), { pathType: t, path: slash(v) }),
+      accepted: (m, v, key) => accepted(m, slash(v), key),
+    },
+    {
+      name: `path (${t}, percent-encoded)`,
+      set: (s, v) => Object.assign(hostilePath(s), { pathType: t, path: `/${pct(v)}` }),
+      accepted: (m, v, key) => accepted(m, `/${pct(v)}`, key),
+    },
+  ];
+});
+
+const FIELDS: Field[] = [
+  {
+    name: 'Ingress host',
+    set: (s, v) => void (s.hostile.spec!.rules![0]!.host = v),
+    accepted: (m, v) => (v === '' || m.servers.some((x) => x.host === v) ? null : `no server for the accepted host ${JSON.stringify(v)}`),
+  },
+  ...pathFields,
+  {
+    name: 'path in a rule without host (percent-encoded)',
+    set: (s, v) => {
+      delete s.hostile.spec!.rules![0]!.host;
+      hostilePath(s).path = `/${pct(v)}`;
+    },
+  },
+  { name: 'Ingress name', set: (s, v) => void (s.hostile.metadata!.name = v) },
+  {
+    name: 'Ingress namespace (and its Service)',
+    set: (s, v) => {
+      s.hostile.metadata!.namespace = v;
+      evilService(s).metadata!.namespace = v;
+      evilSlice(s).metadata!.namespace = v;
+    },
+  },
+  {
+    name: 'backend Service name (and the Service)',
+    set: (s, v) => {
+      hostilePath(s).backend.service!.name = v;
+      evilService(s).metadata!.name = v;
+      evilSlice(s).metadata!.labels!['kubernetes.io/service-name'] = v;
+    },
+  },
+  {
+    name: 'backend Service port name (and the Service port)',
+    set: (s, v) => {
+      hostilePath(s).backend.service!.port = { name: v };
+      evilService(s).spec!.ports![0]!.name = v;
+      evilSlice(s).ports![0]!.name = v;
+    },
+  },
+  {
+    name: 'defaultBackend Service name (and the Service)',
+    set: (s, v) => {
+      s.hostile.spec!.rules = [];
+      s.hostile.spec!.defaultBackend = { service: { name: v, port: { number: 80 } } };
+      evilService(s).metadata!.name = v;
+      evilSlice(s).metadata!.labels!['kubernetes.io/service-name'] = v;
+    },
+  },
+  {
+    name: 'Service port name (Ingress refers to the number)',
+    set: (s, v) => {
+      evilService(s).spec!.ports![0]!.name = v;
+      evilSlice(s).ports![0]!.name = v;
+    },
+  },
+  {
+    // YAML and JSON manifests can say `port: "80"`; the directory source passes it on as it is.
+    name: 'Service port number, given as a string in a manifest (Ingress refers to the name)',
+    set: (s, v) => {
+      hostilePath(s).backend.service!.port = { name: 'http' };
+      (evilService(s).spec!.ports![0] as { port: unknown }).port = v;
+    },
+  },
+  { name: 'spec.ingressClassName', mayIgnore: true, set: (s, v) => void (s.hostile.spec!.ingressClassName = v) },
+  {
+    name: `${CLASS_ANNOTATION} annotation`,
+    mayIgnore: true,
+    set: (s, v) => {
+      delete s.hostile.spec!.ingressClassName;
+      s.hostile.metadata!.annotations = { [CLASS_ANNOTATION]: v };
+    },
+  },
+  {
+    name: 'IngressClass name (marked default)',
+    mayIgnore: true,
+    set: (s, v) => {
+      delete s.hostile.spec!.ingressClassName;
+      s.classes = [ingressClass(v, true)];
+    },
+  },
+  {
+    name: `IngressClass ${DEFAULT_CLASS_ANNOTATION} annotation`,
+    mayIgnore: true,
+    set: (s, v) => {
+      delete s.hostile.spec!.ingressClassName;
+      const cls = ingressClass('nginx', false);
+      cls.metadata!.annotations = { [DEFAULT_CLASS_ANNOTATION]: v };
+      s.classes = [cls];
+    },
+  },
+  {
+    name: 'nginx.ingress.kubernetes.io/ annotation name and value',
+    set: (s, v) => void (s.hostile.metadata!.annotations = { [`nginx.ingress.kubernetes.io/${v}`]: v }),
+  },
+  { name: 'EndpointSlice address', set: (s, v) => void (evilSlice(s).endpoints = [{ addresses: [v] }]) },
+  { name: 'EndpointSlice port name', set: (s, v) => void (evilSlice(s).ports![0]!.name = v) },
+  { name: 'EndpointSlice kubernetes.io/service-name label', set: (s, v) => void (evilSlice(s).metadata!.labels!['kubernetes.io/service-name'] = v) },
+  {
+    name: 'Endpoints address (no EndpointSlice)',
+    set: (s, v) => {
+      s.slices = [s.slices[0]!];
+      s.endpoints = [endpoints('evil-web', { name: 'http', port: 8080 }, [v])];
+    },
+  },
+  {
+    name: 'Endpoints port name (no EndpointSlice)',
+    set: (s, v) => {
+      s.slices = [s.slices[0]!];
+      s.endpoints = [endpoints('evil-web', { name: v, port: 8080 }, ['10.0.0.2'])];
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------------
+// What a rendered configuration may contain
+
+const allServers = (m: RoutingModel): Server[] => [m.defaultServer, ...m.servers];
+
+/** A directive without its line, block included, for comparing what nginx reads. */
+type Shape = Array<string | Shape[]>;
+
+function shape(d: Directive): Shape {
+  return d.block ? [d.name, ...d.args, d.block.map(shape)] : [d.name, ...d.args];
+}
+
+const json = (x: unknown) => JSON.stringify(x).slice(0, 300);
+
+const signature = (d: Directive, context: string[]) => `${context.join('>') || '(file)'}: ${d.name}/${d.args.length}`;
+
+/** Directives in a server block whose values come from the model; all others must be the baseline's. */
+const MODEL_SERVER_DIRECTIVES = new Set(['listen', 'server_name', 'location']);
+
+/**
+ * The rendered files of a model that uses every branch of the templates: the directives and
+ * contexts they allow, and the parts of a server block that do not depend on the model.
+ */
+const baseline = (() => {
+  const web = backendService('web', '10.0.0.1');
+  const m = translate(
+    snapshot({
+      ingresses: [
+        ingress('a', [rule('a.test', pathSpec('/', 'Prefix', 'web'), pathSpec('/x', 'Exact', 'web'), pathSpec('/p', 'Prefix', 'web'), pathSpec('/i', 'ImplementationSpecific', 'web'))]),
+        ingress('b', [rule('*.b.test', pathSpec('/', 'Prefix', 'missing')), rule(undefined, pathSpec('/nohost', 'Prefix', 'web'))]),
+      ],
+      backends: [web],
+    }),
+    OPTS,
+  );
+  const files = renderModel(m);
+  const trees = new Map([...files].map(([name, text]) => [name, parseNginx(text)]));
+  const allowed = new Set([...trees.values()].flatMap((t) => [...walk(t)].map(({ d, context }) => signature(d, context))));
+  const serverParts = (s: Server) => {
+    const block = trees.get(s.file)?.find((d) => d.name === 'server')?.block ?? [];
+    return {
+      listen: block.filter((d) => d.name === 'listen').map(shape),
+      fixed: block.filter((d) => !MODEL_SERVER_DIRECTIVES.has(d.name)).map(shape),
+    };
+  };
+  const main = trees.get(MAIN_FILE) ?? [];
+  return {
+    allowed,
+    defaultServer: serverParts(m.defaultServer),
+    hostServer: serverParts(m.servers[0]!),
+    /** Top-level directives of the main file other than the model's numbers. */
+    mainFixed: main.filter((d) => !d.name.startsWith('server_names_hash_') && d.name !== 'server').map(shape),
+  };
+})();
+
+describe('hostile input: the baseline the checks compare with', () => {
+  it('uses every directive the templates write, in the contexts they write them', () => {
+    for (const sig of [
+      '(file): server_names_hash_max_size/1',
+      '(file): map/2',
+      'map: default/1',
+      '(file): server/0',
+      'server: listen/1',
+      'server: listen/2',
+      'server: server_name/1',
+      'server: proxy_set_header/2',
+      'server: location/1',
+      'server: location/2',
+      'server>location: proxy_pass/1',
+      'server>location: return/1',
+      '(file): upstream/1',
+      'upstream: server/1',
+    ]) {
+      ok(baseline.allowed.has(sig), `${sig} not in ${[...baseline.allowed].join(', ')}`);
+    }
+  });
+});
+
+/** Written to disk as UTF-8, a lone surrogate becomes U+FFFD: that is what nginx reads. */
+const asWritten = (s: string) => Buffer.from(s, 'utf8').toString('utf8');
+
+function compareList(what: string, want: unknown[], got: unknown[]): string[] {
+  const w = json(want);
+  const g = json(got);
+  return JSON.stringify(want) === JSON.stringify(got) ? [] : [`${what}: expected ${w}, nginx reads ${g}`];
+}
+
+/** A server block must hold the model's values, each as exactly one argument, and nothing else. */
+function serverProblems(where: string, d: Directive, s: Server): string[] {
+  const block = d.block ?? [];
+  const ref = s.host === null ? baseline.defaultServer : baseline.hostServer;
+  const out = [
+    ...compareList(`${where} listen`, ref.listen, block.filter((x) => x.name === 'listen').map(shape)),
+    ...compareList(`${where} server_name`, [[asWritten(s.serverName)]], block.filter((x) => x.name === 'server_name').map((x) => x.args)),
+    ...compareList(`${where} fixed directives`, ref.fixed, block.filter((x) => !MODEL_SERVER_DIRECTIVES.has(x.name)).map(shape)),
+  ];
+  const locations = block.filter((x) => x.name === 'location');
+  out.push(
+    ...compareList(
+      `${where} locations`,
+      s.locations.map((l) => (l.match === 'exact' ? ['=', asWritten(l.path)] : [asWritten(l.path)])),
+      locations.map((x) => x.args),
+    ),
+  );
+  s.locations.forEach((l, i) => {
+    const body = locations[i]?.block ?? [];
+    const at = `${where} location ${json(l.path)}`;
+    const args = (name: string) => body.filter((x) => x.name === name).map((x) => x.args);
+    out.push(...compareList(`${at} proxy_pass`, l.action.kind === 'proxy' ? [[asWritten(`http://${l.action.upstream}`)]] : [], args('proxy_pass')));
+    out.push(...compareList(`${at} return`, l.action.kind === 'proxy' ? [] : [[l.action.kind === 'notFound' ? '404' : '503']], args('return')));
+  });
+  return out;
+}
+
+/** Every rendered file read back as nginx reads it, against the model it came from. */
+function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): string[] {
+  const out: string[] = [];
+  const main = trees.get(MAIN_FILE);
+  if (main) {
+    const args = (name: string) => main.filter((d) => d.name === name).map((d) => d.args);
+    out.push(...compareList(`${MAIN_FILE} server_names_hash_max_size`, [[String(m.serverNamesHash.maxSize)]], args('server_names_hash_max_size')));
+    out.push(...compareList(`${MAIN_FILE} server_names_hash_bucket_size`, [[String(m.serverNamesHash.bucketSize)]], args('server_names_hash_bucket_size')));
+    out.push(...compareList(`${MAIN_FILE} fixed directives`, baseline.mainFixed, main.filter((d) => !d.name.startsWith('server_names_hash_') && d.name !== 'server').map(shape)));
+    const servers = main.filter((d) => d.name === 'server');
+    if (servers.length !== 1) out.push(`${MAIN_FILE}: ${servers.length} server blocks, expected the default server only`);
+    else out.push(...serverProblems(MAIN_FILE, servers[0]!, m.defaultServer));
+  }
+  for (const s of m.servers) {
+    const tree = trees.get(s.file);
+    if (!tree) continue;
+    if (tree.length !== 1 || tree[0]!.name !== 'server') out.push(`${s.file}: expected one server block, nginx reads ${json(tree.map((d) => d.name))}`);
+    else out.push(...serverProblems(s.file, tree[0]!, s));
+  }
+  const ups = trees.get(UPSTREAMS_FILE);
+  if (ups) {
+    out.push(...compareList(`${UPSTREAMS_FILE} upstreams`, m.upstreams.map((u) => ['upstream', asWritten(u.name)]), ups.map((d) => [d.name, ...d.args])));
+    m.upstreams.forEach((u, i) => {
+      const servers = (ups[i]?.block ?? []).filter((d) => d.name === 'server').map((d) => d.args);
+      out.push(...compareList(`${UPSTREAMS_FILE} upstream ${json(u.name)} servers`, u.servers.map((x) => [asWritten(x.address)]), servers));
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model invariants: what "already validated" promises to the templates
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const UPSTREAM_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?_[a-z]([-a-z0-9]{0,61}[a-z0-9])?_([1-9][0-9]{0,4})$/;
+const FILE_NAME = /^ingress-sidecar-server-[a-z0-9._-]+\.conf$/;
+/** NAME_MAX on Linux filesystems: longer file names fail with ENAMETOOLONG. */
+const NAME_MAX = 255;
+
+const portOk = (p: string) => /^[1-9][0-9]{0,4}$/.test(p) && Number(p) <= 65535;
+
+function addressOk(a: string): boolean {
+  const v4 = /^([0-9.]+):([0-9]+)$/.exec(a);
+  if (v4) return isIP(v4[1]!) === 4 && portOk(v4[2]!);
+  // nginx parses bracketed IPv6 without a zone ("%eth0") only.
+  const v6 = /^\[([0-9a-fA-F:.]+)\]:([0-9]+)$/.exec(a);
+  return v6 !== null && isIP(v6[1]!) === 6 && portOk(v6[2]!);
+}
+
+function modelProblems(m: RoutingModel): string[] {
+  const out: string[] = [];
+  const names = new Set(m.upstreams.map((u) => u.name));
+  for (const u of m.upstreams) {
+    const n = UPSTREAM_NAME.exec(u.name);
+    if (!n || Number(n[3]) > 65535) out.push(`model: upstream name ${JSON.stringify(u.name).slice(0, 200)} is not namespace_service_port`);
+    if (CONTROL.test(u.service)) out.push(`model: upstream ${JSON.stringify(u.name)} has control characters in its service`);
+    for (const x of u.servers) {
+      if (!addressOk(x.address)) out.push(`model: upstream ${JSON.stringify(u.name)} server ${JSON.stringify(x.address)} is not an ip:port nginx parses`);
+    }
+  }
+  for (const s of allServers(m)) {
+    if (s.host !== null) {
+      try {
+        const h = parseHost(s.host);
+        if (serverNameFor(h) !== s.serverName) out.push(`model: server_name ${JSON.stringify(s.serverName)} does not match host ${s.host}`);
+      } catch (err) {
+        out.push(`model: server host ${JSON.stringify(s.host)} is not a valid host: ${String(err)}`);
+      }
+      if (!FILE_NAME.test(s.file)) out.push(`model: file name ${JSON.stringify(s.file)} is not a safe file name`);
+      if (Buffer.byteLength(s.file) > NAME_MAX) out.push(`model: file name of ${Buffer.byteLength(s.file)} bytes exceeds NAME_MAX (${NAME_MAX}): ${s.file}`);
+    }
+    for (const l of s.locations) {
+      if (!l.path.startsWith('/') || CONTROL.test(l.path)) out.push(`model: location path ${JSON.stringify(l.path)} is not a clean absolute path`);
+      if (l.action.kind === 'proxy' && !names.has(l.action.upstream)) out.push(`model: location ${JSON.stringify(l.path)} proxies to an unknown upstream`);
+      for (const text of [l.ingress, l.service, l.route.path, l.action.kind === 'unavailable' ? l.action.reason : '']) {
+        if (CONTROL.test(text)) out.push(`model: comment text ${JSON.stringify(text)} has control characters`);
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One case: translate, check the model, render, read back
+
+interface CaseResult {
+  problems: string[];
+  files: Map<string, string> | null;
+}
+
+function runCase(field: Field, v: string): CaseResult {
+  const { good, s } = scenario();
+  field.set(s, v);
+  const key = ingressKey(s.hostile);
+  const snap = snapshot({ ingresses: [s.hostile, good], ingressClasses: s.classes, services: s.services, endpointSlices: s.slices, endpoints: s.endpoints });
+  const problems: string[] = [];
+
+  let m: RoutingModel;
+  try {
+    m = translate(snap, OPTS);
+  } catch (err) {
+    return { problems: [`translate() threw ${err instanceof Error ? err.stack?.split('\n').slice(0, 3).join(' | ') : String(err)}`], files: null };
+  }
+
+  // The good Ingress is untouched.
+  const goodServer = m.servers.find((x) => x.host === GOOD_HOST);
+  const goodRoot = goodServer?.locations.find((l) => l.match === 'prefix' && l.path === '/');
+  if (!m.served.includes(GOOD)) problems.push(`${GOOD} is no longer served (served: ${JSON.stringify(m.served).slice(0, 200)})`);
+  if (!goodRoot || goodRoot.ingress !== GOOD || goodRoot.action.kind !== 'proxy' || goodRoot.action.upstream !== GOOD_UPSTREAM) {
+    problems.push(`server ${GOOD_HOST} no longer proxies / to ${GOOD_UPSTREAM}`);
+  }
+  if (m.rejections.some((r) => r.ingress === GOOD)) problems.push(`${GOOD} got a rejection: ${JSON.stringify(m.rejections.filter((r) => r.ingress === GOOD))}`);
+
+  // The hostile one is rejected (with a reason), served as given, or (class fields) ignored.
+  const mine = m.rejections.filter((r) => r.ingress === key);
+  for (const r of mine) {
+    if (r.severity !== 'rejected' && r.severity !== 'partial') problems.push(`rejection with severity ${JSON.stringify(r.severity)}`);
+    if (typeof r.reason !== 'string' || r.reason.trim() === '') problems.push('rejection without a reason');
+  }
+  const served = m.served.includes(key);
+  const rejected = mine.some((r) => r.severity === 'rejected');
+  if (rejected && served) problems.push(`${key} is rejected but still served`);
+  if (!served && mine.length === 0 && !field.mayIgnore) problems.push(`${key} is neither served nor reported`);
+  if (served && !rejected && field.accepted) {
+    const why = field.accepted(m, v, key);
+    if (why) problems.push(why);
+  }
+
+  problems.push(...modelProblems(m));
+
+  let files: Map<string, string>;
+  try {
+    files = renderModel(m);
+  } catch (err) {
+    problems.push(`renderModel() threw ${String(err).slice(0, 300)}`);
+    return { problems, files: null };
+  }
+
+  const expectedNames = [MAIN_FILE, UPSTREAMS_FILE, ...m.servers.map((x) => x.file)].sort();
+  const fileNames = [...files.keys()].sort();
+  if (JSON.stringify(fileNames) !== JSON.stringify(expectedNames)) {
+    problems.push(`rendered files ${json(fileNames)} are not the model's ${json(expectedNames)}`);
+  }
+  const trees = new Map<string, Directive[]>();
+  for (const [name, text] of files) {
+    try {
+      trees.set(name, parseNginx(text));
+    } catch (err) {
+      const line = err instanceof NginxSyntaxError ? text.split('\n')[err.line - 1] : undefined;
+      problems.push(`${name}: nginx would refuse it: ${(err as Error).message}${line === undefined ? '' : `: ${json(line)}`}`);
+      continue;
+    }
+    for (const { d, context } of walk(trees.get(name)!)) {
+      const sig = signature(d, context);
+      if (!baseline.allowed.has(sig)) problems.push(`${name}:${d.line}: a directive the templates never write: ${sig} ${json(d.args)}`);
+    }
+  }
+  problems.push(...structureProblems(m, trees));
+  return { problems, files };
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx -t
+
+let nginxRoot = '';
+let nginxRuns = 0;
+/** Results by file content: most hostile cases render the same files as another case. */
+const nginxChecked = new Map<string, string | null>();
+
+function nginxProblem(files: Map<string, string>): string | null {
+  if (NGINX === null) return null;
+  const key = JSON.stringify([...files].sort());
+  const known = nginxChecked.get(key);
+  if (known !== undefined) return known;
+  const dir = nodePath.join(nginxRoot, `run-${nginxRuns++}`);
+  const confDir = nodePath.join(dir, 'conf');
+  let result: string | null = null;
+  try {
+    mkdirSync(confDir, { recursive: true });
+    for (const [name, text] of files) writeFileSync(nodePath.join(confDir, name), text);
+    const harness = nodePath.join(dir, 'harness.conf');
+    writeFileSync(harness, `pid ${dir}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include ${confDir}/*.conf;\n}\n`);
+    const run = spawnSync(NGINX, ['-t', '-p', `${dir}/`, '-e', 'stderr', '-c', harness], { encoding: 'utf8', timeout: 10_000 });
+    const output = `${run.stderr ?? ''}${run.stdout ?? ''}`;
+    if (run.status !== 0 || /\[(emerg|alert|crit|error|warn)\]/.test(output)) {
+      const first = output.split('\n').find((l) => /\[(emerg|alert|crit|error|warn)\]/.test(l)) ?? output.trim();
+      // Point at the rendered line nginx complains about.
+      const where = /in (\S+):(\d+)/.exec(first);
+      const line = where ? files.get(nodePath.basename(where[1]!))?.split('\n')[Number(where[2]) - 1] : undefined;
+      result = `nginx -t ${run.status === 0 ? 'warned' : `failed (status ${run.status}${run.error ? `, ${run.error.message}` : ''})`}: ${first.replace(/^\S+ \S+ /, '').slice(0, 300)}${line === undefined ? '' : ` -- line: ${JSON.stringify(line.slice(0, 200))}`}`;
+    }
+  } catch (err) {
+    result = `could not stage the rendered files for nginx -t: ${String(err).slice(0, 300)}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  nginxChecked.set(key, result);
+  return result;
+}
+
+function checkPayload(v: string, withNginx: boolean): string[] {
+  const problems: string[] = [];
+  for (const field of FIELDS) {
+    const r = runCase(field, v);
+    const nginx = withNginx && r.files ? nginxProblem(r.files) : null;
+    for (const p of nginx ? [...r.problems, nginx] : r.problems) problems.push(`[${field.name}] ${p}`);
+  }
+  return problems;
+}
+
+/** Fails with one line per problem (and no actual/expected diff repeating them). */
+function expectNone(problems: string[]): void {
+  if (problems.length > 0) fail(`${problems.length} problem(s):\n${problems.join('\n')}`);
+}
+
+const show = (v: string) => (v.length > 60 ? `${JSON.stringify(v.slice(0, 40))}... (${v.length} chars)` : JSON.stringify(v));
+
+// ---------------------------------------------------------------------------------------------
+// Payloads
+
+const label63 = 'a'.repeat(63);
+const FIXED: string[] = [
+  // nginx syntax, one character at a time
+  ';', '{', '}', '#', '\n', '\r', '\t', '"', "'", '\\', '$', '${', ' ', '', '\0',
+  // directive injection
+  'a.test;ssl_engine /tmp/evil.so;',
+  'a.test; load_module /tmp/evil.so; #',
+  'x;}\nserver { listen 8080; location / { alias /etc/; } }\n#',
+  '} } server { server_name evil.test; location / { alias /etc/; autoindex on; } } #',
+  'x { content_by_lua_block { os.execute("id") } }',
+  'x"; ssl_engine "evil',
+  "x'; include '/etc/passwd",
+  'x\\";load_module /tmp/e.so;#',
+  'x\\\nload_module /tmp/e.so;',
+  'a.test\nload_module /tmp/evil.so;',
+  'a.test\r\nload_module /tmp/evil.so;',
+  '#}\nload_module /tmp/evil.so;',
+  '$host',
+  '${host}',
+  '$http_x_target;',
+  'http://169.254.169.254/',
+  'default_server',
+  // paths
+  '/../../etc/passwd',
+  '/a/../b',
+  '/%2e%2e/etc/passwd',
+  '/%2e%2e%2fetc',
+  '/a/%2E%2E/b',
+  '/a/.%2e/b',
+  '/%0aload_module%20/tmp/e.so;',
+  '/%0d%0a',
+  '/%00',
+  '/%3B%7B%7D%23',
+  '/%22%27%5C',
+  '/%24%7Bhost%7D',
+  '/%7D%20server%20%7B%20location%20/%20%7B%20alias%20/etc/;%20%7D%20%7D%20%23',
+  '/%5C%22;load_module%20/tmp/e.so;',
+  '/a b',
+  '/%20',
+  '/%',
+  '/%zz',
+  '/%C0%AF',
+  '/%ED%A0%80',
+  '/%E2%80%A8',
+  '/%EF%BB%BF',
+  '//etc',
+  "/'",
+  '/;',
+  '/$',
+  '/=',
+  '/@x',
+  // unicode
+  'ünïcödé.test',
+  '/ünïcödé',
+  'xn--nxasmq6b.test',
+  'a\u2028b',
+  'a\u0085b',
+  'a\u202eb',
+  '\ufeffa.test',
+  'a\u00a0b',
+  '🙂',
+  '\ud800',
+  'İ.test',
+  // names, hosts and addresses that are almost right
+  'A.TEST',
+  'a.test.',
+  '.a.test',
+  'a..test',
+  '-a.test',
+  '*',
+  '*.',
+  '*.a.test',
+  '*.*.a.test',
+  'a.*.test',
+  '_',
+  'a_b',
+  'http',
+  '0',
+  '-1',
+  '65536',
+  '80',
+  '1e3',
+  'fe80::1%eth0',
+  'fe80::1%lo',
+  '::ffff:10.0.0.3',
+  '::1',
+  '[::1]',
+  '10.0.0.3:80',
+  '10.0.0.3;',
+  '10.0.0.03',
+  '0x7f.0.0.1',
+  '127.0.0.1',
+  'localhost',
+  'unix:/var/run/evil.sock',
+  // long
+  'a'.repeat(5000),
+  `${label63}.${label63}.${label63}.${'a'.repeat(61)}`,
+  `${label63}.${label63}.${label63}.${'a'.repeat(62)}`,
+  `${'a'.repeat(64)}.test`,
+  `*.${label63}.${label63}.${label63}.${'a'.repeat(61)}`,
+  `/${'a'.repeat(2047)}`,
+  `/${'a'.repeat(2048)}`,
+  `/${'%22'.repeat(682)}`,
+  `/${'%5C'.repeat(682)}`,
+  `/${'%F0%9F%99%82'.repeat(170)}`,
+  ';'.repeat(3000),
+  '{'.repeat(1000),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Seeded random strings
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PIECES = [
+  ';', '{', '}', '#', '"', "'", '\\', '$', '${', '\n', '\r', '\t', ' ', '\0', '%', '%0a', '%0d', '%00', '%3b', '%7b', '%7d',
+  '%22', '%27', '%5c', '%24', '%23', '%20', '%2e', '%2f', '%ff', '%c0%af', '../', './', '//', '/', '.', '-', '_', '*', '*.',
+  ':', '@', '[', ']', '(', ')', '=', '~', '^', '|', '&', '!', '+', ',', 'load_module /tmp/x.so', 'ssl_engine x', 'alias /etc/',
+  'include /etc/passwd', 'content_by_lua_block {', 'server {', 'location / {', 'proxy_pass http://169.254.169.254', 'return 200',
+  '}}', 'é', 'ß', 'İ', 'Ω', '🙂', '\u202e', '\u2028', '\u0085', '\ufeff', '\u00a0', '\ud800', '\udfff', 'fe80::1%eth0', '::1',
+  '10.0.0.1', 'default_server', 'http',
+];
+const ALNUM = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const PATH_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@";
+
+function randomString(r: () => number): string {
+  const int = (n: number) => Math.floor(r() * n);
+  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+  const run = (chars: string, n: number) => Array.from({ length: n }, () => chars[int(chars.length)]).join('');
+  const mutate = (s: string) => {
+    const at = int(s.length + 1);
+    return s.slice(0, at) + pick(PIECES) + s.slice(at);
+  };
+  const kind = r();
+  if (kind < 0.3) {
+    // chaos: pieces of nginx syntax and unicode between runs of letters
+    return Array.from({ length: 1 + int(12) }, () => (r() < 0.5 ? pick(PIECES) : run(r() < 0.2 ? ALNUM.toUpperCase() : ALNUM, 1 + int(8)))).join('');
+  }
+  if (kind < 0.55) {
+    // almost a host: DNS labels, often with one foreign piece
+    const host = (r() < 0.2 ? '*.' : '') + Array.from({ length: 1 + int(4) }, () => run(`${ALNUM}-`, 1 + int(12))).join('.');
+    return r() < 0.6 ? mutate(host) : host;
+  }
+  if (kind < 0.8) {
+    // almost a path: URL path characters and percent-escapes of any byte
+    const seg = () =>
+      Array.from({ length: 1 + int(6) }, () => (r() < 0.3 ? `%${int(256).toString(16).padStart(2, '0')}` : run(PATH_CHARS, 1 + int(4)))).join('');
+    const p = `/${Array.from({ length: 1 + int(4) }, seg).join('/')}`;
+    return r() < 0.4 ? mutate(p) : p;
+  }
+  if (kind < 0.92) {
+    // almost a name: a DNS label, sometimes with one foreign piece
+    const name = run(ALNUM.slice(0, 26), 1) + run(`${ALNUM}-`, int(20)) + run(ALNUM, 1);
+    return r() < 0.5 ? mutate(name) : name;
+  }
+  // long: a piece repeated to hundreds or thousands of characters
+  const piece = r() < 0.5 ? pick(PIECES) : run(ALNUM, 1 + int(5));
+  return piece.repeat(Math.ceil((200 + int(5000)) / piece.length));
+}
+
+const RANDOM: string[] = (() => {
+  const r = prng(SEED);
+  return Array.from({ length: RANDOM_CASES }, () => randomString(r));
+})();
+
+// ---------------------------------------------------------------------------------------------
+// The suite
+
+describe('hostile input: every string field, next to a known-good Ingress', function () {
+  this.timeout(60_000);
+
+  before(() => {
+    nginxRoot = mkdtempSync(nodePath.join(os.tmpdir(), 'ingress-sidecar-hostile-'));
+  });
+  after(() => {
+    if (nginxRoot) rmSync(nginxRoot, { recursive: true, force: true });
+  });
+
+  it(`covers ${FIELDS.length} fields; nginx -t ${NGINX ? `with ${NGINX}` : 'skipped: no nginx binary found'}`, () => {
+    strictEqual(new Set(FIELDS.map((f) => f.name)).size, FIELDS.length);
+  });
+
+  it('the known-good scenario passes every check (and nginx -t)', () => {
+    const { problems, files } = runCase({ name: 'none', set: () => undefined }, '');
+    expectNone(problems);
+    deepStrictEqual(files ? nginxProblem(files) : 'no files', null);
+  });
+
+  describe('fixed payloads (each also through nginx -t)', () => {
+    FIXED.forEach((v, i) => {
+      it(`#${i} ${show(v)}`, () => {
+        expectNone(checkPayload(v, true));
+      });
+    });
+  });
+
+  describe(`seeded random strings: HOSTILE_SEED=${SEED} (0x${SEED.toString(16)}), ${RANDOM_CASES} cases, the first ${RANDOM_NGINX_SAMPLE} also through nginx -t`, () => {
+    for (let from = 0; from < RANDOM.length; from += RANDOM_GROUP) {
+      const to = Math.min(from + RANDOM_GROUP, RANDOM.length);
+      it(`seed ${SEED}: cases ${from}-${to - 1}`, () => {
+        const problems: string[] = [];
+        for (let i = from; i < to; i++) {
+          const v = RANDOM[i]!;
+          for (const p of checkPayload(v, i < RANDOM_NGINX_SAMPLE)) problems.push(`case ${i} ${show(v)} ${p}`);
+        }
+        expectNone(problems);
+      });
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Not strings at all: YAML and JSON manifests read by the directory source are not type-checked
+// (no API server in front), so a number, list or object can sit where a string belongs.
+
+describe('hostile input: values of the wrong type in manifests', () => {
+  const cases: Array<[string, (s: Scenario) => void]> = [
+    ['host is a number', (s) => void ((s.hostile.spec!.rules![0] as { host: unknown }).host = 123)],
+    ['host is a list', (s) => void ((s.hostile.spec!.rules![0] as { host: unknown }).host = ['a.test'])],
+    ['path is a number', (s) => void ((hostilePath(s) as { path: unknown }).path = 5)],
+    ['path is null', (s) => void ((hostilePath(s) as { path: unknown }).path = null)],
+    ['pathType is a list', (s) => void ((hostilePath(s) as { pathType: unknown }).pathType = ['Prefix'])],
+    ['Service name is a number', (s) => void ((hostilePath(s).backend.service as { name: unknown }).name = 42)],
+    ['Service port name is a list', (s) => void (hostilePath(s).backend.service!.port = { name: ['http'] as unknown as string })],
+    ['Service port number is a string', (s) => void (hostilePath(s).backend.service!.port = { number: '80' as unknown as number })],
+    ['spec.rules is an object', (s) => void ((s.hostile.spec as { rules: unknown }).rules = { host: 'a.test' })],
+    ['http.paths is a string', (s) => void ((s.hostile.spec!.rules![0]!.http as { paths: unknown }).paths = '/')],
+    ['rules has a null entry', (s) => void ((s.hostile.spec as { rules: unknown }).rules = [null])],
+    ['annotations is a string', (s) => void ((s.hostile.metadata as { annotations: unknown }).annotations = 'x')],
+    ['Service spec.ports is an object', (s) => void ((evilService(s).spec as { ports: unknown }).ports = { port: 80 })],
+    ['Service port number is an object', (s) => void ((evilService(s).spec!.ports![0] as { port: unknown }).port = { a: 1 })],
+    ['EndpointSlice endpoints is an object', (s) => void ((evilSlice(s) as { endpoints: unknown }).endpoints = { addresses: ['10.0.0.2'] })],
+    ['EndpointSlice endpoints has a null entry', (s) => void ((evilSlice(s) as { endpoints: unknown }).endpoints = [null])],
+    ['EndpointSlice addresses is a string', (s) => void ((evilSlice(s).endpoints![0]! as { addresses: unknown }).addresses = '10.0.0.2')],
+    ['EndpointSlice ports has a null entry', (s) => void ((evilSlice(s) as { ports: unknown }).ports = [null])],
+    ['Endpoints address is null', (s) => {
+      s.slices = [s.slices[0]!];
+      const ep = endpoints('evil-web', { name: 'http', port: 8080 }, ['10.0.0.2']);
+      (ep.subsets![0] as { addresses: unknown }).addresses = [null];
+      s.endpoints = [ep];
+    }],
+  ];
+  for (const [what, set] of cases) {
+    it(`${what}: translate() does not throw and the good Ingress is still served`, () => {
+      expectNone(runCase({ name: what, set: (s) => set(s) }, '').problems);
+    });
+  }
+});
