@@ -3,9 +3,10 @@
 
 import { createHash } from 'node:crypto';
 import type { V1Ingress } from '@kubernetes/client-node';
-import { Applier, NginxConfigError, hashFiles } from './apply.ts';
+import { Applier, NginxConfigError, ReloadError, hashFiles } from './apply.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
+import { diffModels } from './model-diff.ts';
 import type { Rejection, RoutingModel } from './model.ts';
 import { Reconciler } from './reconcile.ts';
 import { renderModel } from './render.ts';
@@ -138,6 +139,7 @@ export class Sidecar implements StatusSource {
       this.metrics.observeRender((performance.now() - renderStart) / 1000);
       try {
         const result = await this.applier.apply(files);
+        const previous = this.stats.model;
         this.stats.model = model;
         this.stats.lastSyncOk = true;
         this.synced = true;
@@ -145,7 +147,9 @@ export class Sidecar implements StatusSource {
         if (result.reloaded) {
           this.stats.reloads++;
           this.metrics.reload('success', hashFiles(files));
+          // One line per reload that says what changed, for the operator reading the log.
           this.log.info('nginx reloaded', {
+            ...diffModels(previous, model),
             files: result.files,
             servers: model.servers.length + 1,
             upstreams: model.upstreams.length,
@@ -158,10 +162,19 @@ export class Sidecar implements StatusSource {
       } catch (err) {
         this.stats.lastSyncOk = false;
         this.metrics.reload('failure');
+        if (err instanceof ReloadError) {
+          this.log.error('nginx did not load the new configuration; the previous files were restored and stay live', { reason: err.message });
+          throw err;
+        }
         if (!(err instanceof NginxConfigError)) throw err;
         const culprit = err.file && err.line ? ingressAt(files.get(err.file), err.line) : null;
         if (!culprit || attempt >= MAX_QUARANTINE_PER_PASS) {
           // Nothing to set aside: nginx keeps the last good config and the error stays visible.
+          this.log.error('nginx rejected the configuration; the last good one stays live', {
+            nginx: err.nginxOutput.trim(),
+            ...(err.file ? { file: err.file, line: err.line } : {}),
+            ...(culprit ? { ingress: culprit } : {}),
+          });
           throw new Error(`nginx rejected the rendered configuration; the last good one stays in place: ${err.nginxOutput.trim()}`);
         }
         const ing = snap.ingresses.find((i) => ingressKey(i) === culprit);

@@ -20,6 +20,10 @@ describe('sidecar: Ingress lifecycle through a real nginx', function () {
     assert.equal(await stack.who('app.test', '/'), '404');
     await stack.write('app.yaml', ingressYaml('app', [{ host: 'app.test', paths: [['/', 'Prefix', 'alpha']] }]));
     assert.equal(await stack.eventually('app.test', '/', 'alpha'), 'alpha');
+    // The reload's log line says what changed.
+    const reload = stack.logs.find((l) => l.message === 'nginx reloaded' && (l.serversAdded as string[] | undefined)?.includes('app.test'));
+    assert.ok(reload, 'a reload line names the new server');
+    assert.deepEqual(reload.locationsAdded, ['app.test / -> default_alpha_80']);
     await stack.write('app.yaml', ingressYaml('app', [{ host: 'app.test', paths: [['/', 'Prefix', 'beta']] }]));
     assert.equal(await stack.eventually('app.test', '/', 'beta'), 'beta');
     await stack.remove('app.yaml');
@@ -84,6 +88,24 @@ describe('sidecar: Ingress lifecycle through a real nginx', function () {
     assert.equal(await stack.eventually('c.test', '/', 'beta'), 'beta');
   });
 
+  it('never logs secret material', async () => {
+    const secret = 'TOP-SECRET-KEY-MATERIAL';
+    await stack.write(
+      'secret.yaml',
+      `apiVersion: v1
+kind: Secret
+metadata: {name: tls, namespace: default}
+type: kubernetes.io/tls
+data: {tls.key: ${Buffer.from(secret).toString('base64')}}
+stringData: {extra: ${secret}}
+---
+${ingressYaml('s', [{ host: 's.test', paths: [['/', 'Prefix', 'alpha']] }])}`,
+    );
+    assert.equal(await stack.eventually('s.test', '/', 'alpha'), 'alpha');
+    const logged = JSON.stringify(stack.logs);
+    assert.ok(!logged.includes(secret) && !logged.includes(Buffer.from(secret).toString('base64')));
+  });
+
   it('passes a WebSocket upgrade through to the backend', async () => {
     await stack.write('ws.yaml', ingressYaml('ws', [{ host: 'ws.test', paths: [['/socket', 'Exact', 'beta']] }]));
     assert.equal(await stack.eventually('ws.test', '/socket', 'beta'), 'beta');
@@ -137,7 +159,10 @@ describe('sidecar: reloads', function () {
     const foreign = path.join(stack.confDir, 'zz-user.conf');
     await writeFile(foreign, 'server_names_hash_bucket_size 128;\n');
     await stack.write('a.yaml', ingressYaml('a', [{ host: 'a.test', paths: [['/', 'Prefix', 'beta']] }]));
-    await waitFor(() => stack.logs.some((l) => l.level === 'error' && /nginx rejected the rendered configuration/.test(String(l.error))));
+    await waitFor(() => stack.logs.some((l) => l.message === 'nginx rejected the configuration; the last good one stays live'));
+    const error = stack.logs.find((l) => l.message === 'nginx rejected the configuration; the last good one stays live')!;
+    assert.equal(error.level, 'error');
+    assert.match(String(error.nginx), /"server_names_hash_bucket_size" directive is duplicate/);
     assert.equal(await stack.who('a.test', '/'), 'alpha');
     const ours = (await readdir(stack.confDir)).filter((f) => f.startsWith('ingress-sidecar'));
     assert.ok(ours.length >= 2, 'the last good files are still in place');

@@ -1,0 +1,44 @@
+// What changed between two routing models, in the words an operator reads in a reload log line.
+import type { Location, RoutingModel, Server } from './model.ts';
+
+export interface ModelChange {
+  serversAdded: string[];
+  serversRemoved: string[];
+  /** `host location -> target`, e.g. `shop.test /api/ -> default_api_80` or `* / -> 404`. */
+  locationsAdded: string[];
+  locationsRemoved: string[];
+  /** Upstreams added, removed, or with other endpoints. */
+  upstreamsChanged: string[];
+}
+
+const LIMIT = 20;
+
+export function diffModels(prev: RoutingModel | null, next: RoutingModel): ModelChange {
+  const servers = (m: RoutingModel | null) => new Set(m ? m.servers.map((s) => s.host ?? '*') : []);
+  const locations = (m: RoutingModel | null) => new Set(m ? [m.defaultServer, ...m.servers].flatMap(describeLocations) : []);
+  const upstreams = (m: RoutingModel | null) => new Map(m ? m.upstreams.map((u) => [u.name, u.servers.map((s) => s.address).join(',')]) : []);
+  const [ps, ns] = [servers(prev), servers(next)];
+  const [pl, nl] = [locations(prev), locations(next)];
+  const [pu, nu] = [upstreams(prev), upstreams(next)];
+  const changedUpstreams = [...new Set([...pu.keys(), ...nu.keys()])].filter((k) => pu.get(k) !== nu.get(k));
+  return {
+    serversAdded: capped([...ns].filter((h) => !ps.has(h))),
+    serversRemoved: capped([...ps].filter((h) => !ns.has(h))),
+    locationsAdded: capped([...nl].filter((l) => !pl.has(l))),
+    locationsRemoved: capped([...pl].filter((l) => !nl.has(l))),
+    upstreamsChanged: capped(changedUpstreams.sort()),
+  };
+}
+
+function describeLocations(s: Server): string[] {
+  return s.locations.map((l) => `${s.host ?? '*'} ${l.match === 'exact' ? '= ' : ''}${l.path} -> ${target(l)}`);
+}
+
+function target(l: Location): string {
+  return l.action.kind === 'proxy' ? l.action.upstream : l.action.kind === 'unavailable' ? '503' : '404';
+}
+
+/** Long lists stay readable in a log line: the first few, then how many more. */
+function capped(items: string[]): string[] {
+  return items.length <= LIMIT ? items : [...items.slice(0, LIMIT), `...and ${items.length - LIMIT} more`];
+}
