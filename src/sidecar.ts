@@ -25,6 +25,11 @@ export interface SidecarOptions {
   maxDelayMs: number;
   logger: Logger;
   metrics?: Metrics;
+  /**
+   * Called after every pass that put a config in place, with the objects it was built from and
+   * the model (rejections included): status and Events in cluster mode are written from here.
+   */
+  afterSync?: (snapshot: Snapshot, model: RoutingModel) => void;
 }
 
 export interface SidecarStats {
@@ -144,6 +149,7 @@ export class Sidecar implements StatusSource {
         this.stats.lastSyncOk = true;
         this.synced = true;
         this.reportRejections(model);
+        this.opts.afterSync?.(snap, this.withQuarantineRejections(model));
         if (result.reloaded) {
           this.stats.reloads++;
           this.metrics.reload('success', hashFiles(files));
@@ -183,6 +189,13 @@ export class Sidecar implements StatusSource {
         this.quarantine.set(culprit, { fingerprint: ing ? fingerprint(ing) : '', reason });
       }
     }
+  }
+
+  /** The model as users should hear of it: Ingresses that nginx refused are rejected too. */
+  private withQuarantineRejections(model: RoutingModel): RoutingModel {
+    if (this.quarantine.size === 0) return model;
+    const extra = [...this.quarantine].map(([ingress, q]) => ({ ingress, severity: 'rejected' as const, reason: q.reason }));
+    return { ...model, rejections: [...model.rejections, ...extra] };
   }
 
   private withoutQuarantined(snap: Snapshot): Snapshot {
