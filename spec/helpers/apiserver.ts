@@ -411,3 +411,19 @@ export async function startApiServer(opts: { readyTimeoutMs?: number } = {}): Pr
     throw err;
   }
 }
+
+/**
+ * Everything in manifests/ (`kubectl kustomize`), applied as the admin. The test server is
+ * Kubernetes 1.20, which predates policy/v1 (1.21): the PodDisruptionBudget is sent as
+ * policy/v1beta1 there, same fields, so that every manifest really is applied and checked.
+ */
+export async function applyManifests(adminKubeconfig: string): Promise<void> {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  const built = await new Promise<string>((resolve, reject) =>
+    execFile('kubectl', ['kustomize', path.join(root, 'manifests')], { maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`kubectl kustomize manifests/ failed: ${stderr}`)) : resolve(stdout),
+    ),
+  );
+  const for120 = built.replace(/^apiVersion: policy\/v1\nkind: PodDisruptionBudget$/m, 'apiVersion: policy/v1beta1\nkind: PodDisruptionBudget');
+  await kubectlOk(adminKubeconfig, ['apply', '-f', '-'], for120);
+}
