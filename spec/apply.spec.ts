@@ -182,6 +182,61 @@ describe('Applier against a real nginx', function () {
     assert.equal((await httpGet(port, 'app.example', '/')).body, 'good\n');
   });
 
+  it('checks the whole set in name order, unchanged files from confDir and changed ones staged', async function () {
+    const { applier: a } = applier();
+    const format = (name: string) => `log_format ${name} '$request';\n`;
+    const user = (fmt: string, body: string) => serverBlock(port, body, `    access_log /dev/null ${fmt};\n`);
+    await a.apply(new Map([
+      ['ingress-sidecar-a.conf', format('fmt')],
+      ['ingress-sidecar-b.conf', user('fmt', 'one')],
+    ]));
+    // Unchanged a (from confDir) defines what changed b (staged) uses, and the other way round:
+    // either way a must come first, as in nginx's own `include conf.d/*.conf`.
+    assert.equal((await a.apply(new Map([
+      ['ingress-sidecar-a.conf', format('fmt')],
+      ['ingress-sidecar-b.conf', user('fmt', 'two')],
+    ]))).reloaded, true);
+    assert.equal((await a.apply(new Map([
+      ['ingress-sidecar-a.conf', format('fmt') + format('other')],
+      ['ingress-sidecar-b.conf', user('fmt', 'two')],
+    ]))).reloaded, true);
+    assert.equal(await bodyEventually(port, 'two\n'), 'two\n');
+
+    // A removed file is not checked: c may take the default_server that b held.
+    const otherPort = await freePort();
+    const defaultServer = `server {\n    listen 127.0.0.1:${otherPort} default_server;\n}\n`;
+    await a.apply(new Map([['ingress-sidecar-a.conf', format('fmt')], ['ingress-sidecar-b.conf', defaultServer]]));
+    const moved = await a.apply(new Map([['ingress-sidecar-a.conf', format('fmt')], ['ingress-sidecar-c.conf', defaultServer]]));
+    assert.deepEqual(moved.files, ['ingress-sidecar-b.conf', 'ingress-sidecar-c.conf']);
+
+    // nginx blames the unchanged file that comes second, read from confDir: still ours, by name.
+    const err = await a
+      .apply(new Map([
+        ['ingress-sidecar-a.conf', format('fmt')],
+        ['ingress-sidecar-b.conf', defaultServer],
+        ['ingress-sidecar-c.conf', defaultServer],
+      ]))
+      .catch((e: unknown) => e);
+    assert.ok(err instanceof NginxConfigError, String(err));
+    assert.match(err.message, /duplicate default server .* in .*conf\.d\/ingress-sidecar-c\.conf:2/);
+    assert.equal(err.file, 'ingress-sidecar-c.conf');
+    assert.equal(err.line, 2);
+    assert.deepEqual(await readdir(path.join(work, 'state')), [], 'staging dirs are cleaned up');
+  });
+
+  it('writes, renames and removes many files at once, and checks them all', async function () {
+    const { applier: a } = applier();
+    const many = (body: string, n: number) =>
+      new Map(Array.from({ length: n }, (_, i) => [`ingress-sidecar-s${String(i).padStart(3, '0')}.conf`, `# ${body} ${i}\n`] as [string, string]));
+    await a.apply(new Map([...many('one', 200), ['ingress-sidecar-z.conf', serverBlock(port, 'one')]]));
+    const result = await a.apply(new Map([...many('two', 150), ['ingress-sidecar-z.conf', serverBlock(port, 'two')]]));
+    assert.equal(result.files?.length, 201);
+    const disk = await readConfDir(confDir);
+    assert.deepEqual(Object.keys(disk), [...many('two', 150).keys(), 'ingress-sidecar-z.conf']);
+    assert.equal(disk['ingress-sidecar-s149.conf'], '# two 149\n');
+    assert.equal(await bodyEventually(port, 'two\n'), 'two\n');
+  });
+
   it('checks our files together with the user\'s own files in confDir', async function () {
     const userPort = await freePort();
     const userFile = serverBlock(userPort, 'user').replace(`listen 127.0.0.1:${userPort};`, `listen 127.0.0.1:${userPort} default_server;`);
@@ -408,6 +463,47 @@ describe('findMaster and workerPids on a fake /proc', function () {
     await fakeProcess(50, 1, 'nginx: master process nginx');
     await fakeProcess(51, 50, 'nginx: worker process');
     assert.deepEqual(await workerPids(40, proc), new Set([41, 44]));
+  });
+
+  it('reads the children from the kernel\'s list when there is one', async function () {
+    await fakeProcess(40, 1, 'nginx: master process nginx');
+    await fakeProcess(41, 40, 'nginx: worker process');
+    await fakeProcess(42, 40, 'nginx: worker process is shutting down');
+    await fakeProcess(43, 40, 'nginx: cache manager process');
+    await fakeProcess(45, 40, 'nginx: worker process'); // not in the kernel's list: not asked
+    await mkdir(path.join(proc, '40', 'task', '40'), { recursive: true });
+    await writeFile(path.join(proc, '40', 'task', '40', 'children'), '41 42 43 99 ');
+    assert.deepEqual(await workerPids(40, proc), new Set([41]));
+  });
+
+  it('the real /proc: the children list and a full scan agree on a live nginx', async function () {
+    const work = await mkdtemp(path.join(os.tmpdir(), 'proc-spec-'));
+    await mkdir(path.join(work, 'conf.d'));
+    const running = await startNginx({ confDir: path.join(work, 'conf.d'), workerProcesses: 2 });
+    try {
+      const master = await running.masterPid();
+      const scan = async () => {
+        const found = new Set<number>();
+        for (const name of await readdir('/proc')) {
+          if (!/^\d+$/.test(name)) continue;
+          const stat = await readFile(`/proc/${name}/stat`, 'latin1').catch(() => '');
+          const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+          const cmd = await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '');
+          if (ppid === master && cmd.startsWith('nginx: worker process') && !cmd.includes('shutting down')) found.add(Number(name));
+        }
+        return found;
+      };
+      let workers = new Set<number>();
+      for (let i = 0; i < 100 && workers.size === 0; i++) {
+        workers = await workerPids(master);
+        if (workers.size === 0) await sleep(20);
+      }
+      assert.ok(workers.size > 0);
+      assert.deepEqual(workers, await scan());
+    } finally {
+      await running.stop();
+      await rm(work, { recursive: true, force: true });
+    }
   });
 
   it('the real /proc: our own process is not an nginx master', async function () {

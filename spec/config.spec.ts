@@ -32,6 +32,7 @@ describe('parseConfig', () => {
       confDir: '/etc/nginx/conf.d',
       httpPort: 80,
       httpsPort: 443,
+      httpsRedirectPort: 443,
       nginxBinary: 'nginx',
       ingressClass: 'nginx',
       debounceMs: 100,
@@ -43,6 +44,7 @@ describe('parseConfig', () => {
       listen: '0.0.0.0:10254',
       accessLog: '/dev/stdout',
       once: false,
+      electionId: 'ingress-sidecar-leader',
     };
     assert.deepEqual(r.config, expected);
     assert.equal(r.config.nginxPidFile, undefined);
@@ -51,12 +53,18 @@ describe('parseConfig', () => {
   });
 
   it('reads every flag', () => {
+    // render: the one command that takes --watch-dir next to the Kubernetes source's flags.
     const r = ok([
+      'render',
       ...DIR,
+      '--kubeconfig', '/etc/kube/config',
+      '--namespace', 'team-a',
       '--file', '/m.yaml',
       '--conf-dir', '/c',
       '--http-port', '8080',
       '--https-port=8443',
+      '--https-redirect-port', '443',
+      '--default-ssl-certificate', 'ingress-sidecar/wildcard-tls',
       '--nginx-pid-file', '/run/nginx.pid',
       '--nginx-binary', '/usr/sbin/nginx',
       '--ingress-class', 'internal.example.com',
@@ -68,14 +76,20 @@ describe('parseConfig', () => {
       '--log-format', 'text',
       '--listen', '[::1]:9000',
       '--access-log', '/var/log/nginx/ingress.json',
+      '--publish-service', 'ingress-sidecar/edge',
+      '--election-id', 'edge-leader',
       '--once',
     ]);
     assert.deepEqual(r.config, {
+      kubeconfig: '/etc/kube/config',
+      namespace: 'team-a',
       watchDir: '/manifests',
       file: '/m.yaml',
       confDir: '/c',
       httpPort: 8080,
       httpsPort: 8443,
+      httpsRedirectPort: 443,
+      defaultSslCertificate: 'ingress-sidecar/wildcard-tls',
       nginxPidFile: '/run/nginx.pid',
       nginxBinary: '/usr/sbin/nginx',
       ingressClass: 'internal.example.com',
@@ -88,6 +102,8 @@ describe('parseConfig', () => {
       listen: '[::1]:9000',
       accessLog: '/var/log/nginx/ingress.json',
       once: true,
+      publishService: { namespace: 'ingress-sidecar', name: 'edge' },
+      electionId: 'edge-leader',
     });
   });
 
@@ -133,7 +149,8 @@ describe('parseConfig', () => {
   describe('bad values give a ConfigError naming the flag and the value', () => {
     const cases: Array<[string, string[], Record<string, string>, RegExp[]]> = [
       ['non-integer port', ['--http-port', 'eighty'], {}, [/--http-port/, /"eighty"/]],
-      ['port 0', ['--https-port', '0'], {}, [/--https-port/, /"0"/, /1 to 65535/]],
+      ['port 0', ['--http-port', '0'], {}, [/--http-port/, /"0"/, /1 to 65535/]],
+      ['HTTPS on the HTTP port', ['--http-port', '8080', '--https-port', '8080'], {}, [/--https-port and --http-port are both 8080/]],
       ['port too large', ['--http-port', '65536'], {}, [/--http-port/, /"65536"/]],
       ['port with junk', ['--http-port', '80abc'], {}, [/--http-port/, /"80abc"/]],
       ['fractional ms', ['--debounce-ms', '1.5'], {}, [/--debounce-ms/, /"1\.5"/]],
@@ -153,6 +170,10 @@ describe('parseConfig', () => {
       ['dash value of a short flag', ['-f', '-x'], {}, [/--file needs a value/, /--file=VALUE/]],
       ['empty file', ['--file', ''], {}, [/--file/, /empty/]],
       ['value for a boolean', ['--ipv6=no'], {}, [/--ipv6/]],
+      ['namespace not a DNS label', ['--namespace', 'Team_A'], {}, [/--namespace/, /"Team_A"/, /DNS-1123 label/]],
+      ['namespace with a dot', ['--namespace', 'a.b'], {}, [/--namespace/, /"a\.b"/]],
+      ['namespace too long', ['--namespace', 'a'.repeat(64)], {}, [/--namespace/, /at most 63/]],
+      ['empty kubeconfig', ['--kubeconfig='], {}, [/--kubeconfig/, /empty/]],
     ];
     for (const [what, argv, env, patterns] of cases) {
       it(what, () => {
@@ -168,11 +189,36 @@ describe('parseConfig', () => {
   });
 
   describe('commands', () => {
-    it('defaults to run, which needs --watch-dir for now', () => {
+    it('defaults to run, which watches the Kubernetes API unless --watch-dir is given', () => {
       assert.equal(ok(DIR).command, 'run');
       assert.equal(ok(['run', ...DIR]).command, 'run');
-      fails([], {}, /^--watch-dir is required \(the Kubernetes API source is not available yet\)$/);
-      fails(['run'], {}, /--watch-dir is required/);
+      const api = ok([]);
+      assert.equal(api.command, 'run');
+      assert.equal(api.config.watchDir, undefined);
+      const scoped = ok(['run', '--kubeconfig', '/kc', '--namespace', 'team-a']);
+      assert.equal(scoped.config.kubeconfig, '/kc');
+      assert.equal(scoped.config.namespace, 'team-a');
+      assert.equal(ok([], { INGRESS_SIDECAR_NAMESPACE: 'from-env' }).config.namespace, 'from-env');
+    });
+
+    it('refuses the Kubernetes source flags where manifest files are served instead', () => {
+      const e = fails([...DIR, '--namespace', 'team-a'], {}, /^--namespace is for the Kubernetes API source, but --watch-dir serves manifest files/);
+      assert.equal(e.flag, '--namespace');
+      fails(DIR, { INGRESS_SIDECAR_KUBECONFIG: '/kc' }, /^--kubeconfig is for the Kubernetes API source/);
+      fails(['demo', '--kubeconfig', '/kc'], {}, /--kubeconfig is for the Kubernetes API source, but demo serves examples\/local/);
+    });
+
+    it('passes the Kubernetes client its own environment variables, and only those', () => {
+      const r = ok([], {
+        KUBECONFIG: '/a:/b',
+        HOME: '/home/me',
+        KUBERNETES_SERVICE_HOST: '10.96.0.1',
+        KUBERNETES_SERVICE_PORT: '443',
+        INGRESS_SIDECAR_HTTP_PORT: '8080',
+        UNRELATED: 'x',
+      });
+      assert.deepEqual(r.kubeEnv, { kubeconfigPath: '/a:/b', home: '/home/me', serviceHost: '10.96.0.1', servicePort: '443' });
+      assert.deepEqual(ok([], { KUBECONFIG: '' }).kubeEnv, {});
     });
 
     it('takes demo and render from the first positional, with the other positionals as rest', () => {
@@ -216,11 +262,15 @@ describe('parseConfig', () => {
       assert.match(text, /^Usage: ingress-sidecar \[run\|demo\|render\] \[flags\]/);
       for (const c of ['run', 'demo', 'render']) assert.match(text, new RegExp(`^  ${c} +\\S`, 'm'));
       const rows: Array<[string, string, string]> = [
-        ['--watch-dir DIR', 'INGRESS_SIDECAR_WATCH_DIR', '(required for run)'],
+        ['--kubeconfig FILE', 'INGRESS_SIDECAR_KUBECONFIG', '(in-cluster)'],
+        ['--namespace NS', 'INGRESS_SIDECAR_NAMESPACE', '(all)'],
+        ['--watch-dir DIR', 'INGRESS_SIDECAR_WATCH_DIR', '(none: the API)'],
         ['-f, --file FILE|DIR', 'INGRESS_SIDECAR_FILE', '(required for render)'],
         ['--conf-dir DIR', 'INGRESS_SIDECAR_CONF_DIR', '/etc/nginx/conf.d'],
         ['--http-port N', 'INGRESS_SIDECAR_HTTP_PORT', '80 (demo: 8080)'],
-        ['--https-port N', 'INGRESS_SIDECAR_HTTPS_PORT', '443'],
+        ['--https-port N', 'INGRESS_SIDECAR_HTTPS_PORT', '443 (demo: 8443)'],
+        ['--https-redirect-port N', 'INGRESS_SIDECAR_HTTPS_REDIRECT_PORT', '443 (demo: 8443)'],
+        ['--default-ssl-certificate NS/NAME', 'INGRESS_SIDECAR_DEFAULT_SSL_CERTIFICATE', '(self-signed)'],
         ['--nginx-pid-file FILE', 'INGRESS_SIDECAR_NGINX_PID_FILE', '(none)'],
         ['--nginx-binary PATH', 'INGRESS_SIDECAR_NGINX_BINARY', 'nginx'],
         ['--ingress-class NAME', 'INGRESS_SIDECAR_INGRESS_CLASS', 'nginx'],
@@ -233,6 +283,9 @@ describe('parseConfig', () => {
         ['--listen HOST:PORT', 'INGRESS_SIDECAR_LISTEN', '0.0.0.0:10254 (demo: 127.0.0.1:10254)'],
         ['--access-log PATH', 'INGRESS_SIDECAR_ACCESS_LOG', '/dev/stdout'],
         ['--[no-]once', 'INGRESS_SIDECAR_ONCE', 'false'],
+        ['--publish-service NS/NAME', 'INGRESS_SIDECAR_PUBLISH_SERVICE', '(none)'],
+        ['--publish-address ADDR[,ADDR]', 'INGRESS_SIDECAR_PUBLISH_ADDRESS', '(none)'],
+        ['--election-id NAME', 'INGRESS_SIDECAR_ELECTION_ID', 'ingress-sidecar-leader'],
       ];
       const lines = text.split('\n');
       const envColumn = new Set<number>();
@@ -251,13 +304,13 @@ describe('parseConfig', () => {
       const text = helpText();
       // Flags with a one-letter alias are listed as `-f, --file FILE|DIR`; -h, --help is not a setting.
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
-      assert.equal(flags.length, 17);
+      assert.equal(flags.length, 24);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);
         // An invalid value through the env var is rejected naming the flag (where anything can be
         // invalid): proves the parser knows this flag under this variable.
-        if (!['watch-dir', 'file', 'conf-dir', 'nginx-pid-file', 'nginx-binary'].includes(name)) {
+        if (!['kubeconfig', 'watch-dir', 'file', 'conf-dir', 'nginx-pid-file', 'nginx-binary'].includes(name)) {
           fails(DIR, { [env]: '!bad!' }, new RegExp(`${env} \\(--${name}\\)`));
         }
       }
@@ -292,6 +345,37 @@ describe('config: operability flags', () => {
   it('refuses a --listen that is not HOST:PORT', () => {
     for (const bad of ['10254', 'localhost', ':x', 'host:70000']) {
       assert.throws(() => parseConfig(['run', '--watch-dir', '/m', '--listen', bad], {}), ConfigError);
+    }
+  });
+});
+
+describe('config: Ingress status publishing', () => {
+  it('takes a Service or a list of addresses, not both, and not with --watch-dir', () => {
+    const svc = parseConfig(['run', '--publish-service', 'ingress-sidecar/lb'], {});
+    assert.ok(svc.kind === 'ok');
+    assert.deepEqual(svc.config.publishService, { namespace: 'ingress-sidecar', name: 'lb' });
+    const addrs = parseConfig(['run'], { INGRESS_SIDECAR_PUBLISH_ADDRESS: '203.0.113.7,lb.example.com' });
+    assert.ok(addrs.kind === 'ok');
+    assert.deepEqual(addrs.config.publishAddress, [{ ip: '203.0.113.7' }, { hostname: 'lb.example.com' }]);
+    assert.throws(() => parseConfig(['run', '--publish-service', 'a/b', '--publish-address', '1.2.3.4'], {}), /alternatives/);
+    assert.throws(() => parseConfig(['run', '--watch-dir', '/m', '--publish-service', 'a/b'], {}), /--publish-service is for the Kubernetes API source/);
+    assert.throws(() => parseConfig(['run', '--publish-service', 'no-slash'], {}), ConfigError);
+  });
+
+  it('knows the pod from the Downward API variables', () => {
+    const r = parseConfig(['run'], { POD_NAME: 'edge-7d9f', POD_NAMESPACE: 'ingress-sidecar', NODE_NAME: 'node-1' });
+    assert.ok(r.kind === 'ok');
+    assert.deepEqual(r.pod, { name: 'edge-7d9f', namespace: 'ingress-sidecar', nodeName: 'node-1' });
+  });
+});
+
+describe('config: TLS', () => {
+  it('serves HTTP only with --https-port 0, and takes the default certificate as NAMESPACE/NAME', () => {
+    const off = parseConfig(['run', '--https-port', '0'], {});
+    assert.ok(off.kind === 'ok');
+    assert.equal(off.config.httpsPort, 0);
+    for (const bad of ['just-a-name', 'a/b/c', 'Bad/name', '/x']) {
+      assert.throws(() => parseConfig(['run', '--default-ssl-certificate', bad], {}), /--default-ssl-certificate/);
     }
   });
 });

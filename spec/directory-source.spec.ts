@@ -171,6 +171,63 @@ describe('DirectorySource', () => {
     assert.deepEqual(names(s.services), ['default/a']);
   });
 
+  it('ends with the last of several saves within chokidar\'s throttle windows, however they are made', async () => {
+    await write('a.yaml', service('a'));
+    await start();
+    const file = path.join(dir, 'a.yaml');
+    const servicesAre = (...want: string[]) => () => names(source!.snapshot().services).join() === want.join();
+
+    // Three rewrites back to back: chokidar emits the first and drops the others (50 ms throttle).
+    await write('a.yaml', service('s1'));
+    await write('a.yaml', service('s2'));
+    await write('a.yaml', service('s3'));
+    await waitFor('the third save', servicesAre('default/s3'));
+
+    // Removed, re-created and removed again within 100 ms: chokidar reports the first removal and
+    // the re-creation as one change, and drops the second removal (100 ms throttle), here more
+    // than 60 ms after the change it did report.
+    await unlink(file);
+    await new Promise((r) => setTimeout(r, 5));
+    await write('a.yaml', service('back'));
+    await new Promise((r) => setTimeout(r, 75));
+    await unlink(file);
+    await waitFor('the second removal', servicesAre());
+    // Nothing comes back later.
+    await new Promise((r) => setTimeout(r, 250));
+    assert.ok(servicesAre()());
+  });
+
+  it('does not drop the objects of a file that reads empty for a moment (a save between truncation and write)', async () => {
+    await write('a.yaml', service('a'));
+    await start();
+    const mark = mem.entries.length;
+    const file = path.join(dir, 'a.yaml');
+    await write('a.yaml', '');
+    await waitFor('a read of the empty file', () =>
+      mem.entries.slice(mark).some((e) => e['file'] === file && ('changed' in e || /reads empty/.test(String(e['message'])))),
+    );
+    await write('a.yaml', service('a'));
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal(changes, 0);
+    assert.deepEqual(names(source!.snapshot().services), ['default/a']);
+    assert.ok(mem.entries.slice(mark).every((e) => e['changed'] !== true));
+
+    // A file that stays empty is taken as empty.
+    const s = await changeAfter('the emptied file', () => write('a.yaml', ''));
+    assert.deepEqual(s.services, []);
+  });
+
+  it('takes a burst of files, each read once it is written, into one up-to-date snapshot', async () => {
+    await start();
+    const n = 60;
+    await Promise.all(Array.from({ length: n }, (_, i) => write(`s${String(i).padStart(2, '0')}.yaml`, service(`s${String(i).padStart(2, '0')}`))));
+    await waitFor('every file', () => source!.snapshot().services.length === n);
+    assert.deepEqual(
+      names(source!.snapshot().services),
+      Array.from({ length: n }, (_, i) => `default/s${String(i).padStart(2, '0')}`),
+    );
+  });
+
   it("takes an editor's atomic save (write a temp file, rename it over) as one change", async () => {
     await write('a.yaml', service('a'));
     await start();

@@ -5,35 +5,57 @@
 //   input.yaml        the manifests (multi-document YAML), read with the directory source's own code
 //   expected/*.conf   exactly what renderModel(translate(...)) yields for them, one file per file
 //   rejections.json   exactly the rejections translate reports (`[]` when none)
-// translated with { ingressClass: 'nginx', httpPort: 80, ipv6: true, accessLog: '/dev/stdout' }.
+//   options.json      (optional) translate options that differ from the defaults below
+//                     (`"tls": null`: TLS off, as the `basic` case renders it)
+// translated with { ingressClass: 'nginx', httpPort: 80, ipv6: true, accessLog: '/dev/stdout' },
+// TLS on port 443 with spec/golden/default-certificate.pem as the generated default certificate,
+// certificate files in /etc/nginx/conf.d/ingress-sidecar-certs, and the time fixed at NOW.
+//
+// Test certificates (the default one, and those inside the TLS cases' Secrets) are self-signed
+// EC P-256, made once with
+//   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+//     -subj /CN=NAME -addext basicConstraints=critical,CA:FALSE -addext subjectAltName=DNS:NAME
+// (old.example.com's with -days 1, so that it has expired at NOW).
 //
 // The expected files are only ever regenerated on purpose:
 //
 //   UPDATE_GOLDEN=1 npm test          (or: UPDATE_GOLDEN=1 mocha ... spec/golden.spec.ts)
 //
 // rewrites every case's expected/ (stale files removed) and rejections.json from the current code,
-// says so on the console, and still runs `nginx -t` on the result. Review the change with
+// says so on the console, and still runs `nginx -t` on the result. nginx -t reads the rendered
+// files with the certificate directory pointed at a temp directory holding the model's
+// certificate files; a case for a newer nginx than the local one skips it. Review the change with
 // `git diff spec/golden` before committing it: that diff is what users' nginx.conf will see.
 // To add a case, create spec/golden/<case>/input.yaml and run the update once.
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import type { Rejection } from '../src/model.ts';
+import type { CertificateFile, Rejection } from '../src/model.ts';
 import { findExecutable } from '../src/nginx-process.ts';
 import { renderModel } from '../src/render.ts';
 import { readManifests } from '../src/sources/directory.ts';
-import { translate } from '../src/translate.ts';
+import { translate, type TranslateOptions } from '../src/translate.ts';
+import { parseNginxVersion, versionAtLeast } from '../src/validate.ts';
 
 const GOLDEN = path.resolve(import.meta.dirname, 'golden');
-const OPTIONS = { ingressClass: 'nginx', httpPort: 80, ipv6: true, accessLog: '/dev/stdout' };
+const CERT_DIR = '/etc/nginx/conf.d/ingress-sidecar-certs';
+const NOW = new Date('2027-01-01T00:00:00Z');
+const OPTIONS: TranslateOptions = {
+  ingressClass: 'nginx',
+  httpPort: 80,
+  ipv6: true,
+  accessLog: '/dev/stdout',
+  now: NOW,
+  tls: { httpsPort: 443, certDir: CERT_DIR, defaultCertificate: { pem: readFileSync(path.join(GOLDEN, 'default-certificate.pem'), 'utf8') } },
+};
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const NGINX_TEST_TIMEOUT_MS = 15_000;
 
 const CASES = readdirSync(GOLDEN, { withFileTypes: true })
-  .filter((e) => e.isDirectory())
+  .filter((e) => e.isDirectory() && existsSync(path.join(GOLDEN, e.name, 'input.yaml')))
   .map((e) => e.name)
   .sort();
 
@@ -49,14 +71,19 @@ describe(`golden files (spec/golden)${UPDATE ? ': UPDATE_GOLDEN=1, rewriting exp
       const rejectionsFile = path.join(dir, 'rejections.json');
       let rendered: Map<string, string>;
       let rejections: Rejection[];
+      let certificates: CertificateFile[];
+      let options: TranslateOptions;
 
       before(async () => {
         const read = await readManifests(path.join(dir, 'input.yaml'));
         assert.deepEqual(read.errors, [], `${name}/input.yaml must parse`);
         assert.deepEqual(read.warnings, [], `${name}/input.yaml must read without warnings`);
-        const model = translate(read.snapshot, OPTIONS);
+        options = await caseOptions(dir);
+        const model = translate(read.snapshot, options);
         rendered = renderModel(model);
         rejections = model.rejections;
+        certificates = model.certificates;
+        assert.deepEqual(model.warnings, [], `${name}: translate warned`);
         if (UPDATE) {
           await rm(expectedDir, { recursive: true, force: true });
           await mkdir(expectedDir, { recursive: true });
@@ -93,12 +120,41 @@ describe(`golden files (spec/golden)${UPDATE ? ': UPDATE_GOLDEN=1, rewriting exp
         if (got !== want) assert.fail(`${name}/rejections.json differs:\n${lineDiff(want, got)}`);
       });
 
-      it('expected/ passes a real nginx -t', async () => {
-        await nginxTest(expectedDir);
+      it('expected/ passes a real nginx -t', async function () {
+        const wanted = options.nginxVersion ? parseNginxVersion(options.nginxVersion) : null;
+        const local = await localNginxVersion();
+        if (wanted && local && !versionAtLeast(local, wanted)) {
+          console.log(`      (nginx -t skipped: ${name} is rendered for nginx ${options.nginxVersion}, this machine has ${local.join('.')})`);
+          this.skip();
+        }
+        await nginxTest(expectedDir, certificates);
       });
     });
   }
 });
+
+/** OPTIONS, with the case's options.json on top (its `tls` merged into OPTIONS.tls; `"tls": null` turns TLS off). */
+async function caseOptions(dir: string): Promise<TranslateOptions> {
+  const file = path.join(dir, 'options.json');
+  if (!existsSync(file)) return OPTIONS;
+  const own = JSON.parse(await readFile(file, 'utf8')) as Omit<Partial<TranslateOptions>, 'tls'> & { tls?: Partial<TranslateOptions['tls']> | null };
+  const { tls, ...rest } = own;
+  const merged: TranslateOptions = { ...OPTIONS, ...rest };
+  if (tls === null) delete merged.tls;
+  else if (tls) merged.tls = { ...OPTIONS.tls!, ...tls };
+  return merged;
+}
+
+let localVersion: Promise<[number, number, number] | null> | null = null;
+function localNginxVersion(): Promise<[number, number, number] | null> {
+  localVersion ??= (async () => {
+    const nginx = findExecutable('nginx');
+    if (!nginx) return null;
+    const r = await execa(nginx, ['-v'], { reject: false, all: true });
+    return parseNginxVersion(/nginx\/(\S+)/.exec(r.all ?? '')?.[1] ?? '');
+  })();
+  return localVersion;
+}
 
 function rejectionsJson(rejections: Rejection[]): string {
   return JSON.stringify(rejections, null, 2) + '\n';
@@ -116,16 +172,28 @@ async function readExpected(dir: string): Promise<Map<string, string>> {
   return files;
 }
 
-/** `nginx -t` on every *.conf in `dir`, included inside http {} as the stock nginx.conf does. */
-async function nginxTest(dir: string): Promise<void> {
+/**
+ * `nginx -t` on every *.conf in `dir`, included inside http {} as the stock nginx.conf does. The
+ * files name certificates in CERT_DIR, which need not exist here: they are read from a copy
+ * whose only change is that directory, pointed at a temp one holding the certificates.
+ */
+async function nginxTest(dir: string, certificates: CertificateFile[]): Promise<void> {
   const nginx = findExecutable('nginx');
   assert.ok(nginx, 'nginx not found on PATH or in /usr/sbin: install it (Debian: apt-get install nginx-light)');
   const tmp = path.resolve(await mkdtemp(path.join(os.tmpdir(), 'golden-nginx-t-')));
   try {
+    const certDir = path.join(tmp, 'certs');
+    const confDir = path.join(tmp, 'conf.d');
+    await mkdir(certDir);
+    await mkdir(confDir);
+    for (const c of certificates) await writeFile(path.join(certDir, c.file), c.pem, { mode: 0o600 });
+    for (const f of await readdir(dir)) {
+      if (f.endsWith('.conf')) await writeFile(path.join(confDir, f), (await readFile(path.join(dir, f), 'utf8')).replaceAll(`${CERT_DIR}/`, `${certDir}/`));
+    }
     const harness = path.join(tmp, 'harness.conf');
     await writeFile(
       harness,
-      [`pid ${quote(path.join(tmp, 'nginx.pid'))};`, 'error_log stderr;', 'events {}', `http { include ${quote(path.join(dir, '*.conf'))}; }`, ''].join('\n'),
+      [`pid ${quote(path.join(tmp, 'nginx.pid'))};`, 'error_log stderr;', 'events {}', `http { include ${quote(path.join(confDir, '*.conf'))}; }`, ''].join('\n'),
     );
     const result = await execa(nginx, ['-t', '-p', tmp + '/', '-e', 'stderr', '-c', harness], {
         reject: false,

@@ -4,6 +4,7 @@
 // reject or neutralise the hostile value, keep serving the good Ingress, render, and read back
 // (through a tokenizer that splits text as nginx does) as exactly the directives the templates
 // write with exactly the values the model holds. A sample also goes through a real `nginx -t`.
+// TLS is on: the hostile Ingress has a spec.tls entry and a Secret, both of which are fields too.
 //
 // Reproduce a random case: HOSTILE_SEED=<seed> (and HOSTILE_CASES=<n>) with the seed printed
 // in the test name; a failure names the case number.
@@ -14,16 +15,37 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import nodePath from 'node:path';
-import type { V1EndpointSlice, V1Endpoints, V1HTTPIngressPath, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
-import type { RoutingModel, Server } from '../src/model.ts';
+import type { V1EndpointSlice, V1Endpoints, V1HTTPIngressPath, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
+import type { CertificateFile, RoutingModel, Server } from '../src/model.ts';
 import { findExecutable } from '../src/nginx-process.ts';
 import { renderModel } from '../src/render.ts';
-import { CLASS_ANNOTATION, DEFAULT_CLASS_ANNOTATION, MAIN_FILE, UPSTREAMS_FILE, ingressKey, translate } from '../src/translate.ts';
+import {
+  CLASS_ANNOTATION,
+  DEFAULT_CLASS_ANNOTATION,
+  FORCE_SSL_REDIRECT_ANNOTATION,
+  MAIN_FILE,
+  SSL_REDIRECT_ANNOTATION,
+  UPSTREAMS_FILE,
+  ingressKey,
+  translate,
+  type TranslateOptions,
+} from '../src/translate.ts';
 import { parseHost, serverNameFor } from '../src/validate.ts';
 import { backendService, endpoints, ingress, ingressClass, path as pathSpec, rule, snapshot } from './helpers/builders.ts';
+import { makeCert, tlsSecret } from './helpers/certs.ts';
 import { NginxSyntaxError, parseNginx, walk, type Directive } from './helpers/nginx-tokenizer.ts';
 
-const OPTS = { ingressClass: 'nginx', httpPort: 8080, ipv6: true };
+/** Where rendered files say certificates are; nginx -t reads a copy that points at real files. */
+const CERT_DIR = '/ingress-sidecar-hostile-certs';
+const DEFAULT_CERT = makeCert({ cn: 'hostile default' });
+const HOSTILE_CERT = makeCert({ dns: ['hostile.test'] });
+const OPTS: TranslateOptions = {
+  ingressClass: 'nginx',
+  httpPort: 8080,
+  ipv6: true,
+  now: new Date(),
+  tls: { httpsPort: 8443, httpsRedirectPort: 443, certDir: CERT_DIR, defaultCertificate: { pem: DEFAULT_CERT.pem } },
+};
 const SEED = Number(process.env.HOSTILE_SEED ?? 0x5eed1ce) >>> 0;
 const RANDOM_CASES = Number(process.env.HOSTILE_CASES ?? 300);
 const RANDOM_GROUP = 25;
@@ -98,6 +120,7 @@ const GOOD_UPSTREAM = 'default_good-web_80';
 
 interface Scenario {
   hostile: V1Ingress;
+  secrets: V1Secret[];
   services: V1Service[];
   slices: V1EndpointSlice[];
   endpoints: V1Endpoints[];
@@ -106,15 +129,21 @@ interface Scenario {
 
 function scenario(): { good: V1Ingress; s: Scenario } {
   const good = ingress('good', [rule(GOOD_HOST, pathSpec('/', 'Prefix', 'good-web'))], { age: 0 });
-  const hostile = ingress('hostile', [rule('hostile.test', pathSpec('/h', 'Prefix', 'evil-web'))], { age: 1 });
+  const hostile = ingress('hostile', [rule('hostile.test', pathSpec('/h', 'Prefix', 'evil-web'))], { age: 1, tls: [{ hosts: ['hostile.test'], secretName: 'evil-tls' }] });
   const g = backendService('good-web', '10.0.0.1');
   const e = backendService('evil-web', '10.0.0.2');
-  return { good, s: { hostile, services: [g.service, e.service], slices: [g.slice, e.slice], endpoints: [], classes: [] } };
+  const secrets = [tlsSecret('evil-tls', HOSTILE_CERT.crt, HOSTILE_CERT.key)];
+  return { good, s: { hostile, secrets, services: [g.service, e.service], slices: [g.slice, e.slice], endpoints: [], classes: [] } };
 }
 
 const hostilePath = (s: Scenario): V1HTTPIngressPath => s.hostile.spec!.rules![0]!.http!.paths[0]!;
 const evilService = (s: Scenario): V1Service => s.services[1]!;
 const evilSlice = (s: Scenario): V1EndpointSlice => s.slices[1]!;
+const evilTls = (s: Scenario) => s.hostile.spec!.tls![0]!;
+const evilSecret = (s: Scenario): V1Secret => s.secrets[0]!;
+const b64 = (v: string) => Buffer.from(v, 'utf8').toString('base64');
+/** v as the body of a PEM block, so that it reaches the PEM parser rather than stopping at "no PEM block". */
+const pemOf = (label: string, v: string) => `-----BEGIN ${label}-----\n${v}\n-----END ${label}-----\n`;
 
 /** "/" in front unless there is one, so that most of a payload reaches the path grammar. */
 const slash = (v: string) => (v.startsWith('/') ? v : `/${v}`);
@@ -251,6 +280,37 @@ const FIELDS: Field[] = [
     name: 'nginx.ingress.kubernetes.io/ annotation name and value',
     set: (s, v) => void (s.hostile.metadata!.annotations = { [`nginx.ingress.kubernetes.io/${v}`]: v }),
   },
+  {
+    name: 'spec.tls secretName (and the Secret)',
+    set: (s, v) => {
+      evilTls(s).secretName = v;
+      evilSecret(s).metadata!.name = v;
+    },
+  },
+  { name: 'spec.tls hosts', set: (s, v) => void (evilTls(s).hosts = [v]) },
+  {
+    name: 'spec.tls hosts and the rule host',
+    set: (s, v) => {
+      evilTls(s).hosts = [v];
+      s.hostile.spec!.rules![0]!.host = v;
+    },
+  },
+  {
+    name: 'spec.tls without hosts, Secret namespace',
+    set: (s, v) => {
+      delete evilTls(s).hosts;
+      evilSecret(s).metadata!.namespace = v;
+    },
+  },
+  { name: 'Secret type', set: (s, v) => void (evilSecret(s).type = v) },
+  { name: 'Secret tls.crt (base64 of the value)', set: (s, v) => void (evilSecret(s).data!['tls.crt'] = b64(v)) },
+  { name: 'Secret tls.crt (raw data value)', set: (s, v) => void (evilSecret(s).data!['tls.crt'] = v) },
+  { name: 'Secret tls.crt (inside a CERTIFICATE block)', set: (s, v) => void (evilSecret(s).data!['tls.crt'] = b64(pemOf('CERTIFICATE', v))) },
+  { name: 'Secret tls.crt (around a valid certificate)', set: (s, v) => void (evilSecret(s).data!['tls.crt'] = b64(`${v}\n${HOSTILE_CERT.crt}\n${v}`)) },
+  { name: 'Secret tls.key (inside a PRIVATE KEY block)', set: (s, v) => void (evilSecret(s).data!['tls.key'] = b64(pemOf('PRIVATE KEY', v))) },
+  { name: 'Secret tls.key (around the valid key)', set: (s, v) => void (evilSecret(s).data!['tls.key'] = b64(`${v}\n${HOSTILE_CERT.key}\n${v}`)) },
+  { name: `${SSL_REDIRECT_ANNOTATION} value`, set: (s, v) => void (s.hostile.metadata!.annotations = { [SSL_REDIRECT_ANNOTATION]: v }) },
+  { name: `${FORCE_SSL_REDIRECT_ANNOTATION} value`, set: (s, v) => void (s.hostile.metadata!.annotations = { [FORCE_SSL_REDIRECT_ANNOTATION]: v }) },
   { name: 'EndpointSlice address', set: (s, v) => void (evilSlice(s).endpoints = [{ addresses: [v] }]) },
   { name: 'EndpointSlice port name', set: (s, v) => void (evilSlice(s).ports![0]!.name = v) },
   { name: 'EndpointSlice kubernetes.io/service-name label', set: (s, v) => void (evilSlice(s).metadata!.labels!['kubernetes.io/service-name'] = v) },
@@ -287,7 +347,7 @@ const json = (x: unknown) => JSON.stringify(x).slice(0, 300);
 const signature = (d: Directive, context: string[]) => `${context.join('>') || '(file)'}: ${d.name}/${d.args.length}`;
 
 /** Directives in a server block whose values come from the model; all others must be the baseline's. */
-const MODEL_SERVER_DIRECTIVES = new Set(['listen', 'server_name', 'location']);
+const MODEL_SERVER_DIRECTIVES = new Set(['listen', 'server_name', 'location', 'ssl_certificate', 'ssl_certificate_key']);
 
 /**
  * The rendered files of a model that uses every branch of the templates: the directives and
@@ -300,8 +360,10 @@ const baseline = (() => {
       ingresses: [
         ingress('a', [rule('a.test', pathSpec('/', 'Prefix', 'web'), pathSpec('/x', 'Exact', 'web'), pathSpec('/p', 'Prefix', 'web'), pathSpec('/i', 'ImplementationSpecific', 'web'))]),
         ingress('b', [rule('*.b.test', pathSpec('/', 'Prefix', 'missing')), rule(undefined, pathSpec('/nohost', 'Prefix', 'web'))]),
+        ingress('c', [rule('hostile.test', pathSpec('/', 'Prefix', 'web'))], { tls: [{ hosts: ['hostile.test'], secretName: 'c-tls' }] }),
       ],
       backends: [web],
+      secrets: [tlsSecret('c-tls', HOSTILE_CERT.crt, HOSTILE_CERT.key)],
     }),
     OPTS,
   );
@@ -319,7 +381,8 @@ const baseline = (() => {
   return {
     allowed,
     defaultServer: serverParts(m.defaultServer),
-    hostServer: serverParts(m.servers[0]!),
+    hostServer: serverParts(m.servers.find((s) => s.host === 'a.test')!),
+    tlsServer: serverParts(m.servers.find((s) => s.host === 'hostile.test')!),
     /** Top-level directives of the main file other than the model's numbers. */
     mainFixed: main.filter((d) => !d.name.startsWith('server_names_hash_') && d.name !== 'server').map(shape),
   };
@@ -340,6 +403,13 @@ describe('hostile input: the baseline the checks compare with', () => {
       'server: location/2',
       'server>location: proxy_pass/1',
       'server>location: return/1',
+      'server: listen/3',
+      'server: listen/4',
+      'server: ssl_certificate/1',
+      'server: ssl_certificate_key/1',
+      'server: ssl_protocols/2',
+      'server>location: if/3',
+      'server>location>if: return/2',
       '(file): upstream/1',
       'upstream: server/1',
     ]) {
@@ -358,10 +428,13 @@ function compareList(what: string, want: unknown[], got: unknown[]): string[] {
 }
 
 /** A server block must hold the model's values, each as exactly one argument, and nothing else. */
-function serverProblems(where: string, d: Directive, s: Server): string[] {
+function serverProblems(m: RoutingModel, where: string, d: Directive, s: Server): string[] {
   const block = d.block ?? [];
-  const ref = s.host === null ? baseline.defaultServer : baseline.hostServer;
+  const ref = s.host === null ? baseline.defaultServer : s.tls ? baseline.tlsServer : baseline.hostServer;
+  const certPath = s.tls ? [[asWritten(s.tls.certPath)]] : [];
   const out = [
+    ...compareList(`${where} ssl_certificate`, certPath, block.filter((x) => x.name === 'ssl_certificate').map((x) => x.args)),
+    ...compareList(`${where} ssl_certificate_key`, certPath, block.filter((x) => x.name === 'ssl_certificate_key').map((x) => x.args)),
     ...compareList(`${where} listen`, ref.listen, block.filter((x) => x.name === 'listen').map(shape)),
     ...compareList(`${where} server_name`, [[asWritten(s.serverName)]], block.filter((x) => x.name === 'server_name').map((x) => x.args)),
     ...compareList(`${where} fixed directives`, ref.fixed, block.filter((x) => !MODEL_SERVER_DIRECTIVES.has(x.name)).map(shape)),
@@ -380,6 +453,9 @@ function serverProblems(where: string, d: Directive, s: Server): string[] {
     const args = (name: string) => body.filter((x) => x.name === name).map((x) => x.args);
     out.push(...compareList(`${at} proxy_pass`, l.action.kind === 'proxy' ? [[asWritten(`http://${l.action.upstream}`)]] : [], args('proxy_pass')));
     out.push(...compareList(`${at} return`, l.action.kind === 'proxy' ? [] : [[l.action.kind === 'notFound' ? '404' : '503']], args('return')));
+    const port = m.https && m.https.redirectPort !== 443 ? `:${m.https.redirectPort}` : '';
+    const redirect = l.sslRedirect ? [['if', '($scheme', '=', 'http)', [['return', '308', `https://$host${port}$request_uri`]]]] : [];
+    out.push(...compareList(`${at} redirect`, redirect, body.filter((x) => x.name === 'if').map(shape)));
   });
   return out;
 }
@@ -395,13 +471,13 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
     out.push(...compareList(`${MAIN_FILE} fixed directives`, baseline.mainFixed, main.filter((d) => !d.name.startsWith('server_names_hash_') && d.name !== 'server').map(shape)));
     const servers = main.filter((d) => d.name === 'server');
     if (servers.length !== 1) out.push(`${MAIN_FILE}: ${servers.length} server blocks, expected the default server only`);
-    else out.push(...serverProblems(MAIN_FILE, servers[0]!, m.defaultServer));
+    else out.push(...serverProblems(m, MAIN_FILE, servers[0]!, m.defaultServer));
   }
   for (const s of m.servers) {
     const tree = trees.get(s.file);
     if (!tree) continue;
     if (tree.length !== 1 || tree[0]!.name !== 'server') out.push(`${s.file}: expected one server block, nginx reads ${json(tree.map((d) => d.name))}`);
-    else out.push(...serverProblems(s.file, tree[0]!, s));
+    else out.push(...serverProblems(m, s.file, tree[0]!, s));
   }
   const ups = trees.get(UPSTREAMS_FILE);
   if (ups) {
@@ -434,8 +510,25 @@ function addressOk(a: string): boolean {
   return v6 !== null && isIP(v6[1]!) === 6 && portOk(v6[2]!);
 }
 
+const CERT_PATH = new RegExp(`^${CERT_DIR}/[0-9a-f]{32}\\.pem$`);
+
 function modelProblems(m: RoutingModel): string[] {
   const out: string[] = [];
+  const files = new Set(m.certificates.map((c) => c.file));
+  for (const c of m.certificates) {
+    if (!/^[0-9a-f]{32}\.pem$/.test(c.file)) out.push(`model: certificate file name ${JSON.stringify(c.file).slice(0, 200)} is not derived`);
+    if (/[^\x20-\x7e\n]/.test(c.pem) || !/^(-----BEGIN (CERTIFICATE|PRIVATE KEY)-----\n[A-Za-z0-9+/=\n]+-----END \2-----\n)+$/.test(c.pem)) {
+      out.push(`model: certificate ${c.file} holds more than re-encoded PEM blocks`);
+    }
+  }
+  for (const s of allServers(m)) {
+    if (s.tls && (!CERT_PATH.test(s.tls.certPath) || !files.has(s.tls.certPath.slice(CERT_DIR.length + 1)))) {
+      out.push(`model: ${s.host ?? 'default server'} certificate path ${JSON.stringify(s.tls.certPath).slice(0, 200)} is not a listed, derived file`);
+    }
+    for (const name of [s.tls?.secret, s.tls?.ingress]) {
+      if (name && !/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(name)) out.push(`model: TLS comment name ${JSON.stringify(name).slice(0, 200)} is not namespace/name`);
+    }
+  }
   const names = new Set(m.upstreams.map((u) => u.name));
   for (const u of m.upstreams) {
     const n = UPSTREAM_NAME.exec(u.name);
@@ -473,20 +566,21 @@ function modelProblems(m: RoutingModel): string[] {
 interface CaseResult {
   problems: string[];
   files: Map<string, string> | null;
+  certificates: CertificateFile[];
 }
 
 function runCase(field: Field, v: string): CaseResult {
   const { good, s } = scenario();
   field.set(s, v);
   const key = ingressKey(s.hostile);
-  const snap = snapshot({ ingresses: [s.hostile, good], ingressClasses: s.classes, services: s.services, endpointSlices: s.slices, endpoints: s.endpoints });
+  const snap = snapshot({ ingresses: [s.hostile, good], ingressClasses: s.classes, services: s.services, endpointSlices: s.slices, endpoints: s.endpoints, secrets: s.secrets });
   const problems: string[] = [];
 
   let m: RoutingModel;
   try {
     m = translate(snap, OPTS);
   } catch (err) {
-    return { problems: [`translate() threw ${err instanceof Error ? err.stack?.split('\n').slice(0, 3).join(' | ') : String(err)}`], files: null };
+    return { problems: [`translate() threw ${err instanceof Error ? err.stack?.split('\n').slice(0, 3).join(' | ') : String(err)}`], files: null, certificates: [] };
   }
 
   // The good Ingress is untouched.
@@ -520,7 +614,7 @@ function runCase(field: Field, v: string): CaseResult {
     files = renderModel(m);
   } catch (err) {
     problems.push(`renderModel() threw ${String(err).slice(0, 300)}`);
-    return { problems, files: null };
+    return { problems, files: null, certificates: [] };
   }
 
   const expectedNames = [MAIN_FILE, UPSTREAMS_FILE, ...m.servers.map((x) => x.file)].sort();
@@ -543,7 +637,7 @@ function runCase(field: Field, v: string): CaseResult {
     }
   }
   problems.push(...structureProblems(m, trees));
-  return { problems, files };
+  return { problems, files, certificates: m.certificates };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,9 +648,10 @@ let nginxRuns = 0;
 /** Results by file content: most hostile cases render the same files as another case. */
 const nginxChecked = new Map<string, string | null>();
 
-function nginxProblem(files: Map<string, string>): string | null {
+function nginxProblem(files: Map<string, string>, certificates: CertificateFile[]): string | null {
   if (NGINX === null) return null;
   const key = JSON.stringify([...files].sort());
+  // Certificate names are digests of their content: the file texts, which name them, say it all.
   const known = nginxChecked.get(key);
   if (known !== undefined) return known;
   const dir = nodePath.join(nginxRoot, `run-${nginxRuns++}`);
@@ -564,7 +659,10 @@ function nginxProblem(files: Map<string, string>): string | null {
   let result: string | null = null;
   try {
     mkdirSync(confDir, { recursive: true });
-    for (const [name, text] of files) writeFileSync(nodePath.join(confDir, name), text);
+    const certDir = nodePath.join(dir, 'certs');
+    mkdirSync(certDir);
+    for (const c of certificates) writeFileSync(nodePath.join(certDir, c.file), c.pem, { mode: 0o600 });
+    for (const [name, text] of files) writeFileSync(nodePath.join(confDir, name), text.replaceAll(`${CERT_DIR}/`, `${certDir}/`));
     const harness = nodePath.join(dir, 'harness.conf');
     writeFileSync(harness, `pid ${dir}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include ${confDir}/*.conf;\n}\n`);
     const run = spawnSync(NGINX, ['-t', '-p', `${dir}/`, '-e', 'stderr', '-c', harness], { encoding: 'utf8', timeout: 10_000 });
@@ -589,7 +687,7 @@ function checkPayload(v: string, withNginx: boolean): string[] {
   const problems: string[] = [];
   for (const field of FIELDS) {
     const r = runCase(field, v);
-    const nginx = withNginx && r.files ? nginxProblem(r.files) : null;
+    const nginx = withNginx && r.files ? nginxProblem(r.files, r.certificates) : null;
     for (const p of nginx ? [...r.problems, nginx] : r.problems) problems.push(`[${field.name}] ${p}`);
   }
   return problems;
@@ -797,9 +895,9 @@ describe('hostile input: every string field, next to a known-good Ingress', func
   });
 
   it('the known-good scenario passes every check (and nginx -t)', () => {
-    const { problems, files } = runCase({ name: 'none', set: () => undefined }, '');
+    const { problems, files, certificates } = runCase({ name: 'none', set: () => undefined }, '');
     expectNone(problems);
-    deepStrictEqual(files ? nginxProblem(files) : 'no files', null);
+    deepStrictEqual(files ? nginxProblem(files, certificates) : 'no files', null);
   });
 
   describe('fixed payloads (each also through nginx -t)', () => {

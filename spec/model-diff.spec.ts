@@ -20,12 +20,13 @@ describe('what a reload changed, for the log line', () => {
       locationsAdded: ['new.test / -> default_a_80', 'x.test = /api -> default_b_80'],
       locationsRemoved: ['gone.test / -> default_a_80', 'x.test = /api -> default_a_80'],
       upstreamsChanged: ['default_a_80', 'default_b_80'],
+      tlsChanged: [],
     });
   });
 
   it('is everything on the first reload, and nothing when the model is the same', () => {
     assert.deepEqual(diffModels(null, before).serversAdded, ['gone.test', 'x.test']);
-    assert.deepEqual(diffModels(before, before), { serversAdded: [], serversRemoved: [], locationsAdded: [], locationsRemoved: [], upstreamsChanged: [] });
+    assert.deepEqual(diffModels(before, before), { serversAdded: [], serversRemoved: [], locationsAdded: [], locationsRemoved: [], upstreamsChanged: [], tlsChanged: [] });
   });
 
   it('keeps a long list readable', () => {

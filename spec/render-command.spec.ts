@@ -81,8 +81,9 @@ describe('bin/ingress-sidecar render', function () {
   });
 
   it('prints exactly the rendered files: a golden case splits back into its expected/', async () => {
+    // The basic case is rendered without TLS (its options.json), as --https-port 0 renders.
     const golden = path.join(ROOT, 'spec/golden/basic');
-    const result = await render(['-f', path.join(golden, 'input.yaml')]);
+    const result = await render(['-f', path.join(golden, 'input.yaml'), '--https-port', '0']);
     assert.equal(result.exitCode, 0, result.stderr);
     const files = splitFiles(result.stdout);
     const names = (await readdir(path.join(golden, 'expected'))).sort();

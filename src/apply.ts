@@ -62,6 +62,8 @@ export class ReloadError extends Error {
 
 const OWNED = /^ingress-sidecar[^/\0]*\.conf$/;
 const NGINX_TEST_TIMEOUT_MS = 30_000;
+/** File operations in flight at once when many files change (a first apply of 1,000 servers). */
+const IO_CONCURRENCY = 16;
 
 type Files = ReadonlyMap<string, string>;
 
@@ -95,7 +97,7 @@ export class Applier {
       return this.#adoptExisting(desired);
     }
 
-    await this.#check(desired);
+    await this.#check(previous, desired);
     await this.#swap(previous, desired);
     this.#current = desired;
 
@@ -159,17 +161,24 @@ export class Applier {
   }
 
   async #readOwned(): Promise<Map<string, string>> {
-    const files = new Map<string, string>();
-    for (const entry of await readdir(this.#opts.confDir, { withFileTypes: true })) {
-      if (entry.isFile() && OWNED.test(entry.name)) {
-        files.set(entry.name, await readFile(path.join(this.#opts.confDir, entry.name), 'utf8'));
-      }
-    }
-    return files;
+    const names = (await readdir(this.#opts.confDir, { withFileTypes: true }))
+      .filter((entry) => entry.isFile() && OWNED.test(entry.name))
+      .map((entry) => entry.name);
+    const contents = new Map<string, string>();
+    await eachLimit(names, IO_CONCURRENCY, async (name) => {
+      contents.set(name, await readFile(path.join(this.#opts.confDir, name), 'utf8'));
+    });
+    // In directory order, as before the reads ran concurrently.
+    return new Map(names.map((name) => [name, contents.get(name)!]));
   }
 
-  /** Runs `nginx -t` on the desired files plus the user's own files, in a throwaway prefix. */
-  async #check(desired: Files): Promise<void> {
+  /**
+   * Runs `nginx -t` on the complete desired set plus the user's own files, in a throwaway prefix.
+   * Only the files that differ from `previous` (what confDir holds) are staged; the others are
+   * included from confDir itself, where they are byte-identical. So a pass that changes one file
+   * of 1,000 writes one file, not 1,000 (and deletes one).
+   */
+  async #check(previous: Files, desired: Files): Promise<void> {
     const { nginxBinary, confDir, stateDir, logger } = this.#opts;
     if (nginxBinary === null) {
       if (!this.#warnedNoBinary) logger.warn('nginx binary not found; skipping nginx -t');
@@ -177,16 +186,26 @@ export class Applier {
       return;
     }
     // Absolute, because nginx resolves relative include paths against the harness's directory.
+    const live = path.resolve(confDir);
     const tmp = path.resolve(await mkdtemp(path.join(stateDir ?? os.tmpdir(), 'ingress-sidecar-stage-')));
     try {
       const staging = path.join(tmp, 'staging');
-      await writeFiles(staging, desired);
+      const changed = [...desired].filter(([name, content]) => previous.get(name) !== content);
+      await writeFiles(staging, changed);
       // Files that nginx's `include conf.d/*.conf` would load next to ours: a clash (a duplicate
-      // default_server, a port taken by two listen options) only shows when they are tested together.
+      // default_server, a port taken by two listen options) only shows when they are tested
+      // together. They come first, so that nginx blames such a clash on our file, which the
+      // sidecar can set aside, rather than on the user's.
       const foreign = (await readdir(confDir, { withFileTypes: true }))
         .filter((e) => e.name.endsWith('.conf') && !e.name.startsWith('.') && !OWNED.test(e.name))
-        .map((e) => path.resolve(confDir, e.name))
-        .sort();
+        .map((e) => path.join(live, e.name))
+        .sort(byteOrder);
+      // Ours one by one, in the order nginx's glob gives them (byte order: nginx never sets a
+      // locale), because order matters (a log_format must precede its use): changed ones from
+      // staging, unchanged ones from confDir; removed ones are left out.
+      const ours = [...desired.keys()]
+        .sort(byteOrder)
+        .map((name) => path.join(previous.get(name) === desired.get(name) ? live : staging, name));
       const harness = path.join(tmp, 'harness.conf');
       await writeFile(
         harness,
@@ -198,7 +217,7 @@ export class Applier {
           // Not the compiled-in default log path, which a non-root sidecar cannot open.
           '    access_log off;',
           ...foreign.map((f) => `    include ${quote(f)};`),
-          `    include ${quote(path.join(staging, '*.conf'))};`,
+          ...ours.map((f) => `    include ${quote(f)};`),
           '}',
           '',
         ].join('\n'),
@@ -216,7 +235,7 @@ export class Applier {
       if (result.exitCode === undefined) {
         throw new Error(`could not run ${nginxBinary} -t: ${result.shortMessage}`);
       }
-      if (result.exitCode !== 0) throw configError(output, staging, confDir);
+      if (result.exitCode !== 0) throw configError(output, staging, confDir, desired);
       if (output.includes('[warn]')) logger.warn('nginx -t warnings', { output: readable(output, staging, confDir) });
     } finally {
       await rm(tmp, { recursive: true, force: true });
@@ -234,25 +253,27 @@ export class Applier {
 
     const staged: string[] = [];
     try {
-      for (const [name, content] of toWrite) {
+      await eachLimit(toWrite, IO_CONCURRENCY, async ([name, content]) => {
         staged.push(name);
         await writeFile(tempPath(confDir, name), content);
-      }
+      });
     } catch (err) {
       await Promise.all(staged.map((name) => rm(tempPath(confDir, name), { force: true }).catch(() => undefined)));
       throw new Error(`could not write ${confDir}: ${describe(err)}; the previous files are still in place`, { cause: err });
     }
 
+    // Renames (and then removals) run concurrently too; after a failure the ones in flight settle
+    // before the restore, which puts back exactly those that happened.
     const touched: string[] = [];
     try {
-      for (const [name] of toWrite) {
+      await eachLimit(toWrite, IO_CONCURRENCY, async ([name]) => {
         await rename(tempPath(confDir, name), path.join(confDir, name));
         touched.push(name);
-      }
-      for (const name of toRemove) {
+      });
+      await eachLimit(toRemove, IO_CONCURRENCY, async (name) => {
         await unlink(path.join(confDir, name));
         touched.push(name);
-      }
+      });
     } catch (err) {
       await Promise.all(toWrite.map(([name]) => rm(tempPath(confDir, name), { force: true }).catch(() => undefined)));
       const problems = await this.#restore(previous, touched);
@@ -269,7 +290,8 @@ export class Applier {
   async #restore(previous: Files, names: string[]): Promise<string[]> {
     const { confDir } = this.#opts;
     const problems: string[] = [];
-    for (const name of names) {
+    // Every name is attempted, whatever fails: eachLimit stops at the first throw, so none here.
+    await eachLimit(names, IO_CONCURRENCY, async (name) => {
       const old = previous.get(name);
       try {
         if (old === undefined) {
@@ -281,8 +303,8 @@ export class Applier {
       } catch (err) {
         problems.push(`${name}: ${describe(err)}`);
       }
-    }
-    return problems;
+    });
+    return problems.sort();
   }
 }
 
@@ -308,9 +330,36 @@ function tempPath(confDir: string, name: string): string {
   return path.join(confDir, `.${name}.tmp`);
 }
 
-async function writeFiles(dir: string, files: Files): Promise<void> {
+async function writeFiles(dir: string, files: ReadonlyArray<readonly [string, string]>): Promise<void> {
   await mkdir(dir);
-  for (const [name, content] of files) await writeFile(path.join(dir, name), content);
+  await eachLimit(files, IO_CONCURRENCY, ([name, content]) => writeFile(path.join(dir, name), content));
+}
+
+/**
+ * Calls `fn` for every item, at most `limit` at a time. After the first failure no new call
+ * starts; it rejects with that failure once the calls in flight have settled, so the caller can
+ * clean up knowing that nothing is still writing.
+ */
+async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure.error;
+}
+
+/** Byte order of the UTF-8 names, as glob(3) sorts them in the C locale. */
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
 /** Names whose content differs between the two sets, including names in only one of them. */
@@ -327,15 +376,23 @@ function readable(output: string, staging: string, confDir: string): string {
   return output.split(staging + path.sep).join(path.resolve(confDir) + path.sep);
 }
 
-function configError(output: string, staging: string, confDir: string): NginxConfigError {
+/**
+ * nginx's complaint, attributed to our file when the line it names is in one: a staged copy, or an
+ * unchanged file of ours included from confDir (never a foreign file there).
+ */
+function configError(output: string, staging: string, confDir: string, desired: Files): NginxConfigError {
   const emerg = output.split('\n').find((l) => l.includes('[emerg]')) ?? output.split('\n')[0] ?? '';
   const summary = emerg.replace(/^.*?\[emerg\]\s+(\d+#\d+:\s+)?/, '');
   const where = / in (\/.*?):(\d+)\s*$/.exec(emerg);
   let file: string | undefined;
   let line: number | undefined;
-  if (where?.[1] !== undefined && path.dirname(where[1]) === staging) {
-    file = path.basename(where[1]);
-    line = Number(where[2]);
+  if (where?.[1] !== undefined) {
+    const dir = path.dirname(where[1]);
+    const name = path.basename(where[1]);
+    if (dir === staging || (dir === path.resolve(confDir) && OWNED.test(name) && desired.has(name))) {
+      file = name;
+      line = Number(where[2]);
+    }
   }
   return new NginxConfigError(`nginx -t rejected the configuration: ${readable(summary, staging, confDir).trim()}`, output, file, line);
 }

@@ -1,17 +1,21 @@
 // The composition root: reads the configuration once, builds the parts, starts them, and stops
 // them all on SIGTERM/SIGINT. No behaviour lives here beyond wiring.
 
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, parseConfig, translateOptions, type Config } from './config.ts';
+import { startClusterWriters, type ClusterWriters } from './cluster-status.ts';
+import { ConfigError, parseConfig, type Config, type PodIdentity } from './config.ts';
 import { startEcho, type EchoServer } from './echo.ts';
 import { startNginx, type RunningNginx } from './local-nginx.ts';
 import { createLogger, type Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
 import { findExecutable } from './nginx-process.ts';
 import { renderCommand } from './render-command.ts';
 import { Sidecar } from './sidecar.ts';
 import { DirectorySource } from './sources/directory.ts';
+import { KubernetesSource, type KubeEnvironment } from './sources/kubernetes.ts';
 import { startStatusServer } from './status-server.ts';
+import { runtimeTranslateOptions } from './translate-options.ts';
 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let parsed;
@@ -28,13 +32,13 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     process.stdout.write(parsed.text);
     return 0;
   }
-  const { command, config } = parsed;
+  const { command, config, kubeEnv, pod } = parsed;
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   switch (command) {
     case 'run':
-      return run(config, logger);
+      return run(config, kubeEnv, pod, logger);
     case 'demo':
-      return demo(config, logger);
+      return demo(config, kubeEnv, logger);
     case 'render':
       if (parsed.rest.length > 0) {
         process.stderr.write(
@@ -46,19 +50,63 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
 }
 
-function sidecarFor(config: Config, watchDir: string, logger: Logger, pidFile?: string): Sidecar {
+/** The sidecar over --watch-dir's manifests when given, else over the Kubernetes API. */
+async function sidecarFor(
+  config: Config,
+  logger: Logger,
+  parts: { source: DirectorySource | KubernetesSource; metrics: Metrics; pidFile?: string; afterSync?: ClusterWriters['afterSync'] },
+): Promise<Sidecar> {
   const nginxBinary = findExecutable(config.nginxBinary);
   if (!nginxBinary) logger.warn('nginx binary not found: configs are written without an `nginx -t` check', { nginxBinary: config.nginxBinary });
-  const nginxPidFile = pidFile ?? config.nginxPidFile;
+  const nginxPidFile = parts.pidFile ?? config.nginxPidFile;
+  const translate = await runtimeTranslateOptions(config, { nginxBinary, keepDefaultCertificate: true, logger });
   return new Sidecar({
-    source: new DirectorySource({ dir: watchDir, logger }),
-    translate: translateOptions(config),
+    source: parts.source,
+    metrics: parts.metrics,
+    ...(parts.afterSync ? { afterSync: parts.afterSync } : {}),
+    translate,
     confDir: config.confDir,
     nginxBinary,
     ...(nginxPidFile ? { nginxPidFile } : {}),
     reloadTimeoutMs: config.reloadTimeoutMs,
     debounceMs: config.debounceMs,
     maxDelayMs: config.maxDelayMs,
+    logger,
+  });
+}
+
+function sourceFor(config: Config, kubeEnv: KubeEnvironment, logger: Logger, metrics: Metrics): DirectorySource | KubernetesSource {
+  return config.watchDir
+    ? new DirectorySource({ dir: config.watchDir, logger, onError: () => metrics.sourceError('directory') })
+    : new KubernetesSource({
+        ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}),
+        ...(config.namespace !== undefined ? { namespace: config.namespace } : {}),
+        env: kubeEnv,
+        logger,
+        onError: () => metrics.sourceError('kubernetes'),
+      });
+}
+
+/**
+ * Ingress status (from the elected replica) and Events, for the Kubernetes source. Without
+ * --publish-service or --publish-address no status is written and no Lease is used.
+ */
+async function clusterWriters(config: Config, pod: PodIdentity, source: KubernetesSource, logger: Logger): Promise<ClusterWriters> {
+  const publish = config.publishService
+    ? ({ kind: 'service', ...config.publishService } as const)
+    : config.publishAddress
+      ? ({ kind: 'addresses', addresses: config.publishAddress } as const)
+      : null;
+  const namespace = pod.namespace ?? (await readFile('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').catch(() => '')).trim();
+  if (publish && !namespace) throw new ConfigError('publishing Ingress status needs POD_NAMESPACE (the Lease lives there)');
+  return startClusterWriters({
+    kubeConfig: source.kubeConfig,
+    ingressClass: config.ingressClass,
+    publish,
+    electionId: config.electionId,
+    podName: pod.name,
+    podNamespace: namespace || 'default',
+    ...(pod.nodeName ? { nodeName: pod.nodeName } : {}),
     logger,
   });
 }
@@ -75,9 +123,11 @@ function terminated(logger: Logger): Promise<void> {
   });
 }
 
-async function run(config: Config, logger: Logger): Promise<number> {
-  if (!config.watchDir) throw new ConfigError('--watch-dir is required');
-  const sidecar = sidecarFor(config, config.watchDir, logger);
+async function run(config: Config, kubeEnv: KubeEnvironment, pod: PodIdentity, logger: Logger): Promise<number> {
+  const metrics = new Metrics();
+  const source = sourceFor(config, kubeEnv, logger, metrics);
+  const writers = source instanceof KubernetesSource && !config.once ? await clusterWriters(config, pod, source, logger) : null;
+  const sidecar = await sidecarFor(config, logger, { source, metrics, ...(writers ? { afterSync: writers.afterSync } : {}) });
   if (config.once) {
     // For an init container: the files are in place (and nginx, if running, reloaded), or exit 1.
     try {
@@ -88,22 +138,31 @@ async function run(config: Config, logger: Logger): Promise<number> {
       return 1;
     }
   }
-  return serve(config, logger, sidecar, async () => {
-    logger.info('ingress-sidecar running', { watchDir: config.watchDir, confDir: config.confDir, ingressClass: config.ingressClass });
+  return serve(config, logger, sidecar, writers, async () => {
+    const source = config.watchDir ?? `the Kubernetes API (${config.namespace ? `namespace ${config.namespace}` : 'all namespaces'})`;
+    logger.info('ingress-sidecar running', { source, confDir: config.confDir, ingressClass: config.ingressClass });
   });
 }
 
 /** Runs the sidecar and its status endpoint until SIGTERM or SIGINT; nginx keeps serving after. */
-async function serve(config: Config, logger: Logger, sidecar: Sidecar, started: () => Promise<void>): Promise<number> {
+async function serve(config: Config, logger: Logger, sidecar: Sidecar, writers: ClusterWriters | null, started: () => Promise<void>): Promise<number> {
   const stop = terminated(logger);
   // Up before the first sync, so that liveness and readiness can answer while it runs.
   const status = await startStatusServer(config.listen, sidecar, sidecar.metrics);
   try {
-    await sidecar.start();
-    await started();
-    await stop;
+    // The first full read can wait on an API server that does not answer yet: a signal meanwhile
+    // still stops the sidecar (whose start then fails, as nothing was rendered).
+    const starting = sidecar.start().then(() => true);
+    if (await Promise.race([starting, stop.then(() => false)])) {
+      await started();
+      await stop;
+    } else {
+      starting.catch(() => {});
+    }
   } finally {
     await sidecar.stop();
+    // Steps down and releases the Lease, so another replica takes over status at once.
+    await writers?.stop();
     await status.close();
   }
   return 0;
@@ -113,7 +172,7 @@ async function serve(config: Config, logger: Logger, sidecar: Sidecar, started: 
  * The embedded default: a local nginx started for you, echo backends for the example Services,
  * and the sidecar watching examples/local. Edit a file there and the route changes.
  */
-async function demo(config: Config, logger: Logger): Promise<number> {
+async function demo(config: Config, kubeEnv: KubeEnvironment, logger: Logger): Promise<number> {
   const root = path.resolve(import.meta.dirname, '..');
   const watchDir = config.watchDir ?? path.join(root, 'examples', 'local');
   const stateDir = path.join(root, '.run');
@@ -128,8 +187,10 @@ async function demo(config: Config, logger: Logger): Promise<number> {
     backends.push(await startEcho('blue', { port: 9081 }), await startEcho('green', { port: 9082 }));
     nginx = await startNginx({ confDir, pidFile: path.join(stateDir, 'nginx.pid') });
     const accessLog = path.join(stateDir, 'access.log');
-    const sidecar = sidecarFor({ ...config, confDir, accessLog }, watchDir, logger, nginx.pidFile);
-    return await serve(config, logger, sidecar, async () => {
+    const demoConfig = { ...config, confDir, accessLog, watchDir };
+    const metrics = new Metrics();
+    const sidecar = await sidecarFor(demoConfig, logger, { source: sourceFor(demoConfig, kubeEnv, logger, metrics), metrics, pidFile: nginx.pidFile });
+    return await serve(config, logger, sidecar, null, async () => {
       process.stdout.write(
         [
           '',
@@ -137,6 +198,7 @@ async function demo(config: Config, logger: Logger): Promise<number> {
           `  curl -H 'Host: demo.local' http://127.0.0.1:${config.httpPort}/          (blue)`,
           `  curl -H 'Host: demo.local' http://127.0.0.1:${config.httpPort}/green     (green)`,
           `  curl -H 'Host: x.apps.local' http://127.0.0.1:${config.httpPort}/        (green, wildcard host)`,
+          `  curl -k --resolve secure.local:${config.httpsPort}:127.0.0.1 https://secure.local:${config.httpsPort}/   (blue, over TLS)`,
           `  curl http://${config.listen}/routes                            (the live routing table)`,
           `Edit ${path.join(watchDir, 'ingress.yaml')} and the routes follow; access log: ${accessLog}.`,
           'Ctrl-C stops everything.',

@@ -3,21 +3,33 @@
 //
 // Every setting is described once, in FLAGS below. Parsing, the environment variable names,
 // validation and the help text are all derived from that table, so they cannot drift apart.
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LogFormat } from './log.ts';
+import { DEFAULT_ELECTION_ID } from './leader.ts';
+import { parsePublishAddresses, parsePublishService, type LoadBalancerAddress } from './cluster-status.ts';
+import type { KubeEnvironment } from './sources/kubernetes.ts';
+import { isDnsSubdomain } from './validate.ts';
 import type { TranslateOptions } from './translate.ts';
 
 export type Command = 'run' | 'demo' | 'render';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 export interface Config {
-  /** Directory of manifests to serve. Required for `run` until the Kubernetes source exists. */
+  /** Kubernetes API credentials; else in-cluster, else KUBECONFIG or ~/.kube/config. */
+  kubeconfig?: string;
+  /** Watch only this namespace (IngressClasses are cluster-scoped); all namespaces when unset. */
+  namespace?: string;
+  /** Directory of manifests to serve instead of the Kubernetes API. */
   watchDir?: string;
   /** A manifest file, or a directory of them, for `render`, which requires it. */
   file?: string;
   confDir: string;
   httpPort: number;
   httpsPort: number;
+  httpsRedirectPort: number;
+  /** `namespace/name` of the default certificate's Secret. */
+  defaultSslCertificate?: string;
   nginxPidFile?: string;
   nginxBinary: string;
   ingressClass: string;
@@ -28,6 +40,12 @@ export interface Config {
   logLevel: LogLevel;
   logFormat: LogFormat;
   listen: string;
+  /** Ingress status from this Service's load-balancer addresses (or ClusterIP). */
+  publishService?: { namespace: string; name: string };
+  /** Ingress status from these addresses. */
+  publishAddress?: LoadBalancerAddress[];
+  /** The Lease that elects the one replica writing status. */
+  electionId: string;
   /** Absolute path for the JSON access log, or null to leave access logging to nginx.conf. */
   accessLog: string | null;
   once: boolean;
@@ -35,7 +53,7 @@ export interface Config {
 
 export type ParseResult =
   | { kind: 'help'; text: string }
-  | { kind: 'ok'; command: Command; config: Config; rest: string[] };
+  | { kind: 'ok'; command: Command; config: Config; rest: string[]; kubeEnv: KubeEnvironment; pod: PodIdentity };
 
 /** A flag or environment variable has a bad value; the message names it and the value. */
 export class ConfigError extends Error {
@@ -52,7 +70,7 @@ const PROGRAM = 'ingress-sidecar';
 const ENV_PREFIX = 'INGRESS_SIDECAR_';
 
 const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
-  { name: 'run', help: 'watch the sources and keep nginx configured and reloaded (default)' },
+  { name: 'run', help: 'watch the Kubernetes API (or --watch-dir) and keep nginx configured and reloaded (default)' },
   { name: 'demo', help: 'start a local nginx and echo backends, and serve examples/local (edit it live)' },
   { name: 'render', help: 'print the nginx config the --file manifests produce and what they get rejected for, then exit' },
 ];
@@ -77,11 +95,25 @@ interface FlagSpec<K extends keyof Config> {
  * the help order.
  */
 const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
+  kubeconfig: {
+    arg: 'FILE',
+    help: 'Kubernetes API credentials (default: in-cluster, else KUBECONFIG or ~/.kube/config)',
+    default: undefined,
+    defaultText: '(in-cluster)',
+    parse: nonEmpty,
+  },
+  namespace: {
+    arg: 'NS',
+    help: 'watch only namespace NS (IngressClasses are cluster-wide)',
+    default: undefined,
+    defaultText: '(all)',
+    parse: dns1123Label,
+  },
   watchDir: {
     arg: 'DIR',
-    help: 'serve the manifests (YAML/JSON) in DIR, watched for changes',
+    help: 'serve the manifests (YAML/JSON) in DIR, watched for changes, instead of the Kubernetes API',
     default: undefined,
-    defaultText: '(required for run)',
+    defaultText: '(none: the API)',
     parse: nonEmpty,
   },
   file: {
@@ -94,7 +126,15 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   },
   confDir: { arg: 'DIR', help: "nginx's conf.d: the sidecar owns the files in it", default: '/etc/nginx/conf.d', parse: nonEmpty },
   httpPort: { arg: 'N', help: 'port nginx listens on for HTTP', default: 80, parse: port },
-  httpsPort: { arg: 'N', help: 'port nginx listens on for HTTPS', default: 443, parse: port },
+  httpsPort: { arg: 'N', help: 'port nginx listens on for HTTPS; 0 serves HTTP only', default: 443, parse: portOrZero },
+  httpsRedirectPort: { arg: 'N', help: 'the HTTPS port clients see, for HTTP -> HTTPS redirects', default: 443, parse: port },
+  defaultSslCertificate: {
+    arg: 'NS/NAME',
+    help: 'kubernetes.io/tls Secret for unknown names and unusable Secrets (else self-signed)',
+    default: undefined,
+    defaultText: '(self-signed)',
+    parse: namespacedName,
+  },
   nginxPidFile: { arg: 'FILE', help: "the nginx master's pid file", default: undefined, defaultText: '(none)', parse: nonEmpty },
   nginxBinary: { arg: 'PATH', help: 'nginx binary used to check configurations', default: 'nginx', parse: nonEmpty },
   ingressClass: { arg: 'NAME', help: 'serve Ingresses of this IngressClass', default: 'nginx', parse: dns1123Subdomain },
@@ -105,6 +145,29 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   logLevel: { arg: 'LEVEL', help: 'error, warn, info or debug', default: 'info', parse: oneOf(['error', 'warn', 'info', 'debug']) },
   logFormat: { arg: 'FORMAT', help: 'json or text', default: 'json', parse: oneOf(['json', 'text']) },
   listen: { arg: 'HOST:PORT', help: 'serve /healthz, /readyz, /metrics and /routes here', default: '0.0.0.0:10254', parse: hostPort },
+  publishService: {
+    arg: 'NS/NAME',
+    help: "write this Service's addresses to our Ingresses' status",
+    default: undefined,
+    defaultText: '(none)',
+    parse: parsePublishService,
+  },
+  publishAddress: {
+    arg: 'ADDR[,ADDR]',
+    help: "write these IPs or host names to our Ingresses' status",
+    default: undefined,
+    defaultText: '(none)',
+    parse: parsePublishAddresses,
+  },
+  electionId: {
+    arg: 'NAME',
+    help: 'the Lease (in POD_NAMESPACE) electing the replica that writes status',
+    default: DEFAULT_ELECTION_ID,
+    parse: (raw) => {
+      if (!isDnsSubdomain(raw)) throw new Error('is not a valid Lease name (a DNS-1123 subdomain)');
+      return raw;
+    },
+  },
   accessLog: {
     arg: 'PATH',
     help: "nginx's JSON access log for our servers; off leaves it to nginx.conf",
@@ -118,7 +181,7 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
  * `demo` runs everything on this machine as an unprivileged user might: nginx on a high port, and
  * the sidecar's own state directory (`.run/`) instead of /etc/nginx/conf.d.
  */
-const DEMO_DEFAULTS: Partial<Config> = { httpPort: 8080, listen: '127.0.0.1:10254' };
+const DEMO_DEFAULTS: Partial<Config> = { httpPort: 8080, httpsPort: 8443, httpsRedirectPort: 8443, listen: '127.0.0.1:10254' };
 
 interface Flag {
   key: keyof Config;
@@ -187,13 +250,60 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
       '--max-delay-ms',
     );
   }
-  if (command === 'run' && cfg.watchDir === undefined) {
-    throw new ConfigError('--watch-dir is required (the Kubernetes API source is not available yet)', '--watch-dir');
+  // The Kubernetes source's flags are an error where manifest files are served instead: they
+  // would be ignored, and the operator would believe the API was watched.
+  if ((command === 'run' && cfg.watchDir !== undefined) || command === 'demo') {
+    const flag =
+      cfg.kubeconfig !== undefined ? '--kubeconfig'
+      : cfg.namespace !== undefined ? '--namespace'
+      : cfg.publishService !== undefined ? '--publish-service'
+      : cfg.publishAddress !== undefined ? '--publish-address'
+      : undefined;
+    if (flag) {
+      const files = command === 'demo' ? 'demo serves examples/local' : '--watch-dir serves manifest files';
+      throw new ConfigError(`${flag} is for the Kubernetes API source, but ${files}: give one or the other`, flag);
+    }
+  }
+  if (cfg.httpsPort === cfg.httpPort) {
+    throw new ConfigError(`--https-port and --http-port are both ${cfg.httpPort}: nginx cannot serve both on one port`, '--https-port');
+  }
+  if (cfg.publishService !== undefined && cfg.publishAddress !== undefined) {
+    throw new ConfigError('--publish-service and --publish-address are alternatives: give one', '--publish-address');
   }
   if (command === 'render' && cfg.file === undefined) {
     throw new ConfigError('render needs --file (-f): a manifest file or a directory of them', '--file');
   }
-  return { kind: 'ok', command, config: cfg, rest };
+  return { kind: 'ok', command, config: cfg, rest, kubeEnv: kubeEnvironment(env), pod: podIdentity(env) };
+}
+
+/** Who this replica is, from the Downward API variables the Deployment sets. */
+export interface PodIdentity {
+  /** POD_NAME, else the host name (a pod's host name is its name). */
+  name: string;
+  /** POD_NAMESPACE; the caller falls back to the service account's namespace file. */
+  namespace?: string;
+  /** NODE_NAME, for the Events' source.host. */
+  nodeName?: string;
+}
+
+function podIdentity(env: Record<string, string | undefined>): PodIdentity {
+  const id: PodIdentity = { name: env['POD_NAME'] || os.hostname() };
+  if (env['POD_NAMESPACE']) id.namespace = env['POD_NAMESPACE'];
+  if (env['NODE_NAME']) id.nodeName = env['NODE_NAME'];
+  return id;
+}
+
+/** The variables the Kubernetes client's credentials come from (not INGRESS_SIDECAR_* settings). */
+function kubeEnvironment(env: Record<string, string | undefined>): KubeEnvironment {
+  const out: KubeEnvironment = {};
+  const set = (key: keyof KubeEnvironment, value: string | undefined) => {
+    if (value !== undefined && value !== '') out[key] = value;
+  };
+  set('kubeconfigPath', env['KUBECONFIG']);
+  set('home', env['HOME']);
+  set('serviceHost', env['KUBERNETES_SERVICE_HOST']);
+  set('servicePort', env['KUBERNETES_SERVICE_PORT']);
+  return out;
 }
 
 export function helpText(): string {
@@ -261,6 +371,18 @@ function wantsHelp(argv: string[]): boolean {
 
 // ---- value parsers: each throws an Error completing the sentence `"<value>" ...` ----
 
+function portOrZero(raw: string): number {
+  return raw.trim() === '0' ? 0 : port(raw);
+}
+
+function namespacedName(raw: string): string {
+  const [ns, name, ...rest] = raw.split('/');
+  if (rest.length > 0 || !ns || !name || !DNS1123_LABEL.test(ns) || ns.length > 63 || !isDnsSubdomain(name)) {
+    throw new Error('must be NAMESPACE/NAME');
+  }
+  return raw;
+}
+
 function hostPort(raw: string): string {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d+)$/.exec(raw);
   if (!m || Number(m[2]) > 65535) throw new Error('must be HOST:PORT, e.g. 0.0.0.0:10254 or [::]:10254');
@@ -306,6 +428,15 @@ function oneOf<T extends string>(allowed: readonly T[]): (raw: string) => T {
     if (found === undefined) throw new Error(`is not one of ${allowed.join(', ')}`);
     return found;
   };
+}
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function dns1123Label(raw: string): string {
+  if (raw.length > 63 || !DNS1123_LABEL.test(raw)) {
+    throw new Error('is not a DNS-1123 label (a namespace name: lower-case letters, digits and "-", at most 63 characters)');
+  }
+  return raw;
 }
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

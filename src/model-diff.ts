@@ -9,6 +9,11 @@ export interface ModelChange {
   locationsRemoved: string[];
   /** Upstreams added, removed, or with other endpoints. */
   upstreamsChanged: string[];
+  /**
+   * Servers whose TLS changed (on, off, another certificate): `host: Secret ns/name <file>`, or
+   * `host: default certificate <file>`, or `host: no TLS`. `*` is the default server.
+   */
+  tlsChanged: string[];
 }
 
 const LIMIT = 20;
@@ -21,17 +26,29 @@ export function diffModels(prev: RoutingModel | null, next: RoutingModel): Model
   const [pl, nl] = [locations(prev), locations(next)];
   const [pu, nu] = [upstreams(prev), upstreams(next)];
   const changedUpstreams = [...new Set([...pu.keys(), ...nu.keys()])].filter((k) => pu.get(k) !== nu.get(k));
+  const tls = (m: RoutingModel | null) => new Map(m ? [m.defaultServer, ...m.servers].map((s) => [s.host ?? '*', describeTls(s)]) : []);
+  const [pt, nt] = [tls(prev), tls(next)];
+  const changedTls = [...nt].filter(([h, d]) => pt.get(h) !== d && !(pt.get(h) === undefined && d.endsWith(': no TLS'))).map(([, d]) => d);
   return {
     serversAdded: capped([...ns].filter((h) => !ps.has(h))),
     serversRemoved: capped([...ps].filter((h) => !ns.has(h))),
     locationsAdded: capped([...nl].filter((l) => !pl.has(l))),
     locationsRemoved: capped([...pl].filter((l) => !nl.has(l))),
     upstreamsChanged: capped(changedUpstreams.sort()),
+    tlsChanged: capped(changedTls.sort()),
   };
 }
 
 function describeLocations(s: Server): string[] {
   return s.locations.map((l) => `${s.host ?? '*'} ${l.match === 'exact' ? '= ' : ''}${l.path} -> ${target(l)}`);
+}
+
+function describeTls(s: Server): string {
+  const host = s.host ?? '*';
+  if (!s.tls) return `${host}: no TLS`;
+  // The file name is a digest of the content: a rotated certificate shows as another name.
+  const file = s.tls.certPath.slice(s.tls.certPath.lastIndexOf('/') + 1, -'.pem'.length).slice(0, 12);
+  return `${host}: ${s.tls.secret ? `Secret ${s.tls.secret}` : 'generated default certificate'} ${file}`;
 }
 
 function target(l: Location): string {

@@ -9,7 +9,9 @@
 // Exit code: 0 when nothing was rejected (partly served Ingresses and warnings are reported but
 // do not fail: a Service missing from the manifests is normal when only Ingresses are checked),
 // 1 when an Ingress was rejected or a file failed to parse, 2 when the input cannot be read.
-import { translateOptions, type Config } from './config.ts';
+import type { Config } from './config.ts';
+import { findExecutable } from './nginx-process.ts';
+import { runtimeTranslateOptions } from './translate-options.ts';
 import { renderModel } from './render.ts';
 import { readManifests, type ManifestRead } from './sources/directory.ts';
 import { translate } from './translate.ts';
@@ -36,7 +38,9 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
     return RENDER_USAGE;
   }
 
-  const model = translate(read.snapshot, translateOptions(config));
+  // A throwaway self-signed default certificate: render writes nothing, not even that.
+  const options = await runtimeTranslateOptions(config, { nginxBinary: findExecutable(config.nginxBinary), keepDefaultCertificate: false });
+  const model = translate(read.snapshot, { ...options, now: new Date() });
   let out = '';
   for (const [name, text] of renderModel(model)) out += `# ---- ${name} ----\n${text}`;
   await write(streams.stdout, out);
@@ -44,6 +48,7 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
   const lines: string[] = [];
   for (const e of read.errors) lines.push(`error: ${e.file}: ${e.message}`);
   for (const w of read.warnings) lines.push(`warning: ${w.message}`);
+  for (const w of model.warnings) lines.push(`warning: ${w}`);
   for (const r of model.rejections) lines.push(`${r.severity}: Ingress ${r.ingress}: ${r.reason}`);
   const rejected = new Set(model.rejections.filter((r) => r.severity === 'rejected').map((r) => r.ingress)).size;
   const partial = new Set(model.rejections.filter((r) => r.severity === 'partial').map((r) => r.ingress)).size;

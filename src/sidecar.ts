@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Ingress } from '@kubernetes/client-node';
 import { Applier, NginxConfigError, ReloadError, hashFiles } from './apply.ts';
+import { CertStore } from './cert-store.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { diffModels } from './model-diff.ts';
@@ -16,7 +17,10 @@ import { ingressKey, translate, type TranslateOptions } from './translate.ts';
 
 export interface SidecarOptions {
   source: Source;
-  translate: TranslateOptions;
+  /** `now` is set by each pass (from `clock`); with `tls`, certificates go to `tls.certDir`. */
+  translate: Omit<TranslateOptions, 'now'>;
+  /** The time certificates must be valid at; defaults to the system clock. For tests. */
+  clock?: () => Date;
   confDir: string;
   nginxBinary: string | null;
   nginxPidFile?: string;
@@ -42,6 +46,10 @@ export interface SidecarStats {
 
 /** How many Ingresses one pass may set aside because nginx rejected what they rendered. */
 const MAX_QUARANTINE_PER_PASS = 8;
+/** Refused certificate files remembered (oldest forgotten first). */
+const MAX_REFUSED_CERTIFICATES = 256;
+/** setTimeout's limit is about 24.8 days; a later certificate change is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class Sidecar implements StatusSource {
   readonly metrics: Metrics;
@@ -49,6 +57,17 @@ export class Sidecar implements StatusSource {
   private readonly opts: SidecarOptions;
   private readonly applier: Applier;
   private readonly reconciler: Reconciler;
+  private readonly certStore: CertStore | null;
+  /** A pass when a certificate in use expires or a refused one becomes valid. */
+  private recheck: NodeJS.Timeout | null = null;
+  /** Configuration warnings already logged (they belong to no Ingress). */
+  private warned = new Set<string>();
+  /**
+   * Certificate files nginx refused to load although they parsed here, with its message: the
+   * Secrets behind them count as unusable (their hosts get the default certificate). Keyed by a
+   * digest of the content, so a fixed Secret is a new file and is tried again.
+   */
+  private readonly refusedCertificates = new Map<string, string>();
   private readonly log: Logger;
   /** Rejections already logged, so a steady problem is reported once, not every pass. */
   private reported = new Map<string, Rejection>();
@@ -69,6 +88,7 @@ export class Sidecar implements StatusSource {
       reloadTimeoutMs: opts.reloadTimeoutMs,
       logger: opts.logger,
     });
+    this.certStore = opts.translate.tls ? new CertStore({ dir: opts.translate.tls.certDir, logger: opts.logger }) : null;
     this.reconciler = new Reconciler({
       debounceMs: opts.debounceMs,
       maxDelayMs: opts.maxDelayMs,
@@ -102,6 +122,8 @@ export class Sidecar implements StatusSource {
 
   async stop(): Promise<void> {
     this.watching = false;
+    if (this.recheck) clearTimeout(this.recheck);
+    this.recheck = null;
     await this.opts.source.stop();
     await this.reconciler.stop();
   }
@@ -139,9 +161,18 @@ export class Sidecar implements StatusSource {
     this.releaseChangedQuarantine(snap.ingresses);
     for (let attempt = 0; ; attempt++) {
       const renderStart = performance.now();
-      const model = translate(this.withoutQuarantined(snap), this.opts.translate);
+      const now = this.opts.clock?.() ?? new Date();
+      const tls = this.opts.translate.tls;
+      const model = translate(this.withoutQuarantined(snap), {
+        ...this.opts.translate,
+        now,
+        ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}),
+      });
       const files = renderModel(model);
       this.metrics.observeRender((performance.now() - renderStart) / 1000);
+      // Before the config that names them: `nginx -t` of the staged files opens them. A failure
+      // here fails the pass (and it is retried); the live config names only files still there.
+      await this.certStore?.write(model.certificates);
       try {
         const result = await this.applier.apply(files);
         const previous = this.stats.model;
@@ -149,6 +180,9 @@ export class Sidecar implements StatusSource {
         this.stats.lastSyncOk = true;
         this.synced = true;
         this.reportRejections(model);
+        this.reportWarnings(model);
+        this.scheduleRecheck(model, now);
+        await this.pruneCertificates(model);
         this.opts.afterSync?.(snap, this.withQuarantineRejections(model));
         if (result.reloaded) {
           this.stats.reloads++;
@@ -174,6 +208,15 @@ export class Sidecar implements StatusSource {
         }
         if (!(err instanceof NginxConfigError)) throw err;
         const culprit = err.file && err.line ? ingressAt(files.get(err.file), err.line) : null;
+        // nginx names no line for a certificate it cannot load, only the file: a Secret's.
+        const refused = culprit ? null : refusedCertificateIn(err.nginxOutput, model);
+        if (refused && attempt < MAX_QUARANTINE_PER_PASS) {
+          const message = (err.nginxOutput.split('\n').find((l) => l.includes(refused)) ?? err.nginxOutput).replace(/^.*?\[emerg\] [0-9#]+: /, '').trim().slice(0, 500);
+          if (this.refusedCertificates.size >= MAX_REFUSED_CERTIFICATES) this.refusedCertificates.delete(this.refusedCertificates.keys().next().value!);
+          this.refusedCertificates.set(refused, message);
+          this.log.error('nginx refused a certificate; the hosts that use it get the default certificate', { file: refused, nginx: message });
+          continue;
+        }
         if (!culprit || attempt >= MAX_QUARANTINE_PER_PASS) {
           // Nothing to set aside: nginx keeps the last good config and the error stays visible.
           this.log.error('nginx rejected the configuration; the last good one stays live', {
@@ -189,6 +232,41 @@ export class Sidecar implements StatusSource {
         this.quarantine.set(culprit, { fingerprint: ing ? fingerprint(ing) : '', reason });
       }
     }
+  }
+
+  /** Certificate files no configuration names any more: nginx runs the new one, so they can go. */
+  private async pruneCertificates(model: RoutingModel): Promise<void> {
+    if (!this.certStore) return;
+    try {
+      await this.certStore.prune(model.certificates);
+    } catch (err) {
+      // Absorbed on purpose: a file left behind costs disk space only, and the next pass retries.
+      this.log.warn('could not remove unused certificate files; will retry on the next sync', {
+        dir: this.certStore.dir,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  /** Logs each configuration warning once when it appears, and once when it is gone. */
+  private reportWarnings(model: RoutingModel): void {
+    const now = new Set(model.warnings);
+    for (const w of now) if (!this.warned.has(w)) this.log.warn('configuration problem', { reason: w });
+    for (const w of this.warned) if (!now.has(w)) this.log.info('configuration problem resolved', { reason: w });
+    this.warned = now;
+  }
+
+  /** A certificate's validity changes with time alone: translate again when it does. */
+  private scheduleRecheck(model: RoutingModel, now: Date): void {
+    if (this.recheck) clearTimeout(this.recheck);
+    this.recheck = null;
+    if (model.tlsRecheckAt === null || !this.watching) return;
+    const ms = Math.min(MAX_TIMER_MS, Math.max(0, Date.parse(model.tlsRecheckAt) - now.getTime()));
+    this.recheck = setTimeout(() => {
+      this.recheck = null;
+      this.reconciler.trigger();
+    }, ms);
+    this.recheck.unref();
   }
 
   /** The model as users should hear of it: Ingresses that nginx refused are rejected too. */
@@ -227,6 +305,20 @@ export class Sidecar implements StatusSource {
     const rejected = new Set([...now.values()].filter((r) => r.severity === 'rejected').map((r) => r.ingress));
     this.metrics.setIngresses(model.served.length, rejected.size);
   }
+}
+
+/**
+ * The certificate file (a Secret's, not the generated default) that nginx's output names, or null.
+ * nginx reports a certificate it cannot load without a line: `cannot load certificate "PATH"`.
+ */
+export function refusedCertificateIn(output: string, model: RoutingModel): string | null {
+  const generated = model.defaultServer.tls?.secret === null ? model.defaultServer.tls.certPath : null;
+  for (const c of model.certificates) {
+    const used = [model.defaultServer, ...model.servers].find((s) => s.tls?.certPath.endsWith(`/${c.file}`));
+    if (!used || used.tls?.certPath === generated) continue;
+    if (output.includes(`/${c.file}`)) return c.file;
+  }
+  return null;
 }
 
 /** The Ingress whose "from Ingress ns/name" comment most closely precedes a line of a rendered file. */

@@ -28,6 +28,7 @@ export interface Route {
   /** `proxy`, or the status nginx answers itself: 503 (no backend) or 404 (nothing matched). */
   action: 'proxy' | 503 | 404;
   reason?: string;
+  /** The server also answers HTTPS (the default server: with the default certificate). */
   tls: boolean;
 }
 
@@ -48,7 +49,7 @@ export function routesOf(model: RoutingModel): Route[] {
         endpoints: a.kind === 'proxy' ? (endpoints.get(a.upstream) ?? []) : [],
         action: a.kind === 'proxy' ? 'proxy' : a.kind === 'unavailable' ? 503 : 404,
         ...(a.kind === 'unavailable' ? { reason: a.reason } : {}),
-        tls: false,
+        tls: s.tls !== null,
       };
     }),
   );

@@ -5,29 +5,36 @@
 // - hosts are exact or single-label wildcards; an exact host wins over a wildcard;
 // - Exact paths match the whole path; Prefix (and ImplementationSpecific) match path elements,
 //   a trailing slash ignored; the longest path wins, then Exact over Prefix;
-// - rules without a host and the defaultBackend take whatever no host rule matched.
+// - rules without a host and the defaultBackend take whatever no host rule matched;
+// - spec.tls hosts are served over TLS with their Secret's certificate (see planTls).
 
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import type {
   V1EndpointSlice,
   V1Endpoints,
   V1Ingress,
   V1IngressBackend,
   V1IngressClass,
+  V1Secret,
   V1Service,
   V1ServicePort,
 } from '@kubernetes/client-node';
-import type { Action, Location, Rejection, RoutingModel, Server, Upstream } from './model.ts';
+import type { Action, CertificateFile, Https, Location, Rejection, RoutingModel, Server, ServerTls, Upstream } from './model.ts';
 import type { Snapshot } from './snapshot.ts';
+import { TLS_SECRET_TYPE, certificateFromPem, certificateFromSecret, hostProblem, validityProblem, withPem, type Certificate } from './tls.ts';
 import {
   InvalidValue,
   checkObjectName,
   isPortName,
   isPortNumber,
+  parseBoolAnnotation,
   parseHost,
+  parseNginxVersion,
   parsePath,
   serverNameFor,
   upstreamAddress,
+  versionAtLeast,
   type ParsedHost,
 } from './validate.ts';
 
@@ -37,11 +44,45 @@ export interface TranslateOptions {
   ipv6: boolean;
   /** JSON access log for our servers; absent or null leaves access logging to nginx.conf. */
   accessLog?: string | null;
+  /** TLS termination; absent: no HTTPS listener, and spec.tls is reported as not enabled. */
+  tls?: TlsOptions;
+  /**
+   * The time certificates must be valid at. Required with `tls` (translate reads no clock; the
+   * sidecar passes the time of each pass).
+   */
+  now?: Date;
+  /** The nginx version the config is for (`nginx -v`): it decides the HTTP/2 syntax. Absent: the pre-1.25.1 syntax, which later versions accept with a warning. */
+  nginxVersion?: string;
+}
+
+export interface TlsOptions {
+  /** The port nginx listens on for HTTPS. */
+  httpsPort: number;
+  /** The port in HTTP -> HTTPS redirects, as clients see it (443 in front of a pod's 8443). Default 443. */
+  httpsRedirectPort?: number;
+  /** Absolute directory where the certificate files live (`<confDir>/ingress-sidecar-certs`). */
+  certDir: string;
+  /** Self-signed certificate and key (PEM), generated once by the caller: the last-resort default. */
+  defaultCertificate: { pem: string };
+  /** `namespace/name` of a kubernetes.io/tls Secret to use as the default certificate instead. */
+  defaultSslCertificate?: string;
+  /**
+   * Certificate files (by name) that nginx refused to load, with its message: Secrets whose
+   * certificate is one of them count as unusable. The sidecar fills it from `nginx -t`.
+   */
+  refusedCertificates?: ReadonlyMap<string, string>;
 }
 
 export const CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
 const NGINX_ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
+export const SSL_REDIRECT_ANNOTATION = `${NGINX_ANNOTATION_PREFIX}ssl-redirect`;
+export const FORCE_SSL_REDIRECT_ANNOTATION = `${NGINX_ANNOTATION_PREFIX}force-ssl-redirect`;
+const SUPPORTED_ANNOTATIONS = new Set([SSL_REDIRECT_ANNOTATION, FORCE_SSL_REDIRECT_ANNOTATION]);
+/** Never redirected to HTTPS, as in ingress-nginx (`no-tls-redirect-locations`): ACME HTTP-01 challenges. */
+const NO_TLS_REDIRECT_PREFIX = '/.well-known/acme-challenge';
+/** The first nginx with the `http2` directive (and the deprecation of `listen ... http2`). */
+const HTTP2_DIRECTIVE_SINCE: [number, number, number] = [1, 25, 1];
 
 export const FILE_PREFIX = 'ingress-sidecar';
 // nginx includes conf.d/*.conf in name order, and a log_format must precede its use: the file
@@ -66,10 +107,27 @@ interface ParsedPath {
   backend: BackendRef;
 }
 
+interface ParsedTls {
+  /** Position in spec.tls, for reasons. */
+  index: number;
+  /** Valid hosts it names; null when it names none (it then covers the hosts its certificate covers). */
+  hosts: string[] | null;
+  /**
+   * The Secret (`namespace/name`), or why secretName is unusable; null when secretName is empty,
+   * which asks for the default certificate.
+   */
+  secret: { key: string } | { problem: string } | null;
+}
+
 interface ParsedIngress {
   key: string;
   rules: Array<{ host: ParsedHost | null; paths: ParsedPath[] }>;
   defaultBackend: BackendRef | null;
+  tls: ParsedTls[];
+  /** `ssl-redirect`, when the annotation is set. */
+  sslRedirect: boolean | null;
+  /** `force-ssl-redirect`. */
+  forceSslRedirect: boolean;
   notes: string[];
 }
 
@@ -137,7 +195,7 @@ function parseBackend(namespace: string, b: V1IngressBackend | undefined, where:
   throw new InvalidValue(`${where}: service port (number or name) is missing`);
 }
 
-function parseIngress(ing: V1Ingress): ParsedIngress {
+function parseIngress(ing: V1Ingress, tlsEnabled: boolean): ParsedIngress {
   const namespace = checkObjectName('namespace', ing.metadata?.namespace ?? 'default', 'label');
   checkObjectName('Ingress', ing.metadata?.name, 'subdomain');
   const key = ingressKey(ing);
@@ -166,11 +224,47 @@ function parseIngress(ing: V1Ingress): ParsedIngress {
   });
   const defaultBackend = spec.defaultBackend ? parseBackend(namespace, spec.defaultBackend, 'defaultBackend') : null;
   if (rules.length === 0 && !defaultBackend) throw new InvalidValue('spec has neither rules nor a defaultBackend');
-  if (spec.tls?.length) notes.push('spec.tls is not supported yet: its hosts are served over plain HTTP only');
-  for (const name of Object.keys(ing.metadata?.annotations ?? {}).sort()) {
-    if (name.startsWith(NGINX_ANNOTATION_PREFIX)) notes.push(`annotation ${name} is not supported and has no effect`);
+  const given = ing.metadata?.annotations as unknown;
+  const annotations = (typeof given === 'object' && given !== null ? given : {}) as Record<string, unknown>;
+  const sslRedirect = Object.hasOwn(annotations, SSL_REDIRECT_ANNOTATION) ? parseBoolAnnotation(SSL_REDIRECT_ANNOTATION, annotations[SSL_REDIRECT_ANNOTATION]) : null;
+  const forceSslRedirect = Object.hasOwn(annotations, FORCE_SSL_REDIRECT_ANNOTATION)
+    ? parseBoolAnnotation(FORCE_SSL_REDIRECT_ANNOTATION, annotations[FORCE_SSL_REDIRECT_ANNOTATION])
+    : false;
+  for (const name of Object.keys(annotations).sort()) {
+    if (!name.startsWith(NGINX_ANNOTATION_PREFIX)) continue;
+    if (!SUPPORTED_ANNOTATIONS.has(name)) notes.push(`annotation ${name} is not supported and has no effect`);
+    else if (!tlsEnabled) notes.push(`annotation ${name} has no effect: TLS is not enabled in this sidecar`);
   }
-  return { key, rules, defaultBackend, notes };
+  const tls: ParsedTls[] = [];
+  const tlsList = list(spec.tls);
+  if (tlsList.length > 0 && !tlsEnabled) notes.push('spec.tls is ignored: TLS is not enabled in this sidecar, so its hosts are served over plain HTTP only');
+  if (tlsEnabled) {
+    tlsList.forEach((entry, i) => {
+      const hosts: string[] = [];
+      const named: unknown[] = Array.isArray(entry.hosts) ? entry.hosts : [];
+      named.forEach((h, j) => {
+        try {
+          hosts.push(parseHost(text(h, `spec.tls[${i}].hosts[${j}]`)).host);
+        } catch (err) {
+          if (!(err instanceof InvalidValue)) throw err;
+          notes.push(`spec.tls[${i}].hosts[${j}] is ignored: ${err.message}`);
+        }
+      });
+      let secret: ParsedTls['secret'] = null;
+      const secretName: unknown = entry.secretName;
+      if (secretName !== undefined && secretName !== null && secretName !== '') {
+        try {
+          secret = { key: `${namespace}/${checkObjectName('Secret', text(secretName, `spec.tls[${i}].secretName`), 'subdomain')}` };
+        } catch (err) {
+          if (!(err instanceof InvalidValue)) throw err;
+          secret = { problem: `spec.tls[${i}].secretName: ${err.message}` };
+        }
+      }
+      if (named.length > 0 && hosts.length === 0) return;
+      tls.push({ index: i, hosts: named.length === 0 ? null : hosts, secret });
+    });
+  }
+  return { key, rules, defaultBackend, tls, sslRedirect, forceSslRedirect, notes };
 }
 
 /** Resolves Service backends to upstreams; remembers each upstream once. */
@@ -268,6 +362,9 @@ interface HostRoutes {
 }
 
 export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel {
+  if (opts.tls && !(opts.now instanceof Date && Number.isFinite(opts.now.getTime()))) {
+    throw new Error('translate: options.now (a valid Date) is required with options.tls');
+  }
   const rejections: Rejection[] = [];
   const reported = new Set<string>();
   const report = (ingress: string, severity: Rejection['severity'], reason: string) => {
@@ -282,6 +379,8 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   const hosts = new Map<string, HostRoutes>();
   const catchAll: HostRoutes = { host: null, claims: new Map(), ingresses: new Set(), fallback: null };
   let globalDefault: HostRoutes['fallback'] = null;
+  /** Every Ingress that parsed, oldest first. */
+  const parsedIngresses: ParsedIngress[] = [];
 
   const resolve = (key: string, b: BackendRef) => {
     const r = backends.resolve(b);
@@ -293,7 +392,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     const key = ingressKey(ing);
     let parsed: ParsedIngress;
     try {
-      parsed = parseIngress(ing);
+      parsed = parseIngress(ing, opts.tls !== undefined);
     } catch (err) {
       // Anything else thrown here is a value of the wrong type (the directory source has no API
       // server to enforce the schema): still this Ingress's problem alone.
@@ -301,6 +400,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
       continue;
     }
     for (const note of parsed.notes) report(key, 'partial', note);
+    parsedIngresses.push(parsed);
 
     const ownDefault = parsed.defaultBackend ? { ingress: key, resolved: resolve(key, parsed.defaultBackend) } : null;
     if (ownDefault) {
@@ -333,9 +433,22 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     }
   }
 
-  const servers = [...hosts.values()].filter((h) => h.claims.size > 0).map((h) => buildServer(h, globalDefault));
+  const live = [...hosts.values()].filter((h) => h.claims.size > 0);
+  const tls = opts.tls ? planTls(snap.secrets, parsedIngresses, live, opts.tls, opts.now!, opts.nginxVersion, report) : null;
+  const byKey = new Map(parsedIngresses.map((p) => [p.key, p]));
+  /** Whether a location answers plain HTTP with a redirect to HTTPS. */
+  const redirect = (hostTls: boolean) => (ingress: string, locationPath: string) => {
+    if (!tls) return false;
+    if (locationPath === NO_TLS_REDIRECT_PREFIX || locationPath.startsWith(`${NO_TLS_REDIRECT_PREFIX}/`)) return false;
+    const p = byKey.get(ingress);
+    return p?.forceSslRedirect === true || (hostTls && (p?.sslRedirect ?? true));
+  };
+  const servers = live.map((h) => {
+    const own = tls?.hosts.get(h.host!.host) ?? null;
+    return buildServer(h, globalDefault, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null);
+  });
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
-  const defaultServer = buildServer(catchAll, globalDefault);
+  const defaultServer = buildServer(catchAll, globalDefault, redirect(false), tls?.defaultTls ?? null);
 
   const served = new Set<string>([...servers, defaultServer].flatMap((s) => s.locations.map((l) => l.ingress)));
   served.delete('');
@@ -352,10 +465,230 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     serverNamesHash: serverNamesHashSizes(exactNames),
     served: [...served].sort(),
     rejections: rejections.sort((a, b) => (a.ingress < b.ingress ? -1 : a.ingress > b.ingress ? 1 : 0)),
+    https: tls?.https ?? null,
+    certificates: tls ? [...tls.certificates.values()].sort((a, b) => (a.file < b.file ? -1 : 1)) : [],
+    warnings: tls ? [...tls.warnings].sort() : [],
+    tlsRecheckAt: tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
   };
 }
 
-function buildServer(h: HostRoutes, globalDefault: HostRoutes['fallback']): Server {
+interface TlsPlan {
+  https: Https;
+  /** The default server's: the --default-ssl-certificate Secret when usable, else the generated one. */
+  defaultTls: ServerTls;
+  /** Hosts that spec.tls names (and that have routes), with the certificate each is served with. */
+  hosts: Map<string, ServerTls>;
+  /**
+   * Exact hosts without TLS of their own that a TLS wildcard host covers. nginx chooses among the
+   * servers on the HTTPS port; without a listener there, an HTTPS request for such a host would
+   * be routed by the wildcard's rules, against "an exact host wins". So they listen too, with the
+   * wildcard's certificate (what a client gets for that name anyway), and redirect nothing.
+   */
+  inherited: Map<string, ServerTls>;
+  certificates: Map<string, CertificateFile>;
+  warnings: string[];
+  /** Epoch ms of the next certificate validity change, or null. */
+  recheckAt: number | null;
+}
+
+/** One Ingress's claim on TLS for a host, through one spec.tls entry. */
+interface TlsClaim {
+  ingress: string;
+  secret: ParsedTls['secret'];
+}
+
+type Outcome = { ok: true; cert: Certificate | null } | { ok: false; reason: string };
+
+/**
+ * Which certificate each host is served with. A host gets TLS when an Ingress with rules for it
+ * names it in spec.tls (an entry without hosts names every host of that Ingress its certificate
+ * covers). Claims are weighed oldest Ingress first; the first usable one wins. An unusable Secret
+ * (missing, malformed, not valid now, not valid for the host) leaves the host on TLS with the
+ * default certificate, and is reported to the Ingress that named it.
+ */
+function planTls(
+  secrets: V1Secret[],
+  ingresses: ParsedIngress[],
+  live: HostRoutes[],
+  opts: TlsOptions,
+  now: Date,
+  nginxVersion: string | undefined,
+  report: (ingress: string, severity: Rejection['severity'], reason: string) => void,
+): TlsPlan {
+  const warnings: string[] = [];
+  const certificates = new Map<string, CertificateFile>();
+  let recheckAt: number | null = null;
+  const later = (at: Date, slackMs = 0) => {
+    const ms = at.getTime() + slackMs;
+    if (ms > now.getTime() && (recheckAt === null || ms < recheckAt)) recheckAt = ms;
+  };
+  const use = (cert: Certificate): string => {
+    certificates.set(cert.file, certificateFile(cert));
+    // The moment after it expires, the host falls back to the default certificate.
+    later(cert.notAfter, 1000);
+    return path.join(opts.certDir, cert.file);
+  };
+  const secretsByKey = new Map<string, V1Secret>();
+  for (const s of secrets) secretsByKey.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`, s);
+  const fromSecret = (key: string): { ok: true; cert: Certificate } | { ok: false; reason: string } => {
+    const secret = secretsByKey.get(key);
+    if (!secret) return { ok: false, reason: `Secret ${key} not found (only Secrets of type ${TLS_SECRET_TYPE} are read)` };
+    const r = certificateFromSecret(secret);
+    if (!r.ok) return { ok: false, reason: `Secret ${key}: ${r.reason}` };
+    const refused = opts.refusedCertificates?.get(r.certificate.file);
+    return refused === undefined ? { ok: true, cert: r.certificate } : { ok: false, reason: `Secret ${key}: nginx refused its certificate: ${refused}` };
+  };
+  const usableNow = (cert: Certificate): string | null => {
+    const problem = validityProblem(cert, now);
+    if (problem && now < cert.notBefore) later(cert.notBefore);
+    return problem;
+  };
+
+  // The default certificate.
+  const generated = certificateFromPem(...splitPem(opts.defaultCertificate.pem));
+  if (!generated.ok) throw new Error(`translate: options.tls.defaultCertificate is unusable: ${generated.reason}`);
+  let defaultCert = generated.certificate;
+  let defaultSecret: string | null = null;
+  if (opts.defaultSslCertificate !== undefined) {
+    const fallback = 'the generated self-signed certificate is used instead';
+    const m = /^([^/]*)\/([^/]*)$/.exec(opts.defaultSslCertificate);
+    let key: string | null = null;
+    try {
+      if (m) key = `${checkObjectName('namespace', m[1], 'label')}/${checkObjectName('Secret', m[2], 'subdomain')}`;
+    } catch {
+      key = null;
+    }
+    if (key === null) {
+      warnings.push(`--default-ssl-certificate ${JSON.stringify(opts.defaultSslCertificate.slice(0, 300))} is not NAMESPACE/NAME of a Secret; ${fallback}`);
+    } else {
+      const r = fromSecret(key);
+      const problem = r.ok ? usableNow(r.cert) : r.reason;
+      if (r.ok && problem === null) {
+        defaultCert = r.cert;
+        defaultSecret = key;
+      } else {
+        warnings.push(`--default-ssl-certificate: ${r.ok ? `Secret ${key}: ${problem}` : problem}; ${fallback}`);
+      }
+    }
+  }
+  const defaultTls: ServerTls = { certPath: use(defaultCert), secret: defaultSecret, ingress: null };
+
+  // Claims, per host, oldest Ingress first.
+  const liveHosts = new Map(live.map((h) => [h.host!.host, h.host!]));
+  const claims = new Map<string, TlsClaim[]>();
+  for (const p of ingresses) {
+    const own = new Map<string, ParsedHost>();
+    for (const r of p.rules) if (r.host && r.paths.length > 0 && liveHosts.has(r.host.host)) own.set(r.host.host, r.host);
+    for (const t of p.tls) {
+      let targets: string[];
+      if (t.hosts) {
+        // A host without a rule of this Ingress has nothing of it to serve: nothing to say.
+        targets = t.hosts.filter((h) => own.has(h));
+      } else {
+        // The API: hosts "defaults to the wildcard host setting for the loadbalancer controller";
+        // as in ingress-nginx, the entry covers every host of this Ingress its certificate covers.
+        const where = `spec.tls[${t.index}] names no hosts`;
+        if (t.secret === null) {
+          report(p.key, 'partial', `${where} and no secretName: it has no effect`);
+          continue;
+        }
+        if ('problem' in t.secret) {
+          report(p.key, 'partial', `${t.secret.problem}; as ${where}, it has no effect`);
+          continue;
+        }
+        const r = fromSecret(t.secret.key);
+        if (!r.ok) {
+          report(p.key, 'partial', `${where}, and ${r.reason}: no host gets TLS from it`);
+          continue;
+        }
+        targets = [...own].filter(([, h]) => hostProblem(r.cert, h) === null).map(([h]) => h);
+        if (targets.length === 0 && own.size > 0) {
+          report(p.key, 'partial', `${where}, and the certificate of Secret ${t.secret.key} covers none of this Ingress's hosts: no host gets TLS from it`);
+        }
+      }
+      for (const h of targets) {
+        const list = claims.get(h) ?? [];
+        list.push({ ingress: p.key, secret: t.secret });
+        claims.set(h, list);
+      }
+    }
+  }
+
+  const describe = (s: TlsClaim['secret']) => (s === null ? 'the default certificate (no secretName)' : 'key' in s ? `Secret ${s.key}` : 'an invalid secretName');
+  const same = (a: TlsClaim['secret'], b: TlsClaim['secret']) => describe(a) === describe(b);
+  const hosts = new Map<string, ServerTls>();
+  for (const host of [...claims.keys()].sort()) {
+    const parsedHost = liveHosts.get(host)!;
+    const evaluate = (c: TlsClaim): Outcome => {
+      if (c.secret === null) return { ok: true, cert: null };
+      if ('problem' in c.secret) return { ok: false, reason: c.secret.problem };
+      const r = fromSecret(c.secret.key);
+      if (!r.ok) return r;
+      const problem = usableNow(r.cert) ?? hostProblem(r.cert, parsedHost);
+      return problem ? { ok: false, reason: `Secret ${c.secret.key}: ${problem}` } : { ok: true, cert: r.cert };
+    };
+    let winner: { claim: TlsClaim; cert: Certificate | null } | null = null;
+    const failed: Array<{ claim: TlsClaim; reason: string }> = [];
+    for (const claim of claims.get(host)!) {
+      if (winner) {
+        if (!same(claim.secret, winner.claim.secret)) {
+          report(claim.ingress, 'partial', `TLS for ${host}: ${describe(claim.secret)} is not used; ${host} is served with ${describe(winner.claim.secret)} from ${claim.ingress === winner.claim.ingress ? 'an earlier spec.tls entry' : `the older Ingress ${winner.claim.ingress}`}`);
+        }
+        continue;
+      }
+      const o = evaluate(claim);
+      if (o.ok) winner = { claim, cert: o.cert };
+      else failed.push({ claim, reason: o.reason });
+    }
+    const servedWith = winner?.cert ? describe(winner.claim.secret) : 'the default certificate';
+    for (const f of failed) report(f.claim.ingress, 'partial', `TLS for ${host}: ${f.reason}; ${host} is served over HTTPS with ${servedWith}`);
+    const owner = winner?.claim.ingress ?? failed[0]!.claim.ingress;
+    const secret = winner?.claim.secret;
+    hosts.set(host, winner?.cert && secret && 'key' in secret ? { certPath: use(winner.cert), secret: secret.key, ingress: owner } : { ...defaultTls, ingress: owner });
+  }
+
+  const inherited = new Map<string, ServerTls>();
+  for (const [host, h] of liveHosts) {
+    if (h.kind !== 'exact' || hosts.has(host) || !host.includes('.')) continue;
+    const covering = hosts.get(`*.${host.slice(host.indexOf('.') + 1)}`);
+    if (covering) inherited.set(host, { ...covering, ingress: null });
+  }
+
+  let http2: Https['http2'] = 'listen';
+  if (nginxVersion !== undefined) {
+    const v = parseNginxVersion(nginxVersion);
+    if (!v) warnings.push(`nginx version ${JSON.stringify(nginxVersion.slice(0, 100))} is not understood; HTTP/2 uses the "listen ... http2" syntax of nginx before 1.25.1`);
+    else if (versionAtLeast(v, HTTP2_DIRECTIVE_SINCE)) http2 = 'directive';
+  }
+  return {
+    https: { port: opts.httpsPort, redirectPort: opts.httpsRedirectPort ?? 443, http2 },
+    defaultTls,
+    hosts,
+    inherited,
+    certificates,
+    warnings,
+    recheckAt,
+  };
+}
+
+/** The model's view of a certificate: the file name, and the content kept out of JSON and inspection. */
+function certificateFile(cert: Certificate): CertificateFile {
+  return withPem({ file: cert.file }, cert.pem);
+}
+
+/** A PEM text holding certificates and a key, as [certificates, key]. */
+function splitPem(pem: string): [string, string] {
+  const blocks = pem.match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g) ?? [];
+  const isCert = (b: string) => b.startsWith('-----BEGIN CERTIFICATE-----');
+  return [blocks.filter(isCert).join('\n'), blocks.filter((b) => !isCert(b)).join('\n')];
+}
+
+function buildServer(
+  h: HostRoutes,
+  globalDefault: HostRoutes['fallback'],
+  redirect: (ingress: string, locationPath: string) => boolean,
+  tls: ServerTls | null,
+): Server {
   const locations: Location[] = [];
   const exactTaken = new Set([...h.claims.values()].filter((c) => c.path.match === 'exact').map((c) => c.path.path));
   const push = (match: Location['match'], path: string, c: Claim) =>
@@ -366,6 +699,7 @@ function buildServer(h: HostRoutes, globalDefault: HostRoutes['fallback']): Serv
       ingress: c.ingress,
       service: c.resolved.service,
       action: c.resolved.action,
+      sslRedirect: redirect(c.ingress, path),
     });
   for (const c of h.claims.values()) {
     const p = c.path.path;
@@ -388,6 +722,7 @@ function buildServer(h: HostRoutes, globalDefault: HostRoutes['fallback']): Serv
       ingress: fb?.ingress ?? '',
       service: fb?.resolved.service ?? '',
       action: fb ? fb.resolved.action : { kind: 'notFound' },
+      sslRedirect: redirect(fb?.ingress ?? '', '/'),
     });
   }
   // nginx answers /foo with a 301 to /foo/ when a proxied location is named "/foo/" and none is
@@ -400,7 +735,7 @@ function buildServer(h: HostRoutes, globalDefault: HostRoutes['fallback']): Serv
     const covering = locations
       .filter((o) => o.match === 'prefix' && bare.startsWith(o.path))
       .reduce((a, b) => (b.path.length > a.path.length ? b : a));
-    locations.push({ ...covering, match: 'exact', path: bare });
+    locations.push({ ...covering, match: 'exact', path: bare, sslRedirect: redirect(covering.ingress, bare) });
   }
   locations.sort(byPrecedence);
   const host = h.host?.host ?? null;
@@ -410,6 +745,7 @@ function buildServer(h: HostRoutes, globalDefault: HostRoutes['fallback']): Serv
     file: host === null ? MAIN_FILE : serverFile(host),
     locations,
     ingresses: [...h.ingresses].sort(),
+    tls,
   };
 }
 

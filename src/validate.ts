@@ -124,3 +124,30 @@ export function nginxValue(value: unknown): string {
   if (BARE_WORD.test(value)) return value;
   return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 }
+
+// The values Go's strconv.ParseBool accepts, which is what ingress-nginx reads boolean
+// annotations with: Ingresses moving from it keep working unchanged.
+const TRUE_VALUES = new Set(['true', 'True', 'TRUE', 't', 'T', '1']);
+const FALSE_VALUES = new Set(['false', 'False', 'FALSE', 'f', 'F', '0']);
+
+/** A boolean annotation's value; throws InvalidValue naming the annotation otherwise. */
+export function parseBoolAnnotation(name: string, value: unknown): boolean {
+  if (typeof value === 'string') {
+    if (TRUE_VALUES.has(value)) return true;
+    if (FALSE_VALUES.has(value)) return false;
+  }
+  const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) + (value.length > 64 ? '...' : '') : `a ${typeof value}`;
+  throw new InvalidValue(`annotation ${name} must be "true" or "false", not ${shown}`);
+}
+
+/** `major.minor.patch` of an nginx version string ("1.27.4", "nginx/1.22.1"), or null. */
+export function parseNginxVersion(text: string): [number, number, number] | null {
+  const m = /(?:^|\/)(\d{1,4})\.(\d{1,4})\.(\d{1,4})(?![\d.])/.exec(text.trim());
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : null;
+}
+
+/** Whether nginx `version` is at least `min` (both `major.minor.patch`). */
+export function versionAtLeast(version: [number, number, number], min: [number, number, number]): boolean {
+  for (let i = 0; i < 3; i++) if (version[i] !== min[i]) return version[i]! > min[i]!;
+  return true;
+}

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { certDirFor, loadOrCreateSelfSignedCertificate } from '../../src/cert-store.ts';
 import { startEcho, type EchoReply, type EchoServer } from '../../src/echo.ts';
 import { createMemoryLogger } from '../../src/log.ts';
 import { Sidecar } from '../../src/sidecar.ts';
@@ -11,10 +12,21 @@ import { startStatusServer, type StatusServer } from '../../src/status-server.ts
 import { DirectorySource } from '../../src/sources/directory.ts';
 import { freePort, httpGet, nginxBinary, startNginx, type HttpAnswer, type RunningNginx } from './nginx.ts';
 
+export interface StackTls {
+  /** `namespace/name` of a kubernetes.io/tls Secret for the default certificate. */
+  defaultSslCertificate?: string;
+  /** The port in redirects; defaults to the HTTPS port itself, so that a client can follow them. */
+  httpsRedirectPort?: number;
+  /** The sidecar's clock runs this far ahead of the real one (certificate validity). */
+  clockOffsetMs?: number;
+}
+
 export interface Stack {
   watchDir: string;
   confDir: string;
   port: number;
+  /** With `tls`: the HTTPS port, the certificate directory and the generated default certificate. */
+  https: { port: number; certDir: string; defaultPem: string } | null;
   nginx: RunningNginx;
   sidecar: Sidecar;
   backends: Map<string, EchoServer>;
@@ -32,7 +44,14 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { backends: string[]; debounceMs?: number; files?: Record<string, string>; status?: boolean; accessLog?: string }): Promise<Stack> {
+export async function startStack(opts: {
+  backends: string[];
+  debounceMs?: number;
+  files?: Record<string, string>;
+  status?: boolean;
+  accessLog?: string;
+  tls?: StackTls;
+}): Promise<Stack> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'sidecar-spec-'));
   const watchDir = path.join(work, 'manifests');
   const confDir = path.join(work, 'conf.d');
@@ -45,12 +64,36 @@ export async function startStack(opts: { backends: string[]; debounceMs?: number
   for (const [file, yaml] of Object.entries(opts.files ?? {})) await writeFile(path.join(watchDir, file), yaml);
 
   const port = await freePort();
+  let https: Stack['https'] = null;
+  if (opts.tls) {
+    const certDir = certDirFor(confDir);
+    const httpsPort = await freePort();
+    https = { port: httpsPort, certDir, defaultPem: (await loadOrCreateSelfSignedCertificate(certDir)).pem };
+  }
+  const tlsOpts = opts.tls;
   const nginx = await startNginx({ confDir });
   const { logger, entries } = createMemoryLogger();
   const make = () =>
     new Sidecar({
       source: new DirectorySource({ dir: watchDir, logger }),
-      translate: { ingressClass: 'nginx', httpPort: port, ipv6: false, accessLog: opts.accessLog ?? null },
+      translate: {
+        ingressClass: 'nginx',
+        httpPort: port,
+        ipv6: false,
+        accessLog: opts.accessLog ?? null,
+        ...(https && tlsOpts
+          ? {
+              tls: {
+                httpsPort: https.port,
+                httpsRedirectPort: tlsOpts.httpsRedirectPort ?? https.port,
+                certDir: https.certDir,
+                defaultCertificate: { pem: https.defaultPem },
+                ...(tlsOpts.defaultSslCertificate ? { defaultSslCertificate: tlsOpts.defaultSslCertificate } : {}),
+              },
+            }
+          : {}),
+      },
+      ...(tlsOpts?.clockOffsetMs ? { clock: () => new Date(Date.now() + tlsOpts.clockOffsetMs!) } : {}),
       confDir,
       nginxBinary: nginxBinary(),
       nginxPidFile: nginx.pidFile,
@@ -88,6 +131,7 @@ export async function startStack(opts: { backends: string[]; debounceMs?: number
     watchDir,
     confDir,
     port,
+    https,
     nginx,
     get sidecar() {
       return sidecar;
@@ -159,7 +203,13 @@ endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: ${ready}}}]
 export function ingressYaml(
   name: string,
   rules: Array<{ host?: string; paths: Array<[string, string, string]> }>,
-  extra: { className?: string; defaultBackend?: string; created?: string } = {},
+  extra: {
+    className?: string;
+    defaultBackend?: string;
+    created?: string;
+    tls?: Array<{ hosts?: string[]; secretName?: string }>;
+    annotations?: Record<string, string>;
+  } = {},
 ): string {
   const ruleText = rules
     .map(
@@ -174,7 +224,7 @@ kind: Ingress
 metadata:
   name: ${name}
   namespace: default
-${extra.created ? `  creationTimestamp: "${extra.created}"\n` : ''}spec:
+${extra.created ? `  creationTimestamp: "${extra.created}"\n` : ''}${extra.annotations ? `  annotations: ${JSON.stringify(extra.annotations)}\n` : ''}spec:
   ingressClassName: ${extra.className ?? 'nginx'}
-${extra.defaultBackend ? `  defaultBackend: {service: {name: ${extra.defaultBackend}, port: {name: http}}}\n` : ''}${rules.length ? `  rules:\n${ruleText}\n` : ''}`;
+${extra.tls ? `  tls: ${JSON.stringify(extra.tls)}\n` : ''}${extra.defaultBackend ? `  defaultBackend: {service: {name: ${extra.defaultBackend}, port: {name: http}}}\n` : ''}${rules.length ? `  rules:\n${ruleText}\n` : ''}`;
 }

@@ -44,17 +44,18 @@ describe('translate: invalid Ingresses are rejected alone', () => {
     deepStrictEqual(m.served, ['default/good']);
   });
 
-  it('reports TLS and nginx annotations it does not implement, still serving the routes', () => {
+  it('reports nginx annotations it does not implement, and TLS when it is not enabled, still serving the routes', () => {
     const ing = ingress('i', [rule('a.test', path('/', 'Prefix', 'web'))], {
       tls: [{ hosts: ['a.test'], secretName: 'a-tls' }],
-      annotations: { 'nginx.ingress.kubernetes.io/rewrite-target': '/' },
+      annotations: { 'nginx.ingress.kubernetes.io/rewrite-target': '/', 'nginx.ingress.kubernetes.io/ssl-redirect': 'false' },
     });
     const m = model(snapshot({ ingresses: [ing], backends }));
     deepStrictEqual(m.served, ['default/i']);
-    deepStrictEqual(
-      m.rejections.map((r) => r.reason),
-      ['spec.tls is not supported yet: its hosts are served over plain HTTP only', 'annotation nginx.ingress.kubernetes.io/rewrite-target is not supported and has no effect'],
-    );
+    deepStrictEqual(m.rejections.map((r) => r.reason), [
+      'annotation nginx.ingress.kubernetes.io/rewrite-target is not supported and has no effect',
+      'annotation nginx.ingress.kubernetes.io/ssl-redirect has no effect: TLS is not enabled in this sidecar',
+      'spec.tls is ignored: TLS is not enabled in this sidecar, so its hosts are served over plain HTTP only',
+    ]);
   });
 });
 

@@ -6,6 +6,10 @@
 // not wipe routes). Events only say "look at this file again": the file's state is whatever a
 // fresh read finds, so event order and editors' atomic saves (unlink + add, rename) do not matter.
 //
+// A file is read as soon as chokidar reports it and, after a 'change', read again once chokidar's
+// throttle windows have passed (see TRAILING_READS_MS): chokidar drops events inside those windows
+// with no trailing event, so without the re-read a quick second save could be lost for good.
+//
 // readManifests() reads a file or a directory tree once, through the same parsing and merging
 // code, for one-shot uses (the `render` command, golden tests).
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
@@ -27,6 +31,28 @@ const KINDS: ReadonlyMap<string, { kind: string; field: keyof Snapshot; clusterS
 ]);
 
 const MANIFEST_EXT = /\.(ya?ml|json)$/i;
+
+/**
+ * When to read a file again after each 'change' event for it, in ms. chokidar 5 drops, per path
+ * and with no trailing event: a 'change' within 50 ms of the last one it emitted
+ * (`_throttle('change', path, 50)` in `_emit`, index.js), a raw fs.watch event within 5 ms of the
+ * last (`_throttle('watch', file, 5)` in `_handleFile`'s listener, handler.js, before it stats),
+ * and a removal within 100 ms of the last (`_throttle('remove', path, 100)` in `_remove`: delete,
+ * re-create, delete; with `atomic` the re-creation is reported as a 'change' and the second
+ * removal not at all). Each window opens at or before the 'change' that reaches us, and
+ * chokidar's timers that close them were set before ours, so a read after 60 ms sees every write
+ * whose event was dropped, and one after 110 ms every removal. The first also comes before the
+ * reconciler's default 100 ms debounce expires, so a save that was read half-written is
+ * corrected before a pass uses it. An unchanged file costs a read and a string comparison.
+ *
+ * 'add' and 'unlink' need no re-read: a new file's watcher is attached before chokidar reports
+ * it, so the first write after that (never throttled on a fresh watcher) is reported, and earlier
+ * writes are in the read that the 'add' starts; and a re-creation after a reported removal is
+ * reported as an 'add'. So a burst of new files costs no extra reads.
+ */
+const TRAILING_READS_MS = [60, 110] as const;
+/** How soon a file that read empty mid-save is read again (see refresh()). */
+const EMPTY_RECHECK_MS = 5;
 
 interface Entry {
   /** kind/namespace/name: the identity used for duplicate detection. */
@@ -62,22 +88,29 @@ class FileError extends Error {
 export class DirectorySource implements Source {
   private readonly dir: string;
   private readonly logger: Logger;
+  /** Counts errors for the source_errors_total metric. */
+  private readonly onError: () => void;
   private readonly files = new Map<string, FileState>();
   /** Files with an event not yet handled, and the one read in progress per file. */
   private readonly dirty = new Set<string>();
   private readonly running = new Map<string, Promise<void>>();
+  /** Per file, the pending re-reads after its last event (TRAILING_READS_MS). */
+  private readonly trailing = new Map<string, NodeJS.Timeout[]>();
   private watcher: FSWatcher | undefined;
   private onChange: (() => void) | undefined;
   /** False until the first full read is in the cache: no onChange() before that. */
   private synced = false;
   private stopped = false;
   private current: Snapshot = emptySnapshot();
+  /** A file's objects changed since `current` was built: snapshot() rebuilds it first. */
+  private stale = false;
   /** Duplicates already warned about (key + both files), so each is reported once. */
   private warnedDuplicates = new Set<string>();
 
-  constructor(opts: { dir: string; logger: Logger }) {
+  constructor(opts: { dir: string; logger: Logger; onError?: () => void }) {
     this.dir = path.resolve(opts.dir);
     this.logger = opts.logger;
+    this.onError = opts.onError ?? (() => {});
   }
 
   async start(onChange: () => void): Promise<void> {
@@ -97,14 +130,14 @@ export class DirectorySource implements Source {
       followSymlinks: true,
       // Collapses an editor's unlink + add of the same path within 100 ms into one change.
       atomic: true,
-      // Reports a file only once its size has been stable for 50 ms. Besides not reading a save
-      // half-way, this matters because chokidar otherwise drops a second 'change' of the same
-      // file within 50 ms (with no trailing event), which would leave a stale file in the cache.
-      awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 10 },
+      // No awaitWriteFinish: it delays every event by its stability threshold (~57 ms measured
+      // for 50 ms). The trailing re-reads cover what it covered: events chokidar drops, and a
+      // save read half-way (which either does not parse and keeps the last good objects, or is
+      // corrected by the re-read 60 ms later).
     });
     this.watcher = watcher;
     watcher.on('add', (p) => this.schedule(p));
-    watcher.on('change', (p) => this.schedule(p));
+    watcher.on('change', (p) => this.onChangeEvent(p));
     watcher.on('unlink', (p) => this.schedule(p));
     watcher.on('unlinkDir', (d) => {
       // chokidar reports the files under a removed directory too; re-checking them is harmless.
@@ -112,6 +145,7 @@ export class DirectorySource implements Source {
       for (const f of this.files.keys()) if (f.startsWith(prefix)) this.schedule(f);
     });
     watcher.on('error', (err) => {
+      this.onError();
       this.logger.error(`watching ${this.dir}: ${errorMessage(err)}`, { dir: this.dir, error: errorMessage(err) });
     });
 
@@ -134,6 +168,8 @@ export class DirectorySource implements Source {
   }
 
   snapshot(): Snapshot {
+    // Rebuilt here rather than per changed file: a burst of N files costs one merge, not N.
+    if (this.stale) this.rebuild();
     const s = this.current;
     return {
       ingresses: [...s.ingresses],
@@ -147,6 +183,8 @@ export class DirectorySource implements Source {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const timers of this.trailing.values()) for (const t of timers) clearTimeout(t);
+    this.trailing.clear();
     const w = this.watcher;
     if (w) await w.close();
     await this.settle();
@@ -154,6 +192,21 @@ export class DirectorySource implements Source {
 
   private isIgnored(p: string, stats?: Stats): boolean {
     return isIgnored(this.dir, p, stats?.isFile() === true);
+  }
+
+  /** A 'change' of `file`: read it now, and again once chokidar's throttles have passed. */
+  private onChangeEvent(file: string): void {
+    if (this.stopped || !MANIFEST_EXT.test(file)) return;
+    for (const t of this.trailing.get(file) ?? []) clearTimeout(t);
+    const timers = TRAILING_READS_MS.map((ms, i) =>
+      setTimeout(() => {
+        // After the last one, an empty read is taken as final (see refresh()).
+        if (i === TRAILING_READS_MS.length - 1) this.trailing.delete(file);
+        this.schedule(file);
+      }, ms).unref(),
+    );
+    this.trailing.set(file, timers);
+    this.schedule(file);
   }
 
   /** Marks a file for re-reading; at most one read per file runs at a time, the last event wins. */
@@ -165,7 +218,7 @@ export class DirectorySource implements Source {
       while (this.dirty.delete(file)) {
         const changed = await this.refresh(file);
         if (changed && this.synced && !this.stopped) {
-          this.rebuild();
+          this.stale = true;
           this.notify();
         }
       }
@@ -201,16 +254,27 @@ export class DirectorySource implements Source {
         this.logger.debug(`${file} removed`, { file });
         return prev.entries !== undefined && prev.entries.length > 0;
       }
+      this.onError();
       this.logger.error(`cannot read ${file}: ${errorMessage(err)}${keeping(prev)}`, { file, error: errorMessage(err) });
       return false;
     }
     if (prev && prev.text === text) return false;
+    if (text === '' && prev?.entries !== undefined && prev.entries.length > 0 && this.trailing.has(file)) {
+      // Most likely a save caught between its truncation and its write (Node's writeFile, many
+      // editors): keep the objects until a re-read that no later event can follow confirms it.
+      // The write usually lands within a millisecond, and its own event may be dropped by
+      // chokidar's throttle: look again shortly rather than at the first trailing read.
+      this.logger.debug(`${file} reads empty; checking again before dropping its objects`, { file });
+      setTimeout(() => this.schedule(file), EMPTY_RECHECK_MS).unref();
+      return false;
+    }
 
     let entries: Entry[];
     try {
       entries = this.parse(file, text);
     } catch (err) {
       const e = err instanceof FileError ? err : new FileError(errorMessage(err));
+      this.onError();
       this.logger.error(`cannot parse ${file}: ${e.message}${keeping(prev)}`, {
         file,
         error: e.message,
@@ -243,6 +307,7 @@ export class DirectorySource implements Source {
 
   /** Recomputes the union of all files: first file by path wins a duplicate; sorted output. */
   private rebuild(): void {
+    this.stale = false;
     const duplicates = new Set<string>();
     this.current = mergeFiles(
       [...this.files].map(([file, state]) => [file, state.entries] as const),
