@@ -1,0 +1,205 @@
+// The product end to end, as it runs in a pod: bin/ingress-sidecar against a real kube-apiserver,
+// as the ServiceAccount that manifests/ grants, driving a real nginx; backends at non-loopback
+// addresses in network namespaces; everything applied with kubectl, asserted as a client or a
+// `kubectl get` user sees it.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+import { applyManifests, kubectlOk, startApiServer, type ApiServer } from '../helpers/apiserver.ts';
+import { makeCert } from '../helpers/certs.ts';
+import { freePort, httpGet, startNginx, type RunningNginx } from '../helpers/nginx.ts';
+import { startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/ingress-sidecar');
+
+describe('e2e: bin/ingress-sidecar in cluster mode', function () {
+  this.timeout(180_000);
+  let api: ApiServer;
+  let nginx: RunningNginx;
+  let work: string;
+  let sidecar: ResultPromise | undefined;
+  let output = '';
+  const backends: NetnsBackend[] = [];
+  let httpPort: number;
+  let httpsPort: number;
+  let statusPort: number;
+
+  const kubectl = (args: string[], input?: string) => kubectlOk(api.adminKubeconfig, args, input);
+
+  function startSidecar(): void {
+    output = '';
+    sidecar = execa(
+      BIN,
+      [
+        'run',
+        '--kubeconfig', api.sidecarKubeconfig,
+        '--conf-dir', path.join(work, 'conf.d'),
+        '--nginx-pid-file', nginx.pidFile,
+        '--http-port', String(httpPort),
+        '--https-port', String(httpsPort),
+        '--https-redirect-port', String(httpsPort),
+        '--no-ipv6',
+        '--listen', `127.0.0.1:${statusPort}`,
+        '--publish-address', '203.0.113.10',
+        '--debounce-ms', '20',
+        '--access-log', 'off',
+      ],
+      { env: { POD_NAME: 'sidecar-0', POD_NAMESPACE: 'ingress-sidecar' }, reject: false, all: true, buffer: false },
+    );
+    sidecar.all?.on('data', (d: Buffer) => (output += d.toString()));
+  }
+
+  async function stopSidecar(): Promise<number | undefined> {
+    if (!sidecar) return undefined;
+    sidecar.kill('SIGTERM');
+    const r = await sidecar;
+    sidecar = undefined;
+    return r.exitCode;
+  }
+
+  /** Which backend answers through nginx, polled (bounded) until `expected`. */
+  async function eventually(host: string, expected: string, timeoutMs = 15_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const r = await httpGet(httpPort, host, '/').catch((e: Error) => ({ status: 0, body: e.message }));
+      last = r.status === 200 ? (JSON.parse(r.body) as { service: string }).service : String(r.status);
+      if (last === expected) return last;
+      await sleep(50);
+    }
+    return last;
+  }
+
+  async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await cond())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nsidecar output:\n${output.slice(-3000)}`);
+      await sleep(100);
+    }
+  }
+
+  const serviceYaml = (name: string, b: NetnsBackend) => `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: shop}
+spec: {ports: [{name: http, port: 80, targetPort: ${b.port}}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: ${name}, namespace: shop}
+subsets: [{addresses: [{ip: ${b.ip}}], ports: [{name: http, port: ${b.port}}]}]
+`;
+  const ingressYaml = (name: string, host: string, service: string, extra = '') => `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ${name}, namespace: shop}
+spec:
+  ingressClassName: nginx
+${extra}  rules:
+  - host: ${host}
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: ${service}, port: {name: http}}}}]
+`;
+
+  before(async () => {
+    api = await startApiServer();
+    await applyManifests(api.adminKubeconfig);
+    work = await mkdtemp(path.join(os.tmpdir(), 'e2e-cluster-'));
+    await mkdir(path.join(work, 'conf.d'));
+    [httpPort, httpsPort, statusPort] = [await freePort(), await freePort(), await freePort()];
+    nginx = await startNginx({ confDir: path.join(work, 'conf.d') });
+    backends.push(await startNetnsBackend('blue'), await startNetnsBackend('green'));
+    await kubectl(['create', 'namespace', 'shop']);
+    await kubectl(['apply', '-f', '-'], serviceYaml('blue', backends[0]!) + '---\n' + serviceYaml('green', backends[1]!));
+    startSidecar();
+  });
+
+  after(async () => {
+    await stopSidecar();
+    await nginx?.stop();
+    await Promise.all(backends.map((b) => b.stop()));
+    await api?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('serves an applied Ingress, follows an update, and answers 404 after delete', async () => {
+    await kubectl(['apply', '-f', '-'], ingressYaml('web', 'web.shop.test', 'blue'));
+    assert.equal(await eventually('web.shop.test', 'blue'), 'blue');
+    await kubectl(['apply', '-f', '-'], ingressYaml('web', 'web.shop.test', 'green'));
+    assert.equal(await eventually('web.shop.test', 'green'), 'green');
+    await kubectl(['-n', 'shop', 'delete', 'ingress', 'web']);
+    assert.equal(await eventually('web.shop.test', '404'), '404');
+  });
+
+  it('writes the published address into the status of our Ingresses only, and clears it when the class changes', async () => {
+    await kubectl(['apply', '-f', '-'], ingressYaml('status', 'status.shop.test', 'blue'));
+    const address = () => kubectl(['-n', 'shop', 'get', 'ingress', 'status', '-o', 'jsonpath={.status.loadBalancer.ingress[*].ip}']);
+    await until('the status address', async () => (await address()) === '203.0.113.10');
+    await kubectl(['apply', '-f', '-'], ingressYaml('status', 'status.shop.test', 'blue').replace('ingressClassName: nginx', 'ingressClassName: other'));
+    await until('the status to be cleared', async () => (await address()) === '');
+    assert.equal(await eventually('status.shop.test', '404'), '404');
+  });
+
+  it('terminates TLS from a Secret applied with kubectl', async () => {
+    const cert = makeCert({ dns: ['secure.shop.test'] });
+    await kubectl(['-n', 'shop', 'create', 'secret', 'tls', 'secure-tls', '--cert', await writeTemp('crt.pem', cert.crt), '--key', await writeTemp('key.pem', cert.key)]);
+    await kubectl(['apply', '-f', '-'], ingressYaml('secure', 'secure.shop.test', 'green', '  tls: [{hosts: [secure.shop.test], secretName: secure-tls}]\n'));
+    await until('HTTP to redirect', async () => (await httpGet(httpPort, 'secure.shop.test', '/').catch(() => ({ status: 0 }))).status === 308);
+    const served = await new Promise<{ status: number; body: string; subject: string }>((resolve, reject) => {
+      const req = https.get(
+        { host: '127.0.0.1', port: httpsPort, servername: 'secure.shop.test', headers: { host: 'secure.shop.test' }, ca: cert.crt, timeout: 5000 },
+        (res) => {
+          const subject = String((res.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN ?? '');
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, subject }));
+        },
+      );
+      req.on('error', reject);
+    });
+    assert.equal(served.status, 200);
+    assert.equal((JSON.parse(served.body) as { service: string }).service, 'green');
+    assert.equal(served.subject, 'secure.shop.test');
+  });
+
+  it('rejects a bad Ingress alone, with a Warning Event, while the others keep serving', async () => {
+    await kubectl(['apply', '-f', '-'], ingressYaml('good', 'good.shop.test', 'blue'));
+    await kubectl(['apply', '-f', '-'], ingressYaml('bad', 'bad.shop.test', 'nonexistent'));
+    assert.equal(await eventually('good.shop.test', 'blue'), 'blue');
+    assert.equal(await eventually('bad.shop.test', '503'), '503');
+    const events = async () =>
+      kubectl(['-n', 'shop', 'get', 'events', '--field-selector', 'involvedObject.name=bad', '-o', 'jsonpath={range .items[*]}{.type} {.reason}: {.message}{"\\n"}{end}']);
+    await until('a Warning Event on the bad Ingress', async () => /Warning PartlyRejected: .*Service shop\/nonexistent not found/.test(await events()));
+    assert.match(await events(), /^Warning PartlyRejected/m);
+  });
+
+  it('keeps routes through an API server restart and applies later changes', async () => {
+    await kubectl(['apply', '-f', '-'], ingressYaml('steady', 'steady.shop.test', 'blue'));
+    assert.equal(await eventually('steady.shop.test', 'blue'), 'blue');
+    await api.stopApiserverProcess();
+    await sleep(1000);
+    assert.equal(await eventually('steady.shop.test', 'blue', 2000), 'blue', 'routes stay while the API is down');
+    await api.startApiserverProcess();
+    await kubectl(['apply', '-f', '-'], ingressYaml('steady', 'steady.shop.test', 'green'));
+    assert.equal(await eventually('steady.shop.test', 'green', 40_000), 'green');
+  });
+
+  it('does not reload nginx when restarted with nothing changed, and exits 0 on SIGTERM', async () => {
+    await until('the status endpoint to be ready', async () => (await httpGet(statusPort, '127.0.0.1', '/readyz').catch(() => ({ status: 0 }))).status === 200);
+    const reloads = (text: string) => (text.match(/"message":"nginx reloaded"/g) ?? []).length;
+    assert.equal(await stopSidecar(), 0);
+    startSidecar();
+    await until('the restarted sidecar to be ready', async () => (await httpGet(statusPort, '127.0.0.1', '/readyz').catch(() => ({ status: 0 }))).status === 200);
+    await sleep(500);
+    assert.equal(reloads(output), 0, output.slice(-2000));
+    assert.equal(await eventually('steady.shop.test', 'green'), 'green');
+  });
+
+  async function writeTemp(name: string, content: string): Promise<string> {
+    const file = path.join(work, name);
+    await writeFile(file, content, { mode: 0o600 });
+    return file;
+  }
+});
