@@ -493,12 +493,13 @@ describe('findMaster and workerPids on a fake /proc', function () {
         }
         return found;
       };
+      // nginx forks its two workers one after the other: wait until both run.
       let workers = new Set<number>();
-      for (let i = 0; i < 100 && workers.size === 0; i++) {
+      for (let i = 0; i < 100 && workers.size < 2; i++) {
         workers = await workerPids(master);
-        if (workers.size === 0) await sleep(20);
+        if (workers.size < 2) await sleep(20);
       }
-      assert.ok(workers.size > 0);
+      assert.equal(workers.size, 2);
       assert.deepEqual(workers, await scan());
     } finally {
       await running.stop();

@@ -202,15 +202,21 @@ describe('DirectorySource', () => {
     await start();
     const mark = mem.entries.length;
     const file = path.join(dir, 'a.yaml');
+    const t0 = Date.now();
     await write('a.yaml', '');
     await waitFor('a read of the empty file', () =>
       mem.entries.slice(mark).some((e) => e['file'] === file && ('changed' in e || /reads empty/.test(String(e['message'])))),
     );
     await write('a.yaml', service('a'));
+    const emptyFor = Date.now() - t0;
     await new Promise((r) => setTimeout(r, 250));
-    assert.equal(changes, 0);
     assert.deepEqual(names(source!.snapshot().services), ['default/a']);
-    assert.ok(mem.entries.slice(mark).every((e) => e['changed'] !== true));
+    // "A moment" is shorter than the last re-read (110 ms after the event). On a machine so busy
+    // that the test itself took longer, the empty file was rightly taken as final for a while.
+    if (emptyFor < 90) {
+      assert.equal(changes, 0);
+      assert.ok(mem.entries.slice(mark).every((e) => e['changed'] !== true));
+    }
 
     // A file that stays empty is taken as empty.
     const s = await changeAfter('the emptied file', () => write('a.yaml', ''));
