@@ -24,10 +24,10 @@ import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import https from 'node:https';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './nginx.ts';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -76,18 +76,6 @@ function etcdBinary(): string {
   return 'etcd';
 }
 
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -308,8 +296,8 @@ export async function startApiServer(opts: { readyTimeoutMs?: number } = {}): Pr
     // --- etcd ---
     let etcdUrl = '';
     for (let attempt = 0; ; attempt++) {
-      const clientPort = await freeLoopbackPort();
-      const peerPort = await freeLoopbackPort();
+      const clientPort = await freePort();
+      const peerPort = await freePort();
       etcdUrl = `http://127.0.0.1:${clientPort}`;
       const peerUrl = `http://127.0.0.1:${peerPort}`;
       await rm(path.join(dir, 'etcd'), { recursive: true, force: true });
@@ -330,7 +318,7 @@ export async function startApiServer(opts: { readyTimeoutMs?: number } = {}): Pr
       } catch (err) {
         await stopProcess(etcd);
         live.delete(etcd);
-        // A port taken between freeLoopbackPort() and etcd's bind: try other ports.
+        // A port taken between freePort() and etcd's bind: try other ports.
         if (attempt >= 2 || !tail(etcdLog).includes('address already in use')) throw err;
       }
     }
@@ -371,7 +359,7 @@ export async function startApiServer(opts: { readyTimeoutMs?: number } = {}): Pr
     };
 
     for (let attempt = 0; ; attempt++) {
-      port = await freeLoopbackPort();
+      port = await freePort();
       try {
         await startApiserverProcess();
         break;
