@@ -8,7 +8,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Applier, NginxConfigError, ReloadError, type ApplyResult } from '../src/apply.ts';
 import { createMemoryLogger } from '../src/log.ts';
-import { findMaster, workerPids } from '../src/nginx-process.ts';
+import { findMaster, masterIdentity, workerPids } from '../src/nginx-process.ts';
 import { freePort, httpGet, nginxBinary, startNginx, type RunningNginx } from './helpers/nginx.ts';
 
 function serverBlock(port: number, body: string, extra = ''): string {
@@ -297,10 +297,51 @@ describe('Applier against a real nginx', function () {
     assert.deepEqual(await readConfDir(confDir), { 'ingress-sidecar-a.conf': serverBlock(port, 'later') });
     assert.ok(entries.some((e) => e.level === 'warn' && /no nginx master/.test(String(e.message))));
 
-    // nginx reads them when it starts; the next identical apply has nothing to do.
+    // nginx reads them when it starts. Nothing vouches that it read them whole (it may have
+    // parsed conf.d mid-swap), so the next identical apply reloads it once, and then no more.
     nginx = await startNginx({ confDir, pidFile });
     assert.equal((await httpGet(port, 'app.example', '/')).body, 'later\n');
+    const master = await nginx.masterPid();
+    assert.deepEqual(await a.masterChanged(), { previous: null, current: master });
+    assert.deepEqual(await a.apply(files), { changed: false, reloaded: true, masterPid: master, files: [] });
+    assert.equal(await a.masterChanged(), null);
     assert.deepEqual(await a.apply(files), { changed: false, reloaded: false });
+  });
+
+  it('reloads a restarted nginx master once, files unchanged, when it may run an older set', async function () {
+    const { applier: a } = applier();
+    const files = new Map([['ingress-sidecar-a.conf', serverBlock(port, 'current')]]);
+    assert.equal(await a.masterChanged(), null, 'nothing applied yet');
+    await a.apply(new Map([['ingress-sidecar-a.conf', serverBlock(port, 'older')]]));
+    await a.apply(files);
+    const oldMaster = await nginx!.masterPid();
+    assert.equal(await a.masterChanged(), null, 'the master that loaded them');
+
+    // A new master that parsed conf.d before our last swap landed: it serves the older set.
+    await nginx!.stop();
+    await writeFile(path.join(confDir, 'ingress-sidecar-a.conf'), serverBlock(port, 'older'));
+    nginx = await startNginx({ confDir, pidFile });
+    await writeFile(path.join(confDir, 'ingress-sidecar-a.conf'), serverBlock(port, 'current'));
+    assert.equal((await httpGet(port, 'app.example', '/')).body, 'older\n');
+
+    const master = await nginx.masterPid();
+    assert.deepEqual(await a.masterChanged(), { previous: oldMaster, current: master });
+    assert.deepEqual(await a.apply(new Map(files)), { changed: false, reloaded: true, masterPid: master, files: [] });
+    assert.equal(await bodyEventually(port, 'current\n'), 'current\n');
+    assert.equal(await a.masterChanged(), null);
+    const workers = await workerPids(master);
+    assert.deepEqual(await a.apply(new Map(files)), { changed: false, reloaded: false });
+    assert.deepEqual(await workerPids(master), workers);
+    // Recorded against this master: a restarted sidecar agrees without a reload.
+    assert.deepEqual(await applier().applier.apply(new Map(files)), { changed: false, reloaded: false });
+  });
+
+  it('names a master by PID and start time, so a reused PID is a new master', async function () {
+    const master = await nginx!.masterPid();
+    const id = await masterIdentity(master);
+    assert.match(id, new RegExp(`^${master}@[0-9]+$`));
+    assert.equal(await masterIdentity(master), id);
+    assert.equal(await masterIdentity(2 ** 31 - 2), String(2 ** 31 - 2), 'no such process: the PID alone');
   });
 
   it('puts the previous files back when nginx does not take the new ones', async function () {

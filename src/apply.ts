@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from './log.ts';
-import { findMaster, reloadAndVerify } from './nginx-process.ts';
+import { findMaster, masterIdentity, reloadAndVerify } from './nginx-process.ts';
 
 export interface ApplyResult {
   changed: boolean;
@@ -45,18 +45,25 @@ export class NginxConfigError extends Error {
   }
 }
 
-/** nginx did not take the new files after SIGHUP; the previous files were put back. */
+/**
+ * nginx did not take the files after SIGHUP. New files: the previous ones were put back. With
+ * `unchanged`, nothing was written (a reload so that a new master runs the files in place).
+ */
 export class ReloadError extends Error {
   reason: string;
+  unchanged: boolean;
 
-  constructor(reason: string, restoreProblem?: string) {
+  constructor(reason: string, restoreProblem?: string, opts: { unchanged?: boolean } = {}) {
     super(
-      restoreProblem === undefined
-        ? `nginx reload failed: ${reason}; the previous files were restored`
-        : `nginx reload failed: ${reason}; restoring the previous files also failed: ${restoreProblem}`,
+      opts.unchanged
+        ? `nginx reload failed: ${reason}; the files in place were not changed`
+        : restoreProblem === undefined
+          ? `nginx reload failed: ${reason}; the previous files were restored`
+          : `nginx reload failed: ${reason}; restoring the previous files also failed: ${restoreProblem}`,
     );
     this.name = 'ReloadError';
     this.reason = reason;
+    this.unchanged = opts.unchanged ?? false;
   }
 }
 
@@ -71,6 +78,11 @@ export class Applier {
   readonly #opts: ApplierOptions;
   /** What we believe our files in confDir hold; null until read once, or after a failed restore. */
   #current: Map<string, string> | null = null;
+  /**
+   * The nginx master (masterIdentity()) known to run the files in #current: the one a verified
+   * reload or the marker vouches for. null when none is known to (written while no master ran).
+   */
+  #loadedBy: string | null = null;
   #warnedNoBinary = false;
   /** Applies run one at a time: two interleaved swaps could not restore each other's files. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -80,9 +92,34 @@ export class Applier {
   }
 
   apply(files: Map<string, string>): Promise<ApplyResult> {
-    const run = this.#queue.then(() => this.#apply(new Map(files)));
+    return this.#serial(() => this.#apply(new Map(files)));
+  }
+
+  /**
+   * Whether a live nginx master is not known to run our current files: nginx was restarted (a new
+   * master may have parsed conf.d before our last swap landed, so it could run an older set), or
+   * started after files were written without one. The next apply() reloads it, files unchanged or
+   * not. null before the first apply, when no master runs, or when it is the one that loaded them.
+   * Costs a pid file read and a /proc read (a /proc scan without a pid file).
+   */
+  masterChanged(): Promise<{ previous: number | null; current: number } | null> {
+    return this.#serial(async () => {
+      if (this.#current === null) return null;
+      const pid = await this.#findMaster();
+      if (pid === null) return null;
+      if ((await masterIdentity(pid)) === this.#loadedBy) return null;
+      return { previous: this.#loadedBy === null ? null : Number.parseInt(this.#loadedBy, 10), current: pid };
+    });
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
     this.#queue = run.catch(() => undefined);
     return run;
+  }
+
+  #findMaster(): Promise<number | null> {
+    return findMaster(this.#opts.pidFile === undefined ? {} : { pidFile: this.#opts.pidFile });
   }
 
   async #apply(desired: Map<string, string>): Promise<ApplyResult> {
@@ -92,10 +129,7 @@ export class Applier {
     const firstApply = this.#current === null;
     const previous = this.#current ?? (await this.#readOwned());
     this.#current = previous;
-    if (sameFiles(previous, desired)) {
-      if (!firstApply) return { changed: false, reloaded: false };
-      return this.#adoptExisting(desired);
-    }
+    if (sameFiles(previous, desired)) return this.#ensureLoaded(desired, firstApply);
 
     await this.#check(previous, desired);
     await this.#swap(previous, desired);
@@ -103,16 +137,19 @@ export class Applier {
 
     let failure: string;
     try {
-      const masterPid = await findMaster(this.#opts.pidFile === undefined ? {} : { pidFile: this.#opts.pidFile });
+      const masterPid = await this.#findMaster();
       if (masterPid === null) {
+        this.#loadedBy = null;
         this.#opts.logger.warn('no nginx master found; the new configuration was written and nginx will read it when it starts', {
           confDir: this.#opts.confDir,
         });
         return { changed: true, reloaded: false, files: changedNames(previous, desired) };
       }
+      const identity = await masterIdentity(masterPid);
       const outcome = await reloadAndVerify(masterPid, this.#opts.reloadTimeoutMs);
       if (outcome.ok) {
-        await this.#writeMarker(desired, masterPid);
+        this.#loadedBy = identity;
+        await this.#writeMarker(desired, identity);
         this.#opts.logger.debug('nginx reloaded', { masterPid, newWorkers: outcome.newWorkers });
         return { changed: true, reloaded: true, masterPid, files: changedNames(previous, desired) };
       }
@@ -129,20 +166,33 @@ export class Applier {
   }
 
   /**
-   * A restarted sidecar finds its files already on disk. nginx runs them only if the earlier run's
-   * reload succeeded against this same master (recorded in a marker after each verified reload,
-   * as Thanos' reloader records its hash); a crash between the swap and the signal leaves them
-   * unloaded, so then reload once without rewriting anything.
+   * The files on disk are the desired ones; make sure the running master runs them, without
+   * rewriting anything. Nothing to do when it is the master that loaded them. Otherwise:
+   * - a restarted sidecar finds its files already on disk. nginx runs them only if the earlier
+   *   run's reload succeeded against this same master (recorded in a marker after each verified
+   *   reload, as Thanos' reloader records its hash); a crash between the swap and the signal
+   *   leaves them unloaded;
+   * - a restarted nginx (a new master) may have parsed conf.d before our last swap landed, and one
+   *   started while no master ran may have read them half-written;
+   * so reload once.
    */
-  async #adoptExisting(desired: Files): Promise<ApplyResult> {
-    const masterPid = await findMaster(this.#opts.pidFile === undefined ? {} : { pidFile: this.#opts.pidFile });
-    // No master: nginx reads these files when it starts.
+  async #ensureLoaded(desired: Files, firstApply: boolean): Promise<ApplyResult> {
+    const masterPid = await this.#findMaster();
+    // No master: nginx reads these files when it starts (and the next apply reloads it once).
     if (masterPid === null) return { changed: false, reloaded: false };
-    const marker = await readFile(this.#markerPath(), 'utf8').catch(() => '');
-    if (marker === markerFor(desired, masterPid)) return { changed: false, reloaded: false };
+    const identity = await masterIdentity(masterPid);
+    if (identity === this.#loadedBy) return { changed: false, reloaded: false };
+    if (firstApply) {
+      const marker = await readFile(this.#markerPath(), 'utf8').catch(() => '');
+      if (marker === markerFor(desired, identity)) {
+        this.#loadedBy = identity;
+        return { changed: false, reloaded: false };
+      }
+    }
     const outcome = await reloadAndVerify(masterPid, this.#opts.reloadTimeoutMs);
-    if (!outcome.ok) throw new ReloadError(outcome.reason);
-    await this.#writeMarker(desired, masterPid);
+    if (!outcome.ok) throw new ReloadError(outcome.reason, undefined, { unchanged: true });
+    this.#loadedBy = identity;
+    await this.#writeMarker(desired, identity);
     return { changed: false, reloaded: true, masterPid, files: [] };
   }
 
@@ -151,9 +201,9 @@ export class Applier {
     return path.join(this.#opts.confDir, '.ingress-sidecar-applied');
   }
 
-  async #writeMarker(files: Files, masterPid: number): Promise<void> {
+  async #writeMarker(files: Files, master: string): Promise<void> {
     try {
-      await writeFile(this.#markerPath(), markerFor(files, masterPid));
+      await writeFile(this.#markerPath(), markerFor(files, master));
     } catch (err) {
       // Only costs one extra reload after a restart of the sidecar.
       this.#opts.logger.warn('could not record the applied configuration', { error: describe(err) });
@@ -315,8 +365,9 @@ export function hashFiles(files: Files): string {
   return hash.digest('hex');
 }
 
-function markerFor(files: Files, masterPid: number): string {
-  return `${hashFiles(files)} ${masterPid}\n`;
+/** `master` is masterIdentity(): a restarted nginx that got the same PID is still a new master. */
+function markerFor(files: Files, master: string): string {
+  return `${hashFiles(files)} ${master}\n`;
 }
 
 function sameFiles(a: Files, b: Files): boolean {

@@ -45,6 +45,22 @@ export async function findMaster(opts: { pidFile?: string; procDir?: string }): 
   return masters[0] ?? null;
 }
 
+/**
+ * A name for one nginx master that survives PID reuse: `PID@STARTTIME` (the start time in clock
+ * ticks since boot, field 22 of /proc/PID/stat), or just `PID` when its stat cannot be read.
+ * Costs one small read; the sidecar compares it every few seconds to notice a restarted nginx.
+ */
+export async function masterIdentity(pid: number, procDir = '/proc'): Promise<string> {
+  try {
+    const stat = await readFile(`${procDir}/${pid}/stat`, 'latin1');
+    // Fields resume after the command name's last ')'; starttime is field 22, i.e. the 20th after it.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return start !== undefined && /^[0-9]+$/.test(start) ? `${pid}@${start}` : String(pid);
+  } catch {
+    return String(pid);
+  }
+}
+
 /** The live workers of a master; workers still draining after a reload do not count. */
 export async function workerPids(masterPid: number, procDir = '/proc'): Promise<Set<number>> {
   const workers = new Set<number>();

@@ -25,6 +25,11 @@ export interface SidecarOptions {
   nginxBinary: string | null;
   nginxPidFile?: string;
   reloadTimeoutMs: number;
+  /**
+   * How often to check that the running nginx master is the one that loaded our files (a restarted
+   * nginx is reloaded once, files unchanged or not). Default 2000; 0 turns the check off.
+   */
+  masterCheckMs?: number;
   debounceMs: number;
   maxDelayMs: number;
   logger: Logger;
@@ -50,6 +55,8 @@ const MAX_QUARANTINE_PER_PASS = 8;
 const MAX_REFUSED_CERTIFICATES = 256;
 /** setTimeout's limit is about 24.8 days; a later certificate change is waited for in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The default period of the nginx master check. */
+const MASTER_CHECK_MS = 2000;
 
 export class Sidecar implements StatusSource {
   readonly metrics: Metrics;
@@ -60,6 +67,12 @@ export class Sidecar implements StatusSource {
   private readonly certStore: CertStore | null;
   /** A pass when a certificate in use expires or a refused one becomes valid. */
   private recheck: NodeJS.Timeout | null = null;
+  /** The next nginx master check. */
+  private masterTimer: NodeJS.Timeout | null = null;
+  /** The last new master logged, so that a master that cannot be reloaded is reported once. */
+  private announcedMaster: number | null = null;
+  /** The last error of the master check, logged once. */
+  private masterCheckError = '';
   /** Configuration warnings already logged (they belong to no Ingress). */
   private warned = new Set<string>();
   /**
@@ -108,6 +121,7 @@ export class Sidecar implements StatusSource {
     this.reconciler.start();
     this.reconciler.trigger();
     await this.reconciler.idle();
+    this.scheduleMasterCheck();
   }
 
   /** One sync after the source's first full read, then stop: `--once`. Throws when it fails. */
@@ -124,6 +138,8 @@ export class Sidecar implements StatusSource {
     this.watching = false;
     if (this.recheck) clearTimeout(this.recheck);
     this.recheck = null;
+    if (this.masterTimer) clearTimeout(this.masterTimer);
+    this.masterTimer = null;
     await this.opts.source.stop();
     await this.reconciler.stop();
   }
@@ -203,7 +219,8 @@ export class Sidecar implements StatusSource {
         this.stats.lastSyncOk = false;
         this.metrics.reload('failure');
         if (err instanceof ReloadError) {
-          this.log.error('nginx did not load the new configuration; the previous files were restored and stay live', { reason: err.message });
+          if (err.unchanged) this.log.error('nginx did not reload to load the files in place; will retry', { reason: err.message });
+          else this.log.error('nginx did not load the new configuration; the previous files were restored and stay live', { reason: err.message });
           throw err;
         }
         if (!(err instanceof NginxConfigError)) throw err;
@@ -231,6 +248,45 @@ export class Sidecar implements StatusSource {
         this.log.error('nginx rejected the configuration rendered for an Ingress; leaving it out', { ingress: culprit, nginx: err.nginxOutput.trim() });
         this.quarantine.set(culprit, { fingerprint: ing ? fingerprint(ing) : '', reason });
       }
+    }
+  }
+
+  /**
+   * Nothing else watches nginx: when its master is restarted (the container crashed, was OOM
+   * killed, or a binary upgrade finished), the new master may have parsed conf.d before our last
+   * swap landed, or while no master ran to be signalled. So every few seconds compare the master
+   * (pid file, or /proc scan, plus its start time) with the one that loaded our files, and on a
+   * new one run a pass, which reloads it once even though no file changes. A pass that fails is
+   * retried with the reconciler's backoff; a successful reload makes this master the known one,
+   * so it never reloads in a loop.
+   */
+  private scheduleMasterCheck(): void {
+    const every = this.opts.masterCheckMs ?? MASTER_CHECK_MS;
+    if (every <= 0 || !this.watching) return;
+    this.masterTimer = setTimeout(() => {
+      void this.checkMaster().finally(() => {
+        if (this.masterTimer !== null) this.scheduleMasterCheck();
+      });
+    }, every);
+    this.masterTimer.unref();
+  }
+
+  private async checkMaster(): Promise<void> {
+    try {
+      const change = await this.applier.masterChanged();
+      this.masterCheckError = '';
+      if (change === null || !this.watching) return;
+      if (change.current !== this.announcedMaster) {
+        this.announcedMaster = change.current;
+        this.log.info('nginx master changed', { previous: change.previous, current: change.current });
+      }
+      this.reconciler.trigger();
+    } catch (err) {
+      // Absorbed on purpose: a pass reports the same problem (two masters, an unreadable pid file)
+      // when it looks for the master to reload; this check only logs it once.
+      const message = err instanceof Error ? err.message : String(err);
+      if (message !== this.masterCheckError) this.log.warn('could not check the nginx master; will retry', { error: message });
+      this.masterCheckError = message;
     }
   }
 

@@ -62,8 +62,12 @@ export interface KubernetesSourceOptions {
   retry?: { initialMs?: number; maxMs?: number };
 }
 
-/** Restart backoff: 500 ms doubling to 30 s, each delay jittered by +-20%. */
-export const RETRY = { initialMs: 500, maxMs: 30_000, jitter: 0.2 } as const;
+/**
+ * Restart backoff: 500 ms doubling to 5 s, each delay jittered by +-20%. The ceiling bounds how
+ * long routes lag behind the API after an outage; five resources retrying every ~5 s cost the
+ * API server about one request a second meanwhile.
+ */
+export const RETRY = { initialMs: 500, maxMs: 5_000, jitter: 0.2 } as const;
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
