@@ -379,3 +379,13 @@ describe('config: TLS', () => {
     }
   });
 });
+
+describe('config: the conf dir reaches nginx.conf', () => {
+  it('refuses a --conf-dir that could carry nginx syntax or variables', () => {
+    for (const bad of ['/etc/nginx/conf.d;x', '/tmp/$host', '/a b', '../up']) {
+      assert.throws(() => parseConfig(['run', '--conf-dir', bad], {}), /--conf-dir/);
+    }
+    const ok = parseConfig(['run', '--conf-dir', 'relative/conf.d'], {});
+    assert.ok(ok.kind === 'ok');
+  });
+});

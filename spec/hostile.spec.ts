@@ -5,6 +5,9 @@
 // (through a tokenizer that splits text as nginx does) as exactly the directives the templates
 // write with exactly the values the model holds. A sample also goes through a real `nginx -t`.
 // TLS is on: the hostile Ingress has a spec.tls entry and a Secret, both of which are fields too.
+// Every nginx.ingress.kubernetes.io annotation the sidecar implements is a field (with the
+// companions it needs to take effect), and so are the auth Secret's name and content; each
+// location is read back whole and compared with what the model says it holds.
 //
 // Reproduce a random case: HOSTILE_SEED=<seed> (and HOSTILE_CASES=<n>) with the seed printed
 // in the test name; a failure names the case number.
@@ -16,7 +19,9 @@ import { isIP } from 'node:net';
 import os from 'node:os';
 import nodePath from 'node:path';
 import type { V1EndpointSlice, V1Endpoints, V1HTTPIngressPath, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
-import type { CertificateFile, RoutingModel, Server } from '../src/model.ts';
+import * as ann from '../src/annotations.ts';
+import { ZONE_SIZE } from '../src/annotations-model.ts';
+import type { CertificateFile, Location, RoutingModel, Server } from '../src/model.ts';
 import { findExecutable } from '../src/nginx-process.ts';
 import { renderModel } from '../src/render.ts';
 import {
@@ -132,11 +137,19 @@ function scenario(): { good: V1Ingress; s: Scenario } {
   const hostile = ingress('hostile', [rule('hostile.test', pathSpec('/h', 'Prefix', 'evil-web'))], { age: 1, tls: [{ hosts: ['hostile.test'], secretName: 'evil-tls' }] });
   const g = backendService('good-web', '10.0.0.1');
   const e = backendService('evil-web', '10.0.0.2');
-  const secrets = [tlsSecret('evil-tls', HOSTILE_CERT.crt, HOSTILE_CERT.key)];
+  const secrets = [tlsSecret('evil-tls', HOSTILE_CERT.crt, HOSTILE_CERT.key), htpasswdSecret('evil-auth', HTPASSWD)];
   return { good, s: { hostile, secrets, services: [g.service, e.service], slices: [g.slice, e.slice], endpoints: [], classes: [] } };
 }
 
 const hostilePath = (s: Scenario): V1HTTPIngressPath => s.hostile.spec!.rules![0]!.http!.paths[0]!;
+const HTPASSWD = 'alice:$apr1$OFG3Xybp$ckL0FHDAkoXYIlH9.cysT0\n';
+function htpasswdSecret(name: string, content: string, data?: Record<string, string>): V1Secret {
+  return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default' }, type: 'Opaque', data: data ?? { auth: Buffer.from(content).toString('base64') } };
+}
+const authSecret = (s: Scenario): V1Secret => s.secrets[1]!;
+/** The hostile Ingress's annotations become exactly these. */
+const annotate = (s: Scenario, a: Record<string, string>) => void (s.hostile.metadata!.annotations = a);
+const AUTH = { [ann.AUTH_TYPE]: 'basic', [ann.AUTH_SECRET]: 'evil-auth' };
 const evilService = (s: Scenario): V1Service => s.services[1]!;
 const evilSlice = (s: Scenario): V1EndpointSlice => s.slices[1]!;
 const evilTls = (s: Scenario) => s.hostile.spec!.tls![0]!;
@@ -185,6 +198,40 @@ const pathFields = (['Exact', 'Prefix', 'ImplementationSpecific'] as const).flat
     },
   ];
 });
+
+/**
+ * One field per implemented annotation: the hostile value alone, next to the annotations it needs
+ * to take effect (and, for those, with the value in the companion's place too).
+ */
+function annotationFields(): Field[] {
+  const companions: Record<string, Record<string, string>> = {
+    [ann.PERMANENT_REDIRECT_CODE]: { [ann.PERMANENT_REDIRECT]: 'https://moved.test/' },
+    [ann.TEMPORAL_REDIRECT_CODE]: { [ann.TEMPORAL_REDIRECT]: 'https://moved.test/' },
+    [ann.CORS_ALLOW_ORIGIN]: { [ann.ENABLE_CORS]: 'true' },
+    [ann.CORS_ALLOW_METHODS]: { [ann.ENABLE_CORS]: 'true' },
+    [ann.CORS_ALLOW_HEADERS]: { [ann.ENABLE_CORS]: 'true' },
+    [ann.CORS_EXPOSE_HEADERS]: { [ann.ENABLE_CORS]: 'true' },
+    [ann.CORS_ALLOW_CREDENTIALS]: { [ann.ENABLE_CORS]: 'true' },
+    [ann.CORS_MAX_AGE]: { [ann.ENABLE_CORS]: 'true' },
+    [ann.ENABLE_CORS]: { [ann.CORS_ALLOW_ORIGIN]: 'https://a.test, https://*.b.test:8443' },
+    [ann.LIMIT_BURST_MULTIPLIER]: { [ann.LIMIT_RPS]: '3' },
+    [ann.AUTH_TYPE]: { [ann.AUTH_SECRET]: 'evil-auth' },
+    [ann.AUTH_SECRET_TYPE]: AUTH,
+    [ann.AUTH_REALM]: AUTH,
+    [ann.AUTH_SECRET]: { [ann.AUTH_TYPE]: 'basic' },
+  };
+  const out: Field[] = [];
+  for (const name of [...ann.SUPPORTED_ANNOTATIONS].sort()) {
+    if (name === SSL_REDIRECT_ANNOTATION || name === FORCE_SSL_REDIRECT_ANNOTATION) continue;
+    out.push({ name: `${name} value`, set: (s, v) => annotate(s, { [name]: v }) });
+    const with_ = companions[name];
+    if (with_) {
+      out.push({ name: `${name} value, with ${Object.keys(with_).join(', ')}`, set: (s, v) => annotate(s, { ...with_, [name]: v }) });
+      out.push({ name: `${name} value, also in ${Object.keys(with_).join(', ')}`, set: (s, v) => annotate(s, { ...Object.fromEntries(Object.keys(with_).map((k) => [k, v])), [name]: v }) });
+    }
+  }
+  return out;
+}
 
 const FIELDS: Field[] = [
   {
@@ -311,6 +358,46 @@ const FIELDS: Field[] = [
   { name: 'Secret tls.key (around the valid key)', set: (s, v) => void (evilSecret(s).data!['tls.key'] = b64(`${v}\n${HOSTILE_CERT.key}\n${v}`)) },
   { name: `${SSL_REDIRECT_ANNOTATION} value`, set: (s, v) => void (s.hostile.metadata!.annotations = { [SSL_REDIRECT_ANNOTATION]: v }) },
   { name: `${FORCE_SSL_REDIRECT_ANNOTATION} value`, set: (s, v) => void (s.hostile.metadata!.annotations = { [FORCE_SSL_REDIRECT_ANNOTATION]: v }) },
+  ...annotationFields(),
+  {
+    name: 'path (ImplementationSpecific, use-regex)',
+    set: (s, v) => {
+      annotate(s, { [ann.USE_REGEX]: 'true' });
+      Object.assign(hostilePath(s), { pathType: 'ImplementationSpecific', path: slash(v) });
+    },
+    accepted: (m, v, key) =>
+      allServers(m).some((srv) => srv.locations.some((l) => l.ingress === key && l.match === 'regex' && l.route.path === slash(v)))
+        ? null
+        : `no regex location serves the accepted path ${JSON.stringify(slash(v))}`,
+  },
+  {
+    name: 'path (ImplementationSpecific, rewrite-target /$1) next to a Prefix path of another Ingress',
+    set: (s, v) => {
+      annotate(s, { [ann.REWRITE_TARGET]: '/$1' });
+      Object.assign(hostilePath(s), { pathType: 'ImplementationSpecific', path: slash(v) });
+      s.hostile.spec!.rules![0]!.http!.paths.push({ path: `/p${pct(v)}`, pathType: 'Prefix', backend: { service: { name: 'evil-web', port: { number: 80 } } } });
+    },
+  },
+  { name: 'auth-secret name (and the Secret)', set: (s, v) => {
+    annotate(s, { ...AUTH, [ann.AUTH_SECRET]: v });
+    authSecret(s).metadata!.name = v;
+  } },
+  { name: 'auth Secret "auth" key (base64 of the value)', set: (s, v) => {
+    annotate(s, AUTH);
+    authSecret(s).data = { auth: b64(v) };
+  } },
+  { name: 'auth Secret "auth" key (base64 of the value around a valid line)', set: (s, v) => {
+    annotate(s, AUTH);
+    authSecret(s).data = { auth: b64(`${v}\n${HTPASSWD}${v}`) };
+  } },
+  { name: 'auth Secret "auth" key (raw data value)', set: (s, v) => {
+    annotate(s, AUTH);
+    authSecret(s).data = { auth: v };
+  } },
+  { name: 'auth Secret, auth-map user and hash', set: (s, v) => {
+    annotate(s, { ...AUTH, [ann.AUTH_SECRET_TYPE]: 'auth-map' });
+    authSecret(s).data = { [v]: b64(v), bob: b64(v) };
+  } },
   { name: 'EndpointSlice address', set: (s, v) => void (evilSlice(s).endpoints = [{ addresses: [v] }]) },
   { name: 'EndpointSlice port name', set: (s, v) => void (evilSlice(s).ports![0]!.name = v) },
   { name: 'EndpointSlice kubernetes.io/service-name label', set: (s, v) => void (evilSlice(s).metadata!.labels!['kubernetes.io/service-name'] = v) },
@@ -349,6 +436,10 @@ const signature = (d: Directive, context: string[]) => `${context.join('>') || '
 /** Directives in a server block whose values come from the model; all others must be the baseline's. */
 const MODEL_SERVER_DIRECTIVES = new Set(['listen', 'server_name', 'location', 'ssl_certificate', 'ssl_certificate_key']);
 
+/** Top-level directives of the main file that the model decides (the others are always the same). */
+const fromModel = (d: Directive) =>
+  d.name.startsWith('server_names_hash_') || d.name === 'server' || d.name === 'limit_req_zone' || d.name === 'limit_conn_zone' || (d.name === 'map' && (d.args[1] ?? '').startsWith('$isc_'));
+
 /**
  * The rendered files of a model that uses every branch of the templates: the directives and
  * contexts they allow, and the parts of a server block that do not depend on the model.
@@ -361,9 +452,35 @@ const baseline = (() => {
         ingress('a', [rule('a.test', pathSpec('/', 'Prefix', 'web'), pathSpec('/x', 'Exact', 'web'), pathSpec('/p', 'Prefix', 'web'), pathSpec('/i', 'ImplementationSpecific', 'web'))]),
         ingress('b', [rule('*.b.test', pathSpec('/', 'Prefix', 'missing')), rule(undefined, pathSpec('/nohost', 'Prefix', 'web'))]),
         ingress('c', [rule('hostile.test', pathSpec('/', 'Prefix', 'web'))], { tls: [{ hosts: ['hostile.test'], secretName: 'c-tls' }] }),
+        // Every annotation, so that every directive the templates can write is in the baseline.
+        ingress('d', [rule('d.test', pathSpec('/', 'Prefix', 'web'), pathSpec('/re(/|$)(.*)', 'ImplementationSpecific', 'web'), pathSpec('/lit', 'Prefix', 'web'))], {
+          annotations: {
+            [ann.REWRITE_TARGET]: '/$2',
+            [ann.APP_ROOT]: '/app',
+            [ann.X_FORWARDED_PREFIX]: '/d',
+            [ann.PROXY_BODY_SIZE]: '8m',
+            [ann.PROXY_CONNECT_TIMEOUT]: '3',
+            [ann.PROXY_SEND_TIMEOUT]: '30',
+            [ann.PROXY_READ_TIMEOUT]: '120',
+            [ann.PROXY_BUFFERING]: 'on',
+            [ann.PROXY_BUFFER_SIZE]: '16k',
+            [ann.ALLOWLIST_SOURCE_RANGE]: '10.0.0.0/8',
+            [ann.DENYLIST_SOURCE_RANGE]: '10.1.0.0/16',
+            [ann.ENABLE_CORS]: 'true',
+            [ann.CORS_ALLOW_ORIGIN]: 'https://a.test',
+            [ann.CORS_EXPOSE_HEADERS]: 'X-Total',
+            [ann.LIMIT_RPS]: '5',
+            [ann.LIMIT_RPM]: '100',
+            [ann.LIMIT_CONNECTIONS]: '3',
+            ...AUTH,
+          },
+        }),
+        ingress('e', [rule('e.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.ENABLE_CORS]: 'true', [ann.PERMANENT_REDIRECT]: 'https://moved.test${request_uri}' } }),
+        ingress('f', [rule('f.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.BACKEND_PROTOCOL]: 'GRPC', [ann.X_FORWARDED_PREFIX]: '/f' } }),
+        ingress('g', [rule('g.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.BACKEND_PROTOCOL]: 'HTTPS' } }),
       ],
       backends: [web],
-      secrets: [tlsSecret('c-tls', HOSTILE_CERT.crt, HOSTILE_CERT.key)],
+      secrets: [tlsSecret('c-tls', HOSTILE_CERT.crt, HOSTILE_CERT.key), htpasswdSecret('evil-auth', HTPASSWD)],
     }),
     OPTS,
   );
@@ -378,13 +495,18 @@ const baseline = (() => {
     };
   };
   const main = trees.get(MAIN_FILE) ?? [];
+  const proxyHeaders = (trees.get(m.servers.find((x) => x.host === 'a.test')!.file)?.find((d) => d.name === 'server')?.block ?? [])
+    .filter((d) => d.name === 'proxy_set_header')
+    .map(shape);
+  if (m.rejections.some((r) => r.ingress !== 'default/b') || proxyHeaders.length !== 8) throw new Error(`the baseline is not clean: ${JSON.stringify(m.rejections)}`);
   return {
+    proxyHeaders,
     allowed,
     defaultServer: serverParts(m.defaultServer),
     hostServer: serverParts(m.servers.find((s) => s.host === 'a.test')!),
     tlsServer: serverParts(m.servers.find((s) => s.host === 'hostile.test')!),
-    /** Top-level directives of the main file other than the model's numbers. */
-    mainFixed: main.filter((d) => !d.name.startsWith('server_names_hash_') && d.name !== 'server').map(shape),
+    /** Top-level directives of the main file other than the model's numbers, zones and maps. */
+    mainFixed: main.filter((d) => !fromModel(d)).map(shape),
   };
 })();
 
@@ -412,6 +534,33 @@ describe('hostile input: the baseline the checks compare with', () => {
       'server>location>if: return/2',
       '(file): upstream/1',
       'upstream: server/1',
+      'server: location/2',
+      '(file): limit_req_zone/3',
+      '(file): limit_conn_zone/2',
+      'server>location: rewrite/3',
+      'server>location: limit_req/3',
+      'server>location: limit_conn/2',
+      'server>location: allow/1',
+      'server>location: deny/1',
+      'server>location: auth_basic/1',
+      'server>location: auth_basic_user_file/1',
+      'server>location: add_header/3',
+      'server>location: proxy_hide_header/1',
+      'server>location: client_max_body_size/1',
+      'server>location: proxy_connect_timeout/1',
+      'server>location: proxy_send_timeout/1',
+      'server>location: proxy_read_timeout/1',
+      'server>location: proxy_buffering/1',
+      'server>location: proxy_buffer_size/1',
+      'server>location: proxy_buffers/2',
+      'server>location: proxy_set_header/2',
+      'server>location: return/2',
+      'server>location: if/1',
+      'server>location>if: return/1',
+      'server>location: grpc_pass/1',
+      'server>location: grpc_set_header/2',
+      'server>location: grpc_connect_timeout/1',
+      'server>location: grpc_buffer_size/1',
     ]) {
       ok(baseline.allowed.has(sig), `${sig} not in ${[...baseline.allowed].join(', ')}`);
     }
@@ -440,23 +589,73 @@ function serverProblems(m: RoutingModel, where: string, d: Directive, s: Server)
     ...compareList(`${where} fixed directives`, ref.fixed, block.filter((x) => !MODEL_SERVER_DIRECTIVES.has(x.name)).map(shape)),
   ];
   const locations = block.filter((x) => x.name === 'location');
-  out.push(
-    ...compareList(
-      `${where} locations`,
-      s.locations.map((l) => (l.match === 'exact' ? ['=', asWritten(l.path)] : [asWritten(l.path)])),
-      locations.map((x) => x.args),
-    ),
-  );
+  out.push(...compareList(`${where} locations`, s.locations.map(locationArgs), locations.map((x) => x.args)));
   s.locations.forEach((l, i) => {
     const body = locations[i]?.block ?? [];
-    const at = `${where} location ${json(l.path)}`;
-    const args = (name: string) => body.filter((x) => x.name === name).map((x) => x.args);
-    out.push(...compareList(`${at} proxy_pass`, l.action.kind === 'proxy' ? [[asWritten(`http://${l.action.upstream}`)]] : [], args('proxy_pass')));
-    out.push(...compareList(`${at} return`, l.action.kind === 'proxy' ? [] : [[l.action.kind === 'notFound' ? '404' : '503']], args('return')));
-    const port = m.https && m.https.redirectPort !== 443 ? `:${m.https.redirectPort}` : '';
-    const redirect = l.sslRedirect ? [['if', '($scheme', '=', 'http)', [['return', '308', `https://$host${port}$request_uri`]]]] : [];
-    out.push(...compareList(`${at} redirect`, redirect, body.filter((x) => x.name === 'if').map(shape)));
+    out.push(...compareList(`${where} location ${json(l.path)}`, locationBody(m, l), body.map(shape)));
   });
+  return out;
+}
+
+const locationArgs = (l: Location): string[] =>
+  l.match === 'exact' ? ['=', asWritten(l.path)] : l.match === 'regex' ? [l.ignoreCase ? '~*' : '~', asWritten(l.path)] : [asWritten(l.path)];
+
+/** Everything a location block must hold, as nginx reads it, from the model alone. */
+function locationBody(m: RoutingModel, l: Location): Shape[] {
+  const s = l.settings;
+  const out: Shape[] = [];
+  if (l.ingress) {
+    const [ns = '', name = ''] = l.ingress.split('/');
+    out.push(['set', '$ingress_sidecar_namespace', ns], ['set', '$ingress_sidecar_ingress', name], ['set', '$ingress_sidecar_service', l.service.split('/')[1]?.split(':')[0] ?? '']);
+  }
+  if (s.appRoot !== null) out.push(['if', '($uri', '=', '/)', [['return', '302', asWritten(`$scheme://$ingress_sidecar_host${s.appRoot}`)]]]);
+  if (s.redirect) out.push(['return', String(s.redirect.code), asWritten(s.redirect.url)]);
+  if (s.cors) {
+    out.push('any' in s.cors.origin ? ['if', '($request_method', '=', 'OPTIONS)', [['return', '204']]] : ['if', `($${s.cors.origin.preflight})`, [['return', '204']]]);
+  }
+  const port = m.https && m.https.redirectPort !== 443 ? `:${m.https.redirectPort}` : '';
+  if (l.sslRedirect) out.push(['if', '($scheme', '=', 'http)', [['return', '308', `https://$host${port}$request_uri`]]]);
+  if (s.rewrite) out.push(['rewrite', asWritten(s.rewrite.regex), asWritten(s.rewrite.replacement), 'break']);
+  for (const z of s.limitReq) out.push(['limit_req', `zone=${z.zone}`, `burst=${z.burst}`, 'nodelay']);
+  if (s.limitConn) out.push(['limit_conn', s.limitConn.zone, String(s.limitConn.connections)]);
+  for (const c of s.deny) out.push(['deny', c]);
+  for (const c of s.allow) out.push(['allow', c]);
+  if (s.allow.length > 0) out.push(['deny', 'all']);
+  if (s.auth) out.push(['auth_basic', asWritten(s.auth.realm)], ['auth_basic_user_file', asWritten(s.auth.userFile)]);
+  if (s.cors) {
+    for (const n of ['Allow-Origin', 'Allow-Credentials', 'Allow-Methods', 'Allow-Headers', 'Expose-Headers', 'Max-Age']) out.push(['proxy_hide_header', `Access-Control-${n}`]);
+    out.push(['add_header', 'Access-Control-Allow-Origin', 'any' in s.cors.origin ? '*' : `$${s.cors.origin.variable}`, 'always']);
+    if (s.cors.credentials) out.push(['add_header', 'Access-Control-Allow-Credentials', 'true', 'always']);
+    out.push(['add_header', 'Access-Control-Allow-Methods', s.cors.methods, 'always'], ['add_header', 'Access-Control-Allow-Headers', s.cors.headers, 'always']);
+    if (s.cors.exposeHeaders !== null) out.push(['add_header', 'Access-Control-Expose-Headers', s.cors.exposeHeaders, 'always']);
+    out.push(['add_header', 'Access-Control-Max-Age', String(s.cors.maxAge), 'always']);
+  }
+  if (s.bodySize !== null) out.push(['client_max_body_size', s.bodySize]);
+  const headers = (directive: string, names?: string[]): Shape[] =>
+    baseline.proxyHeaders
+      .filter((h) => names === undefined || names.includes(h[1] as string))
+      .map((h): Shape => [directive, h[1] as string, m.https || h[1] !== 'X-Forwarded-Port' ? (h[2] as string) : '$server_port']);
+  if (l.action.kind !== 'proxy') {
+    out.push(['return', l.action.kind === 'notFound' ? '404' : '503']);
+  } else if (s.backendProtocol === 'grpc' || s.backendProtocol === 'grpcs') {
+    out.push(
+      ['grpc_connect_timeout', `${s.connectTimeout ?? 5}s`],
+      ['grpc_send_timeout', `${s.sendTimeout ?? 60}s`],
+      ['grpc_read_timeout', `${s.readTimeout ?? 60}s`],
+      ['grpc_buffer_size', s.bufferSize ?? '4k'],
+      ...headers('grpc_set_header', ['Host', 'X-Real-IP', 'X-Forwarded-For', 'X-Forwarded-Host', 'X-Forwarded-Port', 'X-Forwarded-Proto']),
+    );
+    if (s.xForwardedPrefix !== null) out.push(['grpc_set_header', 'X-Forwarded-Prefix', s.xForwardedPrefix]);
+    out.push(['grpc_pass', asWritten(`${s.backendProtocol}://${l.action.upstream}`)]);
+  } else {
+    if (s.connectTimeout !== null) out.push(['proxy_connect_timeout', `${s.connectTimeout}s`]);
+    if (s.sendTimeout !== null) out.push(['proxy_send_timeout', `${s.sendTimeout}s`]);
+    if (s.readTimeout !== null) out.push(['proxy_read_timeout', `${s.readTimeout}s`]);
+    if (s.buffering !== null) out.push(['proxy_buffering', s.buffering ? 'on' : 'off']);
+    if (s.bufferSize !== null) out.push(['proxy_buffer_size', s.bufferSize], ['proxy_buffers', '4', s.bufferSize]);
+    if (s.xForwardedPrefix !== null) out.push(...headers('proxy_set_header'), ['proxy_set_header', 'X-Forwarded-Prefix', s.xForwardedPrefix]);
+    out.push(['proxy_pass', asWritten(`${s.backendProtocol}://${l.action.upstream}`)]);
+  }
   return out;
 }
 
@@ -468,7 +667,27 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
     const args = (name: string) => main.filter((d) => d.name === name).map((d) => d.args);
     out.push(...compareList(`${MAIN_FILE} server_names_hash_max_size`, [[String(m.serverNamesHash.maxSize)]], args('server_names_hash_max_size')));
     out.push(...compareList(`${MAIN_FILE} server_names_hash_bucket_size`, [[String(m.serverNamesHash.bucketSize)]], args('server_names_hash_bucket_size')));
-    out.push(...compareList(`${MAIN_FILE} fixed directives`, baseline.mainFixed, main.filter((d) => !d.name.startsWith('server_names_hash_') && d.name !== 'server').map(shape)));
+    out.push(...compareList(`${MAIN_FILE} fixed directives`, baseline.mainFixed, main.filter((d) => !fromModel(d)).map(shape)));
+    out.push(
+      ...compareList(
+        `${MAIN_FILE} limit_req_zone`,
+        m.limitReqZones.map((z) => ['limit_req_zone', '$binary_remote_addr', `zone=${z.name}:${ZONE_SIZE}`, `rate=${z.rate}`]),
+        main.filter((d) => d.name === 'limit_req_zone').map(shape),
+      ),
+      ...compareList(
+        `${MAIN_FILE} limit_conn_zone`,
+        m.limitConnZones.map((z) => ['limit_conn_zone', '$binary_remote_addr', `zone=${z}:${ZONE_SIZE}`]),
+        main.filter((d) => d.name === 'limit_conn_zone').map(shape),
+      ),
+      ...compareList(
+        `${MAIN_FILE} CORS maps`,
+        m.corsMaps.flatMap((c) => [
+          ['map', '$http_origin', `$${c.variable}`, [['default', ''], [`~*${asWritten(c.pattern)}`, '$http_origin']]],
+          ['map', `$request_method$${c.variable}`, `$${c.preflight}`, [['default', ''], ['~^OPTIONS.', '1']]],
+        ]),
+        main.filter((d) => d.name === 'map' && (d.args[1] ?? '').startsWith('$isc_')).map(shape),
+      ),
+    );
     const servers = main.filter((d) => d.name === 'server');
     if (servers.length !== 1) out.push(`${MAIN_FILE}: ${servers.length} server blocks, expected the default server only`);
     else out.push(...serverProblems(m, MAIN_FILE, servers[0]!, m.defaultServer));
@@ -495,7 +714,7 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
-const UPSTREAM_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?_[a-z]([-a-z0-9]{0,61}[a-z0-9])?_([1-9][0-9]{0,4})$/;
+const UPSTREAM_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?_[a-z]([-a-z0-9]{0,61}[a-z0-9])?_([1-9][0-9]{0,4})(_https|_grpc|_grpcs)?$/;
 const FILE_NAME = /^ingress-sidecar-server-[a-z0-9._-]+\.conf$/;
 /** NAME_MAX on Linux filesystems: longer file names fail with ENAMETOOLONG. */
 const NAME_MAX = 255;
@@ -515,12 +734,17 @@ const CERT_PATH = new RegExp(`^${CERT_DIR}/[0-9a-f]{32}\\.pem$`);
 function modelProblems(m: RoutingModel): string[] {
   const out: string[] = [];
   const files = new Set(m.certificates.map((c) => c.file));
+  const htpasswdFiles = new Set(allServers(m).flatMap((s) => s.locations.flatMap((l) => (l.settings.auth ? [l.settings.auth.userFile.slice(CERT_DIR.length + 1)] : []))));
   for (const c of m.certificates) {
     if (!/^[0-9a-f]{32}\.pem$/.test(c.file)) out.push(`model: certificate file name ${JSON.stringify(c.file).slice(0, 200)} is not derived`);
-    if (/[^\x20-\x7e\n]/.test(c.pem) || !/^(-----BEGIN (CERTIFICATE|PRIVATE KEY)-----\n[A-Za-z0-9+/=\n]+-----END \2-----\n)+$/.test(c.pem)) {
+    if (htpasswdFiles.has(c.file)) {
+      // user:hash lines of printable ASCII: nothing else reaches the file nginx reads.
+      if (!/^([\x21-\x39\x3b-\x7e]+:[\x21-\x7e]+\n)+$/.test(c.pem)) out.push(`model: htpasswd file ${c.file} holds more than user:hash lines`);
+    } else if (/[^\x20-\x7e\n]/.test(c.pem) || !/^(-----BEGIN (CERTIFICATE|PRIVATE KEY)-----\n[A-Za-z0-9+/=\n]+-----END \2-----\n)+$/.test(c.pem)) {
       out.push(`model: certificate ${c.file} holds more than re-encoded PEM blocks`);
     }
   }
+  out.push(...settingsProblems(m, files));
   for (const s of allServers(m)) {
     if (s.tls && (!CERT_PATH.test(s.tls.certPath) || !files.has(s.tls.certPath.slice(CERT_DIR.length + 1)))) {
       out.push(`model: ${s.host ?? 'default server'} certificate path ${JSON.stringify(s.tls.certPath).slice(0, 200)} is not a listed, derived file`);
@@ -550,10 +774,57 @@ function modelProblems(m: RoutingModel): string[] {
       if (Buffer.byteLength(s.file) > NAME_MAX) out.push(`model: file name of ${Buffer.byteLength(s.file)} bytes exceeds NAME_MAX (${NAME_MAX}): ${s.file}`);
     }
     for (const l of s.locations) {
-      if (!l.path.startsWith('/') || CONTROL.test(l.path)) out.push(`model: location path ${JSON.stringify(l.path)} is not a clean absolute path`);
+      if ((l.match !== 'regex' && !l.path.startsWith('/')) || CONTROL.test(l.path)) out.push(`model: location path ${JSON.stringify(l.path)} is not a clean absolute path`);
       if (l.action.kind === 'proxy' && !names.has(l.action.upstream)) out.push(`model: location ${JSON.stringify(l.path)} proxies to an unknown upstream`);
       for (const text of [l.ingress, l.service, l.route.path, l.action.kind === 'unavailable' ? l.action.reason : '']) {
         if (CONTROL.test(text)) out.push(`model: comment text ${JSON.stringify(text)} has control characters`);
+      }
+    }
+  }
+  return out;
+}
+
+/** What each annotation setting promises the templates: only derived names, and `$` only where a variable belongs. */
+function settingsProblems(m: RoutingModel, files: Set<string>): string[] {
+  const out: string[] = [];
+  const bad = (what: string, v: unknown) => out.push(`model: ${what} ${JSON.stringify(v).slice(0, 200)} breaks its grammar`);
+  const cidr = (c: string) => {
+    const [ip = '', len = ''] = c.split('/');
+    return isIP(ip) !== 0 && /^\d{1,3}$/.test(len) && Number(len) <= (isIP(ip) === 4 ? 32 : 128);
+  };
+  const zones = new Set([...m.limitReqZones.map((z) => z.name), ...m.limitConnZones]);
+  const maps = new Map(m.corsMaps.map((c) => [c.variable, c]));
+  for (const z of m.limitReqZones) {
+    if (!/^ingress_sidecar_(rps|rpm)_[0-9a-f]{16}$/.test(z.name)) bad('limit_req zone name', z.name);
+    if (!/^[1-9][0-9]*r\/[sm]$/.test(z.rate)) bad('limit_req rate', z.rate);
+  }
+  for (const z of m.limitConnZones) if (!/^ingress_sidecar_conn_[0-9a-f]{16}$/.test(z)) bad('limit_conn zone name', z);
+  for (const c of m.corsMaps) {
+    if (!/^isc_cors_[0-9a-f]{8}$/.test(c.variable) || c.preflight !== c.variable.replace('isc_cors_', 'isc_cpf_')) bad('CORS map variables', [c.variable, c.preflight]);
+    if (!/^\^\((https?:\/\/(\[a-z0-9-\]\+\\\.)?[a-z0-9\\.-]+(:[0-9]+)?\|?)+\)\$$/.test(c.pattern)) bad('CORS origin pattern', c.pattern);
+  }
+  for (const s of allServers(m)) {
+    for (const l of s.locations) {
+      const x = l.settings;
+      if (l.match === 'regex' && (CONTROL.test(l.path) || /\(\?[^:]/.test(l.path) || !l.path.startsWith('^'))) bad('location pattern', l.path);
+      if (x.rewrite && (!/^(?:[A-Za-z0-9\-._~:/]|\$[1-9])+$/.test(x.rewrite.replacement) || CONTROL.test(x.rewrite.regex) || /\(\?[^:i]/.test(x.rewrite.regex))) bad('rewrite', x.rewrite);
+      if (x.appRoot !== null && !/^\/[A-Za-z0-9\-._~!&'()*+,;=:@/%?]*$/.test(x.appRoot)) bad('app-root', x.appRoot);
+      if (x.redirect && (!/^https?:\/\/([A-Za-z0-9\-._~:/?#[\]@!&'()*+,;=%]|\$\{(request_uri|host|scheme|args|is_args)\})+$/.test(x.redirect.url) || ![301, 302, 303, 307, 308].includes(x.redirect.code))) bad('redirect', x.redirect);
+      if (x.xForwardedPrefix !== null && !/^[A-Za-z0-9\-._~:/]+$/.test(x.xForwardedPrefix)) bad('x-forwarded-prefix', x.xForwardedPrefix);
+      for (const c of [...x.allow, ...x.deny]) if (!cidr(c)) bad('CIDR', c);
+      for (const v of [x.bodySize, x.bufferSize]) if (v !== null && !/^[0-9]+[kmg]?$/.test(v)) bad('size', v);
+      for (const v of [x.connectTimeout, x.sendTimeout, x.readTimeout]) if (v !== null && !(Number.isInteger(v) && v >= 1)) bad('timeout', v);
+      for (const z of x.limitReq) if (!zones.has(z.zone) || !(Number.isInteger(z.burst) && z.burst >= 1)) bad('limit_req', z);
+      if (x.limitConn && (!zones.has(x.limitConn.zone) || !(Number.isInteger(x.limitConn.connections) && x.limitConn.connections >= 1))) bad('limit_conn', x.limitConn);
+      if (x.auth) {
+        if (!/^[\x20\x21\x23\x25-\x5b\x5d-\x7e]+$/.test(x.auth.realm) || x.auth.realm.toLowerCase() === 'off') bad('auth realm', x.auth.realm);
+        if (!CERT_PATH.test(x.auth.userFile) || !files.has(x.auth.userFile.slice(CERT_DIR.length + 1))) bad('auth user file', x.auth.userFile);
+      }
+      if (x.cors) {
+        const o = x.cors.origin;
+        if (!('any' in o) && maps.get(o.variable)?.preflight !== o.preflight) bad('CORS origin variable', o);
+        for (const v of [x.cors.methods, x.cors.headers, x.cors.exposeHeaders ?? 'X']) if (!/^[A-Za-z0-9_*-]+(, [A-Za-z0-9_*-]+)*$/.test(v)) bad('CORS header value', v);
+        if (!(Number.isInteger(x.cors.maxAge) && x.cors.maxAge >= 0)) bad('CORS max age', x.cors.maxAge);
       }
     }
   }

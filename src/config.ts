@@ -124,7 +124,7 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
     defaultText: '(required for render)',
     parse: nonEmpty,
   },
-  confDir: { arg: 'DIR', help: "nginx's conf.d: the sidecar owns the files in it", default: '/etc/nginx/conf.d', parse: nonEmpty },
+  confDir: { arg: 'DIR', help: "nginx's conf.d: the sidecar owns the files in it", default: '/etc/nginx/conf.d', parse: plainPath },
   httpPort: { arg: 'N', help: 'port nginx listens on for HTTP', default: 80, parse: port },
   httpsPort: { arg: 'N', help: 'port nginx listens on for HTTPS; 0 serves HTTP only', default: 443, parse: portOrZero },
   httpsRedirectPort: { arg: 'N', help: 'the HTTPS port clients see, for HTTP -> HTTPS redirects', default: 443, parse: port },
@@ -393,6 +393,18 @@ function hostPort(raw: string): string {
 function accessLogPath(raw: string): string | null {
   if (raw === 'off') return null;
   if (!/^\/[A-Za-z0-9._/-]+$/.test(raw) || raw.includes('/../')) throw new Error('must be off or an absolute path of letters, digits, ".", "_", "-" and "/"');
+  return raw;
+}
+
+/**
+ * Paths under the conf dir reach nginx.conf (certificate and htpasswd files), in directives that
+ * interpolate `$variables`: a narrow grammar, as for --access-log.
+ */
+function plainPath(raw: string): string {
+  nonEmpty(raw);
+  if (!/^[A-Za-z0-9._/-]+$/.test(raw) || raw.split('/').includes('..')) {
+    throw new Error('must be a path of letters, digits, ".", "_", "-" and "/" (it is written into nginx.conf)');
+  }
   return raw;
 }
 

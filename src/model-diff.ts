@@ -1,5 +1,5 @@
 // What changed between two routing models, in the words an operator reads in a reload log line.
-import type { Location, RoutingModel, Server } from './model.ts';
+import { locationLabel, type Location, type RoutingModel, type Server } from './model.ts';
 
 export interface ModelChange {
   serversAdded: string[];
@@ -40,7 +40,7 @@ export function diffModels(prev: RoutingModel | null, next: RoutingModel): Model
 }
 
 function describeLocations(s: Server): string[] {
-  return s.locations.map((l) => `${s.host ?? '*'} ${l.match === 'exact' ? '= ' : ''}${l.path} -> ${target(l)}`);
+  return s.locations.map((l) => `${s.host ?? '*'} ${locationLabel(l)} -> ${target(l)}`);
 }
 
 function describeTls(s: Server): string {

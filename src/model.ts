@@ -9,10 +9,15 @@ export type Action =
   | { kind: 'notFound' };
 
 export interface Location {
-  /** `exact` renders `location = PATH`, `prefix` renders `location PATH`. */
-  match: 'exact' | 'prefix';
-  /** The literal nginx compares with the normalised request URI. */
+  /**
+   * `exact` renders `location = PATH`, `prefix` renders `location PATH`, `regex` renders
+   * `location ~ PATH` (or `~*` with `ignoreCase`).
+   */
+  match: 'exact' | 'prefix' | 'regex';
+  /** The literal nginx compares with the normalised request URI; for `regex`, the PCRE pattern. */
   path: string;
+  /** `regex` only: matched case-insensitively (use-regex paths, as ingress-nginx's `~*`). */
+  ignoreCase: boolean;
   /** The Ingress rule this came from, as the user wrote it. */
   route: { pathType: 'Exact' | 'Prefix' | 'ImplementationSpecific' | 'Default'; path: string };
   /** namespace/name of the Ingress that owns this location. */
@@ -25,6 +30,105 @@ export interface Location {
    * says `ssl-redirect: "false"`) or the Ingress says `force-ssl-redirect: "true"`.
    */
   sslRedirect: boolean;
+  /** What the owning Ingress's annotations ask of this location. */
+  settings: LocationSettings;
+}
+
+/** nginx `return` codes that send a Location header. */
+export type RedirectCode = 301 | 302 | 303 | 307 | 308;
+
+/**
+ * Per-location settings from an Ingress's nginx.ingress.kubernetes.io annotations, already
+ * validated (src/annotations.ts); null or empty: not set, the server's defaults apply.
+ */
+export interface LocationSettings {
+  /** backend-protocol: `proxy_pass http://` (the default) or `https://`, `grpc_pass grpc://` or `grpcs://`. */
+  backendProtocol: 'http' | 'https' | 'grpc' | 'grpcs';
+  /** client_max_body_size: digits and an optional k, m or g; "0" lifts the limit. */
+  bodySize: string | null;
+  /** proxy_connect_timeout, proxy_send_timeout, proxy_read_timeout, in seconds. */
+  connectTimeout: number | null;
+  sendTimeout: number | null;
+  readTimeout: number | null;
+  buffering: boolean | null;
+  /** proxy_buffer_size, and the size of each of the 4 proxy_buffers. */
+  bufferSize: string | null;
+  /**
+   * `rewrite REGEX REPLACEMENT break;`: the regex is built by translate from a validated path; the
+   * replacement is URL path text whose only `$` are the captures `$1` to `$9`.
+   */
+  rewrite: { regex: string; replacement: string } | null;
+  /** The X-Forwarded-Prefix request header: letters, digits, "-._~:/". */
+  xForwardedPrefix: string | null;
+  /** app-root: a path (no `$`); a request for `/` is answered 302 to it. */
+  appRoot: string | null;
+  /**
+   * permanent-redirect or temporal-redirect: every request is answered with this status and URL.
+   * The URL is URL text whose only `$` start `${request_uri}`, `${host}`, `${scheme}`,
+   * `${args}` or `${is_args}`.
+   */
+  redirect: { code: RedirectCode; url: string } | null;
+  /** Normalised CIDRs: `deny` each of `deny`; then, when `allow` is not empty, allow each and deny all. */
+  deny: string[];
+  allow: string[];
+  cors: LocationCors | null;
+  /** limit_req per zone (rps, rpm); the zones are the model's `limitReqZones`. */
+  limitReq: Array<{ zone: string; burst: number }>;
+  /** limit_conn; the zone is one of the model's `limitConnZones`. */
+  limitConn: { zone: string; connections: number } | null;
+  /** auth_basic: the realm (no `$`, `"`, `\`, not "off") and the htpasswd file (a derived path). */
+  auth: { realm: string; userFile: string } | null;
+}
+
+export interface LocationCors {
+  /**
+   * Any origin (`*`), or the names (without `$`) of the model's `corsMaps` variables: the origin
+   * when the request's Origin is allowed (else empty), and "1" for a preflight from one.
+   */
+  origin: { any: true } | { variable: string; preflight: string };
+  credentials: boolean;
+  /** Comma-separated header values, already validated tokens. */
+  methods: string;
+  headers: string;
+  exposeHeaders: string | null;
+  maxAge: number;
+}
+
+/** A map in the main file that says whether a request's Origin is allowed. */
+export interface CorsMap {
+  /** Variable names, derived (`isc_cors_<digest>`, `isc_cpf_<digest>`), without `$`. */
+  variable: string;
+  preflight: string;
+  /** PCRE matched case-insensitively against the whole Origin header; built from validated origins. */
+  pattern: string;
+}
+
+/** Settings of a location no Ingress annotation touches. */
+export const DEFAULT_LOCATION_SETTINGS: LocationSettings = Object.freeze({
+  backendProtocol: 'http',
+  bodySize: null,
+  connectTimeout: null,
+  sendTimeout: null,
+  readTimeout: null,
+  buffering: null,
+  bufferSize: null,
+  rewrite: null,
+  xForwardedPrefix: null,
+  appRoot: null,
+  redirect: null,
+  deny: [],
+  allow: [],
+  cors: null,
+  limitReq: [],
+  limitConn: null,
+  auth: null,
+});
+
+/** How a location reads in nginx.conf: `= /foo`, `/foo/`, `~ ^/foo(?:/|$)`, `~* ^/api/(.*)`. */
+export function locationLabel(l: Pick<Location, 'match' | 'path' | 'ignoreCase'>): string {
+  if (l.match === 'exact') return `= ${l.path}`;
+  if (l.match === 'regex') return `${l.ignoreCase ? '~*' : '~'} ${l.path}`;
+  return l.path;
 }
 
 export interface ServerTls {
@@ -36,11 +140,14 @@ export interface ServerTls {
   ingress: string | null;
 }
 
-/** A certificate file to write into certDir before the config that names it is applied. */
+/**
+ * A private file to write into certDir before the config that names it is applied: a certificate
+ * and key, or an htpasswd file.
+ */
 export interface CertificateFile {
   /** `<32 hex digits>.pem`, derived from the content. */
   readonly file: string;
-  /** Chain and key. Not enumerable, so that JSON (logs, /routes) and util.inspect leave it out. */
+  /** Chain and key, or htpasswd lines. Not enumerable, so that JSON (logs, /routes) and util.inspect leave it out. */
   readonly pem: string;
 }
 
@@ -67,7 +174,11 @@ export interface UpstreamServer {
 }
 
 export interface Upstream {
-  /** `namespace_service_port`: Kubernetes names cannot contain "_", so it is unambiguous. */
+  /**
+   * `namespace_service_port`, and `_https`, `_grpc` or `_grpcs` after it for other backend
+   * protocols (nginx's keepalive cache is per upstream: connections of one protocol must never be
+   * reused for another). Kubernetes names cannot contain "_", so it is unambiguous.
+   */
   name: string;
   service: string;
   servers: UpstreamServer[];
@@ -95,8 +206,17 @@ export interface RoutingModel {
   rejections: Rejection[];
   /** HTTPS settings; null when TLS is not enabled (translate got no `tls` options). */
   https: Https | null;
-  /** Every certificate file the servers name, sorted by file, each once. */
+  /**
+   * Every private file the configuration names, sorted by file, each once: certificates (chain
+   * and key) and the htpasswd files of auth-type basic, all written into the certificate directory.
+   */
   certificates: CertificateFile[];
+  /** limit_req_zone per Ingress with limit-rps or limit-rpm: a derived name and `<n>r/s` or `<n>r/m`. */
+  limitReqZones: Array<{ name: string; rate: string }>;
+  /** limit_conn_zone names, one per Ingress with limit-connections. */
+  limitConnZones: string[];
+  /** CORS origin maps (cors-allow-origin other than `*`), one per distinct list of origins. */
+  corsMaps: CorsMap[];
   /** Problems that belong to no Ingress (the --default-ssl-certificate Secret), sorted. */
   warnings: string[];
   /**

@@ -4,7 +4,8 @@
 
 import { readFileSync } from 'node:fs';
 import Mustache from 'mustache';
-import type { Location, RoutingModel, Server } from './model.ts';
+import type { Location, LocationSettings, RoutingModel, Server } from './model.ts';
+import { ZONE_SIZE } from './annotations-model.ts';
 import { MAIN_FILE, UPSTREAMS_FILE } from './translate.ts';
 import { nginxValue } from './validate.ts';
 
@@ -21,29 +22,90 @@ const templates = {
   host: template('host.conf.mustache'),
   upstreams: template('upstreams.conf.mustache'),
   server: template('server.conf.mustache'),
+  proxyHeaders: template('proxy-headers.mustache'),
+  grpcHeaders: template('grpc-headers.mustache'),
 };
 
 const config = { escape: nginxValue };
 
 function render(tpl: string, view: object): string {
-  return Mustache.render(tpl, view, { server: templates.server }, config);
+  return Mustache.render(tpl, view, { server: templates.server, proxyHeaders: templates.proxyHeaders, grpcHeaders: templates.grpcHeaders }, config);
+}
+
+/** The server-level defaults in server.conf.mustache, which gRPC locations restate as grpc_*. */
+export const DEFAULT_PROXY_TIMEOUTS = { connect: 5, send: 60, read: 60 };
+export const DEFAULT_PROXY_BUFFER_SIZE = '4k';
+
+/** Derived variable names (never input): they follow a literal "$" in the templates. */
+const DERIVED_NAME = /^(ingress_sidecar|isc)_[a-z0-9_]+$/;
+
+function derived(name: string): string {
+  if (!DERIVED_NAME.test(name)) throw new Error(`refusing to render ${JSON.stringify(name)} as a variable name`);
+  return name;
+}
+
+function settingsView(s: LocationSettings) {
+  const cors = s.cors;
+  return {
+    // The template writes every one of these next to a fixed directive; `$` appears only where the
+    // model says a variable belongs (captures, the redirect variables, derived map names).
+    appRoot: s.appRoot === null ? '' : `$scheme://$ingress_sidecar_host${s.appRoot}`,
+    redirect: s.redirect ? { code: s.redirect.code, url: s.redirect.url } : null,
+    rewrite: s.rewrite,
+    limitReq: s.limitReq.map((z) => ({ zone: `zone=${derived(z.zone)}`, burst: `burst=${z.burst}` })),
+    limitConn: s.limitConn ? { zone: derived(s.limitConn.zone), connections: s.limitConn.connections } : null,
+    deny: s.deny,
+    allow: s.allow,
+    denyOthers: s.allow.length > 0,
+    auth: s.auth,
+    cors: cors
+      ? {
+          origin: 'any' in cors.origin ? '*' : `$${derived(cors.origin.variable)}`,
+          preflight: 'any' in cors.origin ? '' : derived(cors.origin.preflight),
+          credentials: cors.credentials,
+          methods: cors.methods,
+          headers: cors.headers,
+          exposeHeaders: cors.exposeHeaders ?? '',
+          maxAge: cors.maxAge,
+        }
+      : null,
+    bodySize: s.bodySize ?? '',
+    connectTimeout: s.connectTimeout === null ? '' : `${s.connectTimeout}s`,
+    sendTimeout: s.sendTimeout === null ? '' : `${s.sendTimeout}s`,
+    readTimeout: s.readTimeout === null ? '' : `${s.readTimeout}s`,
+    buffering: s.buffering === null ? '' : s.buffering ? 'on' : 'off',
+    bufferSize: s.bufferSize ?? '',
+    xForwardedPrefix: s.xForwardedPrefix ?? '',
+  };
 }
 
 function locationView(model: RoutingModel, l: Location) {
   // "namespace/name" and "namespace/service:port", built by translate from validated names.
   const [namespace = '', ingressName = ''] = l.ingress.split('/');
   const serviceName = l.service.split('/')[1]?.split(':')[0] ?? '';
+  const grpc = l.settings.backendProtocol === 'grpc' || l.settings.backendProtocol === 'grpcs';
   return {
+    ...settingsView(l.settings),
     namespace,
     ingressName,
     serviceName,
     exact: l.match === 'exact',
+    regex: l.match === 'regex' && !l.ignoreCase,
+    iregex: l.match === 'regex' && l.ignoreCase,
     path: l.path,
     pathType: l.route.pathType,
     routePath: l.route.path,
     ingress: l.ingress,
     service: l.service,
-    proxyPass: l.action.kind === 'proxy' ? `http://${l.action.upstream}` : '',
+    proxyPass: l.action.kind === 'proxy' && !grpc ? `${l.settings.backendProtocol}://${l.action.upstream}` : '',
+    grpcPass: l.action.kind === 'proxy' && grpc ? `${l.settings.backendProtocol}://${l.action.upstream}` : '',
+    // gRPC locations always say their timeouts and buffer: the server's are proxy_* ones.
+    grpc: {
+      connectTimeout: `${l.settings.connectTimeout ?? DEFAULT_PROXY_TIMEOUTS.connect}s`,
+      sendTimeout: `${l.settings.sendTimeout ?? DEFAULT_PROXY_TIMEOUTS.send}s`,
+      readTimeout: `${l.settings.readTimeout ?? DEFAULT_PROXY_TIMEOUTS.read}s`,
+      bufferSize: l.settings.bufferSize ?? DEFAULT_PROXY_BUFFER_SIZE,
+    },
     unavailable: l.action.kind === 'unavailable' ? l.action.reason : '',
     notFound: l.action.kind === 'notFound',
     // `$host`: the request's host, lowercased and without a port; nginx interpolates the variables.
@@ -82,7 +144,15 @@ export function renderModel(model: RoutingModel): Map<string, string> {
   const files = new Map<string, string>();
   files.set(
     MAIN_FILE,
-    render(templates.main, { serverNamesHash: model.serverNamesHash, https: model.https, defaultServer: serverView(model, model.defaultServer) }),
+    render(templates.main, {
+      serverNamesHash: model.serverNamesHash,
+      https: model.https,
+      limitReqZones: model.limitReqZones.map((z) => ({ zone: `zone=${derived(z.name)}:${ZONE_SIZE}`, rate: `rate=${z.rate}` })),
+      limitConnZones: model.limitConnZones.map((z) => ({ zone: `zone=${derived(z)}:${ZONE_SIZE}` })),
+      corsMaps: model.corsMaps.map((m) => ({ variable: derived(m.variable), preflight: derived(m.preflight), pattern: `~*${m.pattern}` })),
+      zonesOrMaps: model.limitReqZones.length + model.limitConnZones.length + model.corsMaps.length > 0,
+      defaultServer: serverView(model, model.defaultServer),
+    }),
   );
   files.set(UPSTREAMS_FILE, render(templates.upstreams, { upstreams: model.upstreams }));
   for (const s of model.servers) files.set(s.file, render(templates.host, serverView(model, s)));

@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Metrics } from './metrics.ts';
-import type { RoutingModel } from './model.ts';
+import { locationLabel, type RoutingModel } from './model.ts';
 
 export interface StatusSource {
   /** Alive: the sources are watching. */
@@ -17,7 +17,7 @@ export interface StatusSource {
 
 export interface Route {
   host: string;
-  /** The nginx location: `= /foo` for exact matches, `/foo/` for a prefix. */
+  /** The nginx location: `= /foo` for exact matches, `/foo/` for a prefix, `~ ^/foo(?:/|$)` or `~* ^(?:/re.*)` for a regex. */
   location: string;
   pathType: string;
   path: string;
@@ -40,7 +40,7 @@ export function routesOf(model: RoutingModel): Route[] {
       const a = l.action;
       return {
         host: s.host ?? '*',
-        location: `${l.match === 'exact' ? '= ' : ''}${l.path}`,
+        location: locationLabel(l),
         pathType: l.route.pathType,
         path: l.route.path,
         ingress: l.ingress || null,

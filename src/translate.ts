@@ -6,7 +6,9 @@
 // - Exact paths match the whole path; Prefix (and ImplementationSpecific) match path elements,
 //   a trailing slash ignored; the longest path wins, then Exact over Prefix;
 // - rules without a host and the defaultBackend take whatever no host rule matched;
-// - spec.tls hosts are served over TLS with their Secret's certificate (see planTls).
+// - spec.tls hosts are served over TLS with their Secret's certificate (see planTls);
+// - nginx.ingress.kubernetes.io annotations (src/annotations.ts) set each location of the Ingress
+//   that carries them; with use-regex, ImplementationSpecific paths are regexes (see buildServer).
 
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -20,6 +22,17 @@ import type {
   V1Service,
   V1ServicePort,
 } from '@kubernetes/client-node';
+import {
+  ANNOTATION_PREFIX,
+  FORCE_SSL_REDIRECT_ANNOTATION,
+  SSL_REDIRECT_ANNOTATION,
+  parseAnnotations,
+  parseRegexPath,
+  regexLiteral,
+  type IngressAnnotations,
+} from './annotations.ts';
+import { LocationSettingsBuilder, type SettingsResult } from './annotations-model.ts';
+import { DEFAULT_LOCATION_SETTINGS } from './model.ts';
 import type { Action, CertificateFile, Https, Location, Rejection, RoutingModel, Server, ServerTls, Upstream } from './model.ts';
 import type { Snapshot } from './snapshot.ts';
 import { TLS_SECRET_TYPE, certificateFromPem, certificateFromSecret, hostProblem, validityProblem, withPem, type Certificate } from './tls.ts';
@@ -28,7 +41,7 @@ import {
   checkObjectName,
   isPortName,
   isPortNumber,
-  parseBoolAnnotation,
+  nginxValue,
   parseHost,
   parseNginxVersion,
   parsePath,
@@ -75,10 +88,7 @@ export interface TlsOptions {
 
 export const CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
-const NGINX_ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
-export const SSL_REDIRECT_ANNOTATION = `${NGINX_ANNOTATION_PREFIX}ssl-redirect`;
-export const FORCE_SSL_REDIRECT_ANNOTATION = `${NGINX_ANNOTATION_PREFIX}force-ssl-redirect`;
-const SUPPORTED_ANNOTATIONS = new Set([SSL_REDIRECT_ANNOTATION, FORCE_SSL_REDIRECT_ANNOTATION]);
+export { ANNOTATION_PREFIX, FORCE_SSL_REDIRECT_ANNOTATION, SSL_REDIRECT_ANNOTATION };
 /** Never redirected to HTTPS, as in ingress-nginx (`no-tls-redirect-locations`): ACME HTTP-01 challenges. */
 const NO_TLS_REDIRECT_PREFIX = '/.well-known/acme-challenge';
 /** The first nginx with the `http2` directive (and the deprecation of `listen ... http2`). */
@@ -101,8 +111,11 @@ interface BackendRef {
 interface ParsedPath {
   pathType: PathType;
   rawPath: string;
-  /** Exact: the literal. Prefix: without its trailing slash ("/" stays "/"). */
-  match: 'exact' | 'prefix';
+  /**
+   * Exact: the literal. Prefix: without its trailing slash ("/" stays "/"). Regex: an
+   * ImplementationSpecific path of an Ingress with use-regex, the validated pattern.
+   */
+  match: 'exact' | 'prefix' | 'regex';
   path: string;
   backend: BackendRef;
 }
@@ -124,10 +137,7 @@ interface ParsedIngress {
   rules: Array<{ host: ParsedHost | null; paths: ParsedPath[] }>;
   defaultBackend: BackendRef | null;
   tls: ParsedTls[];
-  /** `ssl-redirect`, when the annotation is set. */
-  sslRedirect: boolean | null;
-  /** `force-ssl-redirect`. */
-  forceSslRedirect: boolean;
+  annotations: IngressAnnotations;
   notes: string[];
 }
 
@@ -200,7 +210,10 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean): ParsedIngress {
   checkObjectName('Ingress', ing.metadata?.name, 'subdomain');
   const key = ingressKey(ing);
   const spec = ing.spec ?? {};
-  const notes: string[] = [];
+  const given = ing.metadata?.annotations as unknown;
+  const parsedAnnotations = parseAnnotations((typeof given === 'object' && given !== null ? given : {}) as Record<string, unknown>, { namespace, tlsEnabled });
+  const annotations = parsedAnnotations.annotations;
+  const notes: string[] = [...parsedAnnotations.notes];
   const rules: ParsedIngress['rules'] = [];
   list(spec.rules).forEach((rule, i) => {
     const host = rule.host === undefined || rule.host === null || rule.host === '' ? null : parseHost(text(rule.host, `rules[${i}].host`));
@@ -214,8 +227,11 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean): ParsedIngress {
       const given = p.path === undefined || p.path === null ? '' : text(p.path, `${where}.path`);
       const rawPath = given === '' ? (pathType === 'ImplementationSpecific' ? '/' : '') : given;
       if (rawPath === '') throw new InvalidValue(`${where}: path is required for pathType ${pathType}`);
+      if (annotations.useRegex && pathType === 'ImplementationSpecific') {
+        return { pathType, rawPath, match: 'regex' as const, path: parseRegexPath(rawPath), backend: parseBackend(namespace, p.backend, where) };
+      }
       const decoded = parsePath(rawPath);
-      const match = pathType === 'Exact' ? 'exact' : 'prefix';
+      const match = pathType === 'Exact' ? ('exact' as const) : ('prefix' as const);
       const path = match === 'prefix' && decoded.length > 1 ? decoded.replace(/\/+$/, '') : decoded;
       return { pathType, rawPath, match, path, backend: parseBackend(namespace, p.backend, where) };
     });
@@ -224,17 +240,6 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean): ParsedIngress {
   });
   const defaultBackend = spec.defaultBackend ? parseBackend(namespace, spec.defaultBackend, 'defaultBackend') : null;
   if (rules.length === 0 && !defaultBackend) throw new InvalidValue('spec has neither rules nor a defaultBackend');
-  const given = ing.metadata?.annotations as unknown;
-  const annotations = (typeof given === 'object' && given !== null ? given : {}) as Record<string, unknown>;
-  const sslRedirect = Object.hasOwn(annotations, SSL_REDIRECT_ANNOTATION) ? parseBoolAnnotation(SSL_REDIRECT_ANNOTATION, annotations[SSL_REDIRECT_ANNOTATION]) : null;
-  const forceSslRedirect = Object.hasOwn(annotations, FORCE_SSL_REDIRECT_ANNOTATION)
-    ? parseBoolAnnotation(FORCE_SSL_REDIRECT_ANNOTATION, annotations[FORCE_SSL_REDIRECT_ANNOTATION])
-    : false;
-  for (const name of Object.keys(annotations).sort()) {
-    if (!name.startsWith(NGINX_ANNOTATION_PREFIX)) continue;
-    if (!SUPPORTED_ANNOTATIONS.has(name)) notes.push(`annotation ${name} is not supported and has no effect`);
-    else if (!tlsEnabled) notes.push(`annotation ${name} has no effect: TLS is not enabled in this sidecar`);
-  }
   const tls: ParsedTls[] = [];
   const tlsList = list(spec.tls);
   if (tlsList.length > 0 && !tlsEnabled) notes.push('spec.tls is ignored: TLS is not enabled in this sidecar, so its hosts are served over plain HTTP only');
@@ -264,7 +269,7 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean): ParsedIngress {
       tls.push({ index: i, hosts: named.length === 0 ? null : hosts, secret });
     });
   }
-  return { key, rules, defaultBackend, tls, sslRedirect, forceSslRedirect, notes };
+  return { key, rules, defaultBackend, tls, annotations, notes };
 }
 
 /** Resolves Service backends to upstreams; remembers each upstream once. */
@@ -288,7 +293,7 @@ class Backends {
   }
 
   /** The action for a backend, plus a reason to report when the Ingress refers to something missing. */
-  resolve(b: BackendRef): { action: Action; service: string; problem?: string } {
+  resolve(b: BackendRef, protocol: IngressAnnotations['backendProtocol']): { action: Action; service: string; problem?: string } {
     const portText = 'number' in b.port ? String(b.port.number) : b.port.name;
     const service = `${b.namespace}/${b.service}:${portText}`;
     const unavailable = (reason: string, problem = true) => ({
@@ -303,7 +308,7 @@ class Backends {
     if (!port) return unavailable(`Service ${b.namespace}/${b.service} has no port ${portText}`);
     // Looked up by name, the number comes from the Service: it names the upstream, so check it.
     if (!isPortNumber(port.port)) return unavailable(`Service ${b.namespace}/${b.service} port ${portText} has an invalid number`);
-    const name = `${b.namespace}_${b.service}_${port.port}`;
+    const name = `${b.namespace}_${b.service}_${port.port}${protocol === 'HTTP' ? '' : `_${protocol.toLowerCase()}`}`;
     let upstream = this.upstreams.get(name);
     if (!upstream) {
       const servers = this.addresses(b.namespace, b.service, port).map((address) => ({ address }));
@@ -382,8 +387,8 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   /** Every Ingress that parsed, oldest first. */
   const parsedIngresses: ParsedIngress[] = [];
 
-  const resolve = (key: string, b: BackendRef) => {
-    const r = backends.resolve(b);
+  const resolve = (key: string, b: BackendRef, protocol: IngressAnnotations['backendProtocol']) => {
+    const r = backends.resolve(b, protocol);
     if (r.problem) report(key, 'partial', r.problem);
     return r;
   };
@@ -402,7 +407,8 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     for (const note of parsed.notes) report(key, 'partial', note);
     parsedIngresses.push(parsed);
 
-    const ownDefault = parsed.defaultBackend ? { ingress: key, resolved: resolve(key, parsed.defaultBackend) } : null;
+    const protocol = parsed.annotations.backendProtocol;
+    const ownDefault = parsed.defaultBackend ? { ingress: key, resolved: resolve(key, parsed.defaultBackend, protocol) } : null;
     if (ownDefault) {
       if (!globalDefault) globalDefault = ownDefault;
       else if (parsed.rules.length === 0) {
@@ -427,7 +433,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
           }
           continue;
         }
-        routes.claims.set(claimKey, { ingress: key, path: p, resolved: resolve(key, p.backend) });
+        routes.claims.set(claimKey, { ingress: key, path: p, resolved: resolve(key, p.backend, protocol) });
         routes.ingresses.add(key);
       }
     }
@@ -441,14 +447,25 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     if (!tls) return false;
     if (locationPath === NO_TLS_REDIRECT_PREFIX || locationPath.startsWith(`${NO_TLS_REDIRECT_PREFIX}/`)) return false;
     const p = byKey.get(ingress);
-    return p?.forceSslRedirect === true || (hostTls && (p?.sslRedirect ?? true));
+    return p?.annotations.forceSslRedirect === true || (hostTls && (p?.annotations.sslRedirect ?? true));
+  };
+  const builder = new LocationSettingsBuilder({
+    secrets: snap.secrets,
+    privateDir: opts.tls?.certDir ?? null,
+    report: (ingress, reason) => report(ingress, 'partial', reason),
+  });
+  const settingsFor: SettingsFor = (ingress, rewriteRegex) => {
+    const p = byKey.get(ingress);
+    return p ? builder.for(ingress, p.annotations, rewriteRegex) : { settings: DEFAULT_LOCATION_SETTINGS, unavailable: null };
   };
   const servers = live.map((h) => {
     const own = tls?.hosts.get(h.host!.host) ?? null;
-    return buildServer(h, globalDefault, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null);
+    return buildServer(h, globalDefault, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor);
   });
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
-  const defaultServer = buildServer(catchAll, globalDefault, redirect(false), tls?.defaultTls ?? null);
+  const defaultServer = buildServer(catchAll, globalDefault, redirect(false), tls?.defaultTls ?? null, settingsFor);
+  const extras = builder.collect([defaultServer, ...servers]);
+  const privateFiles = new Map<string, CertificateFile>([...(tls?.certificates ?? []), ...extras.files.map((f) => [f.file, f] as const)]);
 
   const served = new Set<string>([...servers, defaultServer].flatMap((s) => s.locations.map((l) => l.ingress)));
   served.delete('');
@@ -466,7 +483,10 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     served: [...served].sort(),
     rejections: rejections.sort((a, b) => (a.ingress < b.ingress ? -1 : a.ingress > b.ingress ? 1 : 0)),
     https: tls?.https ?? null,
-    certificates: tls ? [...tls.certificates.values()].sort((a, b) => (a.file < b.file ? -1 : 1)) : [],
+    certificates: [...privateFiles.values()].sort((a, b) => (a.file < b.file ? -1 : 1)),
+    limitReqZones: extras.limitReqZones,
+    limitConnZones: extras.limitConnZones,
+    corsMaps: extras.corsMaps,
     warnings: tls ? [...tls.warnings].sort() : [],
     tlsRecheckAt: tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
   };
@@ -683,29 +703,79 @@ function splitPem(pem: string): [string, string] {
   return [blocks.filter(isCert).join('\n'), blocks.filter((b) => !isCert(b)).join('\n')];
 }
 
+/** A location's settings from its Ingress; `rewriteRegex` is what its rewrite-target (if any) rewrites. */
+type SettingsFor = (ingress: string, rewriteRegex: string) => SettingsResult;
+
+/** The longest rendered location argument: nginx refuses tokens of 4096 bytes or more (quoting can double backslashes). */
+const MAX_PATTERN_BYTES = 3000;
+
+/**
+ * The rewrite-target regex of a location with a literal (Exact or Prefix) path: it has no capture
+ * groups, so any pattern that matches does; the path itself reads best, `^` when that is too long.
+ */
+function literalRewrite(literal: string): string {
+  const pattern = `^${regexLiteral(literal)}`;
+  return Buffer.byteLength(nginxValue(pattern)) <= MAX_PATTERN_BYTES ? pattern : '^';
+}
+
 function buildServer(
   h: HostRoutes,
   globalDefault: HostRoutes['fallback'],
   redirect: (ingress: string, locationPath: string) => boolean,
   tls: ServerTls | null,
+  settingsFor: SettingsFor,
 ): Server {
   const locations: Location[] = [];
+  /** How long a location's path counts in precedence (for a converted Prefix: its literal path). */
+  const weight = new Map<Location, number>();
+  /** A Prefix path rendered as a regex (see below): the literal path, for pinning. */
+  const converted = new Map<Location, string>();
   const exactTaken = new Set([...h.claims.values()].filter((c) => c.path.match === 'exact').map((c) => c.path.path));
-  const push = (match: Location['match'], path: string, c: Claim) =>
-    locations.push({
-      match,
-      path,
-      route: { pathType: c.path.pathType, path: c.path.rawPath },
-      ingress: c.ingress,
-      service: c.resolved.service,
-      action: c.resolved.action,
-      sslRedirect: redirect(c.ingress, path),
-    });
+  // A host with use-regex paths: nginx tries regex locations in file order before any prefix
+  // location except "/". To keep "longest path first" across both kinds (as ingress-nginx orders
+  // them), the host's other Prefix paths become anchored, case-sensitive regexes with exactly the
+  // Prefix semantics, and all regexes are ordered by path length. Exact paths stay exact (they
+  // win outright) and "/" stays a prefix (it is tried last).
+  const regexHost = [...h.claims.values()].some((c) => c.path.match === 'regex');
+  const located = (l: Omit<Location, 'settings' | 'action'> & { action: Action }, rewriteRegex: string, w: number) => {
+    const s = settingsFor(l.ingress, rewriteRegex);
+    const loc: Location = { ...l, action: s.unavailable && l.action.kind === 'proxy' ? { kind: 'unavailable', reason: s.unavailable } : l.action, settings: s.settings };
+    locations.push(loc);
+    weight.set(loc, w);
+    return loc;
+  };
+  const push = (match: Location['match'], path: string, c: Claim, opts: { ignoreCase?: boolean; weight?: number } = {}) =>
+    located(
+      {
+        match,
+        path,
+        ignoreCase: opts.ignoreCase ?? false,
+        route: { pathType: c.path.pathType, path: c.path.rawPath },
+        ingress: c.ingress,
+        service: c.resolved.service,
+        action: c.resolved.action,
+        sslRedirect: redirect(c.ingress, c.path.match === 'regex' ? '' : c.path.path),
+      },
+      c.path.match === 'regex' ? `(?i)^(?:${c.path.path})` : literalRewrite(c.path.path),
+      opts.weight ?? path.length,
+    );
   for (const c of h.claims.values()) {
     const p = c.path.path;
+    if (c.path.match === 'regex') {
+      push('regex', `^(?:${p})`, c, { ignoreCase: true, weight: p.length });
+      continue;
+    }
     if (c.path.match === 'exact' || p === '/') {
       push(c.path.match, p, c);
       continue;
+    }
+    if (regexHost) {
+      const pattern = `^${regexLiteral(p)}(?:/|$)`;
+      if (Buffer.byteLength(nginxValue(pattern)) <= MAX_PATTERN_BYTES) {
+        converted.set(push('regex', pattern, c, { weight: p.length }), p);
+        continue;
+      }
+      // Too long to render as a pattern: it keeps nginx's prefix semantics (a regex may win over it).
     }
     // Prefix /foo matches /foo and /foo/..., never /foobar: an exact location for the path
     // itself (unless an Exact rule owns it: Exact wins) and a prefix location for its subtree.
@@ -715,29 +785,49 @@ function buildServer(
   if (!locations.some((l) => l.match === 'prefix' && l.path === '/')) {
     // Without a "location /", nginx would serve files from its html root for unmatched paths.
     const fb = h.fallback ?? globalDefault;
-    locations.push({
-      match: 'prefix',
-      path: '/',
-      route: { pathType: 'Default', path: '/' },
-      ingress: fb?.ingress ?? '',
-      service: fb?.resolved.service ?? '',
-      action: fb ? fb.resolved.action : { kind: 'notFound' },
-      sslRedirect: redirect(fb?.ingress ?? '', '/'),
-    });
+    located(
+      {
+        match: 'prefix',
+        path: '/',
+        ignoreCase: false,
+        route: { pathType: 'Default', path: '/' },
+        ingress: fb?.ingress ?? '',
+        service: fb?.resolved.service ?? '',
+        action: fb ? fb.resolved.action : { kind: 'notFound' },
+        sslRedirect: redirect(fb?.ingress ?? '', '/'),
+      },
+      '^/',
+      1,
+    );
   }
   // nginx answers /foo with a 301 to /foo/ when a proxied location is named "/foo/" and none is
-  // named "/foo". Ingress says an Exact /foo/ does not match /foo at all: pin /foo to whatever
-  // it would match without that redirect (the longest prefix location covering it).
+  // named "/foo" (before it even tries regexes). Ingress says an Exact /foo/ does not match /foo
+  // at all: pin /foo to whatever it would match without that redirect (the longest Prefix
+  // covering it; regex paths are not considered).
   for (const l of [...locations]) {
     if (l.match !== 'exact' || !l.path.endsWith('/') || l.path === '/') continue;
     const bare = l.path.slice(0, -1);
     if (locations.some((o) => o.match === 'exact' && o.path === bare)) continue;
-    const covering = locations
-      .filter((o) => o.match === 'prefix' && bare.startsWith(o.path))
-      .reduce((a, b) => (b.path.length > a.path.length ? b : a));
-    locations.push({ ...covering, match: 'exact', path: bare, sslRedirect: redirect(covering.ingress, bare) });
+    const covers = (o: Location): number => {
+      const literal = converted.get(o);
+      if (literal !== undefined) return bare === literal || bare.startsWith(`${literal}/`) ? literal.length + 1 : -1;
+      return o.match === 'prefix' && bare.startsWith(o.path) ? o.path.length : -1;
+    };
+    const covering = locations.reduce((a, b) => (covers(b) > covers(a) ? b : a));
+    const pinned: Location = { ...covering, match: 'exact', path: bare, ignoreCase: false, sslRedirect: redirect(covering.ingress, bare) };
+    locations.push(pinned);
+    weight.set(pinned, bare.length);
   }
-  locations.sort(byPrecedence);
+  // Longest path first, then exact, Prefix-as-regex, prefix, use-regex: nginx only cares about the
+  // order of regex locations among themselves; the rest is for people reading the file.
+  const rank = (l: Location) => (l.match === 'exact' ? 0 : l.match === 'prefix' ? 2 : l.ignoreCase ? 3 : 1);
+  locations.sort((a, b) => {
+    const wa = weight.get(a) ?? a.path.length;
+    const wb = weight.get(b) ?? b.path.length;
+    if (wa !== wb) return wb - wa;
+    if (rank(a) !== rank(b)) return rank(a) - rank(b);
+    return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+  });
   const host = h.host?.host ?? null;
   return {
     host,
@@ -757,13 +847,6 @@ function serverFile(host: string): string {
   const name = host.replace('*', '_wildcard_');
   const short = name.length <= 200 ? name : `${name.slice(0, 180)}-${createHash('sha256').update(host).digest('hex').slice(0, 16)}`;
   return `${FILE_PREFIX}-server-${short}.conf`;
-}
-
-/** Longest path first, exact before prefix: the order in which Ingress says rules win. */
-function byPrecedence(a: Location, b: Location): number {
-  if (a.path.length !== b.path.length) return b.path.length - a.path.length;
-  if (a.match !== b.match) return a.match === 'exact' ? -1 : 1;
-  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
 }
 
 /**

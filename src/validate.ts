@@ -107,6 +107,9 @@ export function upstreamAddress(ip: string, port: number): string | null {
 
 // Characters that nginx's tokenizer treats as ordinary inside an unquoted word.
 const BARE_WORD = /^[A-Za-z0-9._:/\-[\]]+$/;
+// A `key=value` parameter (`zone=NAME:5m`, `burst=10`): starting with a letter, it can never be
+// read as a location modifier ("=", "~", "^~").
+const BARE_PARAMETER = /^[A-Za-z][A-Za-z0-9_]*=[A-Za-z0-9._:/\-]+$/;
 
 /**
  * Every interpolated value passes through here (it replaces mustache's HTML escaping). The result
@@ -121,7 +124,7 @@ export function nginxValue(value: unknown): string {
   if (typeof value !== 'string') throw new Error(`refusing to render a ${typeof value} into nginx config`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(value)) throw new Error(`refusing to render control characters: ${JSON.stringify(value)}`);
-  if (BARE_WORD.test(value)) return value;
+  if (BARE_WORD.test(value) || BARE_PARAMETER.test(value)) return value;
   return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 }
 

@@ -1,0 +1,219 @@
+// Parsed annotations -> the model's per-location settings, and what they need outside the
+// location: limit_req/limit_conn zones and CORS origin maps at http level (names derived from
+// digests, never from input) and htpasswd files (named by a digest of their content, like
+// certificates). Pure: translate calls it with the Secrets of the snapshot.
+
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import type { V1Secret } from '@kubernetes/client-node';
+import { regexLiteral, type AuthConfig, type CorsConfig, type IngressAnnotations, type RedirectUrl, type RewriteTarget } from './annotations.ts';
+import { DEFAULT_LOCATION_SETTINGS } from './model.ts';
+import type { CertificateFile, CorsMap, LocationCors, LocationSettings, Server } from './model.ts';
+import { withPem } from './tls.ts';
+
+/** Shared memory per zone, as ingress-nginx sizes them: about 80,000 client addresses. */
+export const ZONE_SIZE = '5m';
+const MAX_HTPASSWD_BYTES = 1024 * 1024;
+const MAX_USERS = 10_000;
+// A user name (no ":", no space) and a password hash (crypt, $apr1$, {SHA}, {SSHA}, {PLAIN}):
+// printable ASCII, which is all nginx's auth_basic_user_file parser reads.
+const HTPASSWD_LINE = /^[\x21-\x39\x3b-\x7e]{1,255}:[\x21-\x7e]{1,1024}$/;
+const HTPASSWD_USER = /^[\x21-\x39\x3b-\x7e]{1,255}$/;
+
+const digest = (text: string, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
+
+export interface SettingsResult {
+  settings: LocationSettings;
+  /** Why the location cannot serve (its auth Secret is unusable): it answers 503 instead. */
+  unavailable: string | null;
+}
+
+interface BuilderOptions {
+  secrets: V1Secret[];
+  /** Where htpasswd files go (the certificate directory); null: none can be written. */
+  privateDir: string | null;
+  report: (ingress: string, reason: string) => void;
+}
+
+export class LocationSettingsBuilder {
+  private readonly secrets = new Map<string, V1Secret>();
+  private readonly base = new Map<string, SettingsResult>();
+  private readonly zoneRates = new Map<string, string>();
+  private readonly corsPatterns = new Map<string, CorsMap>();
+  private readonly files = new Map<string, CertificateFile>();
+  private readonly opts: BuilderOptions;
+
+  constructor(opts: BuilderOptions) {
+    this.opts = opts;
+    for (const s of opts.secrets) this.secrets.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`, s);
+  }
+
+  /** Settings for a location of `ingress`; `rewriteRegex` is the pattern its rewrite-target applies to. */
+  for(ingress: string, a: IngressAnnotations, rewriteRegex: string): SettingsResult {
+    let base = this.base.get(ingress);
+    if (!base) {
+      base = this.build(ingress, a);
+      this.base.set(ingress, base);
+    }
+    if (!a.rewriteTarget) return base;
+    return { ...base, settings: { ...base.settings, rewrite: { regex: rewriteRegex, replacement: rewriteReplacement(a.rewriteTarget) } } };
+  }
+
+  private build(ingress: string, a: IngressAnnotations): SettingsResult {
+    const id = digest(ingress, 16);
+    const limitReq: LocationSettings['limitReq'] = [];
+    if (a.limitRps !== null) {
+      const zone = `ingress_sidecar_rps_${id}`;
+      this.zoneRates.set(zone, `${a.limitRps}r/s`);
+      limitReq.push({ zone, burst: a.limitRps * a.limitBurstMultiplier });
+    }
+    if (a.limitRpm !== null) {
+      const zone = `ingress_sidecar_rpm_${id}`;
+      this.zoneRates.set(zone, `${a.limitRpm}r/m`);
+      limitReq.push({ zone, burst: a.limitRpm * a.limitBurstMultiplier });
+    }
+    let unavailable: string | null = null;
+    let auth: LocationSettings['auth'] = null;
+    if (a.auth) {
+      const r = this.authFile(a.auth);
+      if ('problem' in r) {
+        unavailable = `auth-type basic: ${r.problem}`;
+        this.opts.report(ingress, `${unavailable}; its paths answer 503`);
+      } else {
+        auth = { realm: a.auth.realm, userFile: r.path };
+      }
+    }
+    const settings: LocationSettings = {
+      ...DEFAULT_LOCATION_SETTINGS,
+      backendProtocol: a.backendProtocol === 'HTTPS' ? 'https' : a.backendProtocol === 'GRPC' ? 'grpc' : a.backendProtocol === 'GRPCS' ? 'grpcs' : 'http',
+      bodySize: a.bodySize?.text ?? null,
+      connectTimeout: a.connectTimeout,
+      sendTimeout: a.sendTimeout,
+      readTimeout: a.readTimeout,
+      buffering: a.buffering,
+      bufferSize: a.bufferSize?.text ?? null,
+      xForwardedPrefix: a.xForwardedPrefix,
+      appRoot: a.appRoot,
+      redirect: a.redirect ? { code: a.redirect.code, url: redirectUrl(a.redirect.url) } : null,
+      deny: a.deny,
+      allow: a.allow,
+      cors: a.cors ? this.cors(a.cors) : null,
+      limitReq,
+      limitConn: a.limitConnections !== null ? { zone: `ingress_sidecar_conn_${id}`, connections: a.limitConnections } : null,
+      auth,
+    };
+    return { settings, unavailable };
+  }
+
+  private cors(c: CorsConfig): LocationCors {
+    const common = {
+      credentials: c.credentials,
+      methods: c.methods.join(', '),
+      headers: c.headers.join(', '),
+      exposeHeaders: c.exposeHeaders.length > 0 ? c.exposeHeaders.join(', ') : null,
+      maxAge: c.maxAge,
+    };
+    if (c.origins === null) return { origin: { any: true }, ...common };
+    const alternatives = c.origins.map((o) => `${o.scheme}://${o.wildcard ? '[a-z0-9-]+\\.' : ''}${regexLiteral(o.host)}${o.port === null ? '' : `:${o.port}`}`);
+    const pattern = `^(${[...new Set(alternatives)].join('|')})$`;
+    let map = this.corsPatterns.get(pattern);
+    if (!map) {
+      // Short names: nginx keeps variable names in a hash whose buckets are 64 bytes by default,
+      // and long names need buckets of their own. 32 bits of digest, and never two patterns on one.
+      const taken = new Set([...this.corsPatterns.values()].map((m) => m.variable));
+      let id = digest(pattern, 8);
+      for (let i = 1; taken.has(`isc_cors_${id}`); i++) id = digest(`${pattern}\n${i}`, 8);
+      map = { variable: `isc_cors_${id}`, preflight: `isc_cpf_${id}`, pattern };
+      this.corsPatterns.set(pattern, map);
+    }
+    return { origin: { variable: map.variable, preflight: map.preflight }, ...common };
+  }
+
+  private authFile(auth: AuthConfig): { path: string } | { problem: string } {
+    const dir = this.opts.privateDir;
+    if (dir === null) return { problem: 'needs TLS enabled in this sidecar (the htpasswd file goes to the certificate directory)' };
+    if (!/^\/[A-Za-z0-9._/-]+$/.test(dir)) return { problem: 'the certificate directory path has characters nginx would interpret' };
+    const secret = this.secrets.get(auth.secret);
+    if (!secret) return { problem: `Secret ${auth.secret} not found` };
+    const r = htpasswd(secret, auth.secretType);
+    if ('problem' in r) return { problem: `Secret ${auth.secret}: ${r.problem}` };
+    // Named by content, like certificates: a changed Secret is a new file and a reload.
+    const file = `${digest(`htpasswd\n${r.content}`, 32)}.pem`;
+    this.files.set(file, withPem({ file }, r.content));
+    return { path: path.join(dir, file) };
+  }
+
+  /** The zones, maps and files that the servers' locations name, sorted. */
+  collect(servers: Server[]): { limitReqZones: Array<{ name: string; rate: string }>; limitConnZones: string[]; corsMaps: CorsMap[]; files: CertificateFile[] } {
+    const req = new Set<string>();
+    const conn = new Set<string>();
+    const cors = new Set<string>();
+    const files = new Set<string>();
+    for (const s of servers) {
+      for (const l of s.locations) {
+        for (const z of l.settings.limitReq) req.add(z.zone);
+        if (l.settings.limitConn) conn.add(l.settings.limitConn.zone);
+        const origin = l.settings.cors?.origin;
+        if (origin && 'variable' in origin) cors.add(origin.variable);
+        if (l.settings.auth) files.add(path.basename(l.settings.auth.userFile));
+      }
+    }
+    const byName = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+    return {
+      limitReqZones: [...req].map((name) => ({ name, rate: this.zoneRates.get(name)! })).sort(byName((z) => z.name)),
+      limitConnZones: [...conn].sort(),
+      corsMaps: [...this.corsPatterns.values()].filter((m) => cors.has(m.variable)).sort(byName((m) => m.variable)),
+      files: [...files].map((f) => this.files.get(f)!).sort(byName((f) => f.file)),
+    };
+  }
+}
+
+function rewriteReplacement(t: RewriteTarget): string {
+  return t.map((p) => ('text' in p ? p.text : `$${p.capture}`)).join('');
+}
+
+function redirectUrl(u: RedirectUrl): string {
+  return u.map((p) => ('text' in p ? p.text : `\${${p.variable}}`)).join('');
+}
+
+/**
+ * The htpasswd lines of a Secret: `auth-file`, the `auth` key holds an htpasswd file; `auth-map`,
+ * each key is a user and its value the password hash. Reasons never quote the Secret's data.
+ */
+export function htpasswd(secret: V1Secret, type: AuthConfig['secretType']): { content: string } | { problem: string } {
+  const data: unknown = secret.data;
+  if (typeof data !== 'object' || data === null) return { problem: 'has no data' };
+  const entries = Object.entries(data as Record<string, unknown>);
+  const decode = (v: unknown): string | null => {
+    if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v.replace(/\s/g, ''))) return null;
+    const bytes = Buffer.from(v, 'base64');
+    const text = bytes.toString('utf8');
+    return Buffer.from(text, 'utf8').equals(bytes) ? text : null;
+  };
+  const lines: string[] = [];
+  if (type === 'auth-file') {
+    const raw = (data as Record<string, unknown>)['auth'];
+    if (raw === undefined) return { problem: 'has no "auth" key (auth-secret-type auth-file)' };
+    const text = decode(raw);
+    if (text === null) return { problem: 'its "auth" key is not base64 of UTF-8 text' };
+    if (text.length > MAX_HTPASSWD_BYTES) return { problem: 'its "auth" key is larger than 1 MiB' };
+    const all = text.split('\n');
+    for (let i = 0; i < all.length; i++) {
+      const line = all[i]!.replace(/\r$/, '').trim();
+      if (line === '' || line.startsWith('#')) continue;
+      if (!HTPASSWD_LINE.test(line)) return { problem: `line ${i + 1} of its "auth" key is not USER:PASSWORD-HASH in printable ASCII` };
+      lines.push(line);
+    }
+  } else {
+    for (const [user, value] of entries) {
+      const hash = decode(value);
+      const line = `${user}:${hash?.trim() ?? ''}`;
+      if (hash === null || !HTPASSWD_USER.test(user) || !HTPASSWD_LINE.test(line)) return { problem: 'a key or value is not a user name and password hash in printable ASCII (auth-secret-type auth-map)' };
+      lines.push(line);
+    }
+    lines.sort();
+  }
+  if (lines.length === 0) return { problem: 'names no user' };
+  if (lines.length > MAX_USERS) return { problem: `names more than ${MAX_USERS} users` };
+  return { content: `${lines.join('\n')}\n` };
+}

@@ -1,0 +1,613 @@
+// nginx.ingress.kubernetes.io/* annotations -> typed settings. Pure, like translate: every value
+// is parsed against a narrow grammar into a number, an enum or a checked token, or the Ingress is
+// rejected with a reason (InvalidValue). Nothing here is ever passed to nginx raw: the render step
+// builds directives from these values only.
+//
+// Names, value formats and defaults are ingress-nginx's (the annotations users move over); where
+// stock nginx cannot do what ingress-nginx does, the README's "Annotations" section says what
+// happens instead. Annotations under the prefix that are not implemented are reported once each;
+// the snippet annotations are refused outright, since they would let an Ingress author write nginx
+// configuration.
+
+import { isIP } from 'node:net';
+import type { RedirectCode } from './model.ts';
+import { InvalidValue, checkObjectName, parseBoolAnnotation } from './validate.ts';
+
+export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
+const A = (name: string) => `${ANNOTATION_PREFIX}${name}`;
+
+export const SSL_REDIRECT_ANNOTATION = A('ssl-redirect');
+export const FORCE_SSL_REDIRECT_ANNOTATION = A('force-ssl-redirect');
+export const PROXY_BODY_SIZE = A('proxy-body-size');
+export const PROXY_CONNECT_TIMEOUT = A('proxy-connect-timeout');
+export const PROXY_SEND_TIMEOUT = A('proxy-send-timeout');
+export const PROXY_READ_TIMEOUT = A('proxy-read-timeout');
+export const PROXY_BUFFERING = A('proxy-buffering');
+export const PROXY_BUFFER_SIZE = A('proxy-buffer-size');
+export const USE_REGEX = A('use-regex');
+export const REWRITE_TARGET = A('rewrite-target');
+export const APP_ROOT = A('app-root');
+export const X_FORWARDED_PREFIX = A('x-forwarded-prefix');
+export const PERMANENT_REDIRECT = A('permanent-redirect');
+export const PERMANENT_REDIRECT_CODE = A('permanent-redirect-code');
+export const TEMPORAL_REDIRECT = A('temporal-redirect');
+export const TEMPORAL_REDIRECT_CODE = A('temporal-redirect-code');
+export const ALLOWLIST_SOURCE_RANGE = A('allowlist-source-range');
+export const WHITELIST_SOURCE_RANGE = A('whitelist-source-range');
+export const DENYLIST_SOURCE_RANGE = A('denylist-source-range');
+export const ENABLE_CORS = A('enable-cors');
+export const CORS_ALLOW_ORIGIN = A('cors-allow-origin');
+export const CORS_ALLOW_METHODS = A('cors-allow-methods');
+export const CORS_ALLOW_HEADERS = A('cors-allow-headers');
+export const CORS_EXPOSE_HEADERS = A('cors-expose-headers');
+export const CORS_ALLOW_CREDENTIALS = A('cors-allow-credentials');
+export const CORS_MAX_AGE = A('cors-max-age');
+export const LIMIT_RPS = A('limit-rps');
+export const LIMIT_RPM = A('limit-rpm');
+export const LIMIT_BURST_MULTIPLIER = A('limit-burst-multiplier');
+export const LIMIT_CONNECTIONS = A('limit-connections');
+export const AUTH_TYPE = A('auth-type');
+export const AUTH_SECRET = A('auth-secret');
+export const AUTH_SECRET_TYPE = A('auth-secret-type');
+export const AUTH_REALM = A('auth-realm');
+export const BACKEND_PROTOCOL = A('backend-protocol');
+
+/** Every annotation this sidecar implements (the others under the prefix are reported). */
+export const SUPPORTED_ANNOTATIONS: ReadonlySet<string> = new Set([
+  SSL_REDIRECT_ANNOTATION, FORCE_SSL_REDIRECT_ANNOTATION,
+  PROXY_BODY_SIZE, PROXY_CONNECT_TIMEOUT, PROXY_SEND_TIMEOUT, PROXY_READ_TIMEOUT, PROXY_BUFFERING, PROXY_BUFFER_SIZE,
+  USE_REGEX, REWRITE_TARGET, APP_ROOT, X_FORWARDED_PREFIX,
+  PERMANENT_REDIRECT, PERMANENT_REDIRECT_CODE, TEMPORAL_REDIRECT, TEMPORAL_REDIRECT_CODE,
+  ALLOWLIST_SOURCE_RANGE, WHITELIST_SOURCE_RANGE, DENYLIST_SOURCE_RANGE,
+  ENABLE_CORS, CORS_ALLOW_ORIGIN, CORS_ALLOW_METHODS, CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_ALLOW_CREDENTIALS, CORS_MAX_AGE,
+  LIMIT_RPS, LIMIT_RPM, LIMIT_BURST_MULTIPLIER, LIMIT_CONNECTIONS,
+  AUTH_TYPE, AUTH_SECRET, AUTH_SECRET_TYPE, AUTH_REALM,
+  BACKEND_PROTOCOL,
+]);
+
+// Defaults, as ingress-nginx documents them.
+export const DEFAULT_CORS_METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'];
+export const DEFAULT_CORS_HEADERS = ['DNT', 'Keep-Alive', 'User-Agent', 'X-Requested-With', 'If-Modified-Since', 'Cache-Control', 'Content-Type', 'Range', 'Authorization'];
+export const DEFAULT_CORS_MAX_AGE = 1728000;
+export const DEFAULT_AUTH_REALM = 'Authentication Required';
+export const DEFAULT_LIMIT_BURST_MULTIPLIER = 5;
+
+/** The largest proxy-buffer-size accepted: nginx allocates five of these per proxied request. */
+export const MAX_PROXY_BUFFER_SIZE = 1024 * 1024;
+/** Timeouts above this (about 24 days) overflow nginx's millisecond timers on 32-bit builds. */
+export const MAX_TIMEOUT_SECONDS = 2_147_483;
+const MAX_LIST_ITEMS = 256;
+
+/** An nginx size: `text` is what the directive gets (digits and k, m or g), `bytes` its value. */
+export interface Size {
+  text: string;
+  bytes: number;
+}
+
+/** A rewrite-target: literal text and regex capture references ($1-$9), in order. */
+export type RewriteTarget = Array<{ text: string } | { capture: number }>;
+
+/** Variables a redirect URL may use: none of them can carry a CR or LF into the Location header. */
+export const REDIRECT_VARIABLES = ['request_uri', 'host', 'scheme', 'args', 'is_args'] as const;
+export type RedirectVariable = (typeof REDIRECT_VARIABLES)[number];
+export type RedirectUrl = Array<{ text: string } | { variable: RedirectVariable }>;
+
+/** An allowed CORS origin: scheme, host (with `wildcard`, any one more label in front), optional port. */
+export interface CorsOrigin {
+  scheme: 'http' | 'https';
+  host: string;
+  wildcard: boolean;
+  port: number | null;
+}
+
+export interface CorsConfig {
+  /** null: any origin (`*`). */
+  origins: CorsOrigin[] | null;
+  methods: string[];
+  headers: string[];
+  exposeHeaders: string[];
+  credentials: boolean;
+  maxAge: number;
+}
+
+export interface AuthConfig {
+  /** `namespace/name` of the Secret; always the Ingress's own namespace. */
+  secret: string;
+  secretType: 'auth-file' | 'auth-map';
+  realm: string;
+}
+
+/** backend-protocol: how nginx talks to the Service. */
+export type BackendProtocol = 'HTTP' | 'HTTPS' | 'GRPC' | 'GRPCS';
+
+/** What an Ingress's annotations ask of every location it owns. */
+export interface IngressAnnotations {
+  backendProtocol: BackendProtocol;
+  /** ssl-redirect, when set. */
+  sslRedirect: boolean | null;
+  forceSslRedirect: boolean;
+  bodySize: Size | null;
+  connectTimeout: number | null;
+  sendTimeout: number | null;
+  readTimeout: number | null;
+  buffering: boolean | null;
+  bufferSize: Size | null;
+  /** use-regex, or implied by rewrite-target: ImplementationSpecific paths are regular expressions. */
+  useRegex: boolean;
+  rewriteTarget: RewriteTarget | null;
+  appRoot: string | null;
+  xForwardedPrefix: string | null;
+  redirect: { code: RedirectCode; url: RedirectUrl } | null;
+  /** Normalised CIDRs (network address / prefix length). */
+  allow: string[];
+  deny: string[];
+  cors: CorsConfig | null;
+  limitRps: number | null;
+  limitRpm: number | null;
+  limitBurstMultiplier: number;
+  limitConnections: number | null;
+  auth: AuthConfig | null;
+}
+
+export const NO_ANNOTATIONS: Readonly<IngressAnnotations> = Object.freeze({
+  backendProtocol: 'HTTP',
+  sslRedirect: null,
+  forceSslRedirect: false,
+  bodySize: null,
+  connectTimeout: null,
+  sendTimeout: null,
+  readTimeout: null,
+  buffering: null,
+  bufferSize: null,
+  useRegex: false,
+  rewriteTarget: null,
+  appRoot: null,
+  xForwardedPrefix: null,
+  redirect: null,
+  allow: [],
+  deny: [],
+  cors: null,
+  limitRps: null,
+  limitRpm: null,
+  limitBurstMultiplier: DEFAULT_LIMIT_BURST_MULTIPLIER,
+  limitConnections: null,
+  auth: null,
+});
+
+/** A value as a reason may quote it: short, and JSON-escaped so that it cannot forge a log line. */
+function shown(value: unknown): string {
+  if (typeof value !== 'string') return `a ${Array.isArray(value) ? 'list' : value === null ? 'null' : typeof value}`;
+  return JSON.stringify(value.slice(0, 64)) + (value.length > 64 ? '...' : '');
+}
+
+/** Reads an Ingress's annotations. */
+class Reader {
+  private readonly raw: Record<string, unknown>;
+
+  constructor(raw: Record<string, unknown>) {
+    this.raw = raw;
+  }
+
+  has(name: string): boolean {
+    return Object.hasOwn(this.raw, name);
+  }
+
+  /** The value, trimmed, or undefined when the annotation is absent; non-strings and "" are refused. */
+  string(name: string): string | undefined {
+    if (!this.has(name)) return undefined;
+    const v = this.raw[name];
+    if (typeof v !== 'string') throw new InvalidValue(`annotation ${name} must be a string, not ${shown(v)}`);
+    const t = v.trim();
+    if (t === '') throw new InvalidValue(`annotation ${name} must not be empty`);
+    return t;
+  }
+
+  bool(name: string): boolean | undefined {
+    return this.has(name) ? parseBoolAnnotation(name, this.raw[name]) : undefined;
+  }
+}
+
+const fail = (name: string, value: string, why: string) => new InvalidValue(`annotation ${name}: ${shown(value)} ${why}`);
+
+/** An nginx size as ingress-nginx accepts it: digits, then b, k, m or g in either case. */
+export function parseSize(name: string, value: string, opts: { min?: number; max?: number } = {}): Size {
+  const m = /^(\d{1,13})([bBkKmMgG]?)$/.exec(value);
+  if (!m) throw fail(name, value, 'is not a size (digits, then optionally k, m or g, as in "8m")');
+  const amount = Number(m[1]);
+  const unit = (m[2] ?? '').toLowerCase();
+  const bytes = amount * (unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1);
+  if (!Number.isSafeInteger(bytes)) throw fail(name, value, 'is too large');
+  if (opts.min !== undefined && bytes < opts.min) throw fail(name, value, `is smaller than ${opts.min} byte${opts.min === 1 ? '' : 's'}`);
+  if (opts.max !== undefined && bytes > opts.max) throw fail(name, value, `is larger than ${opts.max / 1024}k, the most this sidecar accepts`);
+  // nginx has no "b" suffix: bytes are plain digits.
+  return { text: `${amount}${unit === 'b' ? '' : unit}`, bytes };
+}
+
+/** Whole seconds, as ingress-nginx's timeouts are given ("60"; "60s" is accepted too). */
+export function parseSeconds(name: string, value: string): number {
+  const m = /^(\d{1,9})s?$/.exec(value);
+  const n = m ? Number(m[1]) : NaN;
+  if (!(n >= 1 && n <= MAX_TIMEOUT_SECONDS)) throw fail(name, value, `is not a number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}`);
+  return n;
+}
+
+export function parseInteger(name: string, value: string, min: number, max: number): number {
+  const n = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) throw fail(name, value, `is not a whole number from ${min} to ${max}`);
+  return n;
+}
+
+// Characters of a URL path that need no thought: RFC 3986 pchar without "$" (nginx would read a
+// variable) and "%" (checked separately, as escapes), plus "/".
+const PATH_LITERAL = /^[A-Za-z0-9\-._~!&'()*+,;=:@/]$/;
+
+/** An absolute URL path (and optional query) with valid percent-escapes and no "$": for app-root. */
+export function parseRedirectPath(name: string, value: string): string {
+  if (!value.startsWith('/') || value.startsWith('//')) throw fail(name, value, 'must be an absolute path starting with a single "/"');
+  if (value.length > 1024) throw fail(name, value, 'is longer than 1024 characters');
+  const q = value.indexOf('?');
+  const check = (part: string, extra: string) => {
+    for (let i = 0; i < part.length; i++) {
+      const c = part[i]!;
+      if (c === '%' && /^[0-9A-Fa-f]{2}$/.test(part.slice(i + 1, i + 3))) {
+        i += 2;
+      } else if (!PATH_LITERAL.test(c) && !extra.includes(c)) {
+        throw fail(name, value, `may contain only URL path characters (not ${JSON.stringify(c)})`);
+      }
+    }
+  };
+  check(q < 0 ? value : value.slice(0, q), '');
+  if (q >= 0) check(value.slice(q + 1), '?');
+  return value;
+}
+
+/** rewrite-target: ingress-nginx's grammar (letters, digits, "-._~:/") and $1-$9 or ${1}-${9}. */
+export function parseRewriteTarget(name: string, value: string): RewriteTarget {
+  if (value.length > 1024) throw fail(name, value, 'is longer than 1024 characters');
+  const out: RewriteTarget = [];
+  const re = /\$(?:([1-9])|\{([1-9])\})|([A-Za-z0-9\-._~:/]+)/y;
+  let at = 0;
+  while (at < value.length) {
+    re.lastIndex = at;
+    const m = re.exec(value);
+    if (!m) throw fail(name, value, 'may contain only letters, digits, "-", ".", "_", "~", ":", "/" and the capture groups $1 to $9');
+    if (m[3] !== undefined) out.push({ text: m[3] });
+    else out.push({ capture: Number(m[1] ?? m[2]) });
+    at = re.lastIndex;
+  }
+  const first = out[0];
+  if (!first || ('text' in first && !first.text.startsWith('/'))) throw fail(name, value, 'must start with "/" or a capture group');
+  return out;
+}
+
+/** A redirect URL: http(s), URL characters only, and "$" only for a few variables that cannot carry CR or LF. */
+export function parseRedirectUrl(name: string, value: string): RedirectUrl {
+  if (value.length > 2048) throw fail(name, value, 'is longer than 2048 characters');
+  if (!/^https?:\/\/[^/?#$]/i.test(value)) throw fail(name, value, 'must be an absolute http:// or https:// URL');
+  const out: RedirectUrl = [];
+  // RFC 3986 characters (reserved and unreserved), percent-escapes, and the allowed variables.
+  const re = /\$(?:([a-z_]+)|\{([a-z_]+)\})|((?:[A-Za-z0-9\-._~:/?#[\]@!&'()*+,;=]|%[0-9A-Fa-f]{2})+)/y;
+  let at = 0;
+  while (at < value.length) {
+    re.lastIndex = at;
+    const m = re.exec(value);
+    if (!m) throw fail(name, value, 'may contain only URL characters and the variables $request_uri, $host, $scheme, $args and $is_args');
+    if (m[3] !== undefined) out.push({ text: m[3] });
+    else {
+      const v = m[1] ?? m[2] ?? '';
+      if (!(REDIRECT_VARIABLES as readonly string[]).includes(v)) {
+        throw fail(name, value, `uses $${v.slice(0, 40)}; only $request_uri, $host, $scheme, $args and $is_args may appear in a redirect URL`);
+      }
+      out.push({ variable: v as RedirectVariable });
+    }
+    at = re.lastIndex;
+  }
+  return out;
+}
+
+function parseRedirectCode(name: string, value: string): RedirectCode {
+  const n = /^\d{3}$/.test(value) ? Number(value) : NaN;
+  if (n === 301 || n === 302 || n === 303 || n === 307 || n === 308) return n;
+  // nginx's `return` sends a Location header with these codes only; others would send the URL as a body.
+  throw fail(name, value, 'is not a redirect status: 301, 302, 303, 307 or 308');
+}
+
+/** An IPv4 or IPv6 address as 4 or 16 bytes, or null. */
+function ipBytes(ip: string): number[] | null {
+  const family = isIP(ip);
+  if (family === 4) return ip.split('.').map(Number);
+  if (family !== 6 || ip.includes('%')) return null;
+  let text = ip;
+  let tail: number[] = [];
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    tail = v4[1]!.split('.').map(Number);
+    text = `${text.slice(0, -v4[1]!.length)}0:0`;
+  }
+  const [head = '', rest] = text.split('::');
+  const groups = (s: string) => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
+  const h = groups(head);
+  const r = rest === undefined ? [] : groups(rest);
+  const words = rest === undefined ? h : [...h, ...new Array<number>(Math.max(0, 8 - h.length - r.length)).fill(0), ...r];
+  const bytes = words.flatMap((w) => [w >> 8, w & 0xff]);
+  if (tail.length === 4) bytes.splice(12, 4, ...tail);
+  return bytes.length === 16 && bytes.every((b) => Number.isInteger(b) && b >= 0 && b <= 255) ? bytes : null;
+}
+
+/** "10.0.0.7/24" -> "10.0.0.0/24": nginx warns about (and ignores) host bits. A bare address is /32 or /128. */
+export function parseCidr(name: string, item: string): string {
+  const [ip = '', prefix, extra] = item.split('/');
+  const bytes = ipBytes(ip);
+  if (!bytes || extra !== undefined) throw fail(name, item, 'is not an IP address or CIDR range');
+  const bits = bytes.length * 8;
+  const len = prefix === undefined ? bits : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+  if (!(len >= 0 && len <= bits)) throw fail(name, item, `has a prefix length outside 0-${bits}`);
+  const masked = bytes.map((b, i) => {
+    const keep = Math.max(0, Math.min(8, len - i * 8));
+    return b & ((0xff << (8 - keep)) & 0xff);
+  });
+  if (bytes.length === 4) return `${masked.join('.')}/${len}`;
+  const words: string[] = [];
+  for (let i = 0; i < 16; i += 2) words.push(((masked[i]! << 8) | masked[i + 1]!).toString(16));
+  return `${words.join(':')}/${len}`;
+}
+
+/** A comma-separated list, items trimmed, empty items dropped. */
+function items(name: string, value: string): string[] {
+  const list = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (list.length === 0) throw fail(name, value, 'names nothing');
+  if (list.length > MAX_LIST_ITEMS) throw fail(name, value, `has more than ${MAX_LIST_ITEMS} items`);
+  return list;
+}
+
+function parseCidrs(name: string, value: string): string[] {
+  return [...new Set(items(name, value).map((i) => parseCidr(name, i)))];
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** cors-allow-origin: "*" anywhere in the list means any origin (as in ingress-nginx); null then. */
+export function parseCorsOrigins(name: string, value: string): CorsOrigin[] | null {
+  const list = items(name, value);
+  if (list.includes('*')) return null;
+  return list.map((o) => {
+    const m = /^(https?):\/\/(\*\.)?([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(o);
+    const host = m?.[3]?.toLowerCase() ?? '';
+    const port = m?.[4] === undefined ? null : Number(m[4]);
+    const hostOk = host.length <= 253 && host.split('.').every((l) => DNS_LABEL.test(l));
+    if (!m || !hostOk || (port !== null && !(port >= 1 && port <= 65535))) {
+      throw fail(name, o, 'is not an origin: "*", or http(s)://host[:port], where host may start with "*."');
+    }
+    return { scheme: m[1] as 'http' | 'https', host, wildcard: m[2] !== undefined, port };
+  });
+}
+
+function parseTokens(name: string, value: string, token: RegExp, what: string): string[] {
+  const list = items(name, value);
+  for (const t of list) if (!token.test(t)) throw fail(name, t, `is not ${what}`);
+  return [...new Set(list)];
+}
+
+const METHOD = /^[A-Za-z]{1,32}$/;
+const HEADER = /^[A-Za-z0-9_-]{1,128}$/;
+const EXPOSE_HEADER = /^(\*|[A-Za-z0-9_-]{1,128})$/;
+// Printable ASCII without '"' and '\' (nginx copies the realm between quotes into
+// WWW-Authenticate) and without "$" (auth_basic's value interpolates variables).
+const REALM = /^[\x20\x21\x23\x25-\x5b\x5d-\x7e]{1,200}$/;
+
+/**
+ * Parses every annotation under the prefix. Throws InvalidValue for a value that does not parse;
+ * returns notes (reported as partial rejections) for annotations that have no effect.
+ */
+export function parseAnnotations(given: Record<string, unknown>, ctx: { namespace: string; tlsEnabled: boolean }): { annotations: IngressAnnotations; notes: string[] } {
+  const r = new Reader(given);
+  const notes: string[] = [];
+  const noEffect = (name: string, why: string) => {
+    if (r.has(name)) notes.push(`annotation ${name} has no effect: ${why}`);
+  };
+
+  const a: IngressAnnotations = { ...NO_ANNOTATIONS, allow: [], deny: [] };
+  a.sslRedirect = r.bool(SSL_REDIRECT_ANNOTATION) ?? null;
+  a.forceSslRedirect = r.bool(FORCE_SSL_REDIRECT_ANNOTATION) ?? false;
+  if (!ctx.tlsEnabled) {
+    noEffect(SSL_REDIRECT_ANNOTATION, 'TLS is not enabled in this sidecar');
+    noEffect(FORCE_SSL_REDIRECT_ANNOTATION, 'TLS is not enabled in this sidecar');
+  }
+
+  const size = (name: string, opts?: { min?: number; max?: number }) => {
+    const v = r.string(name);
+    return v === undefined ? null : parseSize(name, v, opts);
+  };
+  const seconds = (name: string) => {
+    const v = r.string(name);
+    return v === undefined ? null : parseSeconds(name, v);
+  };
+  a.bodySize = size(PROXY_BODY_SIZE);
+  a.connectTimeout = seconds(PROXY_CONNECT_TIMEOUT);
+  a.sendTimeout = seconds(PROXY_SEND_TIMEOUT);
+  a.readTimeout = seconds(PROXY_READ_TIMEOUT);
+  const buffering = r.string(PROXY_BUFFERING);
+  if (buffering !== undefined) {
+    const v = buffering.toLowerCase();
+    if (v !== 'on' && v !== 'off') throw fail(PROXY_BUFFERING, buffering, 'must be "on" or "off"');
+    a.buffering = v === 'on';
+  }
+  a.bufferSize = size(PROXY_BUFFER_SIZE, { min: 1, max: MAX_PROXY_BUFFER_SIZE });
+
+  const target = r.string(REWRITE_TARGET);
+  a.rewriteTarget = target === undefined ? null : parseRewriteTarget(REWRITE_TARGET, target);
+  // ingress-nginx: rewrite-target implies use-regex.
+  a.useRegex = (r.bool(USE_REGEX) ?? false) || a.rewriteTarget !== null;
+  const appRoot = r.string(APP_ROOT);
+  a.appRoot = appRoot === undefined ? null : parseRedirectPath(APP_ROOT, appRoot);
+  const prefix = r.string(X_FORWARDED_PREFIX);
+  if (prefix !== undefined) {
+    // ingress-nginx's grammar for it (BasicCharsRegex); it becomes a request header's value.
+    if (!/^[A-Za-z0-9\-._~:/]{1,1024}$/.test(prefix)) throw fail(X_FORWARDED_PREFIX, prefix, 'may contain only letters, digits, "-", ".", "_", "~", ":" and "/"');
+    a.xForwardedPrefix = prefix;
+  }
+
+  // ingress-nginx: temporal-redirect wins over permanent-redirect.
+  const temporal = r.string(TEMPORAL_REDIRECT);
+  const permanent = r.string(PERMANENT_REDIRECT);
+  const temporalCode = r.string(TEMPORAL_REDIRECT_CODE);
+  const permanentCode = r.string(PERMANENT_REDIRECT_CODE);
+  const tCode = temporalCode === undefined ? 302 : parseRedirectCode(TEMPORAL_REDIRECT_CODE, temporalCode);
+  const pCode = permanentCode === undefined ? 301 : parseRedirectCode(PERMANENT_REDIRECT_CODE, permanentCode);
+  const tUrl = temporal === undefined ? null : parseRedirectUrl(TEMPORAL_REDIRECT, temporal);
+  const pUrl = permanent === undefined ? null : parseRedirectUrl(PERMANENT_REDIRECT, permanent);
+  if (tUrl) {
+    a.redirect = { code: tCode, url: tUrl };
+    noEffect(PERMANENT_REDIRECT, `${TEMPORAL_REDIRECT} takes precedence, as in ingress-nginx`);
+    noEffect(PERMANENT_REDIRECT_CODE, `${TEMPORAL_REDIRECT} takes precedence, as in ingress-nginx`);
+  } else if (pUrl) {
+    a.redirect = { code: pCode, url: pUrl };
+    noEffect(TEMPORAL_REDIRECT_CODE, `${TEMPORAL_REDIRECT} is not set`);
+  } else {
+    noEffect(TEMPORAL_REDIRECT_CODE, `${TEMPORAL_REDIRECT} is not set`);
+    noEffect(PERMANENT_REDIRECT_CODE, `${PERMANENT_REDIRECT} is not set`);
+  }
+
+  const allow = r.string(ALLOWLIST_SOURCE_RANGE);
+  const whitelist = r.string(WHITELIST_SOURCE_RANGE);
+  if (allow !== undefined) {
+    a.allow = parseCidrs(ALLOWLIST_SOURCE_RANGE, allow);
+    if (whitelist !== undefined) {
+      parseCidrs(WHITELIST_SOURCE_RANGE, whitelist);
+      noEffect(WHITELIST_SOURCE_RANGE, `${ALLOWLIST_SOURCE_RANGE}, its newer name, is set too and wins`);
+    }
+  } else if (whitelist !== undefined) {
+    a.allow = parseCidrs(WHITELIST_SOURCE_RANGE, whitelist);
+  }
+  const deny = r.string(DENYLIST_SOURCE_RANGE);
+  if (deny !== undefined) a.deny = parseCidrs(DENYLIST_SOURCE_RANGE, deny);
+
+  const cors = r.bool(ENABLE_CORS) ?? false;
+  const origins = r.string(CORS_ALLOW_ORIGIN);
+  const methods = r.string(CORS_ALLOW_METHODS);
+  const headers = r.string(CORS_ALLOW_HEADERS);
+  const expose = r.string(CORS_EXPOSE_HEADERS);
+  const credentials = r.bool(CORS_ALLOW_CREDENTIALS);
+  const maxAge = r.string(CORS_MAX_AGE);
+  const corsConfig: CorsConfig = {
+    origins: origins === undefined ? null : parseCorsOrigins(CORS_ALLOW_ORIGIN, origins),
+    methods: methods === undefined ? DEFAULT_CORS_METHODS : [...new Set(parseTokens(CORS_ALLOW_METHODS, methods, METHOD, 'an HTTP method').map((m) => m.toUpperCase()))],
+    headers: headers === undefined ? DEFAULT_CORS_HEADERS : parseTokens(CORS_ALLOW_HEADERS, headers, HEADER, 'a header name'),
+    exposeHeaders: expose === undefined ? [] : parseTokens(CORS_EXPOSE_HEADERS, expose, EXPOSE_HEADER, 'a header name or "*"'),
+    credentials: credentials ?? true,
+    maxAge: maxAge === undefined ? DEFAULT_CORS_MAX_AGE : parseInteger(CORS_MAX_AGE, maxAge, 0, 2_147_483_647),
+  };
+  if (cors) a.cors = corsConfig;
+  else {
+    for (const n of [CORS_ALLOW_ORIGIN, CORS_ALLOW_METHODS, CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_ALLOW_CREDENTIALS, CORS_MAX_AGE]) {
+      noEffect(n, `${ENABLE_CORS} is not "true"`);
+    }
+  }
+
+  const rps = r.string(LIMIT_RPS);
+  const rpm = r.string(LIMIT_RPM);
+  const burst = r.string(LIMIT_BURST_MULTIPLIER);
+  const conns = r.string(LIMIT_CONNECTIONS);
+  // As in ingress-nginx, 0 means no limit. nginx refuses 65536 connections or more.
+  a.limitRps = rps === undefined ? null : parseInteger(LIMIT_RPS, rps, 0, 1_000_000) || null;
+  a.limitRpm = rpm === undefined ? null : parseInteger(LIMIT_RPM, rpm, 0, 60_000_000) || null;
+  a.limitBurstMultiplier = burst === undefined ? DEFAULT_LIMIT_BURST_MULTIPLIER : parseInteger(LIMIT_BURST_MULTIPLIER, burst, 1, 1000);
+  a.limitConnections = conns === undefined ? null : parseInteger(LIMIT_CONNECTIONS, conns, 0, 65_535) || null;
+  if (a.limitRps === null && a.limitRpm === null) noEffect(LIMIT_BURST_MULTIPLIER, `neither ${LIMIT_RPS} nor ${LIMIT_RPM} is set`);
+
+  const protocol = r.string(BACKEND_PROTOCOL);
+  if (protocol !== undefined) {
+    const v = protocol.toUpperCase();
+    if (v === 'AUTO_HTTP' || v === 'FCGI') throw fail(BACKEND_PROTOCOL, protocol, 'is not supported: use HTTP, HTTPS, GRPC or GRPCS');
+    if (v !== 'HTTP' && v !== 'HTTPS' && v !== 'GRPC' && v !== 'GRPCS') throw fail(BACKEND_PROTOCOL, protocol, 'must be HTTP, HTTPS, GRPC or GRPCS');
+    a.backendProtocol = v;
+  }
+
+  const authType = r.string(AUTH_TYPE);
+  const authSecret = r.string(AUTH_SECRET);
+  const authSecretType = r.string(AUTH_SECRET_TYPE);
+  const authRealm = r.string(AUTH_REALM);
+  if (authSecretType !== undefined && authSecretType !== 'auth-file' && authSecretType !== 'auth-map') {
+    throw fail(AUTH_SECRET_TYPE, authSecretType, 'must be "auth-file" or "auth-map"');
+  }
+  if (authRealm !== undefined && (!REALM.test(authRealm) || authRealm.toLowerCase() === 'off')) {
+    throw fail(AUTH_REALM, authRealm, 'must be up to 200 printable ASCII characters without \'"\', "\\" and "$", and not "off"');
+  }
+  if (authType !== undefined) {
+    if (authType === 'digest') throw fail(AUTH_TYPE, authType, 'is not supported: stock nginx has no digest authentication');
+    if (authType !== 'basic') throw fail(AUTH_TYPE, authType, 'must be "basic"');
+    if (authSecret === undefined) throw new InvalidValue(`annotation ${AUTH_TYPE} is "basic" but ${AUTH_SECRET} is not set`);
+    a.auth = { secret: parseAuthSecret(authSecret, ctx.namespace), secretType: authSecretType ?? 'auth-file', realm: authRealm ?? DEFAULT_AUTH_REALM };
+  } else {
+    for (const n of [AUTH_SECRET, AUTH_SECRET_TYPE, AUTH_REALM]) noEffect(n, `${AUTH_TYPE} is not set`);
+  }
+
+  for (const name of Object.keys(given)) {
+    if (!name.startsWith(ANNOTATION_PREFIX) || SUPPORTED_ANNOTATIONS.has(name)) continue;
+    // The name is the user's: JSON-escaped (no control characters reach a log line) and cut short.
+    const quoted = JSON.stringify(name).slice(1, -1);
+    const shownName = quoted.length > 200 ? `${quoted.slice(0, 200)}...` : quoted;
+    if (/-snippets?$/.test(name)) {
+      notes.push(`annotation ${shownName} is refused and has no effect: snippets would let an Ingress write nginx configuration`);
+    } else {
+      notes.push(`annotation ${shownName} is not supported and has no effect`);
+    }
+  }
+  return { annotations: a, notes: notes.sort() };
+}
+
+/** auth-secret: `name` or `namespace/name`, and only in the Ingress's own namespace. */
+function parseAuthSecret(value: string, namespace: string): string {
+  const parts = value.split('/');
+  if (parts.length > 2) throw fail(AUTH_SECRET, value, 'is not NAME or NAMESPACE/NAME');
+  const [ns, name] = parts.length === 2 ? parts : [namespace, parts[0]];
+  try {
+    checkObjectName('namespace', ns, 'label');
+    checkObjectName('Secret', name, 'subdomain');
+  } catch (err) {
+    if (err instanceof InvalidValue) throw fail(AUTH_SECRET, value, 'is not NAME or NAMESPACE/NAME of a Secret');
+    throw err;
+  }
+  if (ns !== namespace) throw fail(AUTH_SECRET, value, `names a Secret in another namespace; only the Ingress's own (${namespace}) is read`);
+  return `${ns}/${name}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regular-expression paths (use-regex)
+
+/**
+ * An ImplementationSpecific path of an Ingress with use-regex (or rewrite-target): a regular
+ * expression that nginx anchors at the start and matches case-insensitively, as ingress-nginx's
+ * `location ~* "^PATH"`. A narrow subset of PCRE that JavaScript parses the same way: no `(?`
+ * (named groups would set nginx variables; no inline options or lookaround), no backslash
+ * escapes beyond \d \w \s \b and escaped punctuation, no POSIX classes, bounded repetition.
+ */
+export function parseRegexPath(raw: string): string {
+  const why = (reason: string) => new InvalidValue(`path ${shown(raw)} (a regular expression: use-regex): ${reason}`);
+  if (!raw.startsWith('/')) throw why('must start with "/"');
+  if (raw.length > 1024) throw why('is longer than 1024 characters');
+  if (raw.includes('(?')) throw why('must not contain "(?": named groups, inline options and lookaround are not allowed');
+  if (!/^[A-Za-z0-9\-._~!&'*+,;=:@%/()[\]{}|?^$\\]+$/.test(raw)) throw why('may contain only URL path characters and ( ) [ ] { } | ? ^ $ \\');
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] !== '\\') continue;
+    const next = raw[i + 1];
+    if (next === undefined || !/[dDwWsSbB.\-/()[\]{}|?*+^$\\]/.test(next)) throw why('may escape only punctuation and d, D, w, W, s, S, b, B with "\\"');
+    i++;
+  }
+  if (/\[\^?\]/.test(raw)) throw why('has an empty character class');
+  if (/\[([.:=])[^\]]*\1\]/.test(raw)) throw why('must not use POSIX classes ([:alpha:] and the like)');
+  for (const m of raw.matchAll(/\{(\d+)(?:,(\d*))?\}/g)) {
+    if (Number(m[1]) > 1000 || (m[2] !== undefined && m[2] !== '' && Number(m[2]) > 1000)) throw why('repeats more than 1000 times');
+  }
+  try {
+    new RegExp(raw);
+  } catch (err) {
+    throw why(`is not a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '').slice(0, 100)})`);
+  }
+  return raw;
+}
+
+/** A literal as a PCRE pattern: every ASCII character but letters, digits, "/", "_" and "-" escaped. */
+export function regexLiteral(text: string): string {
+  return text.replace(/[^A-Za-z0-9/_-]/g, (c) => (c.charCodeAt(0) < 0x80 ? `\\${c}` : c));
+}
