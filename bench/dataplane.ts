@@ -2,7 +2,8 @@
 // minimal configuration for the same routes, with wrk, plain HTTP and TLS.
 //
 //   node_modules/.bin/node bench/dataplane.ts [--reps 7] [--duration 5] [--threads 2]
-//     [--connections 32] [--logs off,on] [--ablations] [--pin] [--json FILE]
+//     [--connections 32] [--logs off,on] [--ablations] [--arms A,B] [--protocols http,https]
+//     [--pin] [--json FILE]
 //
 // Three nginx processes on loopback, each started from the same main config (bench/nginx-kit.ts,
 // modelled on src/local-nginx.ts, worker_processes 1):
@@ -26,9 +27,12 @@
 // log), `no-extra-headers` (without the X-Real-IP, X-Forwarded-* and Upgrade proxy_set_header
 // lines), `no-redirect-if` (without the `if ($scheme = http) { return 308 … }` in the locations of
 // TLS hosts), `none-of-the-three` and `proxy-buffering-default` (without `proxy_buffering off`
-// and the buffer and body size lines: nginx's defaults), with the access log off; with it on, `log-combined` (nginx's
-// `combined` format instead of the JSON one) and `log-buffered` (the JSON log with `buffer=64k
-// flush=1s`). They run in the same reps, in rotating order.
+// and the buffer and body size lines: nginx's defaults), with the access log off;
+// with it on, `log-combined` (nginx's `combined` format instead of the JSON one) and
+// `log-buffered` (the JSON log with `buffer=64k flush=1s`). --arms a,b,... picks arms instead,
+// including `no-http2-listen` (`listen … ssl` without `http2`) and `no-ssl-protocols` (without the
+// ssl_protocols line); --protocols http or https runs one protocol only. Ablation arms run in
+// the same reps as the others, in rotating order.
 //
 // A/A control, always: `generated-again`, the same generated files served by a second nginx. Its
 // distance from `generated` is the noise of the measurement in that run.
@@ -67,6 +71,8 @@ const { values: flags } = parseArgs({
     connections: { type: 'string' },
     logs: { type: 'string' },
     ablations: { type: 'boolean' },
+    arms: { type: 'string' },
+    protocols: { type: 'string' },
     pin: { type: 'boolean' },
     json: { type: 'string' },
   },
@@ -97,11 +103,26 @@ type Arm =
   | 'no-redirect-if'
   | 'none-of-the-three'
   | 'proxy-buffering-default'
+  | 'no-http2-listen'
+  | 'no-ssl-protocols'
   | 'log-combined'
   | 'log-buffered';
 /** The arms run for a log setting: the ablations that make sense with it (see --ablations). */
+const ALL_ARMS: readonly Arm[] = [
+  'generated', 'minimal', 'generated-again', 'no-set', 'no-extra-headers', 'no-redirect-if', 'none-of-the-three',
+  'proxy-buffering-default', 'no-http2-listen', 'no-ssl-protocols', 'log-combined', 'log-buffered',
+];
+const CHOSEN_ARMS = flags.arms?.split(',').map((a) => {
+  if (!(ALL_ARMS as readonly string[]).includes(a)) throw new Error(`unknown arm ${a}; known: ${ALL_ARMS.join(', ')}`);
+  return a as Arm;
+});
+const PROTOCOLS = (flags.protocols ?? 'http,https').split(',').map((p) => {
+  if (p !== 'http' && p !== 'https') throw new Error(`--protocols takes http and/or https, not ${p}`);
+  return p;
+});
 function armsFor(log: string): Arm[] {
   const base: Arm[] = ['generated', 'minimal', 'generated-again'];
+  if (CHOSEN_ARMS) return [...base, ...CHOSEN_ARMS.filter((a) => !base.includes(a))];
   if (!flags.ablations) return base;
   return [...base, ...(log === 'off' ? (['no-set', 'no-extra-headers', 'no-redirect-if', 'none-of-the-three', 'proxy-buffering-default'] as const) : (['log-combined', 'log-buffered'] as const))];
 }
@@ -116,6 +137,8 @@ function ablate(arm: Arm, content: string): string {
   if (arm === 'no-extra-headers' || all) out = out.replace(/^ {4}proxy_set_header (X-Real-IP|X-Forwarded-\w+|Upgrade) .*\n/gm, '');
   if (arm === 'no-redirect-if' || all) out = out.replace(/^ {8}if \(\$scheme = http\) \{\n.*\n {8}\}\n/gm, '');
   if (arm === 'proxy-buffering-default') out = out.replace(/^ {4}(proxy_buffering|proxy_buffer_size|proxy_buffers|client_max_body_size) .*\n/gm, '');
+  if (arm === 'no-http2-listen') out = out.replace(/^( {4}listen \S+ ssl) http2/gm, '$1');
+  if (arm === 'no-ssl-protocols') out = out.replace(/^ {4}ssl_protocols .*\n/gm, '');
   if (arm === 'log-combined') out = out.replace(/^( {4}access_log \S+) ingress_sidecar;$/gm, '$1 combined;');
   if (arm === 'log-buffered') out = out.replace(/^( {4}access_log \S+ ingress_sidecar);$/gm, '$1 buffer=64k flush=1s;');
   return out;
@@ -258,7 +281,7 @@ try {
         await new CertStore({ dir: certDirFor(dir) }).write(model.certificates);
         const files = [...renderModel(model)].map(([name, content]) => [name, ablate(arm, content)] as const);
         const all = files.map(([, c]) => c).join('');
-        const left = { 'no-set': /^ {8}set /m, 'no-extra-headers': /X-Forwarded-For/, 'no-redirect-if': /if \(\$scheme/, 'log-combined': /ingress_sidecar;$/m, 'log-buffered': /ingress_sidecar;$/m, 'proxy-buffering-default': /proxy_buffering off/ } as const;
+        const left = { 'no-set': /^ {8}set /m, 'no-extra-headers': /X-Forwarded-For/, 'no-redirect-if': /if \(\$scheme/, 'log-combined': /ingress_sidecar;$/m, 'log-buffered': /ingress_sidecar;$/m, 'proxy-buffering-default': /proxy_buffering off/, 'no-http2-listen': / ssl http2/, 'no-ssl-protocols': /ssl_protocols/ } as const;
         for (const [a, re] of Object.entries(left)) {
           if ((arm === a || (arm === 'none-of-the-three' && ['no-set', 'no-extra-headers', 'no-redirect-if'].includes(a))) && re.test(all)) throw new Error(`ablation ${arm}: ${re} still in the files`);
         }
@@ -273,7 +296,7 @@ try {
   // Both arms must answer the same way before anything is timed.
   for (const [log, arms] of stacks) {
     for (const arm of armsFor(log)) {
-      for (const proto of ['http', 'https'] as const) {
+      for (const proto of PROTOCOLS) {
         const port = arms.get(arm)![proto];
         const r = await probe(proto, port, proto === 'https' ? TLS_HOST : PLAIN_HOST);
         if (r.status !== 200 || r.body !== 'ok\n') throw new Error(`${arm} (logs ${log}) ${proto}: got ${r.status} ${JSON.stringify(r.body.slice(0, 200))}`);
@@ -289,11 +312,11 @@ try {
     return runWrk({ url, ...(proto === 'http' ? { host: PLAIN_HOST } : {}), ...(PIN ? { cpus: '0' } : {}), threads: THREADS, connections: CONNECTIONS, durationS, scriptDir: work }).result;
   };
 
-  for (const log of LOGS) for (const proto of ['http', 'https'] as const) for (const arm of armsFor(log)) await wrk(arm, proto, log, 1);
+  for (const log of LOGS) for (const proto of PROTOCOLS) for (const arm of armsFor(log)) await wrk(arm, proto, log, 1);
 
   const samples: Sample[] = [];
   for (let rep = 0; rep < REPS; rep++) {
-    for (const proto of ['http', 'https'] as const) {
+    for (const proto of PROTOCOLS) {
       for (const log of LOGS) {
         // generated and minimal alternate which goes first; ablations rotate after them.
         const pair: Arm[] = rep % 2 === 0 ? ['generated', 'minimal'] : ['minimal', 'generated'];
@@ -315,7 +338,7 @@ try {
   // Report.
   const rows: Array<Array<string | number>> = [];
   const verdicts: string[] = [];
-  for (const proto of ['http', 'https'] as const) {
+  for (const proto of PROTOCOLS) {
     for (const log of LOGS) {
       const of = (arm: Arm) => samples.filter((s) => s.proto === proto && s.log === log && s.arm === arm);
       const g = of('generated');
@@ -362,7 +385,7 @@ try {
   console.log('\n' + verdicts.join('\n'));
   // The same generated files in a second nginx: what two identical configs differ by in these runs.
   const aa: string[] = [];
-  for (const proto of ['http', 'https'] as const) {
+  for (const proto of PROTOCOLS) {
     for (const log of LOGS) {
       const of = (arm: Arm) => samples.filter((s) => s.proto === proto && s.log === log && s.arm === arm);
       const g = of('generated');
@@ -375,9 +398,9 @@ try {
     }
   }
   console.log('\nA/A control (the same generated files served by a second nginx, in the same reps):\n' + aa.join('\n'));
-  if (flags.ablations) {
+  if (flags.ablations || CHOSEN_ARMS) {
     const abl: Array<Array<string | number>> = [];
-    for (const proto of ['http', 'https'] as const) {
+    for (const proto of PROTOCOLS) {
       for (const log of LOGS) {
         const of = (arm: Arm) => samples.filter((s) => s.proto === proto && s.log === log && s.arm === arm);
         const base = median(of('minimal').map((s) => s.result.rps));
