@@ -6,7 +6,6 @@
 // SIGINT/SIGTERM handler installed by installCleanup().
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +17,8 @@ import { nginxBinary, startNginx, type RunningNginx } from '../src/local-nginx.t
 import { Sidecar } from '../src/sidecar.ts';
 import type { Snapshot, Source } from '../src/snapshot.ts';
 import { DirectorySource } from '../src/sources/directory.ts';
+import { freePort } from '../spec/helpers/nginx.ts';
+import { backendYaml } from '../spec/helpers/sidecar.ts';
 
 /** Epoch milliseconds with sub-millisecond resolution; the poller thread uses the same clock. */
 export const now = (): number => performance.timeOrigin + performance.now();
@@ -201,37 +202,7 @@ export function installCleanup(): void {
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
 
-export function backendYaml(name: string, port: number): string {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: default}
-spec:
-  ports: [{name: http, port: 80, targetPort: ${port}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: ${name}-1
-  namespace: default
-  labels: {kubernetes.io/service-name: ${name}}
-addressType: IPv4
-ports: [{name: http, port: ${port}}]
-endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
-`;
-}
 
 /** One Ingress: host -> / (Prefix) -> the echo Service. */
 export function ingressYaml(name: string, host: string): string {

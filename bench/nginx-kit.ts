@@ -8,7 +8,6 @@
 // try/finally) and, for nginx, also by stopAllNginx() from a SIGINT/SIGTERM handler.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -259,18 +258,8 @@ export async function waitDrained(master: number, timeoutMs: number): Promise<bo
 // ---------------------------------------------------------------------------------------------
 // Ports and certificates
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
+export { freePort } from '../spec/helpers/nginx.ts';
+
 
 /** A self-signed RSA 2048 certificate for `names` (subjectAltName DNS names), valid 30 days. */
 export async function selfSignedCert(names: string[]): Promise<{ crt: string; key: string }> {
