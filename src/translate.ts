@@ -66,6 +66,16 @@ export interface TranslateOptions {
   now?: Date;
   /** The nginx version the config is for (`nginx -v`): it decides the HTTP/2 syntax. Absent: the pre-1.25.1 syntax, which later versions accept with a warning. */
   nginxVersion?: string;
+  /**
+   * Where private files other than certificates (htpasswd files of auth-type basic) go; absolute.
+   * Absent: tls.certDir, and without TLS such Ingresses cannot be served (they answer 503).
+   */
+  privateDir?: string;
+  /**
+   * --allow-snippet-annotations: configuration-snippet and server-snippet are parsed (src/snippets.ts)
+   * and rendered. Absent or false: they are refused and reported, as everything else unknown.
+   */
+  allowSnippets?: boolean;
 }
 
 export interface TlsOptions {
@@ -451,7 +461,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   };
   const builder = new LocationSettingsBuilder({
     secrets: snap.secrets,
-    privateDir: opts.tls?.certDir ?? null,
+    privateDir: opts.privateDir ?? opts.tls?.certDir ?? null,
     report: (ingress, reason) => report(ingress, 'partial', reason),
   });
   const settingsFor: SettingsFor = (ingress, rewriteRegex) => {
