@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ConfigError, helpText, parseConfig, type Config } from '../src/config.ts';
+import { ConfigError, helpText, parseConfig, translateOptions, type Config } from '../src/config.ts';
 
 const DIR = ['--watch-dir', '/manifests'];
 
@@ -43,6 +43,7 @@ describe('parseConfig', () => {
       logFormat: 'json',
       listen: '0.0.0.0:10254',
       accessLog: '/dev/stdout',
+      allowSnippetAnnotations: false,
       once: false,
       electionId: 'ingress-sidecar-leader',
     };
@@ -78,6 +79,7 @@ describe('parseConfig', () => {
       '--access-log', '/var/log/nginx/ingress.json',
       '--publish-service', 'ingress-sidecar/edge',
       '--election-id', 'edge-leader',
+      '--allow-snippet-annotations',
       '--once',
     ]);
     assert.deepEqual(r.config, {
@@ -101,6 +103,7 @@ describe('parseConfig', () => {
       logFormat: 'text',
       listen: '[::1]:9000',
       accessLog: '/var/log/nginx/ingress.json',
+      allowSnippetAnnotations: true,
       once: true,
       publishService: { namespace: 'ingress-sidecar', name: 'edge' },
       electionId: 'edge-leader',
@@ -282,6 +285,7 @@ describe('parseConfig', () => {
         ['--log-format FORMAT', 'INGRESS_SIDECAR_LOG_FORMAT', 'json'],
         ['--listen HOST:PORT', 'INGRESS_SIDECAR_LISTEN', '0.0.0.0:10254 (demo: 127.0.0.1:10254)'],
         ['--access-log PATH', 'INGRESS_SIDECAR_ACCESS_LOG', '/dev/stdout'],
+        ['--[no-]allow-snippet-annotations', 'INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS', 'false'],
         ['--[no-]once', 'INGRESS_SIDECAR_ONCE', 'false'],
         ['--publish-service NS/NAME', 'INGRESS_SIDECAR_PUBLISH_SERVICE', '(none)'],
         ['--publish-address ADDR[,ADDR]', 'INGRESS_SIDECAR_PUBLISH_ADDRESS', '(none)'],
@@ -304,7 +308,7 @@ describe('parseConfig', () => {
       const text = helpText();
       // Flags with a one-letter alias are listed as `-f, --file FILE|DIR`; -h, --help is not a setting.
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
-      assert.equal(flags.length, 24);
+      assert.equal(flags.length, 25);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);
@@ -387,5 +391,21 @@ describe('config: the conf dir reaches nginx.conf', () => {
     }
     const ok = parseConfig(['run', '--conf-dir', 'relative/conf.d'], {});
     assert.ok(ok.kind === 'ok');
+  });
+});
+
+describe('config: snippet annotations', () => {
+  it('refuses snippets unless --allow-snippet-annotations (or its variable) is given, and passes the choice to translate', () => {
+    assert.equal(ok(DIR).config.allowSnippetAnnotations, false);
+    assert.equal(translateOptions(ok(DIR).config).allowSnippets, false);
+    assert.equal(ok([...DIR, '--allow-snippet-annotations']).config.allowSnippetAnnotations, true);
+    assert.equal(translateOptions(ok([...DIR, '--allow-snippet-annotations']).config).allowSnippets, true);
+    assert.equal(ok(DIR, { INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS: 'true' }).config.allowSnippetAnnotations, true);
+    assert.equal(ok(DIR, { INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS: '' }).config.allowSnippetAnnotations, false);
+    // The flag wins over the environment, both ways.
+    const env = { INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS: 'true' };
+    assert.equal(ok([...DIR, '--no-allow-snippet-annotations'], env).config.allowSnippetAnnotations, false);
+    fails(DIR, { INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS: 'sometimes' }, /INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS/, /--allow-snippet-annotations/, /"sometimes"/);
+    fails([...DIR, '--allow-snippet-annotations=yes'], {}, /--allow-snippet-annotations/);
   });
 });

@@ -48,6 +48,11 @@ export interface Config {
   electionId: string;
   /** Absolute path for the JSON access log, or null to leave access logging to nginx.conf. */
   accessLog: string | null;
+  /**
+   * Parse and render the configuration-snippet and server-snippet annotations (src/snippets.ts
+   * says what they may contain); off, they are refused and reported.
+   */
+  allowSnippetAnnotations: boolean;
   once: boolean;
 }
 
@@ -173,6 +178,11 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
     help: "nginx's JSON access log for our servers; off leaves it to nginx.conf",
     default: '/dev/stdout',
     parse: accessLogPath,
+  },
+  allowSnippetAnnotations: {
+    help: 'render configuration-snippet and server-snippet annotations (checked nginx directives; any Ingress author may use them)',
+    default: false,
+    parse: boolean,
   },
   once: { help: 'run: render, apply, and exit (for an init container)', default: false, parse: boolean },
 };
@@ -462,5 +472,5 @@ function dns1123Subdomain(raw: string): string {
 
 /** The settings translation takes, from one place for every command. */
 export function translateOptions(c: Config): TranslateOptions {
-  return { ingressClass: c.ingressClass, httpPort: c.httpPort, ipv6: c.ipv6, accessLog: c.accessLog };
+  return { ingressClass: c.ingressClass, httpPort: c.httpPort, ipv6: c.ipv6, accessLog: c.accessLog, allowSnippets: c.allowSnippetAnnotations };
 }
