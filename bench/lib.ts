@@ -64,7 +64,7 @@ export function countLoggedHups(errorLog: string): number {
 // ---------------------------------------------------------------------------------------------
 // A source wrapper that timestamps change notifications and snapshot reads.
 
-class TimedSource implements Source {
+export class TimedSource implements Source {
   readonly changes: number[] = [];
   readonly snapshots: number[] = [];
   private readonly inner: Source;
