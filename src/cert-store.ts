@@ -1,7 +1,20 @@
-// Certificate files on disk: the model's certificates written into certDir (mode 0600, the
-// directory 0700) before the configuration that names them is applied, and files that no
-// configuration names any more removed after a successful apply. Names are the model's: a
-// digest of the content, so a rotated Secret is a new file, a new path in nginx.conf, a reload.
+// Private files on disk: the model's certificates and htpasswd files written into certDir before
+// the configuration that names them is applied, and files that no configuration names any more
+// removed after a successful apply. Names are the model's: a digest of the content, so a rotated
+// Secret is a new file, a new path in nginx.conf, a reload.
+//
+// Modes. Who reads what: certificates and keys are read by nginx's master when it loads the
+// configuration; htpasswd files (auth_basic_user_file) by its workers, on every request. In the
+// default pod (manifests/deployment.yaml, components/sidecar with nginx-unprivileged) master,
+// workers and sidecar are all UID 101: the owner's bits would do. With the official nginx image
+// (components/root-nginx) the master and the sidecar run as root, the workers as nginx (UID 101,
+// GID 101), so the workers can read an htpasswd file only through its group or its "other" bits.
+// The least that works in both: keys 0600 (only ever read by the master, which is the owner or
+// root); htpasswd files 0640, readable through their group, in a directory 0710 the group may
+// traverse but not list. That group is the pod's fsGroup (101, set by components/root-nginx):
+// the kubelet makes an emptyDir setgid with group fsGroup, so the directory and the files created
+// in it inherit that group (chmod keeps the directory's setgid bit, below). Nobody else in the
+// pod or on the node can read a password hash or traverse the directory.
 //
 // Also here: the self-signed default certificate (made with the openssl CLI, kept in certDir so
 // that a restarted sidecar renders the same files and does not reload nginx for nothing).
@@ -15,11 +28,26 @@ import type { Logger } from './log.ts';
 import type { CertificateFile } from './model.ts';
 import { certificateFromPem, pemBlocks } from './tls.ts';
 
-/** The subdirectory of the conf dir that holds certificate files (not matched by `*.conf`). */
+/** The subdirectory of the conf dir that holds certificate and htpasswd files (not matched by `*.conf`). */
 export const CERT_DIR_NAME = 'ingress-sidecar-certs';
 /** Only files named like this are the store's to remove. */
 const CERT_FILE = /^[0-9a-f]{32}\.pem$/;
 const TEMP_FILE = /^\.tmp-[0-9a-f]{16}-/;
+/** Keys (and their certificates): the owner only. */
+export const KEY_FILE_MODE = 0o600;
+/** htpasswd files: the owner, and the group, for nginx workers running as another user. */
+export const SHARED_FILE_MODE = 0o640;
+/** The directory: the group may traverse it to open a file it knows the name of, not list it. */
+export const DIR_MODE = 0o710;
+
+/**
+ * The mode a private file gets: anything holding a PEM block (a certificate file always holds
+ * its key) is the owner's only; the rest are htpasswd files, whose lines cannot hold the space
+ * of `-----BEGIN `. Decided by content so that a file never gets looser bits by mistake.
+ */
+export function privateFileMode(content: string): number {
+  return content.includes('-----BEGIN ') ? KEY_FILE_MODE : SHARED_FILE_MODE;
+}
 /** The generated default certificate and key, reused across restarts. */
 export const SELF_SIGNED_FILE = 'self-signed-default.pem';
 const SELF_SIGNED_DAYS = 3650;
@@ -43,8 +71,8 @@ export class CertStore {
   }
 
   /**
-   * Makes every certificate file exist with its content and mode 0600; each new one appears by
-   * rename, so nginx never reads half a file. Returns the names written.
+   * Makes every file exist with its content and its mode (privateFileMode()); each new one
+   * appears by rename, so nginx never reads half a file. Returns the names written.
    */
   async write(certs: readonly CertificateFile[]): Promise<string[]> {
     await ensurePrivateDir(this.dir);
@@ -52,13 +80,15 @@ export class CertStore {
     for (const cert of certs) {
       if (!CERT_FILE.test(cert.file)) throw new Error(`refusing to write certificate file ${JSON.stringify(cert.file)}: not a derived name`);
       const target = path.join(this.dir, cert.file);
-      const mode = await stat(target).then((st) => (st.isFile() ? st.mode & 0o777 : null), () => null);
+      const want = privateFileMode(cert.pem);
+      const mode = await stat(target).then((st) => (st.isFile() ? st.mode & 0o7777 : null), () => null);
       if (mode !== null && (this.#verified.has(cert.file) || (await readFile(target, 'utf8').catch(() => null)) === cert.pem)) {
-        if (mode !== 0o600) await chmod(target, 0o600);
+        // Also upgrades what an earlier version wrote (htpasswd files were 0600).
+        if (mode !== want) await chmod(target, want);
         this.#verified.add(cert.file);
         continue;
       }
-      await writeAtomically(target, cert.pem);
+      await writeAtomically(target, cert.pem, want);
       this.#verified.add(cert.file);
       written.push(cert.file);
     }
@@ -89,17 +119,21 @@ export class CertStore {
 }
 
 async function ensurePrivateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  // mkdir's mode applies to a new directory only (and through the umask).
-  if (((await stat(dir)).mode & 0o777) !== 0o700) await chmod(dir, 0o700);
+  await mkdir(dir, { recursive: true, mode: DIR_MODE });
+  // mkdir's mode applies to a new directory only (and through the umask). chmod(2) clears a
+  // setgid bit it is not given: keep the one a directory inherits from an fsGroup volume, or
+  // files would stop inheriting the group the workers read them through.
+  const mode = (await stat(dir)).mode;
+  if ((mode & 0o777) !== DIR_MODE) await chmod(dir, DIR_MODE | (mode & 0o2000));
 }
 
-async function writeAtomically(target: string, content: string): Promise<void> {
+async function writeAtomically(target: string, content: string, mode: number = KEY_FILE_MODE): Promise<void> {
   const temp = path.join(path.dirname(target), `.tmp-${randomBytes(8).toString('hex')}-${path.basename(target)}`);
   try {
-    // "wx": never through a file (or link) someone else put there; 0600 from the first byte.
-    await writeFile(temp, content, { mode: 0o600, flag: 'wx' });
-    await chmod(temp, 0o600);
+    // "wx": never through a file (or link) someone else put there; no wider than `mode` from the
+    // first byte (the umask can only narrow it, hence the chmod).
+    await writeFile(temp, content, { mode, flag: 'wx' });
+    await chmod(temp, mode);
     await rename(temp, target);
   } catch (err) {
     await rm(temp, { force: true }).catch(() => undefined);
