@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KubeConfig, type KubernetesObject, type V1APIGroupList } from '@kubernetes/client-node';
+import { KubeConfig, type KubernetesObject, type V1APIGroupList, type V1Secret } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import type { EchoReply } from '../src/echo.ts';
 import { createMemoryLogger } from '../src/log.ts';
@@ -300,10 +300,15 @@ describe('KubernetesSource against a real kube-apiserver', function () {
       () => (settled = true),
     );
     const refused = () => entries.filter((e) => e.level === 'error');
-    await eventually('every kind reported the refusal', () => new Set(refused().map((e) => e.resource)).size === 5);
+    // Six watches: Secrets are read by two, one per type (TLS and Opaque).
+    await eventually('every watch reported the refusal', () => new Set(refused().map((e) => e.message)).size === 6);
     await sleep(600);
     assert.equal(settled, false, 'start() waits for a first full read');
-    assert.equal(refused().length, 5, 'one line per kind, however many retries');
+    assert.equal(refused().length, 6, 'one line per watch, however many retries');
+    assert.deepEqual(refused().filter((e) => e.resource === 'Secret').map((e) => e.message).sort(), [
+      'Kubernetes API: cannot list Opaque Secrets; retrying with backoff',
+      'Kubernetes API: cannot list TLS Secrets; retrying with backoff',
+    ]);
     for (const e of refused()) {
       assert.match(String(e.message), /^Kubernetes API: cannot list .+; retrying with backoff$/);
       assert.match(String(e.error), /^HTTP 403: .+ is forbidden: User "system:serviceaccount:ingress-sidecar:ingress-sidecar" cannot list resource/);
@@ -363,20 +368,41 @@ describe('KubernetesSource against a real kube-apiserver', function () {
     await kubectl(['delete', 'ingressclass', 'first-read-class']);
   });
 
-  it('caches Secrets of type kubernetes.io/tls only', async () => {
+  it('caches Secrets of type kubernetes.io/tls and Opaque only, without their managedFields and last-applied copy', async () => {
     const ns = 'secrets';
     await kubectl(['create', 'namespace', ns]);
-    await apply([secretYaml(ns, 'before-tls', 'kubernetes.io/tls'), secretYaml(ns, 'before-opaque', 'Opaque')].join('---\n'));
+    // Helm keeps every release in a Secret of its own type; service-account tokens and registry
+    // credentials have theirs: none of them is the sidecar's business.
+    const others = ['helm.sh/release.v1', 'example.com/other'];
+    await apply([secretYaml(ns, 'before-tls', 'kubernetes.io/tls'), secretYaml(ns, 'before-opaque', 'Opaque'), ...others.map((t, i) => secretYaml(ns, `before-other-${i}`, t))].join('---\n'));
     const t = await startSource();
-    assert.deepEqual(names(t.source.snapshot().secrets, ns), ['before-tls']);
-    await apply([secretYaml(ns, 'after-opaque', 'Opaque'), secretYaml(ns, 'after-tls', 'kubernetes.io/tls')].join('---\n'));
-    await eventually('the new TLS Secret is seen', () => names(t.source.snapshot().secrets, ns).includes('after-tls'));
-    assert.deepEqual(names(t.source.snapshot().secrets, ns), ['after-tls', 'before-tls']);
-    assert.ok(t.source.snapshot().secrets.every((s) => s.type === 'kubernetes.io/tls'));
-    // Nor does the API server's list of other types leak into the cache through the watch.
-    await apply(secretYaml(ns, 'later-opaque', 'Opaque'));
+    assert.deepEqual(names(t.source.snapshot().secrets, ns), ['before-opaque', 'before-tls'], 'one sorted list from both watches');
+    await apply([secretYaml(ns, 'after-opaque', 'Opaque'), secretYaml(ns, 'after-tls', 'kubernetes.io/tls'), ...others.map((t, i) => secretYaml(ns, `after-other-${i}`, t))].join('---\n'));
+    await eventually('the new Secrets are seen', () => names(t.source.snapshot().secrets, ns).length === 4);
+    assert.deepEqual(names(t.source.snapshot().secrets, ns), ['after-opaque', 'after-tls', 'before-opaque', 'before-tls']);
+    assert.ok(t.source.snapshot().secrets.every((s) => s.type === 'kubernetes.io/tls' || s.type === 'Opaque'));
+    // Nor do other types leak into the cache through the watches.
+    await apply(others.map((t, i) => secretYaml(ns, `later-other-${i}`, t)).join('---\n'));
     await sleep(300);
-    assert.ok(!names(t.source.snapshot().secrets).some((n) => n.endsWith('-opaque')));
+    assert.ok(!names(t.source.snapshot().secrets).some((n) => n.includes('-other-')));
+
+    // kubectl apply keeps a copy of the whole Secret, data included, in an annotation: not cached,
+    // from the list or from the watch; the data is.
+    const slim = (name: string) => {
+      const s = t.source.snapshot().secrets.find((x) => x.metadata?.namespace === ns && x.metadata?.name === name) as V1Secret | undefined;
+      assert.ok(s, name);
+      assert.equal(s.metadata?.managedFields, undefined, `${name}: managedFields`);
+      assert.equal(s.metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration'], undefined, `${name}: last-applied`);
+      return s;
+    };
+    const stored = JSON.parse(await kubectl(['-n', ns, 'get', 'secret', 'before-opaque', '-o', 'json'])) as V1Secret;
+    assert.ok(stored.metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration'], 'the API server has the copy');
+    assert.deepEqual(slim('before-opaque').data, { password: 'aHVudGVyMg==' });
+    slim('after-opaque');
+    slim('before-tls');
+    await apply(secretYaml(ns, 'before-opaque', 'Opaque').replace('aHVudGVyMg==', 'c2VjcmV0'));
+    await eventually('the changed Opaque Secret is seen', () => slim('before-opaque').data?.password === 'c2VjcmV0');
+    assert.equal(slim('before-opaque').metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration'], undefined);
   });
 
   it('with --namespace reads that namespace only, and IngressClasses cluster-wide', async () => {
@@ -452,11 +478,12 @@ describe('KubernetesSource against a real kube-apiserver', function () {
       },
       45_000,
     );
-    // One error line per resource for the outage, however many retries it took.
+    // One error line per watch for the outage, however many retries it took (Secrets have two
+    // watches, whose lines name them: "TLS Secrets", "Opaque Secrets").
     const errorLines = t.logs.filter((l) => l.level === 'error');
-    const perResource = new Map<string, number>();
-    for (const l of errorLines) perResource.set(String(l.resource), (perResource.get(String(l.resource)) ?? 0) + 1);
-    for (const [resource, n] of perResource) assert.equal(n, 1, `${resource}: one error line per outage`);
+    const perWatch = new Map<string, number>();
+    for (const l of errorLines) perWatch.set(String(l.message), (perWatch.get(String(l.message)) ?? 0) + 1);
+    for (const [message, n] of perWatch) assert.equal(n, 1, `${message}: one error line per outage`);
   });
 
   it('notices what was deleted while the API was unreachable, once it answers again', async () => {

@@ -1,7 +1,8 @@
 // A Source that watches the Kubernetes API with client-node informers (ListWatch): Ingress,
 // IngressClass, Service, EndpointSlice (or core/v1 Endpoints where discovery.k8s.io/v1 is not
-// served), and Secrets of type kubernetes.io/tls. Downstream code cannot tell it from the
-// directory source: it fills the same Snapshot, sorted by namespace/name.
+// served), and Secrets of type kubernetes.io/tls and Opaque (two watches, see SECRET_TYPES).
+// Downstream code cannot tell it from the directory source: it fills the same Snapshot, sorted
+// by namespace/name.
 //
 // Failures. client-node's ListWatch relists by itself on 410 Gone and reconnects a watch that
 // ends or times out, but on any other error (the API server restarting, a refused connection, a
@@ -64,14 +65,29 @@ export interface KubernetesSourceOptions {
 
 /**
  * Restart backoff: 500 ms doubling to 5 s, each delay jittered by +-20%. The ceiling bounds how
- * long routes lag behind the API after an outage; five resources retrying every ~5 s cost the
+ * long routes lag behind the API after an outage; six watches retrying every ~5 s cost the
  * API server about one request a second meanwhile.
  */
 export const RETRY = { initialMs: 500, maxMs: 5_000, jitter: 0.2 } as const;
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-const TLS_SECRETS = 'type=kubernetes.io/tls';
+/**
+ * The Secrets read, one ListWatch each (a field selector matches one value; `type!=` excludes
+ * one): `kubernetes.io/tls` for certificates, and `Opaque` for the htpasswd files of auth-type
+ * basic (`kubectl create secret generic NAME --from-file=auth`, as ingress-nginx users make them).
+ * Selected by type rather than all Secrets, because the cache holds every object it lists, for
+ * the life of the process: a cluster's service-account tokens, `helm.sh/release.v1` Secrets (each
+ * a whole compressed release, up to 1 MiB), `kubernetes.io/dockerconfigjson` and bootstrap tokens
+ * would cost memory (and a sync on every change) for nothing the sidecar reads, and would put
+ * credentials in its heap that it has no use for. Opaque Secrets other than auth files are still
+ * held (they cannot be told apart before an Ingress names one); `--namespace` bounds that. What
+ * is kept of each Secret is slimmed too (see slim()).
+ */
+const SECRET_TYPES = [
+  { fieldSelector: 'type=kubernetes.io/tls', plural: 'TLS Secrets' },
+  { fieldSelector: 'type=Opaque', plural: 'Opaque Secrets' },
+] as const;
 
 /** The delay before retry number `attempt` (0 for the first), jittered by `random` in [0, 1). */
 export function backoffDelay(attempt: number, random: number = Math.random(), retry: { initialMs: number; maxMs: number } = RETRY): number {
@@ -190,15 +206,15 @@ function resources(kc: KubeConfig, namespace: string | undefined, endpoints: 'En
           path: where('/api/v1', 'endpoints'),
           list: () => (ns === undefined ? core.listEndpointsForAllNamespaces() : core.listNamespacedEndpoints({ namespace: ns })),
         },
-    {
-      field: 'secrets', plural: 'TLS Secrets', apiVersion: 'v1', kind: 'Secret', type: 'V1Secret',
+    ...SECRET_TYPES.map(({ fieldSelector, plural }): Resource => ({
+      field: 'secrets', plural, apiVersion: 'v1', kind: 'Secret', type: 'V1Secret',
       path: where('/api/v1', 'secrets'),
-      fieldSelector: TLS_SECRETS,
+      fieldSelector,
       list: () =>
         ns === undefined
-          ? core.listSecretForAllNamespaces({ fieldSelector: TLS_SECRETS })
-          : core.listNamespacedSecret({ namespace: ns, fieldSelector: TLS_SECRETS }),
-    },
+          ? core.listSecretForAllNamespaces({ fieldSelector })
+          : core.listNamespacedSecret({ namespace: ns, fieldSelector }),
+    })),
   ];
   return list;
 }
@@ -219,7 +235,7 @@ class TypedWatch extends Watch {
     return super.watch(
       path,
       queryParams,
-      (phase, obj, raw) => callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? obj : ObjectSerializer.deserialize(obj, this.type), raw),
+      (phase, obj, raw) => callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? obj : slim(ObjectSerializer.deserialize(obj, this.type)), raw),
       done,
     );
   }
@@ -295,6 +311,7 @@ class ResourceWatch {
       for (const item of list.items) {
         item.apiVersion ??= res.apiVersion;
         item.kind ??= res.kind;
+        slim(item);
       }
       return list;
     };
@@ -476,7 +493,9 @@ export class KubernetesSource implements Source {
       endpoints: [],
       secrets: [],
     };
-    for (const w of this.watches) out[w.res.field] = w.list().sort(byNamespaceName);
+    // Secrets come from two watches (one per type): one list.
+    for (const w of this.watches) out[w.res.field].push(...w.list());
+    for (const list of Object.values(out)) list.sort(byNamespaceName);
     // Each array holds the kind its field names (see resources()).
     return out as unknown as Snapshot;
   }
@@ -566,6 +585,26 @@ function fingerprint(res: Resource, obj: KubernetesObject): string {
   return createHash('sha256')
     .update(JSON.stringify({ ...obj, apiVersion: undefined, kind: undefined, metadata: keep }))
     .digest('base64');
+}
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * What the cache need not hold of a Secret: its managedFields, and the copy of the whole object
+ * (data included) that `kubectl apply` keeps in an annotation; nothing downstream reads either.
+ * In place; returns `obj`. Other kinds are kept whole.
+ */
+function slim<T extends KubernetesObject>(obj: T): T {
+  if (obj.kind !== 'Secret') return obj;
+  const meta = obj.metadata;
+  if (meta) {
+    delete meta.managedFields;
+    if (meta.annotations?.[LAST_APPLIED] !== undefined) {
+      const { [LAST_APPLIED]: _dropped, ...rest } = meta.annotations;
+      meta.annotations = rest;
+    }
+  }
+  return obj;
 }
 
 function sameMap(a: Map<string, string>, b: Map<string, string>): boolean {
