@@ -1,0 +1,425 @@
+// The configuration-snippet and server-snippet annotations (only with --allow-snippet-annotations):
+// nginx directives written by an Ingress author, read here exactly as nginx would read them and
+// rendered again token by token, each token quoted by nginxValue(), so that what nginx sees is
+// the tree parseSnippet() checked and nothing else.
+//
+// Reading: the text is split the way ngx_conf_read_token (src/core/ngx_conf_file.c) splits a
+// file: words end at whitespace (space, tab, CR, LF), ";" or "{"; "}" and "#" are special only
+// where a word starts; "#" starts a comment to the end of the line; "\" makes the next character
+// ordinary; single and double quotes group, and a closing quote must be followed by whitespace,
+// ";", "{" or ")"; "${" does not end a word; in every word "\"", "\'", "\\" lose their backslash and
+// "\t", "\r", "\n" become control characters. A snippet is read as the inside of its block: a "}"
+// that would close the surrounding server or location, an unclosed "{", an unterminated quote or
+// a directive without ";" is an error.
+//
+// Checking (InvalidValue, naming the annotation and the line): see parseSnippet's doc comment.
+//
+// Rendering: SNIPPET_PARTIAL lays out snippetLines(); every name and argument goes through
+// nginxValue (mustache's escape, as in render.ts), so a "}" or ";" inside an argument is quoted
+// data, never syntax, and the block structure is the one parsed here.
+
+import { InvalidValue, nginxValue } from './validate.ts';
+
+/** One directive as nginx sees it: name, unquoted arguments, and its block (null: ended by ";"). */
+export interface SnippetDirective {
+  name: string;
+  args: string[];
+  block: SnippetDirective[] | null;
+}
+
+/** Where the snippet goes: server-snippet into server {}, configuration-snippet into location {}. */
+export type SnippetContext = 'server' | 'location';
+
+/**
+ * One output line for SNIPPET_PARTIAL. Exactly one of terminal / open / close is true:
+ * terminal `name args...;`, open `name args... {`, close `}` (name "" and args [] on close
+ * lines). `indent` has one entry per nesting level (the partial writes four spaces for each).
+ * Every field is always present: mustache would otherwise look a missing one up in the
+ * enclosing view.
+ */
+export interface SnippetLine {
+  indent: true[];
+  name: string;
+  args: string[];
+  terminal: boolean;
+  open: boolean;
+  close: boolean;
+}
+
+/**
+ * The mustache partial for a snippet; its view is `{ lines: SnippetLine[] }` (from
+ * snippetLines). Render it with `{ escape: nginxValue }` and include it as a standalone tag, e.g.
+ *
+ *     {{#configurationSnippet}}
+ *             {{> snippet}}
+ *     {{/configurationSnippet}}
+ *
+ * with `configurationSnippet: { lines }` or null: mustache indents every line of a standalone
+ * partial like the tag. It has no unescaped interpolation ({{{ }}} or {{& }}), as render.ts
+ * requires of templates; the only literal nginx syntax in it is " {", ";" and "}".
+ */
+export const SNIPPET_PARTIAL = [
+  '{{#lines}}',
+  '{{#terminal}}',
+  '{{#indent}}    {{/indent}}{{name}}{{#args}} {{.}}{{/args}};',
+  '{{/terminal}}',
+  '{{#open}}',
+  '{{#indent}}    {{/indent}}{{name}}{{#args}} {{.}}{{/args}} {',
+  '{{/open}}',
+  '{{#close}}',
+  '{{#indent}}    {{/indent}}}',
+  '{{/close}}',
+  '{{/lines}}',
+  '',
+].join('\n');
+
+/** Largest snippet accepted, in UTF-8 bytes. */
+export const MAX_SNIPPET_BYTES = 16 * 1024;
+/** Deepest block nesting inside a snippet (`location { if { } }` is 2). */
+export const MAX_SNIPPET_DEPTH = 4;
+/** NGX_CONF_BUFFER: nginx refuses a token (as rendered, quotes included) of this many bytes. */
+const CONF_BUFFER = 4096;
+
+const NAME = /^[a-z_][a-z0-9_]*$/;
+
+/** The only directives that may open a block; each must have one. */
+const BLOCKS = new Set(['location', 'if', 'limit_except']);
+
+const PROCESS = 'configures the nginx process or another module context, not this block';
+const FILES = 'reads or writes files on the nginx host';
+const CODE = 'loads or runs code in nginx';
+const OTHERS = 'would reach beyond this Ingress (other hosts, ports or servers)';
+const UPSTREAM = "proxies to an address of the author's choosing (backends come from the Ingress's Services only)";
+
+/**
+ * Directives no snippet may contain, with the reason shown to the author. Modelled on
+ * ingress-nginx's risk model for snippets (its annotation-value-word-blocklist: load_module,
+ * lua_package, _by_lua, root, proxy_pass, ...), but on parsed directive names, not words.
+ */
+const DENIED: ReadonlyArray<[RegExp, string]> = [
+  [/^(load_module|env|daemon|user|master_process|pid|lock_file|working_directory|thread_pool|pcre_jit|ssl_engine|debug_points|timer_resolution|google_perftools_profiles|events|http|stream|mail|upstream|map|geo|split_clients|types)$/, PROCESS],
+  [/^worker_/, PROCESS],
+  [/^include$/, 'reads other configuration files'],
+  [/^(server|listen|server_name)$/, OTHERS],
+  [/lua/, CODE],
+  [/^perl/, CODE],
+  [/^js_/, CODE],
+  [/^(root|alias|try_files|index|error_log|xslt_stylesheet|xml_entities|create_full_put_path|min_delete_depth)$/, FILES],
+  [/^dav_/, FILES],
+  [/_temp_path$|_cache_path$/, FILES],
+  [/_store$|_store_access$/, FILES],
+  [/_file$/, FILES],
+  [/(^|_)ssl_(certificate|certificate_key|certificate_cache|trusted_certificate|client_certificate|crl|dhparam|session_ticket_key|conf_command|password_file|stapling_file)$/, FILES],
+  [/^secure_link_secret$/, 'keeps a secret in the nginx configuration'],
+  [/(^|_)pass$/, UPSTREAM],
+];
+
+/** `if` operators that test the file system (`-f`, `!-e`, ...), which would probe the nginx host. */
+const FILE_TEST = /^\(?!?-[fdex]\)?$/;
+
+/** A UTF-16 surrogate without its pair: text that is not well-formed Unicode. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** A `..` path segment (either slash). */
+const DOT_DOT_SEGMENT = /(^|[/\\])\.\.([/\\]|$)/;
+
+/** The sidecar's own variables ($ingress_sidecar_*, $isc_*), by any reference or regex capture name. */
+const RESERVED_VARIABLE = /[$<'{](ingress_sidecar|isc)_/;
+
+/**
+ * Reads a snippet annotation's value into directives, or throws InvalidValue saying why (naming
+ * `annotation` and the line).
+ *
+ * Besides nginx's own syntax errors, a snippet is refused when:
+ * - it is larger than MAX_SNIPPET_BYTES, or nests blocks deeper than MAX_SNIPPET_DEPTH;
+ * - a directive name is not /^[a-z_][a-z0-9_]*$/ (every nginx directive is);
+ * - a directive is denied (DENIED above): anything that configures the nginx process (load_module,
+ *   env, user, worker_*, pid, ...), includes files, reads or writes files (root, alias,
+ *   try_files, index, error_log, *_temp_path, *_cache_path, *_store, *_file such as
+ *   auth_basic_user_file, ssl certificates and keys, dav_*), runs code (anything with "lua",
+ *   perl*, js_*), opens or joins other servers (server, listen, server_name, upstream, http,
+ *   stream, mail, events, map, ...), or proxies to an address of its own (*_pass: proxy_pass,
+ *   grpc_pass, fastcgi_pass, ...; SSRF and unix sockets); access_log is allowed only as
+ *   `access_log off`;
+ * - a block is opened by anything but `location` (server snippets only, at the top or inside
+ *   another location), `if` (directly in the server or a location) or `limit_except` (in a
+ *   location); these three must have a block;
+ * - an `if` tests the file system (`-f`, `-d`, `-e`, `-x` and their negations);
+ * - an argument, after unquoting, contains a control character (U+0000-U+001F, U+007F: a raw
+ *   one or one written `\n`, `\r`, `\t`), is not well-formed Unicode, contains a `..` path
+ *   segment, or names one of the sidecar's own variables ($ingress_sidecar_*, $isc_*), or would
+ *   be a token nginx finds too long.
+ *
+ * The `..` rule is a literal check only: variables can still build a path. What keeps files
+ * unreachable is the denylist (no directive that maps a name to a file) together with a server
+ * `root` that does not exist, which the server template must set: nginx's static handler, which
+ * serves any location without a content handler, opens root + URI, and `rewrite ... break` can
+ * make that URI `/../anything`; under a root that does not exist, the kernel refuses the path.
+ */
+export function parseSnippet(annotation: string, text: string, context: SnippetContext): SnippetDirective[] {
+  const fail = (line: number | null, reason: string) =>
+    new InvalidValue(`annotation ${annotation}: ${line === null ? '' : `line ${line}: `}${reason}`);
+  if (typeof text !== 'string') throw fail(null, 'must be a string');
+  if (LONE_SURROGATE.test(text)) throw fail(null, 'is not well-formed Unicode');
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_SNIPPET_BYTES) throw fail(null, `is ${bytes} bytes, more than the ${MAX_SNIPPET_BYTES} allowed`);
+
+  const reader = new Reader(text, fail);
+  // `parent`: the block the directives are in ('server' or 'location' for the snippet's own
+  // level, else the name of the snippet's block around them).
+  const parse = (parent: string, depth: number): SnippetDirective[] => {
+    const out: SnippetDirective[] = [];
+    for (;;) {
+      const words: Word[] = [];
+      const outcome = reader.readToken(words);
+      if (outcome === 'end') {
+        if (depth > 0) throw fail(reader.line, 'unexpected end of snippet, expecting "}" (a block is not closed)');
+        return out;
+      }
+      if (outcome === 'blockDone') {
+        if (depth === 0) throw fail(reader.line, `unexpected "}": a snippet may not close the ${context} block it is in`);
+        return out;
+      }
+      const [first, ...rest] = words;
+      if (!first) throw fail(reader.line, 'empty directive'); // readToken refuses it
+      const line = first.line;
+      const name = first.value;
+      if (!NAME.test(name)) throw fail(line, `${JSON.stringify(name)} is not a directive name (lowercase letters, digits and "_")`);
+      const args = rest.map((w) => w.value);
+      checkDirective(name, args, outcome === 'blockStart', parent, context, (reason) => fail(line, `${name}: ${reason}`));
+      for (const a of args) checkArgument(a, (reason) => fail(line, `${name}: argument ${JSON.stringify(a)} ${reason}`));
+      let block: SnippetDirective[] | null = null;
+      if (outcome === 'blockStart') {
+        if (depth + 1 > MAX_SNIPPET_DEPTH) throw fail(line, `blocks are nested deeper than ${MAX_SNIPPET_DEPTH} levels`);
+        block = parse(name, depth + 1);
+      }
+      out.push({ name, args, block });
+    }
+  };
+  return parse(context, 0);
+}
+
+function checkDirective(
+  name: string,
+  args: string[],
+  opensBlock: boolean,
+  parent: string,
+  context: SnippetContext,
+  fail: (reason: string) => InvalidValue,
+): void {
+  for (const [pattern, why] of DENIED) if (pattern.test(name)) throw fail(`is not allowed in a snippet: it ${why}`);
+  if (name === 'access_log' && !(args.length === 1 && args[0] === 'off')) {
+    throw fail(`only "access_log off" is allowed in a snippet: a log path ${FILES}`);
+  }
+  if (opensBlock && !BLOCKS.has(name)) throw fail('may not open a block (only location, if and limit_except can)');
+  if (!opensBlock && BLOCKS.has(name)) throw fail('needs a block ({ ... })');
+  const inLocation = parent === 'location';
+  if (name === 'location') {
+    if (context !== 'server') throw fail('is allowed in server-snippet only, not in configuration-snippet');
+    if (parent !== 'server' && !inLocation) throw fail(`may not be inside ${parent}`);
+  }
+  if (name === 'if') {
+    if (parent !== 'server' && !inLocation) throw fail(`may not be inside ${parent}`);
+    if (args.some((a) => FILE_TEST.test(a))) throw fail('may not test files (-f, -d, -e, -x)');
+  }
+  if (name === 'limit_except' && !inLocation) throw fail(`is allowed only in a location, not in ${parent}`);
+}
+
+function checkArgument(value: string, fail: (reason: string) => InvalidValue): void {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw fail('contains a control character');
+  if (LONE_SURROGATE.test(value)) throw fail('is not well-formed Unicode');
+  if (DOT_DOT_SEGMENT.test(value)) throw fail('contains a ".." path segment');
+  if (RESERVED_VARIABLE.test(value)) throw fail("names one of the sidecar's own variables");
+  if (Buffer.byteLength(nginxValue(value), 'utf8') >= CONF_BUFFER) throw fail(`is too long (nginx reads at most ${CONF_BUFFER - 1} bytes per token)`);
+}
+
+/** The directives as lines for SNIPPET_PARTIAL (view: `{ lines }`). */
+export function snippetLines(directives: readonly SnippetDirective[]): SnippetLine[] {
+  const lines: SnippetLine[] = [];
+  const walk = (ds: readonly SnippetDirective[], depth: number) => {
+    const indent = new Array<true>(depth).fill(true);
+    for (const d of ds) {
+      if (d.block === null) {
+        lines.push({ indent, name: d.name, args: d.args, terminal: true, open: false, close: false });
+      } else {
+        lines.push({ indent, name: d.name, args: d.args, terminal: false, open: true, close: false });
+        walk(d.block, depth + 1);
+        lines.push({ indent, name: '', args: [], terminal: false, open: false, close: true });
+      }
+    }
+  };
+  walk(directives, 0);
+  return lines;
+}
+
+// ---- the tokenizer: ngx_conf_read_token over a JS string (every special character is ASCII) ----
+
+interface Word {
+  value: string;
+  line: number;
+}
+
+type Outcome = 'ok' | 'blockStart' | 'blockDone' | 'end';
+
+const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\r' || c === '\n';
+
+class Reader {
+  private readonly text: string;
+  private readonly fail: (line: number | null, reason: string) => InvalidValue;
+  private pos = 0;
+  line = 1;
+
+  constructor(text: string, fail: (line: number | null, reason: string) => InvalidValue) {
+    this.text = text;
+    this.fail = fail;
+  }
+
+  /** One call of ngx_conf_read_token: the words of one directive, and how it ended. */
+  readToken(words: Word[]): Outcome {
+    const text = this.text;
+    let start = this.pos;
+    let startLine = this.line;
+    let lastSpace = true;
+    let needSpace = false;
+    let sharpComment = false;
+    let quoted = false;
+    let sQuoted = false;
+    let dQuoted = false;
+    let variable = false;
+
+    for (;;) {
+      if (this.pos >= text.length) {
+        if (dQuoted || sQuoted) throw this.fail(startLine, `unterminated ${dQuoted ? 'double' : 'single'} quote`);
+        if (words.length > 0 || !lastSpace) {
+          const what = words[0]?.value ?? text.slice(start, start + 32);
+          throw this.fail(this.line, `unexpected end of snippet: ${JSON.stringify(what)} is not ended by ";" or "{"`);
+        }
+        return 'end';
+      }
+      const ch = text[this.pos++]!;
+
+      if (ch === '\n') {
+        this.line++;
+        if (sharpComment) sharpComment = false;
+      }
+      if (sharpComment) continue;
+      if (quoted) {
+        quoted = false;
+        continue;
+      }
+
+      if (needSpace) {
+        if (isSpace(ch)) {
+          lastSpace = true;
+          needSpace = false;
+          continue;
+        }
+        if (ch === ';') return 'ok';
+        if (ch === '{') return 'blockStart';
+        if (ch === ')') {
+          lastSpace = true;
+          needSpace = false;
+        } else {
+          throw this.fail(this.line, `unexpected ${JSON.stringify(ch)} right after a closing quote`);
+        }
+      }
+
+      if (lastSpace) {
+        start = this.pos - 1;
+        startLine = this.line;
+        if (isSpace(ch)) continue;
+        switch (ch) {
+          case ';':
+          case '{':
+            if (words.length === 0) throw this.fail(this.line, `unexpected "${ch}" where a directive name should be`);
+            return ch === '{' ? 'blockStart' : 'ok';
+          case '}':
+            if (words.length !== 0) throw this.fail(this.line, `unexpected "}": directive ${JSON.stringify(words[0]!.value)} is not ended by ";"`);
+            return 'blockDone';
+          case '#':
+            sharpComment = true;
+            continue;
+          case '\\':
+            quoted = true;
+            lastSpace = false;
+            continue;
+          case '"':
+            start++;
+            dQuoted = true;
+            lastSpace = false;
+            continue;
+          case "'":
+            start++;
+            sQuoted = true;
+            lastSpace = false;
+            continue;
+          case '$':
+            variable = true;
+            lastSpace = false;
+            continue;
+          default:
+            lastSpace = false;
+        }
+      } else {
+        if (ch === '{' && variable) continue;
+        variable = false;
+        if (ch === '\\') {
+          quoted = true;
+          continue;
+        }
+        if (ch === '$') {
+          variable = true;
+          continue;
+        }
+        let found = false;
+        if (dQuoted) {
+          if (ch === '"') {
+            dQuoted = false;
+            needSpace = true;
+            found = true;
+          }
+        } else if (sQuoted) {
+          if (ch === "'") {
+            sQuoted = false;
+            needSpace = true;
+            found = true;
+          }
+        } else if (isSpace(ch) || ch === ';' || ch === '{') {
+          lastSpace = true;
+          found = true;
+        }
+        if (found) {
+          words.push({ value: unescape(text.slice(start, this.pos - 1)), line: startLine });
+          if (ch === ';') return 'ok';
+          if (ch === '{') return 'blockStart';
+        }
+      }
+    }
+  }
+}
+
+/** The copy loop of ngx_conf_read_token: the only unescaping nginx does, quoted or not. */
+function unescape(raw: string): string {
+  let out = '';
+  for (let i = 0; i < raw.length; ) {
+    const c = raw[i]!;
+    if (c === '\\' && i + 1 < raw.length) {
+      const next = raw[i + 1]!;
+      if (next === '"' || next === "'" || next === '\\') {
+        out += next;
+        i += 2;
+        continue;
+      }
+      const control = next === 't' ? '\t' : next === 'r' ? '\r' : next === 'n' ? '\n' : null;
+      if (control !== null) {
+        out += control;
+        i += 2;
+        continue;
+      }
+    }
+    out += c;
+    i++;
+  }
+  return out;
+}
