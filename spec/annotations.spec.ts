@@ -177,9 +177,9 @@ describe('annotations: parsing', () => {
   });
 
   it('reports unknown annotations, refuses snippets, and refuses values that are not strings or empty', () => {
-    const r = parse({ [`${P}configuration-snippet`]: 'return 200;', [`${P}server-snippet`]: 'x', [`${P}canary`]: 'true', 'other.io/x': 'y' });
+    const r = parse({ [`${P}configuration-snippet`]: 'return 200;', [`${P}server-snippet`]: 'x', [`${P}auth-url`]: 'http://auth.test/', 'other.io/x': 'y' });
     deepStrictEqual(r.notes, [
-      `annotation ${P}canary is not supported and has no effect`,
+      `annotation ${P}auth-url is not supported and has no effect`,
       `annotation ${P}configuration-snippet is refused and has no effect: snippets would let an Ingress write nginx configuration`,
       `annotation ${P}server-snippet is refused and has no effect: snippets would let an Ingress write nginx configuration`,
     ]);

@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
-import { regexLiteral, type AuthConfig, type CorsConfig, type IngressAnnotations, type RedirectUrl, type RewriteTarget } from './annotations.ts';
+import { CUSTOM_HTTP_ERRORS, regexLiteral, type AffinityConfig, type AuthConfig, type CorsConfig, type IngressAnnotations, type MirrorTarget, type RedirectUrl, type RewriteTarget } from './annotations.ts';
 import { DEFAULT_LOCATION_SETTINGS } from './model.ts';
-import type { CertificateFile, CorsMap, LocationCors, LocationSettings, Server } from './model.ts';
+import type { CertificateFile, CorsMap, ErrorLocation, LocationCors, LocationSettings, MirrorLocation, RoutingModel, Server } from './model.ts';
 import { withPem } from './tls.ts';
 
 /** Shared memory per zone, as ingress-nginx sizes them: about 80,000 client addresses. */
@@ -20,7 +20,18 @@ const MAX_USERS = 10_000;
 const HTPASSWD_LINE = /^[\x21-\x39\x3b-\x7e]{1,255}:[\x21-\x7e]{1,1024}$/;
 const HTPASSWD_USER = /^[\x21-\x39\x3b-\x7e]{1,255}$/;
 
-const digest = (text: string, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
+export const digest = (text: string, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
+
+/** Where mirror-target copies go inside a server; Ingress paths under it are refused. */
+export const INTERNAL_PATH_PREFIX = '/_ingress_sidecar/';
+
+/** affinity: the variable that holds a request's hash key for cookie `cookie` (see RoutingModel.affinityKeys). */
+export function affinityKeyVariable(cookie: string): string {
+  return `isc_aff_${digest(`cookie\n${cookie}`, 8)}`;
+}
+
+/** A cookie Path attribute needs no quoting of its own: URL path characters without ";", "," and "$". */
+const COOKIE_PATH = /^\/[A-Za-z0-9\-._~!&'()*+=:@/%]{0,1023}$/;
 
 export interface SettingsResult {
   settings: LocationSettings;
@@ -33,6 +44,16 @@ interface BuilderOptions {
   /** Where htpasswd files go (the certificate directory); null: none can be written. */
   privateDir: string | null;
   report: (ingress: string, reason: string) => void;
+  /** custom-http-errors: the upstream that answers an Ingress's errors (its default-backend, else the default backend), or null. */
+  errorUpstream: (ingress: string) => { upstream: string; scheme: 'http' | 'https' } | null;
+}
+
+/** What a location adds to its Ingress's settings. */
+export interface LocationContext {
+  /** The pattern its rewrite-target (if any) applies to. */
+  rewriteRegex: string;
+  /** The path the affinity cookie is set for when session-cookie-path is not given. */
+  cookiePath: string;
 }
 
 export class LocationSettingsBuilder {
@@ -41,6 +62,9 @@ export class LocationSettingsBuilder {
   private readonly zoneRates = new Map<string, string>();
   private readonly corsPatterns = new Map<string, CorsMap>();
   private readonly files = new Map<string, CertificateFile>();
+  private readonly affinityCookies = new Map<string, RoutingModel['affinityCookies'][number]>();
+  private readonly mirrorTargets = new Map<string, { ingress: string; target: MirrorTarget; body: boolean }>();
+  private readonly errorLocations = new Map<string, ErrorLocation>();
   private readonly opts: BuilderOptions;
 
   constructor(opts: BuilderOptions) {
@@ -48,15 +72,34 @@ export class LocationSettingsBuilder {
     for (const s of opts.secrets) this.secrets.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`, s);
   }
 
-  /** Settings for a location of `ingress`; `rewriteRegex` is the pattern its rewrite-target applies to. */
-  for(ingress: string, a: IngressAnnotations, rewriteRegex: string): SettingsResult {
+  /** Settings for a location of `ingress`. */
+  for(ingress: string, a: IngressAnnotations, ctx: LocationContext): SettingsResult {
     let base = this.base.get(ingress);
     if (!base) {
       base = this.build(ingress, a);
       this.base.set(ingress, base);
     }
-    if (!a.rewriteTarget) return base;
-    return { ...base, settings: { ...base.settings, rewrite: { regex: rewriteRegex, replacement: rewriteReplacement(a.rewriteTarget) } } };
+    if (!a.rewriteTarget && !a.affinity) return base;
+    const settings = { ...base.settings };
+    if (a.rewriteTarget) settings.rewrite = { regex: ctx.rewriteRegex, replacement: rewriteReplacement(a.rewriteTarget) };
+    if (a.affinity) settings.setCookie = this.affinityCookie(a.affinity, ctx.cookiePath);
+    return { ...base, settings };
+  }
+
+  /** The Set-Cookie map for a cookie and its attributes: shared by every location that sets the same. */
+  private affinityCookie(c: AffinityConfig, locationPath: string): string {
+    const cookiePath = c.path ?? (COOKIE_PATH.test(locationPath) ? locationPath : '/');
+    const attributes = [
+      `; Path=${cookiePath}`,
+      c.maxAge === null ? '' : `; Max-Age=${c.maxAge}`,
+      c.sameSite === null ? '' : `; SameSite=${c.sameSite}`,
+      // Browsers refuse SameSite=None without Secure.
+      c.secure || c.sameSite === 'None' ? '; Secure' : '',
+      '; HttpOnly',
+    ].join('');
+    const variable = `isc_affset_${digest(`${c.cookie}\n${attributes}`, 8)}`;
+    this.affinityCookies.set(variable, { variable, cookie: c.cookie, key: affinityKeyVariable(c.cookie), attributes });
+    return variable;
   }
 
   private build(ingress: string, a: IngressAnnotations): SettingsResult {
@@ -83,8 +126,29 @@ export class LocationSettingsBuilder {
         auth = { realm: a.auth.realm, userFile: r.path };
       }
     }
+    let errorPages: LocationSettings['errorPages'] = [];
+    if (a.customErrors.length > 0) {
+      const target = this.opts.errorUpstream(ingress);
+      if (target === null) {
+        this.opts.report(ingress, `annotation ${CUSTOM_HTTP_ERRORS} has no effect: neither its default-backend annotation nor a default backend (spec.defaultBackend of an Ingress) can serve the errors over HTTP or HTTPS`);
+      } else {
+        errorPages = a.customErrors.map((code) => {
+          const name = `isc_err_${code}_${digest(`${target.scheme}://${target.upstream}`, 8)}`;
+          this.errorLocations.set(name, { name, code, ...target });
+          return { code, location: name };
+        });
+      }
+    }
+    let mirror: LocationSettings['mirror'] = null;
+    if (a.mirror) {
+      const uri = `${INTERNAL_PATH_PREFIX}mirror/${digest(`${ingress}\n${JSON.stringify(a.mirror)}`, 16)}`;
+      this.mirrorTargets.set(uri, { ingress, target: a.mirror.target, body: a.mirror.body });
+      mirror = { uri, body: a.mirror.body };
+    }
     const settings: LocationSettings = {
       ...DEFAULT_LOCATION_SETTINGS,
+      mirror,
+      errorPages,
       backendProtocol: a.backendProtocol === 'HTTPS' ? 'https' : a.backendProtocol === 'GRPC' ? 'grpc' : a.backendProtocol === 'GRPCS' ? 'grpcs' : 'http',
       bodySize: a.bodySize?.text ?? null,
       connectTimeout: a.connectTimeout,
@@ -143,12 +207,49 @@ export class LocationSettingsBuilder {
     return { path: path.join(dir, file) };
   }
 
+  /** The internal locations a server's locations name: mirror targets and error pages, sorted. */
+  serverLocations(server: Server): { mirrors: MirrorLocation[]; errorLocations: ErrorLocation[] } {
+    const mirrors = new Map<string, MirrorLocation>();
+    const errors = new Map<string, ErrorLocation>();
+    for (const l of server.locations) {
+      const m = l.settings.mirror;
+      const t = m ? this.mirrorTargets.get(m.uri) : undefined;
+      if (m && t && !mirrors.has(m.uri)) {
+        const defaultPort = t.target.scheme === 'https' ? 443 : 80;
+        const path = t.target.path.length === 0 ? [{ variable: 'request_uri' as const }] : t.target.path;
+        mirrors.set(m.uri, {
+          uri: m.uri,
+          ingress: t.ingress,
+          // Per server file: two files must never define one upstream.
+          upstream: `isc_mirror_${digest(`${server.file}\n${m.uri}`, 16)}`,
+          address: `${t.target.host}:${t.target.port}`,
+          scheme: t.target.scheme,
+          hostHeader: t.target.port === defaultPort ? t.target.host : `${t.target.host}:${t.target.port}`,
+          sniName: t.target.host.replace(/^\[|\]$/g, ''),
+          path: path.map((p) => ('text' in p ? p.text : '${request_uri}')).join(''),
+          body: t.body,
+        });
+      }
+      for (const e of l.settings.errorPages) errors.set(e.location, this.errorLocations.get(e.location)!);
+    }
+    const by = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+    return { mirrors: [...mirrors.values()].sort(by((m) => m.uri)), errorLocations: [...errors.values()].sort(by((e) => e.name)) };
+  }
+
   /** The zones, maps and files that the servers' locations name, sorted. */
-  collect(servers: Server[]): { limitReqZones: Array<{ name: string; rate: string }>; limitConnZones: string[]; corsMaps: CorsMap[]; files: CertificateFile[] } {
+  collect(servers: Server[]): {
+    limitReqZones: Array<{ name: string; rate: string }>;
+    limitConnZones: string[];
+    corsMaps: CorsMap[];
+    files: CertificateFile[];
+    affinityKeys: RoutingModel['affinityKeys'];
+    affinityCookies: RoutingModel['affinityCookies'];
+  } {
     const req = new Set<string>();
     const conn = new Set<string>();
     const cors = new Set<string>();
     const files = new Set<string>();
+    const cookies = new Set<string>();
     for (const s of servers) {
       for (const l of s.locations) {
         for (const z of l.settings.limitReq) req.add(z.zone);
@@ -156,14 +257,19 @@ export class LocationSettingsBuilder {
         const origin = l.settings.cors?.origin;
         if (origin && 'variable' in origin) cors.add(origin.variable);
         if (l.settings.auth) files.add(path.basename(l.settings.auth.userFile));
+        if (l.settings.setCookie) cookies.add(l.settings.setCookie);
       }
     }
+    const affinityCookies = [...cookies].map((v) => this.affinityCookies.get(v)!);
+    const keys = new Map(affinityCookies.map((c) => [c.key, { variable: c.key, cookie: c.cookie }]));
     const byName = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
     return {
       limitReqZones: [...req].map((name) => ({ name, rate: this.zoneRates.get(name)! })).sort(byName((z) => z.name)),
       limitConnZones: [...conn].sort(),
       corsMaps: [...this.corsPatterns.values()].filter((m) => cors.has(m.variable)).sort(byName((m) => m.variable)),
       files: [...files].map((f) => this.files.get(f)!).sort(byName((f) => f.file)),
+      affinityKeys: [...keys.values()].sort(byName((k) => k.variable)),
+      affinityCookies: affinityCookies.sort(byName((c) => c.variable)),
     };
   }
 }

@@ -51,6 +51,30 @@ export const AUTH_SECRET = A('auth-secret');
 export const AUTH_SECRET_TYPE = A('auth-secret-type');
 export const AUTH_REALM = A('auth-realm');
 export const BACKEND_PROTOCOL = A('backend-protocol');
+export const LOAD_BALANCE = A('load-balance');
+export const UPSTREAM_HASH_BY = A('upstream-hash-by');
+export const AFFINITY = A('affinity');
+export const SESSION_COOKIE_NAME = A('session-cookie-name');
+export const SESSION_COOKIE_PATH = A('session-cookie-path');
+export const SESSION_COOKIE_MAX_AGE = A('session-cookie-max-age');
+export const SESSION_COOKIE_SAMESITE = A('session-cookie-samesite');
+export const SESSION_COOKIE_SECURE = A('session-cookie-secure');
+export const CANARY = A('canary');
+export const CANARY_WEIGHT = A('canary-weight');
+export const CANARY_WEIGHT_TOTAL = A('canary-weight-total');
+export const CANARY_BY_HEADER = A('canary-by-header');
+export const CANARY_BY_HEADER_VALUE = A('canary-by-header-value');
+export const CANARY_BY_COOKIE = A('canary-by-cookie');
+export const SERVICE_UPSTREAM = A('service-upstream');
+export const MIRROR_TARGET = A('mirror-target');
+export const MIRROR_REQUEST_BODY = A('mirror-request-body');
+export const CUSTOM_HTTP_ERRORS = A('custom-http-errors');
+export const DEFAULT_BACKEND = A('default-backend');
+export const CONFIGURATION_SNIPPET = A('configuration-snippet');
+export const SERVER_SNIPPET = A('server-snippet');
+
+/** The canary annotations: the only ones that act on a canary Ingress (the main Ingress's settings apply to its paths). */
+export const CANARY_ANNOTATIONS: ReadonlySet<string> = new Set([CANARY, CANARY_WEIGHT, CANARY_WEIGHT_TOTAL, CANARY_BY_HEADER, CANARY_BY_HEADER_VALUE, CANARY_BY_COOKIE]);
 
 /** Every annotation this sidecar implements (the others under the prefix are reported). */
 export const SUPPORTED_ANNOTATIONS: ReadonlySet<string> = new Set([
@@ -63,6 +87,10 @@ export const SUPPORTED_ANNOTATIONS: ReadonlySet<string> = new Set([
   LIMIT_RPS, LIMIT_RPM, LIMIT_BURST_MULTIPLIER, LIMIT_CONNECTIONS,
   AUTH_TYPE, AUTH_SECRET, AUTH_SECRET_TYPE, AUTH_REALM,
   BACKEND_PROTOCOL,
+  LOAD_BALANCE, UPSTREAM_HASH_BY,
+  AFFINITY, SESSION_COOKIE_NAME, SESSION_COOKIE_PATH, SESSION_COOKIE_MAX_AGE, SESSION_COOKIE_SAMESITE, SESSION_COOKIE_SECURE,
+  ...CANARY_ANNOTATIONS,
+  SERVICE_UPSTREAM, MIRROR_TARGET, MIRROR_REQUEST_BODY, CUSTOM_HTTP_ERRORS, DEFAULT_BACKEND,
 ]);
 
 // Defaults, as ingress-nginx documents them.
@@ -71,6 +99,8 @@ export const DEFAULT_CORS_HEADERS = ['DNT', 'Keep-Alive', 'User-Agent', 'X-Reque
 export const DEFAULT_CORS_MAX_AGE = 1728000;
 export const DEFAULT_AUTH_REALM = 'Authentication Required';
 export const DEFAULT_LIMIT_BURST_MULTIPLIER = 5;
+export const DEFAULT_SESSION_COOKIE_NAME = 'INGRESSCOOKIE';
+export const DEFAULT_CANARY_WEIGHT_TOTAL = 100;
 
 /** The largest proxy-buffer-size accepted: nginx allocates five of these per proxied request. */
 export const MAX_PROXY_BUFFER_SIZE = 1024 * 1024;
@@ -120,6 +150,38 @@ export interface AuthConfig {
 /** backend-protocol: how nginx talks to the Service. */
 export type BackendProtocol = 'HTTP' | 'HTTPS' | 'GRPC' | 'GRPCS';
 
+/** affinity: cookie. The cookie carries a random key that nginx hashes consistently onto an endpoint. */
+export interface AffinityConfig {
+  /** Letters, digits and "_": nginx reads it as `$cookie_<name>`. */
+  cookie: string;
+  /** The cookie's Path; null: the location's own path (ingress-nginx's default), "/" for regex paths. */
+  path: string | null;
+  maxAge: number | null;
+  sameSite: 'Strict' | 'Lax' | 'None' | null;
+  secure: boolean;
+}
+
+/** canary: "true": which requests go to this Ingress's backends instead of the main Ingress's. */
+export interface CanaryConfig {
+  /** canary-by-header: "always" (or the value) sends to the canary, "never" to the main backend. */
+  header: { name: string; value: string | null } | null;
+  /** canary-by-cookie: "always" sends to the canary, "never" to the main backend. Letters, digits, "_". */
+  cookie: string | null;
+  /** canary-weight out of canary-weight-total, for requests no header or cookie decided. */
+  weight: number;
+  total: number;
+}
+
+/** mirror-target: where a copy of each request goes. */
+export interface MirrorTarget {
+  scheme: 'http' | 'https';
+  /** A lowercase DNS name or an IP address (IPv6 in brackets). */
+  host: string;
+  port: number;
+  /** The request path on the target: literal URL text and `$request_uri`; empty: the mirrored request's own URI. */
+  path: Array<{ text: string } | { variable: 'request_uri' }>;
+}
+
 /** What an Ingress's annotations ask of every location it owns. */
 export interface IngressAnnotations {
   backendProtocol: BackendProtocol;
@@ -147,6 +209,18 @@ export interface IngressAnnotations {
   limitBurstMultiplier: number;
   limitConnections: number | null;
   auth: AuthConfig | null;
+  /** load-balance: ewma becomes least_conn (stock nginx has no EWMA). */
+  loadBalance: 'round_robin' | 'ewma';
+  /** upstream-hash-by: nginx variable text, each variable written `${name}`, from an allowed set. */
+  hashBy: string | null;
+  affinity: AffinityConfig | null;
+  canary: CanaryConfig | null;
+  serviceUpstream: boolean;
+  mirror: { target: MirrorTarget; body: boolean } | null;
+  /** custom-http-errors: the status codes whose answers the default backend replaces, sorted. */
+  customErrors: number[];
+  /** default-backend: a Service in the Ingress's namespace (its first port). */
+  defaultBackend: string | null;
 }
 
 export const NO_ANNOTATIONS: Readonly<IngressAnnotations> = Object.freeze({
@@ -172,6 +246,14 @@ export const NO_ANNOTATIONS: Readonly<IngressAnnotations> = Object.freeze({
   limitBurstMultiplier: DEFAULT_LIMIT_BURST_MULTIPLIER,
   limitConnections: null,
   auth: null,
+  loadBalance: 'round_robin',
+  hashBy: null,
+  affinity: null,
+  canary: null,
+  serviceUpstream: false,
+  mirror: null,
+  customErrors: [],
+  defaultBackend: null,
 });
 
 /** A value as a reason may quote it: short, and JSON-escaped so that it cannot forge a log line. */
@@ -542,6 +624,8 @@ export function parseAnnotations(given: Record<string, unknown>, ctx: { namespac
     for (const n of [AUTH_SECRET, AUTH_SECRET_TYPE, AUTH_REALM]) noEffect(n, `${AUTH_TYPE} is not set`);
   }
 
+  parseRouting(r, a, notes, ctx.namespace);
+
   for (const name of Object.keys(given)) {
     if (!name.startsWith(ANNOTATION_PREFIX) || SUPPORTED_ANNOTATIONS.has(name)) continue;
     // The name is the user's: JSON-escaped (no control characters reach a log line) and cut short.
@@ -554,6 +638,160 @@ export function parseAnnotations(given: Record<string, unknown>, ctx: { namespac
     }
   }
   return { annotations: a, notes: notes.sort() };
+}
+
+// Variables upstream-hash-by may name: request properties that nginx computes per request. The
+// prefixed families read one header, cookie or query argument.
+const HASH_VARIABLES = new Set(['request_uri', 'uri', 'document_uri', 'args', 'query_string', 'remote_addr', 'binary_remote_addr', 'host', 'http_host', 'request_method', 'scheme', 'server_name']);
+const HASH_VARIABLE_FAMILY = /^(http_[a-z0-9_]{1,64}|cookie_[A-Za-z0-9_]{1,64}|arg_[A-Za-z0-9_]{1,64})$/;
+/** A cookie name nginx can read as `$cookie_<name>`: its variable names end at any other character. */
+const COOKIE_NAME = /^[A-Za-z0-9_]{1,64}$/;
+/** An HTTP header name (RFC 9110 token, the common subset). */
+const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
+/** A canary-by-header-value: matched exactly, case-sensitively. */
+const HEADER_VALUE = /^[A-Za-z0-9._~:/+=@-]{1,256}$/;
+/** A cookie Path attribute: URL path characters without ";" and "," (they end the attribute) and "$". */
+const COOKIE_PATH = /^\/[A-Za-z0-9\-._~!&'()*+=:@/%]{0,1023}$/;
+
+/** upstream-hash-by: literal text and variables from HASH_VARIABLES, canonicalised as `${name}`. */
+export function parseHashBy(name: string, value: string): string {
+  if (value.length > 512) throw fail(name, value, 'is longer than 512 characters');
+  let out = '';
+  let variables = 0;
+  const re = /\$(?:([A-Za-z0-9_]+)|\{([A-Za-z0-9_]+)\})|([A-Za-z0-9_.:/-]+)/y;
+  let at = 0;
+  while (at < value.length) {
+    re.lastIndex = at;
+    const m = re.exec(value);
+    if (!m) throw fail(name, value, 'may contain only nginx variables and letters, digits, "_", ".", ":", "/" and "-"');
+    if (m[3] !== undefined) out += m[3];
+    else {
+      const v = m[1] ?? m[2] ?? '';
+      if (!HASH_VARIABLES.has(v) && !HASH_VARIABLE_FAMILY.test(v)) {
+        throw fail(name, value, `uses $${v.slice(0, 40)}; allowed are $${[...HASH_VARIABLES].join(', $')}, $http_<header>, $cookie_<name> and $arg_<name>`);
+      }
+      out += `\${${v}}`;
+      variables++;
+    }
+    at = re.lastIndex;
+  }
+  if (variables === 0) throw fail(name, value, 'names no variable: every request would go to the same endpoint');
+  return out;
+}
+
+/** mirror-target: http(s)://host[:port][/path], the path may use $request_uri. */
+export function parseMirrorTarget(name: string, value: string): MirrorTarget {
+  if (value.length > 2048) throw fail(name, value, 'is longer than 2048 characters');
+  const m = /^(https?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(.*)$/.exec(value);
+  if (!m) throw fail(name, value, 'must be an http:// or https:// URL');
+  const scheme = m[1]!.toLowerCase() as 'http' | 'https';
+  const rawHost = m[2]!.toLowerCase();
+  const bracketed = rawHost.startsWith('[');
+  const bare = bracketed ? rawHost.slice(1, -1) : rawHost;
+  const family = isIP(bare);
+  if (bracketed ? family !== 6 : family === 0 && !(bare.length <= 253 && bare.split('.').every((l) => DNS_LABEL.test(l)))) {
+    throw fail(name, value, 'must name a DNS host or an IP address');
+  }
+  const port = m[3] === undefined ? (scheme === 'https' ? 443 : 80) : Number(m[3]);
+  if (!(port >= 1 && port <= 65535)) throw fail(name, value, 'has a port outside 1-65535');
+  const rest = m[4] ?? '';
+  const path: MirrorTarget['path'] = [];
+  if (rest !== '') {
+    if (!rest.startsWith('/') && !rest.startsWith('$')) throw fail(name, value, 'must have a path starting with "/" or $request_uri after the host');
+    const re = /\$(?:request_uri|\{request_uri\})|((?:[A-Za-z0-9\-._~:/?@!&'()*+,;=]|%[0-9A-Fa-f]{2})+)/y;
+    let at = 0;
+    while (at < rest.length) {
+      re.lastIndex = at;
+      const t = re.exec(rest);
+      if (!t) throw fail(name, value, 'may contain only URL characters and the variable $request_uri after the host');
+      path.push(t[1] !== undefined ? { text: t[1] } : { variable: 'request_uri' });
+      at = re.lastIndex;
+    }
+  }
+  return { scheme, host: family === 6 ? `[${bare}]` : bare, port, path };
+}
+
+/** The annotations that pick endpoints and backends: load balancing, affinity, canary, mirroring, errors. */
+function parseRouting(r: Reader, a: IngressAnnotations, notes: string[], namespace: string): void {
+  const noEffect = (name: string, why: string) => {
+    if (r.has(name)) notes.push(`annotation ${name} has no effect: ${why}`);
+  };
+  const lb = r.string(LOAD_BALANCE);
+  if (lb !== undefined) {
+    if (lb !== 'round_robin' && lb !== 'ewma') throw fail(LOAD_BALANCE, lb, 'must be "round_robin" or "ewma"');
+    a.loadBalance = lb;
+  }
+  const hashBy = r.string(UPSTREAM_HASH_BY);
+  a.hashBy = hashBy === undefined ? null : parseHashBy(UPSTREAM_HASH_BY, hashBy);
+
+  const affinity = r.string(AFFINITY);
+  const cookieName = r.string(SESSION_COOKIE_NAME);
+  const cookiePath = r.string(SESSION_COOKIE_PATH);
+  const maxAge = r.string(SESSION_COOKIE_MAX_AGE);
+  const sameSite = r.string(SESSION_COOKIE_SAMESITE);
+  const secure = r.bool(SESSION_COOKIE_SECURE);
+  if (cookieName !== undefined && !COOKIE_NAME.test(cookieName)) throw fail(SESSION_COOKIE_NAME, cookieName, 'may contain only letters, digits and "_" (up to 64): nginx reads cookies by such names');
+  if (cookiePath !== undefined && !COOKIE_PATH.test(cookiePath)) throw fail(SESSION_COOKIE_PATH, cookiePath, 'must be a URL path without ";", "," and "$"');
+  const sameSiteValue = sameSite === undefined ? null : ({ strict: 'Strict', lax: 'Lax', none: 'None' } as const)[sameSite.toLowerCase() as 'strict' | 'lax' | 'none'];
+  if (sameSiteValue === undefined) throw fail(SESSION_COOKIE_SAMESITE, sameSite ?? '', 'must be "Strict", "Lax" or "None"');
+  const maxAgeValue = maxAge === undefined ? null : parseInteger(SESSION_COOKIE_MAX_AGE, maxAge, 0, 2_147_483_647);
+  if (affinity !== undefined) {
+    if (affinity !== 'cookie') throw fail(AFFINITY, affinity, 'must be "cookie"');
+    a.affinity = { cookie: cookieName ?? DEFAULT_SESSION_COOKIE_NAME, path: cookiePath ?? null, maxAge: maxAgeValue, sameSite: sameSiteValue, secure: secure ?? false };
+  } else {
+    for (const n of [SESSION_COOKIE_NAME, SESSION_COOKIE_PATH, SESSION_COOKIE_MAX_AGE, SESSION_COOKIE_SAMESITE, SESSION_COOKIE_SECURE]) noEffect(n, `${AFFINITY} is not set`);
+  }
+  // ingress-nginx: the sticky balancer wins over upstream-hash-by, which wins over load-balance.
+  if (a.affinity) {
+    noEffect(UPSTREAM_HASH_BY, `${AFFINITY} takes precedence`);
+    noEffect(LOAD_BALANCE, `${AFFINITY} takes precedence`);
+  } else if (a.hashBy !== null) {
+    noEffect(LOAD_BALANCE, `${UPSTREAM_HASH_BY} takes precedence`);
+  }
+
+  const canary = r.bool(CANARY) ?? false;
+  const header = r.string(CANARY_BY_HEADER);
+  const headerValue = r.string(CANARY_BY_HEADER_VALUE);
+  const cookie = r.string(CANARY_BY_COOKIE);
+  const weight = r.string(CANARY_WEIGHT);
+  const total = r.string(CANARY_WEIGHT_TOTAL);
+  if (header !== undefined && !HEADER_NAME.test(header)) throw fail(CANARY_BY_HEADER, header, 'is not a header name (letters, digits and "-")');
+  if (headerValue !== undefined && !HEADER_VALUE.test(headerValue)) throw fail(CANARY_BY_HEADER_VALUE, headerValue, 'may contain only letters, digits and "._~:/+=@-" (up to 256)');
+  if (cookie !== undefined && !COOKIE_NAME.test(cookie)) throw fail(CANARY_BY_COOKIE, cookie, 'may contain only letters, digits and "_" (up to 64): nginx reads cookies by such names');
+  const totalValue = total === undefined ? DEFAULT_CANARY_WEIGHT_TOTAL : parseInteger(CANARY_WEIGHT_TOTAL, total, 1, 1_000_000);
+  const weightValue = weight === undefined ? 0 : parseInteger(CANARY_WEIGHT, weight, 0, totalValue);
+  if (canary) {
+    a.canary = { header: header === undefined ? null : { name: header, value: headerValue ?? null }, cookie: cookie ?? null, weight: weightValue, total: totalValue };
+    if (header === undefined) noEffect(CANARY_BY_HEADER_VALUE, `${CANARY_BY_HEADER} is not set`);
+  } else {
+    for (const n of CANARY_ANNOTATIONS) if (n !== CANARY) noEffect(n, `${CANARY} is not "true"`);
+  }
+
+  a.serviceUpstream = r.bool(SERVICE_UPSTREAM) ?? false;
+  const mirror = r.string(MIRROR_TARGET);
+  const mirrorBody = r.string(MIRROR_REQUEST_BODY);
+  let body = true;
+  if (mirrorBody !== undefined) {
+    const v = mirrorBody.toLowerCase();
+    if (v !== 'on' && v !== 'off') throw fail(MIRROR_REQUEST_BODY, mirrorBody, 'must be "on" or "off"');
+    body = v === 'on';
+  }
+  if (mirror !== undefined) a.mirror = { target: parseMirrorTarget(MIRROR_TARGET, mirror), body };
+  else noEffect(MIRROR_REQUEST_BODY, `${MIRROR_TARGET} is not set`);
+
+  const errors = r.string(CUSTOM_HTTP_ERRORS);
+  if (errors !== undefined) {
+    a.customErrors = [...new Set(items(CUSTOM_HTTP_ERRORS, errors).map((c) => parseInteger(CUSTOM_HTTP_ERRORS, c, 400, 599)))].sort((x, y) => x - y);
+  }
+  const defaultBackend = r.string(DEFAULT_BACKEND);
+  if (defaultBackend !== undefined) {
+    try {
+      a.defaultBackend = checkObjectName('Service', defaultBackend, 'label1035');
+    } catch (err) {
+      if (err instanceof InvalidValue) throw fail(DEFAULT_BACKEND, defaultBackend, `is not the name of a Service (in the Ingress's namespace, ${namespace})`);
+      throw err;
+    }
+  }
 }
 
 /** auth-secret: `name` or `namespace/name`, and only in the Ingress's own namespace. */

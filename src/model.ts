@@ -2,7 +2,11 @@
 
 /** What a location does with a request. */
 export type Action =
-  | { kind: 'proxy'; upstream: string }
+  /**
+   * `via`: a canary selector's variable (derived, without `$`): per request it names `upstream`
+   * or the canary's upstream, and proxy_pass goes where it says.
+   */
+  | { kind: 'proxy'; upstream: string; via?: string }
   /** The path is claimed, but its backend cannot serve: a Service, port or endpoint is missing. */
   | { kind: 'unavailable'; reason: string }
   /** Nothing matched and no default backend exists: nginx's own 404. */
@@ -78,6 +82,40 @@ export interface LocationSettings {
   limitConn: { zone: string; connections: number } | null;
   /** auth_basic: the realm (no `$`, `"`, `\`, not "off") and the htpasswd file (a derived path). */
   auth: { realm: string; userFile: string } | null;
+  /** affinity: `add_header Set-Cookie $<variable>` (derived): the cookie when the request had none, else empty. */
+  setCookie: string | null;
+  /** mirror-target: `mirror <uri>`, one of the server's `mirrors`. */
+  mirror: { uri: string; body: boolean } | null;
+  /** custom-http-errors: `error_page <code> = @<location>` per code, one of the server's `errorLocations`. */
+  errorPages: Array<{ code: number; location: string }>;
+}
+
+/** An internal location that receives the copies of mirror-target. */
+export interface MirrorLocation {
+  /** `/_ingress_sidecar/mirror/<digest>`: Ingress paths under /_ingress_sidecar/ are refused. */
+  uri: string;
+  /** The Ingress that asked, for the comment that lets the sidecar blame it when nginx refuses the upstream. */
+  ingress: string;
+  /** `isc_mirror_<digest>`, in this server's file: nginx resolves a DNS host when it loads it. */
+  upstream: string;
+  /** `host:port` or `[ipv6]:port`, validated. */
+  address: string;
+  scheme: 'http' | 'https';
+  /** The Host header and TLS server name: the target's host (and port when not the scheme's). */
+  hostHeader: string;
+  sniName: string;
+  /** URL path text whose only `$` start `${request_uri}`. */
+  path: string;
+  body: boolean;
+}
+
+/** A named location that custom-http-errors sends an error to: the default backend, told which error. */
+export interface ErrorLocation {
+  /** `isc_err_<code>_<digest>` (rendered after a literal `@`). */
+  name: string;
+  code: number;
+  upstream: string;
+  scheme: 'http' | 'https';
 }
 
 export interface LocationCors {
@@ -122,6 +160,9 @@ export const DEFAULT_LOCATION_SETTINGS: LocationSettings = Object.freeze({
   limitReq: [],
   limitConn: null,
   auth: null,
+  setCookie: null,
+  mirror: null,
+  errorPages: [],
 });
 
 /** How a location reads in nginx.conf: `= /foo`, `/foo/`, `~ ^/foo(?:/|$)`, `~* ^/api/(.*)`. */
@@ -166,6 +207,10 @@ export interface Server {
    * default server always has one when HTTPS is on (the default certificate, for unknown SNI).
    */
   tls: ServerTls | null;
+  /** mirror-target locations its locations name, sorted by uri. */
+  mirrors: MirrorLocation[];
+  /** custom-http-errors locations its locations name, sorted by name. */
+  errorLocations: ErrorLocation[];
 }
 
 export interface UpstreamServer {
@@ -182,6 +227,31 @@ export interface Upstream {
   name: string;
   service: string;
   servers: UpstreamServer[];
+  /**
+   * How nginx picks a server: round robin (its default), least_conn (load-balance: ewma), or a
+   * consistent hash of `key`: nginx variable text whose `$` start allowed or derived variables.
+   */
+  balance: { kind: 'round_robin' } | { kind: 'least_conn' } | { kind: 'hash'; key: string };
+}
+
+/**
+ * A canary: a variable whose value, per request, is the main or the canary upstream's name:
+ * canary-by-header first, then canary-by-cookie, then canary-weight.
+ */
+export interface CanarySelector {
+  /** Derived (`isc_canary_<digest>`), without `$`; `<variable>_c` and `<variable>_w` are its helpers. */
+  variable: string;
+  main: string;
+  canary: string;
+  /** The canary Ingress and the main one, for comments and status. */
+  ingress: string;
+  mainIngress: string;
+  /** `http_<name>` (lowercase, "_" for "-") and the exact value, or null for "always"/"never". */
+  header: { source: string; value: string | null } | null;
+  /** `cookie_<name>`. */
+  cookie: string | null;
+  /** Percent of the other requests for the canary: 0-100, at most two decimals. */
+  weight: number;
 }
 
 export interface Rejection {
@@ -217,6 +287,11 @@ export interface RoutingModel {
   limitConnZones: string[];
   /** CORS origin maps (cors-allow-origin other than `*`), one per distinct list of origins. */
   corsMaps: CorsMap[];
+  /** affinity: per cookie name, the hash key (the cookie, or a fresh random one): derived names. */
+  affinityKeys: Array<{ variable: string; cookie: string }>;
+  /** affinity: per cookie name and attributes, the Set-Cookie value for a request without the cookie. */
+  affinityCookies: Array<{ variable: string; cookie: string; key: string; attributes: string }>;
+  canaries: CanarySelector[];
   /** Problems that belong to no Ingress (the --default-ssl-certificate Secret), sorted. */
   warnings: string[];
   /**

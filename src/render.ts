@@ -4,8 +4,9 @@
 
 import { readFileSync } from 'node:fs';
 import Mustache from 'mustache';
-import type { Location, LocationSettings, RoutingModel, Server } from './model.ts';
+import type { CanarySelector, Location, LocationSettings, RoutingModel, Server, Upstream } from './model.ts';
 import { ZONE_SIZE } from './annotations-model.ts';
+import { regexLiteral } from './annotations.ts';
 import { MAIN_FILE, UPSTREAMS_FILE } from './translate.ts';
 import { nginxValue } from './validate.ts';
 
@@ -24,12 +25,13 @@ const templates = {
   server: template('server.conf.mustache'),
   proxyHeaders: template('proxy-headers.mustache'),
   grpcHeaders: template('grpc-headers.mustache'),
+  mirrorUpstreams: template('mirror-upstreams.mustache'),
 };
 
 const config = { escape: nginxValue };
 
 function render(tpl: string, view: object): string {
-  return Mustache.render(tpl, view, { server: templates.server, proxyHeaders: templates.proxyHeaders, grpcHeaders: templates.grpcHeaders }, config);
+  return Mustache.render(tpl, view, { server: templates.server, proxyHeaders: templates.proxyHeaders, grpcHeaders: templates.grpcHeaders, mirrorUpstreams: templates.mirrorUpstreams }, config);
 }
 
 /** The server-level defaults in server.conf.mustache, which gRPC locations restate as grpc_*. */
@@ -47,6 +49,9 @@ function derived(name: string): string {
 function settingsView(s: LocationSettings) {
   const cors = s.cors;
   return {
+    mirror: s.mirror ? { uri: s.mirror.uri, body: s.mirror.body ? 'on' : 'off' } : null,
+    setCookie: s.setCookie === null ? '' : derived(s.setCookie),
+    errorPages: s.errorPages.map((e) => ({ code: e.code, location: derived(e.location) })),
     // The template writes every one of these next to a fixed directive; `$` appears only where the
     // model says a variable belongs (captures, the redirect variables, derived map names).
     appRoot: s.appRoot === null ? '' : `$scheme://$ingress_sidecar_host${s.appRoot}`,
@@ -97,8 +102,10 @@ function locationView(model: RoutingModel, l: Location) {
     routePath: l.route.path,
     ingress: l.ingress,
     service: l.service,
-    proxyPass: l.action.kind === 'proxy' && !grpc ? `${l.settings.backendProtocol}://${l.action.upstream}` : '',
-    grpcPass: l.action.kind === 'proxy' && grpc ? `${l.settings.backendProtocol}://${l.action.upstream}` : '',
+    proxyPass: l.action.kind === 'proxy' && !grpc ? `${l.settings.backendProtocol}://${upstreamRef(l.action)}` : '',
+    grpcPass: l.action.kind === 'proxy' && grpc ? `${l.settings.backendProtocol}://${upstreamRef(l.action)}` : '',
+    // custom-http-errors: the backend's answers with these codes go to the error location.
+    intercept: l.settings.errorPages.length === 0 || l.action.kind !== 'proxy' ? '' : grpc ? 'grpc_intercept_errors' : 'proxy_intercept_errors',
     // gRPC locations always say their timeouts and buffer: the server's are proxy_* ones.
     grpc: {
       connectTimeout: `${l.settings.connectTimeout ?? DEFAULT_PROXY_TIMEOUTS.connect}s`,
@@ -113,9 +120,58 @@ function locationView(model: RoutingModel, l: Location) {
   };
 }
 
+/** The upstream a proxy location names: its own, or (canary) the variable that picks one per request. */
+function upstreamRef(a: Extract<Location['action'], { kind: 'proxy' }>): string {
+  return a.via ? `$${derived(a.via)}` : a.upstream;
+}
+
+function upstreamView(u: Upstream) {
+  return { ...u, leastConn: u.balance.kind === 'least_conn', hash: u.balance.kind === 'hash' ? u.balance.key : '' };
+}
+
+/**
+ * A canary selector as maps and a split: canary-by-header decides first, then canary-by-cookie,
+ * then canary-weight. Each stage's default is the next stage's variable (or an upstream name).
+ */
+function canaryView(c: CanarySelector) {
+  const weightTarget = c.weight >= 100 ? c.canary : c.weight <= 0 ? c.main : `$${derived(`${c.variable}_w`)}`;
+  const split = c.weight > 0 && c.weight < 100 ? { variable: derived(`${c.variable}_w`), percent: `${c.weight}%`, canary: c.canary, main: c.main } : null;
+  const cookieVar = c.header ? `${c.variable}_c` : c.variable;
+  const cookie = c.cookie ? { source: cookieSource(c.cookie), variable: derived(cookieVar), canary: c.canary, main: c.main, next: weightTarget } : null;
+  const afterHeader = cookie ? `$${cookie.variable}` : weightTarget;
+  const header = c.header
+    ? {
+        source: cookieSource(c.header.source),
+        variable: derived(c.variable),
+        // The exact value, case-sensitively: a regex of the escaped literal (map strings ignore case).
+        key: c.header.value === null ? 'always' : `~^${regexLiteral(c.header.value)}$`,
+        never: c.header.value === null,
+        canary: c.canary,
+        main: c.main,
+        next: afterHeader,
+      }
+    : null;
+  return { ingress: c.ingress, mainIngress: c.mainIngress, split, cookie, header };
+}
+
+/** `http_<name>` or `cookie_<name>`, written after a literal "$": validated names only. */
+function cookieSource(source: string): string {
+  if (!/^(http_[a-z0-9_]{1,64}|cookie_[A-Za-z0-9_]{1,64})$/.test(source)) throw new Error(`refusing to render ${JSON.stringify(source)} as a variable name`);
+  return source;
+}
+
 function serverView(model: RoutingModel, s: Server) {
   const https = model.https;
   return {
+    mirrors: s.mirrors.map((m) => ({
+      ...m,
+      upstream: derived(m.upstream),
+      proxyPass: `${m.scheme}://${derived(m.upstream)}${m.path}`,
+      body: m.body ? 'on' : 'off',
+      noBody: !m.body,
+      https: m.scheme === 'https',
+    })),
+    errorLocations: s.errorLocations.map((e) => ({ name: derived(e.name), code: e.code, proxyPass: `${e.scheme}://${e.upstream}` })),
     isDefault: s.host === null,
     https: https !== null,
     accessLog: model.accessLog ?? '',
@@ -150,11 +206,18 @@ export function renderModel(model: RoutingModel): Map<string, string> {
       limitReqZones: model.limitReqZones.map((z) => ({ zone: `zone=${derived(z.name)}:${ZONE_SIZE}`, rate: `rate=${z.rate}` })),
       limitConnZones: model.limitConnZones.map((z) => ({ zone: `zone=${derived(z)}:${ZONE_SIZE}` })),
       corsMaps: model.corsMaps.map((m) => ({ variable: derived(m.variable), preflight: derived(m.preflight), pattern: `~*${m.pattern}` })),
-      zonesOrMaps: model.limitReqZones.length + model.limitConnZones.length + model.corsMaps.length > 0,
+      affinityKeys: model.affinityKeys.map((k) => ({ variable: derived(k.variable), source: cookieSource(`cookie_${k.cookie}`) })),
+      affinityCookies: model.affinityCookies.map((c) => ({
+        variable: derived(c.variable),
+        source: cookieSource(`cookie_${c.cookie}`),
+        value: `${c.cookie}=$${derived(c.key)}${c.attributes}`,
+      })),
+      canaries: model.canaries.map(canaryView),
+      zonesOrMaps: model.limitReqZones.length + model.limitConnZones.length + model.corsMaps.length + model.affinityKeys.length + model.canaries.length > 0,
       defaultServer: serverView(model, model.defaultServer),
     }),
   );
-  files.set(UPSTREAMS_FILE, render(templates.upstreams, { upstreams: model.upstreams }));
+  files.set(UPSTREAMS_FILE, render(templates.upstreams, { upstreams: model.upstreams.map(upstreamView) }));
   for (const s of model.servers) files.set(s.file, render(templates.host, serverView(model, s)));
   return files;
 }

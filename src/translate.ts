@@ -24,16 +24,19 @@ import type {
 } from '@kubernetes/client-node';
 import {
   ANNOTATION_PREFIX,
+  CANARY_ANNOTATIONS,
   FORCE_SSL_REDIRECT_ANNOTATION,
+  SUPPORTED_ANNOTATIONS,
   SSL_REDIRECT_ANNOTATION,
   parseAnnotations,
   parseRegexPath,
   regexLiteral,
+  type CanaryConfig,
   type IngressAnnotations,
 } from './annotations.ts';
-import { LocationSettingsBuilder, type SettingsResult } from './annotations-model.ts';
+import { INTERNAL_PATH_PREFIX, LocationSettingsBuilder, affinityKeyVariable, digest, type LocationContext, type SettingsResult } from './annotations-model.ts';
 import { DEFAULT_LOCATION_SETTINGS } from './model.ts';
-import type { Action, CertificateFile, Https, Location, Rejection, RoutingModel, Server, ServerTls, Upstream } from './model.ts';
+import type { Action, CanarySelector, CertificateFile, Https, Location, Rejection, RoutingModel, Server, ServerTls, Upstream } from './model.ts';
 import type { Snapshot } from './snapshot.ts';
 import { TLS_SECRET_TYPE, certificateFromPem, certificateFromSecret, hostProblem, validityProblem, withPem, type Certificate } from './tls.ts';
 import {
@@ -241,6 +244,7 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean): ParsedIngress {
         return { pathType, rawPath, match: 'regex' as const, path: parseRegexPath(rawPath), backend: parseBackend(namespace, p.backend, where) };
       }
       const decoded = parsePath(rawPath);
+      if (decoded.startsWith(INTERNAL_PATH_PREFIX)) throw new InvalidValue(`${where}: paths under ${INTERNAL_PATH_PREFIX} are reserved for this sidecar's internal locations`);
       const match = pathType === 'Exact' ? ('exact' as const) : ('prefix' as const);
       const path = match === 'prefix' && decoded.length > 1 ? decoded.replace(/\/+$/, '') : decoded;
       return { pathType, rawPath, match, path, backend: parseBackend(namespace, p.backend, where) };
@@ -302,8 +306,15 @@ class Backends {
     for (const ep of snap.endpoints) this.endpoints.set(`${ep.metadata?.namespace ?? 'default'}/${ep.metadata?.name}`, ep);
   }
 
+  /** default-backend: the Service's first port, as ingress-nginx takes it; null when there is no such Service or port. */
+  firstPort(namespace: string, service: string): BackendRef | null {
+    const port = list(this.services.get(`${namespace}/${service}`)?.spec?.ports)[0];
+    return port && isPortNumber(port.port) ? { namespace, service, port: { number: port.port } } : null;
+  }
+
   /** The action for a backend, plus a reason to report when the Ingress refers to something missing. */
-  resolve(b: BackendRef, protocol: IngressAnnotations['backendProtocol']): { action: Action; service: string; problem?: string } {
+  resolve(b: BackendRef, variant: UpstreamVariant): { action: Action; service: string; problem?: string } {
+    const protocol = variant.protocol;
     const portText = 'number' in b.port ? String(b.port.number) : b.port.name;
     const service = `${b.namespace}/${b.service}:${portText}`;
     const unavailable = (reason: string, problem = true) => ({
@@ -318,15 +329,25 @@ class Backends {
     if (!port) return unavailable(`Service ${b.namespace}/${b.service} has no port ${portText}`);
     // Looked up by name, the number comes from the Service: it names the upstream, so check it.
     if (!isPortNumber(port.port)) return unavailable(`Service ${b.namespace}/${b.service} port ${portText} has an invalid number`);
-    const name = `${b.namespace}_${b.service}_${port.port}${protocol === 'HTTP' ? '' : `_${protocol.toLowerCase()}`}`;
+    // service-upstream: the Service's cluster IP, so kube-proxy picks the endpoint. A headless
+    // Service has none: its endpoints are used, and that is said.
+    const clusterIp = variant.serviceUpstream ? upstreamAddress(svc.spec?.clusterIP ?? '', port.port) : null;
+    const serviceUpstreamProblem = variant.serviceUpstream && clusterIp === null ? `service-upstream: Service ${b.namespace}/${b.service} has no cluster IP; its endpoints are used` : undefined;
+    const balance = variant.balance;
+    const name = [
+      `${b.namespace}_${b.service}_${port.port}`,
+      protocol === 'HTTP' ? '' : `_${protocol.toLowerCase()}`,
+      clusterIp ? '_svc' : '',
+      balance.kind === 'least_conn' ? '_ewma' : balance.kind === 'hash' ? `_hash_${digest(balance.key, 8)}` : '',
+    ].join('');
     let upstream = this.upstreams.get(name);
     if (!upstream) {
-      const servers = this.addresses(b.namespace, b.service, port).map((address) => ({ address }));
-      upstream = { name, service: `${b.namespace}/${b.service}:${port.port}`, servers };
+      const servers = (clusterIp ? [clusterIp] : this.addresses(b.namespace, b.service, port)).map((address) => ({ address }));
+      upstream = { name, service: `${b.namespace}/${b.service}:${port.port}`, servers, balance };
       this.upstreams.set(name, upstream);
     }
     if (upstream.servers.length === 0) return unavailable(`Service ${b.namespace}/${b.service} has no ready endpoints`, false);
-    return { action: { kind: 'proxy', upstream: name }, service };
+    return { action: { kind: 'proxy', upstream: name }, service, ...(serviceUpstreamProblem ? { problem: serviceUpstreamProblem } : {}) };
   }
 
   /** Ready endpoint addresses for a Service port, deduplicated and sorted. */
@@ -361,10 +382,38 @@ class Backends {
   }
 }
 
+/** How an Ingress's upstreams are built: one upstream per Service port and variant. */
+interface UpstreamVariant {
+  protocol: IngressAnnotations['backendProtocol'];
+  serviceUpstream: boolean;
+  balance: Upstream['balance'];
+}
+
+/** ingress-nginx's order: affinity, then upstream-hash-by, then load-balance. */
+function variantOf(a: IngressAnnotations): UpstreamVariant {
+  const balance: Upstream['balance'] = a.affinity
+    ? { kind: 'hash', key: `$${affinityKeyVariable(a.affinity.cookie)}` }
+    : a.hashBy !== null
+      ? { kind: 'hash', key: a.hashBy }
+      : a.loadBalance === 'ewma'
+        ? { kind: 'least_conn' }
+        : { kind: 'round_robin' };
+  return { protocol: a.backendProtocol, serviceUpstream: a.serviceUpstream, balance };
+}
+
 interface Claim {
   ingress: string;
   path: ParsedPath;
   resolved: { action: Action; service: string };
+  /** The canary Ingress that splits this path's traffic, once one is attached. */
+  canary?: string;
+}
+
+/** canary-weight out of canary-weight-total as a split_clients percentage: two decimals, never rounded to all or nothing. */
+function canaryPercent(c: CanaryConfig): number {
+  if (c.weight <= 0) return 0;
+  if (c.weight >= c.total) return 100;
+  return Math.min(99.99, Math.max(0.01, Math.round((c.weight / c.total) * 10000) / 100));
 }
 
 /** Routes of one host (or of the catch-all, host null), claimed first-come in age order. */
@@ -397,11 +446,25 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   /** Every Ingress that parsed, oldest first. */
   const parsedIngresses: ParsedIngress[] = [];
 
-  const resolve = (key: string, b: BackendRef, protocol: IngressAnnotations['backendProtocol']) => {
-    const r = backends.resolve(b, protocol);
+  /** A backend of an Ingress; with a default-backend annotation, that Service answers when the backend cannot. */
+  const resolve = (key: string, b: BackendRef, a: IngressAnnotations) => {
+    const r = backends.resolve(b, variantOf(a));
     if (r.problem) report(key, 'partial', r.problem);
-    return r;
+    if (r.action.kind !== 'unavailable' || a.defaultBackend === null) return r;
+    const fallback = defaultBackendOf(key, a);
+    return fallback ? { action: fallback.action, service: fallback.service } : r;
   };
+  const defaultBackendOf = (key: string, a: IngressAnnotations) => {
+    if (a.defaultBackend === null) return null;
+    const namespace = key.split('/')[0]!;
+    const ref = backends.firstPort(namespace, a.defaultBackend);
+    const r = ref ? backends.resolve(ref, variantOf(a)) : null;
+    if (r?.action.kind === 'proxy') return r;
+    report(key, 'partial', `default-backend: ${r?.action.kind === 'unavailable' ? r.action.reason : `Service ${namespace}/${a.defaultBackend} not found or has no ports`}`);
+    return null;
+  };
+  /** Canary Ingresses, oldest first: they split the traffic of paths other Ingresses serve. */
+  const canaryIngresses: ParsedIngress[] = [];
 
   for (const ing of ours) {
     const key = ingressKey(ing);
@@ -416,9 +479,19 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     }
     for (const note of parsed.notes) report(key, 'partial', note);
     parsedIngresses.push(parsed);
+    if (parsed.annotations.canary) {
+      canaryIngresses.push(parsed);
+      const given = ing.metadata?.annotations ?? {};
+      for (const name of Object.keys(given).sort()) {
+        if (SUPPORTED_ANNOTATIONS.has(name) && !CANARY_ANNOTATIONS.has(name)) {
+          report(key, 'partial', `annotation ${name} has no effect on a canary Ingress: the settings of the Ingress it splits traffic with apply`);
+        }
+      }
+      if (parsed.defaultBackend) report(key, 'partial', 'defaultBackend of a canary Ingress is not used');
+      continue;
+    }
 
-    const protocol = parsed.annotations.backendProtocol;
-    const ownDefault = parsed.defaultBackend ? { ingress: key, resolved: resolve(key, parsed.defaultBackend, protocol) } : null;
+    const ownDefault = parsed.defaultBackend ? { ingress: key, resolved: resolve(key, parsed.defaultBackend, parsed.annotations) } : null;
     if (ownDefault) {
       if (!globalDefault) globalDefault = ownDefault;
       else if (parsed.rules.length === 0) {
@@ -443,15 +516,68 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
           }
           continue;
         }
-        routes.claims.set(claimKey, { ingress: key, path: p, resolved: resolve(key, p.backend, protocol) });
+        routes.claims.set(claimKey, { ingress: key, path: p, resolved: resolve(key, p.backend, parsed.annotations) });
         routes.ingresses.add(key);
+      }
+    }
+  }
+
+  const byKey = new Map(parsedIngresses.map((p) => [p.key, p]));
+  const canaries = new Map<string, CanarySelector>();
+  for (const c of canaryIngresses) attachCanary(c);
+  function attachCanary(c: ParsedIngress): void {
+    const config = c.annotations.canary!;
+    for (const rule of c.rules) {
+      const where = rule.host ? `host ${rule.host.host}` : 'rules without a host';
+      const routes = rule.host ? hosts.get(rule.host.host) : catchAll;
+      for (const p of rule.paths) {
+        const what = `canary path ${p.rawPath} (${p.pathType}) on ${where}`;
+        const claim = routes?.claims.get(`${p.match} ${p.path}`);
+        if (!claim) {
+          report(c.key, 'partial', `${what}: no other Ingress of the class serves it, and a canary only takes a share of a served path's requests`);
+          continue;
+        }
+        if (claim.canary !== undefined) {
+          if (claim.canary !== c.key) report(c.key, 'partial', `${what}: the older canary Ingress ${claim.canary} already splits its requests`);
+          continue;
+        }
+        const main = claim.resolved.action;
+        if (main.kind !== 'proxy') {
+          report(c.key, 'partial', `${what}: the backend of ${claim.ingress} cannot serve, so there is nothing to split`);
+          continue;
+        }
+        // The canary's upstream is built like the main one (protocol, balancing): one location proxies to either.
+        const r = backends.resolve(p.backend, variantOf(byKey.get(claim.ingress)!.annotations));
+        if (r.problem) report(c.key, 'partial', r.problem);
+        if (r.action.kind !== 'proxy') {
+          report(c.key, 'partial', `${what}: its backend cannot serve (${'reason' in r.action ? r.action.reason : 'no backend'}); all requests go to ${claim.ingress}`);
+          continue;
+        }
+        claim.canary = c.key;
+        const weight = canaryPercent(config);
+        if (config.header === null && config.cookie === null && (weight === 0 || weight === 100)) {
+          // Nothing decides per request: all requests go to one of them.
+          if (weight === 100) claim.resolved = { ...claim.resolved, action: { kind: 'proxy', upstream: r.action.upstream } };
+          continue;
+        }
+        const selector: Omit<CanarySelector, 'variable'> = {
+          main: main.upstream,
+          canary: r.action.upstream,
+          ingress: c.key,
+          mainIngress: claim.ingress,
+          header: config.header ? { source: `http_${config.header.name.toLowerCase().replaceAll('-', '_')}`, value: config.header.value } : null,
+          cookie: config.cookie === null ? null : `cookie_${config.cookie}`,
+          weight,
+        };
+        const variable = `isc_canary_${digest(JSON.stringify(selector), 12)}`;
+        canaries.set(variable, { variable, ...selector });
+        claim.resolved = { ...claim.resolved, action: { kind: 'proxy', upstream: main.upstream, via: variable } };
       }
     }
   }
 
   const live = [...hosts.values()].filter((h) => h.claims.size > 0);
   const tls = opts.tls ? planTls(snap.secrets, parsedIngresses, live, opts.tls, opts.now!, opts.nginxVersion, report) : null;
-  const byKey = new Map(parsedIngresses.map((p) => [p.key, p]));
   /** Whether a location answers plain HTTP with a redirect to HTTPS. */
   const redirect = (hostTls: boolean) => (ingress: string, locationPath: string) => {
     if (!tls) return false;
@@ -463,10 +589,20 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     secrets: snap.secrets,
     privateDir: opts.privateDir ?? opts.tls?.certDir ?? null,
     report: (ingress, reason) => report(ingress, 'partial', reason),
+    errorUpstream: (ingress) => {
+      const p = byKey.get(ingress);
+      const own = p ? defaultBackendOf(ingress, p.annotations) : null;
+      const global = globalDefault?.resolved.action;
+      const target = own?.action.kind === 'proxy' ? { action: own.action, by: p! } : global?.kind === 'proxy' ? { action: global, by: byKey.get(globalDefault!.ingress) } : null;
+      const protocol = target?.by?.annotations.backendProtocol ?? 'HTTP';
+      // Error pages are HTTP responses: a gRPC default backend cannot give them.
+      if (!target || (protocol !== 'HTTP' && protocol !== 'HTTPS')) return null;
+      return { upstream: target.action.upstream, scheme: protocol === 'HTTPS' ? 'https' : 'http' };
+    },
   });
-  const settingsFor: SettingsFor = (ingress, rewriteRegex) => {
+  const settingsFor: SettingsFor = (ingress, ctx) => {
     const p = byKey.get(ingress);
-    return p ? builder.for(ingress, p.annotations, rewriteRegex) : { settings: DEFAULT_LOCATION_SETTINGS, unavailable: null };
+    return p ? builder.for(ingress, p.annotations, ctx) : { settings: DEFAULT_LOCATION_SETTINGS, unavailable: null };
   };
   const servers = live.map((h) => {
     const own = tls?.hosts.get(h.host!.host) ?? null;
@@ -474,13 +610,21 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   });
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
   const defaultServer = buildServer(catchAll, globalDefault, redirect(false), tls?.defaultTls ?? null, settingsFor);
+  for (const s of [defaultServer, ...servers]) Object.assign(s, builder.serverLocations(s));
   const extras = builder.collect([defaultServer, ...servers]);
   const privateFiles = new Map<string, CertificateFile>([...(tls?.certificates ?? []), ...extras.files.map((f) => [f.file, f] as const)]);
 
   const served = new Set<string>([...servers, defaultServer].flatMap((s) => s.locations.map((l) => l.ingress)));
   served.delete('');
+  const allLocations = [...servers, defaultServer].flatMap((s) => s.locations);
+  const usedCanaries = [...new Set(allLocations.flatMap((l) => (l.action.kind === 'proxy' && l.action.via ? [l.action.via] : [])))].sort().map((v) => canaries.get(v)!);
+  for (const c of usedCanaries) served.add(c.ingress);
   const exactNames = servers.filter((s) => !s.serverName.startsWith('~')).map((s) => s.serverName);
-  const used = new Set([...servers, defaultServer].flatMap((s) => s.locations.flatMap((l) => (l.action.kind === 'proxy' ? [l.action.upstream] : []))));
+  const used = new Set([
+    ...allLocations.flatMap((l) => (l.action.kind === 'proxy' ? [l.action.upstream] : [])),
+    ...usedCanaries.map((c) => c.canary),
+    ...[...servers, defaultServer].flatMap((s) => s.errorLocations.map((e) => e.upstream)),
+  ]);
 
   return {
     httpPort: opts.httpPort,
@@ -497,6 +641,9 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     limitReqZones: extras.limitReqZones,
     limitConnZones: extras.limitConnZones,
     corsMaps: extras.corsMaps,
+    affinityKeys: extras.affinityKeys,
+    affinityCookies: extras.affinityCookies,
+    canaries: usedCanaries,
     warnings: tls ? [...tls.warnings].sort() : [],
     tlsRecheckAt: tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
   };
@@ -713,8 +860,8 @@ function splitPem(pem: string): [string, string] {
   return [blocks.filter(isCert).join('\n'), blocks.filter((b) => !isCert(b)).join('\n')];
 }
 
-/** A location's settings from its Ingress; `rewriteRegex` is what its rewrite-target (if any) rewrites. */
-type SettingsFor = (ingress: string, rewriteRegex: string) => SettingsResult;
+/** A location's settings from its Ingress. */
+type SettingsFor = (ingress: string, ctx: LocationContext) => SettingsResult;
 
 /** The longest rendered location argument: nginx refuses tokens of 4096 bytes or more (quoting can double backslashes). */
 const MAX_PATTERN_BYTES = 3000;
@@ -747,8 +894,8 @@ function buildServer(
   // Prefix semantics, and all regexes are ordered by path length. Exact paths stay exact (they
   // win outright) and "/" stays a prefix (it is tried last).
   const regexHost = [...h.claims.values()].some((c) => c.path.match === 'regex');
-  const located = (l: Omit<Location, 'settings' | 'action'> & { action: Action }, rewriteRegex: string, w: number) => {
-    const s = settingsFor(l.ingress, rewriteRegex);
+  const located = (l: Omit<Location, 'settings' | 'action'> & { action: Action }, ctx: LocationContext, w: number) => {
+    const s = settingsFor(l.ingress, ctx);
     const loc: Location = { ...l, action: s.unavailable && l.action.kind === 'proxy' ? { kind: 'unavailable', reason: s.unavailable } : l.action, settings: s.settings };
     locations.push(loc);
     weight.set(loc, w);
@@ -766,7 +913,7 @@ function buildServer(
         action: c.resolved.action,
         sslRedirect: redirect(c.ingress, c.path.match === 'regex' ? '' : c.path.path),
       },
-      c.path.match === 'regex' ? `(?i)^(?:${c.path.path})` : literalRewrite(c.path.path),
+      { rewriteRegex: c.path.match === 'regex' ? `(?i)^(?:${c.path.path})` : literalRewrite(c.path.path), cookiePath: c.path.match === 'regex' ? '/' : c.path.path },
       opts.weight ?? path.length,
     );
   for (const c of h.claims.values()) {
@@ -806,7 +953,7 @@ function buildServer(
         action: fb ? fb.resolved.action : { kind: 'notFound' },
         sslRedirect: redirect(fb?.ingress ?? '', '/'),
       },
-      '^/',
+      { rewriteRegex: '^/', cookiePath: '/' },
       1,
     );
   }
@@ -846,6 +993,8 @@ function buildServer(
     locations,
     ingresses: [...h.ingresses].sort(),
     tls,
+    mirrors: [],
+    errorLocations: [],
   };
 }
 
