@@ -101,7 +101,7 @@ export class Sidecar implements StatusSource {
       reloadTimeoutMs: opts.reloadTimeoutMs,
       logger: opts.logger,
     });
-    this.certStore = opts.translate.tls ? new CertStore({ dir: opts.translate.tls.certDir, logger: opts.logger }) : null;
+    this.certStore = opts.translate.tls || opts.translate.privateDir ? new CertStore({ dir: opts.translate.tls?.certDir ?? opts.translate.privateDir ?? '', logger: opts.logger }) : null;
     this.reconciler = new Reconciler({
       debounceMs: opts.debounceMs,
       maxDelayMs: opts.maxDelayMs,

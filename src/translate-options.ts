@@ -13,8 +13,11 @@ export async function runtimeTranslateOptions(
 ): Promise<Omit<TranslateOptions, 'now'>> {
   const version = opts.nginxBinary ? await nginxVersion(opts.nginxBinary) : null;
   const base = { ...translateOptions(config), ...(version ? { nginxVersion: version } : {}) };
-  if (config.httpsPort === 0) return base;
   const certDir = certDirFor(config.confDir);
+  // Without TLS there is no certificate directory in the options, but htpasswd files (auth-type
+  // basic) still need a private place: the same directory, so that switching TLS on or off moves
+  // nothing. The sidecar writes and prunes it as it does with TLS (see CertStore).
+  if (config.httpsPort === 0) return { ...base, privateDir: certDir };
   const defaultCertificate = opts.keepDefaultCertificate
     ? await loadOrCreateSelfSignedCertificate(certDir, opts.logger ? { logger: opts.logger } : {})
     : await generateSelfSignedCertificate();
