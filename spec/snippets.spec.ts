@@ -167,6 +167,7 @@ describe('snippets: refused', () => {
     refused('\u0001expires 1h;', 'location', /is not a directive name/);
     refused(`add_header X "${'a'.repeat(MAX_SNIPPET_BYTES)}";`, 'location', /bytes, more than the 16384 allowed/);
     refused(`add_header X "${'a'.repeat(5000)}";`, 'location', /too long/);
+    refused(`${'a'.repeat(5000)} X;`, 'location', /too long/);
     const nest = (n: number): string => (n === 0 ? 'return 204;' : `location /${n} { ${nest(n - 1)} }`);
     roundTrip(nest(4), 'server');
     refused(nest(5), 'server', /nested deeper than 4 levels/);
@@ -248,7 +249,36 @@ describe('snippets: refused', () => {
     refused('set $ingress_sidecar_namespace kube-system;', 'location', /the sidecar's own variables/);
     refused('set ${isc_cors_origin} x;', 'location', /the sidecar's own variables/);
     refused('if ($uri ~ "(?<ingress_sidecar_host>.*)") { return 204; }', 'location', /the sidecar's own variables/);
+    refused("if ($uri ~ \"(?'isc_x'.*)\") { return 204; }", 'location', /the sidecar's own variables/);
+    refused('limit_req zone=isc_0123 burst=5;', 'location', /the sidecar's own variables or zones/);
     roundTrip('add_header X-Disc $disc_x;');
+  });
+});
+
+describe('snippets: the partial', () => {
+  it('has no unescaped interpolation or delimiter change, as render.ts requires of templates', () => {
+    assert.doesNotMatch(SNIPPET_PARTIAL, /\{\{\s*[{&=]/);
+  });
+
+  it('lays out terminal, open and close lines, indented four spaces a level under the tag', () => {
+    const parsed = parseSnippet(SERVER_ANNOTATION, 'location /a { if ($x) { return 403; } expires 1h; }\nadd_header X "a b";', 'server');
+    assert.equal(
+      render(parsed, 'server'),
+      [
+        'server {',
+        '    listen 80;',
+        '    location /a {',
+        '        if "($x)" {',
+        '            return 403;',
+        '        }',
+        '        expires 1h;',
+        '    }',
+        '    add_header X "a b";',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    assert.equal(render([], 'server'), 'server {\n    listen 80;\n}\n');
   });
 });
 

@@ -123,8 +123,11 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 /** A `..` path segment (either slash). */
 const DOT_DOT_SEGMENT = /(^|[/\\])\.\.([/\\]|$)/;
 
-/** The sidecar's own variables ($ingress_sidecar_*, $isc_*), by any reference or regex capture name. */
-const RESERVED_VARIABLE = /[$<'{](ingress_sidecar|isc)_/;
+/**
+ * The sidecar's own variables and zones ($ingress_sidecar_*, $isc_*), by any variable reference,
+ * regex capture name (`(?<name>`, `(?'name'`) or `zone=` parameter.
+ */
+const RESERVED_NAME = /([$<'{]|zone=)(ingress_sidecar|isc)_/;
 
 /**
  * Reads a snippet annotation's value into directives, or throws InvalidValue saying why (naming
@@ -147,8 +150,8 @@ const RESERVED_VARIABLE = /[$<'{](ingress_sidecar|isc)_/;
  * - an `if` tests the file system (`-f`, `-d`, `-e`, `-x` and their negations);
  * - an argument, after unquoting, contains a control character (U+0000-U+001F, U+007F: a raw
  *   one or one written `\n`, `\r`, `\t`), is not well-formed Unicode, contains a `..` path
- *   segment, or names one of the sidecar's own variables ($ingress_sidecar_*, $isc_*), or would
- *   be a token nginx finds too long.
+ *   segment, names one of the sidecar's own variables or zones ($ingress_sidecar_*, $isc_*,
+ *   zone=isc_*), or would be a token nginx finds too long (so would a name).
  *
  * The `..` rule is a literal check only: variables can still build a path. What keeps files
  * unreachable is the denylist (no directive that maps a name to a file) together with a server
@@ -185,6 +188,7 @@ export function parseSnippet(annotation: string, text: string, context: SnippetC
       const line = first.line;
       const name = first.value;
       if (!NAME.test(name)) throw fail(line, `${JSON.stringify(name)} is not a directive name (lowercase letters, digits and "_")`);
+      if (name.length >= CONF_BUFFER) throw fail(line, `a directive name of ${name.length} characters is too long`);
       const args = rest.map((w) => w.value);
       checkDirective(name, args, outcome === 'blockStart', parent, context, (reason) => fail(line, `${name}: ${reason}`));
       for (const a of args) checkArgument(a, (reason) => fail(line, `${name}: argument ${JSON.stringify(a)} ${reason}`));
@@ -230,7 +234,7 @@ function checkArgument(value: string, fail: (reason: string) => InvalidValue): v
   if (/[\u0000-\u001f\u007f]/.test(value)) throw fail('contains a control character');
   if (LONE_SURROGATE.test(value)) throw fail('is not well-formed Unicode');
   if (DOT_DOT_SEGMENT.test(value)) throw fail('contains a ".." path segment');
-  if (RESERVED_VARIABLE.test(value)) throw fail("names one of the sidecar's own variables");
+  if (RESERVED_NAME.test(value)) throw fail("names one of the sidecar's own variables or zones");
   if (Buffer.byteLength(nginxValue(value), 'utf8') >= CONF_BUFFER) throw fail(`is too long (nginx reads at most ${CONF_BUFFER - 1} bytes per token)`);
 }
 
