@@ -189,11 +189,11 @@ describe('TLS through a real nginx', function () {
     assert.ok(s.logs.some((l) => l.message === 'Ingress problem resolved' && l.ingress === 'default/shop'));
   });
 
-  it('serves the rotated certificate when the Secret changes, keeps files 0600 in a 0700 directory, and removes unused ones', async () => {
+  it('serves the rotated certificate when the Secret changes, keeps files 0600 in a 0710 directory, and removes unused ones', async () => {
     const s = await start(shopFiles());
     const certDir = s.https!.certDir;
     const pemFiles = async () => (await readdir(certDir)).filter((f) => /^[0-9a-f]{32}\.pem$/.test(f)).sort();
-    assert.equal((await stat(certDir)).mode & 0o777, 0o700);
+    assert.equal((await stat(certDir)).mode & 0o777, 0o710);
     const before = await pemFiles();
     assert.equal(before.length, 3, `default, shop and api certificates: ${before.join(', ')}`);
     for (const f of before) assert.equal((await stat(path.join(certDir, f))).mode & 0o777, 0o600, f);
