@@ -278,7 +278,8 @@ export async function waitQuietNginx(
 export type PollerRequest =
   | { type: 'probe'; id: number; port: number; host: string; service: string; intervalMs: number; timeoutMs: number; tailMs: number }
   | { type: 'sweep'; id: number; port: number; hosts: string[]; service: string; concurrency: number; retryMs: number; timeoutMs: number }
-  | { type: 'write'; id: number; files: Array<{ path: string; content: string }>; concurrency: number };
+  | { type: 'write'; id: number; files: Array<{ path: string; content: string }>; concurrency: number }
+  | { type: 'record'; id: number; port: number; host: string; intervalMs: number; durationMs: number };
 
 export type PollerReply =
   | { type: 'started'; id: number; first: string }
@@ -296,10 +297,20 @@ export type PollerReply =
       lastWrongAt: number;
     }
   | { type: 'sweep'; id: number; ok: boolean; at: number; missing: string[]; requests: number; rounds: number }
-  | { type: 'write'; id: number; startedAt: number; doneAt: number };
+  | { type: 'write'; id: number; startedAt: number; doneAt: number }
+  | {
+      type: 'record';
+      id: number;
+      requests: number;
+      /** how many requests got each answer (the echo backend's name, or the status / error) */
+      answers: Record<string, number>;
+      /** every change of answer from one request to the next, with when it was seen */
+      transitions: Array<{ at: number; answer: string }>;
+    };
 
 export type ProbeResult = Extract<PollerReply, { type: 'probe' }>;
 export type SweepResult = Extract<PollerReply, { type: 'sweep' }>;
+export type RecordResult = Extract<PollerReply, { type: 'record' }>;
 
 export class Poller {
   private static all = new Set<Poller>();
@@ -348,6 +359,14 @@ export class Poller {
     const id = this.nextId++;
     const done = this.wait<SweepResult>(`done:${id}`);
     this.worker.postMessage({ type: 'sweep', id, port, hosts, service: SERVICE, ...opts } satisfies PollerRequest);
+    return done;
+  }
+
+  /** Asks `host` every intervalMs for durationMs and records which backend answered each time. */
+  record(port: number, host: string, intervalMs: number, durationMs: number): Promise<RecordResult> {
+    const id = this.nextId++;
+    const done = this.wait<RecordResult>(`done:${id}`);
+    this.worker.postMessage({ type: 'record', id, port, host, intervalMs, durationMs } satisfies PollerRequest);
     return done;
   }
 

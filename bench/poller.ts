@@ -39,6 +39,52 @@ function check(port: number, host: string, service: string): Promise<string> {
   });
 }
 
+/** Which echo backend answered (its name), else the status or the error. */
+function who(port: number, host: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, path: '/', method: 'GET', headers: { Host: host }, agent: false, timeout: REQUEST_TIMEOUT_MS },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (err) => resolve(`error ${err.message}`));
+        res.on('end', () => {
+          if (res.statusCode !== 200) return resolve(String(res.statusCode));
+          try {
+            resolve(String((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { service?: string }).service));
+          } catch {
+            resolve('200 without an echo body');
+          }
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => resolve(`error ${err.message}`));
+    req.end();
+  });
+}
+
+/** Polls one host for a while and records who answered. */
+async function record(msg: Extract<PollerRequest, { type: 'record' }>): Promise<PollerReply> {
+  const end = now() + msg.durationMs;
+  const maxTries = Math.ceil(msg.durationMs / Math.max(1, msg.intervalMs)) + 1;
+  const answers: Record<string, number> = {};
+  const transitions: Array<{ at: number; answer: string }> = [];
+  let requests = 0;
+  let last: string | undefined;
+  for (let i = 0; i < maxTries && now() < end; i++) {
+    const started = now();
+    const answer = await who(msg.port, msg.host);
+    requests++;
+    answers[answer] = (answers[answer] ?? 0) + 1;
+    if (answer !== last) transitions.push({ at: now(), answer });
+    last = answer;
+    const wait = started + msg.intervalMs - now();
+    if (wait > 0) await sleep(wait);
+  }
+  return { type: 'record', id: msg.id, requests, answers, transitions };
+}
+
 async function probe(msg: Extract<PollerRequest, { type: 'probe' }>): Promise<PollerReply> {
   const deadline = now() + msg.timeoutMs;
   const maxTries = Math.ceil(msg.timeoutMs / Math.max(1, msg.intervalMs)) + 1;
@@ -119,6 +165,6 @@ async function write(msg: Extract<PollerRequest, { type: 'write' }>): Promise<Po
 }
 
 parentPort!.on('message', (msg: PollerRequest) => {
-  const run = msg.type === 'probe' ? probe(msg) : msg.type === 'sweep' ? sweep(msg) : write(msg);
+  const run = msg.type === 'probe' ? probe(msg) : msg.type === 'sweep' ? sweep(msg) : msg.type === 'record' ? record(msg) : write(msg);
   void run.then((reply) => parentPort!.postMessage(reply));
 });

@@ -67,6 +67,28 @@ describe('Reconciler', () => {
     await r.stop();
   });
 
+  it('starts passes at most once per ceiling when changes come about a debounce window apart', async () => {
+    const { r, passes } = loop({ debounceMs: 20, maxDelayMs: 100 });
+    r.start();
+    const started = Date.now();
+    // A change every ~20 ms for 600 ms: without the rate limit the debounce fires between most of them.
+    while (Date.now() - started < 600) {
+      r.trigger();
+      await sleep(20);
+    }
+    await r.idle();
+    assert.ok(passes.length <= 8, `expected at most 600/100 + 1 passes (+1 for timer slack), saw ${passes.length}`);
+    for (let i = 1; i < passes.length; i++) assert.ok(passes[i]! - passes[i - 1]! >= 95, `passes ${passes[i]! - passes[i - 1]!} ms apart`);
+    // After a quiet ceiling, a lone change waits only for the debounce.
+    await sleep(120);
+    const before = passes.length;
+    const at = Date.now();
+    r.trigger();
+    while (passes.length === before && Date.now() - at < 1000) await sleep(2);
+    assert.ok(passes[before]! - at < 60, `a lone change after a quiet period waited ${passes[before]! - at} ms`);
+    await r.stop();
+  });
+
   it('never overlaps passes, and runs again for a change made during a pass', async () => {
     let release!: () => void;
     const { r, passes, overlapped } = loop({

@@ -1,7 +1,11 @@
 // The one loop: changes mark the state dirty; a single pass at a time rebuilds everything from
 // the cache. A burst of changes coalesces into one pass: each change pushes the pass back by the
 // debounce window, but never past the ceiling measured from the first unsynced change, so a
-// steady stream of changes still syncs regularly. A failed pass is retried with backoff.
+// steady stream of changes still syncs regularly. Passes also start at most once per ceiling
+// (a token bucket of one, as ingress-nginx's sync rate limit): a stream of changes spaced about
+// the debounce window apart would otherwise let the debounce fire between most of them, one
+// reload each. This never makes a change wait longer than the ceiling: a change that is not yet
+// synced arrived after the last pass started. A failed pass is retried with backoff.
 
 import type { Logger } from './log.ts';
 
@@ -24,6 +28,8 @@ export class Reconciler {
   private stopped = false;
   private failures = 0;
   private notBefore = 0;
+  /** When the last pass started (Date.now()); the next one starts no sooner than a ceiling later. */
+  private lastPassAt = Number.NEGATIVE_INFINITY;
   private idleWaiters: Array<() => void> = [];
 
   constructor(opts: ReconcilerOptions) {
@@ -67,8 +73,11 @@ export class Reconciler {
   private schedule(delayMs: number): void {
     if (!this.started || this.stopped || this.running) return; // a running pass reschedules when done
     const now = Date.now();
-    // Changes wait no longer than the ceiling; after a failure, nothing runs before the backoff.
-    const at = Math.max(this.notBefore, Math.min(now + delayMs, Math.max(this.firstDirtyAt + this.opts.maxDelayMs, now)));
+    // Changes wait no longer than the ceiling; passes start at most once per ceiling (the last
+    // pass started before the first unsynced change, so this never pushes past the ceiling);
+    // after a failure, nothing runs before the backoff.
+    const debounced = Math.min(now + delayMs, Math.max(this.firstDirtyAt + this.opts.maxDelayMs, now));
+    const at = Math.max(this.notBefore, this.lastPassAt + this.opts.maxDelayMs, debounced);
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.pass(), Math.max(0, at - Date.now()));
   }
@@ -77,6 +86,7 @@ export class Reconciler {
     this.timer = null;
     if (!this.dirty || this.stopped) return this.notifyIdle();
     this.dirty = false;
+    this.lastPassAt = Date.now();
     let failed = false;
     this.running = this.opts.sync().catch((err: unknown) => {
       failed = true;
