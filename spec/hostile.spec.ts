@@ -20,7 +20,7 @@ import os from 'node:os';
 import nodePath from 'node:path';
 import type { V1EndpointSlice, V1Endpoints, V1HTTPIngressPath, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
 import * as ann from '../src/annotations.ts';
-import { ZONE_SIZE } from '../src/annotations-model.ts';
+import { ZONE_SIZE, affinityKeyVariable } from '../src/annotations-model.ts';
 import type { CertificateFile, Location, RoutingModel, Server } from '../src/model.ts';
 import { findExecutable } from '../src/nginx-process.ts';
 import { renderModel } from '../src/render.ts';
@@ -219,6 +219,20 @@ function annotationFields(): Field[] {
     [ann.AUTH_SECRET_TYPE]: AUTH,
     [ann.AUTH_REALM]: AUTH,
     [ann.AUTH_SECRET]: { [ann.AUTH_TYPE]: 'basic' },
+    [ann.AFFINITY]: { [ann.SESSION_COOKIE_NAME]: 'SID' },
+    [ann.SESSION_COOKIE_NAME]: { [ann.AFFINITY]: 'cookie' },
+    [ann.SESSION_COOKIE_PATH]: { [ann.AFFINITY]: 'cookie' },
+    [ann.SESSION_COOKIE_MAX_AGE]: { [ann.AFFINITY]: 'cookie' },
+    [ann.SESSION_COOKIE_SAMESITE]: { [ann.AFFINITY]: 'cookie' },
+    [ann.SESSION_COOKIE_SECURE]: { [ann.AFFINITY]: 'cookie' },
+    [ann.CANARY_WEIGHT]: { [ann.CANARY]: 'true' },
+    [ann.CANARY_WEIGHT_TOTAL]: { [ann.CANARY]: 'true', [ann.CANARY_WEIGHT]: '1' },
+    [ann.CANARY_BY_HEADER]: { [ann.CANARY]: 'true' },
+    [ann.CANARY_BY_HEADER_VALUE]: { [ann.CANARY]: 'true', [ann.CANARY_BY_HEADER]: 'X-Canary' },
+    [ann.CANARY_BY_COOKIE]: { [ann.CANARY]: 'true' },
+    [ann.MIRROR_REQUEST_BODY]: { [ann.MIRROR_TARGET]: 'http://10.0.9.9:8080$request_uri' },
+    [ann.CUSTOM_HTTP_ERRORS]: { [ann.DEFAULT_BACKEND]: 'evil-web' },
+    [ann.DEFAULT_BACKEND]: { [ann.CUSTOM_HTTP_ERRORS]: '404' },
   };
   const out: Field[] = [];
   for (const name of [...ann.SUPPORTED_ANNOTATIONS].sort()) {
@@ -438,7 +452,12 @@ const MODEL_SERVER_DIRECTIVES = new Set(['listen', 'server_name', 'location', 's
 
 /** Top-level directives of the main file that the model decides (the others are always the same). */
 const fromModel = (d: Directive) =>
-  d.name.startsWith('server_names_hash_') || d.name === 'server' || d.name === 'limit_req_zone' || d.name === 'limit_conn_zone' || (d.name === 'map' && (d.args[1] ?? '').startsWith('$isc_'));
+  d.name.startsWith('server_names_hash_') ||
+  d.name === 'server' ||
+  d.name === 'limit_req_zone' ||
+  d.name === 'limit_conn_zone' ||
+  ((d.name === 'map' || d.name === 'split_clients') && (d.args[1] ?? '').startsWith('$isc_')) ||
+  (d.name === 'upstream' && (d.args[0] ?? '').startsWith('isc_mirror_'));
 
 /**
  * The rendered files of a model that uses every branch of the templates: the directives and
@@ -478,8 +497,27 @@ const baseline = (() => {
         ingress('e', [rule('e.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.ENABLE_CORS]: 'true', [ann.PERMANENT_REDIRECT]: 'https://moved.test${request_uri}' } }),
         ingress('f', [rule('f.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.BACKEND_PROTOCOL]: 'GRPC', [ann.X_FORWARDED_PREFIX]: '/f' } }),
         ingress('g', [rule('g.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.BACKEND_PROTOCOL]: 'HTTPS' } }),
+        ingress('h', [rule('h.test', pathSpec('/', 'Prefix', 'web'))], {
+          annotations: {
+            [ann.AFFINITY]: 'cookie',
+            [ann.SESSION_COOKIE_MAX_AGE]: '60',
+            [ann.CUSTOM_HTTP_ERRORS]: '404,503',
+            [ann.DEFAULT_BACKEND]: 'web',
+            [ann.MIRROR_TARGET]: 'http://10.0.9.9:8080/copy$request_uri',
+            [ann.MIRROR_REQUEST_BODY]: 'off',
+          },
+        }),
+        ingress('i', [rule('i.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.UPSTREAM_HASH_BY]: '$remote_addr', [ann.MIRROR_TARGET]: 'https://10.0.9.10/' } }),
+        ingress('j', [rule('j.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.LOAD_BALANCE]: 'ewma' } }),
+        ingress('k', [rule('k.test', pathSpec('/', 'Prefix', 'web'))], { age: 0 }),
+        ingress('k-canary', [rule('k.test', pathSpec('/', 'Prefix', 'web2'))], {
+          age: 1,
+          annotations: { [ann.CANARY]: 'true', [ann.CANARY_BY_HEADER]: 'X-Canary', [ann.CANARY_BY_COOKIE]: 'canary', [ann.CANARY_WEIGHT]: '30' },
+        }),
+        ingress('l', [rule('l.test', pathSpec('/', 'Prefix', 'web'))], { age: 0 }),
+        ingress('l-canary', [rule('l.test', pathSpec('/', 'Prefix', 'web2'))], { age: 1, annotations: { [ann.CANARY]: 'true', [ann.CANARY_BY_HEADER]: 'X-Version', [ann.CANARY_BY_HEADER_VALUE]: 'v2' } }),
       ],
-      backends: [web],
+      backends: [web, backendService('web2', '10.0.0.3')],
       secrets: [tlsSecret('c-tls', HOSTILE_CERT.crt, HOSTILE_CERT.key), htpasswdSecret('evil-auth', HTPASSWD)],
     }),
     OPTS,
@@ -561,6 +599,16 @@ describe('hostile input: the baseline the checks compare with', () => {
       'server>location: grpc_set_header/2',
       'server>location: grpc_connect_timeout/1',
       'server>location: grpc_buffer_size/1',
+      '(file): split_clients/2',
+      'upstream: hash/2',
+      'upstream: least_conn/0',
+      'server>location: mirror/1',
+      'server>location: mirror_request_body/1',
+      'server>location: error_page/3',
+      'server>location: proxy_intercept_errors/1',
+      'server>location: add_header/2',
+      'server>location: internal/0',
+      'server>location: proxy_ssl_name/1',
     ]) {
       ok(baseline.allowed.has(sig), `${sig} not in ${[...baseline.allowed].join(', ')}`);
     }
@@ -589,10 +637,15 @@ function serverProblems(m: RoutingModel, where: string, d: Directive, s: Server)
     ...compareList(`${where} fixed directives`, ref.fixed, block.filter((x) => !MODEL_SERVER_DIRECTIVES.has(x.name)).map(shape)),
   ];
   const locations = block.filter((x) => x.name === 'location');
-  out.push(...compareList(`${where} locations`, s.locations.map(locationArgs), locations.map((x) => x.args)));
+  const internal = internalLocations(m, s);
+  out.push(...compareList(`${where} locations`, [...s.locations.map(locationArgs), ...internal.map((x) => x.args)], locations.map((x) => x.args)));
   s.locations.forEach((l, i) => {
     const body = locations[i]?.block ?? [];
     out.push(...compareList(`${where} location ${json(l.path)}`, locationBody(m, l), body.map(shape)));
+  });
+  internal.forEach((x, i) => {
+    const body = locations[s.locations.length + i]?.block ?? [];
+    out.push(...compareList(`${where} internal location ${json(x.args)}`, x.body, body.map(shape)));
   });
   return out;
 }
@@ -621,6 +674,11 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
   for (const c of s.deny) out.push(['deny', c]);
   for (const c of s.allow) out.push(['allow', c]);
   if (s.allow.length > 0) out.push(['deny', 'all']);
+  if (s.mirror) out.push(['mirror', s.mirror.uri], ['mirror_request_body', s.mirror.body ? 'on' : 'off']);
+  if (s.setCookie !== null) out.push(['add_header', 'Set-Cookie', `$${s.setCookie}`]);
+  const grpc = s.backendProtocol === 'grpc' || s.backendProtocol === 'grpcs';
+  if (s.errorPages.length > 0 && l.action.kind === 'proxy') out.push([grpc ? 'grpc_intercept_errors' : 'proxy_intercept_errors', 'on']);
+  for (const e of s.errorPages) out.push(['error_page', String(e.code), '=', `@${e.location}`]);
   if (s.auth) out.push(['auth_basic', asWritten(s.auth.realm)], ['auth_basic_user_file', asWritten(s.auth.userFile)]);
   if (s.cors) {
     for (const n of ['Allow-Origin', 'Allow-Credentials', 'Allow-Methods', 'Allow-Headers', 'Expose-Headers', 'Max-Age']) out.push(['proxy_hide_header', `Access-Control-${n}`]);
@@ -646,7 +704,7 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
       ...headers('grpc_set_header', ['Host', 'X-Real-IP', 'X-Forwarded-For', 'X-Forwarded-Host', 'X-Forwarded-Port', 'X-Forwarded-Proto']),
     );
     if (s.xForwardedPrefix !== null) out.push(['grpc_set_header', 'X-Forwarded-Prefix', s.xForwardedPrefix]);
-    out.push(['grpc_pass', asWritten(`${s.backendProtocol}://${l.action.upstream}`)]);
+    out.push(['grpc_pass', asWritten(`${s.backendProtocol}://${l.action.via ? `$${l.action.via}` : l.action.upstream}`)]);
   } else {
     if (s.connectTimeout !== null) out.push(['proxy_connect_timeout', `${s.connectTimeout}s`]);
     if (s.sendTimeout !== null) out.push(['proxy_send_timeout', `${s.sendTimeout}s`]);
@@ -654,10 +712,68 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
     if (s.buffering !== null) out.push(['proxy_buffering', s.buffering ? 'on' : 'off']);
     if (s.bufferSize !== null) out.push(['proxy_buffer_size', s.bufferSize], ['proxy_buffers', '4', s.bufferSize]);
     if (s.xForwardedPrefix !== null) out.push(...headers('proxy_set_header'), ['proxy_set_header', 'X-Forwarded-Prefix', s.xForwardedPrefix]);
-    out.push(['proxy_pass', asWritten(`${s.backendProtocol}://${l.action.upstream}`)]);
+    out.push(['proxy_pass', asWritten(`${s.backendProtocol}://${l.action.via ? `$${l.action.via}` : l.action.upstream}`)]);
   }
   return out;
 }
+
+/** The internal locations after a server's routes: mirror targets, then custom-http-errors. */
+function internalLocations(m: RoutingModel, s: Server): Array<{ args: string[]; body: Shape[] }> {
+  const headers = baseline.proxyHeaders.map((h): Shape => ['proxy_set_header', h[1] as string, m.https || h[1] !== 'X-Forwarded-Port' ? (h[2] as string) : '$server_port']);
+  return [
+    ...s.mirrors.map((x) => ({
+      args: ['=', x.uri],
+      body: [
+        ['internal'],
+        ['proxy_set_header', 'Host', x.hostHeader],
+        ['proxy_set_header', 'X-Original-URI', '$request_uri'],
+        ['proxy_set_header', 'X-Real-IP', '$remote_addr'],
+        ['proxy_set_header', 'X-Forwarded-For', '$proxy_add_x_forwarded_for'],
+        ['proxy_pass_request_body', x.body ? 'on' : 'off'],
+        ...(x.body ? [] : [['proxy_set_header', 'Content-Length', '']]),
+        ...(x.scheme === 'https' ? [['proxy_ssl_server_name', 'on'], ['proxy_ssl_name', x.sniName]] : []),
+        ['proxy_pass', `${x.scheme}://${x.upstream}${x.path}`],
+      ] as Shape[],
+    })),
+    ...s.errorLocations.map((e) => ({
+      args: [`@${e.name}`],
+      body: [
+        ...headers,
+        ...[
+          ['X-Code', String(e.code)],
+          ['X-Format', '$http_accept'],
+          ['X-Original-URI', '$request_uri'],
+          ['X-Namespace', '$ingress_sidecar_namespace'],
+          ['X-Ingress-Name', '$ingress_sidecar_ingress'],
+          ['X-Service-Name', '$ingress_sidecar_service'],
+          ['X-Request-ID', '$request_id'],
+        ].map(([k, v]): Shape => ['proxy_set_header', k!, v!]),
+        ['proxy_pass', `${e.scheme}://${e.upstream}`],
+      ] as Shape[],
+    })),
+  ];
+}
+
+/** A canary selector as nginx must read it: split, cookie map, header map, each falling through to the next. */
+function canaryShapes(c: RoutingModel['canaries'][number]): Shape[] {
+  const out: Shape[] = [];
+  const w = c.weight >= 100 ? c.canary : c.weight <= 0 ? c.main : `$${c.variable}_w`;
+  if (c.weight > 0 && c.weight < 100) out.push(['split_clients', '$request_id', `$${c.variable}_w`, [[`${c.weight}%`, c.canary], ['*', c.main]]]);
+  let next = w;
+  if (c.cookie) {
+    const v = c.header ? `${c.variable}_c` : c.variable;
+    out.push(['map', `$${c.cookie}`, `$${v}`, [['always', c.canary], ['never', c.main], ['default', next]]]);
+    next = `$${v}`;
+  }
+  if (c.header) {
+    const key = c.header.value === null ? 'always' : `~^${c.header.value.replace(/[^A-Za-z0-9/_-]/g, (x) => `\\${x}`)}$`;
+    out.push(['map', `$${c.header.source}`, `$${c.variable}`, [[key, c.canary], ...(c.header.value === null ? [['never', c.main]] : []), ['default', next]]]);
+  }
+  return out;
+}
+
+/** The mirror upstreams a server's file defines before its server block. */
+const mirrorUpstreams = (s: Server): Shape[] => s.mirrors.map((x) => ['upstream', x.upstream, [['server', x.address]]]);
 
 /** Every rendered file read back as nginx reads it, against the model it came from. */
 function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): string[] {
@@ -681,13 +797,19 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
       ),
       ...compareList(
         `${MAIN_FILE} CORS maps`,
-        m.corsMaps.flatMap((c) => [
-          ['map', '$http_origin', `$${c.variable}`, [['default', ''], [`~*${asWritten(c.pattern)}`, '$http_origin']]],
-          ['map', `$request_method$${c.variable}`, `$${c.preflight}`, [['default', ''], ['~^OPTIONS.', '1']]],
-        ]),
-        main.filter((d) => d.name === 'map' && (d.args[1] ?? '').startsWith('$isc_')).map(shape),
+        [
+          ...m.corsMaps.flatMap((c) => [
+            ['map', '$http_origin', `$${c.variable}`, [['default', ''], [`~*${asWritten(c.pattern)}`, '$http_origin']]],
+            ['map', `$request_method$${c.variable}`, `$${c.preflight}`, [['default', ''], ['~^OPTIONS.', '1']]],
+          ]),
+          ...m.affinityKeys.map((k) => ['map', `$cookie_${k.cookie}`, `$${k.variable}`, [['', '$request_id'], ['default', `$cookie_${k.cookie}`]]]),
+          ...m.affinityCookies.map((c) => ['map', `$cookie_${c.cookie}`, `$${c.variable}`, [['', `${c.cookie}=$${c.key}${c.attributes}`], ['default', '']]]),
+          ...m.canaries.flatMap((c) => canaryShapes(c)),
+        ],
+        main.filter((d) => (d.name === 'map' || d.name === 'split_clients') && (d.args[1] ?? '').startsWith('$isc_')).map(shape),
       ),
     );
+    out.push(...compareList(`${MAIN_FILE} mirror upstreams`, mirrorUpstreams(m.defaultServer), main.filter((d) => d.name === 'upstream').map(shape)));
     const servers = main.filter((d) => d.name === 'server');
     if (servers.length !== 1) out.push(`${MAIN_FILE}: ${servers.length} server blocks, expected the default server only`);
     else out.push(...serverProblems(m, MAIN_FILE, servers[0]!, m.defaultServer));
@@ -695,8 +817,13 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
   for (const s of m.servers) {
     const tree = trees.get(s.file);
     if (!tree) continue;
-    if (tree.length !== 1 || tree[0]!.name !== 'server') out.push(`${s.file}: expected one server block, nginx reads ${json(tree.map((d) => d.name))}`);
-    else out.push(...serverProblems(m, s.file, tree[0]!, s));
+    const before = tree.slice(0, -1);
+    const last = tree[tree.length - 1];
+    if (!last || last.name !== 'server' || before.some((d) => d.name !== 'upstream')) out.push(`${s.file}: expected mirror upstreams and one server block, nginx reads ${json(tree.map((d) => d.name))}`);
+    else {
+      out.push(...compareList(`${s.file} mirror upstreams`, mirrorUpstreams(s), before.map(shape)));
+      out.push(...serverProblems(m, s.file, last, s));
+    }
   }
   const ups = trees.get(UPSTREAMS_FILE);
   if (ups) {
@@ -714,7 +841,9 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
-const UPSTREAM_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?_[a-z]([-a-z0-9]{0,61}[a-z0-9])?_([1-9][0-9]{0,4})(_https|_grpc|_grpcs)?$/;
+const UPSTREAM_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?_[a-z]([-a-z0-9]{0,61}[a-z0-9])?_([1-9][0-9]{0,4})(_https|_grpc|_grpcs)?(_svc)?(_ewma|_hash_[0-9a-f]{8})?$/;
+/** upstream-hash-by keys: `${name}` of the allowed variables and literal text; affinity: its derived key variable. */
+const HASH_KEY = /^((\$\{(request_uri|uri|document_uri|args|query_string|remote_addr|binary_remote_addr|host|http_host|request_method|scheme|server_name|http_[a-z0-9_]+|cookie_[A-Za-z0-9_]+|arg_[A-Za-z0-9_]+)\})|[A-Za-z0-9_.:/-])+$|^\$isc_aff_[0-9a-f]{8}$/;
 const FILE_NAME = /^ingress-sidecar-server-[a-z0-9._-]+\.conf$/;
 /** NAME_MAX on Linux filesystems: longer file names fail with ENAMETOOLONG. */
 const NAME_MAX = 255;
@@ -758,6 +887,7 @@ function modelProblems(m: RoutingModel): string[] {
     const n = UPSTREAM_NAME.exec(u.name);
     if (!n || Number(n[3]) > 65535) out.push(`model: upstream name ${JSON.stringify(u.name).slice(0, 200)} is not namespace_service_port`);
     if (CONTROL.test(u.service)) out.push(`model: upstream ${JSON.stringify(u.name)} has control characters in its service`);
+    if (u.balance.kind === 'hash' && !HASH_KEY.test(u.balance.key)) out.push(`model: upstream ${JSON.stringify(u.name)} hash key ${JSON.stringify(u.balance.key).slice(0, 200)} breaks its grammar`);
     for (const x of u.servers) {
       if (!addressOk(x.address)) out.push(`model: upstream ${JSON.stringify(u.name)} server ${JSON.stringify(x.address)} is not an ip:port nginx parses`);
     }
@@ -803,7 +933,25 @@ function settingsProblems(m: RoutingModel, files: Set<string>): string[] {
     if (!/^isc_cors_[0-9a-f]{8}$/.test(c.variable) || c.preflight !== c.variable.replace('isc_cors_', 'isc_cpf_')) bad('CORS map variables', [c.variable, c.preflight]);
     if (!/^\^\((https?:\/\/(\[a-z0-9-\]\+\\\.)?[a-z0-9\\.-]+(:[0-9]+)?\|?)+\)\$$/.test(c.pattern)) bad('CORS origin pattern', c.pattern);
   }
+  for (const c of m.affinityCookies) {
+    if (!/^isc_affset_[0-9a-f]{8}$/.test(c.variable) || c.key !== affinityKeyVariable(c.cookie) || !/^[A-Za-z0-9_]{1,64}$/.test(c.cookie)) bad('affinity cookie', c);
+    if (!/^; Path=\/[A-Za-z0-9\-._~!&'()*+=:@/%]*(; Max-Age=[0-9]+)?(; SameSite=(Strict|Lax|None))?(; Secure)?; HttpOnly$/.test(c.attributes)) bad('affinity cookie attributes', c.attributes);
+  }
+  for (const k of m.affinityKeys) if (k.variable !== affinityKeyVariable(k.cookie)) bad('affinity key', k);
+  const upstreamNames = new Set(m.upstreams.map((u) => u.name));
+  for (const c of m.canaries) {
+    if (!/^isc_canary_[0-9a-f]{12}$/.test(c.variable) || !upstreamNames.has(c.main) || !upstreamNames.has(c.canary)) bad('canary selector', c);
+    if (c.header && (!/^http_[a-z0-9_]{1,64}$/.test(c.header.source) || (c.header.value !== null && !/^[A-Za-z0-9._~:/+=@-]{1,256}$/.test(c.header.value)))) bad('canary header', c.header);
+    if (c.cookie !== null && !/^cookie_[A-Za-z0-9_]{1,64}$/.test(c.cookie)) bad('canary cookie', c.cookie);
+    if (!(c.weight >= 0 && c.weight <= 100 && Math.round(c.weight * 100) === c.weight * 100)) bad('canary weight', c.weight);
+  }
   for (const s of allServers(m)) {
+    for (const mm of s.mirrors) {
+      if (!/^\/_ingress_sidecar\/mirror\/[0-9a-f]{16}$/.test(mm.uri) || !/^isc_mirror_[0-9a-f]{16}$/.test(mm.upstream)) bad('mirror names', mm);
+      if (!/^([a-z0-9.-]+|\[[0-9a-f:.]+\]):[0-9]{1,5}$/.test(mm.address) || !/^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$/.test(mm.hostHeader)) bad('mirror address', mm);
+      if (!/^([A-Za-z0-9\-._~:/?@!&'()*+,;=%]|\$\{request_uri\})+$/.test(mm.path)) bad('mirror path', mm.path);
+    }
+    for (const e of s.errorLocations) if (!/^isc_err_[45][0-9]{2}_[0-9a-f]{8}$/.test(e.name) || !upstreamNames.has(e.upstream)) bad('error location', e);
     for (const l of s.locations) {
       const x = l.settings;
       if (l.match === 'regex' && (CONTROL.test(l.path) || /\(\?[^:]/.test(l.path) || !l.path.startsWith('^'))) bad('location pattern', l.path);
@@ -820,6 +968,10 @@ function settingsProblems(m: RoutingModel, files: Set<string>): string[] {
         if (!/^[\x20\x21\x23\x25-\x5b\x5d-\x7e]+$/.test(x.auth.realm) || x.auth.realm.toLowerCase() === 'off') bad('auth realm', x.auth.realm);
         if (!CERT_PATH.test(x.auth.userFile) || !files.has(x.auth.userFile.slice(CERT_DIR.length + 1))) bad('auth user file', x.auth.userFile);
       }
+      if (x.setCookie !== null && !m.affinityCookies.some((c) => c.variable === x.setCookie)) bad('Set-Cookie variable', x.setCookie);
+      if (x.mirror && !s.mirrors.some((mm) => mm.uri === x.mirror!.uri)) bad('mirror location', x.mirror);
+      for (const e of x.errorPages) if (!(e.code >= 400 && e.code <= 599) || !s.errorLocations.some((el) => el.name === e.location)) bad('error page', e);
+      if (l.action.kind === 'proxy' && l.action.via !== undefined && !m.canaries.some((c) => c.variable === (l.action as { via?: string }).via)) bad('canary variable', l.action.via);
       if (x.cors) {
         const o = x.cors.origin;
         if (!('any' in o) && maps.get(o.variable)?.preflight !== o.preflight) bad('CORS origin variable', o);

@@ -692,6 +692,8 @@ export function parseMirrorTarget(name: string, value: string): MirrorTarget {
   if (bracketed ? family !== 6 : family === 0 && !(bare.length <= 253 && bare.split('.').every((l) => DNS_LABEL.test(l)))) {
     throw fail(name, value, 'must name a DNS host or an IP address');
   }
+  // Link-local addresses are cloud metadata services (169.254.169.254): no Ingress may send copies there.
+  if ((family === 4 && bare.startsWith('169.254.')) || (family === 6 && /^fe[89ab]/.test(bare))) throw fail(name, value, 'names a link-local address, which is refused');
   const port = m[3] === undefined ? (scheme === 'https' ? 443 : 80) : Number(m[3]);
   if (!(port >= 1 && port <= 65535)) throw fail(name, value, 'has a port outside 1-65535');
   const rest = m[4] ?? '';
