@@ -757,8 +757,9 @@ function internalLocations(m: RoutingModel, s: Server): Array<{ args: string[]; 
 /** A canary selector as nginx must read it: split, cookie map, header map, each falling through to the next. */
 function canaryShapes(c: RoutingModel['canaries'][number]): Shape[] {
   const out: Shape[] = [];
-  const w = c.weight >= 100 ? c.canary : c.weight <= 0 ? c.main : `$${c.variable}_w`;
-  if (c.weight > 0 && c.weight < 100) out.push(['split_clients', '$request_id', `$${c.variable}_w`, [[`${c.weight}%`, c.canary], ['*', c.main]]]);
+  const splitVar = c.header || c.cookie ? `${c.variable}_w` : c.variable;
+  const w = c.weight >= 100 ? c.canary : c.weight <= 0 ? c.main : `$${splitVar}`;
+  if (c.weight > 0 && c.weight < 100) out.push(['split_clients', '$request_id', `$${splitVar}`, [[`${c.weight}%`, c.canary], ['*', c.main]]]);
   let next = w;
   if (c.cookie) {
     const v = c.header ? `${c.variable}_c` : c.variable;

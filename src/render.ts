@@ -134,8 +134,11 @@ function upstreamView(u: Upstream) {
  * then canary-weight. Each stage's default is the next stage's variable (or an upstream name).
  */
 function canaryView(c: CanarySelector) {
-  const weightTarget = c.weight >= 100 ? c.canary : c.weight <= 0 ? c.main : `$${derived(`${c.variable}_w`)}`;
-  const split = c.weight > 0 && c.weight < 100 ? { variable: derived(`${c.variable}_w`), percent: `${c.weight}%`, canary: c.canary, main: c.main } : null;
+  // Without a header or cookie stage, the split itself is the selector (translate makes no selector
+  // that decides nothing per request).
+  const splitVar = c.header || c.cookie ? `${c.variable}_w` : c.variable;
+  const weightTarget = c.weight >= 100 ? c.canary : c.weight <= 0 ? c.main : `$${derived(splitVar)}`;
+  const split = c.weight > 0 && c.weight < 100 ? { variable: derived(splitVar), percent: `${c.weight}%`, canary: c.canary, main: c.main } : null;
   const cookieVar = c.header ? `${c.variable}_c` : c.variable;
   const cookie = c.cookie ? { source: cookieSource(c.cookie), variable: derived(cookieVar), canary: c.canary, main: c.main, next: weightTarget } : null;
   const afterHeader = cookie ? `$${cookie.variable}` : weightTarget;
