@@ -1348,6 +1348,87 @@ describe('hostile input: every string field, next to a known-good Ingress', func
 });
 
 // ---------------------------------------------------------------------------------------------
+// Snippets (--allow-snippet-annotations): an admitted snippet is configuration by design, so the
+// check is different: what nginx reads is exactly what the parser admitted, in the place it was
+// admitted to, and nothing else of the file changes.
+
+describe('hostile input: snippet annotations with --allow-snippet-annotations', function () {
+  this.timeout(60_000);
+  const SNIPPET_OPTS: TranslateOptions = { ...OPTS, allowSnippets: true };
+  const snippetShape = (d: { name: string; args: string[]; block: unknown[] | null }): Shape =>
+    d.block ? [d.name, ...d.args.map(asWritten), (d.block as Array<typeof d>).map(snippetShape)] : [d.name, ...d.args.map(asWritten)];
+  /** The same model without snippets: the rest of what nginx reads must not change. */
+  const withoutSnippets = (m: RoutingModel): RoutingModel => {
+    const strip = (x: Server): Server => ({ ...x, snippets: [], locations: x.locations.map((l) => ({ ...l, settings: { ...l.settings, snippet: null } })) });
+    return { ...m, defaultServer: strip(m.defaultServer), servers: m.servers.map(strip) };
+  };
+  const templates = (v: string) => [v, `add_header X-A ${v};`, `add_header X-A "${v}";`, `set $a '${v}'; return 200 $a;`, `if ($http_x) { ${v} }`];
+
+  function check(annotation: string, text: string, withNginx: boolean): string[] {
+    const { good, s } = scenario();
+    annotate(s, { [annotation]: text });
+    const snap = snapshot({ ingresses: [s.hostile, good], ingressClasses: s.classes, services: s.services, endpointSlices: s.slices, endpoints: s.endpoints, secrets: s.secrets });
+    let m: RoutingModel;
+    try {
+      m = translate(snap, SNIPPET_OPTS);
+    } catch (err) {
+      return [`translate() threw ${String(err).slice(0, 300)}`];
+    }
+    const out: string[] = [];
+    if (!m.served.includes(GOOD)) out.push(`${GOOD} is no longer served`);
+    const key = ingressKey(s.hostile);
+    const rejected = m.rejections.filter((r) => r.ingress === key && r.severity === 'rejected');
+    if (rejected.some((r) => !r.reason.includes(annotation))) out.push(`rejected for another reason: ${json(rejected)}`);
+    if (rejected.length > 0) return out;
+    const server = m.servers.find((x) => x.host === 'hostile.test');
+    if (!server) return [...out, 'the hostile Ingress is neither rejected nor served'];
+    const files = renderModel(m);
+    const plain = renderModel(withoutSnippets(m));
+    const tree = parseNginx(files.get(server.file)!);
+    const plainTree = parseNginx(plain.get(server.file)!);
+    // The server block: the plain one, with the server snippets right before the first location,
+    // and each location's snippet after its proxy_pass (before a `return 503`).
+    const got = tree.map(shape);
+    const want = plainTree.map(shape);
+    const block = want.at(-1)!.at(-1) as Shape[];
+    const firstLocation = block.findIndex((d) => d[0] === 'location');
+    block.splice(firstLocation, 0, ...server.snippets.flatMap((x) => x.directives.map(snippetShape)));
+    const locations = block.filter((d) => d[0] === 'location').slice(0, server.locations.length);
+    server.locations.forEach((l, i) => {
+      if (!l.settings.snippet) return;
+      const body = locations[i]!.at(-1) as Shape[];
+      const at = body.length > 0 && body.at(-1)![0] === 'return' && l.action.kind !== 'proxy' ? body.length - 1 : body.length;
+      body.splice(at, 0, ...l.settings.snippet.map(snippetShape));
+    });
+    out.push(...compareList(`${server.file} as nginx reads it`, want, got));
+    for (const name of files.keys()) if (name !== server.file && files.get(name) !== plain.get(name)) out.push(`${name} changed with the snippet`);
+    if (withNginx) {
+      const problem = nginxProblem(files, m.certificates);
+      // nginx may refuse a directive it does not know or a value it does not take: the sidecar then sets the Ingress aside.
+      if (problem && !/unknown directive|invalid|not allowed|duplicate|is not terminated|unknown .* variable|directive is not allowed here|too many|number of arguments/.test(problem)) out.push(problem);
+    }
+    return out;
+  }
+
+  before(() => {
+    nginxRoot ||= mkdtempSync(nodePath.join(os.tmpdir(), 'ingress-sidecar-hostile-'));
+  });
+
+  for (const annotation of [ann.CONFIGURATION_SNIPPET, ann.SERVER_SNIPPET]) {
+    it(`${annotation}: every fixed payload, raw and inside directives, reads back exactly as admitted`, () => {
+      const problems: string[] = [];
+      for (const v of FIXED) for (const t of templates(v)) for (const p of check(annotation, t, false)) problems.push(`${show(t)} ${p}`);
+      expectNone(problems);
+    });
+    it(`${annotation}: the admitted ones pass nginx -t or fail only as nginx refuses a directive`, () => {
+      const problems: string[] = [];
+      for (const v of FIXED.slice(0, 40)) for (const p of check(annotation, `add_header X-A "${v}";`, true)) problems.push(`${show(v)} ${p}`);
+      expectNone(problems);
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
 // Not strings at all: YAML and JSON manifests read by the directory source are not type-checked
 // (no API server in front), so a number, list or object can sit where a string belongs.
 

@@ -147,6 +147,7 @@ export class LocationSettingsBuilder {
     }
     const settings: LocationSettings = {
       ...DEFAULT_LOCATION_SETTINGS,
+      snippet: a.configurationSnippet,
       mirror,
       errorPages,
       backendProtocol: a.backendProtocol === 'HTTPS' ? 'https' : a.backendProtocol === 'GRPC' ? 'grpc' : a.backendProtocol === 'GRPCS' ? 'grpcs' : 'http',

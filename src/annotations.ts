@@ -11,6 +11,7 @@
 
 import { isIP } from 'node:net';
 import type { RedirectCode } from './model.ts';
+import { parseSnippet, type SnippetDirective } from './snippets.ts';
 import { InvalidValue, checkObjectName, parseBoolAnnotation } from './validate.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -221,6 +222,9 @@ export interface IngressAnnotations {
   customErrors: number[];
   /** default-backend: a Service in the Ingress's namespace (its first port). */
   defaultBackend: string | null;
+  /** configuration-snippet and server-snippet, parsed (only with --allow-snippet-annotations). */
+  configurationSnippet: SnippetDirective[] | null;
+  serverSnippet: SnippetDirective[] | null;
 }
 
 export const NO_ANNOTATIONS: Readonly<IngressAnnotations> = Object.freeze({
@@ -254,6 +258,8 @@ export const NO_ANNOTATIONS: Readonly<IngressAnnotations> = Object.freeze({
   mirror: null,
   customErrors: [],
   defaultBackend: null,
+  configurationSnippet: null,
+  serverSnippet: null,
 });
 
 /** A value as a reason may quote it: short, and JSON-escaped so that it cannot forge a log line. */
@@ -481,7 +487,7 @@ const REALM = /^[\x20\x21\x23\x25-\x5b\x5d-\x7e]{1,200}$/;
  * Parses every annotation under the prefix. Throws InvalidValue for a value that does not parse;
  * returns notes (reported as partial rejections) for annotations that have no effect.
  */
-export function parseAnnotations(given: Record<string, unknown>, ctx: { namespace: string; tlsEnabled: boolean }): { annotations: IngressAnnotations; notes: string[] } {
+export function parseAnnotations(given: Record<string, unknown>, ctx: { namespace: string; tlsEnabled: boolean; allowSnippets?: boolean }): { annotations: IngressAnnotations; notes: string[] } {
   const r = new Reader(given);
   const notes: string[] = [];
   const noEffect = (name: string, why: string) => {
@@ -625,9 +631,16 @@ export function parseAnnotations(given: Record<string, unknown>, ctx: { namespac
   }
 
   parseRouting(r, a, notes, ctx.namespace);
+  if (ctx.allowSnippets) {
+    const location = r.string(CONFIGURATION_SNIPPET);
+    const server = r.string(SERVER_SNIPPET);
+    a.configurationSnippet = location === undefined ? null : parseSnippet(CONFIGURATION_SNIPPET, location, 'location');
+    a.serverSnippet = server === undefined ? null : parseSnippet(SERVER_SNIPPET, server, 'server');
+  }
 
   for (const name of Object.keys(given)) {
     if (!name.startsWith(ANNOTATION_PREFIX) || SUPPORTED_ANNOTATIONS.has(name)) continue;
+    if (ctx.allowSnippets && (name === CONFIGURATION_SNIPPET || name === SERVER_SNIPPET)) continue;
     // The name is the user's: JSON-escaped (no control characters reach a log line) and cut short.
     const quoted = JSON.stringify(name).slice(1, -1);
     const shownName = quoted.length > 200 ? `${quoted.slice(0, 200)}...` : quoted;

@@ -1,5 +1,7 @@
 // The routing model: what nginx should do, already validated. Templates only lay it out.
 
+import type { SnippetDirective } from './snippets.ts';
+
 /** What a location does with a request. */
 export type Action =
   /**
@@ -88,6 +90,8 @@ export interface LocationSettings {
   mirror: { uri: string; body: boolean } | null;
   /** custom-http-errors: `error_page <code> = @<location>` per code, one of the server's `errorLocations`. */
   errorPages: Array<{ code: number; location: string }>;
+  /** configuration-snippet (--allow-snippet-annotations): parsed directives, rendered token by token. */
+  snippet: SnippetDirective[] | null;
 }
 
 /** An internal location that receives the copies of mirror-target. */
@@ -163,6 +167,7 @@ export const DEFAULT_LOCATION_SETTINGS: LocationSettings = Object.freeze({
   setCookie: null,
   mirror: null,
   errorPages: [],
+  snippet: null,
 });
 
 /** How a location reads in nginx.conf: `= /foo`, `/foo/`, `~ ^/foo(?:/|$)`, `~* ^/api/(.*)`. */
@@ -211,6 +216,8 @@ export interface Server {
   mirrors: MirrorLocation[];
   /** custom-http-errors locations its locations name, sorted by name. */
   errorLocations: ErrorLocation[];
+  /** server-snippet of each Ingress that has one (--allow-snippet-annotations), by Ingress. */
+  snippets: Array<{ ingress: string; directives: SnippetDirective[] }>;
 }
 
 export interface UpstreamServer {

@@ -8,13 +8,17 @@ import type { CanarySelector, Location, LocationSettings, RoutingModel, Server, 
 import { ZONE_SIZE } from './annotations-model.ts';
 import { regexLiteral } from './annotations.ts';
 import { MAIN_FILE, UPSTREAMS_FILE } from './translate.ts';
+import { SNIPPET_PARTIAL, snippetLines } from './snippets.ts';
 import { nginxValue } from './validate.ts';
 
 const TEMPLATE_DIR = new URL('../nginx/', import.meta.url);
 
 function template(name: string): string {
-  const text = readFileSync(new URL(name, TEMPLATE_DIR), 'utf8');
-  if (/\{\{\s*[{&]/.test(text)) throw new Error(`template ${name} uses unescaped interpolation, which is forbidden`);
+  return checked(name, readFileSync(new URL(name, TEMPLATE_DIR), 'utf8'));
+}
+
+function checked(name: string, text: string): string {
+  if (/\{\{\s*[{&=]/.test(text)) throw new Error(`template ${name} uses unescaped interpolation or changes delimiters, which is forbidden`);
   return text;
 }
 
@@ -26,12 +30,13 @@ const templates = {
   proxyHeaders: template('proxy-headers.mustache'),
   grpcHeaders: template('grpc-headers.mustache'),
   mirrorUpstreams: template('mirror-upstreams.mustache'),
+  snippet: checked('snippets.ts SNIPPET_PARTIAL', SNIPPET_PARTIAL),
 };
 
 const config = { escape: nginxValue };
 
 function render(tpl: string, view: object): string {
-  return Mustache.render(tpl, view, { server: templates.server, proxyHeaders: templates.proxyHeaders, grpcHeaders: templates.grpcHeaders, mirrorUpstreams: templates.mirrorUpstreams }, config);
+  return Mustache.render(tpl, view, { server: templates.server, proxyHeaders: templates.proxyHeaders, grpcHeaders: templates.grpcHeaders, mirrorUpstreams: templates.mirrorUpstreams, snippet: templates.snippet }, config);
 }
 
 /** The server-level defaults in server.conf.mustache, which gRPC locations restate as grpc_*. */
@@ -52,6 +57,7 @@ function settingsView(s: LocationSettings) {
     mirror: s.mirror ? { uri: s.mirror.uri, body: s.mirror.body ? 'on' : 'off' } : null,
     setCookie: s.setCookie === null ? '' : derived(s.setCookie),
     errorPages: s.errorPages.map((e) => ({ code: e.code, location: derived(e.location) })),
+    configurationSnippet: s.snippet ? { lines: snippetLines(s.snippet) } : null,
     // The template writes every one of these next to a fixed directive; `$` appears only where the
     // model says a variable belongs (captures, the redirect variables, derived map names).
     appRoot: s.appRoot === null ? '' : `$scheme://$ingress_sidecar_host${s.appRoot}`,
@@ -175,6 +181,7 @@ function serverView(model: RoutingModel, s: Server) {
       https: m.scheme === 'https',
     })),
     errorLocations: s.errorLocations.map((e) => ({ name: derived(e.name), code: e.code, proxyPass: `${e.scheme}://${e.upstream}` })),
+    serverSnippets: s.snippets.map((x) => ({ ingress: x.ingress, lines: snippetLines(x.directives) })),
     isDefault: s.host === null,
     https: https !== null,
     accessLog: model.accessLog ?? '',

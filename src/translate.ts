@@ -218,13 +218,13 @@ function parseBackend(namespace: string, b: V1IngressBackend | undefined, where:
   throw new InvalidValue(`${where}: service port (number or name) is missing`);
 }
 
-function parseIngress(ing: V1Ingress, tlsEnabled: boolean): ParsedIngress {
+function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolean): ParsedIngress {
   const namespace = checkObjectName('namespace', ing.metadata?.namespace ?? 'default', 'label');
   checkObjectName('Ingress', ing.metadata?.name, 'subdomain');
   const key = ingressKey(ing);
   const spec = ing.spec ?? {};
   const given = ing.metadata?.annotations as unknown;
-  const parsedAnnotations = parseAnnotations((typeof given === 'object' && given !== null ? given : {}) as Record<string, unknown>, { namespace, tlsEnabled });
+  const parsedAnnotations = parseAnnotations((typeof given === 'object' && given !== null ? given : {}) as Record<string, unknown>, { namespace, tlsEnabled, allowSnippets });
   const annotations = parsedAnnotations.annotations;
   const notes: string[] = [...parsedAnnotations.notes];
   const rules: ParsedIngress['rules'] = [];
@@ -470,7 +470,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     const key = ingressKey(ing);
     let parsed: ParsedIngress;
     try {
-      parsed = parseIngress(ing, opts.tls !== undefined);
+      parsed = parseIngress(ing, opts.tls !== undefined, opts.allowSnippets === true);
     } catch (err) {
       // Anything else thrown here is a value of the wrong type (the directory source has no API
       // server to enforce the schema): still this Ingress's problem alone.
@@ -610,7 +610,26 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   });
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
   const defaultServer = buildServer(catchAll, globalDefault, redirect(false), tls?.defaultTls ?? null, settingsFor);
-  for (const s of [defaultServer, ...servers]) Object.assign(s, builder.serverLocations(s));
+  for (const s of [defaultServer, ...servers]) Object.assign(s, builder.serverLocations(s), { snippets: serverSnippets(s) });
+  /**
+   * server-snippet acts on the whole server: it applies only where every Ingress with rules for the
+   * host is in the snippet's namespace, so that no namespace can change another's routes.
+   */
+  function serverSnippets(s: Server): Server['snippets'] {
+    const out: Server['snippets'] = [];
+    for (const ingress of s.ingresses) {
+      const directives = byKey.get(ingress)?.annotations.serverSnippet;
+      if (!directives) continue;
+      const namespace = ingress.split('/')[0];
+      const other = s.ingresses.find((i) => i.split('/')[0] !== namespace);
+      if (other !== undefined || s.host === null) {
+        report(ingress, 'partial', `server-snippet is not applied to ${s.host === null ? 'the default server' : `host ${s.host}`}: ${other !== undefined ? `Ingress ${other} of another namespace serves it too` : 'rules without a host share it with every namespace'}`);
+        continue;
+      }
+      out.push({ ingress, directives });
+    }
+    return out;
+  }
   const extras = builder.collect([defaultServer, ...servers]);
   const privateFiles = new Map<string, CertificateFile>([...(tls?.certificates ?? []), ...extras.files.map((f) => [f.file, f] as const)]);
 
@@ -995,6 +1014,7 @@ function buildServer(
     tls,
     mirrors: [],
     errorLocations: [],
+    snippets: [],
   };
 }
 

@@ -225,8 +225,9 @@ function unescape(raw: Uint8Array): string {
   return decode(Uint8Array.from(out));
 }
 
+// ignoreBOM: nginx keeps the bytes EF BB BF like any others; a decoder must not drop them from a token.
 function decode(bytes: Uint8Array): string {
-  return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(bytes);
 }
 
 /** ngx_conf_parse over one file's text (as an included file: no top-level "}"). */
