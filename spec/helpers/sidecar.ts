@@ -51,6 +51,8 @@ export async function startStack(opts: {
   status?: boolean;
   accessLog?: string;
   tls?: StackTls;
+  /** --allow-snippet-annotations. */
+  allowSnippets?: boolean;
 }): Promise<Stack> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'sidecar-spec-'));
   const watchDir = path.join(work, 'manifests');
@@ -81,6 +83,7 @@ export async function startStack(opts: {
         httpPort: port,
         ipv6: false,
         accessLog: opts.accessLog ?? null,
+        ...(opts.allowSnippets ? { allowSnippets: true } : {}),
         ...(https && tlsOpts
           ? {
               tls: {

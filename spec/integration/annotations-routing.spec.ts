@@ -275,3 +275,45 @@ describe('routing annotations through a real nginx', function () {
     );
   });
 });
+
+describe('snippet annotations through a real nginx (--allow-snippet-annotations)', function () {
+  this.timeout(60_000);
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack({ backends: ['web'], allowSnippets: true });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+  const snippetIngress = (name: string, host: string, snippets: Record<string, string>) =>
+    ingressYaml(name, [{ host, paths: [['/', 'Prefix', 'web']] }], { annotations: Object.fromEntries(Object.entries(snippets).map(([k, v]) => [`${P}${k}`, v])) });
+
+  it('a configuration-snippet and a server-snippet act; one nginx refuses sets only its Ingress aside', async () => {
+    await stack.write(
+      'good.yaml',
+      snippetIngress('good', 'good.test', {
+        'configuration-snippet': 'add_header X-Snippet "yes; really }" always;',
+        'server-snippet': 'location = /ping { return 200 "pong"; }',
+      }),
+    );
+    await stack.eventually('good.test', '/', 'web');
+    const a = await stack.get('good.test', '/');
+    assert.equal(a.headers['x-snippet'], 'yes; really }');
+    const ping = await stack.get('good.test', '/ping');
+    assert.deepEqual([ping.status, ping.body], [200, 'pong']);
+    // more_set_headers is not in stock nginx: nginx -t refuses it, and the sidecar leaves that Ingress out.
+    await stack.write('bad.yaml', snippetIngress('bad', 'bad.test', { 'configuration-snippet': 'more_set_headers "X-A: b";' }));
+    const deadline = Date.now() + 8000;
+    const setAside = () => stack.logs.find((l) => l.ingress === 'default/bad' && /leaving it out/.test(String(l.message)));
+    while (Date.now() < deadline && !setAside()) await sleep(50);
+    assert.match(String(setAside()?.nginx ?? ''), /unknown directive "more_set_headers"/);
+    await stack.sidecar.idle();
+    assert.equal((await stack.get('bad.test', '/')).status, 404, 'bad.test is not served');
+    assert.equal(await stack.who('good.test', '/'), 'web');
+    // A snippet that would escape its block never reaches nginx: the Ingress is rejected by the parser.
+    await stack.write('escape.yaml', snippetIngress('escape', 'escape.test', { 'configuration-snippet': '} server { listen 1; } location /x {' }));
+    const until = Date.now() + 8000;
+    while (Date.now() < until && !stack.sidecar.model()?.rejections.some((r) => r.ingress === 'default/escape')) await sleep(50);
+    assert.match(stack.sidecar.model()?.rejections.find((r) => r.ingress === 'default/escape')?.reason ?? '', /may not close the location block/);
+  });
+});
