@@ -196,7 +196,7 @@ export class LocationSettingsBuilder {
 
   private authFile(auth: AuthConfig): { path: string } | { problem: string } {
     const dir = this.opts.privateDir;
-    if (dir === null) return { problem: 'needs TLS enabled in this sidecar (the htpasswd file goes to the certificate directory)' };
+    if (dir === null) return { problem: 'this sidecar has no private directory for htpasswd files (translate got neither privateDir nor tls)' };
     if (!/^\/[A-Za-z0-9._/-]+$/.test(dir)) return { problem: 'the certificate directory path has characters nginx would interpret' };
     const secret = this.secrets.get(auth.secret);
     if (!secret) return { problem: `Secret ${auth.secret} not found` };
