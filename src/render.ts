@@ -2,6 +2,7 @@
 // every value, and nginxValue() quotes each one again as a single nginx token: mustache's HTML
 // escaping is replaced, never bypassed (templates may not use {{{ }}} or {{& }}).
 
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Mustache from 'mustache';
 import type { CanarySelector, Location, LocationSettings, RoutingModel, Server, Upstream } from './model.ts';
@@ -205,9 +206,23 @@ function serverView(model: RoutingModel, s: Server) {
   };
 }
 
+/**
+ * The server files of the previous call, each with a digest of everything its text depends on.
+ * Mustache is most of a pass's cost at thousands of hosts (its name lookups), and one changed
+ * Ingress changes one host: the others are taken from here. The digest covers the server and every
+ * model field serverView reads, so the output is exactly what rendering would give.
+ */
+let previousServers = new Map<string, { key: string; text: string }>();
+
+function serverKey(model: RoutingModel, s: Server): string {
+  const globals = [model.https, model.accessLog, model.httpPort, model.ipv6, model.defaultServer.tls?.certPath ?? null];
+  return createHash('sha1').update(JSON.stringify([globals, s])).digest('base64');
+}
+
 /** The complete set of files this model needs, by file name. Same model, same bytes. */
 export function renderModel(model: RoutingModel): Map<string, string> {
   const files = new Map<string, string>();
+  const servers = new Map<string, { key: string; text: string }>();
   files.set(
     MAIN_FILE,
     render(templates.main, {
@@ -228,6 +243,13 @@ export function renderModel(model: RoutingModel): Map<string, string> {
     }),
   );
   files.set(UPSTREAMS_FILE, render(templates.upstreams, { upstreams: model.upstreams.map(upstreamView) }));
-  for (const s of model.servers) files.set(s.file, render(templates.host, serverView(model, s)));
+  for (const s of model.servers) {
+    const key = serverKey(model, s);
+    const last = previousServers.get(s.file);
+    const text = last?.key === key ? last.text : render(templates.host, serverView(model, s));
+    servers.set(s.file, { key, text });
+    files.set(s.file, text);
+  }
+  previousServers = servers;
   return files;
 }

@@ -160,6 +160,19 @@ export function withPem<T extends object>(obj: T, pem: string): T & { readonly p
 
 /** A kubernetes.io/tls Secret's certificate, or why it cannot be used. The reason never quotes its data. */
 export function certificateFromSecret(secret: V1Secret): CertificateResult {
+  // Secrets in a snapshot are never edited in place (the sources replace changed objects), and
+  // parsing X.509 is the larger part of planning TLS: each Secret object is read once.
+  let result = fromSecretCache.get(secret);
+  if (!result) {
+    result = readSecret(secret);
+    fromSecretCache.set(secret, result);
+  }
+  return result;
+}
+
+const fromSecretCache = new WeakMap<V1Secret, CertificateResult>();
+
+function readSecret(secret: V1Secret): CertificateResult {
   const fail = (reason: string): CertificateResult => ({ ok: false, reason });
   if (secret.type !== TLS_SECRET_TYPE) return fail(`its type is ${JSON.stringify(String(secret.type ?? 'Opaque')).slice(0, 80)}, not ${TLS_SECRET_TYPE}`);
   const data: unknown = secret.data;

@@ -286,6 +286,30 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolea
   return { key, rules, defaultBackend, tls, annotations, notes };
 }
 
+/**
+ * Parsed Ingresses by object: parsing depends on nothing but the object and two options, and
+ * snapshots are immutable (the sources replace an object when it changes, never edit it), so an
+ * unchanged Ingress is parsed once, not on every pass. A failure is remembered as its reason.
+ */
+const parsedCache = new WeakMap<V1Ingress, { options: string; result: ParsedIngress | { error: unknown } }>();
+
+function parseIngressCached(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolean): ParsedIngress {
+  const options = `${tlsEnabled} ${allowSnippets}`;
+  let hit = parsedCache.get(ing);
+  if (hit?.options !== options) {
+    let result: ParsedIngress | { error: unknown };
+    try {
+      result = parseIngress(ing, tlsEnabled, allowSnippets);
+    } catch (error) {
+      result = { error };
+    }
+    hit = { options, result };
+    parsedCache.set(ing, hit);
+  }
+  if ('error' in hit.result) throw hit.result.error;
+  return hit.result;
+}
+
 /** Resolves Service backends to upstreams; remembers each upstream once. */
 class Backends {
   readonly upstreams = new Map<string, Upstream>();
@@ -470,7 +494,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     const key = ingressKey(ing);
     let parsed: ParsedIngress;
     try {
-      parsed = parseIngress(ing, opts.tls !== undefined, opts.allowSnippets === true);
+      parsed = parseIngressCached(ing, opts.tls !== undefined, opts.allowSnippets === true);
     } catch (err) {
       // Anything else thrown here is a value of the wrong type (the directory source has no API
       // server to enforce the schema): still this Ingress's problem alone.
