@@ -328,9 +328,9 @@ describe('annotations: translation', function () {
     ]);
     const files = renderModel(m);
     const conf = files.get(host(m, 'p.test').file)!;
-    match(conf, /location = \/s \{[^}]*proxy_pass https:\/\/default_web_80_https;/);
-    match(conf, /location = \/g \{[^}]*grpc_set_header Host \$ingress_sidecar_host;[^}]*grpc_pass grpc:\/\/default_web_80_grpc;/);
-    match(conf, /location = \/gs \{[^}]*grpc_read_timeout 60s;[^}]*grpc_pass grpcs:\/\/default_web_80_grpcs;/);
+    match(conf, /location = \/s \{[^}]*proxy_pass https:\/\/[0-9a-f]{8}_default_web_80_https;/);
+    match(conf, /location = \/g \{[^}]*grpc_set_header Host \$ingress_sidecar_host;[^}]*grpc_pass grpc:\/\/[0-9a-f]{8}_default_web_80_grpc;/);
+    match(conf, /location = \/gs \{[^}]*grpc_read_timeout 60s;[^}]*grpc_pass grpcs:\/\/[0-9a-f]{8}_default_web_80_grpcs;/);
   });
 
   it('limits: one zone per Ingress and kind, names derived from the Ingress, only zones in use', () => {

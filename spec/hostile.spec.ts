@@ -14,6 +14,7 @@
 
 import { deepStrictEqual, fail, ok, strictEqual, throws } from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
@@ -615,6 +616,9 @@ describe('hostile input: the baseline the checks compare with', () => {
   });
 });
 
+/** An upstream as nginx.conf names it: 8 hex digits of the model name's SHA-1, "_", the name. */
+const upstreamWritten = (name: string) => asWritten(`${createHash('sha1').update(name).digest('hex').slice(0, 8)}_${name}`);
+
 /** Written to disk as UTF-8, a lone surrogate becomes U+FFFD: that is what nginx reads. */
 const asWritten = (s: string) => Buffer.from(s, 'utf8').toString('utf8');
 
@@ -704,7 +708,7 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
       ...headers('grpc_set_header', ['Host', 'X-Real-IP', 'X-Forwarded-For', 'X-Forwarded-Host', 'X-Forwarded-Port', 'X-Forwarded-Proto']),
     );
     if (s.xForwardedPrefix !== null) out.push(['grpc_set_header', 'X-Forwarded-Prefix', s.xForwardedPrefix]);
-    out.push(['grpc_pass', asWritten(`${s.backendProtocol}://${l.action.via ? `$${l.action.via}` : l.action.upstream}`)]);
+    out.push(['grpc_pass', asWritten(`${s.backendProtocol}://${l.action.via ? `$${l.action.via}` : upstreamWritten(l.action.upstream)}`)]);
   } else {
     if (s.connectTimeout !== null) out.push(['proxy_connect_timeout', `${s.connectTimeout}s`]);
     if (s.sendTimeout !== null) out.push(['proxy_send_timeout', `${s.sendTimeout}s`]);
@@ -712,7 +716,7 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
     if (s.buffering !== null) out.push(['proxy_buffering', s.buffering ? 'on' : 'off']);
     if (s.bufferSize !== null) out.push(['proxy_buffer_size', s.bufferSize], ['proxy_buffers', '4', s.bufferSize]);
     if (s.xForwardedPrefix !== null) out.push(...headers('proxy_set_header'), ['proxy_set_header', 'X-Forwarded-Prefix', s.xForwardedPrefix]);
-    out.push(['proxy_pass', asWritten(`${s.backendProtocol}://${l.action.via ? `$${l.action.via}` : l.action.upstream}`)]);
+    out.push(['proxy_pass', asWritten(`${s.backendProtocol}://${l.action.via ? `$${l.action.via}` : upstreamWritten(l.action.upstream)}`)]);
   }
   return out;
 }
@@ -748,14 +752,15 @@ function internalLocations(m: RoutingModel, s: Server): Array<{ args: string[]; 
           ['X-Service-Name', '$ingress_sidecar_service'],
           ['X-Request-ID', '$request_id'],
         ].map(([k, v]): Shape => ['proxy_set_header', k!, v!]),
-        ['proxy_pass', `${e.scheme}://${e.upstream}`],
+        ['proxy_pass', `${e.scheme}://${upstreamWritten(e.upstream)}`],
       ] as Shape[],
     })),
   ];
 }
 
 /** A canary selector as nginx must read it: split, cookie map, header map, each falling through to the next. */
-function canaryShapes(c: RoutingModel['canaries'][number]): Shape[] {
+function canaryShapes(selector: RoutingModel['canaries'][number]): Shape[] {
+  const c = { ...selector, main: upstreamWritten(selector.main), canary: upstreamWritten(selector.canary) };
   const out: Shape[] = [];
   const splitVar = c.header || c.cookie ? `${c.variable}_w` : c.variable;
   const w = c.weight >= 100 ? c.canary : c.weight <= 0 ? c.main : `$${splitVar}`;
@@ -828,7 +833,7 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
   }
   const ups = trees.get(UPSTREAMS_FILE);
   if (ups) {
-    out.push(...compareList(`${UPSTREAMS_FILE} upstreams`, m.upstreams.map((u) => ['upstream', asWritten(u.name)]), ups.map((d) => [d.name, ...d.args])));
+    out.push(...compareList(`${UPSTREAMS_FILE} upstreams`, m.upstreams.map((u) => ['upstream', upstreamWritten(u.name)]), ups.map((d) => [d.name, ...d.args])));
     m.upstreams.forEach((u, i) => {
       const servers = (ups[i]?.block ?? []).filter((d) => d.name === 'server').map((d) => d.args);
       out.push(...compareList(`${UPSTREAMS_FILE} upstream ${json(u.name)} servers`, u.servers.map((x) => [asWritten(x.address)]), servers));

@@ -49,7 +49,7 @@ describe('bin/ingress-sidecar render', function () {
     assert.match(server, /^server \{$/m);
     assert.match(server, /^ {4}server_name good\.test;$/m);
     assert.match(server, /^ {4}listen 80;$/m);
-    assert.match(server, /proxy_pass http:\/\/default_web_80;/);
+    assert.match(server, /proxy_pass http:\/\/[0-9a-f]{8}_default_web_80;/);
     assert.match(files.get('ingress-sidecar-upstreams.conf')!, /server 127\.0\.0\.1:9000;/);
     assert.doesNotMatch(result.stdout, /bad/i);
     assert.match(result.stderr, /^rejected: Ingress default\/bad: host "Bad\.Test": must be a lowercase RFC 1123 DNS name/m);
