@@ -23,7 +23,9 @@
 // echo backend. A bare trial writes an equivalent server block into an include directory of the
 // same nginx and SIGHUPs the master itself (as bench/latency.ts does). Each round runs one of
 // each, alternating which goes first; trials never overlap (each waits until nginx's old workers
-// are gone). Medians and differences are within this run only.
+// are gone), and a sidecar trial starts only once the sidecar's last pass started more than a
+// ceiling ago (the reconciler starts passes at most once per ceiling: see bench/churn.ts), so
+// each trial is an isolated change. Medians and differences are within this run only.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import os from 'node:os';
@@ -173,7 +175,19 @@ interface Stack {
   bareDir: string;
 }
 
+/**
+ * The reconciler starts passes at most once per ceiling: wait until the last pass started more
+ * than a ceiling ago, so that each trial measures an isolated change (not the rate limit).
+ */
+async function afterCeiling(source: TimedSource): Promise<void> {
+  const last = source.snapshots[source.snapshots.length - 1];
+  if (last === undefined) return;
+  const wait = last + MAX_DELAY_MS + 20 - now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, MAX_DELAY_MS + 20)));
+}
+
 async function sidecarTrial(s: Stack, poller: Poller, round: number): Promise<SidecarTrial> {
+  await afterCeiling(s.source);
   const name = `lat-${round}`;
   const host = `${name}.api-latency.test`;
   const master = await s.nginx.masterPid();

@@ -10,7 +10,8 @@
 // source) plus --backends echo backends on loopback (c0, c1, ...). One Ingress (churn.test) routes
 // to Service `churn`, whose EndpointSlice lives alone in churn-endpoints.yaml. The bench rewrites
 // that file every --interval-ms (on a fixed schedule, no drift): write k points the slice at
-// backend k mod --backends, so every write changes the endpoint set. Meanwhile the poller thread
+// backend k mod --backends (the last write at one more backend that no other write used), so
+// every write changes the endpoint set. Meanwhile the poller thread
 // asks churn.test every 20 ms which backend answers. After the last write the bench waits for the
 // sidecar to go idle and nginx to retire its old workers, then checks that 20 requests in a row
 // are answered by the last written backend.
@@ -123,7 +124,8 @@ async function oneRun(runIndex: number, poller: Poller): Promise<Run> {
   const stack: BenchStack = await startStack({ debounceMs: DEBOUNCE_MS, maxDelayMs: MAX_DELAY_MS, bare: false });
   const backends: EchoServer[] = [];
   try {
-    for (let i = 0; i < BACKENDS; i++) backends.push(await startEcho(`c${i}`));
+    // c0 .. c(BACKENDS-1) take turns; c(BACKENDS) is the last write's alone.
+    for (let i = 0; i <= BACKENDS; i++) backends.push(await startEcho(`c${i}`));
     const sliceFile = path.join(stack.watchDir, 'churn-endpoints.yaml');
     await writeFile(sliceFile, sliceYaml(backends[0]!.port, 0));
     await writeFile(path.join(stack.watchDir, 'churn-service.yaml'), serviceYaml);
@@ -160,9 +162,12 @@ async function oneRun(runIndex: number, poller: Poller): Promise<Run> {
       if (wait > 0) await sleep(wait);
       else if (-wait > INTERVAL_MS) lateWrites++;
       lastWriteAt = now();
-      await writeFile(sliceFile, sliceYaml(backends[k % BACKENDS]!.port, k));
+      // The last write goes to a backend no earlier write used, so that when nginx starts
+      // routing to it is unambiguous.
+      const target = k === writes ? BACKENDS : k % BACKENDS;
+      await writeFile(sliceFile, sliceYaml(backends[target]!.port, k));
     }
-    const expected = `c${writes % BACKENDS}`;
+    const expected = `c${BACKENDS}`;
     // The last change is seen within ~5 ms, then waits at most the ceiling, then one pass.
     const idleBy = Date.now() + MAX_DELAY_MS + 15_000;
     await Promise.race([stack.sidecar.idle(), sleep(Math.max(0, idleBy - Date.now()))]);

@@ -121,7 +121,19 @@ interface BareTrial {
   lastWrong: number;
 }
 
+/**
+ * The reconciler starts passes at most once per ceiling (max delay): wait until the stack's last
+ * pass started more than that ago, so that each trial measures an isolated change.
+ */
+async function afterCeiling(stack: BenchStack): Promise<void> {
+  const last = stack.source.snapshots[stack.source.snapshots.length - 1];
+  if (last === undefined) return;
+  const wait = last + stack.maxDelayMs + 20 - now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, stack.maxDelayMs + 20)));
+}
+
 async function sidecarTrial(stack: BenchStack, poller: Poller, round: number, tag: string): Promise<SidecarTrial> {
+  await afterCeiling(stack);
   const host = `s${tag}-${round}.latency.test`;
   const master = await stack.nginx.masterPid();
   const before = new Set((await nginxChildren(master)).live);
