@@ -10,15 +10,16 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-// The sidecar's module graph, as src/cli.ts imports it.
-import '../src/cluster-status.ts';
+// The sidecar's module graph in directory mode, as src/cli.ts imports it statically (cluster
+// mode's modules, src/sources/kubernetes.ts and src/cluster-status.ts, are imported by cli.ts only
+// when it runs without --watch-dir).
 import '../src/config.ts';
 import '../src/echo.ts';
 import '../src/metrics.ts';
+import '../src/nginx-process.ts';
 import '../src/render-command.ts';
 import '../src/sidecar.ts';
 import '../src/sources/directory.ts';
-import '../src/sources/kubernetes.ts';
 import '../src/status-server.ts';
 import '../src/translate-options.ts';
 import { Applier } from '../src/apply.ts';

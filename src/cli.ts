@@ -3,7 +3,7 @@
 
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { startClusterWriters, type ClusterWriters } from './cluster-status.ts';
+import type { ClusterWriters } from './cluster-status.ts';
 import { ConfigError, parseConfig, type Config, type PodIdentity } from './config.ts';
 import { startEcho, type EchoServer } from './echo.ts';
 import { startNginx, type RunningNginx } from './local-nginx.ts';
@@ -13,7 +13,9 @@ import { findExecutable } from './nginx-process.ts';
 import { renderCommand } from './render-command.ts';
 import { Sidecar } from './sidecar.ts';
 import { DirectorySource } from './sources/directory.ts';
-import { KubernetesSource, type KubeEnvironment } from './sources/kubernetes.ts';
+// Cluster mode's modules are imported when cluster mode is chosen: they load
+// @kubernetes/client-node, whose index alone costs ~85 MB of RSS that directory mode never uses.
+import type { KubernetesSource, KubeEnvironment } from './sources/kubernetes.ts';
 import { startStatusServer } from './status-server.ts';
 import { runtimeTranslateOptions } from './translate-options.ts';
 
@@ -75,16 +77,16 @@ async function sidecarFor(
   });
 }
 
-function sourceFor(config: Config, kubeEnv: KubeEnvironment, logger: Logger, metrics: Metrics): DirectorySource | KubernetesSource {
-  return config.watchDir
-    ? new DirectorySource({ dir: config.watchDir, logger, onError: () => metrics.sourceError('directory') })
-    : new KubernetesSource({
-        ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}),
-        ...(config.namespace !== undefined ? { namespace: config.namespace } : {}),
-        env: kubeEnv,
-        logger,
-        onError: () => metrics.sourceError('kubernetes'),
-      });
+async function sourceFor(config: Config, kubeEnv: KubeEnvironment, logger: Logger, metrics: Metrics): Promise<DirectorySource | KubernetesSource> {
+  if (config.watchDir) return new DirectorySource({ dir: config.watchDir, logger, onError: () => metrics.sourceError('directory') });
+  const { KubernetesSource } = await import('./sources/kubernetes.ts');
+  return new KubernetesSource({
+    ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}),
+    ...(config.namespace !== undefined ? { namespace: config.namespace } : {}),
+    env: kubeEnv,
+    logger,
+    onError: () => metrics.sourceError('kubernetes'),
+  });
 }
 
 /**
@@ -99,6 +101,7 @@ async function clusterWriters(config: Config, pod: PodIdentity, source: Kubernet
       : null;
   const namespace = pod.namespace ?? (await readFile('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').catch(() => '')).trim();
   if (publish && !namespace) throw new ConfigError('publishing Ingress status needs POD_NAMESPACE (the Lease lives there)');
+  const { startClusterWriters } = await import('./cluster-status.ts');
   return startClusterWriters({
     kubeConfig: source.kubeConfig,
     ingressClass: config.ingressClass,
@@ -125,8 +128,8 @@ function terminated(logger: Logger): Promise<void> {
 
 async function run(config: Config, kubeEnv: KubeEnvironment, pod: PodIdentity, logger: Logger): Promise<number> {
   const metrics = new Metrics();
-  const source = sourceFor(config, kubeEnv, logger, metrics);
-  const writers = source instanceof KubernetesSource && !config.once ? await clusterWriters(config, pod, source, logger) : null;
+  const source = await sourceFor(config, kubeEnv, logger, metrics);
+  const writers = !(source instanceof DirectorySource) && !config.once ? await clusterWriters(config, pod, source, logger) : null;
   const sidecar = await sidecarFor(config, logger, { source, metrics, ...(writers ? { afterSync: writers.afterSync } : {}) });
   if (config.once) {
     // For an init container: the files are in place (and nginx, if running, reloaded), or exit 1.
@@ -189,7 +192,7 @@ async function demo(config: Config, kubeEnv: KubeEnvironment, logger: Logger): P
     const accessLog = path.join(stateDir, 'access.log');
     const demoConfig = { ...config, confDir, accessLog, watchDir };
     const metrics = new Metrics();
-    const sidecar = await sidecarFor(demoConfig, logger, { source: sourceFor(demoConfig, kubeEnv, logger, metrics), metrics, pidFile: nginx.pidFile });
+    const sidecar = await sidecarFor(demoConfig, logger, { source: await sourceFor(demoConfig, kubeEnv, logger, metrics), metrics, pidFile: nginx.pidFile });
     return await serve(config, logger, sidecar, null, async () => {
       process.stdout.write(
         [

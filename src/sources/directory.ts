@@ -16,7 +16,12 @@ import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stats } from 'node:fs';
 import chokidar, { type FSWatcher } from 'chokidar';
-import { loadAllYaml, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+// client-node's loadAllYaml, without its index: the index loads every API class and client
+// (~55 MB of RSS that directory mode does not need). The same parser (js-yaml, which client-node
+// depends on) and the same model deserializer, so the objects are exactly what loadAllYaml built.
+import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
+import { loadAll } from 'js-yaml';
 import type { Logger } from '../log.ts';
 import { emptySnapshot, type Snapshot, type Source } from '../snapshot.ts';
 
@@ -346,6 +351,32 @@ function isIgnored(root: string, p: string, isFile: boolean): boolean {
   if (rel === '') return false;
   if (rel.split(path.sep).some((seg) => seg.startsWith('.'))) return true;
   return isFile && !MANIFEST_EXT.test(p);
+}
+
+/** client-node's built-in API groups (its util.js): their kinds deserialize to the model classes. */
+const BUILT_IN_API_GROUPS = new Set([
+  'core', 'admissionregistration.k8s.io', 'apiextensions.k8s.io', 'apiregistration.k8s.io', 'apps',
+  'authentication.k8s.io', 'authorization.k8s.io', 'autoscaling', 'batch', 'certificates.k8s.io',
+  'coordination.k8s.io', 'discovery.k8s.io', 'events.k8s.io', 'flowcontrol.apiserver.k8s.io',
+  'internal.apiserver.k8s.io', 'networking.k8s.io', 'node.k8s.io', 'policy', 'rbac.authorization.k8s.io',
+  'resource.k8s.io', 'scheduling.k8s.io', 'storage.k8s.io', 'storagemigration.k8s.io',
+]);
+
+/** client-node's getSerializationType: `V1Ingress` for networking.k8s.io/v1 Ingress, else KubernetesObject. */
+function serializationType(apiVersion: string | undefined, kind: string | undefined): string {
+  if (apiVersion === undefined || kind === undefined) return 'KubernetesObject';
+  const parts = apiVersion.split('/');
+  const [group, version] = parts.length === 1 ? ['core', apiVersion] : [parts[0]!, parts[1] ?? ''];
+  if (!BUILT_IN_API_GROUPS.has(group)) return 'KubernetesObject';
+  return `${version.charAt(0).toUpperCase()}${version.slice(1)}${kind}`;
+}
+
+/** client-node's loadAllYaml (see the imports). Throws on a `null` document, as it does. */
+function loadAllYaml(text: string): unknown[] {
+  return loadAll(text).map((doc) => {
+    const o = doc as { apiVersion?: string; kind?: string };
+    return ObjectSerializer.deserialize(doc, serializationType(o.apiVersion, o.kind)) as unknown;
+  });
 }
 
 /** Parses a whole file; throws FileError if any document is unusable. */
