@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { collectGarbage } from '../src/sidecar.ts';
 // The sidecar's module graph in directory mode, as src/cli.ts imports it statically (cluster
 // mode's modules, src/sources/kubernetes.ts and src/cluster-status.ts, are imported by cli.ts only
 // when it runs without --watch-dir).
@@ -39,6 +40,8 @@ const { values: flags } = parseArgs({
     samples: { type: 'string' },
     cert: { type: 'string' },
     out: { type: 'string' },
+    // What the sidecar does after each pass (src/sidecar.ts): a full garbage collection.
+    'gc-between-passes': { type: 'boolean', default: false },
     baseline: { type: 'boolean' },
   },
   strict: true,
@@ -62,7 +65,31 @@ export interface ChildResult {
   noop: Array<{ translateRender: number; total: number }>;
   nginxMemoryAfterFirstApply: NginxMemory;
   nginxMemoryEnd: NginxMemory;
-  sidecar: { rssBaselineKb: number; rssAfterSnapshotKb: number; maxRssKb: number; heapUsedEndKb: number };
+  sidecar: { rssBaselineKb: number; rssAfterSnapshotKb: number; maxRssKb: number; heapUsedEndKb: number; phases: PhaseMemory[] };
+}
+
+/** The process's memory after each step: where the peak RSS is reached. */
+export interface PhaseMemory {
+  phase: string;
+  maxRssKb: number;
+  rssKb: number;
+  heapUsedKb: number;
+  heapTotalKb: number;
+  externalKb: number;
+}
+
+const phases: PhaseMemory[] = [];
+function mark(phase: string): void {
+  if (flags['gc-between-passes']) collectGarbage();
+  const m = process.memoryUsage();
+  phases.push({
+    phase,
+    maxRssKb: process.resourceUsage().maxRSS,
+    rssKb: Math.round(m.rss / 1024),
+    heapUsedKb: Math.round(m.heapUsed / 1024),
+    heapTotalKb: Math.round(m.heapTotal / 1024),
+    externalKb: Math.round((m.external + m.arrayBuffers) / 1024),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -83,6 +110,7 @@ async function child(n: number, certFile: string, out: string): Promise<void> {
   const certText = JSON.parse(await readFile(certFile, 'utf8')) as { crt: string; key: string };
   let snap = snapshotOf(n, certText);
   const rssAfterSnapshotKb = Math.round(process.memoryUsage().rss / 1024);
+  mark('objects built');
   hookHup();
 
   const work = await mkdtemp(path.join(os.tmpdir(), 'ingress-sidecar-scale-'));
@@ -115,6 +143,7 @@ async function child(n: number, certFile: string, out: string): Promise<void> {
       const t2 = performance.now();
       if (s === 0) fullCold = { translate: t1 - t0, render: t2 - t1 };
       else full.push({ translate: t1 - t0, render: t2 - t1, total: t2 - t0 });
+      mark(`full translate + render ${s + 1}`);
     }
     if (!model) throw new Error('no model');
     const configBytes = [...files.values()].reduce((a, f) => a + Buffer.byteLength(f), 0);
@@ -138,6 +167,7 @@ async function child(n: number, certFile: string, out: string): Promise<void> {
     const firstApply = { total: firstEnd - t0, toHup: lastHup - t0, hupToVerified: firstEnd - lastHup };
     await waitDrained(nginx.master, 60_000);
     const nginxMemoryAfterFirstApply = await nginxMemory(nginx.master);
+    mark('first apply');
 
     // 3. nginx -t.
     const nginxTest: number[] = [];
@@ -180,6 +210,7 @@ async function child(n: number, certFile: string, out: string): Promise<void> {
         hupToVerified: t4 - lastHup,
         total: t4 - t0,
       });
+      mark(`one change ${s + 1}`);
     }
 
     // 6. Nothing changed.
@@ -193,6 +224,7 @@ async function child(n: number, certFile: string, out: string): Promise<void> {
       const r = await applier.apply(files);
       if (r.changed || r.reloaded) throw new Error('a pass with nothing changed changed something');
       noop.push({ translateRender: t1 - t0, total: ms(t0) });
+      mark(`nothing changed ${s + 1}`);
     }
 
     await waitDrained(nginx.master, 60_000);
@@ -219,6 +251,7 @@ async function child(n: number, certFile: string, out: string): Promise<void> {
         rssAfterSnapshotKb,
         maxRssKb: process.resourceUsage().maxRSS,
         heapUsedEndKb: Math.round(process.memoryUsage().heapUsed / 1024),
+        phases,
       },
     };
     await writeFile(out, JSON.stringify(result));

@@ -1,7 +1,7 @@
 // Scale: the sidecar's work and nginx's costs at 100, 1,000 and 10,000 Ingresses.
 //
 //   node_modules/.bin/node bench/scale.ts [--sizes 100,1000,10000] [--samples 5] [--runs 3]
-//     [--json FILE]
+//     [--gc-between-passes] [--json FILE]
 //
 // --runs R runs every size R times (a fresh child each, sizes in alternating order) and pools
 // the samples. Before the sizes, three tiny children measure where the sidecar's RSS goes before
@@ -48,6 +48,8 @@ const { values: flags } = parseArgs({
     samples: { type: 'string' },
     runs: { type: 'string' },
     json: { type: 'string' },
+    // Each child collects garbage after every pass, as src/sidecar.ts does (collectGarbage()).
+    'gc-between-passes': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -63,7 +65,7 @@ const CHILD = path.join(import.meta.dirname, 'scale-child.ts');
 
 function runChild(n: number, certFile: string, out: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const args = [...process.execArgv, CHILD, '--size', String(n), '--cert', certFile, '--out', out, '--samples', String(SAMPLES)];
+    const args = [...process.execArgv, CHILD, '--size', String(n), '--cert', certFile, '--out', out, '--samples', String(SAMPLES), ...(flags['gc-between-passes'] ? ['--gc-between-passes'] : [])];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     const timer = setTimeout(() => proc.kill('SIGTERM'), CHILD_TIMEOUT_MS);
     const onSignal = () => proc.kill('SIGTERM');

@@ -3,6 +3,8 @@
 
 import { createHash } from 'node:crypto';
 import type { V1Ingress } from '@kubernetes/client-node';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { Applier, NginxConfigError, ReloadError, hashFiles } from './apply.ts';
 import { CertStore } from './cert-store.ts';
 import type { Logger } from './log.ts';
@@ -168,6 +170,9 @@ export class Sidecar implements StatusSource {
       await this.syncOnce(started);
     } finally {
       this.metrics.observeSync((performance.now() - started) / 1000);
+      // The previous pass's model and files are garbage now: collect them before the next pass
+      // (see collectGarbage()), outside the measured sync time.
+      collectGarbage();
     }
   }
 
@@ -392,4 +397,27 @@ function fingerprint(ing: V1Ingress): string {
   return createHash('sha256')
     .update(JSON.stringify([ing.metadata?.annotations ?? {}, ing.metadata?.labels ?? {}, ing.spec ?? {}]))
     .digest('hex');
+}
+
+let gcFunction: (() => void) | null | undefined;
+
+/**
+ * A full garbage collection, run after each pass. A pass allocates the whole model and every
+ * rendered file again (~100 MB at 10,000 Ingresses, of which the previous pass's ~100 MB become
+ * garbage), and V8, left alone, grows its heap over several passes rather than collecting: the
+ * process peaked at ~570 MB at 10,000 Ingresses with a live heap of ~130 MB. Between passes the
+ * sidecar is idle, so the collection costs idle time only. `gc` is V8's own, made reachable at
+ * run time (--expose-gc, then read from a fresh context); where that is refused, nothing happens.
+ */
+export function collectGarbage(): void {
+  if (gcFunction === undefined) {
+    try {
+      v8.setFlagsFromString('--expose-gc');
+      const fn: unknown = vm.runInNewContext('gc');
+      gcFunction = typeof fn === 'function' ? (fn as () => void) : null;
+    } catch {
+      gcFunction = null;
+    }
+  }
+  gcFunction?.();
 }
