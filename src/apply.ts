@@ -84,11 +84,20 @@ export class Applier {
    */
   #loadedBy: string | null = null;
   #warnedNoBinary = false;
+  #loadedHash: string | null = null;
   /** Applies run one at a time: two interleaved swaps could not restore each other's files. */
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: ApplierOptions) {
     this.#opts = opts;
+  }
+
+  /**
+   * hashFiles() of the files of the last verified reload, computed once for the marker and the
+   * metrics (~30–50 ms at 10,000 files); null before the first.
+   */
+  get loadedHash(): string | null {
+    return this.#loadedHash;
   }
 
   apply(files: Map<string, string>): Promise<ApplyResult> {
@@ -149,8 +158,10 @@ export class Applier {
       const outcome = await reloadAndVerify(masterPid, this.#opts.reloadTimeoutMs);
       if (outcome.ok) {
         this.#loadedBy = identity;
-        await this.#writeMarker(desired, identity);
+        const hash = hashFiles(desired);
+        await this.#writeMarker(hash, identity);
         this.#opts.logger.debug('nginx reloaded', { masterPid, newWorkers: outcome.newWorkers });
+        this.#loadedHash = hash;
         return { changed: true, reloaded: true, masterPid, files: changedNames(previous, desired) };
       }
       failure = outcome.reason;
@@ -184,7 +195,7 @@ export class Applier {
     if (identity === this.#loadedBy) return { changed: false, reloaded: false };
     if (firstApply) {
       const marker = await readFile(this.#markerPath(), 'utf8').catch(() => '');
-      if (marker === markerFor(desired, identity)) {
+      if (marker === markerFor(hashFiles(desired), identity)) {
         this.#loadedBy = identity;
         return { changed: false, reloaded: false };
       }
@@ -192,7 +203,9 @@ export class Applier {
     const outcome = await reloadAndVerify(masterPid, this.#opts.reloadTimeoutMs);
     if (!outcome.ok) throw new ReloadError(outcome.reason, undefined, { unchanged: true });
     this.#loadedBy = identity;
-    await this.#writeMarker(desired, identity);
+    const hash = hashFiles(desired);
+    await this.#writeMarker(hash, identity);
+    this.#loadedHash = hash;
     return { changed: false, reloaded: true, masterPid, files: [] };
   }
 
@@ -201,9 +214,9 @@ export class Applier {
     return path.join(this.#opts.confDir, '.ingress-sidecar-applied');
   }
 
-  async #writeMarker(files: Files, master: string): Promise<void> {
+  async #writeMarker(hash: string, master: string): Promise<void> {
     try {
-      await writeFile(this.#markerPath(), markerFor(files, master));
+      await writeFile(this.#markerPath(), markerFor(hash, master));
     } catch (err) {
       // Only costs one extra reload after a restart of the sidecar.
       this.#opts.logger.warn('could not record the applied configuration', { error: describe(err) });
@@ -361,13 +374,14 @@ export class Applier {
 /** A digest of a complete file set, names included: equal digests, equal configs. */
 export function hashFiles(files: Files): string {
   const hash = createHash('sha256');
-  for (const name of [...files.keys()].sort()) hash.update(`${name}\0${files.get(name)}\0`);
+  // Piece by piece: the same digest as of `${name}\0${content}\0`, without copying every file.
+  for (const name of [...files.keys()].sort()) hash.update(name).update('\0').update(files.get(name)!).update('\0');
   return hash.digest('hex');
 }
 
 /** `master` is masterIdentity(): a restarted nginx that got the same PID is still a new master. */
-function markerFor(files: Files, master: string): string {
-  return `${hashFiles(files)} ${master}\n`;
+function markerFor(hash: string, master: string): string {
+  return `${hash} ${master}\n`;
 }
 
 function sameFiles(a: Files, b: Files): boolean {

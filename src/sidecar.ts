@@ -207,7 +207,7 @@ export class Sidecar implements StatusSource {
         this.opts.afterSync?.(snap, this.withQuarantineRejections(model));
         if (result.reloaded) {
           this.stats.reloads++;
-          this.metrics.reload('success', hashFiles(files));
+          this.metrics.reload('success', this.applier.loadedHash ?? hashFiles(files));
           // One line per reload that says what changed, for the operator reading the log.
           this.log.info('nginx reloaded', {
             ...diffModels(previous, model),
