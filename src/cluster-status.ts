@@ -16,7 +16,6 @@
 // - Errors are logged and retried with backoff, and on the next sync; nothing is thrown into the
 //   sync pass that called us.
 
-import { isIP } from 'node:net';
 import {
   CoreV1Api,
   NetworkingV1Api,
@@ -32,44 +31,9 @@ import type { Snapshot } from './snapshot.ts';
 import { ingressKey, isOurs } from './translate.ts';
 import { IngressEventRecorder } from './events.ts';
 import { describeError, httpStatus, LeaderElector, requestOptions, RetryingWorker, type Leadership } from './leader.ts';
-import { isDnsSubdomain } from './validate.ts';
 
-/** One entry of status.loadBalancer.ingress. */
-export interface LoadBalancerAddress {
-  ip?: string;
-  hostname?: string;
-}
-
-export type PublishFrom =
-  | { kind: 'service'; namespace: string; name: string }
-  | { kind: 'addresses'; addresses: LoadBalancerAddress[] };
-
-/** `--publish-service NS/NAME`. Throws an Error whose message suits a ConfigError. */
-export function parsePublishService(value: string): { namespace: string; name: string } {
-  const parts = value.split('/');
-  const [namespace, name] = parts;
-  if (parts.length !== 2 || !namespace || !name || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace) || !/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name)) {
-    throw new Error(`--publish-service must be NAMESPACE/NAME of a Service, got ${JSON.stringify(value)}`);
-  }
-  return { namespace, name };
-}
-
-/**
- * `--publish-address ADDR[,ADDR]`: IPs become {ip}, DNS names {hostname}. Throws an Error whose
- * message suits a ConfigError.
- */
-export function parsePublishAddresses(value: string): LoadBalancerAddress[] {
-  const items = value.split(',').map((s) => s.trim());
-  if (items.length === 0 || items.some((s) => s === '')) throw new Error(`--publish-address must be a comma-separated list of IPs or DNS names, got ${JSON.stringify(value)}`);
-  return normalize(
-    items.map((s) => {
-      if (isIP(s)) return { ip: s };
-      const host = s.toLowerCase();
-      if (!isDnsSubdomain(host)) throw new Error(`--publish-address: ${JSON.stringify(s)} is neither an IP address nor a DNS name`);
-      return { hostname: host };
-    }),
-  );
-}
+export { addrKey, normalize, parsePublishAddresses, parsePublishService, type LoadBalancerAddress, type PublishFrom } from './publish.ts';
+import { addrKey, normalize, type LoadBalancerAddress, type PublishFrom } from './publish.ts';
 
 /** The addresses a publish Service stands for: load balancer IPs/hostnames, else its cluster IPs. */
 export function serviceAddresses(svc: V1Service): LoadBalancerAddress[] {
@@ -83,22 +47,6 @@ export function serviceAddresses(svc: V1Service): LoadBalancerAddress[] {
   if (svc.spec?.type === 'ExternalName' && svc.spec.externalName) return [{ hostname: svc.spec.externalName }];
   const ips = svc.spec?.clusterIPs?.length ? svc.spec.clusterIPs : svc.spec?.clusterIP ? [svc.spec.clusterIP] : [];
   return normalize(ips.filter((ip) => ip && ip !== 'None').map((ip) => ({ ip })));
-}
-
-/** Sorted, de-duplicated, only ip/hostname: the form written and compared. */
-export function normalize(addrs: readonly LoadBalancerAddress[]): LoadBalancerAddress[] {
-  const byKey = new Map<string, LoadBalancerAddress>();
-  for (const a of addrs) {
-    const clean: LoadBalancerAddress = {};
-    if (a.ip) clean.ip = a.ip;
-    if (a.hostname) clean.hostname = a.hostname;
-    if (clean.ip || clean.hostname) byKey.set(addrKey(clean), clean);
-  }
-  return [...byKey.keys()].sort().map((k) => byKey.get(k)!);
-}
-
-function addrKey(a: LoadBalancerAddress): string {
-  return `${a.ip ?? ''}|${a.hostname ?? ''}`;
 }
 
 export function sameAddresses(a: readonly LoadBalancerAddress[], b: readonly LoadBalancerAddress[]): boolean {

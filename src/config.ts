@@ -6,8 +6,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LogFormat } from './log.ts';
-import { DEFAULT_ELECTION_ID } from './leader.ts';
-import { parsePublishAddresses, parsePublishService, type LoadBalancerAddress } from './cluster-status.ts';
+import { DEFAULT_ELECTION_ID, parsePublishAddresses, parsePublishService, type LoadBalancerAddress } from './publish.ts';
 import type { KubeEnvironment } from './sources/kubernetes.ts';
 import { isDnsSubdomain } from './validate.ts';
 import type { TranslateOptions } from './translate.ts';

@@ -25,7 +25,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from './log.ts';
 
-export const DEFAULT_ELECTION_ID = 'ingress-sidecar-leader';
+export { DEFAULT_ELECTION_ID } from './publish.ts';
 
 /** The three Lease calls the elector makes (a CoordinationV1Api fits; tests use a fake). */
 export interface LeaseApi {
