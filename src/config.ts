@@ -143,7 +143,7 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   nginxBinary: { arg: 'PATH', help: 'nginx binary used to check configurations', default: 'nginx', parse: nonEmpty },
   ingressClass: { arg: 'NAME', help: 'serve Ingresses of this IngressClass', default: 'nginx', parse: dns1123Subdomain },
   debounceMs: { arg: 'N', help: 'quiet time (ms) after a change before syncing', default: 100, parse: milliseconds },
-  maxDelayMs: { arg: 'N', help: 'longest wait (ms) to sync while changes keep coming', default: 1000, parse: milliseconds },
+  maxDelayMs: { arg: 'N', help: 'longest wait (ms) to sync while changes keep coming; also the least time between passes after a burst of two', default: 1000, parse: milliseconds },
   reloadTimeoutMs: { arg: 'N', help: 'how long (ms) to wait for nginx to reload', default: 5000, parse: milliseconds },
   ipv6: { help: 'also listen on [::]', default: true, parse: boolean },
   logLevel: { arg: 'LEVEL', help: 'error, warn, info or debug', default: 'info', parse: oneOf(['error', 'warn', 'info', 'debug']) },

@@ -1,13 +1,17 @@
 // The one loop: changes mark the state dirty; a single pass at a time rebuilds everything from
 // the cache. A burst of changes coalesces into one pass: each change pushes the pass back by the
 // debounce window, but never past the ceiling measured from the first unsynced change, so a
-// steady stream of changes still syncs regularly. Passes also start at most once per ceiling
-// (a token bucket of one, as ingress-nginx's sync rate limit): a stream of changes spaced about
-// the debounce window apart would otherwise let the debounce fire between most of them, one
-// reload each. This never makes a change wait longer than the ceiling: a change that is not yet
-// synced arrived after the last pass started. A failed pass is retried with backoff.
+// steady stream of changes still syncs regularly. Passes are also rate-limited by a token bucket
+// (as ingress-nginx limits its syncs): it holds two passes and gains one per ceiling, so a stream
+// of changes spaced about the debounce window apart costs one reload per ceiling instead of one
+// per change, while a change that follows a single earlier pass (a Service, then its Ingress a
+// moment later) still waits only for the debounce. A change never waits longer than the ceiling
+// after the last pass started. A failed pass is retried with backoff.
 
 import type { Logger } from './log.ts';
+
+/** Passes the rate limit lets through back to back after a quiet ceiling. */
+const BURST = 2;
 
 export interface ReconcilerOptions {
   debounceMs: number;
@@ -28,8 +32,9 @@ export class Reconciler {
   private stopped = false;
   private failures = 0;
   private notBefore = 0;
-  /** When the last pass started (Date.now()); the next one starts no sooner than a ceiling later. */
-  private lastPassAt = Number.NEGATIVE_INFINITY;
+  /** The rate limit: passes available (up to BURST) as of `tokensAt`; one more every ceiling. */
+  private tokens = BURST;
+  private tokensAt = 0;
   private idleWaiters: Array<() => void> = [];
 
   constructor(opts: ReconcilerOptions) {
@@ -77,7 +82,7 @@ export class Reconciler {
     // pass started before the first unsynced change, so this never pushes past the ceiling);
     // after a failure, nothing runs before the backoff.
     const debounced = Math.min(now + delayMs, Math.max(this.firstDirtyAt + this.opts.maxDelayMs, now));
-    const at = Math.max(this.notBefore, this.lastPassAt + this.opts.maxDelayMs, debounced);
+    const at = Math.max(this.notBefore, this.tokenAt(), debounced);
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.pass(), Math.max(0, at - Date.now()));
   }
@@ -86,7 +91,9 @@ export class Reconciler {
     this.timer = null;
     if (!this.dirty || this.stopped) return this.notifyIdle();
     this.dirty = false;
-    this.lastPassAt = Date.now();
+    const now = Date.now();
+    this.tokens = this.available(now) - 1;
+    this.tokensAt = now;
     let failed = false;
     this.running = this.opts.sync().catch((err: unknown) => {
       failed = true;
@@ -111,6 +118,16 @@ export class Reconciler {
     this.notBefore = 0;
     if (this.dirty) this.schedule(this.opts.debounceMs);
     else this.notifyIdle();
+  }
+
+  private available(now: number): number {
+    if (this.opts.maxDelayMs <= 0) return BURST;
+    return Math.min(BURST, this.tokens + (now - this.tokensAt) / this.opts.maxDelayMs);
+  }
+
+  /** When a pass may start: now if a token is left, else when the next one arrives. */
+  private tokenAt(): number {
+    return this.tokens >= 1 || this.opts.maxDelayMs <= 0 ? 0 : this.tokensAt + (1 - this.tokens) * this.opts.maxDelayMs;
   }
 
   private notifyIdle(): void {
