@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
-import { CUSTOM_HTTP_ERRORS, regexLiteral, type AffinityConfig, type AuthConfig, type CorsConfig, type IngressAnnotations, type MirrorTarget, type RedirectUrl, type RewriteTarget } from './annotations.ts';
+import { COOKIE_PATH, CUSTOM_HTTP_ERRORS, regexLiteral, type AffinityConfig, type AuthConfig, type CorsConfig, type IngressAnnotations, type MirrorTarget, type RedirectUrl, type RewriteTarget } from './annotations.ts';
 import { DEFAULT_LOCATION_SETTINGS } from './model.ts';
 import type { CertificateFile, CorsMap, ErrorLocation, LocationCors, LocationSettings, MirrorLocation, RoutingModel, Server } from './model.ts';
 import { withPem } from './tls.ts';
@@ -29,9 +29,6 @@ export const INTERNAL_PATH_PREFIX = '/_ingress_sidecar/';
 export function affinityKeyVariable(cookie: string): string {
   return `isc_aff_${digest(`cookie\n${cookie}`, 8)}`;
 }
-
-/** A cookie Path attribute needs no quoting of its own: URL path characters without ";", "," and "$". */
-const COOKIE_PATH = /^\/[A-Za-z0-9\-._~!&'()*+=:@/%]{0,1023}$/;
 
 export interface SettingsResult {
   settings: LocationSettings;

@@ -664,7 +664,7 @@ const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
 /** A canary-by-header-value: matched exactly, case-sensitively. */
 const HEADER_VALUE = /^[A-Za-z0-9._~:/+=@-]{1,256}$/;
 /** A cookie Path attribute: URL path characters without ";" and "," (they end the attribute) and "$". */
-const COOKIE_PATH = /^\/[A-Za-z0-9\-._~!&'()*+=:@/%]{0,1023}$/;
+export const COOKIE_PATH = /^\/[A-Za-z0-9\-._~!&'()*+=:@/%]{0,1023}$/;
 
 /** upstream-hash-by: literal text and variables from HASH_VARIABLES, canonicalised as `${name}`. */
 export function parseHashBy(name: string, value: string): string {
