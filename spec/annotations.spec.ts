@@ -190,6 +190,65 @@ describe('annotations: parsing', () => {
   });
 });
 
+describe('annotations: parsing the routing annotations', () => {
+  const many = (a: Record<string, string>) => parse(Object.fromEntries(Object.entries(a).map(([k, v]) => [`${P}${k}`, v])));
+
+  it('load-balance and upstream-hash-by: the values ingress-nginx documents, variables canonicalised', () => {
+    equal(one('load-balance', 'ewma').loadBalance, 'ewma');
+    refused('load-balance', 'least_conn', /must be "round_robin" or "ewma"/);
+    equal(one('upstream-hash-by', '$request_uri').hashBy, '${request_uri}');
+    equal(one('upstream-hash-by', '${http_x_user}-$arg_id').hashBy, '${http_x_user}-${arg_id}');
+    refused('upstream-hash-by', '$request_body', /uses \$request_body/);
+    refused('upstream-hash-by', 'static', /names no variable/);
+    refused('upstream-hash-by', '$uri;', /may contain only/);
+    deepStrictEqual(many({ 'upstream-hash-by': '$uri', 'load-balance': 'ewma' }).notes, [`annotation ${P}load-balance has no effect: ${P}upstream-hash-by takes precedence`]);
+  });
+
+  it('affinity cookie: defaults, attributes, and names nginx can read', () => {
+    deepStrictEqual(one('affinity', 'cookie').affinity, { cookie: 'INGRESSCOOKIE', path: null, maxAge: null, sameSite: null, secure: false });
+    deepStrictEqual(many({ affinity: 'cookie', 'session-cookie-name': 'ROUTE', 'session-cookie-samesite': 'none', 'session-cookie-max-age': '60' }).annotations.affinity, {
+      cookie: 'ROUTE',
+      path: null,
+      maxAge: 60,
+      sameSite: 'None',
+      secure: false,
+    });
+    refused('affinity', 'ip', /must be "cookie"/);
+    refused('session-cookie-name', 'my-cookie', /letters, digits and "_"/);
+    refused('session-cookie-path', '/a;b', /without ";"/);
+    deepStrictEqual(one('session-cookie-name', 'X').affinity, null);
+  });
+
+  it('canary: header, value, cookie and weight; weight within its total', () => {
+    deepStrictEqual(many({ canary: 'true', 'canary-by-header': 'X-Canary', 'canary-by-header-value': 'v2', 'canary-by-cookie': 'c', 'canary-weight': '20', 'canary-weight-total': '1000' }).annotations.canary, {
+      header: { name: 'X-Canary', value: 'v2' },
+      cookie: 'c',
+      weight: 20,
+      total: 1000,
+    });
+    throws(() => many({ canary: 'true', 'canary-weight': '101' }), /from 0 to 100/);
+    refused('canary-by-header', 'X Canary', /header name/);
+    refused('canary-by-header-value', 'a b', /may contain only/);
+    deepStrictEqual(many({ 'canary-weight': '5' }).notes, [`annotation ${P}canary-weight has no effect: ${P}canary is not "true"`]);
+  });
+
+  it('mirror-target, custom-http-errors, default-backend, service-upstream', () => {
+    deepStrictEqual(one('mirror-target', 'https://m.example:8443/copy$request_uri').mirror, {
+      target: { scheme: 'https', host: 'm.example', port: 8443, path: [{ text: '/copy' }, { variable: 'request_uri' }] },
+      body: true,
+    });
+    deepStrictEqual(one('mirror-target', 'http://[2001:db8::1]').mirror?.target, { scheme: 'http', host: '[2001:db8::1]', port: 80, path: [] });
+    refused('mirror-target', 'http://169.254.169.254/latest', /link-local/);
+    refused('mirror-target', 'http://a.example$host', /may contain only URL characters and the variable \$request_uri/);
+    refused('mirror-target', 'ftp://a.example/', /http:\/\/ or https:\/\//);
+    deepStrictEqual(one('custom-http-errors', '503, 404,404').customErrors, [404, 503]);
+    refused('custom-http-errors', '302', /from 400 to 599/);
+    equal(one('default-backend', 'errors').defaultBackend, 'errors');
+    refused('default-backend', 'ns/errors', /not the name of a Service/);
+    equal(one('service-upstream', 'true').serviceUpstream, true);
+  });
+});
+
 describe('annotations: regular-expression paths', () => {
   it('accepts what ingress-nginx users write', () => {
     for (const p of ['/app(/|$)(.*)', '/api/v[0-9]+/.*', '/(foo|bar)/\\d{1,3}', '/[a-z]+\\.html$', '/.*', '/a{2}[.]b', '/x?']) equal(ann.parseRegexPath(p), p);
