@@ -548,6 +548,8 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
 
   const byKey = new Map(parsedIngresses.map((p) => [p.key, p]));
   const canaries = new Map<string, CanarySelector>();
+  /** Canary Ingresses that take a share of some path: they count as served (status, Events). */
+  const attachedCanaries = new Set<string>();
   for (const c of canaryIngresses) attachCanary(c);
   function attachCanary(c: ParsedIngress): void {
     const config = c.annotations.canary!;
@@ -578,6 +580,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
           continue;
         }
         claim.canary = c.key;
+        attachedCanaries.add(c.key);
         const weight = canaryPercent(config);
         if (config.header === null && config.cookie === null && (weight === 0 || weight === 100)) {
           // Nothing decides per request: all requests go to one of them.
@@ -661,7 +664,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   served.delete('');
   const allLocations = [...servers, defaultServer].flatMap((s) => s.locations);
   const usedCanaries = [...new Set(allLocations.flatMap((l) => (l.action.kind === 'proxy' && l.action.via ? [l.action.via] : [])))].sort().map((v) => canaries.get(v)!);
-  for (const c of usedCanaries) served.add(c.ingress);
+  for (const c of attachedCanaries) served.add(c);
   const exactNames = servers.filter((s) => !s.serverName.startsWith('~')).map((s) => s.serverName);
   const used = new Set([
     ...allLocations.flatMap((l) => (l.action.kind === 'proxy' ? [l.action.upstream] : [])),
