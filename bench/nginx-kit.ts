@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { nginxBinary } from '../src/local-nginx.ts';
+import { exited, nginxBinary, signalIfAlive } from '../src/local-nginx.ts';
 
 export const ms = (t0: number): number => performance.now() - t0;
 
@@ -151,26 +151,6 @@ export async function timeNginxTest(n: OwnNginx): Promise<number> {
   const t = ms(t0);
   if (r.exitCode !== 0) throw new Error(`nginx -t failed: ${r.all ?? r.shortMessage}`);
   return t;
-}
-
-function signalIfAlive(pid: number, signal: NodeJS.Signals): boolean {
-  try {
-    process.kill(pid, signal);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function exited(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < Math.ceil(timeoutMs / 10) + 1; i++) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => null);
-    if (stat === null || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return true;
-    if (Date.now() > deadline) break;
-    await sleep(10);
-  }
-  return false;
 }
 
 export async function childPids(pid: number): Promise<number[]> {

@@ -47,6 +47,7 @@ import { startEcho, type EchoServer } from '../src/echo.ts';
 import { nginxBinary } from '../src/local-nginx.ts';
 import { Sidecar } from '../src/sidecar.ts';
 import { DirectorySource } from '../src/sources/directory.ts';
+import { backendYaml, ingressYaml } from '../spec/helpers/sidecar.ts';
 import { benchHup, countLoggedHups, hookKill, hups, machine, median, now, parseIntFlag, percentile, round, table } from './lib.ts';
 import { freePort, ms, nginxMemory, nginxWorkers, runWrk, socketErrors, startOwnNginx, stopAllNginx, waitDrained, wrkAvailable, type NginxMemory, type OwnNginx } from './nginx-kit.ts';
 
@@ -80,38 +81,11 @@ const PING_MS = 250;
 const ECHO_TIMEOUT_MS = 2000;
 
 function backends(fastPort: number, echoPort: number): string {
-  const svc = (name: string, port: number) => `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: default}
-spec:
-  ports: [{name: http, port: 80, targetPort: ${port}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: ${name}-1
-  namespace: default
-  labels: {kubernetes.io/service-name: ${name}}
-addressType: IPv4
-ports: [{name: http, port: ${port}}]
-endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
-`;
-  return `${svc('fast', fastPort)}---\n${svc('echo', echoPort)}`;
+  return `${backendYaml('fast', fastPort)}---\n${backendYaml('echo', echoPort)}`;
 }
 
 function ingress(name: string, host: string, service: string, extraPaths: string[]): string {
-  const paths = ['/', ...extraPaths].map((p) => `      - {path: ${p}, pathType: Prefix, backend: {service: {name: ${service}, port: {name: http}}}}`).join('\n');
-  return `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: ${name}, namespace: default}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: ${host}
-    http:
-      paths:
-${paths}
-`;
+  return ingressYaml(name, [{ host, paths: ['/', ...extraPaths].map((p): [string, string, string] => [p, 'Prefix', service]) }]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -122,7 +122,8 @@ async function terminate(master: number): Promise<void> {
   }
 }
 
-function signalIfAlive(pid: number, signal: NodeJS.Signals): boolean {
+/** Sends `signal`; false when the process is gone (or not ours to signal). */
+export function signalIfAlive(pid: number, signal: NodeJS.Signals): boolean {
   try {
     process.kill(pid, signal);
     return true;
@@ -132,7 +133,7 @@ function signalIfAlive(pid: number, signal: NodeJS.Signals): boolean {
 }
 
 /** True once the process is gone or a zombie (whoever reaps it may be slow). */
-async function exited(pid: number, timeoutMs: number): Promise<boolean> {
+export async function exited(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; i < Math.ceil(timeoutMs / 10) + 1; i++) {
     const stat = await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => null);

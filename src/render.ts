@@ -165,11 +165,11 @@ function canaryView(selector: CanarySelector) {
   const weightTarget = c.weight >= 100 ? c.canary : c.weight <= 0 ? c.main : `$${derived(splitVar)}`;
   const split = c.weight > 0 && c.weight < 100 ? { variable: derived(splitVar), percent: `${c.weight}%`, canary: c.canary, main: c.main } : null;
   const cookieVar = c.header ? `${c.variable}_c` : c.variable;
-  const cookie = c.cookie ? { source: cookieSource(c.cookie), variable: derived(cookieVar), canary: c.canary, main: c.main, next: weightTarget } : null;
+  const cookie = c.cookie ? { source: requestVariable(c.cookie), variable: derived(cookieVar), canary: c.canary, main: c.main, next: weightTarget } : null;
   const afterHeader = cookie ? `$${cookie.variable}` : weightTarget;
   const header = c.header
     ? {
-        source: cookieSource(c.header.source),
+        source: requestVariable(c.header.source),
         variable: derived(c.variable),
         // The exact value, case-sensitively: a regex of the escaped literal (map strings ignore case).
         key: c.header.value === null ? 'always' : `~^${regexLiteral(c.header.value)}$`,
@@ -183,7 +183,7 @@ function canaryView(selector: CanarySelector) {
 }
 
 /** `http_<name>` or `cookie_<name>`, written after a literal "$": validated names only. */
-function cookieSource(source: string): string {
+function requestVariable(source: string): string {
   if (!/^(http_[a-z0-9_]{1,64}|cookie_[A-Za-z0-9_]{1,64})$/.test(source)) throw new Error(`refusing to render ${JSON.stringify(source)} as a variable name`);
   return source;
 }
@@ -249,10 +249,10 @@ export function renderModel(model: RoutingModel): Map<string, string> {
       limitReqZones: model.limitReqZones.map((z) => ({ zone: `zone=${derived(z.name)}:${ZONE_SIZE}`, rate: `rate=${z.rate}` })),
       limitConnZones: model.limitConnZones.map((z) => ({ zone: `zone=${derived(z)}:${ZONE_SIZE}` })),
       corsMaps: model.corsMaps.map((m) => ({ variable: derived(m.variable), preflight: derived(m.preflight), pattern: `~*${m.pattern}` })),
-      affinityKeys: model.affinityKeys.map((k) => ({ variable: derived(k.variable), source: cookieSource(`cookie_${k.cookie}`) })),
+      affinityKeys: model.affinityKeys.map((k) => ({ variable: derived(k.variable), source: requestVariable(`cookie_${k.cookie}`) })),
       affinityCookies: model.affinityCookies.map((c) => ({
         variable: derived(c.variable),
-        source: cookieSource(`cookie_${c.cookie}`),
+        source: requestVariable(`cookie_${c.cookie}`),
         value: `${c.cookie}=$${derived(c.key)}${c.attributes}`,
       })),
       canaries: model.canaries.map(canaryView),

@@ -103,7 +103,9 @@ export class Sidecar implements StatusSource {
       reloadTimeoutMs: opts.reloadTimeoutMs,
       logger: opts.logger,
     });
-    this.certStore = opts.translate.tls || opts.translate.privateDir ? new CertStore({ dir: opts.translate.tls?.certDir ?? opts.translate.privateDir ?? '', logger: opts.logger }) : null;
+    // Where translate puts private files: the certificate directory, or privateDir without TLS.
+    const privateDir = opts.translate.tls?.certDir ?? opts.translate.privateDir;
+    this.certStore = privateDir ? new CertStore({ dir: privateDir, logger: opts.logger }) : null;
     this.reconciler = new Reconciler({
       debounceMs: opts.debounceMs,
       maxDelayMs: opts.maxDelayMs,

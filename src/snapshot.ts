@@ -30,3 +30,15 @@ export interface Source {
   snapshot(): Snapshot;
   stop(): Promise<void>;
 }
+
+/** How many objects of each kind a snapshot holds, for the log line a source writes once it has read everything. */
+export function snapshotCounts(s: Snapshot): Record<'ingresses' | 'ingressClasses' | 'services' | 'endpointSlices' | 'endpoints' | 'secrets', number> {
+  return {
+    ingresses: s.ingresses.length,
+    ingressClasses: s.ingressClasses.length,
+    services: s.services.length,
+    endpointSlices: s.endpointSlices.length,
+    endpoints: s.endpoints.length,
+    secrets: s.secrets.length,
+  };
+}

@@ -70,8 +70,9 @@ export interface TranslateOptions {
   /** The nginx version the config is for (`nginx -v`): it decides the HTTP/2 syntax. Absent: the pre-1.25.1 syntax, which later versions accept with a warning. */
   nginxVersion?: string;
   /**
-   * Where private files other than certificates (htpasswd files of auth-type basic) go; absolute.
-   * Absent: tls.certDir, and without TLS such Ingresses cannot be served (they answer 503).
+   * Where private files (htpasswd files of auth-type basic) go when TLS is off; absolute. With
+   * TLS they go to tls.certDir, the one directory the sidecar's CertStore writes. Neither: such
+   * Ingresses cannot be served (they answer 503).
    */
   privateDir?: string;
   /**
@@ -614,7 +615,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   };
   const builder = new LocationSettingsBuilder({
     secrets: snap.secrets,
-    privateDir: opts.privateDir ?? opts.tls?.certDir ?? null,
+    privateDir: opts.tls?.certDir ?? opts.privateDir ?? null,
     report: (ingress, reason) => report(ingress, 'partial', reason),
     errorUpstream: (ingress) => {
       const p = byKey.get(ingress);

@@ -23,7 +23,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { loadAll } from 'js-yaml';
 import type { Logger } from '../log.ts';
-import { emptySnapshot, type Snapshot, type Source } from '../snapshot.ts';
+import { emptySnapshot, snapshotCounts, type Snapshot, type Source } from '../snapshot.ts';
 
 /** The kinds the sidecar reads, keyed by `apiVersion kind`, and the Snapshot field each fills. */
 const KINDS: ReadonlyMap<string, { kind: string; field: keyof Snapshot; clusterScoped: boolean }> = new Map([
@@ -163,12 +163,7 @@ export class DirectorySource implements Source {
     this.logger.info(`read ${this.files.size} manifest files from ${this.dir}`, {
       dir: this.dir,
       files: this.files.size,
-      ingresses: s.ingresses.length,
-      ingressClasses: s.ingressClasses.length,
-      services: s.services.length,
-      endpointSlices: s.endpointSlices.length,
-      endpoints: s.endpoints.length,
-      secrets: s.secrets.length,
+      ...snapshotCounts(s),
     });
   }
 

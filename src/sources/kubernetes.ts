@@ -35,7 +35,7 @@ import {
 // Not re-exported by the package index; the generated clients deserialize lists with it.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import type { Logger } from '../log.ts';
-import type { Snapshot, Source } from '../snapshot.ts';
+import { snapshotCounts, type Snapshot, type Source } from '../snapshot.ts';
 
 /** What the environment says about where the API is. config.ts reads it; nothing else does. */
 export interface KubeEnvironment {
@@ -469,12 +469,7 @@ export class KubernetesSource implements Source {
     const s = this.snapshot();
     this.logger.info('read the objects from the Kubernetes API', {
       endpointsFrom: kind === 'EndpointSlice' ? 'discovery.k8s.io/v1 EndpointSlices' : 'core/v1 Endpoints (discovery.k8s.io/v1 is not served)',
-      ingresses: s.ingresses.length,
-      ingressClasses: s.ingressClasses.length,
-      services: s.services.length,
-      endpointSlices: s.endpointSlices.length,
-      endpoints: s.endpoints.length,
-      secrets: s.secrets.length,
+      ...snapshotCounts(s),
       ms: Math.round(performance.now() - began),
     });
   }
