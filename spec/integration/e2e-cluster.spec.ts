@@ -147,7 +147,9 @@ ${extra}  rules:
     await kubectl(['-n', 'shop', 'create', 'secret', 'tls', 'secure-tls', '--cert', await writeTemp('crt.pem', cert.crt), '--key', await writeTemp('key.pem', cert.key)]);
     await kubectl(['apply', '-f', '-'], ingressYaml('secure', 'secure.shop.test', 'green', '  tls: [{hosts: [secure.shop.test], secretName: secure-tls}]\n'));
     await until('HTTP to redirect', async () => (await httpGet(httpPort, 'secure.shop.test', '/').catch(() => ({ status: 0 }))).status === 308);
-    const served = await new Promise<{ status: number; body: string; subject: string }>((resolve, reject) => {
+    // The Ingress and its Secret come through separate watches: a pass may see the Ingress first
+    // and serve the host with the default certificate until the Secret's event arrives.
+    const get = () => new Promise<{ status: number; body: string; subject: string }>((resolve, reject) => {
       const req = https.get(
         { host: '127.0.0.1', port: httpsPort, servername: 'secure.shop.test', headers: { host: 'secure.shop.test' }, ca: cert.crt, timeout: 5000 },
         (res) => {
@@ -159,6 +161,8 @@ ${extra}  rules:
       );
       req.on('error', reject);
     });
+    await until("the Secret's certificate over HTTPS", async () => (await get().catch(() => null)) !== null);
+    const served = await get();
     assert.equal(served.status, 200);
     assert.equal((JSON.parse(served.body) as { service: string }).service, 'green');
     assert.equal(served.subject, 'secure.shop.test');
