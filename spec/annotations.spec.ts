@@ -97,7 +97,14 @@ describe('annotations: parsing', () => {
     const both = parse({ [`${P}allowlist-source-range`]: '10.0.0.0/8', [`${P}whitelist-source-range`]: '11.0.0.0/8' });
     deepStrictEqual(both.annotations.allow, ['10.0.0.0/8']);
     match(both.notes[0] ?? '', /whitelist-source-range has no effect: .*allowlist-source-range, its newer name, is set too and wins/);
-    for (const bad of ['10.0.0.0/33', '10.0.0', 'fe80::1%eth0', '10.0.0.1/8/8', 'all', ',', '10.0.0.01']) refused('allowlist-source-range', bad, /(is not an IP address or CIDR range|prefix length|names nothing)/);
+    // A range that does not parse fails closed: the Ingress keeps its paths, which answer 503.
+    for (const name of ['allowlist-source-range', 'denylist-source-range']) {
+      for (const bad of ['10.0.0.0/33', '10.0.0', 'fe80::1%eth0', '10.0.0.1/8/8', 'all', ',', '10.0.0.01']) {
+        const a = one(name, bad);
+        equal(a.denied.length, 1, bad);
+        match(a.denied[0]!, /(is not an IP address or CIDR range|prefix length|names nothing)/);
+      }
+    }
   });
 
   it('CORS: ingress-nginx defaults; origins, methods, headers checked', () => {
@@ -155,8 +162,13 @@ describe('annotations: parsing', () => {
       parse({ [`${P}auth-type`]: 'basic', [`${P}auth-secret`]: 'default/users', [`${P}auth-secret-type`]: 'auth-map', [`${P}auth-realm`]: 'Staff (only)!' }).annotations.auth,
       { secret: 'default/users', secretType: 'auth-map', realm: 'Staff (only)!' },
     );
-    const auth = (extra: Record<string, string>, reason: RegExp) =>
-      throws(() => parse({ [`${P}auth-type`]: 'basic', [`${P}auth-secret`]: 'users', ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [`${P}${k}`, v])) }), reason);
+    // An access-control value that does not parse fails closed: the Ingress keeps its paths, which answer 503.
+    const auth = (extra: Record<string, string>, reason: RegExp) => {
+      const a = parse({ [`${P}auth-type`]: 'basic', [`${P}auth-secret`]: 'users', ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [`${P}${k}`, v])) }).annotations;
+      equal(a.denied.length, 1, JSON.stringify(extra));
+      match(a.denied[0]!, reason);
+      equal(a.auth, null);
+    };
     auth({ 'auth-secret': 'other/users' }, /names a Secret in another namespace; only the Ingress's own \(default\) is read/);
     auth({ 'auth-secret': 'a/b/c' }, /is not NAME or NAMESPACE\/NAME/);
     auth({ 'auth-secret': 'Users' }, /is not NAME or NAMESPACE\/NAME of a Secret/);
@@ -166,7 +178,7 @@ describe('annotations: parsing', () => {
     auth({ 'auth-realm': 'a"b' }, /auth-realm/);
     auth({ 'auth-realm': 'cost $5' }, /auth-realm/);
     auth({ 'auth-secret-type': 'auth-url' }, /must be "auth-file" or "auth-map"/);
-    throws(() => parse({ [`${P}auth-type`]: 'basic' }), /auth-type is "basic" but .*auth-secret is not set/);
+    match(parse({ [`${P}auth-type`]: 'basic' }).annotations.denied.join(), /auth-type is "basic" but .*auth-secret is not set/);
   });
 
   it('backend-protocol: HTTP, HTTPS, GRPC, GRPCS in any case', () => {
@@ -177,13 +189,18 @@ describe('annotations: parsing', () => {
   });
 
   it('reports unknown annotations, refuses snippets, and refuses values that are not strings or empty', () => {
-    const r = parse({ [`${P}configuration-snippet`]: 'return 200;', [`${P}server-snippet`]: 'x', [`${P}auth-url`]: 'http://auth.test/', 'other.io/x': 'y' });
-    deepStrictEqual(r.notes, [
-      `annotation ${P}auth-url is not supported and has no effect`,
-      `annotation ${P}configuration-snippet is refused and has no effect: snippets would let an Ingress write nginx configuration`,
-      `annotation ${P}server-snippet is refused and has no effect: snippets would let an Ingress write nginx configuration`,
+    const r = parse({ [`${P}configuration-snippet`]: 'return 200;', [`${P}server-snippet`]: 'x', [`${P}auth-url`]: 'http://auth.test/', [`${P}enable-access-log`]: 'false', 'other.io/x': 'y' });
+    deepStrictEqual(r.notes, [`annotation ${P}enable-access-log is not supported and has no effect: access logging follows --access-log`]);
+    deepStrictEqual(r.annotations.denied, [
+      `annotation ${P}auth-url is not implemented and must not be ignored: external authentication (auth_request) is not implemented: served without it, requests would reach the backend unauthenticated`,
+      `annotation ${P}configuration-snippet is not implemented and must not be ignored: snippets are off (--allow-snippet-annotations): the nginx configuration it carries (often access control or headers) would not apply`,
+      `annotation ${P}server-snippet is not implemented and must not be ignored: snippets are off (--allow-snippet-annotations): the nginx configuration it carries (often access control or headers) would not apply`,
     ]);
     deepStrictEqual(parse({ [`${P}x\ny`]: 'v' }).notes, [`annotation ${P}x\\ny is not supported and has no effect`]);
+    // A must-not-ignore annotation that asks only for ingress-nginx's default changes nothing.
+    deepStrictEqual(parse({ [`${P}ssl-passthrough`]: 'false' }).annotations.denied, []);
+    deepStrictEqual(parse({ [`${P}ssl-passthrough`]: 'False' }).notes, [`annotation ${P}ssl-passthrough is not supported and has no effect: its value asks for ingress-nginx's default`]);
+    equal(parse({ [`${P}ssl-passthrough`]: 'true' }).annotations.denied.length, 1);
     throws(() => parse({ [`${P}proxy-body-size`]: 8 }), /must be a string, not a number/);
     throws(() => parse({ [`${P}proxy-body-size`]: '' }), /must not be empty/);
     deepStrictEqual(parse({ [`${P}ssl-redirect`]: 'false' }, false).notes, [`annotation ${P}ssl-redirect has no effect: TLS is not enabled in this sidecar`]);
@@ -346,15 +363,35 @@ describe('annotations: translation', function () {
   });
 
   it('rewrite-target: one rewrite per location, from its own path', () => {
-    const m = run([ingress('rw', [rule('rw.test', path('/app(/|$)(.*)', 'ImplementationSpecific', 'web'), path('/lit', 'Prefix', 'web'))], { annotations: a({ 'rewrite-target': '/$2' }) })]);
+    const m = run([
+      ingress('rw', [rule('rw.test', path('/app(/|$)(.*)', 'ImplementationSpecific', 'web'))], { annotations: a({ 'rewrite-target': '/$2' }) }),
+      ingress('lit', [rule('rw.test', path('/lit', 'Prefix', 'web'))], { annotations: a({ 'rewrite-target': '/new' }) }),
+    ]);
     deepStrictEqual(
       host(m, 'rw.test').locations.map((l) => [locationLabel(l), l.settings.rewrite]),
       [
         ['~* ^(?:/app(/|$)(.*))', { regex: '(?i)^(?:/app(/|$)(.*))', replacement: '/$2' }],
-        ['~ ^/lit(?:/|$)', { regex: '^/lit', replacement: '/$2' }],
+        ['~ ^/lit(?:/|$)', { regex: '^/lit', replacement: '/new' }],
         ['/', null],
       ],
     );
+  });
+
+  it('refuses regex syntax in Exact and Prefix paths with use-regex or rewrite-target, and captures a path cannot produce', () => {
+    const refusedWith = (paths: ReturnType<typeof path>[], annotations: Record<string, string>, reason: RegExp) => {
+      const m = run([ingress('bad', [rule('r.test', ...paths)], { annotations: a(annotations) }), ingress('good', [rule('g.test', path('/', 'Prefix', 'web'))])]);
+      deepStrictEqual(m.served, ['default/good']);
+      deepStrictEqual(m.rejections.map((r) => r.severity), ['rejected']);
+      match(m.rejections[0]!.reason, reason);
+    };
+    // ingress-nginx's own e2e pattern, with pathType Prefix: literal here, so refused with the fix.
+    refusedWith([path('/foo/bar/(.+)', 'Prefix', 'web')], { 'use-regex': 'true', 'rewrite-target': '/new/backend/$1' }, /looks like a regular expression, but pathType Prefix matches it literally; use pathType: ImplementationSpecific/);
+    refusedWith([path('/a|b', 'Exact', 'web')], { 'use-regex': 'true' }, /pathType Exact matches it literally/);
+    refusedWith([path('/app(/|$)(.*)', 'ImplementationSpecific', 'web')], { 'rewrite-target': '/$3' }, /rewrite-target uses \$3, but path "\/app\(\/\|\$\)\(\.\*\)" has only 2 capture groups/);
+    refusedWith([path('/app', 'Prefix', 'web')], { 'rewrite-target': '/$1' }, /rewrite-target uses \$1, but pathType Prefix path "\/app" has no capture groups; use pathType: ImplementationSpecific/);
+    // Without use-regex or rewrite-target the characters stay literal.
+    const m = run([ingress('lit', [rule('r.test', path('/a(b)', 'Prefix', 'web'))])]);
+    deepStrictEqual([m.served, m.rejections], [['default/lit'], []]);
   });
 
   it('a regex path is claimed once; the older Ingress keeps it', () => {

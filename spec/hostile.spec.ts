@@ -386,9 +386,9 @@ const FIELDS: Field[] = [
         : `no regex location serves the accepted path ${JSON.stringify(slash(v))}`,
   },
   {
-    name: 'path (ImplementationSpecific, rewrite-target /$1) next to a Prefix path of another Ingress',
+    name: 'path (ImplementationSpecific, rewrite-target /r) next to a Prefix path',
     set: (s, v) => {
-      annotate(s, { [ann.REWRITE_TARGET]: '/$1' });
+      annotate(s, { [ann.REWRITE_TARGET]: '/r' });
       Object.assign(hostilePath(s), { pathType: 'ImplementationSpecific', path: slash(v) });
       s.hostile.spec!.rules![0]!.http!.paths.push({ path: `/p${pct(v)}`, pathType: 'Prefix', backend: { service: { name: 'evil-web', port: { number: 80 } } } });
     },
@@ -472,8 +472,11 @@ const baseline = (() => {
         ingress('a', [rule('a.test', pathSpec('/', 'Prefix', 'web'), pathSpec('/x', 'Exact', 'web'), pathSpec('/p', 'Prefix', 'web'), pathSpec('/i', 'ImplementationSpecific', 'web'))]),
         ingress('b', [rule('*.b.test', pathSpec('/', 'Prefix', 'missing')), rule(undefined, pathSpec('/nohost', 'Prefix', 'web'))]),
         ingress('c', [rule('hostile.test', pathSpec('/', 'Prefix', 'web'))], { tls: [{ hosts: ['hostile.test'], secretName: 'c-tls' }] }),
+        ingress('c-slash', [rule('hostile.test', pathSpec('/keep', 'Prefix', 'web'))], { annotations: { [ann.PRESERVE_TRAILING_SLASH]: 'true' } }),
         // Every annotation, so that every directive the templates can write is in the baseline.
-        ingress('d', [rule('d.test', pathSpec('/', 'Prefix', 'web'), pathSpec('/re(/|$)(.*)', 'ImplementationSpecific', 'web'), pathSpec('/lit', 'Prefix', 'web'))], {
+        // A literal path's rewrite (no captures: a rewrite-target naming one is refused there).
+        ingress('d-lit', [rule('d.test', pathSpec('/', 'Prefix', 'web'), pathSpec('/lit', 'Prefix', 'web'))], { annotations: { [ann.REWRITE_TARGET]: '/new' } }),
+        ingress('d', [rule('d.test', pathSpec('/re(/|$)(.*)', 'ImplementationSpecific', 'web'))], {
           annotations: {
             [ann.REWRITE_TARGET]: '/$2',
             [ann.APP_ROOT]: '/app',
@@ -671,7 +674,7 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
     out.push('any' in s.cors.origin ? ['if', '($request_method', '=', 'OPTIONS)', [['return', '204']]] : ['if', `($${s.cors.origin.preflight})`, [['return', '204']]]);
   }
   const port = m.https && m.https.redirectPort !== 443 ? `:${m.https.redirectPort}` : '';
-  if (l.sslRedirect) out.push(['if', '($scheme', '=', 'http)', [['return', '308', `https://$host${port}$request_uri`]]]);
+  if (l.sslRedirect) out.push(['if', '($scheme', '=', 'http)', [['return', '308', `https://$host${port}${s.preserveTrailingSlash ? '$request_uri' : '$ingress_sidecar_redirect_uri'}`]]]);
   if (s.rewrite) out.push(['rewrite', asWritten(s.rewrite.regex), asWritten(s.rewrite.replacement), 'break']);
   for (const z of s.limitReq) out.push(['limit_req', `zone=${z.zone}`, `burst=${z.burst}`, 'nodelay']);
   if (s.limitConn) out.push(['limit_conn', s.limitConn.zone, String(s.limitConn.connections)]);

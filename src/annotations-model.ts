@@ -76,7 +76,7 @@ export class LocationSettingsBuilder {
       base = this.build(ingress, a);
       this.base.set(ingress, base);
     }
-    if (!a.rewriteTarget && !a.affinity) return base;
+    if ((!a.rewriteTarget && !a.affinity) || a.denied.length > 0) return base;
     const settings = { ...base.settings };
     if (a.rewriteTarget) settings.rewrite = { regex: ctx.rewriteRegex, replacement: rewriteReplacement(a.rewriteTarget) };
     if (a.affinity) settings.setCookie = this.affinityCookie(a.affinity, ctx.cookiePath);
@@ -100,6 +100,8 @@ export class LocationSettingsBuilder {
   }
 
   private build(ingress: string, a: IngressAnnotations): SettingsResult {
+    // Not served as asked (translate reports why): 503, and nothing of its settings in nginx.conf.
+    if (a.denied.length > 0) return { settings: DEFAULT_LOCATION_SETTINGS, unavailable: a.denied.join('; ') };
     const id = digest(ingress, 16);
     const limitReq: LocationSettings['limitReq'] = [];
     if (a.limitRps !== null) {
@@ -145,6 +147,7 @@ export class LocationSettingsBuilder {
     const settings: LocationSettings = {
       ...DEFAULT_LOCATION_SETTINGS,
       snippet: a.configurationSnippet,
+      preserveTrailingSlash: a.preserveTrailingSlash,
       mirror,
       errorPages,
       backendProtocol: a.backendProtocol === 'HTTPS' ? 'https' : a.backendProtocol === 'GRPC' ? 'grpc' : a.backendProtocol === 'GRPCS' ? 'grpcs' : 'http',

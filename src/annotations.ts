@@ -11,6 +11,7 @@
 
 import { isIP } from 'node:net';
 import type { RedirectCode } from './model.ts';
+import { classify } from './annotation-classes.ts';
 import { parseSnippet, type SnippetDirective } from './snippets.ts';
 import { InvalidValue, checkObjectName, parseBoolAnnotation } from './validate.ts';
 
@@ -19,6 +20,7 @@ const A = (name: string) => `${ANNOTATION_PREFIX}${name}`;
 
 export const SSL_REDIRECT_ANNOTATION = A('ssl-redirect');
 export const FORCE_SSL_REDIRECT_ANNOTATION = A('force-ssl-redirect');
+export const PRESERVE_TRAILING_SLASH = A('preserve-trailing-slash');
 export const PROXY_BODY_SIZE = A('proxy-body-size');
 export const PROXY_CONNECT_TIMEOUT = A('proxy-connect-timeout');
 export const PROXY_SEND_TIMEOUT = A('proxy-send-timeout');
@@ -79,7 +81,7 @@ export const CANARY_ANNOTATIONS: ReadonlySet<string> = new Set([CANARY, CANARY_W
 
 /** Every annotation this sidecar implements (the others under the prefix are reported). */
 export const SUPPORTED_ANNOTATIONS: ReadonlySet<string> = new Set([
-  SSL_REDIRECT_ANNOTATION, FORCE_SSL_REDIRECT_ANNOTATION,
+  SSL_REDIRECT_ANNOTATION, FORCE_SSL_REDIRECT_ANNOTATION, PRESERVE_TRAILING_SLASH,
   PROXY_BODY_SIZE, PROXY_CONNECT_TIMEOUT, PROXY_SEND_TIMEOUT, PROXY_READ_TIMEOUT, PROXY_BUFFERING, PROXY_BUFFER_SIZE,
   USE_REGEX, REWRITE_TARGET, APP_ROOT, X_FORWARDED_PREFIX,
   PERMANENT_REDIRECT, PERMANENT_REDIRECT_CODE, TEMPORAL_REDIRECT, TEMPORAL_REDIRECT_CODE,
@@ -189,6 +191,13 @@ export interface IngressAnnotations {
   /** ssl-redirect, when set. */
   sslRedirect: boolean | null;
   forceSslRedirect: boolean;
+  /** preserve-trailing-slash: HTTPS redirects keep a trailing "/" of the request URI (ingress-nginx strips it). */
+  preserveTrailingSlash: boolean;
+  /**
+   * Why the Ingress cannot be served as asked (a must-not-ignore annotation that is not
+   * implemented, an access-control value that does not parse): its paths answer 503. Empty: none.
+   */
+  denied: string[];
   bodySize: Size | null;
   connectTimeout: number | null;
   sendTimeout: number | null;
@@ -231,6 +240,8 @@ export const NO_ANNOTATIONS: Readonly<IngressAnnotations> = Object.freeze({
   backendProtocol: 'HTTP',
   sslRedirect: null,
   forceSslRedirect: false,
+  preserveTrailingSlash: false,
+  denied: [],
   bodySize: null,
   connectTimeout: null,
   sendTimeout: null,
@@ -494,12 +505,27 @@ export function parseAnnotations(given: Record<string, unknown>, ctx: { namespac
     if (r.has(name)) notes.push(`annotation ${name} has no effect: ${why}`);
   };
 
-  const a: IngressAnnotations = { ...NO_ANNOTATIONS, allow: [], deny: [] };
+  const a: IngressAnnotations = { ...NO_ANNOTATIONS, allow: [], deny: [], denied: [] };
+  /**
+   * Access control that cannot be honoured fails closed, as ingress-nginx's "location denied":
+   * the Ingress keeps its paths and they answer 503, instead of being dropped so that requests
+   * fall through to another route without the control.
+   */
+  const guarded = (parse: () => void) => {
+    try {
+      parse();
+    } catch (err) {
+      if (!(err instanceof InvalidValue)) throw err;
+      a.denied.push(err.message);
+    }
+  };
   a.sslRedirect = r.bool(SSL_REDIRECT_ANNOTATION) ?? null;
   a.forceSslRedirect = r.bool(FORCE_SSL_REDIRECT_ANNOTATION) ?? false;
+  a.preserveTrailingSlash = r.bool(PRESERVE_TRAILING_SLASH) ?? false;
   if (!ctx.tlsEnabled) {
     noEffect(SSL_REDIRECT_ANNOTATION, 'TLS is not enabled in this sidecar');
     noEffect(FORCE_SSL_REDIRECT_ANNOTATION, 'TLS is not enabled in this sidecar');
+    noEffect(PRESERVE_TRAILING_SLASH, 'TLS is not enabled in this sidecar');
   }
 
   const size = (name: string, opts?: { min?: number; max?: number }) => {
@@ -556,19 +582,23 @@ export function parseAnnotations(given: Record<string, unknown>, ctx: { namespac
     noEffect(PERMANENT_REDIRECT_CODE, `${PERMANENT_REDIRECT} is not set`);
   }
 
-  const allow = r.string(ALLOWLIST_SOURCE_RANGE);
-  const whitelist = r.string(WHITELIST_SOURCE_RANGE);
-  if (allow !== undefined) {
-    a.allow = parseCidrs(ALLOWLIST_SOURCE_RANGE, allow);
-    if (whitelist !== undefined) {
-      parseCidrs(WHITELIST_SOURCE_RANGE, whitelist);
-      noEffect(WHITELIST_SOURCE_RANGE, `${ALLOWLIST_SOURCE_RANGE}, its newer name, is set too and wins`);
+  guarded(() => {
+    const allow = r.string(ALLOWLIST_SOURCE_RANGE);
+    const whitelist = r.string(WHITELIST_SOURCE_RANGE);
+    if (allow !== undefined) {
+      a.allow = parseCidrs(ALLOWLIST_SOURCE_RANGE, allow);
+      if (whitelist !== undefined) {
+        parseCidrs(WHITELIST_SOURCE_RANGE, whitelist);
+        noEffect(WHITELIST_SOURCE_RANGE, `${ALLOWLIST_SOURCE_RANGE}, its newer name, is set too and wins`);
+      }
+    } else if (whitelist !== undefined) {
+      a.allow = parseCidrs(WHITELIST_SOURCE_RANGE, whitelist);
     }
-  } else if (whitelist !== undefined) {
-    a.allow = parseCidrs(WHITELIST_SOURCE_RANGE, whitelist);
-  }
-  const deny = r.string(DENYLIST_SOURCE_RANGE);
-  if (deny !== undefined) a.deny = parseCidrs(DENYLIST_SOURCE_RANGE, deny);
+  });
+  guarded(() => {
+    const deny = r.string(DENYLIST_SOURCE_RANGE);
+    if (deny !== undefined) a.deny = parseCidrs(DENYLIST_SOURCE_RANGE, deny);
+  });
 
   const cors = r.bool(ENABLE_CORS) ?? false;
   const origins = r.string(CORS_ALLOW_ORIGIN);
@@ -611,24 +641,26 @@ export function parseAnnotations(given: Record<string, unknown>, ctx: { namespac
     a.backendProtocol = v;
   }
 
-  const authType = r.string(AUTH_TYPE);
-  const authSecret = r.string(AUTH_SECRET);
-  const authSecretType = r.string(AUTH_SECRET_TYPE);
-  const authRealm = r.string(AUTH_REALM);
-  if (authSecretType !== undefined && authSecretType !== 'auth-file' && authSecretType !== 'auth-map') {
-    throw fail(AUTH_SECRET_TYPE, authSecretType, 'must be "auth-file" or "auth-map"');
-  }
-  if (authRealm !== undefined && (!REALM.test(authRealm) || authRealm.toLowerCase() === 'off')) {
-    throw fail(AUTH_REALM, authRealm, 'must be up to 200 printable ASCII characters without \'"\', "\\" and "$", and not "off"');
-  }
-  if (authType !== undefined) {
-    if (authType === 'digest') throw fail(AUTH_TYPE, authType, 'is not supported: stock nginx has no digest authentication');
-    if (authType !== 'basic') throw fail(AUTH_TYPE, authType, 'must be "basic"');
-    if (authSecret === undefined) throw new InvalidValue(`annotation ${AUTH_TYPE} is "basic" but ${AUTH_SECRET} is not set`);
-    a.auth = { secret: parseAuthSecret(authSecret, ctx.namespace), secretType: authSecretType ?? 'auth-file', realm: authRealm ?? DEFAULT_AUTH_REALM };
-  } else {
-    for (const n of [AUTH_SECRET, AUTH_SECRET_TYPE, AUTH_REALM]) noEffect(n, `${AUTH_TYPE} is not set`);
-  }
+  guarded(() => {
+    const authType = r.string(AUTH_TYPE);
+    const authSecret = r.string(AUTH_SECRET);
+    const authSecretType = r.string(AUTH_SECRET_TYPE);
+    const authRealm = r.string(AUTH_REALM);
+    if (authSecretType !== undefined && authSecretType !== 'auth-file' && authSecretType !== 'auth-map') {
+      throw fail(AUTH_SECRET_TYPE, authSecretType, 'must be "auth-file" or "auth-map"');
+    }
+    if (authRealm !== undefined && (!REALM.test(authRealm) || authRealm.toLowerCase() === 'off')) {
+      throw fail(AUTH_REALM, authRealm, 'must be up to 200 printable ASCII characters without \'"\', "\\" and "$", and not "off"');
+    }
+    if (authType !== undefined) {
+      if (authType === 'digest') throw fail(AUTH_TYPE, authType, 'is not supported: stock nginx has no digest authentication');
+      if (authType !== 'basic') throw fail(AUTH_TYPE, authType, 'must be "basic"');
+      if (authSecret === undefined) throw new InvalidValue(`annotation ${AUTH_TYPE} is "basic" but ${AUTH_SECRET} is not set`);
+      a.auth = { secret: parseAuthSecret(authSecret, ctx.namespace), secretType: authSecretType ?? 'auth-file', realm: authRealm ?? DEFAULT_AUTH_REALM };
+    } else {
+      for (const n of [AUTH_SECRET, AUTH_SECRET_TYPE, AUTH_REALM]) noEffect(n, `${AUTH_TYPE} is not set`);
+    }
+  });
 
   parseRouting(r, a, notes, ctx.namespace);
   if (ctx.allowSnippets) {
@@ -639,17 +671,20 @@ export function parseAnnotations(given: Record<string, unknown>, ctx: { namespac
   }
 
   for (const name of Object.keys(given)) {
-    if (!name.startsWith(ANNOTATION_PREFIX) || SUPPORTED_ANNOTATIONS.has(name)) continue;
+    if (!name.startsWith(ANNOTATION_PREFIX)) continue;
     if (ctx.allowSnippets && (name === CONFIGURATION_SNIPPET || name === SERVER_SNIPPET)) continue;
+    const c = classify(name, given[name], SUPPORTED_ANNOTATIONS, ANNOTATION_PREFIX);
+    if (c.class === 'implemented') continue;
     // The name is the user's: JSON-escaped (no control characters reach a log line) and cut short.
     const quoted = JSON.stringify(name).slice(1, -1);
     const shownName = quoted.length > 200 ? `${quoted.slice(0, 200)}...` : quoted;
-    if (/-snippets?$/.test(name)) {
-      notes.push(`annotation ${shownName} is refused and has no effect: snippets would let an Ingress write nginx configuration`);
+    if (c.class === 'must-not-ignore') {
+      a.denied.push(`annotation ${shownName} is not implemented and must not be ignored: ${c.why}`);
     } else {
-      notes.push(`annotation ${shownName} is not supported and has no effect`);
+      notes.push(`annotation ${shownName} is not supported and has no effect${c.why ? `: ${c.why}` : ''}`);
     }
   }
+  a.denied.sort();
   return { annotations: a, notes: notes.sort() };
 }
 

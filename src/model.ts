@@ -92,6 +92,8 @@ export interface LocationSettings {
   errorPages: Array<{ code: number; location: string }>;
   /** configuration-snippet (--allow-snippet-annotations): parsed directives, rendered token by token. */
   snippet: SnippetDirective[] | null;
+  /** preserve-trailing-slash: the HTTPS redirect keeps a trailing "/" of the request URI; else it is cut, as ingress-nginx does. */
+  preserveTrailingSlash: boolean;
 }
 
 /** An internal location that receives the copies of mirror-target. */
@@ -168,6 +170,7 @@ export const DEFAULT_LOCATION_SETTINGS: LocationSettings = Object.freeze({
   mirror: null,
   errorPages: [],
   snippet: null,
+  preserveTrailingSlash: false,
 });
 
 /** How a location reads in nginx.conf: `= /foo`, `/foo/`, `~ ^/foo(?:/|$)`, `~* ^/api/(.*)`. */

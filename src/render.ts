@@ -123,7 +123,10 @@ function locationView(model: RoutingModel, l: Location) {
     unavailable: l.action.kind === 'unavailable' ? l.action.reason : '',
     notFound: l.action.kind === 'notFound',
     // `$host`: the request's host, lowercased and without a port; nginx interpolates the variables.
-    sslRedirect: l.sslRedirect && model.https ? `https://$host${model.https.redirectPort === 443 ? '' : `:${model.https.redirectPort}`}$request_uri` : '',
+    // The URI without one trailing "/" (a map in the main file), as ingress-nginx redirects, unless preserve-trailing-slash.
+    sslRedirect: l.sslRedirect && model.https
+      ? `https://$host${model.https.redirectPort === 443 ? '' : `:${model.https.redirectPort}`}${l.settings.preserveTrailingSlash ? '$request_uri' : '$ingress_sidecar_redirect_uri'}`
+      : '',
   };
 }
 

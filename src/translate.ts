@@ -131,7 +131,23 @@ interface ParsedPath {
    */
   match: 'exact' | 'prefix' | 'regex';
   path: string;
+  /**
+   * A Prefix path written with a trailing slash ("/foo/"): beside a Prefix "/foo" of the same host
+   * it owns the subtree and "/foo" keeps only the path itself, as ingress-nginx serves them.
+   */
+  slash: boolean;
   backend: BackendRef;
+}
+
+/** Two paths claim the same route when this is equal. */
+const claimKeyOf = (p: Pick<ParsedPath, 'match' | 'path' | 'slash'>) => `${p.match} ${p.path}${p.slash ? '/' : ''}`;
+
+/** Characters that make a path a regular expression in ingress-nginx (with use-regex, every path is one there). */
+const REGEX_SYNTAX = /[*+?()[\]{}|^$\\]/;
+
+/** How many capture groups a (validated, JavaScript-compatible) pattern has. */
+function captureGroups(pattern: string): number {
+  return new RegExp(`${pattern}|`).exec('')!.length - 1;
 }
 
 interface ParsedTls {
@@ -179,6 +195,9 @@ export function isOurs(ing: V1Ingress, className: string, classes: V1IngressClas
 export function ingressKey(ing: V1Ingress): string {
   return `${ing.metadata?.namespace ?? 'default'}/${ing.metadata?.name ?? ''}`;
 }
+
+const sameBackend = (a: BackendRef, b: BackendRef) => describeBackend(a) === describeBackend(b);
+const describeBackend = (b: BackendRef) => `Service ${b.namespace}/${b.service}:${'number' in b.port ? b.port.number : b.port.name}`;
 
 /** Oldest first, so that an existing route is never taken over by a newer Ingress; then by name. */
 function byAge(a: V1Ingress, b: V1Ingress): number {
@@ -241,14 +260,29 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolea
       const given = p.path === undefined || p.path === null ? '' : text(p.path, `${where}.path`);
       const rawPath = given === '' ? (pathType === 'ImplementationSpecific' ? '/' : '') : given;
       if (rawPath === '') throw new InvalidValue(`${where}: path is required for pathType ${pathType}`);
+      const target = annotations.rewriteTarget;
+      const captures = target ? Math.max(0, ...target.map((t) => ('capture' in t ? t.capture : 0))) : 0;
       if (annotations.useRegex && pathType === 'ImplementationSpecific') {
-        return { pathType, rawPath, match: 'regex' as const, path: parseRegexPath(rawPath), backend: parseBackend(namespace, p.backend, where) };
+        const pattern = parseRegexPath(rawPath);
+        const groups = captureGroups(pattern);
+        if (captures > groups) {
+          throw new InvalidValue(`${where}: rewrite-target uses $${captures}, but path ${JSON.stringify(rawPath.slice(0, 100))} has ${groups === 0 ? 'no capture group' : `only ${groups} capture group${groups === 1 ? '' : 's'}`}; add the group to the path (for example "/app(/|$)(.*)" with rewrite-target "/$2")`);
+        }
+        return { pathType, rawPath, match: 'regex' as const, path: pattern, slash: false, backend: parseBackend(namespace, p.backend, where) };
+      }
+      // With use-regex or rewrite-target, ingress-nginx (>= 1.12, strict path validation) refuses
+      // regex syntax in Exact and Prefix paths: here they would be matched literally and answer 404.
+      if (annotations.useRegex && REGEX_SYNTAX.test(rawPath)) {
+        throw new InvalidValue(`${where}: path ${JSON.stringify(rawPath.slice(0, 100))} looks like a regular expression, but pathType ${pathType} matches it literally; use pathType: ImplementationSpecific for a regular-expression path (this Ingress has ${annotations.rewriteTarget ? 'rewrite-target' : 'use-regex'})`);
+      }
+      if (captures > 0) {
+        throw new InvalidValue(`${where}: rewrite-target uses $${captures}, but pathType ${pathType} path ${JSON.stringify(rawPath.slice(0, 100))} has no capture groups; use pathType: ImplementationSpecific and a path with the group (for example "/app(/|$)(.*)" with rewrite-target "/$2")`);
       }
       const decoded = parsePath(rawPath);
       if (decoded.startsWith(INTERNAL_PATH_PREFIX)) throw new InvalidValue(`${where}: paths under ${INTERNAL_PATH_PREFIX} are reserved for this sidecar's internal locations`);
       const match = pathType === 'Exact' ? ('exact' as const) : ('prefix' as const);
       const path = match === 'prefix' && decoded.length > 1 ? decoded.replace(/\/+$/, '') : decoded;
-      return { pathType, rawPath, match, path, backend: parseBackend(namespace, p.backend, where) };
+      return { pathType, rawPath, match, path, slash: match === 'prefix' && path !== decoded && path !== '/', backend: parseBackend(namespace, p.backend, where) };
     });
     if (paths.length === 0) notes.push(`rules[${i}] has no http paths and serves nothing`);
     rules.push({ host, paths });
@@ -470,6 +504,8 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   let globalDefault: HostRoutes['fallback'] = null;
   /** Every Ingress that parsed, oldest first. */
   const parsedIngresses: ParsedIngress[] = [];
+  /** Ingresses that keep their paths but answer 503 there (annotations.denied). */
+  const denied = new Set<string>();
 
   /** A backend of an Ingress; with a default-backend annotation, that Service answers when the backend cannot. */
   const resolve = (key: string, b: BackendRef, a: IngressAnnotations) => {
@@ -503,8 +539,14 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
       continue;
     }
     for (const note of parsed.notes) report(key, 'partial', note);
+    for (const why of parsed.annotations.denied) {
+      report(key, 'rejected', `not served: ${why}; its paths answer 503 until this is fixed`);
+      denied.add(key);
+    }
     parsedIngresses.push(parsed);
     if (parsed.annotations.canary) {
+      // A canary that cannot be served as asked takes no share of anyone's requests.
+      if (parsed.annotations.denied.length > 0) continue;
       canaryIngresses.push(parsed);
       const given = ing.metadata?.annotations ?? {};
       for (const name of Object.keys(given).sort()) {
@@ -531,13 +573,21 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
         routes = { host: rule.host, claims: new Map(), ingresses: new Set(), fallback: null };
         hosts.set(hostKey, routes);
       }
-      if (ownDefault && !routes.fallback && rule.host) routes.fallback = ownDefault;
+      if (ownDefault && rule.host) {
+        if (!routes.fallback) routes.fallback = ownDefault;
+        else if (routes.fallback.ingress !== key) {
+          report(key, 'partial', `defaultBackend is not used for host ${hostKey}: the defaultBackend of the older Ingress ${routes.fallback.ingress} answers its unmatched paths`);
+        }
+      }
       for (const p of rule.paths) {
-        const claimKey = `${p.match} ${p.path}`;
+        const claimKey = claimKeyOf(p);
         const owner = routes.claims.get(claimKey);
         if (owner) {
+          const where = hostKey ? `host ${hostKey}` : 'rules without a host';
           if (owner.ingress !== key) {
-            report(key, 'partial', `path ${p.rawPath} (${p.pathType}) on ${hostKey ? `host ${hostKey}` : 'rules without a host'} is already served by the older Ingress ${owner.ingress}`);
+            report(key, 'partial', `path ${p.rawPath} (${p.pathType}) on ${where} is already served by the older Ingress ${owner.ingress}`);
+          } else if (owner.path !== p && (owner.path.rawPath !== p.rawPath || !sameBackend(owner.path.backend, p.backend))) {
+            report(key, 'partial', `path ${p.rawPath} (${p.pathType}) on ${where} is not used: this Ingress already lists ${owner.path.rawPath} (${owner.path.pathType}) there, which nginx serves as the same route, to ${describeBackend(owner.path.backend)}`);
           }
           continue;
         }
@@ -559,7 +609,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
       const routes = rule.host ? hosts.get(rule.host.host) : catchAll;
       for (const p of rule.paths) {
         const what = `canary path ${p.rawPath} (${p.pathType}) on ${where}`;
-        const claim = routes?.claims.get(`${p.match} ${p.path}`);
+        const claim = routes?.claims.get(claimKeyOf(p));
         if (!claim) {
           report(c.key, 'partial', `${what}: no other Ingress of the class serves it, and a canary only takes a share of a served path's requests`);
           continue;
@@ -608,7 +658,8 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   const tls = opts.tls ? planTls(snap.secrets, parsedIngresses, live, opts.tls, opts.now!, opts.nginxVersion, report) : null;
   /** Whether a location answers plain HTTP with a redirect to HTTPS. */
   const redirect = (hostTls: boolean) => (ingress: string, locationPath: string) => {
-    if (!tls) return false;
+    // A location that is not served answers 503 on either scheme: no redirect to a dead end.
+    if (!tls || denied.has(ingress)) return false;
     if (locationPath === NO_TLS_REDIRECT_PREFIX || locationPath.startsWith(`${NO_TLS_REDIRECT_PREFIX}/`)) return false;
     const p = byKey.get(ingress);
     return p?.annotations.forceSslRedirect === true || (hostTls && (p?.annotations.sslRedirect ?? true));
@@ -647,7 +698,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     const out: Server['snippets'] = [];
     for (const ingress of s.ingresses) {
       const directives = byKey.get(ingress)?.annotations.serverSnippet;
-      if (!directives) continue;
+      if (!directives || denied.has(ingress)) continue;
       const namespace = ingress.split('/')[0];
       const other = s.ingresses.find((i) => i.split('/')[0] !== namespace);
       if (other !== undefined || s.host === null) {
@@ -663,6 +714,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
 
   const served = new Set<string>([...servers, defaultServer].flatMap((s) => s.locations.map((l) => l.ingress)));
   served.delete('');
+  for (const k of denied) served.delete(k);
   const allLocations = [...servers, defaultServer].flatMap((s) => s.locations);
   const usedCanaries = [...new Set(allLocations.flatMap((l) => (l.action.kind === 'proxy' && l.action.via ? [l.action.via] : [])))].sort().map((v) => canaries.get(v)!);
   for (const c of attachedCanaries) served.add(c);
@@ -973,6 +1025,13 @@ function buildServer(
       push(c.path.match, p, c);
       continue;
     }
+    // Prefix "/foo" beside Prefix "/foo/": the request for /foo goes to "/foo", everything below
+    // to "/foo/" (ingress-nginx's locations "= /foo" and "/foo/"), so neither route is lost.
+    const sibling = h.claims.get(claimKeyOf({ match: 'prefix', path: p, slash: !c.path.slash }));
+    if (sibling && !c.path.slash) {
+      if (!exactTaken.has(p)) push('exact', p, c);
+      continue;
+    }
     if (regexHost) {
       const pattern = `^${regexLiteral(p)}(?:/|$)`;
       if (Buffer.byteLength(nginxValue(pattern)) <= MAX_PATTERN_BYTES) {
@@ -983,7 +1042,7 @@ function buildServer(
     }
     // Prefix /foo matches /foo and /foo/..., never /foobar: an exact location for the path
     // itself (unless an Exact rule owns it: Exact wins) and a prefix location for its subtree.
-    if (!exactTaken.has(p)) push('exact', p, c);
+    if (!exactTaken.has(p) && !sibling) push('exact', p, c);
     push('prefix', `${p}/`, c);
   }
   if (!locations.some((l) => l.match === 'prefix' && l.path === '/')) {

@@ -47,12 +47,12 @@ describe('translate: invalid Ingresses are rejected alone', () => {
   it('reports nginx annotations it does not implement, and TLS when it is not enabled, still serving the routes', () => {
     const ing = ingress('i', [rule('a.test', path('/', 'Prefix', 'web'))], {
       tls: [{ hosts: ['a.test'], secretName: 'a-tls' }],
-      annotations: { 'nginx.ingress.kubernetes.io/enable-modsecurity': 'true', 'nginx.ingress.kubernetes.io/ssl-redirect': 'false' },
+      annotations: { 'nginx.ingress.kubernetes.io/enable-opentelemetry': 'true', 'nginx.ingress.kubernetes.io/ssl-redirect': 'false' },
     });
     const m = model(snapshot({ ingresses: [ing], backends }));
     deepStrictEqual(m.served, ['default/i']);
     deepStrictEqual(m.rejections.map((r) => r.reason), [
-      'annotation nginx.ingress.kubernetes.io/enable-modsecurity is not supported and has no effect',
+      'annotation nginx.ingress.kubernetes.io/enable-opentelemetry is not supported and has no effect: stock nginx has no OpenTelemetry module',
       'annotation nginx.ingress.kubernetes.io/ssl-redirect has no effect: TLS is not enabled in this sidecar',
       'spec.tls is ignored: TLS is not enabled in this sidecar, so its hosts are served over plain HTTP only',
     ]);

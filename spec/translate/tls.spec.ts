@@ -76,14 +76,14 @@ describe('translate: TLS', function () {
     deepStrictEqual(redirects('other.test'), ['/ false']);
     ok(server(m, null).locations.every((l) => !l.sslRedirect));
     const conf = renderModel(m).get(server(m, 'shop.test').file)!;
-    match(conf, /location \/ \{\n(?:.*\n){3}        if \(\$scheme = http\) \{\n            return 308 "https:\/\/\$host\$request_uri";\n        \}\n        proxy_pass/);
+    match(conf, /location \/ \{\n(?:.*\n){3}        if \(\$scheme = http\) \{\n            return 308 "https:\/\/\$host\$ingress_sidecar_redirect_uri";\n        \}\n        proxy_pass/);
   });
 
   it('puts the client-facing HTTPS port into redirects and X-Forwarded-Port', () => {
     const m = run([shopIngress()], [tlsSecret('shop-tls', shop.crt, shop.key)], { tls: { ...opts.tls!, httpsPort: 8443, httpsRedirectPort: 4443 } });
     const files = renderModel(m);
     match(files.get(server(m, 'shop.test').file)!, /listen 8443 ssl http2;/);
-    match(files.get(server(m, 'shop.test').file)!, /return 308 "https:\/\/\$host:4443\$request_uri";/);
+    match(files.get(server(m, 'shop.test').file)!, /return 308 "https:\/\/\$host:4443\$ingress_sidecar_redirect_uri";/);
     match(files.get('ingress-sidecar-00-main.conf')!, /https   4443;/);
   });
 
