@@ -3,6 +3,8 @@
 // maps and files). What a client sees is in spec/integration/annotations.spec.ts.
 import { deepStrictEqual, equal, match, ok, throws } from 'node:assert/strict';
 import type { V1Secret } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import { UNIMPLEMENTED, classify } from '../src/annotation-classes.ts';
 import * as ann from '../src/annotations.ts';
 import { htpasswd } from '../src/annotations-model.ts';
 import { locationLabel, type Location, type RoutingModel } from '../src/model.ts';
@@ -499,5 +501,37 @@ describe('annotations: translation', function () {
     ]);
     const s = host(m, 'all.test').locations[0]!.settings;
     deepStrictEqual([s.xForwardedPrefix, s.allow, s.deny, s.bufferSize, s.cors?.origin], ['/p', ['10.0.0.0/8'], ['10.1.0.0/16'], '8k', { any: true }]);
+  });
+});
+
+describe('annotations: every one has a class, and the README says which', () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const between = (from: string, to: string) => {
+    const start = readme.indexOf(from);
+    const end = readme.indexOf(to, start + from.length);
+    ok(start >= 0 && end > start, `README has "${from}" before "${to}"`);
+    return readme.slice(start, end);
+  };
+  const implemented = between('| Annotation | Values | Default | nginx |', '**Must not be ignored**');
+  const mustNot = between('**Must not be ignored**', '**Ignorable**');
+  const ignorable = between('**Ignorable**', 'Paths under `/_ingress_sidecar/`');
+  const names = (table: string) => new Set([...table.matchAll(/^\| ([^|]+)\|/gm)].flatMap((m) => [...m[1]!.matchAll(/`([a-z0-9-]+)`/g)].map((x) => x[1]!)));
+
+  it('lists the implemented ones in the table, the others under their class, and none twice', () => {
+    const [i, m, g] = [names(implemented), names(mustNot), names(ignorable)];
+    for (const n of ann.SUPPORTED_ANNOTATIONS) ok(i.has(n.slice(P.length)), `${n} is implemented but not in the README's table`);
+    for (const [n, e] of Object.entries(UNIMPLEMENTED)) {
+      ok((e.class === 'must-not-ignore' ? m : g).has(n), `${n} (${e.class}) is not in the README's ${e.class} table`);
+      ok(!i.has(n) && !(e.class === 'must-not-ignore' ? g : m).has(n), `${n} is listed under two classes`);
+      ok(!ann.SUPPORTED_ANNOTATIONS.has(`${P}${n}`), `${n} is both implemented and not`);
+    }
+  });
+
+  it('classifies values: the default of a must-not-ignore annotation is ignorable; unknown names are ignorable', () => {
+    const c = (name: string, value: string) => classify(`${P}${name}`, value, ann.SUPPORTED_ANNOTATIONS, P).class;
+    deepStrictEqual(
+      [c('auth-url', 'http://a'), c('proxy-ssl-verify', 'on'), c('proxy-ssl-verify', ' OFF '), c('satisfy', 'any'), c('satisfy', 'all'), c('no-such-thing', 'x'), c('rewrite-target', '/'), c('toString', 'x')],
+      ['must-not-ignore', 'must-not-ignore', 'ignorable', 'must-not-ignore', 'ignorable', 'ignorable', 'implemented', 'ignorable'],
+    );
   });
 });
