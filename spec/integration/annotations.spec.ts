@@ -290,11 +290,13 @@ describe('annotations through a real nginx', function () {
 
   it('rewrite-target with use-regex capture groups, x-forwarded-prefix, and precedence against Prefix paths', async () => {
     await apply(
-      ingress('rw', 'rw.test', [['/app(/|$)(.*)', 'ImplementationSpecific', 'alpha'], ['/.*', 'ImplementationSpecific', 'alpha']], { 'rewrite-target': '/$2', 'x-forwarded-prefix': '/app' }),
+      ingress('rw', 'rw.test', [['/app(/|$)(.*)', 'ImplementationSpecific', 'alpha']], { 'rewrite-target': '/$2', 'x-forwarded-prefix': '/app' }),
       'rw.test',
       '/app/x',
       served,
     );
+    // "/.*" has no second group for "/$2" (refused): its own Ingress rewrites everything to "/".
+    await apply(ingress('rw-all', 'rw.test', [['/.*', 'ImplementationSpecific', 'alpha']], { 'rewrite-target': '/' }), 'rw.test', '/other', served);
     await apply(ingress('rw-plain', 'rw.test', [['/app/very/special', 'Prefix', 'beta'], ['/api', 'Prefix', 'beta']], {}), 'rw.test', '/api', (a) => served(a) && echo(a).service === 'beta');
 
     const viaRegex = echo(await get('rw.test', '/app/one/two?x=1'));

@@ -36,6 +36,18 @@ describe('translate: canary Ingresses', () => {
     equal(m.upstreams.some((u) => u.name === 'default_web-v2_80'), true, 'the canary upstream is rendered');
   });
 
+  it('a canary that cannot be served as asked (canary-by-header-pattern, not implemented) takes no share; a main Ingress that cannot answers 503 with its canary', () => {
+    const c = ingress('c', [rule('shop.test', path('/', 'Prefix', 'web-v2'))], { age: 1, annotations: canary({ 'canary-by-header': 'X-Canary', 'canary-by-header-pattern': '^v2' }) });
+    const m = model(snapshot({ ingresses: [main, c], backends }));
+    deepStrictEqual(server(m, 'shop.test').locations.find((l) => l.path === '/')!.action, { kind: 'proxy', upstream: 'default_web_80' });
+    deepStrictEqual([m.canaries, m.served], [[], ['default/main']]);
+    deepStrictEqual(m.rejections.map((r) => [r.ingress, r.severity]), [['default/c', 'rejected']]);
+    const locked = ingress('main', [rule('shop.test', path('/', 'Prefix', 'web'))], { age: 0, annotations: { [`${C}auth-url`]: 'http://auth.test/' } });
+    const weighted = ingress('w', [rule('shop.test', path('/', 'Prefix', 'web-v2'))], { age: 1, annotations: canary({ 'canary-weight': '100' }) });
+    const m2 = model(snapshot({ ingresses: [locked, weighted], backends }));
+    equal(server(m2, 'shop.test').locations.find((l) => l.path === '/')!.action.kind, 'unavailable', 'a canary never opens what its main Ingress keeps closed');
+  });
+
   it('weight 100 without header or cookie sends everything to the canary; the older canary wins', () => {
     const all = ingress('all', [rule('shop.test', path('/', 'Prefix', 'web-v2'))], { age: 1, annotations: canary({ 'canary-weight': '100' }) });
     const late = ingress('late', [rule('shop.test', path('/', 'Prefix', 'web-v3'))], { age: 2, annotations: canary({ 'canary-weight': '50' }) });
