@@ -290,7 +290,7 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
-      containers: [{name: nginx, image: "nginx:1.27.4"}]
+      containers: [{name: nginx, image: "nginx:1.30.4"}]
 `);
       const rel = (p: string) => path.relative(work, path.join(ROOT, p));
       await writeFile(path.join(work, 'kustomization.yaml'), `resources: [deploy.yaml]\ncomponents: [${rel('components/sidecar')}, ${rel('components/root-nginx')}]\n`);

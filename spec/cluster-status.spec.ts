@@ -146,6 +146,12 @@ describe('cluster status: what to write (planStatus)', () => {
     assert.deepEqual(names(planStatus(s, 'nginx', ours)), ['unnamed:publish:203.0.113.10']);
     assert.deepEqual(names(planStatus(snap(unnamed), 'nginx', ours)), [], 'not the default class: not ours, and nothing to clear');
   });
+
+  it('with --watch-ingress-without-class, publishes to Ingresses that name no class, as translate serves them', () => {
+    const unnamed = ingress('unnamed', [r], { className: null });
+    const theirs = ingress('theirs', [r], { className: 'other' });
+    assert.deepEqual(names(planStatus(snap(unnamed, theirs), 'nginx', ours, undefined, true)), ['unnamed:publish:203.0.113.10']);
+  });
 });
 
 describe('StatusPublisher (fake API)', () => {

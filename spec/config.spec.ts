@@ -35,6 +35,7 @@ describe('parseConfig', () => {
       httpsRedirectPort: 443,
       nginxBinary: 'nginx',
       ingressClass: 'nginx',
+      watchIngressWithoutClass: false,
       debounceMs: 100,
       maxDelayMs: 1000,
       reloadTimeoutMs: 5000,
@@ -42,6 +43,7 @@ describe('parseConfig', () => {
       logLevel: 'info',
       logFormat: 'json',
       listen: '0.0.0.0:10254',
+      updateStatus: true,
       accessLog: '/dev/stdout',
       allowSnippetAnnotations: false,
       once: false,
@@ -69,6 +71,7 @@ describe('parseConfig', () => {
       '--nginx-pid-file', '/run/nginx.pid',
       '--nginx-binary', '/usr/sbin/nginx',
       '--ingress-class', 'internal.example.com',
+      '--watch-ingress-without-class',
       '--debounce-ms', '0',
       '--max-delay-ms', '0',
       '--reload-timeout-ms', '250',
@@ -77,6 +80,7 @@ describe('parseConfig', () => {
       '--log-format', 'text',
       '--listen', '[::1]:9000',
       '--access-log', '/var/log/nginx/ingress.json',
+      '--no-update-status',
       '--publish-service', 'ingress-sidecar/edge',
       '--election-id', 'edge-leader',
       '--allow-snippet-annotations',
@@ -95,6 +99,7 @@ describe('parseConfig', () => {
       nginxPidFile: '/run/nginx.pid',
       nginxBinary: '/usr/sbin/nginx',
       ingressClass: 'internal.example.com',
+      watchIngressWithoutClass: true,
       debounceMs: 0,
       maxDelayMs: 0,
       reloadTimeoutMs: 250,
@@ -105,6 +110,7 @@ describe('parseConfig', () => {
       accessLog: '/var/log/nginx/ingress.json',
       allowSnippetAnnotations: true,
       once: true,
+      updateStatus: false,
       publishService: { namespace: 'ingress-sidecar', name: 'edge' },
       electionId: 'edge-leader',
     });
@@ -172,7 +178,8 @@ describe('parseConfig', () => {
       ['missing value of a short flag, named by its long name', ['-f'], {}, [/^--file needs a value$/]],
       ['dash value of a short flag', ['-f', '-x'], {}, [/--file needs a value/, /--file=VALUE/]],
       ['empty file', ['--file', ''], {}, [/--file/, /empty/]],
-      ['value for a boolean', ['--ipv6=no'], {}, [/--ipv6/]],
+      ['bad value for a boolean', ['--ipv6=maybe'], {}, [/^invalid --ipv6: "maybe" is not a boolean/]],
+      ['value for a negated boolean', ['--no-ipv6=true'], {}, [/--ipv6/, /does not take an argument/]],
       ['namespace not a DNS label', ['--namespace', 'Team_A'], {}, [/--namespace/, /"Team_A"/, /DNS-1123 label/]],
       ['namespace with a dot', ['--namespace', 'a.b'], {}, [/--namespace/, /"a\.b"/]],
       ['namespace too long', ['--namespace', 'a'.repeat(64)], {}, [/--namespace/, /at most 63/]],
@@ -277,6 +284,7 @@ describe('parseConfig', () => {
         ['--nginx-pid-file FILE', 'INGRESS_SIDECAR_NGINX_PID_FILE', '(none)'],
         ['--nginx-binary PATH', 'INGRESS_SIDECAR_NGINX_BINARY', 'nginx'],
         ['--ingress-class NAME', 'INGRESS_SIDECAR_INGRESS_CLASS', 'nginx'],
+        ['--[no-]watch-ingress-without-class', 'INGRESS_SIDECAR_WATCH_INGRESS_WITHOUT_CLASS', 'false'],
         ['--debounce-ms N', 'INGRESS_SIDECAR_DEBOUNCE_MS', '100'],
         ['--max-delay-ms N', 'INGRESS_SIDECAR_MAX_DELAY_MS', '1000'],
         ['--reload-timeout-ms N', 'INGRESS_SIDECAR_RELOAD_TIMEOUT_MS', '5000'],
@@ -287,6 +295,7 @@ describe('parseConfig', () => {
         ['--access-log PATH', 'INGRESS_SIDECAR_ACCESS_LOG', '/dev/stdout'],
         ['--[no-]allow-snippet-annotations', 'INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS', 'false'],
         ['--[no-]once', 'INGRESS_SIDECAR_ONCE', 'false'],
+        ['--[no-]update-status', 'INGRESS_SIDECAR_UPDATE_STATUS', 'true'],
         ['--publish-service NS/NAME', 'INGRESS_SIDECAR_PUBLISH_SERVICE', '(none)'],
         ['--publish-address ADDR[,ADDR]', 'INGRESS_SIDECAR_PUBLISH_ADDRESS', '(none)'],
         ['--election-id NAME', 'INGRESS_SIDECAR_ELECTION_ID', 'ingress-sidecar-leader'],
@@ -308,7 +317,7 @@ describe('parseConfig', () => {
       const text = helpText();
       // Flags with a one-letter alias are listed as `-f, --file FILE|DIR`; -h, --help is not a setting.
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
-      assert.equal(flags.length, 25);
+      assert.equal(flags.length, 27);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);
@@ -406,6 +415,30 @@ describe('config: snippet annotations', () => {
     const env = { INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS: 'true' };
     assert.equal(ok([...DIR, '--no-allow-snippet-annotations'], env).config.allowSnippetAnnotations, false);
     fails(DIR, { INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS: 'sometimes' }, /INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS/, /--allow-snippet-annotations/, /"sometimes"/);
-    fails([...DIR, '--allow-snippet-annotations=yes'], {}, /--allow-snippet-annotations/);
+    fails([...DIR, '--allow-snippet-annotations=sometimes'], {}, /--allow-snippet-annotations/, /"sometimes"/);
+  });
+});
+
+describe('config: booleans with a value, and the switches for running beside ingress-nginx', () => {
+  it('takes --flag=VALUE for every boolean flag, as Go flags are written (--update-status=false)', () => {
+    assert.equal(ok([...DIR, '--update-status=false']).config.updateStatus, false);
+    assert.equal(ok([...DIR, '--update-status=true']).config.updateStatus, true);
+    assert.equal(ok([...DIR, '--no-update-status']).config.updateStatus, false);
+    assert.equal(ok([...DIR, '--ipv6=False']).config.ipv6, false);
+    assert.equal(ok([...DIR, '--allow-snippet-annotations=1']).config.allowSnippetAnnotations, true);
+    // The flag wins over the environment, both ways, whichever spelling.
+    assert.equal(ok([...DIR, '--update-status=false'], { INGRESS_SIDECAR_UPDATE_STATUS: 'true' }).config.updateStatus, false);
+    assert.equal(ok([...DIR, '--update-status=true'], { INGRESS_SIDECAR_UPDATE_STATUS: 'false' }).config.updateStatus, true);
+    assert.equal(ok([...DIR], { INGRESS_SIDECAR_UPDATE_STATUS: 'false' }).config.updateStatus, false);
+    // After `--` nothing is a flag.
+    assert.deepEqual(ok(['run', ...DIR, '--', '--ipv6=false']).rest, ['--ipv6=false']);
+    assert.equal(ok(['run', ...DIR, '--', '--ipv6=false']).config.ipv6, true);
+  });
+
+  it('--watch-ingress-without-class (or its variable) reaches translate; off by default', () => {
+    assert.equal(translateOptions(ok(DIR).config).watchIngressWithoutClass, false);
+    assert.equal(translateOptions(ok([...DIR, '--watch-ingress-without-class']).config).watchIngressWithoutClass, true);
+    assert.equal(translateOptions(ok([...DIR, '--watch-ingress-without-class=true']).config).watchIngressWithoutClass, true);
+    assert.equal(translateOptions(ok(DIR, { INGRESS_SIDECAR_WATCH_INGRESS_WITHOUT_CLASS: 'true' }).config).watchIngressWithoutClass, true);
   });
 });

@@ -7,9 +7,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadAllYaml, loadYaml, type V1Container, type V1Deployment } from '@kubernetes/client-node';
 import { execa } from 'execa';
+import { parseNginxVersion, versionAtLeast } from '../src/validate.ts';
 import { applyManifests, kubectlOk, startApiServer, type ApiServer } from './helpers/apiserver.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
+
+/**
+ * The oldest nginx the shipped files may pin: 1.30.1 fixed CVE-2026-42945 (a heap overflow in
+ * `rewrite` with unnamed captures, which rewrite-target renders), 1.30.2 and 1.30.3 further
+ * `rewrite` CVEs.
+ */
+const MIN_NGINX: [number, number, number] = [1, 30, 4];
+
+function assertPatchedNginx(image: string | undefined, where: string): void {
+  const tag = /^(?:nginxinc\/nginx-unprivileged|nginx):(\d+\.\d+\.\d+)(?:-[a-z0-9.-]+)?$/.exec(image ?? '')?.[1];
+  assert.ok(tag, `${where}: ${image} is pinned to an nginx version`);
+  assert.ok(versionAtLeast(parseNginxVersion(tag)!, MIN_NGINX), `${where}: ${image} is older than nginx ${MIN_NGINX.join('.')}`);
+}
 
 async function kustomize(dir: string): Promise<Array<Record<string, any>>> {
   const out = await execa('kubectl', ['kustomize', dir]);
@@ -47,6 +61,7 @@ describe('manifests/ (kustomize base)', () => {
 
   it('runs the stock nginx-unprivileged image, pinned, and the sidecar in one PID namespace', () => {
     assert.match(nginx.image!, /^nginxinc\/nginx-unprivileged:\d+\.\d+\.\d+(-alpine)?$/);
+    assertPatchedNginx(nginx.image, 'manifests/deployment.yaml');
     assert.match(sidecar.image!, /:\d+\.\d+\.\d+$/);
     const pod = deployment.spec!.template.spec!;
     assert.equal(pod.shareProcessNamespace, true);
@@ -122,18 +137,18 @@ components: [../components/sidecar${rootNginx ? ', ../components/root-nginx' : '
   }
 
   it('adds the sidecar, the shared PID namespace and volumes to nginx-unprivileged, as UID 101', async () => {
-    const d = await build('nginxinc/nginx-unprivileged:1.27.4-alpine', false);
+    const d = await build('nginxinc/nginx-unprivileged:1.30.4-alpine', false);
     const pod = d.spec!.template.spec!;
     assert.equal(pod.shareProcessNamespace, true);
     const [nginx, sidecar] = [pod.containers.find((c) => c.name === 'nginx')!, pod.containers.find((c) => c.name === 'ingress-sidecar')!];
-    assert.equal(nginx.image, 'nginxinc/nginx-unprivileged:1.27.4-alpine', 'the existing container is kept');
+    assert.equal(nginx.image, 'nginxinc/nginx-unprivileged:1.30.4-alpine', 'the existing container is kept');
     for (const c of [nginx, sidecar]) assert.equal(mounts(c)['/etc/nginx/conf.d'], 'ingress-sidecar-conf-d');
     assert.equal(sidecar.securityContext?.runAsUser, 101);
     assert.ok(sidecar.args!.includes('--nginx-pid-file=/tmp/nginx.pid'));
   });
 
   it('for the official nginx image (root master), runs the sidecar with CAP_KILL only and its pid file', async () => {
-    const d = await build('nginx:1.27.4', true);
+    const d = await build('nginx:1.30.4', true);
     const sidecar = d.spec!.template.spec!.containers.find((c) => c.name === 'ingress-sidecar')!;
     const caps = sidecar.securityContext?.capabilities;
     assert.deepEqual([caps?.add, caps?.drop], [['KILL'], ['ALL']]);
@@ -155,6 +170,7 @@ describe('Dockerfile.sidecar and docker-compose.yml', () => {
     const deployment = (await kustomize(path.join(ROOT, 'manifests'))).find((o) => o.kind === 'Deployment') as V1Deployment;
     const dataPlane = deployment.spec!.template.spec!.containers.find((c) => c.name === 'nginx')!.image;
     assert.equal(nginxImage, dataPlane, 'nginx -t runs the same nginx as the data plane');
+    assertPatchedNginx(nginxImage, 'Dockerfile.sidecar');
     assert.match(text, /COPY --from=nginx \/usr\/sbin\/nginx/);
   });
 
@@ -162,6 +178,9 @@ describe('Dockerfile.sidecar and docker-compose.yml', () => {
     const compose = loadYaml(await readFile(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as Record<string, any>;
     const services = compose.services as Record<string, any>;
     assert.match(services.nginx.image, /^nginxinc\/nginx-unprivileged:/);
+    assertPatchedNginx(services.nginx.image, 'docker-compose.yml');
+    const deployment = (await kustomize(path.join(ROOT, 'manifests'))).find((o) => o.kind === 'Deployment') as V1Deployment;
+    assert.equal(services.nginx.image, deployment.spec!.template.spec!.containers.find((c) => c.name === 'nginx')!.image, 'compose runs the nginx of the manifests');
     const sidecars = Object.entries(services).filter(([, s]) => s.build?.dockerfile === 'Dockerfile.sidecar');
     assert.deepEqual(sidecars.map(([, s]) => s.profiles[0]).sort(), ['kind', 'local']);
     for (const [name, s] of sidecars) {
@@ -217,7 +236,7 @@ spec:
     metadata: {labels: {app: web}}
     spec:
       serviceAccountName: ingress-sidecar
-      containers: [{name: nginx, image: "nginxinc/nginx-unprivileged:1.27.4-alpine"}]
+      containers: [{name: nginx, image: "nginxinc/nginx-unprivileged:1.30.4-alpine"}]
 `,
     );
     await writeFile(path.join(work, 'app', 'kustomization.yaml'), 'resources: [deploy.yaml]\ncomponents: [../components/sidecar]\n');

@@ -91,20 +91,26 @@ async function sourceFor(config: Config, kubeEnv: KubeEnvironment, logger: Logge
 
 /**
  * Ingress status (from the elected replica) and Events, for the Kubernetes source. Without
- * --publish-service or --publish-address no status is written and no Lease is used.
+ * --publish-service or --publish-address, or with --update-status=false, no status is written and
+ * no Lease is used.
  */
 async function clusterWriters(config: Config, pod: PodIdentity, source: KubernetesSource, logger: Logger): Promise<ClusterWriters> {
-  const publish = config.publishService
-    ? ({ kind: 'service', ...config.publishService } as const)
-    : config.publishAddress
-      ? ({ kind: 'addresses', addresses: config.publishAddress } as const)
-      : null;
+  // --update-status=false: another controller of the class owns status. The Lease only elects its
+  // one writer, so none is used either; Events still go out from every replica.
+  const publish = !config.updateStatus
+    ? null
+    : config.publishService
+      ? ({ kind: 'service', ...config.publishService } as const)
+      : config.publishAddress
+        ? ({ kind: 'addresses', addresses: config.publishAddress } as const)
+        : null;
   const namespace = pod.namespace ?? (await readFile('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').catch(() => '')).trim();
   if (publish && !namespace) throw new ConfigError('publishing Ingress status needs POD_NAMESPACE (the Lease lives there)');
   const { startClusterWriters } = await import('./cluster-status.ts');
   return startClusterWriters({
     kubeConfig: source.kubeConfig,
     ingressClass: config.ingressClass,
+    watchIngressWithoutClass: config.watchIngressWithoutClass,
     publish,
     electionId: config.electionId,
     podName: pod.name,

@@ -76,12 +76,13 @@ export function planStatus(
   ingressClass: string,
   addresses: readonly LoadBalancerAddress[],
   wroteTo: (uid: string) => readonly LoadBalancerAddress[] | undefined = () => undefined,
+  withoutClass = false,
 ): StatusChange[] {
   const changes: StatusChange[] = [];
   const target = normalize(addresses);
   for (const ing of snap.ingresses) {
     const current = ingressAddresses(ing);
-    if (isOurs(ing, ingressClass, snap.ingressClasses)) {
+    if (isOurs(ing, ingressClass, snap.ingressClasses, withoutClass)) {
       if (!sameAddresses(current, target)) changes.push({ ingress: ing, addresses: target, why: 'publish' });
       continue;
     }
@@ -109,6 +110,8 @@ export interface StatusPublisherOptions {
   serviceApi?: ServiceReadApi;
   /** `--ingress-class`. */
   ingressClass: string;
+  /** `--watch-ingress-without-class`: Ingresses that name no class are ours too. */
+  watchIngressWithoutClass?: boolean;
   publish: PublishFrom;
   /** Only the leader writes. */
   leadership: Leadership;
@@ -190,7 +193,7 @@ export class StatusPublisher {
     for (const uid of this.written.keys()) if (!uids.has(uid)) this.written.delete(uid);
 
     let ok = true;
-    for (const change of planStatus(snap, this.opts.ingressClass, addresses, (uid) => this.written.get(uid)?.addresses)) {
+    for (const change of planStatus(snap, this.opts.ingressClass, addresses, (uid) => this.written.get(uid)?.addresses, this.opts.watchIngressWithoutClass)) {
       // Leadership can end mid-pass (renew deadline, SIGTERM): the next leader takes over.
       if (!this.opts.leadership.isLeader()) return true;
       const ing = change.ingress;
@@ -263,7 +266,9 @@ export interface ClusterWritersOptions {
   kubeConfig: KubeConfig;
   /** `--ingress-class`. */
   ingressClass: string;
-  /** From `--publish-service` / `--publish-address`; null writes no status (and elects no leader). */
+  /** `--watch-ingress-without-class`. */
+  watchIngressWithoutClass?: boolean;
+  /** From `--publish-service` / `--publish-address`; null (also `--update-status=false`) writes no status and elects no leader. */
   publish: PublishFrom | null;
   /** `--election-id`: the Lease's name. */
   electionId: string;
@@ -313,7 +318,14 @@ export async function startClusterWriters(opts: ClusterWritersOptions): Promise<
     : null;
   const status =
     opts.publish && leader
-      ? new StatusPublisher({ kubeConfig: opts.kubeConfig, ingressClass: opts.ingressClass, publish: opts.publish, leadership: leader, logger: log })
+      ? new StatusPublisher({
+          kubeConfig: opts.kubeConfig,
+          ingressClass: opts.ingressClass,
+          ...(opts.watchIngressWithoutClass ? { watchIngressWithoutClass: true } : {}),
+          publish: opts.publish,
+          leadership: leader,
+          logger: log,
+        })
       : null;
   const events =
     opts.events === false

@@ -32,6 +32,8 @@ export interface Config {
   nginxPidFile?: string;
   nginxBinary: string;
   ingressClass: string;
+  /** Also serve Ingresses that name no class, as ingress-nginx's --watch-ingress-without-class. */
+  watchIngressWithoutClass: boolean;
   debounceMs: number;
   maxDelayMs: number;
   reloadTimeoutMs: number;
@@ -39,6 +41,8 @@ export interface Config {
   logLevel: LogLevel;
   logFormat: LogFormat;
   listen: string;
+  /** Write Ingress status; false leaves it to another controller of the class (Events still go out). */
+  updateStatus: boolean;
   /** Ingress status from this Service's load-balancer addresses (or ClusterIP). */
   publishService?: { namespace: string; name: string };
   /** Ingress status from these addresses. */
@@ -142,6 +146,7 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   nginxPidFile: { arg: 'FILE', help: "the nginx master's pid file", default: undefined, defaultText: '(none)', parse: nonEmpty },
   nginxBinary: { arg: 'PATH', help: 'nginx binary used to check configurations', default: 'nginx', parse: nonEmpty },
   ingressClass: { arg: 'NAME', help: 'serve Ingresses of this IngressClass', default: 'nginx', parse: dns1123Subdomain },
+  watchIngressWithoutClass: { help: 'also serve Ingresses that name no class (no ingressClassName, no kubernetes.io/ingress.class)', default: false, parse: boolean },
   debounceMs: { arg: 'N', help: 'quiet time (ms) after a change before syncing', default: 100, parse: milliseconds },
   maxDelayMs: { arg: 'N', help: 'longest wait (ms) to sync while changes keep coming; also the least time between passes after a burst of two', default: 1000, parse: milliseconds },
   reloadTimeoutMs: { arg: 'N', help: 'how long (ms) to wait for nginx to reload', default: 5000, parse: milliseconds },
@@ -149,6 +154,7 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   logLevel: { arg: 'LEVEL', help: 'error, warn, info or debug', default: 'info', parse: oneOf(['error', 'warn', 'info', 'debug']) },
   logFormat: { arg: 'FORMAT', help: 'json or text', default: 'json', parse: oneOf(['json', 'text']) },
   listen: { arg: 'HOST:PORT', help: 'serve /healthz, /readyz, /metrics and /routes here', default: '0.0.0.0:10254', parse: hostPort },
+  updateStatus: { help: "write our Ingresses' status (off: never written, and no Lease is used)", default: true, parse: boolean },
   publishService: {
     arg: 'NS/NAME',
     help: "write this Service's addresses to our Ingresses' status",
@@ -215,11 +221,11 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
 
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, allowNegative: true, strict: true });
+    parsed = parseArgs({ args: booleanValues(argv), options, allowPositionals: true, allowNegative: true, strict: true });
   } catch (err) {
     // Asking for help works even next to a mistyped flag.
     if (wantsHelp(argv)) return { kind: 'help', text: helpText() };
-    throw argvError(err);
+    throw err instanceof ConfigError ? err : argvError(err);
   }
   const { values, positionals } = parsed;
   if (values['help'] === true) return { kind: 'help', text: helpText() };
@@ -373,6 +379,20 @@ function argvError(err: unknown): ConfigError {
   return new ConfigError(`${e.message.split('\n')[0]} (see --help)`, flag);
 }
 
+/**
+ * `--flag=VALUE` of a boolean flag as `--flag` or `--no-flag`: parseArgs refuses a value there,
+ * and `--update-status=false` is how ingress-nginx's flags (Go's flag package) are written.
+ */
+function booleanValues(argv: string[]): string[] {
+  const end = argv.indexOf('--');
+  return argv.map((arg, i) => {
+    const m = end !== -1 && i >= end ? null : /^--([a-z0-9-]+)=(.*)$/s.exec(arg);
+    const f = m ? TABLE.find((t) => t.boolean && t.name === m[1]) : undefined;
+    if (!m || !f) return arg;
+    return convert(f, m[2]!, `--${f.name}`) === true ? `--${f.name}` : `--no-${f.name}`;
+  });
+}
+
 function wantsHelp(argv: string[]): boolean {
   const end = argv.indexOf('--');
   return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h');
@@ -471,5 +491,5 @@ function dns1123Subdomain(raw: string): string {
 
 /** The settings translation takes, from one place for every command. */
 export function translateOptions(c: Config): TranslateOptions {
-  return { ingressClass: c.ingressClass, httpPort: c.httpPort, ipv6: c.ipv6, accessLog: c.accessLog, allowSnippets: c.allowSnippetAnnotations };
+  return { ingressClass: c.ingressClass, watchIngressWithoutClass: c.watchIngressWithoutClass, httpPort: c.httpPort, ipv6: c.ipv6, accessLog: c.accessLog, allowSnippets: c.allowSnippetAnnotations };
 }

@@ -80,6 +80,8 @@ export interface TranslateOptions {
    * and rendered. Absent or false: they are refused and reported, as everything else unknown.
    */
   allowSnippets?: boolean;
+  /** --watch-ingress-without-class: also serve Ingresses that name no class (see isOurs). */
+  watchIngressWithoutClass?: boolean;
 }
 
 export interface TlsOptions {
@@ -184,10 +186,15 @@ function text(value: unknown, where: string): string {
   return value;
 }
 
-/** Whether an Ingress belongs to the class this sidecar serves. */
-export function isOurs(ing: V1Ingress, className: string, classes: V1IngressClass[]): boolean {
+/**
+ * Whether an Ingress belongs to the class this sidecar serves. `withoutClass`
+ * (--watch-ingress-without-class) takes every Ingress that names no class, whatever the
+ * IngressClasses say, as ingress-nginx's flag of that name does.
+ */
+export function isOurs(ing: V1Ingress, className: string, classes: V1IngressClass[], withoutClass = false): boolean {
   const explicit = ing.spec?.ingressClassName ?? ing.metadata?.annotations?.[CLASS_ANNOTATION];
   if (explicit !== undefined && explicit !== '') return explicit === className;
+  if (withoutClass) return true;
   const cls = classes.find((c) => c.metadata?.name === className);
   return cls?.metadata?.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true';
 }
@@ -497,7 +504,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     rejections.push({ ingress, severity, reason });
   };
 
-  const ours = snap.ingresses.filter((i) => isOurs(i, opts.ingressClass, snap.ingressClasses)).sort(byAge);
+  const ours = snap.ingresses.filter((i) => isOurs(i, opts.ingressClass, snap.ingressClasses, opts.watchIngressWithoutClass)).sort(byAge);
   const backends = new Backends(snap);
   const hosts = new Map<string, HostRoutes>();
   const catchAll: HostRoutes = { host: null, claims: new Map(), ingresses: new Set(), fallback: null };

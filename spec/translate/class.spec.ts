@@ -1,6 +1,7 @@
 import { deepStrictEqual } from 'node:assert/strict';
 import { backendService, ingress, ingressClass, path, rule, snapshot } from '../helpers/builders.ts';
-import { model } from './common.ts';
+import { translate } from '../../src/translate.ts';
+import { model, OPTS } from './common.ts';
 
 describe('translate: which Ingresses are ours', () => {
   const rules = (host: string) => [rule(host, path('/', 'Prefix', 'web'))];
@@ -38,5 +39,35 @@ describe('translate: which Ingresses are ours', () => {
     deepStrictEqual(model(snapshot({ ingresses: [ing], ingressClasses: [ingressClass('other', true)], backends })).servers, []);
     const served = model(snapshot({ ingresses: [ing], ingressClasses: [ingressClass('nginx', true)], backends }));
     deepStrictEqual(served.servers.map((s) => s.host), ['a.test']);
+  });
+
+  describe('with --watch-ingress-without-class', () => {
+    const withoutClass = (snap: ReturnType<typeof snapshot>) => translate(snap, { ...OPTS, watchIngressWithoutClass: true });
+
+    it('serves an Ingress that names no class, whatever the IngressClasses say', () => {
+      const ing = ingress('a', rules('a.test'), { className: null });
+      for (const ingressClasses of [[], [ingressClass('nginx', false)], [ingressClass('other', true)], [ingressClass('nginx', true)]]) {
+        const m = withoutClass(snapshot({ ingresses: [ing], ingressClasses, backends }));
+        deepStrictEqual(m.servers.map((s) => s.host), ['a.test'], JSON.stringify(ingressClasses.map((c) => c.metadata?.name)));
+        deepStrictEqual(m.served, ['default/a']);
+      }
+    });
+
+    it('still ignores Ingresses that name another class, by field or annotation, and serves ours', () => {
+      const m = withoutClass(
+        snapshot({
+          ingresses: [
+            ingress('a', rules('a.test'), { className: 'traefik' }),
+            ingress('b', rules('b.test'), { className: null, annotations: { 'kubernetes.io/ingress.class': 'haproxy' } }),
+            ingress('c', rules('c.test'), { className: 'nginx' }),
+            ingress('d', rules('d.test'), { className: null, annotations: { 'kubernetes.io/ingress.class': 'nginx' } }),
+            ingress('e', rules('e.test'), { className: null }),
+          ],
+          backends,
+        }),
+      );
+      deepStrictEqual(m.servers.map((s) => s.host), ['c.test', 'd.test', 'e.test']);
+      deepStrictEqual(m.rejections, []);
+    });
   });
 });

@@ -1,0 +1,154 @@
+// ingress-nginx's switches for running beside another controller, end to end: bin/ingress-sidecar
+// against a real kube-apiserver, as the ServiceAccount that manifests/ grants, driving a real
+// nginx, with a backend in a network namespace; asserted as a client or a `kubectl get` user sees it.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+import { applyManifests, kubectlOk, startApiServer, type ApiServer } from '../helpers/apiserver.ts';
+import { freePort, httpGet, startNginx, type RunningNginx } from '../helpers/nginx.ts';
+import { startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/ingress-sidecar');
+const ELECTION_ID = 'beside-leader';
+
+describe('e2e: --update-status=false and --watch-ingress-without-class in cluster mode', function () {
+  this.timeout(180_000);
+  let api: ApiServer;
+  let nginx: RunningNginx;
+  let work: string;
+  let backend: NetnsBackend;
+  let sidecar: ResultPromise | undefined;
+  let output = '';
+  let httpPort: number;
+
+  const kubectl = (args: string[], input?: string) => kubectlOk(api.adminKubeconfig, args, input);
+
+  function startSidecar(extra: string[]): void {
+    output = '';
+    sidecar = execa(
+      BIN,
+      [
+        'run',
+        '--kubeconfig', api.sidecarKubeconfig,
+        '--conf-dir', path.join(work, 'conf.d'),
+        '--nginx-pid-file', nginx.pidFile,
+        '--http-port', String(httpPort),
+        '--https-port', '0',
+        '--no-ipv6',
+        '--listen', '127.0.0.1:0',
+        '--publish-address', '203.0.113.10',
+        '--election-id', ELECTION_ID,
+        '--debounce-ms', '20',
+        '--access-log', 'off',
+        ...extra,
+      ],
+      { env: { POD_NAME: 'beside-0', POD_NAMESPACE: 'ingress-sidecar' }, reject: false, all: true, buffer: false },
+    );
+    sidecar.all?.on('data', (d: Buffer) => (output += d.toString()));
+  }
+
+  async function stopSidecar(): Promise<void> {
+    if (!sidecar) return;
+    sidecar.kill('SIGTERM');
+    await sidecar;
+    sidecar = undefined;
+  }
+
+  async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await cond())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nsidecar output:\n${output.slice(-3000)}`);
+      await sleep(100);
+    }
+  }
+
+  /** Which backend answers through nginx (or the status code), polled until `expected`. */
+  async function eventually(host: string, expected: string): Promise<string> {
+    let last = '';
+    await until(`${host} to answer ${expected}`, async () => {
+      const r = await httpGet(httpPort, host, '/').catch((e: Error) => ({ status: 0, body: e.message }));
+      last = r.status === 200 ? (JSON.parse(r.body) as { service: string }).service : String(r.status);
+      return last === expected;
+    }).catch(() => {});
+    return last;
+  }
+
+  const address = (name: string) => kubectl(['-n', 'shop', 'get', 'ingress', name, '-o', 'jsonpath={.status.loadBalancer.ingress[*].ip}']);
+  const servedEvent = async (name: string) =>
+    /Normal Served/.test(
+      await kubectl(['-n', 'shop', 'get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'jsonpath={range .items[*]}{.type} {.reason}{"\\n"}{end}']),
+    );
+
+  /** `class` null: neither spec.ingressClassName nor the annotation. */
+  const ingressYaml = (name: string, host: string, cls: string | null) => `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ${name}, namespace: shop}
+spec:
+${cls === null ? '' : `  ingressClassName: ${cls}\n`}  rules:
+  - host: ${host}
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: blue, port: {name: http}}}}]
+`;
+
+  before(async () => {
+    api = await startApiServer();
+    // The IngressClass nginx of manifests/ is not the default one: the DefaultIngressClass
+    // admission plugin leaves a class-less Ingress without a class.
+    await applyManifests(api.adminKubeconfig);
+    work = await mkdtemp(path.join(os.tmpdir(), 'e2e-beside-'));
+    await mkdir(path.join(work, 'conf.d'));
+    httpPort = await freePort();
+    nginx = await startNginx({ confDir: path.join(work, 'conf.d') });
+    backend = await startNetnsBackend('blue');
+    await kubectl(['create', 'namespace', 'shop']);
+    await kubectl(['apply', '-f', '-'], `apiVersion: v1
+kind: Service
+metadata: {name: blue, namespace: shop}
+spec: {ports: [{name: http, port: 80, targetPort: ${backend.port}}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: blue, namespace: shop}
+subsets: [{addresses: [{ip: ${backend.ip}}], ports: [{name: http, port: ${backend.port}}]}]
+`);
+  });
+
+  after(async () => {
+    await stopSidecar();
+    await nginx?.stop();
+    await backend?.stop();
+    await api?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('serves Ingresses with and without a class but never writes their status, nor takes a Lease; Events still go out', async () => {
+    startSidecar(['--update-status=false', '--watch-ingress-without-class']);
+    await kubectl(['apply', '-f', '-'], ingressYaml('named', 'named.shop.test', 'nginx') + '---\n' + ingressYaml('classless', 'classless.shop.test', null) + '---\n' + ingressYaml('theirs', 'theirs.shop.test', 'other'));
+    assert.equal(await kubectl(['-n', 'shop', 'get', 'ingress', 'classless', '-o', 'jsonpath={.spec.ingressClassName}']), '', 'still without a class');
+    assert.equal(await eventually('named.shop.test', 'blue'), 'blue');
+    assert.equal(await eventually('classless.shop.test', 'blue'), 'blue');
+    assert.equal(await eventually('theirs.shop.test', '404'), '404', 'another class is not ours');
+    // The Served Events come from the same pass that would have written status.
+    await until('Served Events on both Ingresses', async () => (await servedEvent('named')) && (await servedEvent('classless')));
+    for (let i = 0; i < 10; i++) {
+      assert.equal(await address('named'), '', 'no status written');
+      assert.equal(await address('classless'), '', 'no status written');
+      await sleep(200);
+    }
+    assert.equal(await kubectl(['-n', 'ingress-sidecar', 'get', 'leases', '-o', 'name']), '', 'no Lease');
+    assert.doesNotMatch(output, /Ingress status updated/);
+    await stopSidecar();
+  });
+
+  // The Ingresses of the test above, now with a sidecar that writes status.
+  it('with status on (the default), publishes to the class-less Ingress it serves, and not to another class', async () => {
+    startSidecar(['--watch-ingress-without-class']);
+    await until('the status of the class-less Ingress', async () => (await address('classless')) === '203.0.113.10');
+    await until('the status of the named Ingress', async () => (await address('named')) === '203.0.113.10');
+    assert.equal(await address('theirs'), '');
+    await stopSidecar();
+  });
+});
