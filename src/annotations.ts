@@ -195,7 +195,8 @@ export interface IngressAnnotations {
   preserveTrailingSlash: boolean;
   /**
    * Why the Ingress cannot be served as asked (a must-not-ignore annotation that is not
-   * implemented, an access-control value that does not parse): its paths answer 503. Empty: none.
+   * implemented, src/annotation-classes.ts; translate adds a value that does not parse): its paths
+   * answer 503. Empty: none.
    */
   denied: string[];
   bodySize: Size | null;
@@ -506,19 +507,6 @@ export function parseAnnotations(given: Record<string, unknown>, ctx: { namespac
   };
 
   const a: IngressAnnotations = { ...NO_ANNOTATIONS, allow: [], deny: [], denied: [] };
-  /**
-   * Access control that cannot be honoured fails closed, as ingress-nginx's "location denied":
-   * the Ingress keeps its paths and they answer 503, instead of being dropped so that requests
-   * fall through to another route without the control.
-   */
-  const guarded = (parse: () => void) => {
-    try {
-      parse();
-    } catch (err) {
-      if (!(err instanceof InvalidValue)) throw err;
-      a.denied.push(err.message);
-    }
-  };
   a.sslRedirect = r.bool(SSL_REDIRECT_ANNOTATION) ?? null;
   a.forceSslRedirect = r.bool(FORCE_SSL_REDIRECT_ANNOTATION) ?? false;
   a.preserveTrailingSlash = r.bool(PRESERVE_TRAILING_SLASH) ?? false;
@@ -582,23 +570,19 @@ export function parseAnnotations(given: Record<string, unknown>, ctx: { namespac
     noEffect(PERMANENT_REDIRECT_CODE, `${PERMANENT_REDIRECT} is not set`);
   }
 
-  guarded(() => {
-    const allow = r.string(ALLOWLIST_SOURCE_RANGE);
-    const whitelist = r.string(WHITELIST_SOURCE_RANGE);
-    if (allow !== undefined) {
-      a.allow = parseCidrs(ALLOWLIST_SOURCE_RANGE, allow);
-      if (whitelist !== undefined) {
-        parseCidrs(WHITELIST_SOURCE_RANGE, whitelist);
-        noEffect(WHITELIST_SOURCE_RANGE, `${ALLOWLIST_SOURCE_RANGE}, its newer name, is set too and wins`);
-      }
-    } else if (whitelist !== undefined) {
-      a.allow = parseCidrs(WHITELIST_SOURCE_RANGE, whitelist);
+  const allow = r.string(ALLOWLIST_SOURCE_RANGE);
+  const whitelist = r.string(WHITELIST_SOURCE_RANGE);
+  if (allow !== undefined) {
+    a.allow = parseCidrs(ALLOWLIST_SOURCE_RANGE, allow);
+    if (whitelist !== undefined) {
+      parseCidrs(WHITELIST_SOURCE_RANGE, whitelist);
+      noEffect(WHITELIST_SOURCE_RANGE, `${ALLOWLIST_SOURCE_RANGE}, its newer name, is set too and wins`);
     }
-  });
-  guarded(() => {
-    const deny = r.string(DENYLIST_SOURCE_RANGE);
-    if (deny !== undefined) a.deny = parseCidrs(DENYLIST_SOURCE_RANGE, deny);
-  });
+  } else if (whitelist !== undefined) {
+    a.allow = parseCidrs(WHITELIST_SOURCE_RANGE, whitelist);
+  }
+  const deny = r.string(DENYLIST_SOURCE_RANGE);
+  if (deny !== undefined) a.deny = parseCidrs(DENYLIST_SOURCE_RANGE, deny);
 
   const cors = r.bool(ENABLE_CORS) ?? false;
   const origins = r.string(CORS_ALLOW_ORIGIN);
@@ -641,26 +625,24 @@ export function parseAnnotations(given: Record<string, unknown>, ctx: { namespac
     a.backendProtocol = v;
   }
 
-  guarded(() => {
-    const authType = r.string(AUTH_TYPE);
-    const authSecret = r.string(AUTH_SECRET);
-    const authSecretType = r.string(AUTH_SECRET_TYPE);
-    const authRealm = r.string(AUTH_REALM);
-    if (authSecretType !== undefined && authSecretType !== 'auth-file' && authSecretType !== 'auth-map') {
-      throw fail(AUTH_SECRET_TYPE, authSecretType, 'must be "auth-file" or "auth-map"');
-    }
-    if (authRealm !== undefined && (!REALM.test(authRealm) || authRealm.toLowerCase() === 'off')) {
-      throw fail(AUTH_REALM, authRealm, 'must be up to 200 printable ASCII characters without \'"\', "\\" and "$", and not "off"');
-    }
-    if (authType !== undefined) {
-      if (authType === 'digest') throw fail(AUTH_TYPE, authType, 'is not supported: stock nginx has no digest authentication');
-      if (authType !== 'basic') throw fail(AUTH_TYPE, authType, 'must be "basic"');
-      if (authSecret === undefined) throw new InvalidValue(`annotation ${AUTH_TYPE} is "basic" but ${AUTH_SECRET} is not set`);
-      a.auth = { secret: parseAuthSecret(authSecret, ctx.namespace), secretType: authSecretType ?? 'auth-file', realm: authRealm ?? DEFAULT_AUTH_REALM };
-    } else {
-      for (const n of [AUTH_SECRET, AUTH_SECRET_TYPE, AUTH_REALM]) noEffect(n, `${AUTH_TYPE} is not set`);
-    }
-  });
+  const authType = r.string(AUTH_TYPE);
+  const authSecret = r.string(AUTH_SECRET);
+  const authSecretType = r.string(AUTH_SECRET_TYPE);
+  const authRealm = r.string(AUTH_REALM);
+  if (authSecretType !== undefined && authSecretType !== 'auth-file' && authSecretType !== 'auth-map') {
+    throw fail(AUTH_SECRET_TYPE, authSecretType, 'must be "auth-file" or "auth-map"');
+  }
+  if (authRealm !== undefined && (!REALM.test(authRealm) || authRealm.toLowerCase() === 'off')) {
+    throw fail(AUTH_REALM, authRealm, 'must be up to 200 printable ASCII characters without \'"\', "\\" and "$", and not "off"');
+  }
+  if (authType !== undefined) {
+    if (authType === 'digest') throw fail(AUTH_TYPE, authType, 'is not supported: stock nginx has no digest authentication');
+    if (authType !== 'basic') throw fail(AUTH_TYPE, authType, 'must be "basic"');
+    if (authSecret === undefined) throw new InvalidValue(`annotation ${AUTH_TYPE} is "basic" but ${AUTH_SECRET} is not set`);
+    a.auth = { secret: parseAuthSecret(authSecret, ctx.namespace), secretType: authSecretType ?? 'auth-file', realm: authRealm ?? DEFAULT_AUTH_REALM };
+  } else {
+    for (const n of [AUTH_SECRET, AUTH_SECRET_TYPE, AUTH_REALM]) noEffect(n, `${AUTH_TYPE} is not set`);
+  }
 
   parseRouting(r, a, notes, ctx.namespace);
   if (ctx.allowSnippets) {

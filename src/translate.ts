@@ -24,10 +24,14 @@ import type {
 } from '@kubernetes/client-node';
 import {
   ANNOTATION_PREFIX,
+  CANARY,
   CANARY_ANNOTATIONS,
   FORCE_SSL_REDIRECT_ANNOTATION,
-  SUPPORTED_ANNOTATIONS,
+  NO_ANNOTATIONS,
+  REWRITE_TARGET,
   SSL_REDIRECT_ANNOTATION,
+  SUPPORTED_ANNOTATIONS,
+  USE_REGEX,
   parseAnnotations,
   parseRegexPath,
   regexLiteral,
@@ -45,6 +49,7 @@ import {
   isPortName,
   isPortNumber,
   nginxValue,
+  parseBoolAnnotation,
   parseHost,
   parseNginxVersion,
   parsePath,
@@ -251,7 +256,20 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolea
   const key = ingressKey(ing);
   const spec = ing.spec ?? {};
   const given = ing.metadata?.annotations as unknown;
-  const parsedAnnotations = parseAnnotations((typeof given === 'object' && given !== null ? given : {}) as Record<string, unknown>, { namespace, tlsEnabled, allowSnippets });
+  const raw = (typeof given === 'object' && given !== null ? given : {}) as Record<string, unknown>;
+  let parsedAnnotations: ReturnType<typeof parseAnnotations>;
+  try {
+    parsedAnnotations = parseAnnotations(raw, { namespace, tlsEnabled, allowSnippets });
+  } catch (err) {
+    // A value that does not parse fails closed, as ingress-nginx's "location denied": the Ingress
+    // keeps its paths and they answer 503, so that a request cannot fall through to another route
+    // without what it asked for (an allowlist, authentication, a redirect to HTTPS). A canary serves
+    // nothing of its own: it is rejected whole.
+    if (!(err instanceof InvalidValue) || isCanary(raw)) throw err;
+    // Its regex paths stay regexes, so that they claim what they would have served.
+    const useRegex = Object.hasOwn(raw, REWRITE_TARGET) || (Object.hasOwn(raw, USE_REGEX) && booleanOr(USE_REGEX, raw[USE_REGEX], false));
+    parsedAnnotations = { annotations: { ...NO_ANNOTATIONS, useRegex, denied: [err.message] }, notes: [] };
+  }
   const annotations = parsedAnnotations.annotations;
   const notes: string[] = [...parsedAnnotations.notes];
   const rules: ParsedIngress['rules'] = [];
@@ -326,6 +344,19 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolea
     });
   }
   return { key, rules, defaultBackend, tls, annotations, notes };
+}
+
+/** Whether annotations ask for a canary (a value that does not parse counts as yes: a canary must never claim paths). */
+function isCanary(raw: Record<string, unknown>): boolean {
+  return Object.hasOwn(raw, CANARY) && booleanOr(CANARY, raw[CANARY], true);
+}
+
+function booleanOr(name: string, value: unknown, fallback: boolean): boolean {
+  try {
+    return parseBoolAnnotation(name, value);
+  } catch {
+    return fallback;
+  }
 }
 
 /**
