@@ -56,10 +56,13 @@ const MAX_REFUSED_CERTIFICATES = 256;
 /** Thrown when nothing can be set aside and nginx still refuses: the last good config stays. */
 export class UnsettledError extends Error {
   readonly nginxOutput: string;
-  constructor(nginxOutput: string) {
-    super(`nginx rejected the rendered configuration; the last good one stays in place: ${nginxOutput.trim()}`);
+  /** nginx's complaint alone (NginxConfigError's summary). */
+  readonly summary: string;
+  constructor(refusal: NginxConfigError) {
+    super(`nginx rejected the rendered configuration; the last good one stays in place: ${refusal.nginxOutput.trim()}`);
     this.name = 'UnsettledError';
-    this.nginxOutput = nginxOutput;
+    this.nginxOutput = refusal.nginxOutput;
+    this.summary = refusal.summary;
   }
 }
 
@@ -95,7 +98,8 @@ export async function settle<R>(snap: Snapshot, parts: SettleParts<R>): Promise<
     if (culprit && !last) {
       const ing = snap.ingresses.find((i) => ingressKey(i) === culprit);
       log.error('nginx rejected the configuration rendered for an Ingress; leaving it out', { ingress: culprit, nginx: err.nginxOutput.trim() });
-      parts.quarantine.set(culprit, { fingerprint: ing ? fingerprint(ing) : '', reason: `nginx rejected its configuration: ${err.nginxOutput.trim()}` });
+      // The summary, not the whole output: no timestamps or staging paths in a reason users read.
+      parts.quarantine.set(culprit, { fingerprint: ing ? fingerprint(ing) : '', reason: `nginx rejected its configuration: ${err.summary}` });
       continue;
     }
     const found = last ? null : await bisectOnce(current, model, err, parts);
@@ -107,7 +111,7 @@ export async function settle<R>(snap: Snapshot, parts: SettleParts<R>): Promise<
         ...(culprit ? { ingress: culprit } : {}),
         ...(last ? {} : { withoutIngresses: 'refused too: the problem is not in any Ingress' }),
       });
-      throw new UnsettledError(err.nginxOutput);
+      throw new UnsettledError(err);
     }
   }
 }
