@@ -29,6 +29,7 @@ describe('parseConfig', () => {
     const r = ok(DIR);
     const expected: Config = {
       watchDir: '/manifests',
+      nginxCheck: true,
       confDir: '/etc/nginx/conf.d',
       httpPort: 80,
       httpsPort: 443,
@@ -63,6 +64,7 @@ describe('parseConfig', () => {
       '--kubeconfig', '/etc/kube/config',
       '--namespace', 'team-a',
       '--file', '/m.yaml',
+      '--no-nginx-check',
       '--conf-dir', '/c',
       '--http-port', '8080',
       '--https-port=8443',
@@ -91,6 +93,7 @@ describe('parseConfig', () => {
       namespace: 'team-a',
       watchDir: '/manifests',
       file: '/m.yaml',
+      nginxCheck: false,
       confDir: '/c',
       httpPort: 8080,
       httpsPort: 8443,
@@ -120,6 +123,7 @@ describe('parseConfig', () => {
     const r = ok([], {
       INGRESS_SIDECAR_WATCH_DIR: '/from-env',
       INGRESS_SIDECAR_FILE: '/from-env.yaml',
+      INGRESS_SIDECAR_NGINX_CHECK: 'false',
       INGRESS_SIDECAR_HTTP_PORT: '8080',
       INGRESS_SIDECAR_NGINX_PID_FILE: '/run/nginx.pid',
       INGRESS_SIDECAR_MAX_DELAY_MS: '2000',
@@ -128,6 +132,7 @@ describe('parseConfig', () => {
     });
     assert.equal(r.config.watchDir, '/from-env');
     assert.equal(r.config.file, '/from-env.yaml');
+    assert.equal(r.config.nginxCheck, false);
     assert.equal(r.config.httpPort, 8080);
     assert.equal(r.config.nginxPidFile, '/run/nginx.pid');
     assert.equal(r.config.maxDelayMs, 2000);
@@ -317,7 +322,7 @@ describe('parseConfig', () => {
       const text = helpText();
       // Flags with a one-letter alias are listed as `-f, --file FILE|DIR`; -h, --help is not a setting.
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
-      assert.equal(flags.length, 27);
+      assert.equal(flags.length, 28);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);

@@ -142,6 +142,33 @@ describe('DirectorySource', () => {
     assert.equal(logged('debug', /ignoring v1 ConfigMap ignored/).length, 1);
   });
 
+  it('warns about each v1beta1 Ingress with what to change, and takes what kubectl writes quietly', async () => {
+    await write(
+      'old.yaml',
+      'apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: legacy, namespace: shop}\nspec:\n  backend: {serviceName: web, servicePort: 80}\n---\n' +
+        'apiVersion: networking.k8s.io/v1beta1\nkind: Ingress\nmetadata: {name: older}\nspec: {}\n',
+    );
+    // As `kubectl create ingress ... --dry-run=client -o yaml` and `kubectl get -o yaml` write them.
+    await write(
+      'kubectl.yaml',
+      ingress(
+        'web',
+        'a.example',
+        '  creationTimestamp: null\n  resourceVersion: "4711"\n  uid: 0b6c7c1e-1111-2222-3333-444455556666\n  generation: 2\n' +
+          '  managedFields:\n  - {apiVersion: networking.k8s.io/v1, fieldsType: FieldsV1, fieldsV1: {"f:spec": {}}, manager: kubectl, operation: Update, time: "2024-01-01T00:00:00Z"}\n',
+      ) + 'status: {loadBalancer: {}}\n',
+    );
+    await start();
+    assert.deepEqual(names(source!.snapshot().ingresses), ['default/web']);
+    assert.equal(source!.snapshot().ingresses[0]!.metadata?.creationTimestamp, undefined);
+    const outdated = logged('warn', /v1beta1/).map((e) => String(e['message']));
+    assert.deepEqual(outdated, [
+      `${path.join(dir, 'old.yaml')}: Ingress shop/legacy is extensions/v1beta1, which is not read: convert to networking.k8s.io/v1: spec.backend -> spec.defaultBackend, serviceName/servicePort -> service.name/service.port.number|name, add pathType`,
+      `${path.join(dir, 'old.yaml')}: Ingress default/older is networking.k8s.io/v1beta1, which is not read: convert to networking.k8s.io/v1: spec.backend -> spec.defaultBackend, serviceName/servicePort -> service.name/service.port.number|name, add pathType`,
+    ]);
+    assert.deepEqual(mem.entries.filter((e) => e['level'] === 'warn' && !/v1beta1/.test(String(e['message']))), [], 'nothing else is warned about');
+  });
+
   it('picks up files added, changed and removed after start', async () => {
     await write('a.yaml', service('a'));
     await start();

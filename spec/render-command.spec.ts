@@ -127,6 +127,127 @@ describe('bin/ingress-sidecar render', function () {
     assert.doesNotMatch(result.stderr, /^(rejected|error):/m);
   });
 
+  describe('the nginx -t check', () => {
+    const SNIPPET = 'nginx.ingress.kubernetes.io/configuration-snippet';
+    const snippetIngress = (name: string, snippet: string) =>
+      ingressYaml(name, [{ host: `${name}.test`, paths: [['/', 'Prefix', 'web']] }], { annotations: { [SNIPPET]: snippet } });
+
+    beforeEach(async () => {
+      await writeFile(path.join(dir, 'backend.yaml'), backendYaml('web', 9000));
+      await writeFile(path.join(dir, 'good.yaml'), ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]));
+      // nginx names no line for an unknown variable; it does for an unknown directive.
+      await writeFile(path.join(dir, 'linkerd.yaml'), snippetIngress('linkerd', 'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;'));
+      await writeFile(path.join(dir, 'more.yaml'), snippetIngress('more', 'more_set_headers "X-A: b";'));
+    });
+
+    it('rejects what nginx refuses, as run would, leaves it out of the output, and exits 1', async () => {
+      const confDir = path.join(dir, 'conf.d');
+      const result = await render(['-f', dir, '--allow-snippet-annotations', '--conf-dir', confDir]);
+      assert.equal(result.exitCode, 1, result.stderr);
+      assert.deepEqual([...splitFiles(result.stdout).keys()], ['ingress-sidecar-00-main.conf', 'ingress-sidecar-upstreams.conf', 'ingress-sidecar-server-good.test.conf']);
+      assert.match(result.stderr, /^rejected: Ingress default\/linkerd: nginx rejected its configuration: unknown "service_name" variable$/m);
+      // The file is named by the --conf-dir it would be in, not the temporary directory.
+      assert.match(
+        result.stderr,
+        new RegExp(`^rejected: Ingress default/more: nginx rejected its configuration: unknown directive "more_set_headers" in ${confDir}/ingress-sidecar-server-more\\.test\\.conf:\\d+$`, 'm'),
+      );
+      assert.match(result.stderr, /1 Ingress served, 2 rejected/);
+      assert.ok(!existsSync(confDir), 'render writes nothing in --conf-dir');
+    });
+
+    it('is skipped with --no-nginx-check (or INGRESS_SIDECAR_NGINX_CHECK=false)', async () => {
+      for (const [args, env] of [[['--no-nginx-check'], {}], [[], { INGRESS_SIDECAR_NGINX_CHECK: 'false' }]] as const) {
+        const result = await render(['-f', dir, '--allow-snippet-annotations', ...args], env);
+        assert.equal(result.exitCode, 0, result.stderr);
+        assert.match(result.stdout, /server_name linkerd\.test;/);
+        assert.match(result.stderr, /^ingress-sidecar render: 3 Ingresses served, 0 rejected/m);
+        assert.doesNotMatch(result.stderr, /nginx/);
+      }
+    });
+
+    it('says on one line that no nginx binary was found, and renders without the check', async () => {
+      const result = await render(['-f', dir, '--allow-snippet-annotations', '--nginx-binary', path.join(dir, 'no-such-nginx')]);
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.deepEqual(
+        result.stderr.split('\n').filter((l) => /nginx/.test(l)),
+        [`warning: nginx binary ${JSON.stringify(path.join(dir, 'no-such-nginx'))} not found; rendered without the nginx -t check`],
+      );
+      assert.match(result.stderr, /3 Ingresses served, 0 rejected/);
+    });
+  });
+
+  it('reports each v1beta1 Ingress with what to change, and exits 1', async () => {
+    await writeFile(path.join(dir, 'backend.yaml'), backendYaml('web', 9000));
+    await writeFile(path.join(dir, 'good.yaml'), ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]));
+    await writeFile(
+      path.join(dir, 'old.yaml'),
+      'apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: legacy, namespace: shop}\nspec:\n  backend: {serviceName: web, servicePort: 80}\n---\n' +
+        'apiVersion: networking.k8s.io/v1beta1\nkind: Ingress\nmetadata: {name: older}\nspec:\n  rules: [{host: old.test, http: {paths: [{path: /, backend: {serviceName: web, servicePort: 80}}]}}]\n',
+    );
+    const result = await render(['-f', dir]);
+    assert.equal(result.exitCode, 1, result.stderr);
+    assert.match(result.stdout, /server_name good\.test;/);
+    const fix = 'convert to networking.k8s.io/v1: spec.backend -> spec.defaultBackend, serviceName/servicePort -> service.name/service.port.number|name, add pathType';
+    const old = path.join(dir, 'old.yaml');
+    assert.ok(result.stderr.includes(`error: ${old}: Ingress shop/legacy is extensions/v1beta1, which is not read: ${fix}\n`), result.stderr);
+    assert.ok(result.stderr.includes(`error: ${old}: Ingress default/older is networking.k8s.io/v1beta1, which is not read: ${fix}\n`), result.stderr);
+    assert.match(result.stderr, /1 Ingress served, 0 rejected, 0 partly served, 0 files not parsed, 2 Ingresses of a removed API version not read$/m);
+  });
+
+  it('takes what kubectl writes (creationTimestamp: null, status, managedFields, ...) without a warning', async () => {
+    // `kubectl create ingress web --rule=web.test/*=web:80 --dry-run=client -o yaml`, and a
+    // Service as `kubectl get -o yaml` prints it.
+    await writeFile(
+      path.join(dir, 'kubectl.yaml'),
+      `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  creationTimestamp: null
+  name: web
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: web.test
+    http:
+      paths:
+      - backend:
+          service:
+            name: web
+            port:
+              number: 80
+        path: /
+        pathType: Prefix
+status:
+  loadBalancer: {}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  creationTimestamp: "2024-05-01T10:00:00Z"
+  name: web
+  namespace: default
+  resourceVersion: "4711"
+  uid: 0b6c7c1e-1111-2222-3333-444455556666
+  generation: 1
+  managedFields:
+  - apiVersion: v1
+    fieldsType: FieldsV1
+    fieldsV1: {"f:spec": {"f:ports": {}}}
+    manager: kubectl-create
+    operation: Update
+    time: "2024-05-01T10:00:00Z"
+spec:
+  ports: [{name: http, port: 80, targetPort: 9000}]
+status:
+  loadBalancer: {}
+`,
+    );
+    const result = await render(['-f', dir]);
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.match(result.stdout, /server_name web\.test;/);
+    assert.doesNotMatch(result.stderr, /^(warning|error|rejected|partial):/m);
+  });
+
   it('exits 2 with a message when -f is missing, or names nothing readable', async () => {
     const missing = await render([]);
     assert.equal(missing.exitCode, 2);

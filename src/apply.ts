@@ -35,11 +35,14 @@ export class NginxConfigError extends Error {
   file?: string;
   line?: number;
   nginxOutput: string;
+  /** nginx's complaint alone (`unknown "x" variable in FILE:LINE`), paths as users know them. */
+  summary: string;
 
-  constructor(message: string, nginxOutput: string, file?: string, line?: number) {
+  constructor(message: string, nginxOutput: string, file?: string, line?: number, summary?: string) {
     super(message);
     this.name = 'NginxConfigError';
     this.nginxOutput = nginxOutput;
+    this.summary = summary ?? nginxOutput.trim();
     if (file !== undefined) this.file = file;
     if (line !== undefined) this.line = line;
   }
@@ -102,6 +105,18 @@ export class Applier {
 
   apply(files: Map<string, string>): Promise<ApplyResult> {
     return this.#serial(() => this.#apply(new Map(files)));
+  }
+
+  /**
+   * `nginx -t` of `files` as apply() would run it (next to the foreign files in confDir), without
+   * writing anything in confDir: throws NginxConfigError when nginx refuses them. For finding
+   * which Ingress nginx refuses, by trying subsets.
+   */
+  check(files: Map<string, string>): Promise<void> {
+    return this.#serial(async () => {
+      // Not remembered: apply() tells a first apply (restart marker) by #current being unset.
+      await this.#check(this.#current ?? (await this.#readOwned()), files);
+    });
   }
 
   /**
@@ -459,7 +474,8 @@ function configError(output: string, staging: string, confDir: string, desired: 
       line = Number(where[2]);
     }
   }
-  return new NginxConfigError(`nginx -t rejected the configuration: ${readable(summary, staging, confDir).trim()}`, output, file, line);
+  const text = readable(summary, staging, confDir).trim();
+  return new NginxConfigError(`nginx -t rejected the configuration: ${text}`, output, file, line, text);
 }
 
 function describe(err: unknown): string {

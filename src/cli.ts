@@ -139,9 +139,15 @@ async function run(config: Config, kubeEnv: KubeEnvironment, pod: PodIdentity, l
   const sidecar = await sidecarFor(config, logger, { source, metrics, ...(writers ? { afterSync: writers.afterSync } : {}) });
   if (config.once) {
     // For an init container: the files are in place (and nginx, if running, reloaded), or exit 1.
+    // Ingresses nginx refused are left out of what was applied, and fail the run too: an init
+    // container must not report success for a config that serves less than the manifests ask.
     try {
-      await sidecar.runOnce();
-      return 0;
+      const setAside = await sidecar.runOnce();
+      if (setAside.length === 0) return 0;
+      logger.error(`applied the configuration without ${setAside.length === 1 ? 'an Ingress' : `${setAside.length} Ingresses`} that nginx refused: ${setAside.map((s) => s.ingress).join(', ')}`, {
+        ingresses: setAside,
+      });
+      return 1;
     } catch (err) {
       logger.error('sync failed', { error: err instanceof Error ? err.message : String(err) });
       return 1;

@@ -23,6 +23,8 @@ export interface Config {
   watchDir?: string;
   /** A manifest file, or a directory of them, for `render`, which requires it. */
   file?: string;
+  /** `render`: check its output with `nginx -t` (and set aside what nginx refuses), as `run` does. */
+  nginxCheck: boolean;
   confDir: string;
   httpPort: number;
   httpsPort: number;
@@ -131,6 +133,11 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
     default: undefined,
     defaultText: '(required for render)',
     parse: nonEmpty,
+  },
+  nginxCheck: {
+    help: 'render: check the output with nginx -t in a temporary directory, as run does (--no-nginx-check: skip it)',
+    default: true,
+    parse: boolean,
   },
   confDir: { arg: 'DIR', help: "nginx's conf.d: the sidecar owns the files in it", default: '/etc/nginx/conf.d', parse: plainPath },
   httpPort: { arg: 'N', help: 'port nginx listens on for HTTP', default: 80, parse: port },

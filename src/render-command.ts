@@ -1,6 +1,7 @@
 // `ingress-sidecar render -f FILE|DIR`: the nginx configuration that manifests produce, printed
-// once, with what was rejected. For people checking a change and for CI pipelines; it never runs
-// nginx and never writes a file.
+// once, with what was rejected. For people checking a change and for CI pipelines. It checks the
+// files with `nginx -t` as `run` does, and sets aside what nginx refuses the same way (settle.ts),
+// but in a temporary directory: it never touches --conf-dir or a running nginx.
 //
 // stdout: every rendered file, each after a line `# ---- <file name> ----` (the file's bytes
 // follow unchanged, so the output splits back into the exact files).
@@ -9,12 +10,21 @@
 // Exit code: 0 when nothing was rejected (partly served Ingresses and warnings are reported but
 // do not fail: a Service missing from the manifests is normal when only Ingresses are checked),
 // 1 when an Ingress was rejected or a file failed to parse, 2 when the input cannot be read.
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Applier } from './apply.ts';
+import { CertStore, certDirFor } from './cert-store.ts';
 import type { Config } from './config.ts';
+import { createMemoryLogger } from './log.ts';
+import type { Rejection } from './model.ts';
 import { findExecutable } from './nginx-process.ts';
 import { runtimeTranslateOptions } from './translate-options.ts';
 import { renderModel } from './render.ts';
+import { settle, UnsettledError, withoutQuarantined, type Quarantined } from './settle.ts';
+import type { Snapshot } from './snapshot.ts';
 import { readManifests, type ManifestRead } from './sources/directory.ts';
-import { translate } from './translate.ts';
+import { translate, type TranslateOptions } from './translate.ts';
 
 export interface RenderStreams {
   stdout: NodeJS.WritableStream;
@@ -38,30 +48,101 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
     return RENDER_USAGE;
   }
 
+  const lines: string[] = [];
+  const nginxBinary = findExecutable(config.nginxBinary);
+  if (config.nginxCheck && !nginxBinary) lines.push(`warning: nginx binary ${JSON.stringify(config.nginxBinary)} not found; rendered without the nginx -t check`);
   // A throwaway self-signed default certificate: render writes nothing, not even that.
-  const options = await runtimeTranslateOptions(config, { nginxBinary: findExecutable(config.nginxBinary), keepDefaultCertificate: false });
-  const model = translate(read.snapshot, { ...options, now: new Date() });
+  const options = await runtimeTranslateOptions(config, { nginxBinary, keepDefaultCertificate: false });
+  const now = new Date();
+  const quarantine = new Map<string, Quarantined>();
+  const refusedCertificates = new Map<string, string>();
+  let unsettled: UnsettledError | null = null;
+  if (config.nginxCheck && nginxBinary) {
+    try {
+      await checkWithNginx(read.snapshot, options, now, nginxBinary, config.confDir, { quarantine, refusedCertificates });
+    } catch (err) {
+      if (!(err instanceof UnsettledError)) throw err;
+      unsettled = err;
+    }
+  }
+  // What run would serve: the check's outcome, translated for the real --conf-dir's paths.
+  const model = translate(withoutQuarantined(read.snapshot, quarantine), withRefused({ ...options, now }, refusedCertificates));
   let out = '';
   for (const [name, text] of renderModel(model)) out += `# ---- ${name} ----\n${text}`;
   await write(streams.stdout, out);
 
-  const lines: string[] = [];
+  const rejections: Rejection[] = [...model.rejections, ...[...quarantine].map(([ingress, q]) => ({ ingress, severity: 'rejected' as const, reason: q.reason }))];
   for (const e of read.errors) lines.push(`error: ${e.file}: ${e.message}`);
+  for (const o of read.outdated) lines.push(`error: ${o.message}`);
+  if (unsettled) lines.push(`error: nginx -t refuses the configuration even without any Ingress: ${unsettled.summary}`);
   for (const w of read.warnings) lines.push(`warning: ${w.message}`);
   for (const w of model.warnings) lines.push(`warning: ${w}`);
-  for (const r of model.rejections) lines.push(`${r.severity}: Ingress ${r.ingress}: ${r.reason}`);
-  const rejected = new Set(model.rejections.filter((r) => r.severity === 'rejected').map((r) => r.ingress)).size;
-  const partial = new Set(model.rejections.filter((r) => r.severity === 'partial').map((r) => r.ingress)).size;
+  for (const r of rejections) lines.push(`${r.severity}: Ingress ${r.ingress}: ${r.reason}`);
+  const rejected = new Set(rejections.filter((r) => r.severity === 'rejected').map((r) => r.ingress)).size;
+  const partial = new Set(rejections.filter((r) => r.severity === 'partial').map((r) => r.ingress)).size;
   const summary = [
     `${count(model.served.length, 'Ingress', 'Ingresses')} served`,
     `${rejected} rejected`,
     `${partial} partly served`,
     `${count(read.errors.length, 'file', 'files')} not parsed`,
+    ...(read.outdated.length > 0 ? [`${count(read.outdated.length, 'Ingress', 'Ingresses')} of a removed API version not read`] : []),
   ];
   lines.push(`ingress-sidecar render: ${summary.join(', ')}`);
   await write(streams.stderr, lines.join('\n') + '\n');
 
-  return rejected > 0 || read.errors.length > 0 ? RENDER_REJECTED : RENDER_OK;
+  return rejected > 0 || read.errors.length > 0 || read.outdated.length > 0 || unsettled ? RENDER_REJECTED : RENDER_OK;
+}
+
+/**
+ * run's pass, with `nginx -t` in place of the swap and reload, in a temporary conf dir (its own
+ * certificate directory too, since nginx -t opens the files the config names). Fills
+ * `quarantine` and `refusedCertificates` as run would; throws UnsettledError as run would.
+ */
+async function checkWithNginx(
+  snapshot: Snapshot,
+  options: Omit<TranslateOptions, 'now'>,
+  now: Date,
+  nginxBinary: string,
+  realConfDir: string,
+  state: { quarantine: Map<string, Quarantined>; refusedCertificates: Map<string, string> },
+): Promise<void> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'ingress-sidecar-render-'));
+  try {
+    const confDir = path.join(tmp, 'conf.d');
+    await mkdir(confDir);
+    const privateDir = certDirFor(confDir);
+    const checkOptions = {
+      ...options,
+      ...(options.tls ? { tls: { ...options.tls, certDir: privateDir } } : {}),
+      ...(options.privateDir !== undefined ? { privateDir } : {}),
+    };
+    // Its log lines say what the rejections below say; render reports those instead.
+    const { logger } = createMemoryLogger();
+    const applier = new Applier({ confDir, nginxBinary, reloadTimeoutMs: 0, logger, stateDir: tmp });
+    const certStore = new CertStore({ dir: privateDir });
+    const settled = settle(snapshot, {
+      translate: (s) => translate(s, withRefused({ ...checkOptions, now }, state.refusedCertificates)),
+      prepare: (model) => certStore.write(model.certificates),
+      apply: (files) => applier.check(files),
+      check: (files) => applier.check(files),
+      quarantine: state.quarantine,
+      refusedCertificates: state.refusedCertificates,
+      logger,
+    });
+    try {
+      await settled;
+    } finally {
+      // nginx named the files here; users know them by --conf-dir.
+      for (const q of state.quarantine.values()) q.reason = q.reason.split(confDir + path.sep).join(path.resolve(realConfDir) + path.sep);
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The options with the certificate files nginx refused, which translate treats as unusable. */
+function withRefused(options: TranslateOptions, refusedCertificates: Map<string, string>): TranslateOptions {
+  return options.tls ? { ...options, tls: { ...options.tls, refusedCertificates } } : options;
 }
 
 function count(n: number, one: string, many: string): string {

@@ -1,21 +1,19 @@
 // One sync pass and the parts it drives: snapshot -> translate -> render -> apply. The reconcile
 // loop decides when a pass runs; this module decides what a pass does and what it reports.
 
-import { createHash } from 'node:crypto';
-import type { V1Ingress } from '@kubernetes/client-node';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { Applier, NginxConfigError, ReloadError, hashFiles } from './apply.ts';
+import { Applier, ReloadError, hashFiles } from './apply.ts';
 import { CertStore } from './cert-store.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { diffModels } from './model-diff.ts';
 import type { Rejection, RoutingModel } from './model.ts';
 import { Reconciler } from './reconcile.ts';
-import { renderModel } from './render.ts';
+import { releaseChangedQuarantine, settle, UnsettledError, type Quarantined } from './settle.ts';
 import type { Snapshot, Source } from './snapshot.ts';
 import type { StatusSource } from './status-server.ts';
-import { ingressKey, translate, type TranslateOptions } from './translate.ts';
+import { translate, type TranslateOptions } from './translate.ts';
 
 export interface SidecarOptions {
   source: Source;
@@ -51,10 +49,6 @@ export interface SidecarStats {
   lastSyncOk: boolean;
 }
 
-/** How many Ingresses one pass may set aside because nginx rejected what they rendered. */
-const MAX_QUARANTINE_PER_PASS = 8;
-/** Refused certificate files remembered (oldest forgotten first). */
-const MAX_REFUSED_CERTIFICATES = 256;
 /** setTimeout's limit is about 24.8 days; a later certificate change is waited for in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** The default period of the nginx master check. */
@@ -90,7 +84,7 @@ export class Sidecar implements StatusSource {
    * Ingresses whose rendered config nginx refused, by key, with a fingerprint of the Ingress:
    * they stay out until the Ingress itself changes.
    */
-  private quarantine = new Map<string, { fingerprint: string; reason: string }>();
+  private quarantine = new Map<string, Quarantined>();
 
   constructor(opts: SidecarOptions) {
     this.opts = opts;
@@ -128,14 +122,18 @@ export class Sidecar implements StatusSource {
     this.scheduleMasterCheck();
   }
 
-  /** One sync after the source's first full read, then stop: `--once`. Throws when it fails. */
-  async runOnce(): Promise<void> {
+  /**
+   * One sync after the source's first full read, then stop: `--once`. Throws when it fails;
+   * returns the Ingresses set aside because nginx refused what they rendered (the rest is applied).
+   */
+  async runOnce(): Promise<Array<{ ingress: string; reason: string }>> {
     await this.opts.source.start(() => {});
     try {
       await this.sync();
     } finally {
       await this.opts.source.stop();
     }
+    return [...this.quarantine].map(([ingress, q]) => ({ ingress, reason: q.reason }));
   }
 
   async stop(): Promise<void> {
@@ -181,80 +179,62 @@ export class Sidecar implements StatusSource {
   private async syncOnce(started: number): Promise<void> {
     this.stats.syncs++;
     const snap = this.opts.source.snapshot();
-    this.releaseChangedQuarantine(snap.ingresses);
-    for (let attempt = 0; ; attempt++) {
-      const renderStart = performance.now();
-      const now = this.opts.clock?.() ?? new Date();
-      const tls = this.opts.translate.tls;
-      const model = translate(this.withoutQuarantined(snap), {
-        ...this.opts.translate,
-        now,
-        ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}),
+    releaseChangedQuarantine(this.quarantine, snap.ingresses);
+    let now = new Date();
+    const tls = this.opts.translate.tls;
+    let settled;
+    try {
+      settled = await settle(snap, {
+        translate: (s) => {
+          now = this.opts.clock?.() ?? new Date();
+          return translate(s, { ...this.opts.translate, now, ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}) });
+        },
+        // A failure here fails the pass (and it is retried); the live config names only files still there.
+        ...(this.certStore ? { prepare: (model: RoutingModel) => this.certStore!.write(model.certificates) } : {}),
+        apply: (files) => this.applier.apply(files),
+        check: (files) => this.applier.check(files),
+        quarantine: this.quarantine,
+        refusedCertificates: this.refusedCertificates,
+        logger: this.log,
+        onRender: (seconds) => this.metrics.observeRender(seconds),
+        onRefused: () => {
+          this.stats.lastSyncOk = false;
+          this.metrics.reload('failure');
+        },
       });
-      const files = renderModel(model);
-      this.metrics.observeRender((performance.now() - renderStart) / 1000);
-      // Before the config that names them: `nginx -t` of the staged files opens them. A failure
-      // here fails the pass (and it is retried); the live config names only files still there.
-      await this.certStore?.write(model.certificates);
-      try {
-        const result = await this.applier.apply(files);
-        const previous = this.stats.model;
-        this.stats.model = model;
-        this.stats.lastSyncOk = true;
-        this.synced = true;
-        this.reportRejections(model);
-        this.reportWarnings(model);
-        this.scheduleRecheck(model, now);
-        await this.pruneCertificates(model);
-        this.opts.afterSync?.(snap, this.withQuarantineRejections(model));
-        if (result.reloaded) {
-          this.stats.reloads++;
-          this.metrics.reload('success', this.applier.loadedHash ?? hashFiles(files));
-          // One line per reload that says what changed, for the operator reading the log.
-          this.log.info('nginx reloaded', {
-            ...diffModels(previous, model),
-            files: result.files,
-            servers: model.servers.length + 1,
-            upstreams: model.upstreams.length,
-            ingresses: model.served.length,
-            rejected: model.rejections.filter((r) => r.severity === 'rejected').length,
-            ms: Math.round(performance.now() - started),
-          });
-        }
-        return;
-      } catch (err) {
-        this.stats.lastSyncOk = false;
-        this.metrics.reload('failure');
-        if (err instanceof ReloadError) {
-          if (err.unchanged) this.log.error('nginx did not reload to load the files in place; will retry', { reason: err.message });
-          else this.log.error('nginx did not load the new configuration; the previous files were restored and stay live', { reason: err.message });
-          throw err;
-        }
-        if (!(err instanceof NginxConfigError)) throw err;
-        const culprit = err.file && err.line ? ingressAt(files.get(err.file), err.line) : null;
-        // nginx names no line for a certificate it cannot load, only the file: a Secret's.
-        const refused = culprit ? null : refusedCertificateIn(err.nginxOutput, model);
-        if (refused && attempt < MAX_QUARANTINE_PER_PASS) {
-          const message = (err.nginxOutput.split('\n').find((l) => l.includes(refused)) ?? err.nginxOutput).replace(/^.*?\[emerg\] [0-9#]+: /, '').trim().slice(0, 500);
-          if (this.refusedCertificates.size >= MAX_REFUSED_CERTIFICATES) this.refusedCertificates.delete(this.refusedCertificates.keys().next().value!);
-          this.refusedCertificates.set(refused, message);
-          this.log.error('nginx refused a certificate; the hosts that use it get the default certificate', { file: refused, nginx: message });
-          continue;
-        }
-        if (!culprit || attempt >= MAX_QUARANTINE_PER_PASS) {
-          // Nothing to set aside: nginx keeps the last good config and the error stays visible.
-          this.log.error('nginx rejected the configuration; the last good one stays live', {
-            nginx: err.nginxOutput.trim(),
-            ...(err.file ? { file: err.file, line: err.line } : {}),
-            ...(culprit ? { ingress: culprit } : {}),
-          });
-          throw new Error(`nginx rejected the rendered configuration; the last good one stays in place: ${err.nginxOutput.trim()}`);
-        }
-        const ing = snap.ingresses.find((i) => ingressKey(i) === culprit);
-        const reason = `nginx rejected its configuration: ${err.nginxOutput.trim()}`;
-        this.log.error('nginx rejected the configuration rendered for an Ingress; leaving it out', { ingress: culprit, nginx: err.nginxOutput.trim() });
-        this.quarantine.set(culprit, { fingerprint: ing ? fingerprint(ing) : '', reason });
+    } catch (err) {
+      if (err instanceof UnsettledError) throw err;
+      this.stats.lastSyncOk = false;
+      this.metrics.reload('failure');
+      if (err instanceof ReloadError) {
+        if (err.unchanged) this.log.error('nginx did not reload to load the files in place; will retry', { reason: err.message });
+        else this.log.error('nginx did not load the new configuration; the previous files were restored and stay live', { reason: err.message });
       }
+      throw err;
+    }
+    const { model, files, applied: result } = settled;
+    const previous = this.stats.model;
+    this.stats.model = model;
+    this.stats.lastSyncOk = true;
+    this.synced = true;
+    this.reportRejections(model);
+    this.reportWarnings(model);
+    this.scheduleRecheck(model, now);
+    await this.pruneCertificates(model);
+    this.opts.afterSync?.(snap, this.withQuarantineRejections(model));
+    if (result.reloaded) {
+      this.stats.reloads++;
+      this.metrics.reload('success', this.applier.loadedHash ?? hashFiles(files));
+      // One line per reload that says what changed, for the operator reading the log.
+      this.log.info('nginx reloaded', {
+        ...diffModels(previous, model),
+        files: result.files,
+        servers: model.servers.length + 1,
+        upstreams: model.upstreams.length,
+        ingresses: model.served.length,
+        rejected: model.rejections.filter((r) => r.severity === 'rejected').length,
+        ms: Math.round(performance.now() - started),
+      });
     }
   }
 
@@ -339,18 +319,6 @@ export class Sidecar implements StatusSource {
     return { ...model, rejections: [...model.rejections, ...extra] };
   }
 
-  private withoutQuarantined(snap: Snapshot): Snapshot {
-    if (this.quarantine.size === 0) return snap;
-    return { ...snap, ingresses: snap.ingresses.filter((i) => !this.quarantine.has(ingressKey(i))) };
-  }
-
-  private releaseChangedQuarantine(ingresses: V1Ingress[]): void {
-    for (const [key, q] of this.quarantine) {
-      const ing = ingresses.find((i) => ingressKey(i) === key);
-      if (!ing || fingerprint(ing) !== q.fingerprint) this.quarantine.delete(key);
-    }
-  }
-
   /** Logs each rejection once when it appears, and once more when it is gone. */
   private reportRejections(model: RoutingModel): void {
     const now = new Map<string, Rejection>();
@@ -370,36 +338,8 @@ export class Sidecar implements StatusSource {
   }
 }
 
-/**
- * The certificate file (a Secret's, not the generated default) that nginx's output names, or null.
- * nginx reports a certificate it cannot load without a line: `cannot load certificate "PATH"`.
- */
-export function refusedCertificateIn(output: string, model: RoutingModel): string | null {
-  const generated = model.defaultServer.tls?.secret === null ? model.defaultServer.tls.certPath : null;
-  for (const c of model.certificates) {
-    const used = [model.defaultServer, ...model.servers].find((s) => s.tls?.certPath.endsWith(`/${c.file}`));
-    if (!used || used.tls?.certPath === generated) continue;
-    if (output.includes(`/${c.file}`)) return c.file;
-  }
-  return null;
-}
-
-/** The Ingress whose "from Ingress ns/name" comment most closely precedes a line of a rendered file. */
-export function ingressAt(content: string | undefined, line: number): string | null {
-  if (!content) return null;
-  const lines = content.split('\n').slice(0, line);
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const m = /from Ingress ([a-z0-9.-]+\/[a-z0-9.-]+)/.exec(lines[i] ?? '');
-    if (m?.[1]) return m[1];
-  }
-  return null;
-}
-
-function fingerprint(ing: V1Ingress): string {
-  return createHash('sha256')
-    .update(JSON.stringify([ing.metadata?.annotations ?? {}, ing.metadata?.labels ?? {}, ing.spec ?? {}]))
-    .digest('hex');
-}
+// Where nginx's refusals are attributed; imported from here by older callers.
+export { ingressAt, refusedCertificateIn } from './settle.ts';
 
 let gcFunction: (() => void) | null | undefined;
 

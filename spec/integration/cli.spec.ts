@@ -89,6 +89,35 @@ describe('bin/ingress-sidecar run', function () {
     assert.equal((await httpGet(port, 'once.test', '/')).status, 200, 'the last good config keeps serving');
   });
 
+  it('--once with an Ingress nginx refuses (no line named) applies the others and exits 1 naming it', async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'cli-spec-'));
+    const watchDir = path.join(work, 'manifests');
+    const confDir = path.join(work, 'conf.d');
+    await mkdir(watchDir);
+    await mkdir(confDir);
+    echo = await startEcho('web');
+    const port = await freePort();
+    const snippet = { 'nginx.ingress.kubernetes.io/configuration-snippet': 'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;' };
+    await writeFile(
+      path.join(watchDir, 'app.yaml'),
+      [
+        backendYaml('web', echo.port),
+        ingressYaml('app', [{ host: 'once.test', paths: [['/', 'Prefix', 'web']] }]),
+        ingressYaml('shop', [{ host: 'shop.test', paths: [['/', 'Prefix', 'web']] }]),
+        ingressYaml('linkerd', [{ host: 'linkerd.test', paths: [['/', 'Prefix', 'web']] }], { annotations: snippet }),
+      ].join('---\n'),
+    );
+    nginx = await startNginx({ confDir });
+    const args = ['run', '--once', '--allow-snippet-annotations', '--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile, '--http-port', String(port), '--no-ipv6', '--log-format', 'text'];
+    const result = await execa(BIN, args, { reject: false, timeout: 20_000 });
+    assert.equal(result.exitCode, 1, result.stderr);
+    assert.match(result.stderr, /applied the configuration without an Ingress that nginx refused: default\/linkerd/);
+    assert.match(result.stderr, /unknown \\"service_name\\" variable/);
+    assert.equal((await httpGet(port, 'once.test', '/')).status, 200);
+    assert.equal((await httpGet(port, 'shop.test', '/')).status, 200);
+    assert.equal((await httpGet(port, 'linkerd.test', '/')).status, 404);
+  });
+
   it('explains a bad flag and exits 2', async () => {
     work = await mkdtemp(path.join(os.tmpdir(), 'cli-spec-'));
     const result = await execa(BIN, ['run', '--watch-dir', work, '--http-port', '99999'], { reject: false });

@@ -36,6 +36,8 @@ const KINDS: ReadonlyMap<string, { kind: string; field: keyof Snapshot; clusterS
 ]);
 
 const MANIFEST_EXT = /\.(ya?ml|json)$/i;
+/** Ingress API versions that Kubernetes 1.22 removed: reported, never read. */
+const OUTDATED_INGRESS_VERSIONS: ReadonlySet<string> = new Set(['networking.k8s.io/v1beta1', 'extensions/v1beta1']);
 
 /**
  * When to read a file again after each 'change' event for it, in ms. chokidar 5 drops, per path
@@ -301,6 +303,7 @@ export class DirectorySource implements Source {
   private parse(file: string, text: string): Entry[] {
     return parseManifestFile(file, text, {
       warn: (message, meta) => this.logger.warn(message, meta),
+      outdated: (message, meta) => this.logger.warn(message, meta),
       debug: (message, meta) => this.logger.debug(message, meta),
     });
   }
@@ -333,6 +336,8 @@ export class DirectorySource implements Source {
 /** Where parsing reports what is worth saying besides the objects themselves. */
 interface ParseNotes {
   warn(message: string, meta: Record<string, unknown>): void;
+  /** An Ingress of an API version the sidecar does not read, and what to change. */
+  outdated(message: string, meta: Record<string, unknown>): void;
   debug(message: string, meta: Record<string, unknown>): void;
 }
 
@@ -423,6 +428,16 @@ function toEntry(file: string, obj: Record<string, unknown>, where: string, note
   const o = obj as KubernetesObject;
   const spec = KINDS.get(`${o.apiVersion} ${o.kind}`);
   const name = o.metadata?.name;
+  if (!spec && o.kind === 'Ingress' && OUTDATED_INGRESS_VERSIONS.has(String(o.apiVersion))) {
+    // Removed from Kubernetes in 1.22; such a manifest would otherwise vanish without a word.
+    const ingress = `${o.metadata?.namespace || 'default'}/${name ?? ''}`;
+    notes.outdated(
+      `${file}: Ingress ${ingress} is ${o.apiVersion}, which is not read: convert to networking.k8s.io/v1: ` +
+        'spec.backend -> spec.defaultBackend, serviceName/servicePort -> service.name/service.port.number|name, add pathType',
+      { file, apiVersion: o.apiVersion, ingress },
+    );
+    return undefined;
+  }
   if (!spec) {
     notes.debug(`ignoring ${o.apiVersion} ${o.kind} ${name ?? ''} in ${file}`, {
       file,
@@ -436,7 +451,9 @@ function toEntry(file: string, obj: Record<string, unknown>, where: string, note
   if (spec.clusterScoped) delete meta.namespace;
   else if (typeof meta.namespace !== 'string' || meta.namespace === '') meta.namespace = 'default';
   const ts = meta.creationTimestamp;
-  if (ts !== undefined && !(ts instanceof Date && !Number.isNaN(ts.getTime()))) {
+  // null is what `kubectl create --dry-run=client -o yaml` writes: no timestamp, quietly.
+  if (ts === null) delete meta.creationTimestamp;
+  else if (ts !== undefined && !(ts instanceof Date && !Number.isNaN(ts.getTime()))) {
     notes.warn(`${file}: ${spec.kind} ${name} has an invalid metadata.creationTimestamp; ignoring it`, { file });
     delete meta.creationTimestamp;
   }
@@ -491,6 +508,8 @@ export interface ManifestRead {
    * by path, wins), an invalid creationTimestamp. Each message names the file(s) itself.
    */
   warnings: ManifestProblem[];
+  /** Ingresses of a removed API version (v1beta1), left out, each with what to change. */
+  outdated: ManifestProblem[];
 }
 
 /**
@@ -511,6 +530,7 @@ export async function readManifests(pathToFileOrDir: string): Promise<ManifestRe
   const files = st.isDirectory() ? await manifestFiles(root) : [root];
   const errors: ManifestProblem[] = [];
   const warnings: ManifestProblem[] = [];
+  const outdated: ManifestProblem[] = [];
   const parsed = new Map<string, Entry[]>();
   for (const file of files) {
     let text: string;
@@ -521,7 +541,11 @@ export async function readManifests(pathToFileOrDir: string): Promise<ManifestRe
       continue;
     }
     try {
-      parsed.set(file, parseManifestFile(file, text, { warn: (message) => warnings.push({ file, message }), debug: () => {} }));
+      parsed.set(file, parseManifestFile(file, text, {
+        warn: (message) => warnings.push({ file, message }),
+        outdated: (message) => outdated.push({ file, message }),
+        debug: () => {},
+      }));
     } catch (err) {
       errors.push({ file, message: errorMessage(err) });
     }
@@ -529,7 +553,7 @@ export async function readManifests(pathToFileOrDir: string): Promise<ManifestRe
   const snapshot = mergeFiles(parsed, ({ key, used, ignored }) =>
     warnings.push({ file: ignored, message: duplicateMessage({ key, used, ignored }) }),
   );
-  return { snapshot, errors, warnings };
+  return { snapshot, errors, warnings, outdated };
 }
 
 /** The manifest files under `root`, sorted, following symbolic links (as the watcher does) once. */
