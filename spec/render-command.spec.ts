@@ -140,11 +140,16 @@ describe('bin/ingress-sidecar render', function () {
       await writeFile(path.join(dir, 'more.yaml'), snippetIngress('more', 'more_set_headers "X-A: b";'));
     });
 
-    it('rejects what nginx refuses, as run would, leaves it out of the output, and exits 1', async () => {
+    it('rejects what nginx refuses, as run would, renders its paths as 503 without its snippets, and exits 1', async () => {
       const confDir = path.join(dir, 'conf.d');
       const result = await render(['-f', dir, '--allow-snippet-annotations', '--conf-dir', confDir]);
       assert.equal(result.exitCode, 1, result.stderr);
-      assert.deepEqual([...splitFiles(result.stdout).keys()], ['ingress-sidecar-00-main.conf', 'ingress-sidecar-upstreams.conf', 'ingress-sidecar-server-good.test.conf']);
+      const files = splitFiles(result.stdout);
+      assert.deepEqual([...files.keys()], ['ingress-sidecar-00-main.conf', 'ingress-sidecar-upstreams.conf', 'ingress-sidecar-server-good.test.conf', 'ingress-sidecar-server-linkerd.test.conf', 'ingress-sidecar-server-more.test.conf']);
+      for (const f of ['ingress-sidecar-server-linkerd.test.conf', 'ingress-sidecar-server-more.test.conf']) {
+        assert.match(files.get(f)!, /return 503;/, f);
+        assert.doesNotMatch(files.get(f)!, /service_name|more_set_headers|proxy_pass/, f);
+      }
       assert.match(result.stderr, /^rejected: Ingress default\/linkerd: nginx rejected its configuration: unknown "service_name" variable$/m);
       // The file is named by the --conf-dir it would be in, not the temporary directory.
       assert.match(

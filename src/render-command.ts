@@ -21,7 +21,7 @@ import type { Rejection } from './model.ts';
 import { findExecutable } from './nginx-process.ts';
 import { runtimeTranslateOptions } from './translate-options.ts';
 import { renderModel } from './render.ts';
-import { settle, UnsettledError, withoutQuarantined, type Quarantined } from './settle.ts';
+import { closedIngresses, settle, UnsettledError, withoutQuarantined, type Quarantined } from './settle.ts';
 import type { Snapshot } from './snapshot.ts';
 import { readManifests, type ManifestRead } from './sources/directory.ts';
 import { translate, type TranslateOptions } from './translate.ts';
@@ -66,7 +66,7 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
     }
   }
   // What run would serve: the check's outcome, translated for the real --conf-dir's paths.
-  const model = translate(withoutQuarantined(read.snapshot, quarantine), withRefused({ ...options, now }, refusedCertificates));
+  const model = translate(withoutQuarantined(read.snapshot, quarantine), withRefused({ ...options, now, closed: closedIngresses(quarantine) }, refusedCertificates));
   let out = '';
   for (const [name, text] of renderModel(model)) out += `# ---- ${name} ----\n${text}`;
   await write(streams.stdout, out);
@@ -121,7 +121,7 @@ async function checkWithNginx(
     const applier = new Applier({ confDir, nginxBinary, reloadTimeoutMs: 0, logger, stateDir: tmp });
     const certStore = new CertStore({ dir: privateDir });
     const settled = settle(snapshot, {
-      translate: (s) => translate(s, withRefused({ ...checkOptions, now }, state.refusedCertificates)),
+      translate: (s) => translate(s, withRefused({ ...checkOptions, now, closed: closedIngresses(state.quarantine) }, state.refusedCertificates)),
       prepare: (model) => certStore.write(model.certificates),
       apply: (files) => applier.check(files),
       check: (files) => applier.check(files),

@@ -15,10 +15,16 @@ import { renderModel } from './render.ts';
 import type { Snapshot } from './snapshot.ts';
 import { ingressKey } from './translate.ts';
 
-/** An Ingress whose rendered config nginx refused: it stays out until it changes. */
+/**
+ * An Ingress whose rendered config nginx refused, until it changes. First it is `closed`: it keeps
+ * its paths, which answer 503 with nothing of its annotations rendered (so that they do not fall
+ * through to another route); if nginx refuses even that (a path nginx cannot compile), it is left
+ * out whole.
+ */
 export interface Quarantined {
   fingerprint: string;
   reason: string;
+  closed: boolean;
 }
 
 export interface SettleParts<R> {
@@ -96,10 +102,7 @@ export async function settle<R>(snap: Snapshot, parts: SettleParts<R>): Promise<
       continue;
     }
     if (culprit && !last) {
-      const ing = snap.ingresses.find((i) => ingressKey(i) === culprit);
-      log.error('nginx rejected the configuration rendered for an Ingress; leaving it out', { ingress: culprit, nginx: err.nginxOutput.trim() });
-      // The summary, not the whole output: no timestamps or staging paths in a reason users read.
-      parts.quarantine.set(culprit, { fingerprint: ing ? fingerprint(ing) : '', reason: `nginx rejected its configuration: ${err.summary}` });
+      setAside(snap, parts, culprit, err, {});
       continue;
     }
     const found = last ? null : await bisectOnce(current, model, err, parts);
@@ -122,7 +125,7 @@ export async function settle<R>(snap: Snapshot, parts: SettleParts<R>): Promise<
  */
 async function bisectOnce<R>(current: Snapshot, model: RoutingModel, err: NginxConfigError, parts: SettleParts<R>): Promise<string[] | null> {
   const log = parts.logger;
-  const served = new Set(model.served);
+  const served = new Set([...model.served, ...closedIngresses(parts.quarantine)]);
   // Only Ingresses that rendered something can be to blame; the rest stay in every subset.
   const candidates = current.ingresses.filter((i) => served.has(ingressKey(i)));
   const others = current.ingresses.filter((i) => !served.has(ingressKey(i)));
@@ -147,11 +150,7 @@ async function bisectOnce<R>(current: Snapshot, model: RoutingModel, err: NginxC
     log.info('nginx refuses the configuration even without any Ingress', { checks: 1, ms });
     return null;
   }
-  for (const c of result.culprits) {
-    const ing = candidates.find((i) => ingressKey(i) === c.ingress);
-    log.error('nginx rejected the configuration rendered for an Ingress; leaving it out', { ingress: c.ingress, nginx: c.error.summary, found: 'by bisection' });
-    parts.quarantine.set(c.ingress, { fingerprint: ing ? fingerprint(ing) : '', reason: `nginx rejected its configuration: ${c.error.summary}` });
-  }
+  for (const c of result.culprits) setAside(current, parts, c.ingress, c.error, { found: 'by bisection' });
   log.info('found the Ingresses nginx refuses', {
     ingresses: result.culprits.map((c) => c.ingress),
     candidates: candidates.length,
@@ -226,9 +225,27 @@ function oldestFirst(a: V1Ingress, b: V1Ingress): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
+/** Quarantines an Ingress nginx refused: closed the first time, left out when nginx refuses it closed too. */
+function setAside<R>(snap: Snapshot, parts: SettleParts<R>, key: string, err: NginxConfigError, fields: Record<string, string>): void {
+  const ing = snap.ingresses.find((i) => ingressKey(i) === key);
+  const closed = parts.quarantine.get(key) === undefined;
+  parts.logger.error(
+    closed ? 'nginx rejected the configuration rendered for an Ingress; its paths answer 503 until it changes' : 'nginx rejected even the 503s of an Ingress it refused; leaving it out',
+    { ingress: key, nginx: err.summary, ...fields },
+  );
+  // The summary, not the whole output: no timestamps or staging paths in a reason users read.
+  parts.quarantine.set(key, { fingerprint: ing ? fingerprint(ing) : '', reason: `nginx rejected its configuration: ${err.summary}`, closed });
+}
+
+/** The snapshot translate gets: quarantined Ingresses that are left out whole are not in it. */
 export function withoutQuarantined(snap: Snapshot, quarantine: ReadonlyMap<string, Quarantined>): Snapshot {
-  if (quarantine.size === 0) return snap;
-  return { ...snap, ingresses: snap.ingresses.filter((i) => !quarantine.has(ingressKey(i))) };
+  if (![...quarantine.values()].some((q) => !q.closed)) return snap;
+  return { ...snap, ingresses: snap.ingresses.filter((i) => quarantine.get(ingressKey(i))?.closed !== false) };
+}
+
+/** The quarantined Ingresses translate keeps closed (TranslateOptions.closed). */
+export function closedIngresses(quarantine: ReadonlyMap<string, Quarantined>): Set<string> {
+  return new Set([...quarantine].filter(([, q]) => q.closed).map(([k]) => k));
 }
 
 /** Forgets quarantined Ingresses that changed or are gone: they get another chance. */

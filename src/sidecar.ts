@@ -10,7 +10,7 @@ import { Metrics } from './metrics.ts';
 import { diffModels } from './model-diff.ts';
 import type { Rejection, RoutingModel } from './model.ts';
 import { Reconciler } from './reconcile.ts';
-import { releaseChangedQuarantine, settle, UnsettledError, type Quarantined } from './settle.ts';
+import { closedIngresses, releaseChangedQuarantine, settle, UnsettledError, type Quarantined } from './settle.ts';
 import type { Snapshot, Source } from './snapshot.ts';
 import type { StatusSource } from './status-server.ts';
 import { translate, type TranslateOptions } from './translate.ts';
@@ -187,7 +187,7 @@ export class Sidecar implements StatusSource {
       settled = await settle(snap, {
         translate: (s) => {
           now = this.opts.clock?.() ?? new Date();
-          return translate(s, { ...this.opts.translate, now, ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}) });
+          return translate(s, { ...this.opts.translate, now, closed: closedIngresses(this.quarantine), ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}) });
         },
         // A failure here fails the pass (and it is retried); the live config names only files still there.
         ...(this.certStore ? { prepare: (model: RoutingModel) => this.certStore!.write(model.certificates) } : {}),

@@ -87,6 +87,11 @@ export interface TranslateOptions {
   allowSnippets?: boolean;
   /** --watch-ingress-without-class: also serve Ingresses that name no class (see isOurs). */
   watchIngressWithoutClass?: boolean;
+  /**
+   * Ingresses (namespace/name) nginx refused (src/settle.ts): they keep their paths, which answer
+   * 503, and nothing of their annotations is rendered. The caller reports why.
+   */
+  closed?: ReadonlySet<string>;
 }
 
 export interface TlsOptions {
@@ -576,10 +581,18 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
       report(key, 'rejected', err instanceof InvalidValue ? err.message : `malformed Ingress: ${err instanceof Error ? err.message : String(err)}`);
       continue;
     }
-    for (const note of parsed.notes) report(key, 'partial', note);
-    for (const why of parsed.annotations.denied) {
-      report(key, 'rejected', `not served: ${why}; its paths answer 503 until this is fixed`);
+    if (opts.closed?.has(key)) {
+      // nginx refused what it rendered (src/settle.ts reports why): a canary takes no share, any
+      // other keeps its paths at 503, with nothing of its annotations rendered.
+      if (parsed.annotations.canary) continue;
+      parsed = { ...parsed, annotations: { ...NO_ANNOTATIONS, useRegex: parsed.annotations.useRegex, denied: ['nginx refused its configuration'] }, notes: [] };
       denied.add(key);
+    } else {
+      for (const note of parsed.notes) report(key, 'partial', note);
+      for (const why of parsed.annotations.denied) {
+        report(key, 'rejected', `not served: ${why}; its paths answer 503 until this is fixed`);
+        denied.add(key);
+      }
     }
     parsedIngresses.push(parsed);
     if (parsed.annotations.canary) {

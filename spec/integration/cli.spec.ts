@@ -115,7 +115,7 @@ describe('bin/ingress-sidecar run', function () {
     assert.match(result.stderr, /unknown \\"service_name\\" variable/);
     assert.equal((await httpGet(port, 'once.test', '/')).status, 200);
     assert.equal((await httpGet(port, 'shop.test', '/')).status, 200);
-    assert.equal((await httpGet(port, 'linkerd.test', '/')).status, 404);
+    assert.equal((await httpGet(port, 'linkerd.test', '/')).status, 503);
   });
 
   it('explains a bad flag and exits 2', async () => {

@@ -111,6 +111,18 @@ describe('fail closed and no silent route loss, through a real nginx', function 
     assert.equal((JSON.parse(a.body) as { url: string }).url, '/new/backend/baz');
   });
 
+  it('an Ingress nginx refuses keeps its paths at 503; one whose paths nginx cannot compile is left out', async () => {
+    // nginx (PCRE2) refuses this class range, which JavaScript's regex engine accepts: the path
+    // itself fails, so even its 503 location cannot be rendered.
+    await write(ingressYaml('pcre', [{ host: 'pcre.test', paths: [['/[\\d-z]', 'ImplementationSpecific', 'beta']] }], { annotations: prefixed({ 'use-regex': 'true' }) }));
+    await write(ingressYaml('after', [{ host: 'pcre.test', paths: [['/', 'Prefix', 'alpha']] }]));
+    assert.equal((await until('pcre.test', '/', (_s, w) => w === 'alpha')).who, 'alpha');
+    const logged = (re: RegExp) => stack.logs.some((l) => l.ingress === 'default/pcre' && re.test(String(l.message)));
+    assert.ok(logged(/its paths answer 503 until it changes/), 'first closed');
+    assert.ok(logged(/nginx rejected even the 503s of an Ingress it refused; leaving it out/), 'then left out');
+    await rejection('default/pcre', /^nginx rejected its configuration: .*(pcre|range)/i);
+  });
+
   it('HTTPS redirects cut a trailing slash as ingress-nginx does, unless preserve-trailing-slash', async () => {
     const https = stack.https!;
     const base = `https://slash.test:${https.port}`;

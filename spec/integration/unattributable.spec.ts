@@ -45,7 +45,7 @@ describe('an nginx refusal that names no Ingress (bisection)', function () {
     for (const [host, backend] of [['alpha', 'web'], ['bravo', 'api'], ['charlie', 'web'], ['delta', 'api'], ['echo', 'web']]) {
       assert.equal(await stack.eventually(`${host}.test`, '/', backend!), backend, host);
     }
-    assert.equal(await stack.who('linkerd.test', '/'), '404', 'the culprit is not served');
+    assert.equal(await stack.who('linkerd.test', '/'), '503', 'the culprit is not served: its paths answer 503 (fail closed)');
     const reported = rejectedLog(stack, 'default/linkerd');
     assert.match(String(reported?.reason), /^nginx rejected its configuration: unknown "service_name" variable/);
     assert.deepEqual(
@@ -73,7 +73,7 @@ describe('an nginx refusal that names no Ingress (bisection)', function () {
     stack = await startStack({ backends: ['web', 'api'], allowSnippets: true, files });
     for (let i = 0; i < 12; i++) assert.equal(await stack.eventually(`good${i}.test`, '/', i % 2 ? 'api' : 'web'), i % 2 ? 'api' : 'web', `good${i}`);
     for (const [name, variable] of [['bad-linkerd', 'service_name'], ['bad-tenant', 'tenant_id'], ['bad-header', 'region_name']]) {
-      assert.equal(await stack.who(`${name}.test`, '/'), '404', name);
+      assert.equal(await stack.who(`${name}.test`, '/'), '503', name);
       assert.match(String(rejectedLog(stack, `default/${name}`)?.reason), new RegExp(`unknown "${variable}" variable`), name);
     }
     const found = stack.logs.find((l) => l.message === 'found the Ingresses nginx refuses');
