@@ -20,7 +20,7 @@ import { startEcho, type EchoServer } from '../src/echo.ts';
 import { workerPids } from '../src/nginx-process.ts';
 import { applyManifests, kubectlOk, startApiServer, type ApiServer } from './helpers/apiserver.ts';
 import { freePort, httpGet, startNginx, type HttpAnswer, type RunningNginx } from './helpers/nginx.ts';
-import { startNetnsBackend, type NetnsBackend } from './helpers/netns.ts';
+import { netnsServiceYaml, startNetnsBackend, type NetnsBackend } from './helpers/netns.ts';
 import { backendYaml } from './helpers/sidecar.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -127,16 +127,7 @@ describe('auth-type basic end to end: cluster mode (Opaque Secret from kubectl c
     gid = await podLikeConfDir(work, nginx, confDir);
     backend = await startNetnsBackend('blue');
     await kubectl(['create', 'namespace', 'shop']);
-    await kubectl(['apply', '-f', '-'], `apiVersion: v1
-kind: Service
-metadata: {name: blue, namespace: shop}
-spec: {ports: [{name: http, port: 80, targetPort: ${backend.port}}]}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: blue, namespace: shop}
-subsets: [{addresses: [{ip: ${backend.ip}}], ports: [{name: http, port: ${backend.port}}]}]
-`);
+    await kubectl(['apply', '-f', '-'], netnsServiceYaml('blue', backend));
     sidecar = runSidecar([
       '--kubeconfig', api.sidecarKubeconfig,
       '--conf-dir', confDir,

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { applyManifests, kubectlOk, startApiServer, type ApiServer } from './helpers/apiserver.ts';
 import { freePort, httpGet, startNginx, type RunningNginx } from './helpers/nginx.ts';
-import { startNetnsBackend, type NetnsBackend } from './helpers/netns.ts';
+import { netnsServiceYaml, startNetnsBackend, type NetnsBackend } from './helpers/netns.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/ingress-sidecar');
 const OUTAGE_MS = 60_000;
@@ -38,16 +38,7 @@ spec:
     http:
       paths: [{path: /, pathType: Prefix, backend: {service: {name: ${service}, port: {name: http}}}}]
 `;
-  const serviceYaml = (name: string, b: NetnsBackend) => `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: shop}
-spec: {ports: [{name: http, port: 80, targetPort: ${b.port}}]}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: ${name}, namespace: shop}
-subsets: [{addresses: [{ip: ${b.ip}}], ports: [{name: http, port: ${b.port}}]}]
-`;
+  const serviceYaml = (name: string, b: NetnsBackend) => netnsServiceYaml(name, b);
 
   /** Which backend answers for `host` through nginx, or the status (0: no answer). */
   async function who(host: string): Promise<string> {

@@ -20,6 +20,20 @@ const echoMain = path.join(repoRoot, 'src', 'echo-main.ts');
 export const NETNS_RANGE = '10.213.64.0/18';
 const SUBNETS = 4096;
 
+/** A Service (port 80, named http) and core/v1 Endpoints for a backend in a network namespace: the API server refuses loopback Endpoints. */
+export function netnsServiceYaml(name: string, b: Pick<NetnsBackend, 'ip' | 'port'>, namespace = 'shop'): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: ${namespace}}
+spec: {ports: [{name: http, port: 80, targetPort: ${b.port}}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: ${name}, namespace: ${namespace}}
+subsets: [{addresses: [{ip: ${b.ip}}], ports: [{name: http, port: ${b.port}}]}]
+`;
+}
+
 export interface NetnsBackend {
   /** The backend's address (inside its namespace), reachable from the host. */
   ip: string;

@@ -17,6 +17,18 @@ describe('bin/ingress-sidecar run', function () {
   let echo: EchoServer | undefined;
   let child: ResultPromise | undefined;
 
+  /** A temp directory with the watched manifests and conf.d, an echo backend "web", and nginx's port. */
+  async function setUp(): Promise<{ watchDir: string; confDir: string; port: number; web: EchoServer }> {
+    work = await mkdtemp(path.join(os.tmpdir(), 'cli-spec-'));
+    const watchDir = path.join(work, 'manifests');
+    const confDir = path.join(work, 'conf.d');
+    await mkdir(watchDir);
+    await mkdir(confDir);
+    const web = await startEcho('web');
+    echo = web;
+    return { watchDir, confDir, port: await freePort(), web };
+  }
+
   afterEach(async () => {
     child?.kill('SIGKILL');
     await nginx?.stop();
@@ -25,17 +37,11 @@ describe('bin/ingress-sidecar run', function () {
   });
 
   it('serves the watched manifests, takes flags and environment, and exits 0 on SIGTERM leaving nginx serving', async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'cli-spec-'));
-    const watchDir = path.join(work, 'manifests');
-    const confDir = path.join(work, 'conf.d');
-    await mkdir(watchDir);
-    await mkdir(confDir);
-    echo = await startEcho('web');
-    const port = await freePort();
+    const { watchDir, confDir, port, web } = await setUp();
     // The class comes from the environment, everything else from flags.
     await writeFile(
       path.join(watchDir, 'app.yaml'),
-      backendYaml('web', echo.port) + '---\n' + ingressYaml('app', [{ host: 'cli.test', paths: [['/', 'Prefix', 'web']] }], { className: 'edge' }),
+      backendYaml('web', web.port) + '---\n' + ingressYaml('app', [{ host: 'cli.test', paths: [['/', 'Prefix', 'web']] }], { className: 'edge' }),
     );
     nginx = await startNginx({ confDir });
     child = execa(BIN, ['run', '--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile, '--http-port', String(port), '--no-ipv6', '--listen', '127.0.0.1:0'], {
@@ -67,14 +73,8 @@ describe('bin/ingress-sidecar run', function () {
   });
 
   it('--once renders, applies and exits 0 (and 1 when nginx refuses the config)', async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'cli-spec-'));
-    const watchDir = path.join(work, 'manifests');
-    const confDir = path.join(work, 'conf.d');
-    await mkdir(watchDir);
-    await mkdir(confDir);
-    echo = await startEcho('web');
-    const port = await freePort();
-    await writeFile(path.join(watchDir, 'app.yaml'), backendYaml('web', echo.port) + '---\n' + ingressYaml('app', [{ host: 'once.test', paths: [['/', 'Prefix', 'web']] }]));
+    const { watchDir, confDir, port, web } = await setUp();
+    await writeFile(path.join(watchDir, 'app.yaml'), backendYaml('web', web.port) + '---\n' + ingressYaml('app', [{ host: 'once.test', paths: [['/', 'Prefix', 'web']] }]));
     nginx = await startNginx({ confDir });
     const args = ['run', '--once', '--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile, '--http-port', String(port), '--no-ipv6'];
     const ok = await execa(BIN, args, { reject: false, timeout: 20_000 });
@@ -82,7 +82,7 @@ describe('bin/ingress-sidecar run', function () {
     assert.equal((await httpGet(port, 'once.test', '/')).status, 200);
 
     await writeFile(path.join(confDir, 'zz-user.conf'), 'server_names_hash_bucket_size 128;\n');
-    await writeFile(path.join(watchDir, 'app.yaml'), backendYaml('web', echo.port) + '---\n' + ingressYaml('app', [{ host: 'other.test', paths: [['/', 'Prefix', 'web']] }]));
+    await writeFile(path.join(watchDir, 'app.yaml'), backendYaml('web', web.port) + '---\n' + ingressYaml('app', [{ host: 'other.test', paths: [['/', 'Prefix', 'web']] }]));
     const refused = await execa(BIN, args, { reject: false, timeout: 20_000 });
     assert.equal(refused.exitCode, 1);
     assert.match(refused.stderr, /nginx rejected the rendered configuration/);
@@ -90,18 +90,12 @@ describe('bin/ingress-sidecar run', function () {
   });
 
   it('--once with an Ingress nginx refuses (no line named) applies the others and exits 1 naming it', async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'cli-spec-'));
-    const watchDir = path.join(work, 'manifests');
-    const confDir = path.join(work, 'conf.d');
-    await mkdir(watchDir);
-    await mkdir(confDir);
-    echo = await startEcho('web');
-    const port = await freePort();
+    const { watchDir, confDir, port, web } = await setUp();
     const snippet = { 'nginx.ingress.kubernetes.io/configuration-snippet': 'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;' };
     await writeFile(
       path.join(watchDir, 'app.yaml'),
       [
-        backendYaml('web', echo.port),
+        backendYaml('web', web.port),
         ingressYaml('app', [{ host: 'once.test', paths: [['/', 'Prefix', 'web']] }]),
         ingressYaml('shop', [{ host: 'shop.test', paths: [['/', 'Prefix', 'web']] }]),
         ingressYaml('linkerd', [{ host: 'linkerd.test', paths: [['/', 'Prefix', 'web']] }], { annotations: snippet }),

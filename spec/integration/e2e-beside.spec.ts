@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { applyManifests, kubectlOk, startApiServer, type ApiServer } from '../helpers/apiserver.ts';
 import { freePort, httpGet, startNginx, type RunningNginx } from '../helpers/nginx.ts';
-import { startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
+import { netnsServiceYaml, startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/ingress-sidecar');
 const ELECTION_ID = 'beside-leader';
@@ -104,16 +104,7 @@ ${cls === null ? '' : `  ingressClassName: ${cls}\n`}  rules:
     nginx = await startNginx({ confDir: path.join(work, 'conf.d') });
     backend = await startNetnsBackend('blue');
     await kubectl(['create', 'namespace', 'shop']);
-    await kubectl(['apply', '-f', '-'], `apiVersion: v1
-kind: Service
-metadata: {name: blue, namespace: shop}
-spec: {ports: [{name: http, port: 80, targetPort: ${backend.port}}]}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: blue, namespace: shop}
-subsets: [{addresses: [{ip: ${backend.ip}}], ports: [{name: http, port: ${backend.port}}]}]
-`);
+    await kubectl(['apply', '-f', '-'], netnsServiceYaml('blue', backend));
   });
 
   after(async () => {

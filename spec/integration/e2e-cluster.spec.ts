@@ -12,7 +12,7 @@ import { execa, type ResultPromise } from 'execa';
 import { applyManifests, kubectlOk, startApiServer, type ApiServer } from '../helpers/apiserver.ts';
 import { makeCert } from '../helpers/certs.ts';
 import { freePort, httpGet, startNginx, type RunningNginx } from '../helpers/nginx.ts';
-import { startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
+import { netnsServiceYaml, startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/ingress-sidecar');
 
@@ -82,16 +82,7 @@ describe('e2e: bin/ingress-sidecar in cluster mode', function () {
     }
   }
 
-  const serviceYaml = (name: string, b: NetnsBackend) => `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: shop}
-spec: {ports: [{name: http, port: 80, targetPort: ${b.port}}]}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: ${name}, namespace: shop}
-subsets: [{addresses: [{ip: ${b.ip}}], ports: [{name: http, port: ${b.port}}]}]
-`;
+  const serviceYaml = (name: string, b: NetnsBackend) => netnsServiceYaml(name, b);
   const ingressYaml = (name: string, host: string, service: string, extra = '') => `apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: ${name}, namespace: shop}
