@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
-import { COOKIE_PATH, CUSTOM_HTTP_ERRORS, regexLiteral, type AffinityConfig, type AuthConfig, type CorsConfig, type IngressAnnotations, type MirrorTarget, type RedirectUrl, type RewriteTarget } from './annotations.ts';
+import { COOKIE_PATH, CUSTOM_HTTP_ERRORS, corsOriginPattern, type AffinityConfig, type AuthConfig, type CorsConfig, type IngressAnnotations, type MirrorTarget, type RedirectUrl, type RewriteTarget } from './annotations.ts';
 import { DEFAULT_LOCATION_SETTINGS } from './model.ts';
 import type { CertificateFile, CorsMap, ErrorLocation, LocationCors, LocationSettings, MirrorLocation, RoutingModel, Server } from './model.ts';
 import { withPem } from './tls.ts';
@@ -179,8 +179,7 @@ export class LocationSettingsBuilder {
       maxAge: c.maxAge,
     };
     if (c.origins === null) return { origin: { any: true }, ...common };
-    const alternatives = c.origins.map((o) => `${o.scheme}://${o.wildcard ? '[a-z0-9-]+\\.' : ''}${regexLiteral(o.host)}${o.port === null ? '' : `:${o.port}`}`);
-    const pattern = `^(${[...new Set(alternatives)].join('|')})$`;
+    const pattern = corsOriginPattern(c.origins);
     let map = this.corsPatterns.get(pattern);
     if (!map) {
       // Short names: nginx keeps variable names in a hash whose buckets are 64 bytes by default,
