@@ -30,6 +30,23 @@ export function affinityKeyVariable(cookie: string): string {
   return `isc_aff_${digest(`cookie\n${cookie}`, 8)}`;
 }
 
+/**
+ * The affinity key maps the model needs: those of the locations that set a cookie (`fromCookies`),
+ * and those an upstream hashes on wherever it is used. An upstream may be used where no location
+ * sets its cookie (custom-http-errors' error locations proxy to the default backend's upstream,
+ * built with its Ingress's affinity), and nginx refuses a hash on an unknown variable.
+ */
+export function affinityKeysFor(fromCookies: RoutingModel['affinityKeys'], upstreams: Array<{ balance: { kind: string; key?: string } }>, cookies: Iterable<string>): RoutingModel['affinityKeys'] {
+  const byKey = new Map<string, string>();
+  for (const cookie of cookies) byKey.set(`$${affinityKeyVariable(cookie)}`, cookie);
+  const out = new Map(fromCookies.map((k) => [k.variable, k]));
+  for (const u of upstreams) {
+    const cookie = u.balance.kind === 'hash' && u.balance.key !== undefined ? byKey.get(u.balance.key) : undefined;
+    if (cookie !== undefined && !out.has(affinityKeyVariable(cookie))) out.set(affinityKeyVariable(cookie), { variable: affinityKeyVariable(cookie), cookie });
+  }
+  return [...out.values()].sort((a, b) => (a.variable < b.variable ? -1 : a.variable > b.variable ? 1 : 0));
+}
+
 export interface SettingsResult {
   settings: LocationSettings;
   /** Why the location cannot serve (its auth Secret is unusable): it answers 503 instead. */
