@@ -2,32 +2,15 @@
 // reason, so that nginx never sees it), and what a grammar accepts passes a real `nginx -t` of
 // every nginx version we support (Debian's 1.22 and the 1.30 build users run).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { V1Ingress } from '@kubernetes/client-node';
 import { ANNOTATION_PREFIX, parseAnnotations, parseRegexPath } from '../src/annotations.ts';
 import { renderModel } from '../src/render.ts';
-import { translate, type TranslateOptions } from '../src/translate.ts';
+import { translate } from '../src/translate.ts';
 import { upstreamAddress } from '../src/validate.ts';
 import { backendService, ingress, path as p, rule, service, slice, snapshot } from './helpers/builders.ts';
-import { TEST_CERT_DIR, assertReferencesDefined, nginxBuilds, nginxTest, undefinedReferences, type NginxBuild } from './helpers/nginx-check.ts';
+import { assertReferencesDefined, optionsFor, nginxBuilds, nginxTest, undefinedReferences, type NginxBuild } from './helpers/nginx-check.ts';
 
 const A = (name: string) => `${ANNOTATION_PREFIX}${name}`;
-const DEFAULT_CERT = readFileSync(path.resolve(import.meta.dirname, 'golden', 'default-certificate.pem'), 'utf8');
-
-export function optionsFor(build: NginxBuild | null): TranslateOptions {
-  return {
-    ingressClass: 'nginx',
-    httpPort: 80,
-    ipv6: true,
-    // A file nginx -t can open (execa's stdout is /dev/null here).
-    accessLog: '/dev/stdout',
-    now: new Date('2027-01-01T00:00:00Z'),
-    tls: { httpsPort: 443, certDir: TEST_CERT_DIR, defaultCertificate: { pem: DEFAULT_CERT } },
-    ...(build ? { nginxVersion: build.version } : {}),
-  };
-}
-
 const { builds, missing } = nginxBuilds();
 
 /** Translate, render, check references, and nginx -t with every build; the model for more checks. */
@@ -64,14 +47,14 @@ describe('grammars match what nginx parses', function () {
     const v6 = ['1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1::', '::', '::1', 'FE80::1', '2001:DB8:0:0:1:0:0:1', '::ffff:10.0.0.1', '64:ff9b::192.0.2.33', '1:2:3:4:5:6:1.2.3.4', '0001:0002::0003'];
 
     it('renders every IPv6 address Node accepts in a form nginx parses', async () => {
-      for (const ip of v6) assert.match(upstreamAddress(ip, 8080) ?? '', /^\[[0-9a-f:]+\]:8080$/, ip);
-      assert.equal(upstreamAddress('1:2:3:4:5:6:7::', 80), '[1:2:3:4:5:6:7:0]:80');
-      assert.equal(upstreamAddress('FE80::1', 80), '[fe80::1]:80');
       const m = await acceptedByEveryNginx([ingress('v6', [rule('v6.test', p('/', 'Prefix', 'web'))])], {
         services: [service('web', [{ port: 80 }])],
         endpointSlices: [slice('web', { port: 8080 }, v6, { addressType: 'IPv6' })],
       });
       assert.equal(m.upstreams[0]!.servers.length, v6.length);
+      for (const ip of v6) assert.match(upstreamAddress(ip, 8080) ?? '', /^\[[0-9a-f:]+\]:8080$/, ip);
+      assert.equal(upstreamAddress('1:2:3:4:5:6:7::', 80), '[1:2:3:4:5:6:7:0]:80');
+      assert.equal(upstreamAddress('FE80::1', 80), '[fe80::1]:80');
     });
 
     it('skips what is not an address (not a string, zone IDs)', () => {

@@ -2,15 +2,32 @@
 // internal name a rendered file uses ($isc_* variables, zones, upstreams) is defined somewhere.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { CertificateFile } from '../../src/model.ts';
+import type { TranslateOptions } from '../../src/translate.ts';
 
 /** Where render puts private files in these tests; replaced by a temp directory for nginx -t. */
 export const TEST_CERT_DIR = '/etc/nginx/conf.d/ingress-sidecar-certs';
+
+const DEFAULT_CERT = readFileSync(path.resolve(import.meta.dirname, '..', 'golden', 'default-certificate.pem'), 'utf8');
+
+/** Translate options with TLS (certificates in TEST_CERT_DIR), for nginx `build`'s syntax when given. */
+export function optionsFor(build: NginxBuild | null): TranslateOptions {
+  return {
+    ingressClass: 'nginx',
+    httpPort: 80,
+    ipv6: true,
+    // A file nginx -t can open (execa's stdout is /dev/null here).
+    accessLog: '/dev/stdout',
+    now: new Date('2027-01-01T00:00:00Z'),
+    tls: { httpsPort: 443, certDir: TEST_CERT_DIR, defaultCertificate: { pem: DEFAULT_CERT } },
+    ...(build ? { nginxVersion: build.version } : {}),
+  };
+}
 
 export interface NginxBuild {
   binary: string;
