@@ -79,17 +79,20 @@ export async function nginxTest(binary: string, files: Map<string, string>, cert
 }
 
 /**
- * The internal references of a rendered file set that nothing defines: `$isc_*` variables (defined
- * by map, split_clients or set), limit_req/limit_conn zones (by *_zone), and upstreams named by
- * proxy_pass/grpc_pass (by upstream blocks), named locations of error_page. Each is reported as "kind name".
+ * The internal references of a rendered file set that nothing defines: `$isc_*` and
+ * `$ingress_sidecar_*` variables (defined by map, split_clients, set or a named capture),
+ * limit_req/limit_conn zones (by *_zone), upstreams named by proxy_pass/grpc_pass and canary maps
+ * (by upstream blocks), and error_page's named locations. Each is reported as "kind name".
  */
 export function undefinedReferences(files: Map<string, string>): string[] {
   const all = [...files.values()].join('\n');
   const definedVars = new Set<string>();
   for (const m of all.matchAll(/^\s*(?:map\s+\S+|split_clients\s+\S+)\s+\$([A-Za-z0-9_]+)\s*\{/gm)) definedVars.add(m[1]!);
   for (const m of all.matchAll(/^\s*set\s+\$([A-Za-z0-9_]+)\s/gm)) definedVars.add(m[1]!);
+  // A regex's named capture sets a variable of its name.
+  for (const m of all.matchAll(/\(\?P?<([A-Za-z0-9_]+)>/g)) definedVars.add(m[1]!);
   const usedVars = new Set<string>();
-  for (const m of all.matchAll(/\$\{?(isc_[A-Za-z0-9_]+)/g)) usedVars.add(m[1]!);
+  for (const m of all.matchAll(/\$\{?((?:isc|ingress_sidecar)_[A-Za-z0-9_]+)/g)) usedVars.add(m[1]!);
   const definedZones = new Set([...all.matchAll(/^\s*limit_(?:req|conn)_zone\s+\S+\s+"?zone=([A-Za-z0-9_]+):/gm)].map((m) => m[1]!));
   const usedZones = new Set([
     ...[...all.matchAll(/^\s*limit_req\s+"?zone=([A-Za-z0-9_]+)/gm)].map((m) => m[1]!),
