@@ -908,8 +908,9 @@ const MAX_PCRE_UNITS = 40_000;
  * accepts differently or not at all: a class range with a class escape as an endpoint ("[\d-z]":
  * a literal "-" to JavaScript, "invalid range in character class" to PCRE2), \B in a class, a "{"
  * or "}" that is not part of a complete {n}, {n,} or {n,m} ("{,3}" is a quantifier in PCRE2 10.43
- * and later, a literal to JavaScript), and group repetitions that compile too large. No npm package
- * compiles PCRE2 (checked: none is kept up), so the subset is narrowed to what both read alike.
+ * and later, a literal to JavaScript), and group repetitions that compile too large. The one npm
+ * PCRE2 binding found (`pcre2` 0.1.1, a single release, a native addon to build against libpcre2)
+ * is not one to depend on, so the subset is narrowed to what both engines read alike.
  */
 function pcreProblem(raw: string): string | null {
   type Frame = { size: number; last: number };
