@@ -10,6 +10,7 @@ import { renderModel } from '../src/render.ts';
 import { translate } from '../src/translate.ts';
 import { ingress, service, slice, snapshot } from './helpers/builders.ts';
 import { makeCert, tlsSecret } from './helpers/certs.ts';
+import { parseNginx } from './helpers/nginx-tokenizer.ts';
 import { nginxBuilds, nginxTest, optionsFor, undefinedReferences } from './helpers/nginx-check.ts';
 
 const MODELS = 30;
@@ -171,6 +172,8 @@ describe('property: random valid models pass nginx -t', function () {
         assert.deepEqual(refused, [], `${what}: valid values refused: ${JSON.stringify(refused)}\n${JSON.stringify(ingresses.map((x) => [x.metadata?.name, x.metadata?.annotations, x.spec]), null, 1).slice(0, 4000)}`);
         const files = renderModel(m);
         assert.deepEqual(undefinedReferences(files), [], `${what}: undefined internal references`);
+        // nginx's tokenizer rules (token length included), file by file, before nginx itself.
+        for (const [name, text] of files) assert.doesNotThrow(() => parseNginx(text), `${what}: ${name}`);
         const t = await nginxTest(build.binary, files, m.certificates);
         assert.ok(t.ok, `${what}: nginx -t refused:\n${t.output}\nIngresses:\n${JSON.stringify(ingresses.map((x) => [x.metadata?.name, x.metadata?.annotations, x.spec]), null, 1).slice(0, 6000)}`);
       }

@@ -7,6 +7,7 @@ import { ANNOTATION_PREFIX, parseAnnotations, parseRegexPath } from '../src/anno
 import { renderModel } from '../src/render.ts';
 import { translate } from '../src/translate.ts';
 import { upstreamAddress } from '../src/validate.ts';
+import { parseNginx } from './helpers/nginx-tokenizer.ts';
 import { backendService, ingress, path as p, rule, service, slice, snapshot } from './helpers/builders.ts';
 import { assertReferencesDefined, optionsFor, nginxBuilds, nginxTest, undefinedReferences, type NginxBuild } from './helpers/nginx-check.ts';
 
@@ -93,6 +94,29 @@ describe('grammars match what nginx parses', function () {
       );
       assert.deepEqual(denied(m, 'default/fits'), []);
       assert.match(denied(m, 'default/long').join('\n'), /too long/);
+    });
+
+    it('renders the longest value of every grammar as tokens nginx reads (the tokenizer and nginx -t agree)', async () => {
+      const long = (unit: string, max: number) => unit.repeat(Math.floor(max / unit.length));
+      const annotations: Array<Record<string, string>> = [
+        { 'permanent-redirect': `https://e.test/${long('$request_uri', 2048 - 15)}` },
+        { 'temporal-redirect': `https://e.test/${long('%22', 2048 - 15)}` },
+        { 'rewrite-target': `/${long('a.', 1023)}` },
+        { 'app-root': `/${long("'", 1023)}` },
+        { 'x-forwarded-prefix': `/${long('~', 1023)}` },
+        { 'upstream-hash-by': long('$uri', 512) },
+        { affinity: 'cookie', 'session-cookie-path': `/${long("'", 1023)}`, 'session-cookie-name': long('c', 64) },
+        { 'auth-type': 'basic', 'auth-secret': 'users', 'auth-secret-type': 'auth-map', 'auth-realm': long("a '!#%", 200) },
+        { 'enable-cors': 'true', 'cors-allow-methods': Array.from({ length: 120 }, (_, i) => `M${'E'.repeat(i % 30)}`).join(',') },
+        { 'allowlist-source-range': Array.from({ length: 256 }, (_, i) => `10.${i}.0.0/16`).join(',') },
+      ];
+      const ings = annotations.map((a, i) => ingress(`long${i}`, [rule(`long${i}.test`, p('/', 'Prefix', 'web'), p(`/${long('%3B', 2040)}`, 'Exact', 'web'))], { annotations: Object.fromEntries(Object.entries(a).map(([k, v]) => [A(k), v])) }));
+      ings.push(ingress('canary-long', [rule('long0.test', p('/', 'Prefix', 'api'))], { annotations: { [A('canary')]: 'true', [A('canary-by-header')]: 'X-C', [A('canary-by-header-value')]: long('.', 256) } }));
+      ings.push(ingress('regex-long', [rule('regex-long.test', p(`/${long('\\.', 1023)}`, 'ImplementationSpecific', 'web'))], { annotations: { [A('rewrite-target')]: '/' } }));
+      const users = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: 'default' }, data: { alice: Buffer.from('{PLAIN}x').toString('base64') } };
+      const m = await acceptedByEveryNginx(ings, { backends: [backendService('web'), backendService('api', '10.0.0.4')], secrets: [users] });
+      assert.deepEqual(m.rejections.filter((r) => r.severity === 'rejected' || /denied|answer 503|too long/.test(r.reason)), []);
+      for (const [name, text] of renderModel(m)) assert.doesNotThrow(() => parseNginx(text), name);
     });
 
     it('refuses CORS header lists that would be one header value of 4096 bytes or more', () => {
