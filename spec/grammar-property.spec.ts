@@ -13,8 +13,9 @@ import { makeCert, tlsSecret } from './helpers/certs.ts';
 import { parseNginx } from './helpers/nginx-tokenizer.ts';
 import { nginxBuilds, nginxTest, optionsFor, undefinedReferences } from './helpers/nginx-check.ts';
 
-const MODELS = 30;
-const SEED = 0x15_2026;
+// Reproduce or widen a run: GRAMMAR_SEED=<seed> GRAMMAR_MODELS=<n> (the seed is in each failure).
+const MODELS = Number(process.env.GRAMMAR_MODELS ?? 30);
+const SEED = Number(process.env.GRAMMAR_SEED ?? 0x15_2026) >>> 0;
 const A = (name: string) => `${ANNOTATION_PREFIX}${name}`;
 
 /** mulberry32: a small PRNG, so that a failure names a seed that reproduces it. */
