@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
-import { COOKIE_PATH, CUSTOM_HTTP_ERRORS, regexLiteral, type AffinityConfig, type AuthConfig, type CorsConfig, type IngressAnnotations, type MirrorTarget, type RedirectUrl, type RewriteTarget } from './annotations.ts';
+import { COOKIE_PATH, CUSTOM_HTTP_ERRORS, corsOriginPattern, type AffinityConfig, type AuthConfig, type CorsConfig, type IngressAnnotations, type MirrorTarget, type RedirectUrl, type RewriteTarget } from './annotations.ts';
 import { DEFAULT_LOCATION_SETTINGS } from './model.ts';
 import type { CertificateFile, CorsMap, ErrorLocation, LocationCors, LocationSettings, MirrorLocation, RoutingModel, Server } from './model.ts';
 import { withPem } from './tls.ts';
@@ -28,6 +28,23 @@ export const INTERNAL_PATH_PREFIX = '/_ingress_sidecar/';
 /** affinity: the variable that holds a request's hash key for cookie `cookie` (see RoutingModel.affinityKeys). */
 export function affinityKeyVariable(cookie: string): string {
   return `isc_aff_${digest(`cookie\n${cookie}`, 8)}`;
+}
+
+/**
+ * The affinity key maps the model needs: those of the locations that set a cookie (`fromCookies`),
+ * and those an upstream hashes on wherever it is used. An upstream may be used where no location
+ * sets its cookie (custom-http-errors' error locations proxy to the default backend's upstream,
+ * built with its Ingress's affinity), and nginx refuses a hash on an unknown variable.
+ */
+export function affinityKeysFor(fromCookies: RoutingModel['affinityKeys'], upstreams: Array<{ balance: { kind: string; key?: string } }>, cookies: Iterable<string>): RoutingModel['affinityKeys'] {
+  const byKey = new Map<string, string>();
+  for (const cookie of cookies) byKey.set(`$${affinityKeyVariable(cookie)}`, cookie);
+  const out = new Map(fromCookies.map((k) => [k.variable, k]));
+  for (const u of upstreams) {
+    const cookie = u.balance.kind === 'hash' && u.balance.key !== undefined ? byKey.get(u.balance.key) : undefined;
+    if (cookie !== undefined && !out.has(affinityKeyVariable(cookie))) out.set(affinityKeyVariable(cookie), { variable: affinityKeyVariable(cookie), cookie });
+  }
+  return [...out.values()].sort((a, b) => (a.variable < b.variable ? -1 : a.variable > b.variable ? 1 : 0));
 }
 
 export interface SettingsResult {
@@ -179,8 +196,7 @@ export class LocationSettingsBuilder {
       maxAge: c.maxAge,
     };
     if (c.origins === null) return { origin: { any: true }, ...common };
-    const alternatives = c.origins.map((o) => `${o.scheme}://${o.wildcard ? '[a-z0-9-]+\\.' : ''}${regexLiteral(o.host)}${o.port === null ? '' : `:${o.port}`}`);
-    const pattern = `^(${[...new Set(alternatives)].join('|')})$`;
+    const pattern = corsOriginPattern(c.origins);
     let map = this.corsPatterns.get(pattern);
     if (!map) {
       // Short names: nginx keeps variable names in a hash whose buckets are 64 bytes by default,

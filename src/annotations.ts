@@ -13,7 +13,7 @@ import { isIP } from 'node:net';
 import type { RedirectCode } from './model.ts';
 import { classify } from './annotation-classes.ts';
 import { parseSnippet, type SnippetDirective } from './snippets.ts';
-import { InvalidValue, checkObjectName, parseBoolAnnotation } from './validate.ts';
+import { InvalidValue, checkObjectName, parseBoolAnnotation, tokenFits } from './validate.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
 const A = (name: string) => `${ANNOTATION_PREFIX}${name}`;
@@ -405,6 +405,13 @@ export function parseRedirectUrl(name: string, value: string): RedirectUrl {
   return out;
 }
 
+/** A status custom-http-errors may name: 400-599 as in ingress-nginx, less what nginx's error_page refuses (499, ngx_http_core_error_page). */
+function parseErrorCode(name: string, value: string): number {
+  const n = parseInteger(name, value, 400, 599);
+  if (n === 499) throw fail(name, value, "is not a status nginx's error_page accepts (499 is nginx's own code for a client that closed the connection)");
+  return n;
+}
+
 function parseRedirectCode(name: string, value: string): RedirectCode {
   const n = /^\d{3}$/.test(value) ? Number(value) : NaN;
   if (n === 301 || n === 302 || n === 303 || n === 307 || n === 308) return n;
@@ -470,7 +477,7 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export function parseCorsOrigins(name: string, value: string): CorsOrigin[] | null {
   const list = items(name, value);
   if (list.includes('*')) return null;
-  return list.map((o) => {
+  const origins = list.map((o): CorsOrigin => {
     const m = /^(https?):\/\/(\*\.)?([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(o);
     const host = m?.[3]?.toLowerCase() ?? '';
     const port = m?.[4] === undefined ? null : Number(m[4]);
@@ -480,12 +487,24 @@ export function parseCorsOrigins(name: string, value: string): CorsOrigin[] | nu
     }
     return { scheme: m[1] as 'http' | 'https', host, wildcard: m[2] !== undefined, port };
   });
+  // The list becomes one map pattern in nginx.conf: one token, which nginx limits to 4095 bytes.
+  if (!tokenFits(`~*${corsOriginPattern(origins)}`)) throw fail(name, value, 'is too long: nginx reads the list as one pattern and refuses patterns of 4096 bytes or more; allow fewer origins, or one "*." wildcard for many hosts of a domain');
+  return origins;
+}
+
+/** The regex that matches any of `origins` (the map pattern of annotations-model.ts). */
+export function corsOriginPattern(origins: CorsOrigin[]): string {
+  const alternatives = origins.map((o) => `${o.scheme}://${o.wildcard ? '[a-z0-9-]+\\.' : ''}${regexLiteral(o.host)}${o.port === null ? '' : `:${o.port}`}`);
+  return `^(${[...new Set(alternatives)].join('|')})$`;
 }
 
 function parseTokens(name: string, value: string, token: RegExp, what: string): string[] {
   const list = items(name, value);
   for (const t of list) if (!token.test(t)) throw fail(name, t, `is not ${what}`);
-  return [...new Set(list)];
+  const out = [...new Set(list)];
+  // Rendered as one header value (one nginx token, limited to 4095 bytes), joined with ", ".
+  if (!tokenFits(out.join(', '))) throw fail(name, value, 'is too long: nginx refuses a header value of 4096 bytes or more');
+  return out;
 }
 
 const METHOD = /^[A-Za-z]{1,32}$/;
@@ -813,7 +832,7 @@ function parseRouting(r: Reader, a: IngressAnnotations, notes: string[], namespa
 
   const errors = r.string(CUSTOM_HTTP_ERRORS);
   if (errors !== undefined) {
-    a.customErrors = [...new Set(items(CUSTOM_HTTP_ERRORS, errors).map((c) => parseInteger(CUSTOM_HTTP_ERRORS, c, 400, 599)))].sort((x, y) => x - y);
+    a.customErrors = [...new Set(items(CUSTOM_HTTP_ERRORS, errors).map((c) => parseErrorCode(CUSTOM_HTTP_ERRORS, c)))].sort((x, y) => x - y);
   }
   const defaultBackend = r.string(DEFAULT_BACKEND);
   if (defaultBackend !== undefined) {
@@ -874,7 +893,96 @@ export function parseRegexPath(raw: string): string {
   } catch (err) {
     throw why(`is not a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '').slice(0, 100)})`);
   }
+  const pcre = pcreProblem(raw);
+  if (pcre !== null) throw why(pcre);
   return raw;
+}
+
+// PCRE2 compiles a pattern into at most 64K code units (the default LINK_SIZE); beyond that nginx
+// refuses the whole config ("regular expression is too large"). This is an estimate in those
+// units, on the high side (measured with nginx -t: ((ab){70}){70} compiles, ((ab){80}){80} does not).
+const MAX_PCRE_UNITS = 40_000;
+
+/**
+ * Where PCRE2 (which nginx compiles the regex with) reads a pattern that JavaScript's RegExp
+ * accepts differently or not at all: a class range with a class escape as an endpoint ("[\d-z]":
+ * a literal "-" to JavaScript, "invalid range in character class" to PCRE2), \B in a class, a "{"
+ * or "}" that is not part of a complete {n}, {n,} or {n,m} ("{,3}" is a quantifier in PCRE2 10.43
+ * and later, a literal to JavaScript), and group repetitions that compile too large. The one npm
+ * PCRE2 binding found (`pcre2` 0.1.1, a single release, a native addon to build against libpcre2)
+ * is not one to depend on, so the subset is narrowed to what both engines read alike.
+ */
+function pcreProblem(raw: string): string | null {
+  type Frame = { size: number; last: number };
+  const stack: Frame[] = [{ size: 0, last: 0 }];
+  const top = () => stack[stack.length - 1]!;
+  const atom = (units: number) => {
+    top().size += units;
+    top().last = units;
+  };
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c === '\\') {
+      i++;
+      atom(2);
+    } else if (c === '[') {
+      // A class: items are single characters, escapes, or ranges between two of them.
+      let j = i + 1;
+      if (raw[j] === '^') j++;
+      // A "-" first in the class is a literal ("[]" and "[^]" were refused before).
+      const itemsStart = j;
+      let prevClassEscape = false;
+      for (; j < raw.length && raw[j] !== ']'; j++) {
+        const d = raw[j]!;
+        if (d === '\\') {
+          const e = raw[j + 1] ?? '';
+          if (e === 'B') return 'uses \\B in a character class, which PCRE2 refuses';
+          const classEscape = /[dDwWsS]/.test(e);
+          if (classEscape && raw[j - 1] === '-' && j - 1 > itemsStart) {
+            return 'has a range in a character class ending in \\d, \\w or \\s ("[a-\\d]"), which PCRE2 refuses; put "-" first or last in the class';
+          }
+          prevClassEscape = classEscape;
+          j++;
+          continue;
+        }
+        if (d === '-' && prevClassEscape && raw[j + 1] !== ']') {
+          return 'has a range in a character class starting at \\d, \\w or \\s ("[\\d-z]"), which PCRE2 refuses; put "-" first or last in the class';
+        }
+        prevClassEscape = false;
+      }
+      i = j;
+      atom(2);
+    } else if (c === '(') {
+      stack.push({ size: 6, last: 0 });
+    } else if (c === ')') {
+      const f = stack.length > 1 ? stack.pop()! : top();
+      atom(f.size);
+    } else if (c === '|') {
+      top().size += 3;
+      top().last = 0;
+    } else if (c === '{') {
+      const m = /^\{(\d+)(?:(,)(\d*))?\}/.exec(raw.slice(i));
+      if (!m || top().last === 0) return 'has a "{" that does not start a repetition {n}, {n,} or {n,m} after something to repeat; escape it as "\\{"';
+      const n = Number(m[1]);
+      const copies = m[2] === undefined ? n : m[3] === '' ? n + 1 : Math.max(n, Number(m[3]));
+      const f = top();
+      // A single character or class repeats in one instruction; a group is copied.
+      if (f.last > 2) f.size += f.last * (Math.max(copies, 1) - 1);
+      f.size += 2;
+      f.last = 0;
+      i += m[0].length - 1;
+    } else if (c === '}') {
+      return 'has a "}" that does not end a repetition; escape it as "\\}"';
+    } else if (c === '*' || c === '+' || c === '?') {
+      top().size += 2;
+    } else {
+      atom(2);
+    }
+    if (top().size > MAX_PCRE_UNITS) return 'repeats its groups so often that PCRE2 would refuse it as too large';
+  }
+  let total = 0;
+  for (const f of stack) total += f.size;
+  return total > MAX_PCRE_UNITS ? 'repeats its groups so often that PCRE2 would refuse it as too large' : null;
 }
 
 /** A literal as a PCRE pattern: every ASCII character but letters, digits, "/", "_" and "-" escaped. */

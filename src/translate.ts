@@ -38,7 +38,7 @@ import {
   type CanaryConfig,
   type IngressAnnotations,
 } from './annotations.ts';
-import { INTERNAL_PATH_PREFIX, LocationSettingsBuilder, affinityKeyVariable, digest, type LocationContext, type SettingsResult } from './annotations-model.ts';
+import { INTERNAL_PATH_PREFIX, LocationSettingsBuilder, affinityKeyVariable, affinityKeysFor, digest, type LocationContext, type SettingsResult } from './annotations-model.ts';
 import { DEFAULT_LOCATION_SETTINGS } from './model.ts';
 import type { Action, CanarySelector, CertificateFile, Https, Location, Rejection, RoutingModel, Server, ServerTls, Upstream } from './model.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -776,13 +776,16 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     ...[...servers, defaultServer].flatMap((s) => s.errorLocations.map((e) => e.upstream)),
   ]);
 
+  const upstreams = [...backends.upstreams.values()].filter((u) => used.has(u.name)).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const affinityCookieNames = parsedIngresses.flatMap((p) => (p.annotations.affinity ? [p.annotations.affinity.cookie] : []));
+
   return {
     httpPort: opts.httpPort,
     ipv6: opts.ipv6,
     accessLog: opts.accessLog ?? null,
     defaultServer,
     servers,
-    upstreams: [...backends.upstreams.values()].filter((u) => used.has(u.name)).sort((a, b) => (a.name < b.name ? -1 : 1)),
+    upstreams,
     serverNamesHash: serverNamesHashSizes(exactNames),
     served: [...served].sort(),
     rejections: rejections.sort((a, b) => (a.ingress < b.ingress ? -1 : a.ingress > b.ingress ? 1 : 0)),
@@ -791,7 +794,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     limitReqZones: extras.limitReqZones,
     limitConnZones: extras.limitConnZones,
     corsMaps: extras.corsMaps,
-    affinityKeys: extras.affinityKeys,
+    affinityKeys: affinityKeysFor(extras.affinityKeys, upstreams, affinityCookieNames),
     affinityCookies: extras.affinityCookies,
     canaries: usedCanaries,
     warnings: tls ? [...tls.warnings].sort() : [],

@@ -96,13 +96,33 @@ export function isPortNumber(n: unknown): n is number {
 }
 
 /** An endpoint address as nginx's `server` directive takes it, or null when it is not an IP. */
-export function upstreamAddress(ip: string, port: number): string | null {
+export function upstreamAddress(ip: unknown, port: number): string | null {
+  if (typeof ip !== 'string') return null;
   // Node accepts IPv6 zone IDs (fe80::1%eth0); nginx's upstream parser does not.
   if (ip.includes('%')) return null;
   const family = isIP(ip);
   if (family === 4) return `${ip}:${port}`;
-  if (family === 6) return `[${ip}]:${port}`;
+  // nginx's ngx_inet6_addr refuses some forms Node accepts ("::" for a single trailing group, as in
+  // 1:2:3:4:5:6:7::, which froze every reload). The RFC 5952 form (WHATWG URL's serializer: "::" only
+  // for two or more zero groups, lowercase hex, no embedded IPv4) is one nginx always parses.
+  if (family === 6) return `${canonicalIpv6(ip)}:${port}`;
   return null;
+}
+
+/** An IPv6 address (Node's isIP says 6, no zone) in RFC 5952 form, in brackets. */
+export function canonicalIpv6(ip: string): string {
+  return new URL(`http://[${ip}]/`).hostname;
+}
+
+/**
+ * nginx refuses a token of 4096 bytes or more ("too long parameter": ngx_conf_read_token's buffer
+ * is NGX_CONF_BUFFER, 4096 bytes, and a token must fit in it), wherever it is in the config.
+ */
+export const MAX_TOKEN_BYTES = 4095;
+
+/** Whether `value`, quoted as render quotes it, is a token nginx accepts by length. */
+export function tokenFits(value: string): boolean {
+  return Buffer.byteLength(nginxValue(value)) <= MAX_TOKEN_BYTES;
 }
 
 // Characters that nginx's tokenizer treats as ordinary inside an unquoted word.
