@@ -41,11 +41,13 @@ export function nginxBuilds(): { builds: NginxBuild[]; missing: string[] } {
   const missing: string[] = [];
   if (existsSync('/usr/sbin/nginx')) builds.push({ binary: '/usr/sbin/nginx', version: versionOf('/usr/sbin/nginx') });
   else missing.push('/usr/sbin/nginx (Debian nginx 1.22) is not installed');
+  // ../shared beside the repository (as CI lays it out); .ci/run builds it first, so this is instant.
+  const script = path.resolve(import.meta.dirname, '../../../shared/nginx/build.sh');
   try {
-    const binary = execFileSync('bash', ['/work/shared/nginx/build.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 }).trim().split('\n').pop()!;
+    const binary = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 }).trim().split('\n').pop()!;
     builds.push({ binary, version: versionOf(binary) });
   } catch (err) {
-    missing.push(`nginx 1.30.4 could not be built with /work/shared/nginx/build.sh: ${(err as Error).message.slice(0, 300)}`);
+    missing.push(`nginx 1.30.4 could not be built with ${script}: ${(err as Error).message.slice(0, 300)}`);
   }
   return { builds, missing };
 }
