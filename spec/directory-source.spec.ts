@@ -425,7 +425,10 @@ describe('DirectorySource', () => {
       await start();
       let n = 0;
       for (const [what, text] of [['a billion-laughs', billionLaughs('a')], ['a deep chain', deepChain('a')], ['a cycle', aliasCycle('a')]] as const) {
-        await write('a.yaml', text);
+        // Renamed into place: a plain rewrite may be read empty in between on a busy machine,
+        // which rightly drops the objects (see the test on saves read empty for a moment).
+        await write('.a.yaml.tmp', text);
+        await rename(path.join(dir, '.a.yaml.tmp'), path.join(dir, 'a.yaml'));
         await waitFor(`the error for ${what}`, () => errorsFor('a.yaml').length > n);
         n = errorsFor('a.yaml').length;
         assert.match(String(errorsFor('a.yaml').at(-1)!['message']), /keeping its last good objects \(1\)/);
@@ -435,6 +438,15 @@ describe('DirectorySource', () => {
       const s = await changeAfter('another file', () => write('b.yaml', service('b2')));
       assert.deepEqual(names(s.services), ['default/a', 'default/b2']);
       assert.ok(errorsFor('new.yaml').length > 0, 'the new hostile file is reported');
+    });
+
+    it('refuses a Secret whose stringData value is a mapping, with the reason, and keeps the others', async () => {
+      await write('good.yaml', service('good'));
+      await write('secret.yaml', 'apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  auth: {toString: 1}\n');
+      await start();
+      assert.deepEqual(names(source!.snapshot().services), ['default/good']);
+      assert.deepEqual(source!.snapshot().secrets, []);
+      assert.match(String(errorsFor('secret.yaml')[0]?.['message']), /cannot parse .*secret\.yaml: document at line 1: Secret stringData\.auth is not a string; skipping it/);
     });
 
     it('refuses a file over the size limit and keeps the others', async () => {

@@ -601,7 +601,7 @@ function toEntry(file: string, obj: Record<string, unknown>, where: string, note
     notes.warn(`${showPath(file)}: ${spec.kind} ${name} has an invalid metadata.creationTimestamp; ignoring it`, { file });
     delete meta.creationTimestamp;
   }
-  if (spec.kind === 'Secret') mergeStringData(obj);
+  if (spec.kind === 'Secret') mergeStringData(obj, where);
   const namespace = meta.namespace ?? '';
   return { key: `${spec.kind}/${namespace ? namespace + '/' : ''}${name}`, field: spec.field, namespace, name, obj: o };
 }
@@ -837,11 +837,15 @@ function expandList(list: Record<string, unknown>, where: string, line: number):
 }
 
 /** As the API server does: `stringData` is write-only and lands base64-encoded in `data`. */
-function mergeStringData(obj: Record<string, unknown>): void {
+function mergeStringData(obj: Record<string, unknown>, where: string): void {
   const sd = obj['stringData'];
   if (!isObject(sd)) return;
   const data: Record<string, unknown> = isObject(obj['data']) ? { ...obj['data'] } : {};
-  for (const [k, v] of Object.entries(sd)) data[k] = Buffer.from(String(v), 'utf8').toString('base64');
+  for (const [k, v] of Object.entries(sd)) {
+    // A scalar is taken as its text (a YAML number); a mapping or list would print as nonsense.
+    if (typeof v === 'object' && v !== null) throw new FileError(`${where}: Secret stringData.${JSON.stringify(k).slice(1, -1)} is not a string`);
+    data[k] = Buffer.from(String(v), 'utf8').toString('base64');
+  }
   obj['data'] = data;
   delete obj['stringData'];
 }
