@@ -68,11 +68,11 @@ const EMPTY_RECHECK_MS = 5;
  * to a nesting tens of thousands deep as soon as anything walks them (JSON.stringify, the model
  * deserializer, translate): "Invalid string length", "Maximum call stack size exceeded". js-yaml's
  * own limits bound the parse (nesting, aliases per document, merge keys) but not the expansion:
- * ten aliases per level over nine levels are 90 aliases and 10^9 nodes. So each document is also
+ * nine aliases per level over nine levels are 81 aliases and 387 million nodes. So each document is also
  * measured as if every alias were copied out, by walking the shared nodes once (memoized, with an
  * explicit stack): cheap however large the expansion, and the file is refused before anything
  * else walks it. Without aliases a document's expanded size is at most about twice its bytes, so
- * MAX_EXPANDED_UNITS only ever refuses alias expansion.
+ * maxExpandedUnits only ever refuses alias expansion.
  */
 export const MANIFEST_LIMITS = {
   /** Bytes per file: far above any real manifest (an API object is at most ~1.5 MiB). */
