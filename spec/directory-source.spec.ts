@@ -449,6 +449,14 @@ describe('DirectorySource', () => {
       assert.match(String(errorsFor('secret.yaml')[0]?.['message']), /cannot parse .*secret\.yaml: document at line 1: Secret stringData\.auth is not a string; skipping it/);
     });
 
+    it('does not hang on a FIFO named like a manifest: it is reported, the others are served', async () => {
+      await write('good.yaml', service('good'));
+      await execa('mkfifo', [path.join(dir, 'pipe.yaml')]);
+      await start();
+      assert.deepEqual(names(source!.snapshot().services), ['default/good']);
+      assert.match(String(errorsFor('pipe.yaml')[0]?.['message']), /not reading .*pipe\.yaml: it is not a regular file; skipping it/);
+    });
+
     it('refuses a file over the size limit and keeps the others', async () => {
       await write('good.yaml', service('good'));
       // 17 MiB of comments: parsing it would not hurt, reading files without bound would.

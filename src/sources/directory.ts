@@ -12,7 +12,7 @@
 //
 // readManifests() reads a file or a directory tree once, through the same parsing and merging
 // code, for one-shot uses (the `render` command, golden tests).
-import { open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { constants as fsConstants, realpathSync } from 'node:fs';
 import path from 'node:path';
 import type { Stats } from 'node:fs';
@@ -738,8 +738,9 @@ async function manifestFiles(root: string, rootReal: string, errors: ManifestPro
 class RefusedFile extends Error {}
 
 /**
- * Reads a manifest file whole, within MANIFEST_LIMITS.maxFileBytes. With `root` (a real path),
- * refuses a file that resolves outside it through symbolic links: a link inside the watched
+ * Reads a manifest file whole, within MANIFEST_LIMITS.maxFileBytes. With `root` (a real path: the
+ * watched directory, or the one `render -f` was given), refuses what is not a regular file, and a
+ * file that resolves outside it through symbolic links: a link inside the watched
  * directory must not serve, or leak in error messages, a file from elsewhere (`/etc/shadow`),
  * while kubelet's ConfigMap layout (`file.yaml -> ..data/file.yaml`, `..data -> ..2026_...`)
  * stays inside and works. The check is made on the file as opened (on Linux, the path of the open
@@ -747,17 +748,21 @@ class RefusedFile extends Error {}
  * errors as readFile does (ENOENT, EISDIR), or RefusedFile.
  */
 async function readManifestText(file: string, root: string | undefined): Promise<string> {
+  const max = MANIFEST_LIMITS.maxFileBytes;
+  if (root === undefined) {
+    // A file named on the command line (`render -f`) may be a pipe: `-f <(kubectl get ...)`.
+    const text = await readFile(file, 'utf8');
+    if (text.length > max) throw new RefusedFile(`it is over the limit of ${max} bytes`);
+    return text;
+  }
   // O_NONBLOCK: opening a FIFO named *.yaml must not hang a thread waiting for a writer.
   const handle: FileHandle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   try {
     const st = await handle.stat();
     if (st.isDirectory()) throw Object.assign(new Error(`${file} is a directory`), { code: 'EISDIR' });
     if (!st.isFile()) throw new RefusedFile('it is not a regular file');
-    if (root !== undefined) {
-      const real = process.platform === 'linux' ? await readlink(`/proc/self/fd/${handle.fd}`).catch(() => realpath(file)) : await realpath(file);
-      if (!isInside(root, real)) throw new RefusedFile(`it resolves to ${showPath(real)}, outside ${showPath(root)}`);
-    }
-    const max = MANIFEST_LIMITS.maxFileBytes;
+    const real = process.platform === 'linux' ? await readlink(`/proc/self/fd/${handle.fd}`).catch(() => realpath(file)) : await realpath(file);
+    if (!isInside(root, real)) throw new RefusedFile(`it resolves to ${showPath(real)}, outside ${showPath(root)}`);
     if (st.size > max) throw new RefusedFile(`it is ${st.size} bytes, over the limit of ${max}`);
     const text = await handle.readFile('utf8');
     // It may have grown since the stat; a character is at least one byte.
