@@ -1,9 +1,10 @@
 // DirectorySource against real temp directories and a real chokidar watcher.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DirectorySource } from '../src/sources/directory.ts';
+import { execa } from 'execa';
+import { DirectorySource, readManifests } from '../src/sources/directory.ts';
 import { createMemoryLogger } from '../src/log.ts';
 import type { Snapshot } from '../src/snapshot.ts';
 
@@ -35,6 +36,28 @@ ${namespace ? `  namespace: ${namespace}\n` : ''}spec:
   ports:
   - port: 80
 `;
+
+/**
+ * A Service whose annotations hold a billion-laughs: nine levels of nine aliases, 387 million
+ * strings (over 2 GB of JSON) once expanded, in 444 bytes.
+ */
+const billionLaughs = (name: string): string =>
+  `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  annotations:\n` +
+  '    a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' +
+  'bcdefghi'
+    .split('')
+    .map((c, i) => `    ${c}: &${c} [${Array(9).fill('*' + 'abcdefghi'[i]).join(',')}]\n`)
+    .join('');
+
+/** A Service with an alias chain: each level nests the last 90 deep, 18,000 levels in all. */
+const deepChain = (name: string): string => {
+  let text = `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  annotations:\n    a0: &a0 [x]\n`;
+  for (let i = 1; i < 200; i++) text += `    a${i}: &a${i} ${'['.repeat(90)}*a${i - 1}${']'.repeat(90)}\n`;
+  return text;
+};
+
+/** An alias inside the node it names: js-yaml builds a cyclic object, which JSON.stringify refuses. */
+const aliasCycle = (name: string): string => `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  annotations:\n    a: &a [*a]\n`;
 
 const names = (objs: Array<{ metadata?: { name?: string; namespace?: string } }>): string[] =>
   objs.map((o) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`);
@@ -375,5 +398,148 @@ describe('DirectorySource', () => {
     // Nothing is watching any more: give a stray event time to show up (negative check, so a wait).
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(changes, 0);
+  });
+
+  describe('hostile files', () => {
+    const errorsFor = (rel: string) => logged('error', /./).filter((e) => e['file'] === path.join(dir, rel));
+
+    it('refuses a billion-laughs, a deep alias chain and an alias cycle present at start, and serves the other files', async () => {
+      await write('good.yaml', service('good'));
+      await write('lol.yaml', billionLaughs('lol'));
+      await write('deep.yaml', deepChain('deep'));
+      await write('cycle.yaml', aliasCycle('cycle'));
+      await start();
+      assert.deepEqual(names(source!.snapshot().services), ['default/good']);
+      assert.match(String(errorsFor('lol.yaml')[0]?.['message']), /cannot parse .*lol\.yaml: document at line 1 expands, through YAML aliases, past \d+ nodes and characters.*skipping it/);
+      assert.match(String(errorsFor('deep.yaml')[0]?.['message']), /cannot parse .*deep\.yaml: document at line 1 nests deeper than 100 levels once its YAML aliases are expanded/);
+      assert.match(String(errorsFor('cycle.yaml')[0]?.['message']), /cannot parse .*cycle\.yaml: .*a cycle/);
+
+      // Still running: a later change is taken.
+      const s = await changeAfter('a new file', () => write('more.yaml', service('more')));
+      assert.deepEqual(names(s.services), ['default/good', 'default/more']);
+    });
+
+    it('refuses them written while running: a file that turns hostile keeps its last good objects', async () => {
+      await write('a.yaml', service('a'));
+      await write('b.yaml', service('b'));
+      await start();
+      let n = 0;
+      for (const [what, text] of [['a billion-laughs', billionLaughs('a')], ['a deep chain', deepChain('a')], ['a cycle', aliasCycle('a')]] as const) {
+        // Renamed into place: a plain rewrite may be read empty in between on a busy machine,
+        // which rightly drops the objects (see the test on saves read empty for a moment).
+        await write('.a.yaml.tmp', text);
+        await rename(path.join(dir, '.a.yaml.tmp'), path.join(dir, 'a.yaml'));
+        await waitFor(`the error for ${what}`, () => errorsFor('a.yaml').length > n);
+        n = errorsFor('a.yaml').length;
+        assert.match(String(errorsFor('a.yaml').at(-1)!['message']), /keeping its last good objects \(1\)/);
+        await write('new.yaml', billionLaughs('new'));
+      }
+      assert.deepEqual(names(source!.snapshot().services), ['default/a', 'default/b']);
+      const s = await changeAfter('another file', () => write('b.yaml', service('b2')));
+      assert.deepEqual(names(s.services), ['default/a', 'default/b2']);
+      assert.ok(errorsFor('new.yaml').length > 0, 'the new hostile file is reported');
+    });
+
+    it('refuses a Secret whose stringData value is a mapping, with the reason, and keeps the others', async () => {
+      await write('good.yaml', service('good'));
+      await write('secret.yaml', 'apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  auth: {toString: 1}\n');
+      await start();
+      assert.deepEqual(names(source!.snapshot().services), ['default/good']);
+      assert.deepEqual(source!.snapshot().secrets, []);
+      assert.match(String(errorsFor('secret.yaml')[0]?.['message']), /cannot parse .*secret\.yaml: document at line 1: Secret stringData\.auth is not a string; skipping it/);
+    });
+
+    it('does not hang on a FIFO named like a manifest: it is reported, the others are served', async () => {
+      await write('good.yaml', service('good'));
+      await execa('mkfifo', [path.join(dir, 'pipe.yaml')]);
+      await start();
+      assert.deepEqual(names(source!.snapshot().services), ['default/good']);
+      assert.match(String(errorsFor('pipe.yaml')[0]?.['message']), /not reading .*pipe\.yaml: it is not a regular file; skipping it/);
+    });
+
+    it('refuses a file over the size limit and keeps the others', async () => {
+      await write('good.yaml', service('good'));
+      // 17 MiB of comments: parsing it would not hurt, reading files without bound would.
+      await write('huge.yaml', service('huge') + '#'.padEnd(1023, 'x').concat('\n').repeat(17 * 1024));
+      await start();
+      assert.deepEqual(names(source!.snapshot().services), ['default/good']);
+      assert.match(String(errorsFor('huge.yaml')[0]?.['message']), /not reading .*huge\.yaml: it is \d+ bytes, over the limit of 16777216; skipping it/);
+    });
+
+    it('serves a kubelet ConfigMap layout (..data links) and picks up its atomic ..data swap', async () => {
+      // What kubelet writes for a ConfigMap volume: a timestamped directory, `..data` linking to
+      // it, and each key a link through `..data`. An update writes a new directory and renames a
+      // new `..data` link over the old one.
+      await mkdir(path.join(dir, '..2026_12_03_14_00_00.000000001'));
+      await writeFile(path.join(dir, '..2026_12_03_14_00_00.000000001', 'svc.yaml'), service('v1'));
+      await symlink('..2026_12_03_14_00_00.000000001', path.join(dir, '..data'));
+      await symlink('..data/svc.yaml', path.join(dir, 'svc.yaml'));
+      await start();
+      assert.deepEqual(names(source!.snapshot().services), ['default/v1']);
+
+      const s = await changeAfter('the ..data swap', async () => {
+        await mkdir(path.join(dir, '..2026_12_03_14_05_00.000000002'));
+        await writeFile(path.join(dir, '..2026_12_03_14_05_00.000000002', 'svc.yaml'), service('v2'));
+        await symlink('..2026_12_03_14_05_00.000000002', path.join(dir, '..data_tmp'));
+        await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+        await rm(path.join(dir, '..2026_12_03_14_00_00.000000001'), { recursive: true });
+      });
+      assert.deepEqual(names(s.services), ['default/v2']);
+      assert.deepEqual(logged('error', /./), []);
+    });
+
+    it('does not follow links that resolve outside the watched directory, and reports them', async () => {
+      const outside = await mkdtemp(path.join(os.tmpdir(), 'directory-source-outside-'));
+      try {
+        await writeFile(path.join(outside, 'theirs.yaml'), service('outside'));
+        await writeFile(path.join(outside, 'shadow.yaml'), 'root:$6$secret-hash:19000:0:99999:7:::\n');
+        await write('good.yaml', service('good'));
+        await symlink(path.join(outside, 'theirs.yaml'), path.join(dir, 'theirs.yaml'));
+        await symlink(path.join(outside, 'shadow.yaml'), path.join(dir, 'shadow.yaml'));
+        await symlink(outside, path.join(dir, 'linked-dir'));
+        await start();
+        assert.deepEqual(names(source!.snapshot().services), ['default/good']);
+        const real = await realpath(outside);
+        assert.match(String(errorsFor('theirs.yaml')[0]?.['message']), new RegExp(`not reading .*theirs\\.yaml: it resolves to ${real}/theirs\\.yaml, outside `));
+        assert.match(String(errorsFor('shadow.yaml')[0]?.['message']), /not reading .*shadow\.yaml: it resolves to .*, outside /);
+        assert.match(String(errorsFor('linked-dir')[0]?.['message']), /not reading .*linked-dir: it resolves to .*, outside /);
+        assert.ok(mem.entries.every((e) => !JSON.stringify(e).includes('secret-hash')), 'nothing of the outside file is logged');
+
+        // One made while running is refused too.
+        await symlink(path.join(outside, 'theirs.yaml'), path.join(dir, 'later.yaml'));
+        await waitFor('the error for later.yaml', () => errorsFor('later.yaml').length > 0);
+        assert.deepEqual(names(source!.snapshot().services), ['default/good']);
+
+        // The one-shot read (render) does the same.
+        const read = await readManifests(dir);
+        assert.deepEqual(names(read.snapshot.services), ['default/good']);
+        assert.deepEqual(
+          read.errors.map((e) => [path.basename(e.file), e.message.replace(/ it resolves to .*/, '')]).sort(),
+          [['later.yaml', 'not read:'], ['linked-dir', 'not read:'], ['shadow.yaml', 'not read:'], ['theirs.yaml', 'not read:']],
+        );
+      } finally {
+        await rm(outside, { recursive: true, force: true });
+      }
+    });
+
+    it('escapes a file name with a newline in logs and in render, so it cannot forge lines', async () => {
+      const evil = 'x.yaml\nerror: forged line\u2028.yaml';
+      await write('good.yaml', service('good'));
+      await write(evil, 'apiVersion: v1\nkind: Service\nmetadata: [unclosed\n');
+      await start();
+      const e = errorsFor(evil)[0];
+      assert.ok(e, 'the broken file is reported');
+      assert.doesNotMatch(String(e['message']), /[\n\r\u2028]/);
+      assert.ok(String(e['message']).includes(JSON.stringify(path.join(dir, 'x.yaml\nerror: forged line')).slice(0, -1) + '\\u2028.yaml"'), String(e['message']));
+
+      const result = await execa(path.resolve(import.meta.dirname, '../bin/ingress-sidecar'), ['render', '--no-nginx-check', '-f', dir], {
+        env: { PATH: `${path.resolve(import.meta.dirname, '../node_modules/.bin')}:${process.env.PATH ?? ''}` },
+        reject: false,
+        timeout: 30_000,
+      });
+      assert.equal(result.exitCode, 1, result.stderr);
+      assert.doesNotMatch(result.stderr, /^error: forged line/m);
+      assert.match(result.stderr, /^error: ".*x\.yaml\\nerror: forged line\\u2028\.yaml": /m);
+    });
   });
 });

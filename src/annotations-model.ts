@@ -118,7 +118,9 @@ export class LocationSettingsBuilder {
 
   private build(ingress: string, a: IngressAnnotations): SettingsResult {
     // Not served as asked (translate reports why): 503, and nothing of its settings in nginx.conf.
-    if (a.denied.length > 0) return { settings: DEFAULT_LOCATION_SETTINGS, unavailable: a.denied.join('; ') };
+    // The reasons quote the refused values, which may hold DEL (JSON.stringify leaves it): escaped
+    // here, as the comment that names them in nginx.conf must be one line of printable text.
+    if (a.denied.length > 0) return { settings: DEFAULT_LOCATION_SETTINGS, unavailable: a.denied.join('; ').replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) };
     const id = digest(ingress, 16);
     const limitReq: LocationSettings['limitReq'] = [];
     if (a.limitRps !== null) {

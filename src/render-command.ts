@@ -23,7 +23,7 @@ import { runtimeTranslateOptions } from './translate-options.ts';
 import { renderModel } from './render.ts';
 import { closedIngresses, settle, UnsettledError, withoutQuarantined, type Quarantined } from './settle.ts';
 import type { Snapshot } from './snapshot.ts';
-import { readManifests, type ManifestRead } from './sources/directory.ts';
+import { readManifests, showPath, type ManifestRead } from './sources/directory.ts';
 import { translate, type TranslateOptions } from './translate.ts';
 
 export interface RenderStreams {
@@ -72,7 +72,7 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
   await write(streams.stdout, out);
 
   const rejections: Rejection[] = [...model.rejections, ...[...quarantine].map(([ingress, q]) => ({ ingress, severity: 'rejected' as const, reason: q.reason }))];
-  for (const e of read.errors) lines.push(`error: ${e.file}: ${e.message}`);
+  for (const e of read.errors) lines.push(`error: ${showPath(e.file)}: ${e.message}`);
   for (const o of read.outdated) lines.push(`error: ${o.message}`);
   if (unsettled) lines.push(`error: nginx -t refuses the configuration even without any Ingress: ${unsettled.summary}`);
   for (const w of read.warnings) lines.push(`warning: ${w.message}`);

@@ -174,7 +174,8 @@ const fromSecretCache = new WeakMap<V1Secret, CertificateResult>();
 
 function readSecret(secret: V1Secret): CertificateResult {
   const fail = (reason: string): CertificateResult => ({ ok: false, reason });
-  if (secret.type !== TLS_SECRET_TYPE) return fail(`its type is ${JSON.stringify(String(secret.type ?? 'Opaque')).slice(0, 80)}, not ${TLS_SECRET_TYPE}`);
+  const type: unknown = secret.type ?? 'Opaque';
+  if (type !== TLS_SECRET_TYPE) return fail(`its type is ${typeof type === 'string' ? JSON.stringify(type).slice(0, 80) : `a ${typeof type}`}, not ${TLS_SECRET_TYPE}`);
   const data: unknown = secret.data;
   if (typeof data !== 'object' || data === null) return fail('it has no data');
   const text = (name: 'tls.crt' | 'tls.key'): string | null => {

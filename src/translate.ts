@@ -228,7 +228,7 @@ function byAge(a: V1Ingress, b: V1Ingress): number {
 
 function timeOf(ing: V1Ingress): number {
   const t = ing.metadata?.creationTimestamp;
-  const ms = t instanceof Date ? t.getTime() : t ? Date.parse(String(t)) : NaN;
+  const ms = t instanceof Date ? t.getTime() : typeof t === 'string' ? Date.parse(t) : NaN;
   // Without a timestamp (a hand-written manifest) an Ingress counts as the newest.
   return Number.isFinite(ms) ? ms : Number.MAX_SAFE_INTEGER;
 }
@@ -398,8 +398,9 @@ class Backends {
   constructor(snap: Snapshot) {
     for (const s of snap.services) this.services.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name}`, s);
     for (const es of snap.endpointSlices) {
-      const svc = es.metadata?.labels?.['kubernetes.io/service-name'];
-      if (!svc) continue;
+      const svc: unknown = es.metadata?.labels?.['kubernetes.io/service-name'];
+      // A label is a string to the API, not to a manifest ({toString: 1} cannot even be printed).
+      if (typeof svc !== 'string' || !svc) continue;
       const k = `${es.metadata?.namespace ?? 'default'}/${svc}`;
       const list = this.slices.get(k) ?? [];
       list.push(es);
@@ -433,7 +434,8 @@ class Backends {
     if (!isPortNumber(port.port)) return unavailable(`Service ${b.namespace}/${b.service} port ${portText} has an invalid number`);
     // service-upstream: the Service's cluster IP, so kube-proxy picks the endpoint. A headless
     // Service has none: its endpoints are used, and that is said.
-    const clusterIp = variant.serviceUpstream ? upstreamAddress(svc.spec?.clusterIP ?? '', port.port) : null;
+    const ip: unknown = svc.spec?.clusterIP;
+    const clusterIp = variant.serviceUpstream && typeof ip === 'string' ? upstreamAddress(ip, port.port) : null;
     const serviceUpstreamProblem = variant.serviceUpstream && clusterIp === null ? `service-upstream: Service ${b.namespace}/${b.service} has no cluster IP; its endpoints are used` : undefined;
     const balance = variant.balance;
     const name = [

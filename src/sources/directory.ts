@@ -12,7 +12,8 @@
 //
 // readManifests() reads a file or a directory tree once, through the same parsing and merging
 // code, for one-shot uses (the `render` command, golden tests).
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { open, readdir, readFile, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants, realpathSync } from 'node:fs';
 import path from 'node:path';
 import type { Stats } from 'node:fs';
 import chokidar, { type FSWatcher } from 'chokidar';
@@ -61,6 +62,29 @@ const TRAILING_READS_MS = [60, 110] as const;
 /** How soon a file that read empty mid-save is read again (see refresh()). */
 const EMPTY_RECHECK_MS = 5;
 
+/**
+ * Limits that keep one hostile file from stopping the process. YAML aliases share one parsed node
+ * among all their uses, so a few hundred bytes of anchors expand to gigabytes (billion laughs) or
+ * to a nesting tens of thousands deep as soon as anything walks them (JSON.stringify, the model
+ * deserializer, translate): "Invalid string length", "Maximum call stack size exceeded". js-yaml's
+ * own limits bound the parse (nesting, aliases per document, merge keys) but not the expansion:
+ * nine aliases per level over nine levels are 81 aliases and 387 million nodes. So each document is also
+ * measured as if every alias were copied out, by walking the shared nodes once (memoized, with an
+ * explicit stack): cheap however large the expansion, and the file is refused before anything
+ * else walks it. Without aliases a document's expanded size is at most about twice its bytes, so
+ * maxExpandedUnits only ever refuses alias expansion.
+ */
+export const MANIFEST_LIMITS = {
+  /** Bytes per file: far above any real manifest (an API object is at most ~1.5 MiB). */
+  maxFileBytes: 16 * 1024 * 1024,
+  /** js-yaml's maxAliases, per document: anchors for shared labels and the like fit easily. */
+  maxAliases: 1000,
+  /** js-yaml's maxDepth (its default), and the same bound on the nesting once aliases are expanded. */
+  maxDepth: 100,
+  /** Expanded size of a file's documents, in nodes plus string characters. */
+  maxExpandedUnits: 2 * 16 * 1024 * 1024,
+} as const;
+
 interface Entry {
   /** kind/namespace/name: the identity used for duplicate detection. */
   key: string;
@@ -71,8 +95,8 @@ interface Entry {
 }
 
 interface FileState {
-  /** The text last read, to skip re-parsing an untouched file. */
-  text: string;
+  /** The text last read, to skip re-parsing an untouched file; undefined if the read was refused. */
+  text: string | undefined;
   /** The objects of the last successful parse; undefined if the file never parsed. */
   entries: Entry[] | undefined;
   /** JSON of `entries`: compares parsed content, so comment or whitespace edits change nothing. */
@@ -108,6 +132,10 @@ export class DirectorySource implements Source {
   /** False until the first full read is in the cache: no onChange() before that. */
   private synced = false;
   private stopped = false;
+  /** The watched directory with its symbolic links resolved: files must resolve inside it. */
+  private rootReal = '';
+  /** Directories left unwatched because they resolve outside rootReal, each reported once. */
+  private readonly outsideDirs = new Set<string>();
   private current: Snapshot = emptySnapshot();
   /** A file's objects changed since `current` was built: snapshot() rebuilds it first. */
   private stale = false;
@@ -126,9 +154,10 @@ export class DirectorySource implements Source {
     try {
       st = await stat(this.dir);
     } catch (err) {
-      throw new Error(`watch directory ${this.dir} cannot be read: ${errorMessage(err)}`, { cause: err });
+      throw new Error(`watch directory ${showPath(this.dir)} cannot be read: ${errorMessage(err)}`, { cause: err });
     }
-    if (!st.isDirectory()) throw new Error(`watch directory ${this.dir} is not a directory`);
+    if (!st.isDirectory()) throw new Error(`watch directory ${showPath(this.dir)} is not a directory`);
+    this.rootReal = await realpath(this.dir);
 
     this.onChange = onChange;
     const watcher = chokidar.watch(this.dir, {
@@ -153,7 +182,7 @@ export class DirectorySource implements Source {
     });
     watcher.on('error', (err) => {
       this.onError();
-      this.logger.error(`watching ${this.dir}: ${errorMessage(err)}`, { dir: this.dir, error: errorMessage(err) });
+      this.logger.error(`watching ${showPath(this.dir)}: ${errorMessage(err)}`, { dir: this.dir, error: errorMessage(err) });
     });
 
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
@@ -162,7 +191,7 @@ export class DirectorySource implements Source {
     this.rebuild();
     this.synced = true;
     const s = this.current;
-    this.logger.info(`read ${this.files.size} manifest files from ${this.dir}`, {
+    this.logger.info(`read ${this.files.size} manifest files from ${showPath(this.dir)}`, {
       dir: this.dir,
       files: this.files.size,
       ...snapshotCounts(s),
@@ -193,7 +222,26 @@ export class DirectorySource implements Source {
   }
 
   private isIgnored(p: string, stats?: Stats): boolean {
-    return isIgnored(this.dir, p, stats?.isFile() === true);
+    if (isIgnored(this.dir, p, stats?.isFile() === true)) return true;
+    // A directory reached through a link to outside is not watched at all (files are checked,
+    // and reported, when read).
+    if (stats?.isDirectory() && p !== this.dir) {
+      let real: string;
+      try {
+        real = realpathSync(p);
+      } catch {
+        return false; // gone, or a loop: chokidar finds out itself
+      }
+      if (!isInside(this.rootReal, real)) {
+        if (!this.outsideDirs.has(p)) {
+          this.outsideDirs.add(p);
+          this.onError();
+          this.logger.error(`not reading ${showPath(p)}: it resolves to ${showPath(real)}, outside ${showPath(this.rootReal)}`, { file: p });
+        }
+        return true;
+      }
+    }
+    return false;
   }
 
   /** A 'change' of `file`: read it now, and again once chokidar's throttles have passed. */
@@ -218,7 +266,16 @@ export class DirectorySource implements Source {
     if (this.running.has(file)) return;
     const run = (async () => {
       while (this.dirty.delete(file)) {
-        const changed = await this.refresh(file);
+        let changed: boolean;
+        try {
+          changed = await this.refresh(file);
+        } catch (err) {
+          // refresh() handles what it knows; this is the last boundary between one file and the
+          // process (a rejection here would end it, or fail start()).
+          this.onError();
+          this.logger.error(`reading ${showPath(file)} failed: ${errorMessage(err)}`, { file, error: errorMessage(err) });
+          changed = false;
+        }
         if (changed && this.synced && !this.stopped) {
           this.stale = true;
           this.notify();
@@ -247,17 +304,23 @@ export class DirectorySource implements Source {
     const prev = this.files.get(file);
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = await readManifestText(file, this.rootReal);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') {
         if (!prev) return false;
         this.files.delete(file);
-        this.logger.debug(`${file} removed`, { file });
+        this.logger.debug(`${showPath(file)} removed`, { file });
         return prev.entries !== undefined && prev.entries.length > 0;
       }
       this.onError();
-      this.logger.error(`cannot read ${file}: ${errorMessage(err)}${keeping(prev)}`, { file, error: errorMessage(err) });
+      if (err instanceof RefusedFile) {
+        // Reported like a file that does not parse: what it served before was read from inside.
+        this.logger.error(`not reading ${showPath(file)}: ${err.message}${keeping(prev)}`, { file, error: err.message });
+        this.files.set(file, { text: undefined, entries: prev?.entries, fingerprint: prev?.fingerprint ?? '', broken: true });
+        return false;
+      }
+      this.logger.error(`cannot read ${showPath(file)}: ${errorMessage(err)}${keeping(prev)}`, { file, error: errorMessage(err) });
       return false;
     }
     if (prev && prev.text === text) return false;
@@ -266,18 +329,21 @@ export class DirectorySource implements Source {
       // editors): keep the objects until a re-read that no later event can follow confirms it.
       // The write usually lands within a millisecond, and its own event may be dropped by
       // chokidar's throttle: look again shortly rather than at the first trailing read.
-      this.logger.debug(`${file} reads empty; checking again before dropping its objects`, { file });
+      this.logger.debug(`${showPath(file)} reads empty; checking again before dropping its objects`, { file });
       setTimeout(() => this.schedule(file), EMPTY_RECHECK_MS).unref();
       return false;
     }
 
     let entries: Entry[];
+    let fingerprint: string;
     try {
       entries = this.parse(file, text);
+      fingerprint = JSON.stringify(entries.map((e) => e.obj));
     } catch (err) {
+      // Any failure on the way from text to objects is this file's problem, never the process's.
       const e = err instanceof FileError ? err : new FileError(errorMessage(err));
       this.onError();
-      this.logger.error(`cannot parse ${file}: ${e.message}${keeping(prev)}`, {
+      this.logger.error(`cannot parse ${showPath(file)}: ${e.message}${keeping(prev)}`, {
         file,
         error: e.message,
         ...(e.line !== undefined ? { line: e.line } : {}),
@@ -287,11 +353,10 @@ export class DirectorySource implements Source {
       return false;
     }
 
-    if (prev?.broken) this.logger.info(`${file} parses again`, { file });
-    const fingerprint = JSON.stringify(entries.map((e) => e.obj));
+    if (prev?.broken) this.logger.info(`${showPath(file)} parses again`, { file });
     this.files.set(file, { text, entries, fingerprint, broken: false });
     const changed = prev?.entries === undefined ? entries.length > 0 : prev.fingerprint !== fingerprint;
-    this.logger.debug(`${file} read: ${entries.length} objects${changed ? '' : ', unchanged'}`, {
+    this.logger.debug(`${showPath(file)} read: ${entries.length} objects${changed ? '' : ', unchanged'}`, {
       file,
       objects: entries.length,
       changed,
@@ -371,23 +436,101 @@ function serializationType(apiVersion: string | undefined, kind: string | undefi
   return `${version.charAt(0).toUpperCase()}${version.slice(1)}${kind}`;
 }
 
-/** client-node's loadAllYaml (see the imports). Throws on a `null` document, as it does. */
-function loadAllYaml(text: string): unknown[] {
-  return loadAll(text).map((doc) => {
+/**
+ * client-node's loadAllYaml (see the imports), within MANIFEST_LIMITS. Throws on a `null`
+ * document, as it does. `budget` is what is left of the file's expanded size; omitted for text
+ * already measured.
+ */
+function loadAllYaml(text: string, budget?: { units: number }): unknown[] {
+  const docs = loadAll(text, { maxAliases: MANIFEST_LIMITS.maxAliases, maxDepth: MANIFEST_LIMITS.maxDepth });
+  if (budget) for (const doc of docs) budget.units -= measureExpanded(doc, budget.units);
+  return docs.map((doc) => {
     const o = doc as { apiVersion?: string; kind?: string };
     return ObjectSerializer.deserialize(doc, serializationType(o.apiVersion, o.kind)) as unknown;
   });
 }
 
+/** A document too large or too deep once its aliases are expanded, or an alias inside itself. */
+class ExpansionError extends Error {}
+
+/**
+ * The size of `doc` in nodes plus string characters as if each alias were a copy, walking each
+ * shared node once; throws ExpansionError past `maxUnits` or MANIFEST_LIMITS.maxDepth, or on a
+ * cycle (js-yaml builds one for `a: &a [*a]`). Iterative: the nesting it measures may be deeper
+ * than the call stack.
+ */
+function measureExpanded(doc: unknown, maxUnits: number): number {
+  const memo = new Map<object, { units: number; depth: number }>();
+  const onPath = new Set<object>();
+  interface Frame { node: object; children: unknown[]; next: number; units: number; depth: number }
+  const frames: Frame[] = [];
+  let result: { units: number; depth: number } | undefined;
+  const tooBig = (): never => {
+    throw new ExpansionError(`expands, through YAML aliases, past ${MANIFEST_LIMITS.maxExpandedUnits} nodes and characters (for the whole file)`);
+  };
+  // Only arrays and plain objects come out of js-yaml's core schema; anything else is a leaf.
+  const enter = (node: object): void => {
+    const isArray = Array.isArray(node);
+    const keys = isArray ? [] : Object.keys(node);
+    let units = 1;
+    for (const k of keys) units += 1 + k.length;
+    const children = isArray ? (node as unknown[]) : keys.map((k) => (node as Record<string, unknown>)[k]);
+    onPath.add(node);
+    frames.push({ node, children, next: 0, units, depth: 1 });
+  };
+  const measured = (v: unknown): { units: number; depth: number } | undefined => {
+    if (typeof v === 'string') return { units: 1 + v.length, depth: 0 };
+    if (typeof v !== 'object' || v === null || !(Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
+      return { units: 1, depth: 0 };
+    }
+    const known = memo.get(v);
+    if (known) return known;
+    if (onPath.has(v)) throw new ExpansionError('has a YAML alias inside the node it refers to (a cycle)');
+    enter(v);
+    return undefined;
+  };
+  result = measured(doc);
+  while (frames.length > 0) {
+    const top = frames[frames.length - 1]!;
+    if (top.next < top.children.length) {
+      const m = measured(top.children[top.next++]);
+      if (!m) {
+        if (frames.length > MANIFEST_LIMITS.maxDepth) throw new ExpansionError(`nests deeper than ${MANIFEST_LIMITS.maxDepth} levels once its YAML aliases are expanded`);
+        continue;
+      }
+      top.units += m.units;
+      top.depth = Math.max(top.depth, m.depth + 1);
+      if (top.units > maxUnits) tooBig();
+      continue;
+    }
+    frames.pop();
+    onPath.delete(top.node);
+    const done = { units: top.units, depth: top.depth };
+    memo.set(top.node, done);
+    const parent = frames[frames.length - 1];
+    if (parent) {
+      parent.units += done.units;
+      parent.depth = Math.max(parent.depth, done.depth + 1);
+      if (parent.units > maxUnits) tooBig();
+    } else {
+      result = done;
+    }
+  }
+  if (result!.depth > MANIFEST_LIMITS.maxDepth) throw new ExpansionError(`nests deeper than ${MANIFEST_LIMITS.maxDepth} levels once its YAML aliases are expanded`);
+  if (result!.units > maxUnits) tooBig();
+  return result!.units;
+}
+
 /** Parses a whole file; throws FileError if any document is unusable. */
 function parseManifestFile(file: string, text: string, notes: ParseNotes): Entry[] {
   const entries: Entry[] = [];
+  const budget = { units: MANIFEST_LIMITS.maxExpandedUnits };
   const seen = new Set<string>();
   const add = (obj: Record<string, unknown>, where: string): void => {
     const entry = toEntry(file, obj, where, notes);
     if (!entry) return;
     if (seen.has(entry.key)) {
-      notes.warn(`${file} defines ${entry.key} more than once; using the first`, { file, object: entry.key });
+      notes.warn(`${showPath(file)} defines ${entry.key} more than once; using the first`, { file, object: entry.key });
       return;
     }
     seen.add(entry.key);
@@ -397,8 +540,9 @@ function parseManifestFile(file: string, text: string, notes: ParseNotes): Entry
   for (const doc of splitDocuments(text)) {
     let objs: unknown[];
     try {
-      objs = loadAllYaml(doc.text);
+      objs = loadAllYaml(doc.text, budget);
     } catch (err) {
+      if (err instanceof ExpansionError) throw new FileError(`document at line ${doc.line} ${err.message}`, doc.line);
       if (isYamlError(err)) {
         // The parser counts from the document's first line (0-based); report the file's line.
         const line = err.mark ? err.mark.line + doc.line : undefined;
@@ -432,14 +576,14 @@ function toEntry(file: string, obj: Record<string, unknown>, where: string, note
     // Removed from Kubernetes in 1.22; such a manifest would otherwise vanish without a word.
     const ingress = `${o.metadata?.namespace || 'default'}/${name ?? ''}`;
     notes.outdated(
-      `${file}: Ingress ${ingress} is ${o.apiVersion}, which is not read: convert to networking.k8s.io/v1: ` +
+      `${showPath(file)}: Ingress ${ingress} is ${o.apiVersion}, which is not read: convert to networking.k8s.io/v1: ` +
         'spec.backend -> spec.defaultBackend, serviceName/servicePort -> service.name/service.port.number|name, add pathType',
       { file, apiVersion: o.apiVersion, ingress },
     );
     return undefined;
   }
   if (!spec) {
-    notes.debug(`ignoring ${o.apiVersion} ${o.kind} ${name ?? ''} in ${file}`, {
+    notes.debug(`ignoring ${o.apiVersion} ${o.kind} ${name ?? ''} in ${showPath(file)}`, {
       file,
       apiVersion: o.apiVersion,
       kind: o.kind,
@@ -454,10 +598,10 @@ function toEntry(file: string, obj: Record<string, unknown>, where: string, note
   // null is what `kubectl create --dry-run=client -o yaml` writes: no timestamp, quietly.
   if (ts === null) delete meta.creationTimestamp;
   else if (ts !== undefined && !(ts instanceof Date && !Number.isNaN(ts.getTime()))) {
-    notes.warn(`${file}: ${spec.kind} ${name} has an invalid metadata.creationTimestamp; ignoring it`, { file });
+    notes.warn(`${showPath(file)}: ${spec.kind} ${name} has an invalid metadata.creationTimestamp; ignoring it`, { file });
     delete meta.creationTimestamp;
   }
-  if (spec.kind === 'Secret') mergeStringData(obj);
+  if (spec.kind === 'Secret') mergeStringData(obj, where);
   const namespace = meta.namespace ?? '';
   return { key: `${spec.kind}/${namespace ? namespace + '/' : ''}${name}`, field: spec.field, namespace, name, obj: o };
 }
@@ -490,7 +634,7 @@ function mergeFiles(
 }
 
 function duplicateMessage(d: { key: string; used: string; ignored: string }): string {
-  return `${d.key} is defined in both ${d.used} and ${d.ignored}; using the one in ${d.used}`;
+  return `${d.key} is defined in both ${showPath(d.used)} and ${showPath(d.ignored)}; using the one in ${showPath(d.used)}`;
 }
 
 /** A file's problem: `message` says what, and where in the file when known. */
@@ -525,19 +669,21 @@ export async function readManifests(pathToFileOrDir: string): Promise<ManifestRe
   try {
     st = await stat(root);
   } catch (err) {
-    throw new Error(`${root} cannot be read: ${errorMessage(err)}`, { cause: err });
+    throw new Error(`${showPath(root)} cannot be read: ${errorMessage(err)}`, { cause: err });
   }
-  const files = st.isDirectory() ? await manifestFiles(root) : [root];
   const errors: ManifestProblem[] = [];
+  // Files under a directory must resolve inside it; a file named explicitly is read wherever it is.
+  const rootReal = st.isDirectory() ? await realpath(root) : undefined;
+  const files = rootReal !== undefined ? await manifestFiles(root, rootReal, errors) : [root];
   const warnings: ManifestProblem[] = [];
   const outdated: ManifestProblem[] = [];
   const parsed = new Map<string, Entry[]>();
   for (const file of files) {
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = await readManifestText(file, rootReal);
     } catch (err) {
-      errors.push({ file, message: `cannot be read: ${errorMessage(err)}` });
+      errors.push({ file, message: err instanceof RefusedFile ? `not read: ${err.message}` : `cannot be read: ${errorMessage(err)}` });
       continue;
     }
     try {
@@ -556,12 +702,19 @@ export async function readManifests(pathToFileOrDir: string): Promise<ManifestRe
   return { snapshot, errors, warnings, outdated };
 }
 
-/** The manifest files under `root`, sorted, following symbolic links (as the watcher does) once. */
-async function manifestFiles(root: string): Promise<string[]> {
+/**
+ * The manifest files under `root`, sorted, following symbolic links (as the watcher does) once,
+ * and only to directories inside `rootReal` (others go to `errors`; files are checked when read).
+ */
+async function manifestFiles(root: string, rootReal: string, errors: ManifestProblem[]): Promise<string[]> {
   const out: string[] = [];
   const visited = new Set<string>();
   const walk = async (dir: string): Promise<void> => {
     const real = await realpath(dir);
+    if (!isInside(rootReal, real)) {
+      errors.push({ file: dir, message: `not read: it resolves to ${showPath(real)}, outside ${showPath(rootReal)}` });
+      return;
+    }
     if (visited.has(real)) return; // a symlink loop, or a directory reached twice
     visited.add(real);
     for (const name of (await readdir(dir)).sort(compare)) {
@@ -579,6 +732,60 @@ async function manifestFiles(root: string): Promise<string[]> {
   };
   await walk(root);
   return out.sort(compare);
+}
+
+/** A file not read at all, and why: outside the watched directory, too large, not a regular file. */
+class RefusedFile extends Error {}
+
+/**
+ * Reads a manifest file whole, within MANIFEST_LIMITS.maxFileBytes. With `root` (a real path: the
+ * watched directory, or the one `render -f` was given), refuses what is not a regular file, and a
+ * file that resolves outside it through symbolic links: a link inside the watched
+ * directory must not serve, or leak in error messages, a file from elsewhere (`/etc/shadow`),
+ * while kubelet's ConfigMap layout (`file.yaml -> ..data/file.yaml`, `..data -> ..2026_...`)
+ * stays inside and works. The check is made on the file as opened (on Linux, the path of the open
+ * descriptor), so a link swapped between the check and the read cannot slip past it. Throws fs
+ * errors as readFile does (ENOENT, EISDIR), or RefusedFile.
+ */
+async function readManifestText(file: string, root: string | undefined): Promise<string> {
+  const max = MANIFEST_LIMITS.maxFileBytes;
+  if (root === undefined) {
+    // A file named on the command line (`render -f`) may be a pipe: `-f <(kubectl get ...)`.
+    const text = await readFile(file, 'utf8');
+    if (text.length > max) throw new RefusedFile(`it is over the limit of ${max} bytes`);
+    return text;
+  }
+  // O_NONBLOCK: opening a FIFO named *.yaml must not hang a thread waiting for a writer.
+  const handle: FileHandle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const st = await handle.stat();
+    if (st.isDirectory()) throw Object.assign(new Error(`${file} is a directory`), { code: 'EISDIR' });
+    if (!st.isFile()) throw new RefusedFile('it is not a regular file');
+    const real = process.platform === 'linux' ? await readlink(`/proc/self/fd/${handle.fd}`).catch(() => realpath(file)) : await realpath(file);
+    if (!isInside(root, real)) throw new RefusedFile(`it resolves to ${showPath(real)}, outside ${showPath(root)}`);
+    if (st.size > max) throw new RefusedFile(`it is ${st.size} bytes, over the limit of ${max}`);
+    const text = await handle.readFile('utf8');
+    // It may have grown since the stat; a character is at least one byte.
+    if (text.length > max) throw new RefusedFile(`it is over the limit of ${max} bytes`);
+    return text;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Whether real path `p` is `root` or under it. */
+function isInside(root: string, p: string): boolean {
+  return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+}
+
+/**
+ * A path as printed in messages: as it is, or JSON-quoted with every control, line-separator and
+ * bidi character escaped when it has any (or a quote or backslash), so that a file name cannot
+ * forge lines or fields in logs and in `render`'s output.
+ */
+export function showPath(p: string): string {
+  if (!/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069"\\]/.test(p)) return p;
+  return JSON.stringify(p).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Splits YAML text at `---` document markers, remembering each document's first line (1-based). */
@@ -635,11 +842,15 @@ function expandList(list: Record<string, unknown>, where: string, line: number):
 }
 
 /** As the API server does: `stringData` is write-only and lands base64-encoded in `data`. */
-function mergeStringData(obj: Record<string, unknown>): void {
+function mergeStringData(obj: Record<string, unknown>, where: string): void {
   const sd = obj['stringData'];
   if (!isObject(sd)) return;
   const data: Record<string, unknown> = isObject(obj['data']) ? { ...obj['data'] } : {};
-  for (const [k, v] of Object.entries(sd)) data[k] = Buffer.from(String(v), 'utf8').toString('base64');
+  for (const [k, v] of Object.entries(sd)) {
+    // A scalar is taken as its text (a YAML number); a mapping or list would print as nonsense.
+    if (typeof v === 'object' && v !== null) throw new FileError(`${where}: Secret stringData.${JSON.stringify(k).slice(1, -1)} is not a string`);
+    data[k] = Buffer.from(String(v), 'utf8').toString('base64');
+  }
   obj['data'] = data;
   delete obj['stringData'];
 }
@@ -661,6 +872,8 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** An error's message on one line: fs errors quote the path, which may hold a newline. */
 function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  const m = err instanceof Error ? err.message : String(err);
+  return m.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
