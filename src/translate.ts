@@ -593,6 +593,18 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
       // Anything else thrown here is a value of the wrong type (the directory source has no API
       // server to enforce the schema): still this Ingress's problem alone.
       report(key, 'rejected', err instanceof InvalidValue ? err.message : `malformed Ingress: ${err instanceof Error ? err.message : String(err)}`);
+      // Its hosts stay its namespace's: a mistake must not hand a host to another namespace.
+      if (!isCanary(ing.metadata?.annotations ?? {})) {
+        for (const r of list(ing.spec?.rules)) {
+          let h: ParsedHost | null = null;
+          try {
+            h = typeof r.host === 'string' && r.host !== '' ? parseHost(r.host) : null;
+          } catch {
+            h = null;
+          }
+          if (h && !hosts.has(h.host)) hosts.set(h.host, { host: h, claims: new Map(), ingresses: new Set(), fallback: null, owner: key });
+        }
+      }
       continue;
     }
     if (opts.closed?.has(key)) {

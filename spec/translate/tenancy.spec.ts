@@ -68,6 +68,16 @@ describe('translate: tenancy between namespaces', () => {
       deepStrictEqual(m.served, ['victim/shop']);
     });
 
+    it("an Ingress that is rejected whole keeps its hosts from other namespaces (not from its own)", () => {
+      const broken = ingress('shop', [rule('shop.test', path('/', 'Prefix', 'web'), path('no-slash', 'Prefix', 'web'))], { namespace: 'victim', age: 0 });
+      const grab = ingress('grab', [rule('shop.test', path('/', 'Prefix', 'grab'))], { namespace: 'evil', age: 5 });
+      const m = run([broken, grab]);
+      deepStrictEqual(m.servers, []);
+      match(reasons(m, 'evil/grab').join('\n'), /rules for host shop\.test are not used: the host belongs to namespace victim/);
+      const sibling = ingress('fix', [rule('shop.test', path('/', 'Prefix', 'web-v2'))], { namespace: 'victim', age: 6 });
+      deepStrictEqual(routes(server(run([broken, grab, sibling]), 'shop.test')), ['/ -> victim_web-v2_80']);
+    });
+
     it('the same Ingress keeps its rules for hosts it does own', () => {
       const grab = ingress('grab', [rule('shop.test', path('/admin', 'Prefix', 'grab')), rule('evil.test', path('/', 'Prefix', 'grab'))], { namespace: 'evil', age: 5 });
       const m = run([victim(), grab]);
