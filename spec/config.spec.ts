@@ -47,6 +47,7 @@ describe('parseConfig', () => {
       updateStatus: true,
       accessLog: '/dev/stdout',
       allowSnippetAnnotations: false,
+      allowCrossNamespaceCanary: false,
       once: false,
       electionId: 'ingress-sidecar-leader',
     };
@@ -86,6 +87,7 @@ describe('parseConfig', () => {
       '--publish-service', 'ingress-sidecar/edge',
       '--election-id', 'edge-leader',
       '--allow-snippet-annotations',
+      '--allow-cross-namespace-canary',
       '--once',
     ]);
     assert.deepEqual(r.config, {
@@ -112,6 +114,7 @@ describe('parseConfig', () => {
       listen: '[::1]:9000',
       accessLog: '/var/log/nginx/ingress.json',
       allowSnippetAnnotations: true,
+      allowCrossNamespaceCanary: true,
       once: true,
       updateStatus: false,
       publishService: { namespace: 'ingress-sidecar', name: 'edge' },
@@ -299,6 +302,7 @@ describe('parseConfig', () => {
         ['--listen HOST:PORT', 'INGRESS_SIDECAR_LISTEN', '0.0.0.0:10254 (demo: 127.0.0.1:10254)'],
         ['--access-log PATH', 'INGRESS_SIDECAR_ACCESS_LOG', '/dev/stdout'],
         ['--[no-]allow-snippet-annotations', 'INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS', 'false'],
+        ['--[no-]allow-cross-namespace-canary', 'INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY', 'false'],
         ['--[no-]once', 'INGRESS_SIDECAR_ONCE', 'false'],
         ['--[no-]update-status', 'INGRESS_SIDECAR_UPDATE_STATUS', 'true'],
         ['--publish-service NS/NAME', 'INGRESS_SIDECAR_PUBLISH_SERVICE', '(none)'],
@@ -322,7 +326,7 @@ describe('parseConfig', () => {
       const text = helpText();
       // Flags with a one-letter alias are listed as `-f, --file FILE|DIR`; -h, --help is not a setting.
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
-      assert.equal(flags.length, 28);
+      assert.equal(flags.length, 29);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);
@@ -445,5 +449,14 @@ describe('config: booleans with a value, and the switches for running beside ing
     assert.equal(translateOptions(ok([...DIR, '--watch-ingress-without-class']).config).watchIngressWithoutClass, true);
     assert.equal(translateOptions(ok([...DIR, '--watch-ingress-without-class=true']).config).watchIngressWithoutClass, true);
     assert.equal(translateOptions(ok(DIR, { INGRESS_SIDECAR_WATCH_INGRESS_WITHOUT_CLASS: 'true' }).config).watchIngressWithoutClass, true);
+  });
+});
+
+describe('config: cross-namespace canaries', () => {
+  it('keeps canaries in their own namespace unless --allow-cross-namespace-canary (or its variable) is given, and passes the choice to translate', () => {
+    assert.equal(translateOptions(ok(DIR).config).allowCrossNamespaceCanary, false);
+    assert.equal(translateOptions(ok([...DIR, '--allow-cross-namespace-canary']).config).allowCrossNamespaceCanary, true);
+    assert.equal(ok(DIR, { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY: 'true' }).config.allowCrossNamespaceCanary, true);
+    assert.equal(ok([...DIR, '--no-allow-cross-namespace-canary'], { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY: 'true' }).config.allowCrossNamespaceCanary, false);
   });
 });

@@ -135,9 +135,10 @@ describe('bin/ingress-sidecar render', function () {
     beforeEach(async () => {
       await writeFile(path.join(dir, 'backend.yaml'), backendYaml('web', 9000));
       await writeFile(path.join(dir, 'good.yaml'), ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]));
-      // nginx names no line for an unknown variable; it does for an unknown directive.
+      // nginx names no line for an unknown variable; it does for a bad value (a snippet may not use
+      // an unknown directive at all: src/snippets.ts's allowlist refuses it before nginx sees it).
       await writeFile(path.join(dir, 'linkerd.yaml'), snippetIngress('linkerd', 'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;'));
-      await writeFile(path.join(dir, 'more.yaml'), snippetIngress('more', 'more_set_headers "X-A: b";'));
+      await writeFile(path.join(dir, 'more.yaml'), snippetIngress('more', 'proxy_http_version 3.0;'));
     });
 
     it('rejects what nginx refuses, as run would, renders its paths as 503 without its snippets, and exits 1', async () => {
@@ -148,13 +149,13 @@ describe('bin/ingress-sidecar render', function () {
       assert.deepEqual([...files.keys()], ['ingress-sidecar-00-main.conf', 'ingress-sidecar-upstreams.conf', 'ingress-sidecar-server-good.test.conf', 'ingress-sidecar-server-linkerd.test.conf', 'ingress-sidecar-server-more.test.conf']);
       for (const f of ['ingress-sidecar-server-linkerd.test.conf', 'ingress-sidecar-server-more.test.conf']) {
         assert.match(files.get(f)!, /return 503;/, f);
-        assert.doesNotMatch(files.get(f)!, /service_name|more_set_headers|proxy_pass/, f);
+        assert.doesNotMatch(files.get(f)!, /service_name|proxy_http_version 3|proxy_pass/, f);
       }
       assert.match(result.stderr, /^rejected: Ingress default\/linkerd: nginx rejected its configuration: unknown "service_name" variable$/m);
       // The file is named by the --conf-dir it would be in, not the temporary directory.
       assert.match(
         result.stderr,
-        new RegExp(`^rejected: Ingress default/more: nginx rejected its configuration: unknown directive "more_set_headers" in ${confDir}/ingress-sidecar-server-more\\.test\\.conf:\\d+$`, 'm'),
+        new RegExp(`^rejected: Ingress default/more: nginx rejected its configuration: invalid value "3\\.0" in ${confDir}/ingress-sidecar-server-more\\.test\\.conf:\\d+$`, 'm'),
       );
       assert.match(result.stderr, /1 Ingress served, 2 rejected/);
       assert.ok(!existsSync(confDir), 'render writes nothing in --conf-dir');

@@ -13,6 +13,7 @@ import { execa } from 'execa';
 import Mustache from 'mustache';
 import {
   MAX_SNIPPET_BYTES,
+  SNIPPET_DIRECTIVES,
   SNIPPET_PARTIAL,
   parseSnippet,
   snippetLines,
@@ -250,8 +251,59 @@ describe('snippets: refused', () => {
     refused('set ${isc_cors_origin} x;', 'location', /the sidecar's own variables/);
     refused('if ($uri ~ "(?<ingress_sidecar_host>.*)") { return 204; }', 'location', /the sidecar's own variables/);
     refused("if ($uri ~ \"(?'isc_x'.*)\") { return 204; }", 'location', /the sidecar's own variables/);
-    refused('limit_req zone=isc_0123 burst=5;', 'location', /the sidecar's own variables or zones/);
+    refused('limit_req zone=isc_0123 burst=5;', 'location', /limit_req: is not allowed in a snippet: it needs a zone/);
+    refused('limit_rate_after zone=isc_0123;', 'location', /the sidecar's own variables or zones/);
     roundTrip('add_header X-Disc $disc_x;');
+  });
+});
+
+describe('snippets: by allowlist', () => {
+  it('refuses every directive not on the list by name, and says which are allowed', () => {
+    // nginx 1.30 opens the file named by quic_host_key while checking the configuration.
+    for (const text of ['quic_host_key /etc/shadow;', 'ssl_stapling on;', 'mirror /_isc/mirror/x;', 'error_page 404 /_isc/x;', 'auth_request /x;', 'sub_filter a b;', 'more_set_headers "X: 1";', 'resolver 10.0.0.1;', 'proxy_cache zone;', 'autoindex on;', 'x_new_directive_of_2030 1;']) {
+      for (const context of ['server', 'location'] as const) {
+        const name = text.split(' ')[0]!;
+        refused(text, context, new RegExp(`^annotation [^:]+: line 1: ${name}: is not allowed in a snippet.*; a snippet may use only these directives \\(headers: add_header, .*proxy_set_header.*rewrites: rewrite, return, if, set, break`));
+      }
+    }
+    refused('quic_host_key /etc/shadow;', 'server', /_key: is not allowed in a snippet: it reads or writes files on the nginx host/);
+  });
+
+  it('keeps what snippets are used for: headers, proxy settings, rewrites, return, gzip, body size, access rules', () => {
+    const location = [
+      'add_header X-Frame-Options SAMEORIGIN always;',
+      'proxy_set_header X-Real-Scheme $scheme;',
+      'proxy_hide_header X-Powered-By;',
+      'proxy_read_timeout 120s; proxy_send_timeout 120s; proxy_connect_timeout 5s;',
+      'proxy_buffering on; proxy_buffer_size 8k; proxy_buffers 8 8k; proxy_busy_buffers_size 16k;',
+      'proxy_http_version 1.1; proxy_redirect off; proxy_intercept_errors on;',
+      'proxy_cookie_path / "/; HttpOnly"; proxy_cookie_domain ~^(.+)$ example.com;',
+      'rewrite ^/old/(.*)$ /new/$1 break;',
+      'set $tenant_flag 1;',
+      'if ($http_user_agent ~* bot) { return 403; }',
+      'if ($arg_gz) { gzip on; add_header X-Gz 1; }',
+      'gzip on; gzip_types text/plain application/json; gzip_min_length 1000;',
+      'expires 1h; client_max_body_size 10m;',
+      'allow 10.0.0.0/8; deny all;',
+      'limit_except GET HEAD { deny all; }',
+    ].join('\n');
+    assert.equal(roundTrip(location, 'location').length > 20, true);
+    roundTrip('location = /health { internal; return 204; }\nlocation /docs { rewrite ^ /docs/index.html break; }\nif ($host = old.example) { return 301 https://new.example$request_uri; }', 'server');
+  });
+
+  it('refuses in each block what nginx refuses there', () => {
+    refused('if ($a) { proxy_set_header X 1; }', 'location', /proxy_set_header: is not allowed inside if \(nginx allows there only return, rewrite, set, break, add_header/);
+    refused('if ($a) { add_header X 1; }', 'server', /add_header: is not allowed inside if \(nginx allows there only return, rewrite, set, break\)/);
+    roundTrip('location /x { if ($a) { add_header X 1; } }', 'server');
+    refused('limit_except GET { return 403; }', 'location', /return: is not allowed inside limit_except \(nginx allows there only allow, deny\)/);
+    refused('internal;', 'server', /internal: is allowed only in a location/);
+  });
+
+  it("compares the sidecar's variable names as nginx does: case-insensitively", () => {
+    refused('set $INGRESS_SIDECAR_NAMESPACE kube-system;', 'location', /the sidecar's own variables/);
+    refused('set $Ingress_Sidecar_Service admin;', 'server', /the sidecar's own variables/);
+    refused('add_header X ${ISC_cors_origin};', 'location', /the sidecar's own variables/);
+    refused('if ($uri ~ "(?<INGRESS_SIDECAR_host>.*)") { return 204; }', 'location', /the sidecar's own variables/);
   });
 });
 
@@ -348,6 +400,45 @@ describe('snippets: real nginx', function () {
   after(async () => {
     await nginx?.stop();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('nginx -t knows every directive on the list, in a server-snippet and in a configuration-snippet', async () => {
+    const samples: Record<string, string> = {
+      add_header: 'add_header X-A 1 always;', add_trailer: 'add_trailer X-T 1;', proxy_set_header: 'proxy_set_header X-B $host;', proxy_hide_header: 'proxy_hide_header X-Powered-By;',
+      proxy_pass_header: 'proxy_pass_header Server;', proxy_ignore_headers: 'proxy_ignore_headers X-Accel-Expires;', grpc_set_header: 'grpc_set_header X-C 1;', grpc_hide_header: 'grpc_hide_header X-D;',
+      expires: 'expires 1h;', etag: 'etag off;', if_modified_since: 'if_modified_since exact;', charset: 'charset utf-8;', default_type: 'default_type text/plain;', server_tokens: 'server_tokens off;',
+      proxy_connect_timeout: 'proxy_connect_timeout 5s;', proxy_send_timeout: 'proxy_send_timeout 60s;', proxy_read_timeout: 'proxy_read_timeout 60s;', proxy_buffering: 'proxy_buffering on;',
+      proxy_buffer_size: 'proxy_buffer_size 8k;', proxy_buffers: 'proxy_buffers 8 8k;', proxy_busy_buffers_size: 'proxy_busy_buffers_size 16k;', proxy_request_buffering: 'proxy_request_buffering off;',
+      proxy_max_temp_file_size: 'proxy_max_temp_file_size 0;', proxy_http_version: 'proxy_http_version 1.1;', proxy_cookie_domain: 'proxy_cookie_domain off;', proxy_cookie_path: 'proxy_cookie_path / /app/;',
+      proxy_cookie_flags: 'proxy_cookie_flags ~ secure;', proxy_redirect: 'proxy_redirect off;', proxy_intercept_errors: 'proxy_intercept_errors on;', proxy_next_upstream: 'proxy_next_upstream error timeout;',
+      proxy_next_upstream_tries: 'proxy_next_upstream_tries 2;', proxy_next_upstream_timeout: 'proxy_next_upstream_timeout 10s;', proxy_pass_request_headers: 'proxy_pass_request_headers on;',
+      proxy_pass_request_body: 'proxy_pass_request_body on;', proxy_ssl_server_name: 'proxy_ssl_server_name on;', proxy_ssl_name: 'proxy_ssl_name $host;',
+      grpc_connect_timeout: 'grpc_connect_timeout 5s;', grpc_send_timeout: 'grpc_send_timeout 60s;', grpc_read_timeout: 'grpc_read_timeout 60s;',
+      rewrite: 'rewrite ^/old/(.*)$ /new/$1 last;', return: 'if ($arg_r) { return 204; }', if: 'if ($http_x_block) { set $blocked 1; }', set: 'set $tenant 1;', break: 'if ($arg_b) { break; }',
+      location: 'location = /snippet-location { return 204; }', internal: 'internal;',
+      gzip: 'gzip on;', gzip_types: 'gzip_types application/json;', gzip_min_length: 'gzip_min_length 1000;', gzip_comp_level: 'gzip_comp_level 5;', gzip_proxied: 'gzip_proxied any;',
+      gzip_vary: 'gzip_vary on;', gzip_disable: 'gzip_disable msie6;', gzip_http_version: 'gzip_http_version 1.1;', gzip_buffers: 'gzip_buffers 16 8k;',
+      client_max_body_size: 'client_max_body_size 10m;', client_body_buffer_size: 'client_body_buffer_size 16k;', client_body_timeout: 'client_body_timeout 30s;', send_timeout: 'send_timeout 30s;',
+      keepalive_timeout: 'keepalive_timeout 30s;', chunked_transfer_encoding: 'chunked_transfer_encoding on;', limit_rate: 'limit_rate 1m;', limit_rate_after: 'limit_rate_after 10m;',
+      allow: 'allow 10.0.0.0/8;', deny: 'deny 192.0.2.1;', satisfy: 'satisfy any;', limit_except: 'limit_except GET { allow 10.0.0.0/8; deny all; }', access_log: 'access_log off;',
+    };
+    assert.deepEqual(Object.keys(samples).sort(), [...SNIPPET_DIRECTIVES].sort(), 'one sample per allowed directive');
+    const locationOnly = new Set(['internal', 'limit_except', 'location']);
+    const server = parseSnippet(SERVER_ANNOTATION, Object.entries(samples).filter(([n]) => !locationOnly.has(n)).map(([, t]) => t).join('\n') + '\nlocation = /snippet-location { return 204; }', 'server');
+    const location = parseSnippet(LOCATION_ANNOTATION, Object.entries(samples).filter(([n]) => n !== 'location').map(([, t]) => t).join('\n'), 'location');
+    const text = Mustache.render(
+      'server {\n    listen 127.0.0.1:1;\n    root /nonexistent/ingress-sidecar;\n{{#s}}\n    {{> snippet}}\n{{/s}}\n    location /x {\n{{#l}}\n        {{> snippet}}\n{{/l}}\n        return 200;\n    }\n}\n',
+      { s: { lines: snippetLines(server) }, l: { lines: snippetLines(location) } },
+      { snippet: SNIPPET_PARTIAL },
+      { escape: nginxValue },
+    );
+    const confDir = path.join(dir, 'every-directive');
+    await mkdir(confDir);
+    await writeFile(path.join(confDir, 'every.conf'), text);
+    const harness = path.join(dir, 'every-harness.conf');
+    await writeFile(harness, `pid ${dir}/e.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include ${confDir}/*.conf;\n}\n`);
+    const t = await execa(nginxBinary(), ['-t', '-p', dir + '/', '-e', 'stderr', '-c', harness], { reject: false, all: true, stdout: 'ignore' });
+    assert.equal(t.exitCode, 0, `nginx -t:\n${t.all}\n${text}`);
   });
 
   it('nginx -t accepts a server with a server snippet and a location snippet, and requests see them', async () => {

@@ -13,6 +13,7 @@ import { isIP } from 'node:net';
 import type { RedirectCode } from './model.ts';
 import { classify } from './annotation-classes.ts';
 import { parseSnippet, type SnippetDirective } from './snippets.ts';
+import { parseTargetHost } from './addresses.ts';
 import { InvalidValue, checkObjectName, parseBoolAnnotation, tokenFits } from './validate.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -734,15 +735,8 @@ export function parseMirrorTarget(name: string, value: string): MirrorTarget {
   const m = /^(https?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(.*)$/.exec(value);
   if (!m) throw fail(name, value, 'must be an http:// or https:// URL');
   const scheme = m[1]!.toLowerCase() as 'http' | 'https';
-  const rawHost = m[2]!.toLowerCase();
-  const bracketed = rawHost.startsWith('[');
-  const bare = bracketed ? rawHost.slice(1, -1) : rawHost;
-  const family = isIP(bare);
-  if (bracketed ? family !== 6 : family === 0 && !(bare.length <= 253 && bare.split('.').every((l) => DNS_LABEL.test(l)))) {
-    throw fail(name, value, 'must name a DNS host or an IP address');
-  }
-  // Link-local addresses are cloud metadata services (169.254.169.254): no Ingress may send copies there.
-  if ((family === 4 && bare.startsWith('169.254.')) || (family === 6 && /^fe[89ab]/.test(bare))) throw fail(name, value, 'names a link-local address, which is refused');
+  // Canonical forms only, never the pod itself or a metadata service (src/addresses.ts says why).
+  const { host } = parseTargetHost(m[2]!, (reason) => fail(name, value, `host ${JSON.stringify(m[2]!.slice(0, 100))} ${reason}`));
   const port = m[3] === undefined ? (scheme === 'https' ? 443 : 80) : Number(m[3]);
   if (!(port >= 1 && port <= 65535)) throw fail(name, value, 'has a port outside 1-65535');
   const rest = m[4] ?? '';
@@ -759,7 +753,7 @@ export function parseMirrorTarget(name: string, value: string): MirrorTarget {
       at = re.lastIndex;
     }
   }
-  return { scheme, host: family === 6 ? `[${bare}]` : bare, port, path };
+  return { scheme, host, port, path };
 }
 
 /** The annotations that pick endpoints and backends: load balancing, affinity, canary, mirroring, errors. */

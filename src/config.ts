@@ -58,6 +58,8 @@ export interface Config {
    * says what they may contain); off, they are refused and reported.
    */
   allowSnippetAnnotations: boolean;
+  /** A canary Ingress may split the traffic of a main Ingress in another namespace (off: own namespace only). */
+  allowCrossNamespaceCanary: boolean;
   once: boolean;
 }
 
@@ -193,6 +195,11 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   },
   allowSnippetAnnotations: {
     help: 'render configuration-snippet and server-snippet annotations (checked nginx directives; any Ingress author may use them)',
+    default: false,
+    parse: boolean,
+  },
+  allowCrossNamespaceCanary: {
+    help: "let a canary Ingress split the traffic of another namespace's Ingress (off: a canary attaches only in its own namespace)",
     default: false,
     parse: boolean,
   },
@@ -498,5 +505,5 @@ function dns1123Subdomain(raw: string): string {
 
 /** The settings translation takes, from one place for every command. */
 export function translateOptions(c: Config): TranslateOptions {
-  return { ingressClass: c.ingressClass, watchIngressWithoutClass: c.watchIngressWithoutClass, httpPort: c.httpPort, ipv6: c.ipv6, accessLog: c.accessLog, allowSnippets: c.allowSnippetAnnotations };
+  return { ingressClass: c.ingressClass, watchIngressWithoutClass: c.watchIngressWithoutClass, httpPort: c.httpPort, ipv6: c.ipv6, accessLog: c.accessLog, allowSnippets: c.allowSnippetAnnotations, allowCrossNamespaceCanary: c.allowCrossNamespaceCanary };
 }

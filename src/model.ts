@@ -30,6 +30,8 @@ export interface Location {
   ingress: string;
   /** namespace/name:port of the backend Service, for people reading the config. */
   service: string;
+  /** The canary Ingress that takes a share of this location's requests, and its Service (for the comment). */
+  canary?: { ingress: string; service: string };
   action: Action;
   /**
    * Plain-HTTP requests are answered with a 308 to https: the host has TLS (unless the Ingress

@@ -109,6 +109,7 @@ function locationView(model: RoutingModel, l: Location) {
     routePath: l.route.path,
     ingress: l.ingress,
     service: l.service,
+    canary: l.canary ?? null,
     proxyPass: l.action.kind === 'proxy' && !grpc ? `${l.settings.backendProtocol}://${upstreamRef(l.action)}` : '',
     grpcPass: l.action.kind === 'proxy' && grpc ? `${l.settings.backendProtocol}://${upstreamRef(l.action)}` : '',
     // custom-http-errors: the backend's answers with these codes go to the error location.

@@ -92,9 +92,8 @@ const OTHERS = 'would reach beyond this Ingress (other hosts, ports or servers)'
 const UPSTREAM = "proxies to an address of the author's choosing (backends come from the Ingress's Services only)";
 
 /**
- * Directives no snippet may contain, with the reason shown to the author. Modelled on
- * ingress-nginx's risk model for snippets (its annotation-value-word-blocklist: load_module,
- * lua_package, _by_lua, root, proxy_pass, ...), but on parsed directive names, not words.
+ * Why some directives that are not on ALLOWED are refused, for a clearer message than "not on the
+ * list" (ingress-nginx's risk model for snippets, by parsed directive name). The list decides.
  */
 const DENIED: ReadonlyArray<[RegExp, string]> = [
   [/^(load_module|env|daemon|user|master_process|pid|lock_file|working_directory|thread_pool|pcre_jit|ssl_engine|debug_points|timer_resolution|google_perftools_profiles|events|http|stream|mail|upstream|map|geo|split_clients|types)$/, PROCESS],
@@ -108,11 +107,48 @@ const DENIED: ReadonlyArray<[RegExp, string]> = [
   [/^dav_/, FILES],
   [/_temp_path$|_cache_path$/, FILES],
   [/_store$|_store_access$/, FILES],
-  [/_file$/, FILES],
+  [/_file$|_key$/, FILES],
   [/(^|_)ssl_(certificate|certificate_key|certificate_cache|trusted_certificate|client_certificate|crl|dhparam|session_ticket_key|conf_command|password_file|stapling_file)$/, FILES],
   [/^secure_link_secret$/, 'keeps a secret in the nginx configuration'],
   [/(^|_)pass$/, UPSTREAM],
+  [/^(limit_req|limit_conn)$/, 'needs a zone, which snippets cannot define (use the limit-rps, limit-rpm and limit-connections annotations)'],
 ];
+
+/**
+ * The directives a snippet may use, chosen for what snippets are for: response and request
+ * headers, proxy settings, rewrites and returns, compression and caching headers, body size and
+ * access rules. Only stock nginx modules (a directive nginx does not know fails `nginx -t`);
+ * nothing that names a file, a zone, an address or another server. Directive names are compared
+ * as nginx compares them: exactly (NAME already refuses anything but lowercase).
+ */
+const ALLOWED_GROUPS: Record<string, readonly string[]> = {
+  headers: ['add_header', 'add_trailer', 'proxy_set_header', 'proxy_hide_header', 'proxy_pass_header', 'proxy_ignore_headers', 'grpc_set_header', 'grpc_hide_header', 'expires', 'etag', 'if_modified_since', 'charset', 'default_type', 'server_tokens'],
+  proxy: [
+    'proxy_connect_timeout', 'proxy_send_timeout', 'proxy_read_timeout', 'proxy_buffering', 'proxy_buffer_size', 'proxy_buffers', 'proxy_busy_buffers_size',
+    'proxy_request_buffering', 'proxy_max_temp_file_size', 'proxy_http_version', 'proxy_cookie_domain', 'proxy_cookie_path', 'proxy_cookie_flags', 'proxy_redirect',
+    'proxy_intercept_errors', 'proxy_next_upstream', 'proxy_next_upstream_tries', 'proxy_next_upstream_timeout', 'proxy_pass_request_headers', 'proxy_pass_request_body',
+    'proxy_ssl_server_name', 'proxy_ssl_name', 'grpc_connect_timeout', 'grpc_send_timeout', 'grpc_read_timeout',
+  ],
+  rewrites: ['rewrite', 'return', 'if', 'set', 'break', 'location', 'internal'],
+  compression: ['gzip', 'gzip_types', 'gzip_min_length', 'gzip_comp_level', 'gzip_proxied', 'gzip_vary', 'gzip_disable', 'gzip_http_version', 'gzip_buffers'],
+  'requests and access': ['client_max_body_size', 'client_body_buffer_size', 'client_body_timeout', 'send_timeout', 'keepalive_timeout', 'chunked_transfer_encoding', 'limit_rate', 'limit_rate_after', 'allow', 'deny', 'satisfy', 'limit_except', 'access_log'],
+};
+/** Every directive a snippet may use (the tests check each with `nginx -t`). */
+export const SNIPPET_DIRECTIVES: ReadonlySet<string> = new Set(Object.values(ALLOWED_GROUPS).flat());
+const ALLOWED = SNIPPET_DIRECTIVES;
+const ALLOWED_TEXT = Object.entries(ALLOWED_GROUPS).map(([group, names]) => `${group}: ${names.join(', ')}`).join('; ');
+
+/**
+ * What nginx accepts inside the blocks a snippet may open (the "if in location", "if in server"
+ * and limit_except contexts of nginx's directive tables): anything else there fails `nginx -t`.
+ */
+const INSIDE: Record<string, ReadonlySet<string>> = {
+  'if in location': new Set(['return', 'rewrite', 'set', 'break', 'add_header', 'add_trailer', 'expires', 'gzip', 'limit_rate', 'access_log']),
+  'if in server': new Set(['return', 'rewrite', 'set', 'break']),
+  limit_except: new Set(['allow', 'deny']),
+};
+/** Directives nginx allows only in a location. */
+const LOCATION_ONLY = new Set(['internal', 'limit_except']);
 
 /** `if` operators that test the file system (`-f`, `!-e`, ...), which would probe the nginx host. */
 const FILE_TEST = /^\(?!?-[fdex]\)?$/;
@@ -127,7 +163,8 @@ const DOT_DOT_SEGMENT = /(^|[/\\])\.\.([/\\]|$)/;
  * The sidecar's own variables and zones ($ingress_sidecar_*, $isc_*), by any variable reference,
  * regex capture name (`(?<name>`, `(?'name'`) or `zone=` parameter.
  */
-const RESERVED_NAME = /([$<'{]|zone=)(ingress_sidecar|isc)_/;
+// nginx compares variable names case-insensitively: $INGRESS_SIDECAR_NAMESPACE is the same variable.
+const RESERVED_NAME = /([$<'{]|zone=)(ingress_sidecar|isc)_/i;
 
 /**
  * Reads a snippet annotation's value into directives, or throws InvalidValue saying why (naming
@@ -136,14 +173,13 @@ const RESERVED_NAME = /([$<'{]|zone=)(ingress_sidecar|isc)_/;
  * Besides nginx's own syntax errors, a snippet is refused when:
  * - it is larger than MAX_SNIPPET_BYTES, or nests blocks deeper than MAX_SNIPPET_DEPTH;
  * - a directive name is not /^[a-z_][a-z0-9_]*$/ (every nginx directive is);
- * - a directive is denied (DENIED above): anything that configures the nginx process (load_module,
- *   env, user, worker_*, pid, ...), includes files, reads or writes files (root, alias,
- *   try_files, index, error_log, *_temp_path, *_cache_path, *_store, *_file such as
- *   auth_basic_user_file, ssl certificates and keys, dav_*), runs code (anything with "lua",
- *   perl*, js_*), opens or joins other servers (server, listen, server_name, upstream, http,
- *   stream, mail, events, map, ...), or proxies to an address of its own (*_pass: proxy_pass,
- *   grpc_pass, fastcgi_pass, ...; SSRF and unix sockets); access_log is allowed only as
- *   `access_log off`;
+ * - a directive is not on the allowlist (SNIPPET_DIRECTIVES: headers, proxy settings, rewrites
+ *   and return, gzip, body size, access rules), or not one nginx allows inside the block it is
+ *   in (an `if` of a location or of the server, limit_except), or location-only (internal,
+ *   limit_except) at the server's level; the reason names what is allowed (and for well-known
+ *   dangers, DENIED above, why: files, code, other servers, own upstreams). A list, not a
+ *   denylist: a directive nobody thought of (quic_host_key, which nginx 1.30 opens as a file)
+ *   is refused by default. access_log is allowed only as `access_log off`;
  * - a block is opened by anything but `location` (server snippets only, at the top or inside
  *   another location), `if` (directly in the server or a location) or `limit_except` (in a
  *   location); these three must have a block;
@@ -151,10 +187,11 @@ const RESERVED_NAME = /([$<'{]|zone=)(ingress_sidecar|isc)_/;
  * - an argument, after unquoting, contains a control character (U+0000-U+001F, U+007F: a raw
  *   one or one written `\n`, `\r`, `\t`), is not well-formed Unicode, contains a `..` path
  *   segment, names one of the sidecar's own variables or zones ($ingress_sidecar_*, $isc_*,
- *   zone=isc_*), or would be a token nginx finds too long (so would a name).
+ *   zone=isc_*; in any case, as nginx compares variable names), or would be a token nginx finds
+ *   too long (so would a name).
  *
  * The `..` rule is a literal check only: variables can still build a path. What keeps files
- * unreachable is the denylist (no directive that maps a name to a file) together with a server
+ * unreachable is the allowlist (no directive that maps a name to a file) together with a server
  * `root` that does not exist, which the server template must set: nginx's static handler, which
  * serves any location without a content handler, opens root + URI, and `rewrite ... break` can
  * make that URI `/../anything`; under a root that does not exist, the kernel refuses the path.
@@ -195,7 +232,8 @@ export function parseSnippet(annotation: string, text: string, context: SnippetC
       let block: SnippetDirective[] | null = null;
       if (outcome === 'blockStart') {
         if (depth + 1 > MAX_SNIPPET_DEPTH) throw fail(line, `blocks are nested deeper than ${MAX_SNIPPET_DEPTH} levels`);
-        block = parse(name, depth + 1);
+        // nginx allows different directives in an if of a server and an if of a location.
+        block = parse(name === 'if' ? `if in ${parent}` : name, depth + 1);
       }
       out.push({ name, args, block });
     }
@@ -211,7 +249,10 @@ function checkDirective(
   context: SnippetContext,
   fail: (reason: string) => InvalidValue,
 ): void {
-  for (const [pattern, why] of DENIED) if (pattern.test(name)) throw fail(`is not allowed in a snippet: it ${why}`);
+  if (!ALLOWED.has(name)) {
+    const why = DENIED.find(([pattern]) => pattern.test(name))?.[1];
+    throw fail(`is not allowed in a snippet${why ? `: it ${why}` : ''}; a snippet may use only these directives (${ALLOWED_TEXT})`);
+  }
   if (name === 'access_log' && !(args.length === 1 && args[0] === 'off')) {
     throw fail(`only "access_log off" is allowed in a snippet: a log path ${FILES}`);
   }
@@ -226,7 +267,9 @@ function checkDirective(
     if (parent !== 'server' && !inLocation) throw fail(`may not be inside ${parent}`);
     if (args.some((a) => FILE_TEST.test(a))) throw fail('may not test files (-f, -d, -e, -x)');
   }
-  if (name === 'limit_except' && !inLocation) throw fail(`is allowed only in a location, not in ${parent}`);
+  if (LOCATION_ONLY.has(name) && !inLocation) throw fail(`is allowed only in a location, not in ${parent}`);
+  const inside = INSIDE[parent];
+  if (inside && !inside.has(name)) throw fail(`is not allowed inside ${parent.replace(/ in .*/, '')} (nginx allows there only ${[...inside].join(', ')})`);
 }
 
 function checkArgument(value: string, fail: (reason: string) => InvalidValue): void {

@@ -85,6 +85,12 @@ export interface TranslateOptions {
    * and rendered. Absent or false: they are refused and reported, as everything else unknown.
    */
   allowSnippets?: boolean;
+  /**
+   * --allow-cross-namespace-canary: a canary Ingress may split the traffic of a main Ingress in
+   * another namespace. Absent or false: only in its own namespace (a tenant who may write an
+   * Ingress must not take another namespace's requests).
+   */
+  allowCrossNamespaceCanary?: boolean;
   /** --watch-ingress-without-class: also serve Ingresses that name no class (see isOurs). */
   watchIngressWithoutClass?: boolean;
   /**
@@ -213,6 +219,7 @@ export function ingressKey(ing: V1Ingress): string {
   return `${ing.metadata?.namespace ?? 'default'}/${ing.metadata?.name ?? ''}`;
 }
 
+const namespaceOf = (ingress: string) => ingress.slice(0, ingress.indexOf('/'));
 const sameBackend = (a: BackendRef, b: BackendRef) => describeBackend(a) === describeBackend(b);
 const describeBackend = (b: BackendRef) => `Service ${b.namespace}/${b.service}:${'number' in b.port ? b.port.number : b.port.name}`;
 
@@ -511,6 +518,8 @@ interface Claim {
   resolved: { action: Action; service: string };
   /** The canary Ingress that splits this path's traffic, once one is attached. */
   canary?: string;
+  /** That canary's Service (namespace/name:port), for the rendered comment. */
+  canaryService?: string;
 }
 
 /** canary-weight out of canary-weight-total as a split_clients percentage: two decimals, never rounded to all or nothing. */
@@ -527,6 +536,11 @@ interface HostRoutes {
   ingresses: Set<string>;
   /** The defaultBackend of the oldest Ingress with rules for this host. */
   fallback: { ingress: string; resolved: { action: Action; service: string } } | null;
+  /**
+   * The oldest Ingress with a rule for this host: its namespace owns the host, and Ingresses of
+   * other namespaces get nothing on it (null: the catch-all, which every namespace shares).
+   */
+  owner: string | null;
 }
 
 export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel {
@@ -545,7 +559,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   const ours = snap.ingresses.filter((i) => isOurs(i, opts.ingressClass, snap.ingressClasses, opts.watchIngressWithoutClass)).sort(byAge);
   const backends = new Backends(snap);
   const hosts = new Map<string, HostRoutes>();
-  const catchAll: HostRoutes = { host: null, claims: new Map(), ingresses: new Set(), fallback: null };
+  const catchAll: HostRoutes = { host: null, claims: new Map(), ingresses: new Set(), fallback: null, owner: null };
   let globalDefault: HostRoutes['fallback'] = null;
   /** Every Ingress that parsed, oldest first. */
   const parsedIngresses: ParsedIngress[] = [];
@@ -581,6 +595,18 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
       // Anything else thrown here is a value of the wrong type (the directory source has no API
       // server to enforce the schema): still this Ingress's problem alone.
       report(key, 'rejected', err instanceof InvalidValue ? err.message : `malformed Ingress: ${err instanceof Error ? err.message : String(err)}`);
+      // Its hosts stay its namespace's: a mistake must not hand a host to another namespace.
+      if (!isCanary(ing.metadata?.annotations ?? {})) {
+        for (const r of list(ing.spec?.rules)) {
+          let h: ParsedHost | null = null;
+          try {
+            h = typeof r.host === 'string' && r.host !== '' ? parseHost(r.host) : null;
+          } catch {
+            h = null;
+          }
+          if (h && !hosts.has(h.host)) hosts.set(h.host, { host: h, claims: new Map(), ingresses: new Set(), fallback: null, owner: key });
+        }
+      }
       continue;
     }
     if (opts.closed?.has(key)) {
@@ -623,8 +649,14 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
       const hostKey = rule.host?.host ?? '';
       let routes = rule.host ? hosts.get(hostKey) : catchAll;
       if (!routes) {
-        routes = { host: rule.host, claims: new Map(), ingresses: new Set(), fallback: null };
+        routes = { host: rule.host, claims: new Map(), ingresses: new Set(), fallback: null, owner: key };
         hosts.set(hostKey, routes);
+      }
+      // One namespace per host, the oldest Ingress's: otherwise a tenant could add paths, a
+      // defaultBackend, TLS (and with it redirects) or error pages to another tenant's host.
+      if (routes.owner !== null && namespaceOf(routes.owner) !== namespaceOf(key)) {
+        report(key, 'partial', `rules for host ${hostKey} are not used: the host belongs to namespace ${namespaceOf(routes.owner)}, whose Ingress ${routes.owner} is the oldest with rules for it (a host is served by one namespace)`);
+        continue;
       }
       if (ownDefault && rule.host) {
         if (!routes.fallback) routes.fallback = ownDefault;
@@ -667,6 +699,10 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
           report(c.key, 'partial', `${what}: no other Ingress of the class serves it, and a canary only takes a share of a served path's requests`);
           continue;
         }
+        if (!opts.allowCrossNamespaceCanary && namespaceOf(claim.ingress) !== namespaceOf(c.key)) {
+          report(c.key, 'partial', `${what}: the Ingress it would split, ${claim.ingress}, is in another namespace; a canary splits only the traffic of its own namespace (--allow-cross-namespace-canary allows more)`);
+          continue;
+        }
         if (claim.canary !== undefined) {
           if (claim.canary !== c.key) report(c.key, 'partial', `${what}: the older canary Ingress ${claim.canary} already splits its requests`);
           continue;
@@ -684,6 +720,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
           continue;
         }
         claim.canary = c.key;
+        claim.canaryService = r.service;
         attachedCanaries.add(c.key);
         const weight = canaryPercent(config);
         if (config.header === null && config.cookie === null && (weight === 0 || weight === 100)) {
@@ -724,7 +761,8 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     errorUpstream: (ingress) => {
       const p = byKey.get(ingress);
       const own = p ? defaultBackendOf(ingress, p.annotations) : null;
-      const global = globalDefault?.resolved.action;
+      // Another namespace's default backend never answers this Ingress's errors.
+      const global = globalDefault && namespaceOf(globalDefault.ingress) === namespaceOf(ingress) ? globalDefault.resolved.action : undefined;
       const target = own?.action.kind === 'proxy' ? { action: own.action, by: p! } : global?.kind === 'proxy' ? { action: global, by: byKey.get(globalDefault!.ingress) } : null;
       const protocol = target?.by?.annotations.backendProtocol ?? 'HTTP';
       // Error pages are HTTP responses: a gRPC default backend cannot give them.
@@ -738,7 +776,9 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   };
   const servers = live.map((h) => {
     const own = tls?.hosts.get(h.host!.host) ?? null;
-    return buildServer(h, globalDefault, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor);
+    // A host's unmatched paths go to the global default backend only within its namespace.
+    const global = globalDefault && namespaceOf(globalDefault.ingress) === namespaceOf(h.owner!) ? globalDefault : null;
+    return buildServer(h, global, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor);
   });
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
   const defaultServer = buildServer(catchAll, globalDefault, redirect(false), tls?.defaultTls ?? null, settingsFor);
@@ -907,10 +947,12 @@ function planTls(
 
   // Claims, per host, oldest Ingress first.
   const liveHosts = new Map(live.map((h) => [h.host!.host, h.host!]));
+  const hostNamespace = new Map(live.map((h) => [h.host!.host, namespaceOf(h.owner!)]));
   const claims = new Map<string, TlsClaim[]>();
   for (const p of ingresses) {
     const own = new Map<string, ParsedHost>();
-    for (const r of p.rules) if (r.host && r.paths.length > 0 && liveHosts.has(r.host.host)) own.set(r.host.host, r.host);
+    // Only the namespace that owns a host gives it TLS (translate reports the others' rules).
+    for (const r of p.rules) if (r.host && r.paths.length > 0 && hostNamespace.get(r.host.host) === namespaceOf(p.key)) own.set(r.host.host, r.host);
     for (const t of p.tls) {
       let targets: string[];
       if (t.hosts) {
@@ -1065,6 +1107,7 @@ function buildServer(
         route: { pathType: c.path.pathType, path: c.path.rawPath },
         ingress: c.ingress,
         service: c.resolved.service,
+        ...(c.canary !== undefined ? { canary: { ingress: c.canary, service: c.canaryService ?? '' } } : {}),
         action: c.resolved.action,
         sslRedirect: redirect(c.ingress, c.path.match === 'regex' ? '' : c.path.path),
       },

@@ -76,15 +76,16 @@ describe('translate: hosts', () => {
     );
   });
 
-  it('merges several Ingresses for one host into one server', () => {
+  // Ingresses of another namespace on the same host: spec/translate/tenancy.spec.ts.
+  it('merges several Ingresses of one namespace for one host into one server', () => {
     const m = model(
       snapshot({
-        ingresses: [ingress('one', [rule('x.test', path('/one', 'Exact', 'a'))]), ingress('two', [rule('x.test', path('/two', 'Exact', 'a'))], { namespace: 'other' })],
-        backends: [backendService('a'), { ...backendService('a'), service: { ...backendService('a').service, metadata: { name: 'a', namespace: 'other' } }, slice: { ...backendService('a').slice, metadata: { name: 'a-1', namespace: 'other', labels: { 'kubernetes.io/service-name': 'a' } } } }],
+        ingresses: [ingress('one', [rule('x.test', path('/one', 'Exact', 'a'))]), ingress('two', [rule('x.test', path('/two', 'Exact', 'b'))])],
+        backends: [backendService('a'), backendService('b', '10.0.0.2')],
       }),
     );
-    deepStrictEqual(m.servers.map((s) => s.ingresses), [['default/one', 'other/two']]);
-    deepStrictEqual(routes(server(m, 'x.test')), ['= /one -> default_a_80', '= /two -> other_a_80', '/ -> 404']);
+    deepStrictEqual(m.servers.map((s) => s.ingresses), [['default/one', 'default/two']]);
+    deepStrictEqual(routes(server(m, 'x.test')), ['= /one -> default_a_80', '= /two -> default_b_80', '/ -> 404']);
   });
 
   it('sizes server_names_hash for long host names', () => {
