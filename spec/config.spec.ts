@@ -48,6 +48,7 @@ describe('parseConfig', () => {
       accessLog: '/dev/stdout',
       allowSnippetAnnotations: false,
       allowCrossNamespaceCanary: false,
+      allowCrossNamespaceHosts: false,
       once: false,
       electionId: 'ingress-sidecar-leader',
     };
@@ -88,6 +89,7 @@ describe('parseConfig', () => {
       '--election-id', 'edge-leader',
       '--allow-snippet-annotations',
       '--allow-cross-namespace-canary',
+      '--allow-cross-namespace-hosts',
       '--once',
     ]);
     assert.deepEqual(r.config, {
@@ -115,6 +117,7 @@ describe('parseConfig', () => {
       accessLog: '/var/log/nginx/ingress.json',
       allowSnippetAnnotations: true,
       allowCrossNamespaceCanary: true,
+      allowCrossNamespaceHosts: true,
       once: true,
       updateStatus: false,
       publishService: { namespace: 'ingress-sidecar', name: 'edge' },
@@ -303,6 +306,7 @@ describe('parseConfig', () => {
         ['--access-log PATH', 'INGRESS_SIDECAR_ACCESS_LOG', '/dev/stdout'],
         ['--[no-]allow-snippet-annotations', 'INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS', 'false'],
         ['--[no-]allow-cross-namespace-canary', 'INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY', 'false'],
+        ['--[no-]allow-cross-namespace-hosts', 'INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_HOSTS', 'false'],
         ['--[no-]once', 'INGRESS_SIDECAR_ONCE', 'false'],
         ['--[no-]update-status', 'INGRESS_SIDECAR_UPDATE_STATUS', 'true'],
         ['--publish-service NS/NAME', 'INGRESS_SIDECAR_PUBLISH_SERVICE', '(none)'],
@@ -326,7 +330,7 @@ describe('parseConfig', () => {
       const text = helpText();
       // Flags with a one-letter alias are listed as `-f, --file FILE|DIR`; -h, --help is not a setting.
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
-      assert.equal(flags.length, 29);
+      assert.equal(flags.length, 30);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);
@@ -458,5 +462,11 @@ describe('config: cross-namespace canaries', () => {
     assert.equal(translateOptions(ok([...DIR, '--allow-cross-namespace-canary']).config).allowCrossNamespaceCanary, true);
     assert.equal(ok(DIR, { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY: 'true' }).config.allowCrossNamespaceCanary, true);
     assert.equal(ok([...DIR, '--no-allow-cross-namespace-canary'], { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY: 'true' }).config.allowCrossNamespaceCanary, false);
+  });
+
+  it('serves a host from one namespace unless --allow-cross-namespace-hosts (or its variable) is given, and passes the choice to translate', () => {
+    assert.equal(translateOptions(ok(DIR).config).allowCrossNamespaceHosts, false);
+    assert.equal(translateOptions(ok([...DIR, '--allow-cross-namespace-hosts']).config).allowCrossNamespaceHosts, true);
+    assert.equal(ok(DIR, { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_HOSTS: 'true' }).config.allowCrossNamespaceHosts, true);
   });
 });

@@ -60,6 +60,8 @@ export interface Config {
   allowSnippetAnnotations: boolean;
   /** A canary Ingress may split the traffic of a main Ingress in another namespace (off: own namespace only). */
   allowCrossNamespaceCanary: boolean;
+  /** Ingresses of several namespaces may share a host (off: one namespace per host, the oldest Ingress's). */
+  allowCrossNamespaceHosts: boolean;
   once: boolean;
 }
 
@@ -200,6 +202,11 @@ const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   },
   allowCrossNamespaceCanary: {
     help: "let a canary Ingress split the traffic of another namespace's Ingress (off: a canary attaches only in its own namespace)",
+    default: false,
+    parse: boolean,
+  },
+  allowCrossNamespaceHosts: {
+    help: "let Ingresses of several namespaces share a host, as ingress-nginx does (off: a host is served by its oldest Ingress's namespace)",
     default: false,
     parse: boolean,
   },
@@ -505,5 +512,5 @@ function dns1123Subdomain(raw: string): string {
 
 /** The settings translation takes, from one place for every command. */
 export function translateOptions(c: Config): TranslateOptions {
-  return { ingressClass: c.ingressClass, watchIngressWithoutClass: c.watchIngressWithoutClass, httpPort: c.httpPort, ipv6: c.ipv6, accessLog: c.accessLog, allowSnippets: c.allowSnippetAnnotations, allowCrossNamespaceCanary: c.allowCrossNamespaceCanary };
+  return { ingressClass: c.ingressClass, watchIngressWithoutClass: c.watchIngressWithoutClass, httpPort: c.httpPort, ipv6: c.ipv6, accessLog: c.accessLog, allowSnippets: c.allowSnippetAnnotations, allowCrossNamespaceCanary: c.allowCrossNamespaceCanary, allowCrossNamespaceHosts: c.allowCrossNamespaceHosts };
 }

@@ -91,6 +91,12 @@ export interface TranslateOptions {
    * Ingress must not take another namespace's requests).
    */
   allowCrossNamespaceCanary?: boolean;
+  /**
+   * --allow-cross-namespace-hosts: Ingresses of every namespace share a host, as in ingress-nginx
+   * (paths still go to the oldest Ingress that claims them). Absent or false: a host is served by
+   * one namespace, its oldest Ingress's.
+   */
+  allowCrossNamespaceHosts?: boolean;
   /** --watch-ingress-without-class: also serve Ingresses that name no class (see isOurs). */
   watchIngressWithoutClass?: boolean;
   /**
@@ -565,6 +571,8 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   const parsedIngresses: ParsedIngress[] = [];
   /** Ingresses that keep their paths but answer 503 there (annotations.denied). */
   const denied = new Set<string>();
+  /** Whether two Ingresses may share a host (and its default backend): same namespace, or --allow-cross-namespace-hosts. */
+  const sameTenant = (a: string, b: string) => opts.allowCrossNamespaceHosts === true || namespaceOf(a) === namespaceOf(b);
 
   /** A backend of an Ingress; with a default-backend annotation, that Service answers when the backend cannot. */
   const resolve = (key: string, b: BackendRef, a: IngressAnnotations) => {
@@ -654,7 +662,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
       }
       // One namespace per host, the oldest Ingress's: otherwise a tenant could add paths, a
       // defaultBackend, TLS (and with it redirects) or error pages to another tenant's host.
-      if (routes.owner !== null && namespaceOf(routes.owner) !== namespaceOf(key)) {
+      if (routes.owner !== null && !sameTenant(routes.owner, key)) {
         report(key, 'partial', `rules for host ${hostKey} are not used: the host belongs to namespace ${namespaceOf(routes.owner)}, whose Ingress ${routes.owner} is the oldest with rules for it (a host is served by one namespace)`);
         continue;
       }
@@ -745,7 +753,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   }
 
   const live = [...hosts.values()].filter((h) => h.claims.size > 0);
-  const tls = opts.tls ? planTls(snap.secrets, parsedIngresses, live, opts.tls, opts.now!, opts.nginxVersion, report) : null;
+  const tls = opts.tls ? planTls(snap.secrets, parsedIngresses, live, opts.tls, opts.now!, opts.nginxVersion, report, sameTenant) : null;
   /** Whether a location answers plain HTTP with a redirect to HTTPS. */
   const redirect = (hostTls: boolean) => (ingress: string, locationPath: string) => {
     // A location that is not served answers 503 on either scheme: no redirect to a dead end.
@@ -762,7 +770,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
       const p = byKey.get(ingress);
       const own = p ? defaultBackendOf(ingress, p.annotations) : null;
       // Another namespace's default backend never answers this Ingress's errors.
-      const global = globalDefault && namespaceOf(globalDefault.ingress) === namespaceOf(ingress) ? globalDefault.resolved.action : undefined;
+      const global = globalDefault && sameTenant(globalDefault.ingress, ingress) ? globalDefault.resolved.action : undefined;
       const target = own?.action.kind === 'proxy' ? { action: own.action, by: p! } : global?.kind === 'proxy' ? { action: global, by: byKey.get(globalDefault!.ingress) } : null;
       const protocol = target?.by?.annotations.backendProtocol ?? 'HTTP';
       // Error pages are HTTP responses: a gRPC default backend cannot give them.
@@ -777,7 +785,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   const servers = live.map((h) => {
     const own = tls?.hosts.get(h.host!.host) ?? null;
     // A host's unmatched paths go to the global default backend only within its namespace.
-    const global = globalDefault && namespaceOf(globalDefault.ingress) === namespaceOf(h.owner!) ? globalDefault : null;
+    const global = globalDefault && sameTenant(globalDefault.ingress, h.owner!) ? globalDefault : null;
     return buildServer(h, global, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor);
   });
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
@@ -886,6 +894,7 @@ function planTls(
   now: Date,
   nginxVersion: string | undefined,
   report: (ingress: string, severity: Rejection['severity'], reason: string) => void,
+  sameTenant: (a: string, b: string) => boolean,
 ): TlsPlan {
   const warnings: string[] = [];
   const certificates = new Map<string, CertificateFile>();
@@ -947,12 +956,15 @@ function planTls(
 
   // Claims, per host, oldest Ingress first.
   const liveHosts = new Map(live.map((h) => [h.host!.host, h.host!]));
-  const hostNamespace = new Map(live.map((h) => [h.host!.host, namespaceOf(h.owner!)]));
+  const hostOwner = new Map(live.map((h) => [h.host!.host, h.owner!]));
   const claims = new Map<string, TlsClaim[]>();
   for (const p of ingresses) {
     const own = new Map<string, ParsedHost>();
     // Only the namespace that owns a host gives it TLS (translate reports the others' rules).
-    for (const r of p.rules) if (r.host && r.paths.length > 0 && hostNamespace.get(r.host.host) === namespaceOf(p.key)) own.set(r.host.host, r.host);
+    for (const r of p.rules) {
+      const owner = r.host ? hostOwner.get(r.host.host) : undefined;
+      if (r.host && r.paths.length > 0 && owner !== undefined && sameTenant(owner, p.key)) own.set(r.host.host, r.host);
+    }
     for (const t of p.tls) {
       let targets: string[];
       if (t.hosts) {

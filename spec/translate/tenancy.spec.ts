@@ -78,6 +78,14 @@ describe('translate: tenancy between namespaces', () => {
       deepStrictEqual(routes(server(run([broken, grab, sibling]), 'shop.test')), ['/ -> victim_web-v2_80']);
     });
 
+    it('--allow-cross-namespace-hosts shares hosts across namespaces as ingress-nginx does; a path still goes to its oldest Ingress', () => {
+      const grab = ingress('grab', [rule('shop.test', path('/admin', 'Prefix', 'grab'), path('/', 'Prefix', 'grab'))], { namespace: 'evil', age: 5 });
+      const m = run([victim(), grab], { allowCrossNamespaceHosts: true });
+      deepStrictEqual(routes(server(m, 'shop.test')), ['/admin/ -> evil_grab_80', '= /admin -> evil_grab_80', '/ -> victim_web_80']);
+      deepStrictEqual(reasons(m, 'evil/grab'), ['path / (Prefix) on host shop.test is already served by the older Ingress victim/shop']);
+      deepStrictEqual(m.served, ['evil/grab', 'victim/shop']);
+    });
+
     it('the same Ingress keeps its rules for hosts it does own', () => {
       const grab = ingress('grab', [rule('shop.test', path('/admin', 'Prefix', 'grab')), rule('evil.test', path('/', 'Prefix', 'grab'))], { namespace: 'evil', age: 5 });
       const m = run([victim(), grab]);
