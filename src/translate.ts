@@ -42,6 +42,7 @@ import { INTERNAL_PATH_PREFIX, LocationSettingsBuilder, affinityKeyVariable, dig
 import { DEFAULT_LOCATION_SETTINGS } from './model.ts';
 import type { Action, CanarySelector, CertificateFile, Https, Location, Rejection, RoutingModel, Server, ServerTls, Upstream } from './model.ts';
 import type { Snapshot } from './snapshot.ts';
+import { runSteps, runStepsSync } from './steps.ts';
 import { TLS_SECRET_TYPE, certificateFromPem, certificateFromSecret, hostProblem, validityProblem, withPem, type Certificate } from './tls.ts';
 import {
   InvalidValue,
@@ -528,6 +529,15 @@ interface HostRoutes {
 }
 
 export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel {
+  return runStepsSync(translateSteps(snap, opts));
+}
+
+/** translate() that gives the event loop a turn every `budgetMs` (between Ingresses and hosts); the same model. */
+export function translateAsync(snap: Snapshot, opts: TranslateOptions, budgetMs?: number): Promise<RoutingModel> {
+  return runSteps(translateSteps(snap, opts), budgetMs);
+}
+
+function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void, RoutingModel, void> {
   if (opts.tls && !(opts.now instanceof Date && Number.isFinite(opts.now.getTime()))) {
     throw new Error('translate: options.now (a valid Date) is required with options.tls');
   }
@@ -541,6 +551,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   };
 
   const ours = snap.ingresses.filter((i) => isOurs(i, opts.ingressClass, snap.ingressClasses, opts.watchIngressWithoutClass)).sort(byAge);
+  yield;
   const backends = new Backends(snap);
   const hosts = new Map<string, HostRoutes>();
   const catchAll: HostRoutes = { host: null, claims: new Map(), ingresses: new Set(), fallback: null };
@@ -571,6 +582,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   const canaryIngresses: ParsedIngress[] = [];
 
   for (const ing of ours) {
+    yield;
     const key = ingressKey(ing);
     let parsed: ParsedIngress;
     try {
@@ -705,6 +717,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     }
   }
 
+  yield;
   const live = [...hosts.values()].filter((h) => h.claims.size > 0);
   const tls = opts.tls ? planTls(snap.secrets, parsedIngresses, live, opts.tls, opts.now!, opts.nginxVersion, report) : null;
   /** Whether a location answers plain HTTP with a redirect to HTTPS. */
@@ -734,13 +747,18 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     const p = byKey.get(ingress);
     return p ? builder.for(ingress, p.annotations, ctx) : { settings: DEFAULT_LOCATION_SETTINGS, unavailable: null };
   };
-  const servers = live.map((h) => {
+  const servers: Server[] = [];
+  for (const h of live) {
+    yield;
     const own = tls?.hosts.get(h.host!.host) ?? null;
-    return buildServer(h, globalDefault, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor);
-  });
+    servers.push(buildServer(h, globalDefault, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor));
+  }
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
   const defaultServer = buildServer(catchAll, globalDefault, redirect(false), tls?.defaultTls ?? null, settingsFor);
-  for (const s of [defaultServer, ...servers]) Object.assign(s, builder.serverLocations(s), { snippets: serverSnippets(s) });
+  for (const s of [defaultServer, ...servers]) {
+    yield;
+    Object.assign(s, builder.serverLocations(s), { snippets: serverSnippets(s) });
+  }
   /**
    * server-snippet acts on the whole server: it applies only where every Ingress with rules for the
    * host is in the snippet's namespace, so that no namespace can change another's routes.
@@ -760,16 +778,20 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     }
     return out;
   }
+  yield;
   const extras = builder.collect([defaultServer, ...servers]);
+  yield;
   const privateFiles = new Map<string, CertificateFile>([...(tls?.certificates ?? []), ...extras.files.map((f) => [f.file, f] as const)]);
 
   const served = new Set<string>([...servers, defaultServer].flatMap((s) => s.locations.map((l) => l.ingress)));
   served.delete('');
   for (const k of denied) served.delete(k);
+  yield;
   const allLocations = [...servers, defaultServer].flatMap((s) => s.locations);
   const usedCanaries = [...new Set(allLocations.flatMap((l) => (l.action.kind === 'proxy' && l.action.via ? [l.action.via] : [])))].sort().map((v) => canaries.get(v)!);
   for (const c of attachedCanaries) served.add(c);
   const exactNames = servers.filter((s) => !s.serverName.startsWith('~')).map((s) => s.serverName);
+  yield;
   const used = new Set([
     ...allLocations.flatMap((l) => (l.action.kind === 'proxy' ? [l.action.upstream] : [])),
     ...usedCanaries.map((c) => c.canary),
