@@ -9,6 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from './log.ts';
 import { findMaster, masterIdentity, reloadAndVerify } from './nginx-process.ts';
+import { runSteps, runStepsSync } from './steps.ts';
 
 export interface ApplyResult {
   changed: boolean;
@@ -173,7 +174,7 @@ export class Applier {
       const outcome = await reloadAndVerify(masterPid, this.#opts.reloadTimeoutMs);
       if (outcome.ok) {
         this.#loadedBy = identity;
-        const hash = hashFiles(desired);
+        const hash = await hashFilesAsync(desired);
         await this.#writeMarker(hash, identity);
         this.#opts.logger.debug('nginx reloaded', { masterPid, newWorkers: outcome.newWorkers });
         this.#loadedHash = hash;
@@ -210,7 +211,7 @@ export class Applier {
     if (identity === this.#loadedBy) return { changed: false, reloaded: false };
     if (firstApply) {
       const marker = await readFile(this.#markerPath(), 'utf8').catch(() => '');
-      if (marker === markerFor(hashFiles(desired), identity)) {
+      if (marker === markerFor(await hashFilesAsync(desired), identity)) {
         this.#loadedBy = identity;
         return { changed: false, reloaded: false };
       }
@@ -218,7 +219,7 @@ export class Applier {
     const outcome = await reloadAndVerify(masterPid, this.#opts.reloadTimeoutMs);
     if (!outcome.ok) throw new ReloadError(outcome.reason, undefined, { unchanged: true });
     this.#loadedBy = identity;
-    const hash = hashFiles(desired);
+    const hash = await hashFilesAsync(desired);
     await this.#writeMarker(hash, identity);
     this.#loadedHash = hash;
     return { changed: false, reloaded: true, masterPid, files: [] };
@@ -388,9 +389,21 @@ export class Applier {
 
 /** A digest of a complete file set, names included: equal digests, equal configs. */
 export function hashFiles(files: Files): string {
+  return runStepsSync(hashSteps(files));
+}
+
+/** hashFiles() that gives the event loop a turn between files when it takes long (10,000 files at 10,000 Ingresses). */
+function hashFilesAsync(files: Files): Promise<string> {
+  return runSteps(hashSteps(files));
+}
+
+function* hashSteps(files: Files): Generator<void, string, void> {
   const hash = createHash('sha256');
   // Piece by piece: the same digest as of `${name}\0${content}\0`, without copying every file.
-  for (const name of [...files.keys()].sort()) hash.update(name).update('\0').update(files.get(name)!).update('\0');
+  for (const name of [...files.keys()].sort()) {
+    yield;
+    hash.update(name).update('\0').update(files.get(name)!).update('\0');
+  }
   return hash.digest('hex');
 }
 

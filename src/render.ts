@@ -10,6 +10,7 @@ import { ZONE_SIZE } from './annotations-model.ts';
 import { regexLiteral } from './annotations.ts';
 import { MAIN_FILE, UPSTREAMS_FILE } from './translate.ts';
 import { SNIPPET_PARTIAL, snippetLines } from './snippets.ts';
+import { runSteps, runStepsSync } from './steps.ts';
 import { nginxValue } from './validate.ts';
 
 const TEMPLATE_DIR = new URL('../nginx/', import.meta.url);
@@ -243,6 +244,15 @@ function serverKey(model: RoutingModel, s: Server): string {
 
 /** The complete set of files this model needs, by file name. Same model, same bytes. */
 export function renderModel(model: RoutingModel): Map<string, string> {
+  return runStepsSync(renderSteps(model));
+}
+
+/** renderModel() that gives the event loop a turn every `budgetMs` (between servers); the same files. */
+export function renderModelAsync(model: RoutingModel, budgetMs?: number): Promise<Map<string, string>> {
+  return runSteps(renderSteps(model), budgetMs);
+}
+
+function* renderSteps(model: RoutingModel): Generator<void, Map<string, string>, void> {
   const files = new Map<string, string>();
   const servers = new Map<string, { key: string; text: string }>();
   files.set(
@@ -264,8 +274,10 @@ export function renderModel(model: RoutingModel): Map<string, string> {
       defaultServer: serverView(model, model.defaultServer),
     }),
   );
+  yield;
   files.set(UPSTREAMS_FILE, render(templates.upstreams, { upstreams: model.upstreams.map(upstreamView) }));
   for (const s of model.servers) {
+    yield;
     const key = serverKey(model, s);
     const last = previousServers.get(s.file);
     const text = last?.key === key ? last.text : render(templates.host, serverView(model, s));

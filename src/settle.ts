@@ -11,7 +11,7 @@ import type { V1Ingress } from '@kubernetes/client-node';
 import { NginxConfigError } from './apply.ts';
 import type { Logger } from './log.ts';
 import type { RoutingModel } from './model.ts';
-import { renderModel } from './render.ts';
+import { renderModelAsync } from './render.ts';
 import type { Snapshot } from './snapshot.ts';
 import { ingressKey } from './translate.ts';
 
@@ -29,7 +29,7 @@ export interface Quarantined {
 
 export interface SettleParts<R> {
   /** The model of these objects (the caller's options, its clock, its refused certificates). */
-  translate(snap: Snapshot): RoutingModel;
+  translate(snap: Snapshot): RoutingModel | Promise<RoutingModel>;
   /** Writes the private files the model names before nginx reads the config. */
   prepare?(model: RoutingModel): Promise<unknown>;
   /** Puts the files in front of nginx; throws NginxConfigError when `nginx -t` refuses them. */
@@ -41,6 +41,8 @@ export interface SettleParts<R> {
   /** Certificate file name -> nginx's message; grows with what nginx refuses. */
   refusedCertificates: Map<string, string>;
   logger: Logger;
+  /** How long rendering may hold the event loop before it yields (ms; renderModelAsync's default). */
+  stepBudgetMs?: number;
   onRender?(seconds: number): void;
   /** Each time nginx refused a whole set (a failed attempt). */
   onRefused?(): void;
@@ -77,8 +79,10 @@ export async function settle<R>(snap: Snapshot, parts: SettleParts<R>): Promise<
   for (let attempt = 0; ; attempt++) {
     const current = withoutQuarantined(snap, parts.quarantine);
     const renderStart = performance.now();
-    const model = parts.translate(current);
-    const files = renderModel(model);
+    // Rendered in slices (renderModelAsync): at thousands of hosts a whole render would hold the
+    // event loop (health, status, watch events) for hundreds of ms.
+    const model = await parts.translate(current);
+    const files = await renderModelAsync(model, parts.stepBudgetMs);
     parts.onRender?.((performance.now() - renderStart) / 1000);
     // Before the config that names them: `nginx -t` of the staged files opens them.
     await parts.prepare?.(model);
@@ -135,10 +139,10 @@ async function bisectOnce<R>(current: Snapshot, model: RoutingModel, err: NginxC
     candidates: candidates.length,
   });
   const result = await bisectRefused(candidates, err, async (subset) => {
-    const m = parts.translate({ ...current, ingresses: [...others, ...subset] });
+    const m = await parts.translate({ ...current, ingresses: [...others, ...subset] });
     await parts.prepare?.(m);
     try {
-      await parts.check(renderModel(m));
+      await parts.check(await renderModelAsync(m, parts.stepBudgetMs));
       return null;
     } catch (e) {
       if (e instanceof NginxConfigError) return e;

@@ -7,13 +7,13 @@ import { Applier, ReloadError, hashFiles } from './apply.ts';
 import { CertStore } from './cert-store.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
-import { diffModels } from './model-diff.ts';
+import { diffModelsAsync } from './model-diff.ts';
 import type { Rejection, RoutingModel } from './model.ts';
 import { Reconciler } from './reconcile.ts';
 import { closedIngresses, releaseChangedQuarantine, settle, UnsettledError, type Quarantined } from './settle.ts';
 import type { Snapshot, Source } from './snapshot.ts';
 import type { StatusSource } from './status-server.ts';
-import { translate, type TranslateOptions } from './translate.ts';
+import { translateAsync, type TranslateOptions } from './translate.ts';
 
 export interface SidecarOptions {
   source: Source;
@@ -39,6 +39,11 @@ export interface SidecarOptions {
    * the model (rejections included): status and Events in cluster mode are written from here.
    */
   afterSync?: (snapshot: Snapshot, model: RoutingModel) => void;
+  /**
+   * How long translate, render and the reload's diff may hold the event loop before they give
+   * other work a turn (ms; default STEP_BUDGET_MS). For tests: 0 yields at every step.
+   */
+  stepBudgetMs?: number;
 }
 
 export interface SidecarStats {
@@ -172,7 +177,7 @@ export class Sidecar implements StatusSource {
       this.metrics.observeSync((performance.now() - started) / 1000);
       // The previous pass's model and files are garbage now: collect them before the next pass
       // (see collectGarbage()), outside the measured sync time.
-      collectGarbage();
+      collectGarbageBetweenPasses();
     }
   }
 
@@ -187,7 +192,8 @@ export class Sidecar implements StatusSource {
       settled = await settle(snap, {
         translate: (s) => {
           now = this.opts.clock?.() ?? new Date();
-          return translate(s, { ...this.opts.translate, now, closed: closedIngresses(this.quarantine), ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}) });
+          // In slices (translateAsync): the same model, without holding the event loop for the whole pass.
+          return translateAsync(s, { ...this.opts.translate, now, closed: closedIngresses(this.quarantine), ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}) }, this.opts.stepBudgetMs);
         },
         // A failure here fails the pass (and it is retried); the live config names only files still there.
         ...(this.certStore ? { prepare: (model: RoutingModel) => this.certStore!.write(model.certificates) } : {}),
@@ -196,6 +202,7 @@ export class Sidecar implements StatusSource {
         quarantine: this.quarantine,
         refusedCertificates: this.refusedCertificates,
         logger: this.log,
+        ...(this.opts.stepBudgetMs !== undefined ? { stepBudgetMs: this.opts.stepBudgetMs } : {}),
         onRender: (seconds) => this.metrics.observeRender(seconds),
         onRefused: () => {
           this.stats.lastSyncOk = false;
@@ -227,7 +234,7 @@ export class Sidecar implements StatusSource {
       this.metrics.reload('success', this.applier.loadedHash ?? hashFiles(files));
       // One line per reload that says what changed, for the operator reading the log.
       this.log.info('nginx reloaded', {
-        ...diffModels(previous, model),
+        ...(await diffModelsAsync(previous, model, this.opts.stepBudgetMs)),
         files: result.files,
         servers: model.servers.length + 1,
         upstreams: model.upstreams.length,
@@ -351,6 +358,25 @@ let gcFunction: (() => void) | null | undefined;
  * sidecar is idle, so the collection costs idle time only. `gc` is V8's own, made reachable at
  * run time (--expose-gc, then read from a fresh context); where that is refused, nothing happens.
  */
+/** The longest a forced collection between passes may hold the event loop (ms). */
+const MAX_GC_PAUSE_MS = 50;
+/** ms per MB of heap of the last forced collection between passes; null before the first. */
+let gcMsPerMb: number | null = null;
+
+/**
+ * collectGarbage() after a pass, unless the last one says it would hold the event loop longer
+ * than MAX_GC_PAUSE_MS at the heap's current size: a forced collection is one pause, ~150-500 ms
+ * at 10,000 Ingresses (BENCHMARKS.md section 12), while health checks and watch events wait. Then
+ * V8 collects on its own, incrementally and concurrently, at the cost of a larger heap.
+ */
+export function collectGarbageBetweenPasses(): void {
+  const heapMb = process.memoryUsage().heapUsed / 1048576;
+  if (gcMsPerMb !== null && gcMsPerMb * heapMb > MAX_GC_PAUSE_MS) return;
+  const t0 = performance.now();
+  collectGarbage();
+  gcMsPerMb = (performance.now() - t0) / Math.max(heapMb, 1);
+}
+
 export function collectGarbage(): void {
   if (gcFunction === undefined) {
     try {

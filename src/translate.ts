@@ -42,6 +42,7 @@ import { INTERNAL_PATH_PREFIX, LocationSettingsBuilder, affinityKeyVariable, aff
 import { DEFAULT_LOCATION_SETTINGS } from './model.ts';
 import type { Action, CanarySelector, CertificateFile, Https, Location, Rejection, RoutingModel, Server, ServerTls, Upstream } from './model.ts';
 import type { Snapshot } from './snapshot.ts';
+import { runSteps, runStepsSync } from './steps.ts';
 import { TLS_SECRET_TYPE, certificateFromPem, certificateFromSecret, hostProblem, validityProblem, withPem, type Certificate } from './tls.ts';
 import {
   InvalidValue,
@@ -550,6 +551,15 @@ interface HostRoutes {
 }
 
 export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel {
+  return runStepsSync(translateSteps(snap, opts));
+}
+
+/** translate() that gives the event loop a turn every `budgetMs` (between Ingresses and hosts); the same model. */
+export function translateAsync(snap: Snapshot, opts: TranslateOptions, budgetMs?: number): Promise<RoutingModel> {
+  return runSteps(translateSteps(snap, opts), budgetMs);
+}
+
+function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void, RoutingModel, void> {
   if (opts.tls && !(opts.now instanceof Date && Number.isFinite(opts.now.getTime()))) {
     throw new Error('translate: options.now (a valid Date) is required with options.tls');
   }
@@ -563,6 +573,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   };
 
   const ours = snap.ingresses.filter((i) => isOurs(i, opts.ingressClass, snap.ingressClasses, opts.watchIngressWithoutClass)).sort(byAge);
+  yield;
   const backends = new Backends(snap);
   const hosts = new Map<string, HostRoutes>();
   const catchAll: HostRoutes = { host: null, claims: new Map(), ingresses: new Set(), fallback: null, owner: null };
@@ -595,6 +606,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
   const canaryIngresses: ParsedIngress[] = [];
 
   for (const ing of ours) {
+    yield;
     const key = ingressKey(ing);
     let parsed: ParsedIngress;
     try {
@@ -752,6 +764,7 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     }
   }
 
+  yield;
   const live = [...hosts.values()].filter((h) => h.claims.size > 0);
   const tls = opts.tls ? planTls(snap.secrets, parsedIngresses, live, opts.tls, opts.now!, opts.nginxVersion, report, sameTenant) : null;
   /** Whether a location answers plain HTTP with a redirect to HTTPS. */
@@ -782,15 +795,20 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     const p = byKey.get(ingress);
     return p ? builder.for(ingress, p.annotations, ctx) : { settings: DEFAULT_LOCATION_SETTINGS, unavailable: null };
   };
-  const servers = live.map((h) => {
+  const servers: Server[] = [];
+  for (const h of live) {
+    yield;
     const own = tls?.hosts.get(h.host!.host) ?? null;
     // A host's unmatched paths go to the global default backend only within its namespace.
     const global = globalDefault && sameTenant(globalDefault.ingress, h.owner!) ? globalDefault : null;
-    return buildServer(h, global, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor);
-  });
+    servers.push(buildServer(h, global, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor));
+  }
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
   const defaultServer = buildServer(catchAll, globalDefault, redirect(false), tls?.defaultTls ?? null, settingsFor);
-  for (const s of [defaultServer, ...servers]) Object.assign(s, builder.serverLocations(s), { snippets: serverSnippets(s) });
+  for (const s of [defaultServer, ...servers]) {
+    yield;
+    Object.assign(s, builder.serverLocations(s), { snippets: serverSnippets(s) });
+  }
   /**
    * server-snippet acts on the whole server: it applies only where every Ingress with rules for the
    * host is in the snippet's namespace, so that no namespace can change another's routes.
@@ -810,16 +828,20 @@ export function translate(snap: Snapshot, opts: TranslateOptions): RoutingModel 
     }
     return out;
   }
+  yield;
   const extras = builder.collect([defaultServer, ...servers]);
+  yield;
   const privateFiles = new Map<string, CertificateFile>([...(tls?.certificates ?? []), ...extras.files.map((f) => [f.file, f] as const)]);
 
   const served = new Set<string>([...servers, defaultServer].flatMap((s) => s.locations.map((l) => l.ingress)));
   served.delete('');
   for (const k of denied) served.delete(k);
+  yield;
   const allLocations = [...servers, defaultServer].flatMap((s) => s.locations);
   const usedCanaries = [...new Set(allLocations.flatMap((l) => (l.action.kind === 'proxy' && l.action.via ? [l.action.via] : [])))].sort().map((v) => canaries.get(v)!);
   for (const c of attachedCanaries) served.add(c);
   const exactNames = servers.filter((s) => !s.serverName.startsWith('~')).map((s) => s.serverName);
+  yield;
   const used = new Set([
     ...allLocations.flatMap((l) => (l.action.kind === 'proxy' ? [l.action.upstream] : [])),
     ...usedCanaries.map((c) => c.canary),
@@ -1178,30 +1200,53 @@ function buildServer(
   // named "/foo" (before it even tries regexes). Ingress says an Exact /foo/ does not match /foo
   // at all: pin /foo to whatever it would match without that redirect (the longest Prefix
   // covering it; regex paths are not considered).
-  for (const l of [...locations]) {
+  // Indexed by path (not a scan of every location per path: 20,000 paths took a minute): each
+  // map holds the first location of that path, so ties go to the earlier one, as a scan in order.
+  const exactPaths = new Set<string>();
+  const prefixAt = new Map<string, number>();
+  const convertedAt = new Map<string, number>();
+  locations.forEach((o, i) => {
+    const literal = converted.get(o);
+    if (literal !== undefined) {
+      if (!convertedAt.has(literal)) convertedAt.set(literal, i);
+    } else if (o.match === 'exact') exactPaths.add(o.path);
+    else if (o.match === 'prefix' && !prefixAt.has(o.path)) prefixAt.set(o.path, i);
+  });
+  const count = locations.length;
+  for (let i = 0; i < count; i++) {
+    const l = locations[i]!;
     if (l.match !== 'exact' || !l.path.endsWith('/') || l.path === '/') continue;
     const bare = l.path.slice(0, -1);
-    if (locations.some((o) => o.match === 'exact' && o.path === bare)) continue;
-    const covers = (o: Location): number => {
-      const literal = converted.get(o);
-      if (literal !== undefined) return bare === literal || bare.startsWith(`${literal}/`) ? literal.length + 1 : -1;
-      return o.match === 'prefix' && bare.startsWith(o.path) ? o.path.length : -1;
+    if (exactPaths.has(bare)) continue;
+    // The location covering `bare` with the longest path: a prefix location (its path, which
+    // always ends in "/", starts `bare`) or a converted Prefix (`bare` is its literal or below it).
+    let best = 0;
+    let bestValue = -1;
+    const consider = (at: number | undefined, value: number) => {
+      if (at !== undefined && (value > bestValue || (value === bestValue && at < best))) [best, bestValue] = [at, value];
     };
-    const covering = locations.reduce((a, b) => (covers(b) > covers(a) ? b : a));
+    for (let k = bare.indexOf('/'); k !== -1; k = bare.indexOf('/', k + 1)) {
+      consider(prefixAt.get(bare.slice(0, k + 1)), k + 1);
+      if (k > 0) consider(convertedAt.get(bare.slice(0, k)), k + 1);
+    }
+    consider(convertedAt.get(bare), bare.length + 1);
+    const covering = locations[best]!;
     const pinned: Location = { ...covering, match: 'exact', path: bare, ignoreCase: false, sslRedirect: redirect(covering.ingress, bare) };
     locations.push(pinned);
+    exactPaths.add(bare);
     weight.set(pinned, bare.length);
   }
   // Longest path first, then exact, Prefix-as-regex, prefix, use-regex: nginx only cares about the
   // order of regex locations among themselves; the rest is for people reading the file.
   const rank = (l: Location) => (l.match === 'exact' ? 0 : l.match === 'prefix' ? 2 : l.ignoreCase ? 3 : 1);
-  locations.sort((a, b) => {
-    const wa = weight.get(a) ?? a.path.length;
-    const wb = weight.get(b) ?? b.path.length;
-    if (wa !== wb) return wb - wa;
-    if (rank(a) !== rank(b)) return rank(a) - rank(b);
-    return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+  // The keys are computed once per location, not per comparison (Map lookups in a comparator).
+  const keyed = locations.map((l) => ({ l, w: weight.get(l) ?? l.path.length, r: rank(l) }));
+  keyed.sort((a, b) => {
+    if (a.w !== b.w) return b.w - a.w;
+    if (a.r !== b.r) return a.r - b.r;
+    return a.l.path < b.l.path ? -1 : a.l.path > b.l.path ? 1 : 0;
   });
+  keyed.forEach((k, i) => (locations[i] = k.l));
   const host = h.host?.host ?? null;
   return {
     host,
