@@ -12,6 +12,7 @@ import { ingress, service, slice, snapshot } from './helpers/builders.ts';
 import { makeCert, tlsSecret } from './helpers/certs.ts';
 import { parseNginx } from './helpers/nginx-tokenizer.ts';
 import { nginxBuilds, nginxTest, optionsFor, undefinedReferences } from './helpers/nginx-check.ts';
+import { mulberry32 } from './helpers/prng.ts';
 
 // Reproduce or widen a run: GRAMMAR_SEED=<seed> GRAMMAR_MODELS=<n> (the seed is in each failure).
 const MODELS = Number(process.env.GRAMMAR_MODELS ?? 30);
@@ -20,14 +21,7 @@ const A = (name: string) => `${ANNOTATION_PREFIX}${name}`;
 
 /** mulberry32: a small PRNG, so that a failure names a seed that reproduces it. */
 function prng(seed: number) {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const int = (n: number) => Math.floor(next() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
   const chance = (p: number) => next() < p;

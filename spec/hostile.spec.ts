@@ -40,6 +40,7 @@ import { parseHost, serverNameFor } from '../src/validate.ts';
 import { backendService, endpoints, ingress, ingressClass, path as pathSpec, rule, snapshot } from './helpers/builders.ts';
 import { makeCert, tlsSecret } from './helpers/certs.ts';
 import { NginxSyntaxError, parseNginx, walk, type Directive } from './helpers/nginx-tokenizer.ts';
+import { mulberry32 } from './helpers/prng.ts';
 
 /** Where rendered files say certificates are; nginx -t reads a copy that points at real files. */
 const CERT_DIR = '/ingress-sidecar-hostile-certs';
@@ -1247,16 +1248,7 @@ const FIXED: string[] = [
 // ---------------------------------------------------------------------------------------------
 // Seeded random strings
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 const PIECES = [
   ';', '{', '}', '#', '"', "'", '\\', '$', '${', '\n', '\r', '\t', ' ', '\0', '%', '%0a', '%0d', '%00', '%3b', '%7b', '%7d',

@@ -14,21 +14,12 @@ import type { Snapshot } from '../../src/snapshot.ts';
 import { translate, type TranslateOptions } from '../../src/translate.ts';
 import { backendService, ingress, ingressClass, path as pathSpec, rule, service, snapshot } from '../helpers/builders.ts';
 import { makeCert, tlsSecret } from '../helpers/certs.ts';
+import { mulberry32 } from '../helpers/prng.ts';
 
 const SEED = Number(process.env.ROBUST_SEED ?? 0x0dd0b1ec) >>> 0;
 const CASES = Number(process.env.ROBUST_CASES ?? 4000);
 
-/** mulberry32: small, seeded, good enough to pick fields and values. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 type Rand = ReturnType<typeof prng>;
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
