@@ -11,8 +11,8 @@
 // us). README's "What a tenant can and cannot do" says to block those with egress policy.
 
 import { isIP } from 'node:net';
+import { isDnsSubdomain } from './validate.ts';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
 const DOTTED_QUAD = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
 /** A label inet_aton would read as (part of) a number: decimal, octal or hexadecimal. */
@@ -46,7 +46,7 @@ export function parseTargetHost(raw: string, fail: (reason: string) => Error): T
     return { kind: 'ipv4', host };
   }
   const labels = host.split('.');
-  if (host.length > 253 || !labels.every((l) => DNS_LABEL.test(l))) throw fail('must name a DNS host, a dotted-quad IPv4 address or a bracketed IPv6 address');
+  if (!isDnsSubdomain(host)) throw fail('must name a DNS host, a dotted-quad IPv4 address or a bracketed IPv6 address');
   if (NUMERIC_LABEL.test(labels[labels.length - 1]!)) {
     throw fail('is an IPv4 address in a form other than dotted-quad (or a name that resolvers read as one); write it as four decimal numbers without leading zeros');
   }

@@ -14,7 +14,7 @@ import type { RedirectCode } from './model.ts';
 import { classify } from './annotation-classes.ts';
 import { parseSnippet, type SnippetDirective } from './snippets.ts';
 import { parseTargetHost } from './addresses.ts';
-import { InvalidValue, checkObjectName, parseBoolAnnotation, tokenFits } from './validate.ts';
+import { InvalidValue, checkObjectName, isDnsSubdomain, parseBoolAnnotation, tokenFits } from './validate.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
 const A = (name: string) => `${ANNOTATION_PREFIX}${name}`;
@@ -472,7 +472,6 @@ function parseCidrs(name: string, value: string): string[] {
   return [...new Set(items(name, value).map((i) => parseCidr(name, i)))];
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** cors-allow-origin: "*" anywhere in the list means any origin (as in ingress-nginx); null then. */
 export function parseCorsOrigins(name: string, value: string): CorsOrigin[] | null {
@@ -482,7 +481,7 @@ export function parseCorsOrigins(name: string, value: string): CorsOrigin[] | nu
     const m = /^(https?):\/\/(\*\.)?([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(o);
     const host = m?.[3]?.toLowerCase() ?? '';
     const port = m?.[4] === undefined ? null : Number(m[4]);
-    const hostOk = host.length <= 253 && host.split('.').every((l) => DNS_LABEL.test(l));
+    const hostOk = isDnsSubdomain(host);
     if (!m || !hostOk || (port !== null && !(port >= 1 && port <= 65535))) {
       throw fail(name, o, 'is not an origin: "*", or http(s)://host[:port], where host may start with "*."');
     }
