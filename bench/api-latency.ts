@@ -12,7 +12,7 @@
 // on 127.0.0.1; the backend is at 10.213.64.x in a namespace of this host.
 //
 // The stack: kube-apiserver 1.20 + etcd (startApiServer), manifests/ applied (RBAC), a real nginx
-// with one worker (src/local-nginx.ts), an echo backend in a network namespace, and the sidecar
+// with one worker (src/dev/local-nginx.ts), an echo backend in a network namespace, and the sidecar
 // in-process with the KubernetesSource as the ServiceAccount (sidecar kubeconfig), production's
 // debounce (100 ms) and ceiling (1000 ms). The API server 1.20 serves no discovery.k8s.io/v1, so
 // the source reads core/v1 Endpoints, as it would on such a cluster.
@@ -33,8 +33,8 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import winston from 'winston';
-import { nginxBinary, startNginx, type RunningNginx } from '../src/local-nginx.ts';
-import { Sidecar } from '../src/sidecar.ts';
+import { nginxBinary, startNginx, type RunningNginx } from '../src/dev/local-nginx.ts';
+import { Sidecar } from '../src/sync/sidecar.ts';
 import { KubernetesSource } from '../src/sources/kubernetes.ts';
 import { applyManifests, startApiServer, type ApiServer } from '../spec/helpers/apiserver.ts';
 import { freePort } from '../spec/helpers/nginx.ts';

@@ -22,7 +22,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { startEcho, type EchoServer } from '../src/echo.ts';
+import { startEcho, type EchoServer } from '../src/dev/echo.ts';
 import { httpGet } from '../spec/helpers/nginx.ts';
 import {
   countLoggedHups,

@@ -6,7 +6,7 @@
 //     [--pin] [--json FILE]
 //
 // Three nginx processes on loopback, each started from the same main config (bench/nginx-kit.ts,
-// modelled on src/local-nginx.ts, worker_processes 1):
+// modelled on src/dev/local-nginx.ts, worker_processes 1):
 // - backend: `return 200 "ok\n"` (nginx itself, so the backend is not the bottleneck);
 // - generated: the files the sidecar renders (translate + renderModel + CertStore, as a pass does)
 //   for 20 Ingresses, each one host with Prefix `/` and `/api` to its own Service, whose one
@@ -54,12 +54,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
-import { CertStore, certDirFor, generateSelfSignedCertificate } from '../src/cert-store.ts';
-import { nginxBinary } from '../src/local-nginx.ts';
-import { nginxVersion } from '../src/nginx-version.ts';
-import { renderModel } from '../src/render.ts';
-import type { Snapshot } from '../src/snapshot.ts';
-import { translate } from '../src/translate.ts';
+import { CertStore, certDirFor, generateSelfSignedCertificate } from '../src/nginx/cert-store.ts';
+import { nginxBinary } from '../src/dev/local-nginx.ts';
+import { nginxVersion } from '../src/nginx/version.ts';
+import { renderModel } from '../src/nginx/render.ts';
+import type { Snapshot } from '../src/sources/snapshot.ts';
+import { translate } from '../src/translate/index.ts';
 import { machine, median, parseIntFlag, round, table } from './lib.ts';
 import { freePort, runWrk, selfSignedCert, socketErrors, startOwnNginx, stopAllNginx, wrkAvailable, type OwnNginx, type WrkResult } from './nginx-kit.ts';
 

@@ -1,5 +1,5 @@
 // Shared parts of bench/scale.ts, bench/dataplane.ts and bench/reload-under-load.ts: an nginx
-// started from the bench's own main config (modelled on src/local-nginx.ts, with the settings
+// started from the bench's own main config (modelled on src/dev/local-nginx.ts, with the settings
 // those benchmarks need: worker_shutdown_timeout, a fixed http{} body), the memory and workers of
 // an nginx read from /proc, a self-signed certificate made with openssl, and wrk with a Lua
 // script that reports exact figures as JSON.
@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { exited, nginxBinary, signalIfAlive } from '../src/local-nginx.ts';
+import { exited, nginxBinary, signalIfAlive } from '../src/dev/local-nginx.ts';
 
 export const ms = (t0: number): number => performance.now() - t0;
 
@@ -41,7 +41,7 @@ export interface OwnNginxOptions {
   workerShutdownTimeout?: string;
   /** worker_cpu_affinity, e.g. "10" (the second CPU) */
   cpuAffinity?: string;
-  /** keepalive_timeout for clients, in seconds; 65 when absent (as src/local-nginx.ts). */
+  /** keepalive_timeout for clients, in seconds; 65 when absent (as src/dev/local-nginx.ts). */
   keepaliveTimeout?: number;
   /** error_log level; notice logs every reload signal. */
   errorLevel?: string;

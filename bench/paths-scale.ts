@@ -23,9 +23,9 @@ import { parseArgs } from 'node:util';
 import type { V1HTTPIngressPath, V1Ingress } from '@kubernetes/client-node';
 import { machine, median, parseIntFlag, round, table } from './lib.ts';
 import { ingress, snapshotOf } from './scale-objects.ts';
-import { renderModel } from '../src/render.ts';
-import { translate, type TranslateOptions } from '../src/translate.ts';
-import type { Snapshot } from '../src/snapshot.ts';
+import { renderModel } from '../src/nginx/render.ts';
+import { translate, type TranslateOptions } from '../src/translate/index.ts';
+import type { Snapshot } from '../src/sources/snapshot.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -177,9 +177,9 @@ async function withProbe<T>(fn: () => Promise<T>): Promise<{ value: T; ms: numbe
 }
 
 async function passCase(): Promise<PassResult> {
-  const { Sidecar } = await import('../src/sidecar.ts');
-  const { createMemoryLogger } = await import('../src/log.ts');
-  const { nginxBinary } = await import('../src/local-nginx.ts');
+  const { Sidecar } = await import('../src/sync/sidecar.ts');
+  const { createMemoryLogger } = await import('../src/ops/log.ts');
+  const { nginxBinary } = await import('../src/dev/local-nginx.ts');
   const { startOwnNginx, stopAllNginx, freePort } = await import('./nginx-kit.ts');
   const work = await mkdtemp(path.join(os.tmpdir(), 'ingress-sidecar-paths-scale-'));
   const confDir = path.join(work, 'conf.d');

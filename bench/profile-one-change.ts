@@ -1,17 +1,17 @@
 // Where translate + render spend their time for one changed Ingress among N (section 11 of
 // BENCHMARKS.md): the scale benchmark's snapshot, two warm-up passes, then --passes passes each with
 // one non-TLS Ingress changed, under V8's sampling profiler (200 µs). Prints the top functions by
-// inclusive and self time per pass, and the time of the full collection that src/sidecar.ts runs
+// inclusive and self time per pass, and the time of the full collection that src/sync/sidecar.ts runs
 // after a pass (collectGarbage()).
 //
 //   node_modules/.bin/node bench/profile-one-change.ts [--size 10000] [--passes 5] [--out FILE.cpuprofile]
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
-import { certDirFor, generateSelfSignedCertificate } from '../src/cert-store.ts';
-import { renderModel } from '../src/render.ts';
-import { collectGarbage } from '../src/sidecar.ts';
-import { translate, type TranslateOptions } from '../src/translate.ts';
+import { certDirFor, generateSelfSignedCertificate } from '../src/nginx/cert-store.ts';
+import { renderModel } from '../src/nginx/render.ts';
+import { collectGarbage } from '../src/sync/sidecar.ts';
+import { translate, type TranslateOptions } from '../src/translate/index.ts';
 import { parseIntFlag } from './lib.ts';
 import { selfSignedCert } from './nginx-kit.ts';
 import { TLS_EVERY, ingress, snapshotOf } from './scale-objects.ts';

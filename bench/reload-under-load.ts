@@ -7,10 +7,10 @@
 //
 // On loopback:
 // - a backend nginx answering `return 200 "ok\n"` (Service `fast`), and the Node echo backend
-//   (src/echo.ts, in-process; it echoes the bytes of an upgraded connection: Service `echo`);
+//   (src/dev/echo.ts, in-process; it echoes the bytes of an upgraded connection: Service `echo`);
 // - the proxy nginx, from the bench's own main config (bench/nginx-kit.ts, modelled on
-//   src/local-nginx.ts) with `worker_shutdown_timeout` set, 1 worker, including the conf dir;
-// - the sidecar in-process (src/sidecar.ts with the directory source, default debounce 100 ms and
+//   src/dev/local-nginx.ts) with `worker_shutdown_timeout` set, 1 worker, including the conf dir;
+// - the sidecar in-process (src/sync/sidecar.ts with the directory source, default debounce 100 ms and
 //   max delay 1000 ms, the default JSON access log to /dev/stdout, which is /dev/null here);
 //   Ingress `fast` (host fast.test, `/` -> fast) and Ingress `ws` (host ws.test, `/` -> echo).
 //
@@ -43,9 +43,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import winston from 'winston';
-import { startEcho, type EchoServer } from '../src/echo.ts';
-import { nginxBinary } from '../src/local-nginx.ts';
-import { Sidecar } from '../src/sidecar.ts';
+import { startEcho, type EchoServer } from '../src/dev/echo.ts';
+import { nginxBinary } from '../src/dev/local-nginx.ts';
+import { Sidecar } from '../src/sync/sidecar.ts';
 import { DirectorySource } from '../src/sources/directory.ts';
 import { backendYaml, ingressYaml } from '../spec/helpers/sidecar.ts';
 import { benchHup, countLoggedHups, hookKill, hups, machine, median, now, parseIntFlag, percentile, round, table } from './lib.ts';
@@ -72,7 +72,7 @@ const WST_S = parseIntFlag(flags['worker-shutdown-timeout'], '--worker-shutdown-
 const WEBSOCKETS = parseIntFlag(flags.websockets, '--websockets', 4, 0);
 /** --no-bare skips the control phase. */
 const BARE = flags.bare !== false;
-/** keepalive_timeout of the proxy nginx (65 as in src/local-nginx.ts); 0 turns client keepalive off, as a diagnostic. */
+/** keepalive_timeout of the proxy nginx (65 as in src/dev/local-nginx.ts); 0 turns client keepalive off, as a diagnostic. */
 const KEEPALIVE_TIMEOUT = parseIntFlag(flags['keepalive-timeout'], '--keepalive-timeout', 65, 0);
 /** Longest wait for one reload, and for the whole run. */
 const RELOAD_WAIT_MS = 20_000;

@@ -10,27 +10,27 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { collectGarbage } from '../src/sidecar.ts';
+import { collectGarbage } from '../src/sync/sidecar.ts';
 // The sidecar's module graph in directory mode, as src/cli.ts imports it statically (cluster
-// mode's modules, src/sources/kubernetes.ts and src/cluster-status.ts, are imported by cli.ts only
+// mode's modules, src/sources/kubernetes.ts and src/cluster/status.ts, are imported by cli.ts only
 // when it runs without --watch-dir).
 import '../src/config.ts';
-import '../src/echo.ts';
-import '../src/metrics.ts';
-import '../src/nginx-process.ts';
-import '../src/render-command.ts';
-import '../src/sidecar.ts';
+import '../src/dev/echo.ts';
+import '../src/ops/metrics.ts';
+import '../src/nginx/process.ts';
+import '../src/commands/render.ts';
+import '../src/sync/sidecar.ts';
 import '../src/sources/directory.ts';
-import '../src/status-server.ts';
-import '../src/translate-options.ts';
-import { Applier } from '../src/apply.ts';
-import { CertStore, certDirFor, generateSelfSignedCertificate } from '../src/cert-store.ts';
-import { nginxBinary } from '../src/local-nginx.ts';
-import { createMemoryLogger } from '../src/log.ts';
+import '../src/ops/http.ts';
+import '../src/sync/translate-options.ts';
+import { Applier } from '../src/nginx/apply.ts';
+import { CertStore, certDirFor, generateSelfSignedCertificate } from '../src/nginx/cert-store.ts';
+import { nginxBinary } from '../src/dev/local-nginx.ts';
+import { createMemoryLogger } from '../src/ops/log.ts';
 import type { RoutingModel } from '../src/model.ts';
-import { nginxVersion } from '../src/nginx-version.ts';
-import { renderModel } from '../src/render.ts';
-import { translate, type TranslateOptions } from '../src/translate.ts';
+import { nginxVersion } from '../src/nginx/version.ts';
+import { renderModel } from '../src/nginx/render.ts';
+import { translate, type TranslateOptions } from '../src/translate/index.ts';
 import { TLS_EVERY, ingress, snapshotOf } from './scale-objects.ts';
 import { freePort, ms, nginxMemory, startOwnNginx, stopAllNginx, timedReload, timeNginxTest, waitDrained, type NginxMemory, type OwnNginx } from './nginx-kit.ts';
 
@@ -40,7 +40,7 @@ const { values: flags } = parseArgs({
     samples: { type: 'string' },
     cert: { type: 'string' },
     out: { type: 'string' },
-    // What the sidecar does after each pass (src/sidecar.ts): a full garbage collection.
+    // What the sidecar does after each pass (src/sync/sidecar.ts): a full garbage collection.
     'gc-between-passes': { type: 'boolean', default: false },
     baseline: { type: 'boolean' },
   },

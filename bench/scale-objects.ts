@@ -3,7 +3,7 @@
 // EndpointSlice with two ready endpoints); every tenth has TLS for its host from its own
 // kubernetes.io/tls Secret, all holding the same certificate (`*.scale.test`).
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
-import type { Snapshot } from '../src/snapshot.ts';
+import type { Snapshot } from '../src/sources/snapshot.ts';
 
 export const TLS_EVERY = 10;
 const ns = (i: number) => `team-${i % 20}`;

@@ -11,7 +11,7 @@
 // own Service (one port, an EndpointSlice with two ready endpoints). Every tenth Ingress has TLS
 // for its host with its own kubernetes.io/tls Secret; all those Secrets hold the same real
 // certificate (RSA 2048, `*.scale.test`, self-signed with openssl). TLS options are built as
-// src/translate-options.ts builds them for `run` (a generated self-signed default certificate,
+// src/sync/translate-options.ts builds them for `run` (a generated self-signed default certificate,
 // certDirFor(confDir)), with the default JSON access log (/dev/stdout) and the nginx version
 // from `nginx -v`.
 //
@@ -48,7 +48,7 @@ const { values: flags } = parseArgs({
     samples: { type: 'string' },
     runs: { type: 'string' },
     json: { type: 'string' },
-    // Each child collects garbage after every pass, as src/sidecar.ts does (collectGarbage()).
+    // Each child collects garbage after every pass, as src/sync/sidecar.ts does (collectGarbage()).
     'gc-between-passes': { type: 'boolean', default: false },
   },
   strict: true,

@@ -21,11 +21,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import chokidar from 'chokidar';
 import { machine, median, nginxChildren, parseIntFlag, percentile, round, table } from './lib.ts';
-import type { Applier as ApplierClass } from '../src/apply.ts';
+import type { Applier as ApplierClass } from '../src/nginx/apply.ts';
 import type { DirectorySource as DirectorySourceClass } from '../src/sources/directory.ts';
-import type { workerPids as workerPidsFn } from '../src/nginx-process.ts';
-import type { createMemoryLogger as createMemoryLoggerFn } from '../src/log.ts';
-import type { startNginx as startNginxFn } from '../src/local-nginx.ts';
+import type { workerPids as workerPidsFn } from '../src/nginx/process.ts';
+import type { createMemoryLogger as createMemoryLoggerFn } from '../src/ops/log.ts';
+import type { startNginx as startNginxFn } from '../src/dev/local-nginx.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -43,11 +43,11 @@ const PASSES = parseIntFlag(flags.passes, '--passes', 15, 1);
 const ROOT = path.resolve(flags.root ?? path.join(import.meta.dirname, '..'));
 
 const { DirectorySource } = (await import(path.join(ROOT, 'src/sources/directory.ts'))) as { DirectorySource: typeof DirectorySourceClass };
-const { workerPids } = (await import(path.join(ROOT, 'src/nginx-process.ts'))) as { workerPids: typeof workerPidsFn };
-const { Applier } = (await import(path.join(ROOT, 'src/apply.ts'))) as { Applier: typeof ApplierClass };
-const { createMemoryLogger } = (await import(path.join(ROOT, 'src/log.ts'))) as { createMemoryLogger: typeof createMemoryLoggerFn };
+const { workerPids } = (await import(path.join(ROOT, 'src/nginx/process.ts'))) as { workerPids: typeof workerPidsFn };
+const { Applier } = (await import(path.join(ROOT, 'src/nginx/apply.ts'))) as { Applier: typeof ApplierClass };
+const { createMemoryLogger } = (await import(path.join(ROOT, 'src/ops/log.ts'))) as { createMemoryLogger: typeof createMemoryLoggerFn };
 // The nginx started for the workers step is the same whatever --root says.
-const { startNginx, nginxBinary } = (await import('../src/local-nginx.ts')) as { startNginx: typeof startNginxFn; nginxBinary: () => string };
+const { startNginx, nginxBinary } = (await import('../src/dev/local-nginx.ts')) as { startNginx: typeof startNginxFn; nginxBinary: () => string };
 
 const ms = (t0: number) => performance.now() - t0;
 const stats = (xs: number[]) => ({ n: xs.length, median: round(median(xs), 2), p90: round(percentile(xs, 90), 2), min: round(Math.min(...xs), 2) });

@@ -3,21 +3,22 @@
 
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { ClusterWriters } from './cluster-status.ts';
+import type { ClusterWriters } from './cluster/status.ts';
 import { ConfigError, parseConfig, type Config, type PodIdentity } from './config.ts';
-import { startEcho, type EchoServer } from './echo.ts';
-import { startNginx, type RunningNginx } from './local-nginx.ts';
-import { createLogger, type Logger } from './log.ts';
-import { Metrics } from './metrics.ts';
-import { findExecutable } from './nginx-process.ts';
-import { renderCommand } from './render-command.ts';
-import { Sidecar } from './sidecar.ts';
+// src/dev (echo backends, a local nginx) is for the demo and tests, and not in the image.
+import type { EchoServer } from './dev/echo.ts';
+import type { RunningNginx } from './dev/local-nginx.ts';
+import { createLogger, type Logger } from './ops/log.ts';
+import { Metrics } from './ops/metrics.ts';
+import { findExecutable } from './nginx/process.ts';
+import { renderCommand } from './commands/render.ts';
+import { Sidecar } from './sync/sidecar.ts';
 import { DirectorySource } from './sources/directory.ts';
 // Cluster mode's modules are imported when cluster mode is chosen: they load
 // @kubernetes/client-node, whose index alone costs ~85 MB of RSS that directory mode never uses.
 import type { KubernetesSource, KubeEnvironment } from './sources/kubernetes.ts';
-import { startStatusServer } from './status-server.ts';
-import { runtimeTranslateOptions } from './translate-options.ts';
+import { startStatusServer } from './ops/http.ts';
+import { runtimeTranslateOptions } from './sync/translate-options.ts';
 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let parsed;
@@ -106,7 +107,7 @@ async function clusterWriters(config: Config, pod: PodIdentity, source: Kubernet
         : null;
   const namespace = pod.namespace ?? (await readFile('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').catch(() => '')).trim();
   if (publish && !namespace) throw new ConfigError('publishing Ingress status needs POD_NAMESPACE (the Lease lives there)');
-  const { startClusterWriters } = await import('./cluster-status.ts');
+  const { startClusterWriters } = await import('./cluster/status.ts');
   return startClusterWriters({
     kubeConfig: source.kubeConfig,
     ingressClass: config.ingressClass,
@@ -195,6 +196,12 @@ async function demo(config: Config, kubeEnv: KubeEnvironment, logger: Logger): P
   await rm(confDir, { recursive: true, force: true });
   await mkdir(confDir, { recursive: true });
 
+  const dev = await Promise.all([import('./dev/echo.ts'), import('./dev/local-nginx.ts')]).catch(() => null);
+  if (!dev) {
+    logger.error('demo runs from a checkout of ingress-sidecar (src/dev is not in the image); in a pod, use `run`');
+    return 2;
+  }
+  const [{ startEcho }, { startNginx }] = dev;
   const backends: EchoServer[] = [];
   let nginx: RunningNginx | null = null;
   try {

@@ -5,11 +5,11 @@
 // validation and the help text are all derived from that table, so they cannot drift apart.
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import type { LogFormat } from './log.ts';
-import { DEFAULT_ELECTION_ID, parsePublishAddresses, parsePublishService, type LoadBalancerAddress } from './publish.ts';
+import type { LogFormat } from './ops/log.ts';
+import { DEFAULT_ELECTION_ID, parsePublishAddresses, parsePublishService, type LoadBalancerAddress } from './cluster/publish.ts';
 import type { KubeEnvironment } from './sources/kubernetes.ts';
-import { isDnsSubdomain } from './validate.ts';
-import type { TranslateOptions } from './translate.ts';
+import { isDnsSubdomain } from './grammar.ts';
+import type { TranslateOptions } from './translate/index.ts';
 
 export type Command = 'run' | 'demo' | 'render';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -54,7 +54,7 @@ export interface Config {
   /** Absolute path for the JSON access log, or null to leave access logging to nginx.conf. */
   accessLog: string | null;
   /**
-   * Parse and render the configuration-snippet and server-snippet annotations (src/snippets.ts
+   * Parse and render the configuration-snippet and server-snippet annotations (src/annotations/snippets.ts
    * says what they may contain); off, they are refused and reported.
    */
   allowSnippetAnnotations: boolean;

@@ -1,6 +1,6 @@
 // The routing model: what nginx should do, already validated. Templates only lay it out.
 
-import type { SnippetDirective } from './snippets.ts';
+import type { SnippetDirective } from './annotations/snippets.ts';
 
 /** What a location does with a request. */
 export type Action =
@@ -47,7 +47,7 @@ export type RedirectCode = 301 | 302 | 303 | 307 | 308;
 
 /**
  * Per-location settings from an Ingress's nginx.ingress.kubernetes.io annotations, already
- * validated (src/annotations.ts); null or empty: not set, the server's defaults apply.
+ * validated (src/annotations/index.ts); null or empty: not set, the server's defaults apply.
  */
 export interface LocationSettings {
   /** backend-protocol: `proxy_pass http://` (the default) or `https://`, `grpc_pass grpc://` or `grpcs://`. */

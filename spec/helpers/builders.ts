@@ -1,6 +1,6 @@
 // Small builders for Kubernetes objects, so that a test says only what matters to it.
 import type { V1EndpointSlice, V1Endpoints, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
-import { emptySnapshot, type Snapshot } from '../../src/snapshot.ts';
+import { emptySnapshot, type Snapshot } from '../../src/sources/snapshot.ts';
 
 type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
 

@@ -3,7 +3,7 @@
 //
 // Each backend gets its own network namespace and a veth pair on a private /30 taken from
 // 10.213.64.0/18 (nothing else on these machines uses 10.213.0.0/16): the host end holds .1 of
-// the /30, the namespace end .2, and `node src/echo-main.ts NAME PORT` listens on 0.0.0.0 inside
+// the /30, the namespace end .2, and `node src/dev/echo-main.ts NAME PORT` listens on 0.0.0.0 inside
 // the namespace. Traffic goes only between this host and that namespace. Needs root (or
 // CAP_NET_ADMIN and CAP_SYS_ADMIN) and iproute2. stop() removes the process, the veth pair and
 // the namespace; a test process that exits without stop() still removes them on 'exit'.
@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const echoMain = path.join(repoRoot, 'src', 'echo-main.ts');
+const echoMain = path.join(repoRoot, 'src', 'dev', 'echo-main.ts');
 
 /** The range backends are taken from: 10.213.64.0/18, as 4096 /30 subnets. */
 export const NETNS_RANGE = '10.213.64.0/18';

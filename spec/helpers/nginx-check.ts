@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { CertificateFile } from '../../src/model.ts';
-import type { TranslateOptions } from '../../src/translate.ts';
+import type { TranslateOptions } from '../../src/translate/index.ts';
 
 /** Where render puts private files in these tests; replaced by a temp directory for nginx -t. */
 export const TEST_CERT_DIR = '/etc/nginx/conf.d/ingress-sidecar-certs';

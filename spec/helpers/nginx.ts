@@ -3,7 +3,7 @@
 import http from 'node:http';
 import net from 'node:net';
 
-export { nginxBinary, startNginx, type RunningNginx } from '../../src/local-nginx.ts';
+export { nginxBinary, startNginx, type RunningNginx } from '../../src/dev/local-nginx.ts';
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -4,11 +4,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { certDirFor, loadOrCreateSelfSignedCertificate } from '../../src/cert-store.ts';
-import { startEcho, type EchoReply, type EchoServer } from '../../src/echo.ts';
-import { createMemoryLogger } from '../../src/log.ts';
-import { Sidecar } from '../../src/sidecar.ts';
-import { startStatusServer, type StatusServer } from '../../src/status-server.ts';
+import { certDirFor, loadOrCreateSelfSignedCertificate } from '../../src/nginx/cert-store.ts';
+import { startEcho, type EchoReply, type EchoServer } from '../../src/dev/echo.ts';
+import { createMemoryLogger } from '../../src/ops/log.ts';
+import { Sidecar } from '../../src/sync/sidecar.ts';
+import { startStatusServer, type StatusServer } from '../../src/ops/http.ts';
 import { DirectorySource } from '../../src/sources/directory.ts';
 import { freePort, httpGet, nginxBinary, startNginx, type HttpAnswer, type RunningNginx } from './nginx.ts';
 

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startEcho, type EchoReply, type EchoServer } from '../../src/echo.ts';
+import { startEcho, type EchoReply, type EchoServer } from '../../src/dev/echo.ts';
 import { freePort, type HttpAnswer } from '../helpers/nginx.ts';
 import { ingressYaml, startStack, type Stack } from '../helpers/sidecar.ts';
 

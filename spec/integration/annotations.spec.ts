@@ -10,7 +10,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execaSync } from 'execa';
-import type { EchoReply } from '../../src/echo.ts';
+import type { EchoReply } from '../../src/dev/echo.ts';
 import { makeCert, tlsSecretYaml, type TestCert } from '../helpers/certs.ts';
 import { backendYaml, ingressYaml, startStack, type Stack } from '../helpers/sidecar.ts';
 

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { startEcho, type EchoServer } from '../../src/echo.ts';
+import { startEcho, type EchoServer } from '../../src/dev/echo.ts';
 import { freePort, httpGet, startNginx, type RunningNginx } from '../helpers/nginx.ts';
 import { backendYaml, ingressYaml } from '../helpers/sidecar.ts';
 

@@ -113,7 +113,7 @@ describe('fail closed and no silent route loss, through a real nginx', function 
 
   it('a regex path nginx (PCRE2) cannot compile is refused with the reason before nginx sees it; the host\'s other Ingress serves', async () => {
     // JavaScript's regex engine accepts this class range, PCRE2 refuses it: the grammar checks it
-    // as PCRE2 reads it (src/annotations.ts parseRegexPath), so nginx never refuses the config.
+    // as PCRE2 reads it (src/annotations/index.ts parseRegexPath), so nginx never refuses the config.
     await write(ingressYaml('pcre', [{ host: 'pcre.test', paths: [['/[\\d-z]', 'ImplementationSpecific', 'beta']] }], { annotations: prefixed({ 'use-regex': 'true' }) }));
     await write(ingressYaml('after', [{ host: 'pcre.test', paths: [['/', 'Prefix', 'alpha']] }]));
     assert.equal((await until('pcre.test', '/', (_s, w) => w === 'alpha')).who, 'alpha');

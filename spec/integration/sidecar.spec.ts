@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { readdir, writeFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { workerPids } from '../../src/nginx-process.ts';
-import type { EchoReply } from '../../src/echo.ts';
+import { workerPids } from '../../src/nginx/process.ts';
+import type { EchoReply } from '../../src/dev/echo.ts';
 import { backendYaml, ingressYaml, startStack, type Stack } from '../helpers/sidecar.ts';
 
 describe('sidecar: Ingress lifecycle through a real nginx', function () {

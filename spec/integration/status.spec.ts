@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createMemoryLogger } from '../../src/log.ts';
-import { Sidecar } from '../../src/sidecar.ts';
+import { createMemoryLogger } from '../../src/ops/log.ts';
+import { Sidecar } from '../../src/sync/sidecar.ts';
 import { DirectorySource } from '../../src/sources/directory.ts';
-import { startStatusServer, type Route } from '../../src/status-server.ts';
+import { startStatusServer, type Route } from '../../src/ops/http.ts';
 import { httpGet } from '../helpers/nginx.ts';
 import { ingressYaml, startStack, type Stack } from '../helpers/sidecar.ts';
 

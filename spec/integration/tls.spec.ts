@@ -9,7 +9,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
-import type { EchoReply } from '../../src/echo.ts';
+import type { EchoReply } from '../../src/dev/echo.ts';
 import { makeCert, tlsSecretYaml, type TestCert } from '../helpers/certs.ts';
 import { ingressYaml, startStack, type Stack, type StackTls } from '../helpers/sidecar.ts';
 

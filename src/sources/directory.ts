@@ -23,8 +23,8 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 // depends on) and the same model deserializer, so the objects are exactly what loadAllYaml built.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { loadAll } from 'js-yaml';
-import type { Logger } from '../log.ts';
-import { emptySnapshot, snapshotCounts, type Snapshot, type Source } from '../snapshot.ts';
+import type { Logger } from '../ops/log.ts';
+import { emptySnapshot, snapshotCounts, type Snapshot, type Source } from './snapshot.ts';
 
 /** The kinds the sidecar reads, keyed by `apiVersion kind`, and the Snapshot field each fills. */
 const KINDS: ReadonlyMap<string, { kind: string; field: keyof Snapshot; clusterScoped: boolean }> = new Map([

@@ -34,8 +34,8 @@ import {
 } from '@kubernetes/client-node';
 // Not re-exported by the package index; the generated clients deserialize lists with it.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
-import type { Logger } from '../log.ts';
-import { snapshotCounts, type Snapshot, type Source } from '../snapshot.ts';
+import type { Logger } from '../ops/log.ts';
+import { snapshotCounts, type Snapshot, type Source } from './snapshot.ts';
 
 /** What the environment says about where the API is. config.ts reads it; nothing else does. */
 export interface KubeEnvironment {

@@ -1,0 +1,391 @@
+// One sync pass and the parts it drives: snapshot -> translate -> render -> apply. The reconcile
+// loop decides when a pass runs; this module decides what a pass does and what it reports.
+
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { Applier, ReloadError, hashFiles } from '../nginx/apply.ts';
+import { CertStore } from '../nginx/cert-store.ts';
+import type { Logger } from '../ops/log.ts';
+import { Metrics } from '../ops/metrics.ts';
+import { diffModelsAsync } from './model-diff.ts';
+import type { Rejection, RoutingModel } from '../model.ts';
+import { Reconciler } from './reconciler.ts';
+import { closedIngresses, releaseChangedQuarantine, settle, UnsettledError, type Quarantined } from './settle.ts';
+import type { Snapshot, Source } from '../sources/snapshot.ts';
+import type { StatusSource } from '../ops/http.ts';
+import { translateAsync, type TranslateOptions } from '../translate/index.ts';
+
+export interface SidecarOptions {
+  source: Source;
+  /** `now` is set by each pass (from `clock`); with `tls`, certificates go to `tls.certDir`. */
+  translate: Omit<TranslateOptions, 'now'>;
+  /** The time certificates must be valid at; defaults to the system clock. For tests. */
+  clock?: () => Date;
+  confDir: string;
+  nginxBinary: string | null;
+  nginxPidFile?: string;
+  reloadTimeoutMs: number;
+  /**
+   * How often to check that the running nginx master is the one that loaded our files (a restarted
+   * nginx is reloaded once, files unchanged or not). Default 2000; 0 turns the check off.
+   */
+  masterCheckMs?: number;
+  debounceMs: number;
+  maxDelayMs: number;
+  logger: Logger;
+  metrics?: Metrics;
+  /**
+   * Called after every pass that put a config in place, with the objects it was built from and
+   * the model (rejections included): status and Events in cluster mode are written from here.
+   */
+  afterSync?: (snapshot: Snapshot, model: RoutingModel) => void;
+  /**
+   * How long translate, render and the reload's diff may hold the event loop before they give
+   * other work a turn (ms; default STEP_BUDGET_MS). For tests: 0 yields at every step.
+   */
+  stepBudgetMs?: number;
+}
+
+export interface SidecarStats {
+  syncs: number;
+  reloads: number;
+  /** The model of the last configuration nginx accepted (or that was written for it). */
+  model: RoutingModel | null;
+  lastSyncOk: boolean;
+}
+
+/** setTimeout's limit is about 24.8 days; a later certificate change is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The default period of the nginx master check. */
+const MASTER_CHECK_MS = 2000;
+
+export class Sidecar implements StatusSource {
+  readonly metrics: Metrics;
+  readonly stats: SidecarStats = { syncs: 0, reloads: 0, model: null, lastSyncOk: false };
+  private readonly opts: SidecarOptions;
+  private readonly applier: Applier;
+  private readonly reconciler: Reconciler;
+  private readonly certStore: CertStore | null;
+  /** A pass when a certificate in use expires or a refused one becomes valid. */
+  private recheck: NodeJS.Timeout | null = null;
+  /** The next nginx master check. */
+  private masterTimer: NodeJS.Timeout | null = null;
+  /** The last new master logged, so that a master that cannot be reloaded is reported once. */
+  private announcedMaster: number | null = null;
+  /** The last error of the master check, logged once. */
+  private masterCheckError = '';
+  /** Configuration warnings already logged (they belong to no Ingress). */
+  private warned = new Set<string>();
+  /**
+   * Certificate files nginx refused to load although they parsed here, with its message: the
+   * Secrets behind them count as unusable (their hosts get the default certificate). Keyed by a
+   * digest of the content, so a fixed Secret is a new file and is tried again.
+   */
+  private readonly refusedCertificates = new Map<string, string>();
+  private readonly log: Logger;
+  /** Rejections already logged, so a steady problem is reported once, not every pass. */
+  private reported = new Map<string, Rejection>();
+  /**
+   * Ingresses whose rendered config nginx refused, by key, with a fingerprint of the Ingress:
+   * they stay out until the Ingress itself changes.
+   */
+  private quarantine = new Map<string, Quarantined>();
+
+  constructor(opts: SidecarOptions) {
+    this.opts = opts;
+    this.log = opts.logger;
+    this.metrics = opts.metrics ?? new Metrics();
+    this.applier = new Applier({
+      confDir: opts.confDir,
+      nginxBinary: opts.nginxBinary,
+      ...(opts.nginxPidFile ? { pidFile: opts.nginxPidFile } : {}),
+      reloadTimeoutMs: opts.reloadTimeoutMs,
+      logger: opts.logger,
+    });
+    // Where translate puts private files: the certificate directory, or privateDir without TLS.
+    const privateDir = opts.translate.tls?.certDir ?? opts.translate.privateDir;
+    this.certStore = privateDir ? new CertStore({ dir: privateDir, logger: opts.logger }) : null;
+    this.reconciler = new Reconciler({
+      debounceMs: opts.debounceMs,
+      maxDelayMs: opts.maxDelayMs,
+      sync: () => this.sync(),
+      logger: opts.logger,
+    });
+  }
+
+  /** Resolves after the source's first full read has been applied (or failed and is retrying). */
+  private watching = false;
+  private synced = false;
+
+  async start(): Promise<void> {
+    await this.opts.source.start(() => this.reconciler.trigger());
+    this.watching = true;
+    this.log.info('source ready; first sync', {});
+    this.reconciler.start();
+    this.reconciler.trigger();
+    await this.reconciler.idle();
+    this.scheduleMasterCheck();
+  }
+
+  /**
+   * One sync after the source's first full read, then stop: `--once`. Throws when it fails;
+   * returns the Ingresses set aside because nginx refused what they rendered (the rest is applied).
+   */
+  async runOnce(): Promise<Array<{ ingress: string; reason: string }>> {
+    await this.opts.source.start(() => {});
+    try {
+      await this.sync();
+    } finally {
+      await this.opts.source.stop();
+    }
+    return [...this.quarantine].map(([ingress, q]) => ({ ingress, reason: q.reason }));
+  }
+
+  async stop(): Promise<void> {
+    this.watching = false;
+    if (this.recheck) clearTimeout(this.recheck);
+    this.recheck = null;
+    if (this.masterTimer) clearTimeout(this.masterTimer);
+    this.masterTimer = null;
+    await this.opts.source.stop();
+    await this.reconciler.stop();
+  }
+
+  healthy(): boolean {
+    return this.watching;
+  }
+
+  /** True once a sync has put the configuration in place and nginx (where running) has loaded it. */
+  ready(): boolean {
+    return this.synced;
+  }
+
+  model(): RoutingModel | null {
+    return this.stats.model;
+  }
+
+  /** For tests and tools: resolves when no change is pending. */
+  idle(): Promise<void> {
+    return this.reconciler.idle();
+  }
+
+  private async sync(): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.syncOnce(started);
+    } finally {
+      this.metrics.observeSync((performance.now() - started) / 1000);
+      // The previous pass's model and files are garbage now: collect them before the next pass
+      // (see collectGarbage()), outside the measured sync time.
+      collectGarbageBetweenPasses();
+    }
+  }
+
+  private async syncOnce(started: number): Promise<void> {
+    this.stats.syncs++;
+    const snap = this.opts.source.snapshot();
+    releaseChangedQuarantine(this.quarantine, snap.ingresses);
+    let now = new Date();
+    const tls = this.opts.translate.tls;
+    let settled;
+    try {
+      settled = await settle(snap, {
+        translate: (s) => {
+          now = this.opts.clock?.() ?? new Date();
+          // In slices (translateAsync): the same model, without holding the event loop for the whole pass.
+          return translateAsync(s, { ...this.opts.translate, now, closed: closedIngresses(this.quarantine), ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}) }, this.opts.stepBudgetMs);
+        },
+        // A failure here fails the pass (and it is retried); the live config names only files still there.
+        ...(this.certStore ? { prepare: (model: RoutingModel) => this.certStore!.write(model.certificates) } : {}),
+        apply: (files) => this.applier.apply(files),
+        check: (files) => this.applier.check(files),
+        quarantine: this.quarantine,
+        refusedCertificates: this.refusedCertificates,
+        logger: this.log,
+        ...(this.opts.stepBudgetMs !== undefined ? { stepBudgetMs: this.opts.stepBudgetMs } : {}),
+        onRender: (seconds) => this.metrics.observeRender(seconds),
+        onRefused: () => {
+          this.stats.lastSyncOk = false;
+          this.metrics.reload('failure');
+        },
+      });
+    } catch (err) {
+      if (err instanceof UnsettledError) throw err;
+      this.stats.lastSyncOk = false;
+      this.metrics.reload('failure');
+      if (err instanceof ReloadError) {
+        if (err.unchanged) this.log.error('nginx did not reload to load the files in place; will retry', { reason: err.message });
+        else this.log.error('nginx did not load the new configuration; the previous files were restored and stay live', { reason: err.message });
+      }
+      throw err;
+    }
+    const { model, files, applied: result } = settled;
+    const previous = this.stats.model;
+    this.stats.model = model;
+    this.stats.lastSyncOk = true;
+    this.synced = true;
+    this.reportRejections(model);
+    this.reportWarnings(model);
+    this.scheduleRecheck(model, now);
+    await this.pruneCertificates(model);
+    this.opts.afterSync?.(snap, this.withQuarantineRejections(model));
+    if (result.reloaded) {
+      this.stats.reloads++;
+      this.metrics.reload('success', this.applier.loadedHash ?? hashFiles(files));
+      // One line per reload that says what changed, for the operator reading the log.
+      this.log.info('nginx reloaded', {
+        ...(await diffModelsAsync(previous, model, this.opts.stepBudgetMs)),
+        files: result.files,
+        servers: model.servers.length + 1,
+        upstreams: model.upstreams.length,
+        ingresses: model.served.length,
+        rejected: model.rejections.filter((r) => r.severity === 'rejected').length,
+        ms: Math.round(performance.now() - started),
+      });
+    }
+  }
+
+  /**
+   * Nothing else watches nginx: when its master is restarted (the container crashed, was OOM
+   * killed, or a binary upgrade finished), the new master may have parsed conf.d before our last
+   * swap landed, or while no master ran to be signalled. So every few seconds compare the master
+   * (pid file, or /proc scan, plus its start time) with the one that loaded our files, and on a
+   * new one run a pass, which reloads it once even though no file changes. A pass that fails is
+   * retried with the reconciler's backoff; a successful reload makes this master the known one,
+   * so it never reloads in a loop.
+   */
+  private scheduleMasterCheck(): void {
+    const every = this.opts.masterCheckMs ?? MASTER_CHECK_MS;
+    if (every <= 0 || !this.watching) return;
+    this.masterTimer = setTimeout(() => {
+      void this.checkMaster().finally(() => {
+        if (this.masterTimer !== null) this.scheduleMasterCheck();
+      });
+    }, every);
+    this.masterTimer.unref();
+  }
+
+  private async checkMaster(): Promise<void> {
+    try {
+      const change = await this.applier.masterChanged();
+      this.masterCheckError = '';
+      if (change === null || !this.watching) return;
+      if (change.current !== this.announcedMaster) {
+        this.announcedMaster = change.current;
+        this.log.info('nginx master changed', { previous: change.previous, current: change.current });
+      }
+      this.reconciler.trigger();
+    } catch (err) {
+      // Absorbed on purpose: a pass reports the same problem (two masters, an unreadable pid file)
+      // when it looks for the master to reload; this check only logs it once.
+      const message = err instanceof Error ? err.message : String(err);
+      if (message !== this.masterCheckError) this.log.warn('could not check the nginx master; will retry', { error: message });
+      this.masterCheckError = message;
+    }
+  }
+
+  /** Certificate files no configuration names any more: nginx runs the new one, so they can go. */
+  private async pruneCertificates(model: RoutingModel): Promise<void> {
+    if (!this.certStore) return;
+    try {
+      await this.certStore.prune(model.certificates);
+    } catch (err) {
+      // Absorbed on purpose: a file left behind costs disk space only, and the next pass retries.
+      this.log.warn('could not remove unused certificate files; will retry on the next sync', {
+        dir: this.certStore.dir,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  /** Logs each configuration warning once when it appears, and once when it is gone. */
+  private reportWarnings(model: RoutingModel): void {
+    const now = new Set(model.warnings);
+    for (const w of now) if (!this.warned.has(w)) this.log.warn('configuration problem', { reason: w });
+    for (const w of this.warned) if (!now.has(w)) this.log.info('configuration problem resolved', { reason: w });
+    this.warned = now;
+  }
+
+  /** A certificate's validity changes with time alone: translate again when it does. */
+  private scheduleRecheck(model: RoutingModel, now: Date): void {
+    if (this.recheck) clearTimeout(this.recheck);
+    this.recheck = null;
+    if (model.tlsRecheckAt === null || !this.watching) return;
+    const ms = Math.min(MAX_TIMER_MS, Math.max(0, Date.parse(model.tlsRecheckAt) - now.getTime()));
+    this.recheck = setTimeout(() => {
+      this.recheck = null;
+      this.reconciler.trigger();
+    }, ms);
+    this.recheck.unref();
+  }
+
+  /** The model as users should hear of it: Ingresses that nginx refused are rejected too. */
+  private withQuarantineRejections(model: RoutingModel): RoutingModel {
+    if (this.quarantine.size === 0) return model;
+    const extra = [...this.quarantine].map(([ingress, q]) => ({ ingress, severity: 'rejected' as const, reason: q.reason }));
+    return { ...model, rejections: [...model.rejections, ...extra] };
+  }
+
+  /** Logs each rejection once when it appears, and once more when it is gone. */
+  private reportRejections(model: RoutingModel): void {
+    const now = new Map<string, Rejection>();
+    for (const r of model.rejections) now.set(`${r.ingress}\n${r.reason}`, r);
+    for (const [key, q] of this.quarantine) now.set(`${key}\n${q.reason}`, { ingress: key, severity: 'rejected', reason: q.reason });
+    for (const [k, r] of now) {
+      if (this.reported.has(k)) continue;
+      const msg = r.severity === 'rejected' ? 'Ingress rejected' : 'Ingress partly rejected';
+      this.log.warn(msg, { ingress: r.ingress, reason: r.reason });
+    }
+    for (const [k, r] of this.reported) {
+      if (!now.has(k)) this.log.info('Ingress problem resolved', { ingress: r.ingress, reason: r.reason });
+    }
+    this.reported = now;
+    const rejected = new Set([...now.values()].filter((r) => r.severity === 'rejected').map((r) => r.ingress));
+    this.metrics.setIngresses(model.served.length, rejected.size);
+  }
+}
+
+// Where nginx's refusals are attributed; imported from here by older callers.
+export { ingressAt, refusedCertificateIn } from './settle.ts';
+
+let gcFunction: (() => void) | null | undefined;
+
+/**
+ * A full garbage collection, run after each pass. A pass allocates the whole model and every
+ * rendered file again (~100 MB at 10,000 Ingresses, of which the previous pass's ~100 MB become
+ * garbage), and V8, left alone, grows its heap over several passes rather than collecting: the
+ * process peaked at ~570 MB at 10,000 Ingresses with a live heap of ~130 MB. Between passes the
+ * sidecar is idle, so the collection costs idle time only. `gc` is V8's own, made reachable at
+ * run time (--expose-gc, then read from a fresh context); where that is refused, nothing happens.
+ */
+/** The longest a forced collection between passes may hold the event loop (ms). */
+const MAX_GC_PAUSE_MS = 50;
+/** ms per MB of heap of the last forced collection between passes; null before the first. */
+let gcMsPerMb: number | null = null;
+
+/**
+ * collectGarbage() after a pass, unless the last one says it would hold the event loop longer
+ * than MAX_GC_PAUSE_MS at the heap's current size: a forced collection is one pause, ~150-500 ms
+ * at 10,000 Ingresses (BENCHMARKS.md section 12), while health checks and watch events wait. Then
+ * V8 collects on its own, incrementally and concurrently, at the cost of a larger heap.
+ */
+export function collectGarbageBetweenPasses(): void {
+  const heapMb = process.memoryUsage().heapUsed / 1048576;
+  if (gcMsPerMb !== null && gcMsPerMb * heapMb > MAX_GC_PAUSE_MS) return;
+  const t0 = performance.now();
+  collectGarbage();
+  gcMsPerMb = (performance.now() - t0) / Math.max(heapMb, 1);
+}
+
+export function collectGarbage(): void {
+  if (gcFunction === undefined) {
+    try {
+      v8.setFlagsFromString('--expose-gc');
+      const fn: unknown = vm.runInNewContext('gc');
+      gcFunction = typeof fn === 'function' ? (fn as () => void) : null;
+    } catch {
+      gcFunction = null;
+    }
+  }
+  gcFunction?.();
+}
