@@ -19,6 +19,7 @@ import { DirectorySource } from './sources/directory.ts';
 import type { KubernetesSource, KubeEnvironment } from './sources/kubernetes.ts';
 import { startStatusServer } from './ops/http.ts';
 import { runtimeTranslateOptions } from './sync/translate-options.ts';
+import { describe } from './errors.ts';
 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let parsed;
@@ -150,7 +151,7 @@ async function run(config: Config, kubeEnv: KubeEnvironment, pod: PodIdentity, l
       });
       return 1;
     } catch (err) {
-      logger.error('sync failed', { error: err instanceof Error ? err.message : String(err) });
+      logger.error('sync failed', { error: describe(err) });
       return 1;
     }
   }
@@ -237,7 +238,7 @@ async function demo(config: Config, kubeEnv: KubeEnvironment, logger: Logger): P
 main(process.argv.slice(2), process.env).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`ingress-sidecar: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`ingress-sidecar: ${describe(err)}\n`);
     process.exit(1);
   },
 );

@@ -30,7 +30,8 @@ import type { Logger } from '../ops/log.ts';
 import type { RoutingModel } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import { ingressKey } from '../translate/index.ts';
-import { describeError, httpStatus, requestOptions, RetryingWorker } from './leader.ts';
+import { httpStatus, requestOptions, RetryingWorker } from './leader.ts';
+import { describe } from '../errors.ts';
 
 export const EVENT_COMPONENT = 'ingress-sidecar';
 export const SERVED_MESSAGE = 'Its routes are served by ingress-sidecar';
@@ -234,7 +235,7 @@ export class IngressEventRecorder {
       this.log.warn(retry ? 'could not record an Event; will retry' : 'the API refused an Event', {
         ingress: ingressKey(intent.ingress),
         reason: intent.reason,
-        error: describeError(err),
+        error: describe(err),
       });
       return retry ? 'retry' : 'done';
     }

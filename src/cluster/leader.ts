@@ -24,6 +24,7 @@ import {
   type V1Lease,
 } from '@kubernetes/client-node';
 import type { Logger } from '../ops/log.ts';
+import { describe } from '../errors.ts';
 
 export { DEFAULT_ELECTION_ID } from './publish.ts';
 
@@ -82,25 +83,6 @@ export function httpStatus(err: unknown): number | undefined {
   return err instanceof ApiException ? err.code : undefined;
 }
 
-/** A short, log-friendly description of a failed API call (the API's own message when it sent one). */
-export function describeError(err: unknown): string {
-  if (err instanceof ApiException) {
-    const body: unknown = err.body;
-    let message: string | undefined;
-    if (typeof body === 'string') {
-      try {
-        const parsed = JSON.parse(body) as { message?: unknown };
-        if (typeof parsed.message === 'string') message = parsed.message;
-      } catch {
-        message = body.slice(0, 300);
-      }
-    } else if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string') {
-      message = (body as { message: string }).message;
-    }
-    return `HTTP ${err.code}${message ? `: ${message}` : ''}`;
-  }
-  return err instanceof Error ? err.message : String(err);
-}
 
 type Attempt = 'leader' | 'held' | 'failed';
 
@@ -201,7 +183,7 @@ export class LeaderElector implements Leadership {
       } catch (err) {
         result = 'failed';
         // Once per outage (and when the error changes), not every retry period.
-        const error = describeError(err);
+        const error = describe(err);
         if (error !== this.failing) {
           this.log.warn('leader election: could not read or write the Lease; will retry', { lease: `${this.opts.namespace}/${this.opts.name}`, error });
         }
@@ -336,7 +318,7 @@ export class LeaderElector implements Leadership {
     } catch (err) {
       // A conflict means someone already took over; anything else leaves the Lease to expire.
       if (httpStatus(err) !== 409) {
-        this.log.warn('leader election: could not release the Lease; it expires by itself', { lease: `${namespace}/${name}`, error: describeError(err) });
+        this.log.warn('leader election: could not release the Lease; it expires by itself', { lease: `${namespace}/${name}`, error: describe(err) });
       }
     }
   }
@@ -372,7 +354,7 @@ export class LeaderElector implements Leadership {
       try {
         cb(leader);
       } catch (err) {
-        this.log.error('leader election: a listener failed', { error: err instanceof Error ? err.message : String(err) });
+        this.log.error('leader election: a listener failed', { error: describe(err) });
       }
     }
   }
@@ -439,7 +421,7 @@ export class RetryingWorker {
         ok = await this.job();
       } catch (err) {
         ok = false;
-        this.log.error('unexpected error writing to the Kubernetes API; will retry', { error: describeError(err) });
+        this.log.error('unexpected error writing to the Kubernetes API; will retry', { error: describe(err) });
       }
     }
     this.running = null;

@@ -30,10 +30,11 @@ import type { RoutingModel } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import { ingressKey, isOurs } from '../translate/index.ts';
 import { IngressEventRecorder } from './events.ts';
-import { describeError, httpStatus, LeaderElector, requestOptions, RetryingWorker, type Leadership } from './leader.ts';
+import { httpStatus, LeaderElector, requestOptions, RetryingWorker, type Leadership } from './leader.ts';
 
 export { addrKey, normalize, parsePublishAddresses, parsePublishService, type LoadBalancerAddress, type PublishFrom } from './publish.ts';
 import { addrKey, normalize, type LoadBalancerAddress, type PublishFrom } from './publish.ts';
+import { describe } from '../errors.ts';
 
 /** The addresses a publish Service stands for: load balancer IPs/hostnames, else its cluster IPs. */
 export function serviceAddresses(svc: V1Service): LoadBalancerAddress[] {
@@ -229,7 +230,7 @@ export class StatusPublisher {
       const status = httpStatus(err);
       if (status === 404) return 'ok'; // deleted meanwhile: nothing to do
       this.stats.failures++;
-      this.log.error('could not write Ingress status; will retry', { ingress: `${namespace}/${name}`, error: describeError(err) });
+      this.log.error('could not write Ingress status; will retry', { ingress: `${namespace}/${name}`, error: describe(err) });
       return status === undefined || status >= 500 || status === 429 ? 'unreachable' : 'failed';
     }
   }
@@ -245,7 +246,7 @@ export class StatusPublisher {
       try {
         svc = await this.serviceApi.readNamespacedService({ name: p.name, namespace: p.namespace }, this.readOptions);
       } catch (err) {
-        problem = httpStatus(err) === 404 ? 'the publish Service does not exist' : `could not read the publish Service: ${describeError(err)}`;
+        problem = httpStatus(err) === 404 ? 'the publish Service does not exist' : `could not read the publish Service: ${describe(err)}`;
       }
     } else if (!svc) {
       problem = 'the publish Service does not exist';
@@ -338,12 +339,12 @@ export async function startClusterWriters(opts: ClusterWritersOptions): Promise<
       try {
         status?.update(snapshot, model);
       } catch (err) {
-        log.error('Ingress status: unexpected error', { error: describeError(err) });
+        log.error('Ingress status: unexpected error', { error: describe(err) });
       }
       try {
         events?.record(snapshot, model);
       } catch (err) {
-        log.error('Events: unexpected error', { error: describeError(err) });
+        log.error('Events: unexpected error', { error: describe(err) });
       }
     },
     leader,

@@ -25,6 +25,7 @@ import { closedIngresses, settle, UnsettledError, withoutQuarantined, type Quara
 import type { Snapshot } from '../sources/snapshot.ts';
 import { readManifests, showPath, type ManifestRead } from '../sources/directory.ts';
 import { translate, type TranslateOptions } from '../translate/index.ts';
+import { describe } from '../errors.ts';
 
 export interface RenderStreams {
   stdout: NodeJS.WritableStream;
@@ -44,7 +45,7 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
   try {
     read = await readManifests(config.file);
   } catch (err) {
-    await write(streams.stderr, `ingress-sidecar: ${err instanceof Error ? err.message : String(err)}\n`);
+    await write(streams.stderr, `ingress-sidecar: ${describe(err)}\n`);
     return RENDER_USAGE;
   }
 

@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, unlink, writeFile } from
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { describe } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
 import { findMaster, masterIdentity, reloadAndVerify } from './process.ts';
 import { runSteps, runStepsSync } from '../steps.ts';
@@ -182,7 +183,7 @@ export class Applier {
       }
       failure = outcome.reason;
     } catch (err) {
-      failure = err instanceof Error ? err.message : String(err);
+      failure = describe(err);
     }
 
     // nginx still runs the old configuration; put the old files back so that a restart of nginx
@@ -491,10 +492,3 @@ function configError(output: string, staging: string, confDir: string, desired: 
   return new NginxConfigError(`nginx -t rejected the configuration: ${text}`, output, file, line, text);
 }
 
-function describe(err: unknown): string {
-  if (err instanceof Error) {
-    const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-    return code === undefined ? err.message : `${code} (${err.message})`;
-  }
-  return String(err);
-}

@@ -25,6 +25,7 @@ import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { loadAll } from 'js-yaml';
 import type { Logger } from '../ops/log.ts';
 import { emptySnapshot, snapshotCounts, type Snapshot, type Source } from './snapshot.ts';
+import { describe } from '../errors.ts';
 
 /** The kinds the sidecar reads, keyed by `apiVersion kind`, and the Snapshot field each fills. */
 const KINDS: ReadonlyMap<string, { kind: string; field: keyof Snapshot; clusterScoped: boolean }> = new Map([
@@ -874,6 +875,6 @@ function compare(a: string, b: string): number {
 
 /** An error's message on one line: fs errors quote the path, which may hold a newline. */
 function errorMessage(err: unknown): string {
-  const m = err instanceof Error ? err.message : String(err);
+  const m = describe(err);
   return m.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

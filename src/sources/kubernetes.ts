@@ -36,6 +36,7 @@ import {
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import type { Logger } from '../ops/log.ts';
 import { snapshotCounts, type Snapshot, type Source } from './snapshot.ts';
+import { describe } from '../errors.ts';
 
 /** What the environment says about where the API is. config.ts reads it; nothing else does. */
 export interface KubeEnvironment {
@@ -386,7 +387,7 @@ class ResourceWatch {
     this.owner.failed(err);
     const delayMs = backoffDelay(this.failures, Math.random(), this.owner.retry);
     this.failures++;
-    const meta = { resource: this.res.kind, error: describeError(err), retryInMs: delayMs };
+    const meta = { resource: this.res.kind, error: describe(err), retryInMs: delayMs };
     if (this.failingSince === undefined) {
       this.failingSince = Date.now();
       this.owner.logger.error(
@@ -520,9 +521,9 @@ export class KubernetesSource implements Source {
         const delayMs = backoffDelay(attempt, Math.random(), this.retry);
         if (failingSince === undefined) {
           failingSince = Date.now();
-          this.logger.error('Kubernetes API: discovery failed; retrying with backoff', { error: describeError(err), retryInMs: delayMs });
+          this.logger.error('Kubernetes API: discovery failed; retrying with backoff', { error: describe(err), retryInMs: delayMs });
         } else {
-          this.logger.debug('Kubernetes API: discovery still failing', { error: describeError(err), retryInMs: delayMs, retries: attempt + 1 });
+          this.logger.debug('Kubernetes API: discovery still failing', { error: describe(err), retryInMs: delayMs, retries: attempt + 1 });
         }
         await sleep(delayMs, undefined, { signal: this.abort.signal }).catch(() => {});
       }
@@ -535,7 +536,7 @@ export class KubernetesSource implements Source {
       this.onChange?.();
     } catch (err) {
       // The informers must survive a failing listener; the next change calls it again.
-      this.logger.error(`change listener failed: ${describeError(asError(err))}`, { error: describeError(asError(err)) });
+      this.logger.error(`change listener failed: ${describe(err)}`, { error: describe(err) });
     }
   }
 
@@ -612,23 +613,3 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(typeof err === 'string' ? err : JSON.stringify(err));
 }
 
-/**
- * One line for the log: the HTTP status and the API server's own message for API errors (never
- * the body of an object), the cause for network errors (fetch says only "fetch failed").
- */
-export function describeError(err: Error): string {
-  const e = err as Error & { code?: unknown; statusCode?: unknown; body?: unknown; cause?: unknown };
-  const status = typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
-  if (status !== undefined) {
-    let message: string | undefined;
-    try {
-      const body = typeof e.body === 'string' ? (JSON.parse(e.body) as unknown) : e.body;
-      if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string') message = (body as { message: string }).message;
-    } catch {
-      // Not a Status object.
-    }
-    return `HTTP ${status}: ${message ?? err.message.split('\n')[0]}`;
-  }
-  const cause = e.cause instanceof Error ? e.cause : undefined;
-  return cause ? `${err.message}: ${describeError(cause)}` : err.message;
-}

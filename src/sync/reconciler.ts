@@ -9,6 +9,7 @@
 // after the last pass started. A failed pass is retried with backoff.
 
 import type { Logger } from '../ops/log.ts';
+import { describe } from '../errors.ts';
 
 /** Passes the rate limit lets through back to back after a quiet ceiling. */
 const BURST = 2;
@@ -97,7 +98,7 @@ export class Reconciler {
     let failed = false;
     this.running = this.opts.sync().catch((err: unknown) => {
       failed = true;
-      this.opts.logger.error('sync failed; will retry', { error: err instanceof Error ? err.message : String(err) });
+      this.opts.logger.error('sync failed; will retry', { error: describe(err) });
     });
     await this.running;
     this.running = null;

@@ -14,6 +14,7 @@ import { closedIngresses, releaseChangedQuarantine, settle, UnsettledError, type
 import type { Snapshot, Source } from '../sources/snapshot.ts';
 import type { StatusSource } from '../ops/http.ts';
 import { translateAsync, type TranslateOptions } from '../translate/index.ts';
+import { describe } from '../errors.ts';
 
 export interface SidecarOptions {
   source: Source;
@@ -278,7 +279,7 @@ export class Sidecar implements StatusSource {
     } catch (err) {
       // Absorbed on purpose: a pass reports the same problem (two masters, an unreadable pid file)
       // when it looks for the master to reload; this check only logs it once.
-      const message = err instanceof Error ? err.message : String(err);
+      const message = describe(err);
       if (message !== this.masterCheckError) this.log.warn('could not check the nginx master; will retry', { error: message });
       this.masterCheckError = message;
     }
@@ -293,7 +294,7 @@ export class Sidecar implements StatusSource {
       // Absorbed on purpose: a file left behind costs disk space only, and the next pass retries.
       this.log.warn('could not remove unused certificate files; will retry on the next sync', {
         dir: this.certStore.dir,
-        error: err instanceof Error ? err.message : String(err),
+        error: describe(err),
       });
     }
   }

@@ -59,6 +59,7 @@ import {
   versionAtLeast,
   type ParsedHost,
 } from '../grammar.ts';
+import { describe } from '../errors.ts';
 
 export interface TranslateOptions {
   ingressClass: string;
@@ -614,7 +615,7 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     } catch (err) {
       // Anything else thrown here is a value of the wrong type (the directory source has no API
       // server to enforce the schema): still this Ingress's problem alone.
-      report(key, 'rejected', err instanceof InvalidValue ? err.message : `malformed Ingress: ${err instanceof Error ? err.message : String(err)}`);
+      report(key, 'rejected', err instanceof InvalidValue ? err.message : `malformed Ingress: ${describe(err)}`);
       // Its hosts stay its namespace's: a mistake must not hand a host to another namespace.
       if (!isCanary(ing.metadata?.annotations ?? {})) {
         for (const r of list(ing.spec?.rules)) {
