@@ -14,12 +14,10 @@ const mode = async (p: string) => (await stat(p)).mode & 0o777;
 
 describe('certificate store', function () {
   this.timeout(30_000);
-  let work: string;
-  let dir: string;
-  beforeEach(async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'cert-store-spec-'));
-    dir = certDirFor(work);
-  });
+  // openssl runs in each test; each gets a fresh conf dir whose cert dir it may create.
+  let work = '';
+  const dir = () => certDirFor(work);
+  beforeEach(async () => void (work = await mkdtemp(path.join(os.tmpdir(), 'cert-store-openssl-'))));
   afterEach(() => rm(work, { recursive: true, force: true }));
 
   it('generates a self-signed default certificate that the certificate checks accept', async () => {
@@ -34,15 +32,15 @@ describe('certificate store', function () {
   });
 
   it('keeps the self-signed default across restarts, and replaces it near its end', async () => {
-    const first = await loadOrCreateSelfSignedCertificate(dir);
-    assert.equal(await mode(path.join(dir, SELF_SIGNED_FILE)), 0o600);
-    assert.equal(await mode(dir), 0o710);
-    assert.equal((await loadOrCreateSelfSignedCertificate(dir)).pem, first.pem);
+    const first = await loadOrCreateSelfSignedCertificate(dir());
+    assert.equal(await mode(path.join(dir(), SELF_SIGNED_FILE)), 0o600);
+    assert.equal(await mode(dir()), 0o710);
+    assert.equal((await loadOrCreateSelfSignedCertificate(dir())).pem, first.pem);
     const late = new Date(new X509Certificate(first.pem).validToDate.getTime() - 10 * 86400_000);
-    const renewed = await loadOrCreateSelfSignedCertificate(dir, { now: late });
+    const renewed = await loadOrCreateSelfSignedCertificate(dir(), { now: late });
     assert.notEqual(renewed.pem, first.pem);
-    await writeFile(path.join(dir, SELF_SIGNED_FILE), 'garbage');
-    assert.notEqual((await loadOrCreateSelfSignedCertificate(dir)).pem, renewed.pem);
+    await writeFile(path.join(dir(), SELF_SIGNED_FILE), 'garbage');
+    assert.notEqual((await loadOrCreateSelfSignedCertificate(dir())).pem, renewed.pem);
   });
 
   it('says when openssl is missing', async () => {
