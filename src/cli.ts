@@ -16,7 +16,8 @@ import { Sidecar } from './sync/sidecar.ts';
 import { DirectorySource } from './sources/directory.ts';
 // Cluster mode's modules are imported when cluster mode is chosen: they load
 // @kubernetes/client-node, whose index alone costs ~85 MB of RSS that directory mode never uses.
-import type { KubernetesSource, KubeEnvironment } from './sources/kubernetes.ts';
+import type { KubernetesSource } from './sources/kubernetes.ts';
+import type { KubeEnvironment } from './sources/kube-credentials.ts';
 import { startStatusServer } from './ops/http.ts';
 import { runtimeTranslateOptions } from './sync/translate-options.ts';
 import { describe } from './errors.ts';

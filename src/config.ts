@@ -7,7 +7,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LogFormat } from './ops/log.ts';
 import { DEFAULT_ELECTION_ID, parsePublishAddresses, parsePublishService, type LoadBalancerAddress } from './cluster/publish.ts';
-import type { KubeEnvironment } from './sources/kubernetes.ts';
+import type { KubeEnvironment } from './sources/kube-credentials.ts';
 import { isDnsSubdomain } from './grammar.ts';
 import type { TranslateOptions } from './translate/index.ts';
 
