@@ -69,7 +69,16 @@ export interface Config {
 
 export type ParseResult =
   | { kind: 'help'; text: string }
-  | { kind: 'ok'; command: Command; config: Config; rest: string[]; kubeEnv: KubeEnvironment; pod: PodIdentity };
+  | {
+      kind: 'ok';
+      command: Command;
+      config: Config;
+      rest: string[];
+      kubeEnv: KubeEnvironment;
+      pod: PodIdentity;
+      /** PATH, where the nginx binary is looked up (findExecutable) when --nginx-binary is a bare name. */
+      searchPath: string;
+    };
 
 /** A flag or environment variable has a bad value; the message names it and the value. */
 export class ConfigError extends Error {
@@ -157,7 +166,7 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   if (command === 'render' && cfg.file === undefined) {
     throw new ConfigError('render needs --file (-f): a manifest file or a directory of them', '--file');
   }
-  return { kind: 'ok', command, config: cfg, rest, kubeEnv: kubeEnvironment(env), pod: podIdentity(env) };
+  return { kind: 'ok', command, config: cfg, rest, kubeEnv: kubeEnvironment(env), pod: podIdentity(env), searchPath: env['PATH'] ?? '' };
 }
 
 /** Who this replica is, from the Downward API variables the Deployment sets. */
