@@ -1,6 +1,7 @@
 // A Source that watches the Kubernetes API with client-node informers (ListWatch): Ingress,
 // IngressClass, Service, EndpointSlice (or core/v1 Endpoints where discovery.k8s.io/v1 is not
-// served), and Secrets of type kubernetes.io/tls and Opaque (two watches, see SECRET_TYPES).
+// served), and Secrets of type kubernetes.io/tls and Opaque (two watches, see SECRET_TYPES in
+// kube-resources.ts).
 // Downstream code cannot tell it from the directory source: it fills the same Snapshot, sorted
 // by namespace/name.
 //
