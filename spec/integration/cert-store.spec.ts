@@ -8,7 +8,8 @@ import { CertStore, SELF_SIGNED_FILE, certDirFor, generateSelfSignedCertificate,
 import type { CertificateFile } from '../../src/model.ts';
 import { nginxVersion } from '../../src/nginx/version.ts';
 import { findExecutable } from '../../src/nginx/process.ts';
-import { certificateFromPem, withPem } from '../../src/translate/certificates.ts';
+import { certificateResultFromPem as certificateFromPem } from '../../src/translate/certificate-results.ts';
+import { withPem } from '../../src/translate/certificates.ts';
 
 const cert = (file: string, pem: string): CertificateFile => withPem({ file }, pem);
 // Certificate files hold a key: any PEM block makes a file the owner's only.
