@@ -46,8 +46,8 @@ export class Backends {
     const protocol = variant.protocol;
     const portText = 'number' in b.port ? String(b.port.number) : b.port.name;
     const service = `${b.namespace}/${b.service}:${portText}`;
-    const unavailable = (reason: string, problem = true) => {
-      if (problem) warn(reason);
+    const unavailable = (reason: string, report = true) => {
+      if (report) warn(reason);
       return { action: { kind: 'unavailable', reason } as Action, service };
     };
     const svc = this.services.get(`${b.namespace}/${b.service}`);
