@@ -33,8 +33,7 @@ export function parseRegexPath(raw: string): string {
   } catch (err) {
     throw why(`is not a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '').slice(0, 100)})`);
   }
-  const pcre = pcreProblem(raw);
-  if (pcre !== null) throw why(pcre);
+  checkPcre(raw, why);
   return raw;
 }
 
@@ -44,15 +43,16 @@ export function parseRegexPath(raw: string): string {
 const MAX_PCRE_UNITS = 40_000;
 
 /**
- * Where PCRE2 (which nginx compiles the regex with) reads a pattern that JavaScript's RegExp
- * accepts differently or not at all: a class range with a class escape as an endpoint ("[\d-z]":
- * a literal "-" to JavaScript, "invalid range in character class" to PCRE2), \B in a class, a "{"
- * or "}" that is not part of a complete {n}, {n,} or {n,m} ("{,3}" is a quantifier in PCRE2 10.43
- * and later, a literal to JavaScript), and group repetitions that compile too large. The one npm
- * PCRE2 binding found (`pcre2` 0.1.1, a single release, a native addon to build against libpcre2)
- * is not one to depend on, so the subset is narrowed to what both engines read alike.
+ * Throws `why(reason)` where PCRE2 (which nginx compiles the regex with) reads a pattern that
+ * JavaScript's RegExp accepts differently or not at all: a class range with a class escape as an
+ * endpoint ("[\d-z]": a literal "-" to JavaScript, "invalid range in character class" to PCRE2),
+ * \B in a class, a "{" or "}" that is not part of a complete {n}, {n,} or {n,m} ("{,3}" is a
+ * quantifier in PCRE2 10.43 and later, a literal to JavaScript), and group repetitions that
+ * compile too large. The one npm PCRE2 binding found (`pcre2` 0.1.1, a single release, a native
+ * addon to build against libpcre2) is not one to depend on, so the subset is narrowed to what both
+ * engines read alike.
  */
-function pcreProblem(raw: string): string | null {
+function checkPcre(raw: string, why: (reason: string) => InvalidValue): void {
   type Frame = { size: number; last: number };
   const stack: Frame[] = [{ size: 0, last: 0 }];
   const top = () => stack[stack.length - 1]!;
@@ -76,17 +76,17 @@ function pcreProblem(raw: string): string | null {
         const d = raw[j]!;
         if (d === '\\') {
           const e = raw[j + 1] ?? '';
-          if (e === 'B') return 'uses \\B in a character class, which PCRE2 refuses';
+          if (e === 'B') throw why('uses \\B in a character class, which PCRE2 refuses');
           const classEscape = /[dDwWsS]/.test(e);
           if (classEscape && raw[j - 1] === '-' && j - 1 > itemsStart) {
-            return 'has a range in a character class ending in \\d, \\w or \\s ("[a-\\d]"), which PCRE2 refuses; put "-" first or last in the class';
+            throw why('has a range in a character class ending in \\d, \\w or \\s ("[a-\\d]"), which PCRE2 refuses; put "-" first or last in the class');
           }
           prevClassEscape = classEscape;
           j++;
           continue;
         }
         if (d === '-' && prevClassEscape && raw[j + 1] !== ']') {
-          return 'has a range in a character class starting at \\d, \\w or \\s ("[\\d-z]"), which PCRE2 refuses; put "-" first or last in the class';
+          throw why('has a range in a character class starting at \\d, \\w or \\s ("[\\d-z]"), which PCRE2 refuses; put "-" first or last in the class');
         }
         prevClassEscape = false;
       }
@@ -102,7 +102,7 @@ function pcreProblem(raw: string): string | null {
       top().last = 0;
     } else if (c === '{') {
       const m = /^\{(\d+)(?:(,)(\d*))?\}/.exec(raw.slice(i));
-      if (!m || top().last === 0) return 'has a "{" that does not start a repetition {n}, {n,} or {n,m} after something to repeat; escape it as "\\{"';
+      if (!m || top().last === 0) throw why('has a "{" that does not start a repetition {n}, {n,} or {n,m} after something to repeat; escape it as "\\{"');
       const n = Number(m[1]);
       const copies = m[2] === undefined ? n : m[3] === '' ? n + 1 : Math.max(n, Number(m[3]));
       const f = top();
@@ -112,17 +112,17 @@ function pcreProblem(raw: string): string | null {
       f.last = 0;
       i += m[0].length - 1;
     } else if (c === '}') {
-      return 'has a "}" that does not end a repetition; escape it as "\\}"';
+      throw why('has a "}" that does not end a repetition; escape it as "\\}"');
     } else if (c === '*' || c === '+' || c === '?') {
       top().size += 2;
     } else {
       atom(2);
     }
-    if (top().size > MAX_PCRE_UNITS) return 'repeats its groups so often that PCRE2 would refuse it as too large';
+    if (top().size > MAX_PCRE_UNITS) throw why('repeats its groups so often that PCRE2 would refuse it as too large');
   }
   let total = 0;
   for (const f of stack) total += f.size;
-  return total > MAX_PCRE_UNITS ? 'repeats its groups so often that PCRE2 would refuse it as too large' : null;
+  if (total > MAX_PCRE_UNITS) throw why('repeats its groups so often that PCRE2 would refuse it as too large');
 }
 
 /** A literal as a PCRE pattern: every ASCII character but letters, digits, "/", "_" and "-" escaped. */
