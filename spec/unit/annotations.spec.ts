@@ -495,6 +495,13 @@ describe('annotations: translation', function () {
     problem(() => htpasswd({ ...s({}), data: { auth: '!!!' } }, 'auth-file'), 'its "auth" key is not base64 of UTF-8 text');
   });
 
+  it("the proxy defaults that gRPC locations restate are the server block's own (server.conf.mustache)", () => {
+    const server = readFileSync(new URL('../../nginx/server.conf.mustache', import.meta.url), 'utf8');
+    const t = ann.DEFAULT_PROXY_TIMEOUTS;
+    const want = { proxy_connect_timeout: `${t.connect}s`, proxy_send_timeout: `${t.send}s`, proxy_read_timeout: `${t.read}s`, proxy_buffer_size: ann.DEFAULT_PROXY_BUFFER_SIZE };
+    for (const [directive, value] of Object.entries(want)) match(server, new RegExp(`^    ${directive} ${value};$`, 'm'));
+  });
+
   it('several annotations on one location (spec/golden/annotations puts them all through nginx -t)', () => {
     const m = run([
       ingress('all', [rule('all.test', path('/', 'Prefix', 'web'))], {
