@@ -90,16 +90,6 @@ export interface ProxySettings {
   bufferSize: string | null;
 }
 
-export const DEFAULT_PROXY_SETTINGS: Readonly<ProxySettings> = Object.freeze({
-  backendProtocol: 'http',
-  bodySize: null,
-  connectTimeout: null,
-  sendTimeout: null,
-  readTimeout: null,
-  buffering: null,
-  bufferSize: null,
-});
-
 export function proxySettings(a: ProxyAnnotations): ProxySettings {
   return {
     backendProtocol: a.backendProtocol === 'HTTPS' ? 'https' : a.backendProtocol === 'GRPC' ? 'grpc' : a.backendProtocol === 'GRPCS' ? 'grpcs' : 'http',
@@ -123,3 +113,6 @@ export function proxyView(s: ProxySettings) {
     bufferSize: s.bufferSize ?? '',
   };
 }
+
+/** The settings of an Ingress without proxy annotations. */
+export const DEFAULT_PROXY_SETTINGS: Readonly<ProxySettings> = Object.freeze(proxySettings(NO_PROXY_ANNOTATIONS));

@@ -208,14 +208,6 @@ export interface RedirectSettings {
   preserveTrailingSlash: boolean;
 }
 
-export const DEFAULT_REDIRECT_SETTINGS: Readonly<RedirectSettings> = Object.freeze({
-  rewrite: null,
-  xForwardedPrefix: null,
-  appRoot: null,
-  redirect: null,
-  preserveTrailingSlash: false,
-});
-
 /** The settings of an Ingress's locations; `rewrite` is per location (RewriteTarget applies to its path's regex). */
 export function redirectSettings(a: RedirectAnnotations): Omit<RedirectSettings, 'rewrite'> {
   return {
@@ -244,3 +236,6 @@ export function redirectView(s: RedirectSettings) {
     xForwardedPrefix: s.xForwardedPrefix ?? '',
   };
 }
+
+/** The settings of an Ingress without these annotations. */
+export const DEFAULT_REDIRECT_SETTINGS: Readonly<RedirectSettings> = Object.freeze({ rewrite: null, ...redirectSettings(NO_REDIRECT_ANNOTATIONS) });
