@@ -17,6 +17,7 @@ import { MirrorAndErrorLocations } from './mirror-errors.ts';
 import { proxySettings } from './proxy.ts';
 import { RateLimitZones } from './rate-limits.ts';
 import { redirectSettings, rewriteReplacement } from './redirect.ts';
+import { snippetSettings } from './snippet-annotations.ts';
 import { digest } from './values.ts';
 import type { IngressAnnotations } from './index.ts';
 
@@ -96,7 +97,7 @@ export class LocationSettingsBuilder {
     }
     const settings: LocationSettings = {
       ...DEFAULT_LOCATION_SETTINGS,
-      snippet: a.configurationSnippet,
+      ...snippetSettings(a),
       ...this.internal.settings(ingress, a),
       ...proxySettings(a),
       ...redirectSettings(a),

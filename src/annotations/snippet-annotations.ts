@@ -33,7 +33,11 @@ export interface SnippetSettings {
   snippet: SnippetDirective[] | null;
 }
 
-export const DEFAULT_SNIPPET_SETTINGS: Readonly<SnippetSettings> = Object.freeze({ snippet: null });
+export function snippetSettings(a: SnippetAnnotations): SnippetSettings {
+  return { snippet: a.configurationSnippet };
+}
+
+export const DEFAULT_SNIPPET_SETTINGS: Readonly<SnippetSettings> = Object.freeze(snippetSettings(NO_SNIPPET_ANNOTATIONS));
 
 export function snippetView(s: SnippetSettings) {
   return { configurationSnippet: s.snippet ? { lines: snippetLines(s.snippet) } : null };
