@@ -1,6 +1,19 @@
 // The routing model: what nginx should do, already validated. Templates only lay it out.
 
 import type { SnippetDirective } from './annotations/snippets.ts';
+import { DEFAULT_ACCESS, type AccessSettings } from './annotations/access.ts';
+import { DEFAULT_AUTH_SETTINGS, type AuthSettings } from './annotations/auth.ts';
+import { DEFAULT_BALANCING_SETTINGS, type BalancingSettings } from './annotations/balancing.ts';
+import { DEFAULT_CORS_SETTINGS, type CorsSettings } from './annotations/cors.ts';
+import { DEFAULT_MIRROR_AND_ERRORS_SETTINGS, type MirrorAndErrorsSettings } from './annotations/mirror-errors.ts';
+import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from './annotations/proxy.ts';
+import { DEFAULT_RATE_LIMIT_SETTINGS, type RateLimitSettings } from './annotations/rate-limits.ts';
+import { DEFAULT_REDIRECT_SETTINGS, type RedirectSettings } from './annotations/redirect.ts';
+import { DEFAULT_SNIPPET_SETTINGS, type SnippetSettings } from './annotations/snippet-annotations.ts';
+
+// Where the settings' parts are defined, for those who import them from the model.
+export type { RedirectCode } from './annotations/redirect.ts';
+export type { LocationCors } from './annotations/cors.ts';
 
 /** What a location does with a request. */
 export type Action =
@@ -42,61 +55,27 @@ export interface Location {
   settings: LocationSettings;
 }
 
-/** nginx `return` codes that send a Location header. */
-export type RedirectCode = 301 | 302 | 303 | 307 | 308;
-
 /**
  * Per-location settings from an Ingress's nginx.ingress.kubernetes.io annotations, already
- * validated (src/annotations/index.ts); null or empty: not set, the server's defaults apply.
+ * validated; null or empty: not set, the server's defaults apply. Each group's part, with its
+ * defaults, is in its file under src/annotations/.
  */
-export interface LocationSettings {
-  /** backend-protocol: `proxy_pass http://` (the default) or `https://`, `grpc_pass grpc://` or `grpcs://`. */
-  backendProtocol: 'http' | 'https' | 'grpc' | 'grpcs';
-  /** client_max_body_size: digits and an optional k, m or g; "0" lifts the limit. */
-  bodySize: string | null;
-  /** proxy_connect_timeout, proxy_send_timeout, proxy_read_timeout, in seconds. */
-  connectTimeout: number | null;
-  sendTimeout: number | null;
-  readTimeout: number | null;
-  buffering: boolean | null;
-  /** proxy_buffer_size, and the size of each of the 4 proxy_buffers. */
-  bufferSize: string | null;
-  /**
-   * `rewrite REGEX REPLACEMENT break;`: the regex is built by translate from a validated path; the
-   * replacement is URL path text whose only `$` are the captures `$1` to `$9`.
-   */
-  rewrite: { regex: string; replacement: string } | null;
-  /** The X-Forwarded-Prefix request header: letters, digits, "-._~:/". */
-  xForwardedPrefix: string | null;
-  /** app-root: a path (no `$`); a request for `/` is answered 302 to it. */
-  appRoot: string | null;
-  /**
-   * permanent-redirect or temporal-redirect: every request is answered with this status and URL.
-   * The URL is URL text whose only `$` start `${request_uri}`, `${host}`, `${scheme}`,
-   * `${args}` or `${is_args}`.
-   */
-  redirect: { code: RedirectCode; url: string } | null;
-  /** Normalised CIDRs: `deny` each of `deny`; then, when `allow` is not empty, allow each and deny all. */
-  deny: string[];
-  allow: string[];
-  cors: LocationCors | null;
-  /** limit_req per zone (rps, rpm); the zones are the model's `limitReqZones`. */
-  limitReq: Array<{ zone: string; burst: number }>;
-  /** limit_conn; the zone is one of the model's `limitConnZones`. */
-  limitConn: { zone: string; connections: number } | null;
-  /** auth_basic: the realm (no `$`, `"`, `\`, not "off") and the htpasswd file (a derived path). */
-  auth: { realm: string; userFile: string } | null;
-  /** affinity: `add_header Set-Cookie $<variable>` (derived): the cookie when the request had none, else empty. */
-  setCookie: string | null;
-  /** mirror-target: `mirror <uri>`, one of the server's `mirrors`. */
-  mirror: { uri: string; body: boolean } | null;
-  /** custom-http-errors: `error_page <code> = @<location>` per code, one of the server's `errorLocations`. */
-  errorPages: Array<{ code: number; location: string }>;
-  /** configuration-snippet (--allow-snippet-annotations): parsed directives, rendered token by token. */
-  snippet: SnippetDirective[] | null;
-  /** preserve-trailing-slash: the HTTPS redirect keeps a trailing "/" of the request URI; else it is cut, as ingress-nginx does. */
-  preserveTrailingSlash: boolean;
-}
+export interface LocationSettings
+  extends ProxySettings, RedirectSettings, AccessSettings, CorsSettings, RateLimitSettings,
+    AuthSettings, BalancingSettings, MirrorAndErrorsSettings, SnippetSettings {}
+
+/** Settings of a location no Ingress annotation touches: the groups' defaults. */
+export const DEFAULT_LOCATION_SETTINGS: LocationSettings = Object.freeze({
+  ...DEFAULT_PROXY_SETTINGS,
+  ...DEFAULT_REDIRECT_SETTINGS,
+  ...DEFAULT_ACCESS,
+  ...DEFAULT_CORS_SETTINGS,
+  ...DEFAULT_RATE_LIMIT_SETTINGS,
+  ...DEFAULT_AUTH_SETTINGS,
+  ...DEFAULT_BALANCING_SETTINGS,
+  ...DEFAULT_MIRROR_AND_ERRORS_SETTINGS,
+  ...DEFAULT_SNIPPET_SETTINGS,
+});
 
 /** An internal location that receives the copies of mirror-target. */
 export interface MirrorLocation {
@@ -126,20 +105,6 @@ export interface ErrorLocation {
   scheme: 'http' | 'https';
 }
 
-export interface LocationCors {
-  /**
-   * Any origin (`*`), or the names (without `$`) of the model's `corsMaps` variables: the origin
-   * when the request's Origin is allowed (else empty), and "1" for a preflight from one.
-   */
-  origin: { any: true } | { variable: string; preflight: string };
-  credentials: boolean;
-  /** Comma-separated header values, already validated tokens. */
-  methods: string;
-  headers: string;
-  exposeHeaders: string | null;
-  maxAge: number;
-}
-
 /** A map in the main file that says whether a request's Origin is allowed. */
 export interface CorsMap {
   /** Variable names, derived (`isc_cors_<digest>`, `isc_cpf_<digest>`), without `$`. */
@@ -148,32 +113,6 @@ export interface CorsMap {
   /** PCRE matched case-insensitively against the whole Origin header; built from validated origins. */
   pattern: string;
 }
-
-/** Settings of a location no Ingress annotation touches. */
-export const DEFAULT_LOCATION_SETTINGS: LocationSettings = Object.freeze({
-  backendProtocol: 'http',
-  bodySize: null,
-  connectTimeout: null,
-  sendTimeout: null,
-  readTimeout: null,
-  buffering: null,
-  bufferSize: null,
-  rewrite: null,
-  xForwardedPrefix: null,
-  appRoot: null,
-  redirect: null,
-  deny: [],
-  allow: [],
-  cors: null,
-  limitReq: [],
-  limitConn: null,
-  auth: null,
-  setCookie: null,
-  mirror: null,
-  errorPages: [],
-  snippet: null,
-  preserveTrailingSlash: false,
-});
 
 /** How a location reads in nginx.conf: `= /foo`, `/foo/`, `~ ^/foo(?:/|$)`, `~* ^/api/(.*)`. */
 export function locationLabel(l: Pick<Location, 'match' | 'path' | 'ignoreCase'>): string {

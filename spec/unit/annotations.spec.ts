@@ -484,14 +484,22 @@ describe('annotations: translation', function () {
 
   it('htpasswd: auth-file lines and auth-map keys; nothing but user:hash lines gets through', () => {
     const s = (data: Record<string, string>) => authSecret('x', data);
-    deepStrictEqual(htpasswd(s({ auth: 'a:h1\nb:h2' }), 'auth-file'), { content: 'a:h1\nb:h2\n' });
-    deepStrictEqual(htpasswd(s({ zed: '$apr1$a$b', amy: '{SHA}xyz=' }), 'auth-map'), { content: 'amy:{SHA}xyz=\nzed:$apr1$a$b\n' });
-    deepStrictEqual(htpasswd(s({ other: 'a:b' }), 'auth-file'), { problem: 'has no "auth" key (auth-secret-type auth-file)' });
-    deepStrictEqual(htpasswd(s({ auth: 'a:b\nnot a line\n' }), 'auth-file'), { problem: 'line 2 of its "auth" key is not USER:PASSWORD-HASH in printable ASCII' });
-    deepStrictEqual(htpasswd(s({ auth: 'a:b c' }), 'auth-file'), { problem: 'line 1 of its "auth" key is not USER:PASSWORD-HASH in printable ASCII' });
-    deepStrictEqual(htpasswd(s({ auth: '# only a comment\n' }), 'auth-file'), { problem: 'names no user' });
-    deepStrictEqual(htpasswd(s({ 'a:b': 'h' }), 'auth-map'), { problem: 'a key or value is not a user name and password hash in printable ASCII (auth-secret-type auth-map)' });
-    deepStrictEqual(htpasswd({ ...s({}), data: { auth: '!!!' } }, 'auth-file'), { problem: 'its "auth" key is not base64 of UTF-8 text' });
+    const problem = (f: () => unknown, reason: string) => throws(f, (err: unknown) => err instanceof InvalidValue && err.message === reason, reason);
+    deepStrictEqual(htpasswd(s({ auth: 'a:h1\nb:h2' }), 'auth-file'), 'a:h1\nb:h2\n');
+    deepStrictEqual(htpasswd(s({ zed: '$apr1$a$b', amy: '{SHA}xyz=' }), 'auth-map'), 'amy:{SHA}xyz=\nzed:$apr1$a$b\n');
+    problem(() => htpasswd(s({ other: 'a:b' }), 'auth-file'), 'has no "auth" key (auth-secret-type auth-file)');
+    problem(() => htpasswd(s({ auth: 'a:b\nnot a line\n' }), 'auth-file'), 'line 2 of its "auth" key is not USER:PASSWORD-HASH in printable ASCII');
+    problem(() => htpasswd(s({ auth: 'a:b c' }), 'auth-file'), 'line 1 of its "auth" key is not USER:PASSWORD-HASH in printable ASCII');
+    problem(() => htpasswd(s({ auth: '# only a comment\n' }), 'auth-file'), 'names no user');
+    problem(() => htpasswd(s({ 'a:b': 'h' }), 'auth-map'), 'a key or value is not a user name and password hash in printable ASCII (auth-secret-type auth-map)');
+    problem(() => htpasswd({ ...s({}), data: { auth: '!!!' } }, 'auth-file'), 'its "auth" key is not base64 of UTF-8 text');
+  });
+
+  it("the proxy defaults that gRPC locations restate are the server block's own (server.conf.mustache)", () => {
+    const server = readFileSync(new URL('../../nginx/server.conf.mustache', import.meta.url), 'utf8');
+    const t = ann.DEFAULT_PROXY_TIMEOUTS;
+    const want = { proxy_connect_timeout: `${t.connect}s`, proxy_send_timeout: `${t.send}s`, proxy_read_timeout: `${t.read}s`, proxy_buffer_size: ann.DEFAULT_PROXY_BUFFER_SIZE };
+    for (const [directive, value] of Object.entries(want)) match(server, new RegExp(`^    ${directive} ${value};$`, 'm'));
   });
 
   it('several annotations on one location (spec/golden/annotations puts them all through nginx -t)', () => {

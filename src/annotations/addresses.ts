@@ -36,13 +36,11 @@ export function parseTargetHost(raw: string, fail: (reason: string) => Error): T
   if (host.startsWith('[')) {
     const bare = host.endsWith(']') ? host.slice(1, -1) : '';
     if (bare.includes('%') || isIP(bare) !== 6) throw fail('must name a DNS host, a dotted-quad IPv4 address or a bracketed IPv6 address');
-    const why = ipv6Problem(bare);
-    if (why) throw fail(why);
+    refuseIpv6(bare, fail);
     return { kind: 'ipv6', host: `[${bare}]` };
   }
   if (DOTTED_QUAD.test(host)) {
-    const why = ipv4Problem(host.split('.').map(Number));
-    if (why) throw fail(why);
+    refuseIpv4(host.split('.').map(Number), fail);
     return { kind: 'ipv4', host };
   }
   const labels = host.split('.');
@@ -54,34 +52,32 @@ export function parseTargetHost(raw: string, fail: (reason: string) => Error): T
   return { kind: 'dns', host };
 }
 
-/** Why requests must not go to an IPv4 address (four octets), or null. */
-function ipv4Problem([a, b, c, d]: number[]): string | null {
-  if (a === 127) return 'is a loopback address (the pod itself), which is refused';
-  if (a === 169 && b === 254) return 'is a link-local address (cloud metadata services live there), which is refused';
-  if (a === 0) return 'is an unspecified ("this host") address, which is refused';
-  if (a! >= 224) return 'is a multicast or reserved address, which is refused';
+/** Throws `fail(why)` when requests must not go to an IPv4 address (four octets). */
+function refuseIpv4([a, b, c, d]: number[], fail: (reason: string) => Error): void {
+  if (a === 127) throw fail('is a loopback address (the pod itself), which is refused');
+  if (a === 169 && b === 254) throw fail('is a link-local address (cloud metadata services live there), which is refused');
+  if (a === 0) throw fail('is an unspecified ("this host") address, which is refused');
+  if (a! >= 224) throw fail('is a multicast or reserved address, which is refused');
   // Alibaba Cloud's metadata service.
-  if (a === 100 && b === 100 && c === 100 && d === 200) return 'is a cloud metadata service address, which is refused';
-  return null;
+  if (a === 100 && b === 100 && c === 100 && d === 200) throw fail('is a cloud metadata service address, which is refused');
 }
 
-/** Why requests must not go to an IPv6 address (valid text form), or null. */
-function ipv6Problem(text: string): string | null {
+/** Throws `fail(why)` when requests must not go to an IPv6 address (valid text form). */
+function refuseIpv6(text: string, fail: (reason: string) => Error): void {
   const g = ipv6Groups(text);
   const zeroUpTo = (n: number) => g.slice(0, n).every((x) => x === 0);
-  if (zeroUpTo(8)) return 'is the unspecified address, which is refused';
-  if (zeroUpTo(7) && g[7] === 1) return 'is the loopback address (the pod itself), which is refused';
+  if (zeroUpTo(8)) throw fail('is the unspecified address, which is refused');
+  if (zeroUpTo(7) && g[7] === 1) throw fail('is the loopback address (the pod itself), which is refused');
   // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible) reach the IPv4 address: write that instead.
-  if (zeroUpTo(5) && g[5] === 0xffff) return 'is an IPv4-mapped address; write the IPv4 address as a dotted quad instead';
-  if (zeroUpTo(6)) return 'is an IPv4-compatible address; write the IPv4 address as a dotted quad instead';
+  if (zeroUpTo(5) && g[5] === 0xffff) throw fail('is an IPv4-mapped address; write the IPv4 address as a dotted quad instead');
+  if (zeroUpTo(6)) throw fail('is an IPv4-compatible address; write the IPv4 address as a dotted quad instead');
   // NAT64 (64:ff9b::/96) reaches the IPv4 address it embeds, as do 6to4 and Teredo prefixes.
-  if (g[0] === 0x64 && g[1] === 0xff9b) return 'is a NAT64 address of an IPv4 address; write the IPv4 address as a dotted quad instead';
-  if (g[0] === 0x2002 || (g[0] === 0x2001 && g[1] === 0)) return 'is a 6to4 or Teredo address that embeds an IPv4 address, which is refused';
-  if ((g[0]! & 0xffc0) === 0xfe80) return 'is a link-local address, which is refused';
-  if ((g[0]! & 0xff00) === 0xff00) return 'is a multicast address, which is refused';
+  if (g[0] === 0x64 && g[1] === 0xff9b) throw fail('is a NAT64 address of an IPv4 address; write the IPv4 address as a dotted quad instead');
+  if (g[0] === 0x2002 || (g[0] === 0x2001 && g[1] === 0)) throw fail('is a 6to4 or Teredo address that embeds an IPv4 address, which is refused');
+  if ((g[0]! & 0xffc0) === 0xfe80) throw fail('is a link-local address, which is refused');
+  if ((g[0]! & 0xff00) === 0xff00) throw fail('is a multicast address, which is refused');
   // AWS's IPv6 metadata service.
-  if (g[0] === 0xfd00 && g[1] === 0x0ec2) return 'is in fd00:ec2::/32, where a cloud metadata service lives, which is refused';
-  return null;
+  if (g[0] === 0xfd00 && g[1] === 0x0ec2) throw fail('is in fd00:ec2::/32, where a cloud metadata service lives, which is refused');
 }
 
 /** The eight 16-bit groups of a valid IPv6 text form (an embedded dotted quad is two groups). */

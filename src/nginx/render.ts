@@ -10,6 +10,15 @@ import { ZONE_SIZE } from '../annotations/settings.ts';
 import { regexLiteral } from '../annotations/index.ts';
 import { MAIN_FILE, UPSTREAMS_FILE } from '../translate/index.ts';
 import { SNIPPET_PARTIAL, snippetLines } from '../annotations/snippets.ts';
+import { DEFAULT_PROXY_BUFFER_SIZE, DEFAULT_PROXY_TIMEOUTS, proxyView } from '../annotations/proxy.ts';
+import { redirectView } from '../annotations/redirect.ts';
+import { accessView } from '../annotations/access.ts';
+import { corsView } from '../annotations/cors.ts';
+import { rateLimitView } from '../annotations/rate-limits.ts';
+import { authView } from '../annotations/auth.ts';
+import { balancingView } from '../annotations/balancing.ts';
+import { mirrorAndErrorsView } from '../annotations/mirror-errors.ts';
+import { snippetView } from '../annotations/snippet-annotations.ts';
 import { runSteps, runStepsSync } from '../steps.ts';
 import { nginxValue } from '../grammar.ts';
 
@@ -41,10 +50,6 @@ function render(tpl: string, view: object): string {
   return Mustache.render(tpl, view, { server: templates.server, proxyHeaders: templates.proxyHeaders, grpcHeaders: templates.grpcHeaders, mirrorUpstreams: templates.mirrorUpstreams, snippet: templates.snippet }, config);
 }
 
-/** The server-level defaults in server.conf.mustache, which gRPC locations restate as grpc_*. */
-export const DEFAULT_PROXY_TIMEOUTS = { connect: 5, send: 60, read: 60 };
-export const DEFAULT_PROXY_BUFFER_SIZE = '4k';
-
 /** Derived variable names (never input): they follow a literal "$" in the templates. */
 const DERIVED_NAME = /^(ingress_sidecar|isc)_[a-z0-9_]+$/;
 
@@ -53,42 +58,18 @@ function derived(name: string): string {
   return name;
 }
 
+/** What the location template needs of the settings: each annotation group's own view. */
 function settingsView(s: LocationSettings) {
-  const cors = s.cors;
   return {
-    mirror: s.mirror ? { uri: s.mirror.uri, body: s.mirror.body ? 'on' : 'off' } : null,
-    setCookie: s.setCookie === null ? '' : derived(s.setCookie),
-    errorPages: s.errorPages.map((e) => ({ code: e.code, location: derived(e.location) })),
-    configurationSnippet: s.snippet ? { lines: snippetLines(s.snippet) } : null,
-    // The template writes every one of these next to a fixed directive; `$` appears only where the
-    // model says a variable belongs (captures, the redirect variables, derived map names).
-    appRoot: s.appRoot === null ? '' : `$scheme://$ingress_sidecar_host${s.appRoot}`,
-    redirect: s.redirect ? { code: s.redirect.code, url: s.redirect.url } : null,
-    rewrite: s.rewrite,
-    limitReq: s.limitReq.map((z) => ({ zone: `zone=${derived(z.zone)}`, burst: `burst=${z.burst}` })),
-    limitConn: s.limitConn ? { zone: derived(s.limitConn.zone), connections: s.limitConn.connections } : null,
-    deny: s.deny,
-    allow: s.allow,
-    denyOthers: s.allow.length > 0,
-    auth: s.auth,
-    cors: cors
-      ? {
-          origin: 'any' in cors.origin ? '*' : `$${derived(cors.origin.variable)}`,
-          preflight: 'any' in cors.origin ? '' : derived(cors.origin.preflight),
-          credentials: cors.credentials,
-          methods: cors.methods,
-          headers: cors.headers,
-          exposeHeaders: cors.exposeHeaders ?? '',
-          maxAge: cors.maxAge,
-        }
-      : null,
-    bodySize: s.bodySize ?? '',
-    connectTimeout: s.connectTimeout === null ? '' : `${s.connectTimeout}s`,
-    sendTimeout: s.sendTimeout === null ? '' : `${s.sendTimeout}s`,
-    readTimeout: s.readTimeout === null ? '' : `${s.readTimeout}s`,
-    buffering: s.buffering === null ? '' : s.buffering ? 'on' : 'off',
-    bufferSize: s.bufferSize ?? '',
-    xForwardedPrefix: s.xForwardedPrefix ?? '',
+    ...mirrorAndErrorsView(s, derived),
+    ...balancingView(s, derived),
+    ...snippetView(s),
+    ...redirectView(s),
+    ...rateLimitView(s, derived),
+    ...accessView(s),
+    ...authView(s),
+    ...corsView(s, derived),
+    ...proxyView(s),
   };
 }
 
