@@ -8,7 +8,7 @@
 // top-level domain is numeric); everything else is refused before it reaches the model.
 //
 // What this cannot see: a DNS name that resolves to a refused address (nginx resolves it, not
-// us). README's "What a tenant can and cannot do" says to block those with egress policy.
+// us). docs/security.md says to block those with egress policy.
 
 import { isIP } from 'node:net';
 import { isDnsSubdomain } from '../grammar.ts';

@@ -91,7 +91,7 @@ export const UNIMPLEMENTED: Readonly<Record<string, Unimplemented>> = Object.fre
   'server-snippet': mustNot(SNIPPET),
   'stream-snippet': mustNot('stream-snippet (TCP/UDP configuration) is not implemented'),
   // Ignorable: logging, tracing, buffers, retries, performance, and companions of features refused.
-  'affinity-canary-behavior': ignorable('canaries and affinity combine as described in the README'),
+  'affinity-canary-behavior': ignorable('canaries and affinity combine as docs/annotations.md describes'),
   'session-cookie-expires': ignorable('the legacy Expires attribute is not sent (session-cookie-max-age is)'),
   'session-cookie-domain': ignorable('the affinity cookie is a host-only cookie'),
   'session-cookie-conditional-samesite-none': ignorable('SameSite=None is sent to every client that asked for it'),

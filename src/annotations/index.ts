@@ -4,7 +4,7 @@
 // builds directives from these values only.
 //
 // Names, value formats and defaults are ingress-nginx's (the annotations users move over); where
-// stock nginx cannot do what ingress-nginx does, the README's "Annotations" section says what
+// stock nginx cannot do what ingress-nginx does, docs/annotations.md says what
 // happens instead. Annotations under the prefix that are not implemented are reported once each;
 // the snippet annotations are refused outright, since they would let an Ingress author write nginx
 // configuration.
