@@ -28,7 +28,7 @@ import { CertStore, certDirFor, generateSelfSignedCertificate } from '../src/ngi
 import { nginxBinary } from '../src/dev/local-nginx.ts';
 import { createMemoryLogger } from '../src/ops/log.ts';
 import type { RoutingModel } from '../src/model.ts';
-import { nginxVersion } from '../src/nginx/version.ts';
+import { nginxVersion } from '../src/nginx/process.ts';
 import { renderModel } from '../src/nginx/render.ts';
 import { translate, type TranslateOptions } from '../src/translate/index.ts';
 import { TLS_EVERY, ingress, snapshotOf } from './scale-objects.ts';

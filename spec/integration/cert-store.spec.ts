@@ -6,8 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CertStore, SELF_SIGNED_FILE, certDirFor, generateSelfSignedCertificate, loadOrCreateSelfSignedCertificate, privateFileMode } from '../../src/nginx/cert-store.ts';
 import type { CertificateFile } from '../../src/model.ts';
-import { nginxVersion } from '../../src/nginx/version.ts';
-import { findExecutable } from '../../src/nginx/process.ts';
+import { findExecutable, nginxVersion } from '../../src/nginx/process.ts';
 import { certificateFromPem, withPem } from '../../src/translate/certificates.ts';
 
 const cert = (file: string, pem: string): CertificateFile => withPem({ file }, pem);

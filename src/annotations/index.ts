@@ -14,7 +14,8 @@ import type { RedirectCode } from '../model.ts';
 import { classify } from './classes.ts';
 import { parseSnippet, type SnippetDirective } from './snippets.ts';
 import { parseTargetHost } from './addresses.ts';
-import { InvalidValue, checkObjectName, isDnsSubdomain, parseBoolAnnotation, tokenFits } from '../grammar.ts';
+import { InvalidValue, checkObjectName, isDnsSubdomain, parseBoolAnnotation } from '../grammar.ts';
+import { tokenFits } from '../nginx/quote.ts';
 
 export const ANNOTATION_PREFIX = 'nginx.ingress.kubernetes.io/';
 const A = (name: string) => `${ANNOTATION_PREFIX}${name}`;

@@ -11,7 +11,7 @@ import { regexLiteral } from '../annotations/index.ts';
 import { MAIN_FILE, UPSTREAMS_FILE } from '../translate/index.ts';
 import { SNIPPET_PARTIAL, snippetLines } from '../annotations/snippets.ts';
 import { runSteps, runStepsSync } from '../steps.ts';
-import { nginxValue } from '../grammar.ts';
+import { nginxValue } from './quote.ts';
 
 const TEMPLATE_DIR = new URL('../../nginx/', import.meta.url);
 

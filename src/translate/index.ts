@@ -49,16 +49,15 @@ import {
   checkObjectName,
   isPortName,
   isPortNumber,
-  nginxValue,
   parseBoolAnnotation,
   parseHost,
-  parseNginxVersion,
   parsePath,
   serverNameFor,
   upstreamAddress,
-  versionAtLeast,
   type ParsedHost,
 } from '../grammar.ts';
+import { nginxValue } from '../nginx/quote.ts';
+import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
 import { describe } from '../errors.ts';
 
 export interface TranslateOptions {
