@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { V1Ingress } from '@kubernetes/client-node';
-import { NginxConfigError } from '../../src/nginx/apply.ts';
+import { NginxConfigError } from '../../src/nginx/config-test.ts';
 import type { RoutingModel } from '../../src/model.ts';
 import { generateSelfSignedCertificate } from '../../src/nginx/cert-store.ts';
 import { Renderer } from '../../src/nginx/render.ts';

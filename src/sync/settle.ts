@@ -8,7 +8,7 @@
 // Ingresses found by bisection, each check an `nginx -t` of a subset, nothing live touched.
 import { createHash } from 'node:crypto';
 import type { V1Ingress } from '@kubernetes/client-node';
-import { NginxConfigError } from '../nginx/apply.ts';
+import { NginxConfigError } from '../nginx/config-test.ts';
 import type { Logger } from '../ops/log.ts';
 import type { RoutingModel } from '../model.ts';
 import type { Renderer } from '../nginx/render.ts';

@@ -3,7 +3,8 @@
 
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { Applier, ReloadError, hashFiles } from '../nginx/apply.ts';
+import { Applier, ReloadError } from '../nginx/apply.ts';
+import { hashFiles } from '../nginx/conf-files.ts';
 import { CertStore } from '../nginx/cert-store.ts';
 import { Renderer } from '../nginx/render.ts';
 import type { Logger } from '../ops/log.ts';
