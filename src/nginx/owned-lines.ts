@@ -21,8 +21,10 @@ const OWNED_SECTIONS = new Set(['locations', 'mirrors', 'serverSnippets']);
 
 export class MarkingWriter extends Mustache.Writer {
   override renderSection(token: string[], context: Mustache.Context, partials?: Mustache.PartialsOrLookupFn, originalTemplate?: string, cfg?: Mustache.RenderOptions): string {
+    // The name first: a second lookup for every other section is measurable at thousands of hosts.
+    if (!OWNED_SECTIONS.has(token[1]!)) return super.renderSection(token, context, partials, originalTemplate, cfg);
     const items: unknown = context.lookup(token[1]!);
-    if (!OWNED_SECTIONS.has(token[1]!) || !Array.isArray(items)) return super.renderSection(token, context, partials, originalTemplate, cfg);
+    if (!Array.isArray(items)) return super.renderSection(token, context, partials, originalTemplate, cfg);
     // As mustache renders an array section, item by item, with each item's own marks.
     const tokens = token[4] as unknown as string[][];
     let buffer = '';
@@ -47,24 +49,26 @@ export function unmark(marked: string): { text: string; owned: OwnedLines[] } {
   if (!marked.includes(OPEN)) return { text: marked, owned: [] };
   const owned: OwnedLines[] = [];
   const open: Array<{ ingress: string; from: number }> = [];
-  let text = '';
+  const parts: string[] = [];
   let line = 1;
+  let atLineStart = true;
   let at = 0;
   for (const m of marked.matchAll(MARK)) {
     const chunk = marked.slice(at, m.index);
-    text += chunk;
+    parts.push(chunk);
     for (let i = chunk.indexOf('\n'); i !== -1; i = chunk.indexOf('\n', i + 1)) line++;
+    if (chunk !== '') atLineStart = chunk.endsWith('\n');
     at = m.index + m[0].length;
     if (m[1] !== undefined) {
       open.push({ ingress: m[1], from: line });
     } else {
       const item = open.pop()!;
       // An item ends with its last line's newline: that line, not the next one, is its last.
-      owned.push({ ingress: item.ingress, from: item.from, to: text.endsWith('\n') ? line - 1 : line });
+      owned.push({ ingress: item.ingress, from: item.from, to: atLineStart ? line - 1 : line });
     }
   }
-  text += marked.slice(at);
-  return { text, owned };
+  parts.push(marked.slice(at));
+  return { text: parts.join(''), owned };
 }
 
 /** The files of one model, and which Ingress wrote which of their lines. */
