@@ -34,6 +34,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import winston from 'winston';
 import { nginxBinary, startNginx, type RunningNginx } from '../src/dev/local-nginx.ts';
+import { nginxWorkers } from '../src/dev/nginx-workers.ts';
 import { Sidecar } from '../src/sync/sidecar.ts';
 import { KubernetesSource } from '../src/sources/kubernetes.ts';
 import { applyManifests, startApiServer, type ApiServer } from '../spec/helpers/apiserver.ts';
@@ -46,7 +47,6 @@ import {
   hups,
   machine,
   median,
-  nginxChildren,
   now,
   parseIntFlag,
   Poller,
@@ -191,7 +191,7 @@ async function sidecarTrial(s: Stack, poller: Poller, round: number): Promise<Si
   const name = `lat-${round}`;
   const host = `${name}.api-latency.test`;
   const master = await s.nginx.masterPid();
-  const before = new Set((await nginxChildren(master)).live);
+  const before = new Set((await nginxWorkers(master)).live);
   const probe = poller.probe(s.port, host, POLL_MS, TIMEOUT_MS, 0);
   if ((await probe.started) === 'ok') throw new Error(`${host} answered before its Ingress existed`);
   const marks = { changes: s.source.changes.length, snaps: s.source.snapshots.length, hups: hups.length, logs: s.logs.length };
@@ -249,7 +249,7 @@ async function sidecarTrial(s: Stack, poller: Poller, round: number): Promise<Si
 async function bareTrial(s: Stack, poller: Poller, round: number): Promise<BareTrial> {
   const host = `bare-${round}.api-latency.test`;
   const master = await s.nginx.masterPid();
-  const before = new Set((await nginxChildren(master)).live);
+  const before = new Set((await nginxWorkers(master)).live);
   const probe = poller.probe(s.port, host, POLL_MS, TIMEOUT_MS, 0);
   if ((await probe.started) === 'ok') throw new Error(`${host} answered before its server block was written`);
   const t0 = now();

@@ -14,6 +14,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { nginxWorkers } from '../src/dev/nginx-workers.ts';
 import {
   bareServerBlock,
   benchHup,
@@ -24,7 +25,6 @@ import {
   installCleanup,
   machine,
   median,
-  nginxChildren,
   now,
   parseIntFlag,
   percentile,
@@ -136,7 +136,7 @@ async function sidecarTrial(stack: BenchStack, poller: Poller, round: number, ta
   await afterCeiling(stack);
   const host = `s${tag}-${round}.latency.test`;
   const master = await stack.nginx.masterPid();
-  const before = new Set((await nginxChildren(master)).live);
+  const before = new Set((await nginxWorkers(master)).live);
   const probe = poller.probe(stack.port, host, POLL_MS, TIMEOUT_MS, TAIL_MS);
   const first = await probe.started;
   if (first === 'ok') throw new Error(`${host} answered before its manifest was written`);
@@ -178,7 +178,7 @@ async function sidecarTrial(stack: BenchStack, poller: Poller, round: number, ta
 async function bareTrial(stack: BenchStack, poller: Poller, round: number, tag: string): Promise<BareTrial> {
   const host = `b${tag}-${round}.latency.test`;
   const master = await stack.nginx.masterPid();
-  const before = new Set((await nginxChildren(master)).live);
+  const before = new Set((await nginxWorkers(master)).live);
   const probe = poller.probe(stack.port, host, POLL_MS, TIMEOUT_MS, TAIL_MS);
   const first = await probe.started;
   if (first === 'ok') throw new Error(`${host} answered before its server block was written`);

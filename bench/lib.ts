@@ -5,7 +5,7 @@
 // Traffic goes to 127.0.0.1 only. Everything started here is stopped by stop(), and by the
 // SIGINT/SIGTERM handler installed by installCleanup().
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import winston from 'winston';
 import { startEcho, type EchoServer } from '../src/dev/echo.ts';
 import { nginxBinary, startNginx, type RunningNginx } from '../src/dev/local-nginx.ts';
+import { nginxWorkers } from '../src/dev/nginx-workers.ts';
 import { Sidecar } from '../src/sync/sidecar.ts';
 import type { Snapshot, Source } from '../src/sources/snapshot.ts';
 import { DirectorySource } from '../src/sources/directory.ts';
@@ -235,22 +236,7 @@ export function bareServerBlock(host: string, port: number, echoPort: number): s
 }
 
 // ---------------------------------------------------------------------------------------------
-// nginx workers, read from /proc (children of the master and their titles).
-
-export async function nginxChildren(master: number): Promise<{ live: number[]; draining: number[] }> {
-  const live: number[] = [];
-  const draining: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'latin1').catch(() => '');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid !== master) continue;
-    const title = (await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '')).replace(/\0/g, ' ');
-    if (!title.startsWith('nginx: worker process')) continue;
-    (title.includes('shutting down') ? draining : live).push(Number(name));
-  }
-  return { live, draining };
-}
+// nginx workers (src/dev/nginx-workers.ts).
 
 /**
  * Waits (bounded) until the master's live workers are all new (not in `before`): the condition
@@ -265,7 +251,7 @@ export async function waitQuietNginx(
   const { pollMs = 5, drained = true, timeoutMs = 5000 } = opts;
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; i < Math.ceil(timeoutMs / pollMs) + 1 && Date.now() < deadline; i++) {
-    const { live, draining } = await nginxChildren(master);
+    const { live, draining } = await nginxWorkers(master);
     if (live.length > 0 && (!drained || draining.length === 0) && live.every((p) => !before.has(p))) return true;
     await sleep(pollMs);
   }

@@ -1,8 +1,8 @@
 // Shared parts of bench/scale.ts, bench/dataplane.ts and bench/reload-under-load.ts: an nginx
-// started from the bench's own main config (modelled on src/dev/local-nginx.ts, with the settings
-// those benchmarks need: worker_shutdown_timeout, a fixed http{} body), the memory and workers of
-// an nginx read from /proc, a self-signed certificate made with openssl, and wrk with a Lua
-// script that reports exact figures as JSON.
+// started by src/dev/local-nginx.ts with the settings those benchmarks need (worker_shutdown_timeout,
+// a fixed http{} body, a fast stop), the memory and workers of an nginx read from /proc, a
+// self-signed certificate made with openssl, and wrk with a Lua script that reports exact figures
+// as JSON.
 //
 // Traffic goes to 127.0.0.1 only. Every process started here is stopped by stop() (callers use
 // try/finally) and, for nginx, also by stopAllNginx() from a SIGINT/SIGTERM handler.
@@ -12,123 +12,31 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { exited, nginxBinary, signalIfAlive } from '../src/dev/local-nginx.ts';
+import { nginxBinary, startNginx, type NginxOptions, type RunningNginx } from '../src/dev/local-nginx.ts';
+import { childPids, nginxWorkers } from '../src/dev/nginx-workers.ts';
+
+export { nginxWorkers } from '../src/dev/nginx-workers.ts';
 
 export const ms = (t0: number): number => performance.now() - t0;
 
 // ---------------------------------------------------------------------------------------------
 // nginx
 
-export interface OwnNginx {
-  prefix: string;
-  conf: string;
-  pidFile: string;
-  errorLogPath: string;
-  master: number;
-  errorLog(): Promise<string>;
-  /** Idempotent: SIGTERM (fast shutdown; draining workers go too), then SIGKILL what is left. */
-  stop(): Promise<void>;
-}
+/** A local nginx that stopAllNginx() also stops. */
+export type OwnNginx = RunningNginx;
 
-export interface OwnNginxOptions {
-  /** `include DIR/*.conf;` inside http {} (what the sidecar writes), or... */
-  confDir?: string;
-  /** ...a literal http {} body. */
-  http?: string;
-  workerProcesses?: number;
-  workerConnections?: number;
-  /** e.g. "10s": how long an old worker may keep connections after a reload. */
-  workerShutdownTimeout?: string;
-  /** worker_cpu_affinity, e.g. "10" (the second CPU) */
-  cpuAffinity?: string;
-  /** keepalive_timeout for clients, in seconds; 65 when absent (as src/dev/local-nginx.ts). */
-  keepaliveTimeout?: number;
-  /** error_log level; notice logs every reload signal. */
-  errorLevel?: string;
-}
+export type OwnNginxOptions = Omit<NginxOptions, 'pidFile' | 'fastStop' | 'startTimeoutMs'>;
 
 const running = new Set<OwnNginx>();
 
+/** SIGTERM on stop (fast shutdown; draining workers go too), then SIGKILL what is left. */
 export async function startOwnNginx(opts: OwnNginxOptions): Promise<OwnNginx> {
-  const prefix = await mkdtemp(path.join(os.tmpdir(), 'ingress-sidecar-bench-nginx-'));
-  const pidFile = path.join(prefix, 'nginx.pid');
-  const errorLogPath = path.join(prefix, 'error.log');
-  const conf = path.join(prefix, 'nginx.conf');
-  const tmp = (name: string) => path.join(prefix, name);
-  const body = opts.http ?? (opts.confDir ? `include ${path.resolve(opts.confDir)}/*.conf;` : '');
-  await writeFile(
-    conf,
-    `worker_processes ${opts.workerProcesses ?? 1};
-error_log ${errorLogPath} ${opts.errorLevel ?? 'notice'};
-pid ${pidFile};
-${opts.workerShutdownTimeout ? `worker_shutdown_timeout ${opts.workerShutdownTimeout};\n` : ''}${opts.cpuAffinity ? `worker_cpu_affinity ${opts.cpuAffinity};\n` : ''}
-events {
-    worker_connections ${opts.workerConnections ?? 1024};
-}
-
-http {
-    client_body_temp_path ${tmp('client_temp')};
-    proxy_temp_path ${tmp('proxy_temp')};
-    fastcgi_temp_path ${tmp('fastcgi_temp')};
-    uwsgi_temp_path ${tmp('uwsgi_temp')};
-    scgi_temp_path ${tmp('scgi_temp')};
-
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    keepalive_timeout ${opts.keepaliveTimeout ?? 65};
-
-${body
-  .split('\n')
-  .map((l) => (l ? `    ${l}` : l))
-  .join('\n')}
-}
-`,
-  );
-  const errorLog = () => readFile(errorLogPath, 'utf8').catch(() => '');
-  const started = await execa(nginxBinary(), ['-p', prefix + '/', '-c', conf, '-e', errorLogPath], {
-    reject: false,
-    stdin: 'ignore',
-    stdout: 'ignore',
-    stderr: 'pipe',
-    timeout: 60_000,
-  });
-  if (started.exitCode !== 0) {
-    const text = await errorLog();
-    await rm(prefix, { recursive: true, force: true });
-    throw new Error(`nginx did not start (${started.shortMessage}):\n${started.stderr}\n${text}`);
-  }
-  let master: number | null = null;
-  for (let i = 0; i < 500 && master === null; i++) {
-    const text = await readFile(pidFile, 'utf8').catch(() => '');
-    if (/^\d+\s*$/.test(text)) master = Number(text.trim());
-    else await sleep(10);
-  }
-  if (master === null) {
-    await rm(prefix, { recursive: true, force: true });
-    throw new Error(`nginx wrote no pid to ${pidFile}`);
-  }
-  for (let i = 0; i < 500 && (await nginxWorkers(master)).live.length === 0; i++) await sleep(10);
-  let stopped: Promise<void> | null = null;
+  const nginx = await startNginx({ ...opts, fastStop: true, startTimeoutMs: 60_000 });
   const self: OwnNginx = {
-    prefix,
-    conf,
-    pidFile,
-    errorLogPath,
-    master,
-    errorLog,
+    ...nginx,
     stop() {
-      stopped ??= (async () => {
-        running.delete(self);
-        const children = await childPids(master);
-        for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-          if (!signalIfAlive(master, signal)) break;
-          if (await exited(master, 5000)) break;
-        }
-        for (const c of children) if (signalIfAlive(c, 'SIGKILL')) await exited(c, 1000);
-        await rm(prefix, { recursive: true, force: true });
-      })();
-      return stopped;
+      running.delete(self);
+      return nginx.stop();
     },
   };
   running.add(self);
@@ -151,27 +59,6 @@ export async function timeNginxTest(n: OwnNginx): Promise<number> {
   const t = ms(t0);
   if (r.exitCode !== 0) throw new Error(`nginx -t failed: ${r.all ?? r.shortMessage}`);
   return t;
-}
-
-export async function childPids(pid: number): Promise<number[]> {
-  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'latin1').catch(() => '');
-  return text.split(/\s+/).filter((w) => /^\d+$/.test(w)).map(Number);
-}
-
-async function title(pid: number): Promise<string> {
-  return (await readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '')).replace(/\0/g, ' ').trim();
-}
-
-/** Workers of a master: live (the current generation) and draining (old ones shutting down). */
-export async function nginxWorkers(master: number): Promise<{ live: number[]; draining: number[] }> {
-  const live: number[] = [];
-  const draining: number[] = [];
-  for (const pid of await childPids(master)) {
-    const t = await title(pid);
-    if (!t.startsWith('nginx: worker process')) continue;
-    (t.includes('shutting down') ? draining : live).push(pid);
-  }
-  return { live, draining };
 }
 
 export interface NginxMemory {

@@ -1,5 +1,5 @@
 // Where translate + render spend their time for one changed Ingress among N (section 11 of
-// BENCHMARKS.md): the scale benchmark's snapshot, two warm-up passes, then --passes passes each with
+// docs/benchmarks.md): the scale benchmark's snapshot, two warm-up passes, then --passes passes each with
 // one non-TLS Ingress changed, under V8's sampling profiler (200 µs). Prints the top functions by
 // inclusive and self time per pass, and the time of the full collection that src/sync/sidecar.ts runs
 // after a pass (collectGarbage()).

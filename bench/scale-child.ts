@@ -19,6 +19,8 @@ import '../src/dev/echo.ts';
 import '../src/ops/metrics.ts';
 import '../src/nginx/process.ts';
 import '../src/commands/render.ts';
+import '../src/commands/run.ts';
+import '../src/commands/demo.ts';
 import '../src/sync/sidecar.ts';
 import '../src/sources/directory.ts';
 import '../src/ops/http.ts';

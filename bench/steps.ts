@@ -7,20 +7,20 @@
 //   one; next to it, in the same run, a bare chokidar watcher with the awaitWriteFinish setting the
 //   source used before (stability 50 ms, polls every 10 ms), write -> its event.
 // - workers: workerPids() of a live nginx master; next to it, alternating, a full /proc scan
-//   (bench/lib.ts nginxChildren(), what workerPids did before).
+//   (scanWorkers() below, what workerPids did before, kept here as the baseline only).
 // - apply: an Applier with N server files (real nginx -t, no master to signal, so no reload):
 //   the first apply, then passes that each change one file.
 //
 // --root DIR loads src/ from another checkout of this repository (e.g. an older commit unpacked
 // with `git archive COMMIT | tar -x -C DIR` and `node_modules` linked in), so the same steps can
 // be run against the code before a change, back to back with the current code.
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import chokidar from 'chokidar';
-import { machine, median, nginxChildren, parseIntFlag, percentile, round, table } from './lib.ts';
+import { machine, median, parseIntFlag, percentile, round, table } from './lib.ts';
 import type { Applier as ApplierClass } from '../src/nginx/apply.ts';
 import type { DirectorySource as DirectorySourceClass } from '../src/sources/directory.ts';
 import type { workerPids as workerPidsFn } from '../src/nginx/process.ts';
@@ -114,6 +114,19 @@ async function awaitWriteFinishStep(work: string): Promise<{ newFile: number[]; 
   return out;
 }
 
+/** The baseline: a master's live workers by a scan of every process in /proc (parent and title of each). */
+async function scanWorkers(master: number): Promise<number[]> {
+  const live: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'latin1').catch(() => '');
+    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== master) continue;
+    const title = (await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '')).replace(/\0/g, ' ');
+    if (title.startsWith('nginx: worker process') && !title.includes('shutting down')) live.push(Number(name));
+  }
+  return live;
+}
+
 /** workerPids() against a full /proc scan, alternating, on one live nginx. */
 async function workersStep(work: string): Promise<{ workerPids: number[]; scan: number[]; processes: number }> {
   const confDir = path.join(work, 'workers-conf.d');
@@ -128,9 +141,9 @@ async function workersStep(work: string): Promise<{ workerPids: number[]; scan: 
       const a = await workerPids(master);
       out.workerPids.push(ms(t0));
       t0 = performance.now();
-      const b = await nginxChildren(master);
+      const b = await scanWorkers(master);
       out.scan.push(ms(t0));
-      if (a.size !== b.live.length) throw new Error(`workerPids found ${a.size} workers, the scan ${b.live.length}`);
+      if (a.size !== b.length) throw new Error(`workerPids found ${a.size} workers, the scan ${b.length}`);
     }
     out.processes = (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).length;
   } finally {
@@ -190,7 +203,7 @@ try {
   row('write → onChange, rewrite (DirectorySource)', watcher.rewrite);
   row('write → event, rewrite (chokidar, awaitWriteFinish 50/10)', awf.rewrite);
   row(`workerPids() (${workers.processes} processes in /proc)`, workers.workerPids);
-  row('full /proc scan (bench nginxChildren)', workers.scan);
+  row('full /proc scan (scanWorkers, the baseline)', workers.scan);
   row(`Applier.apply, ${FILES} files, one changed (nginx -t, no reload)`, apply.oneChanged);
   rows.push([`Applier.apply, first apply of ${FILES} files (nginx -t, no reload)`, 1, round(apply.first), '', '']);
 

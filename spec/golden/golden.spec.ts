@@ -36,7 +36,7 @@ import { execa } from 'execa';
 import type { CertificateFile, Rejection } from '../../src/model.ts';
 import { findExecutable } from '../../src/nginx/process.ts';
 import { renderModel } from '../../src/nginx/render.ts';
-import { readManifests } from '../../src/sources/directory.ts';
+import { readManifests } from '../../src/sources/read-manifests.ts';
 import { translate, type TranslateOptions } from '../../src/translate/index.ts';
 import { parseNginxVersion, versionAtLeast } from '../../src/nginx/version.ts';
 

@@ -4,7 +4,8 @@ import { mkdir, mkdtemp, realpath, rename, rm, symlink, unlink, writeFile } from
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { DirectorySource, readManifests } from '../../src/sources/directory.ts';
+import { DirectorySource } from '../../src/sources/directory.ts';
+import { readManifests } from '../../src/sources/read-manifests.ts';
 import { createMemoryLogger } from '../../src/ops/log.ts';
 import type { Snapshot } from '../../src/sources/snapshot.ts';
 

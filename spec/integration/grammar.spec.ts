@@ -57,12 +57,6 @@ describe('grammars match what nginx parses', function () {
       assert.equal(upstreamAddress('1:2:3:4:5:6:7::', 80), '[1:2:3:4:5:6:7:0]:80');
       assert.equal(upstreamAddress('FE80::1', 80), '[fe80::1]:80');
     });
-
-    it('skips what is not an address (not a string, zone IDs)', () => {
-      assert.equal(upstreamAddress(42 as unknown as string, 80), null);
-      assert.equal(upstreamAddress('fe80::1%eth0', 80), null);
-      assert.equal(upstreamAddress('1.2.3', 80), null);
-    });
   });
 
   describe('custom-http-errors', () => {
@@ -118,12 +112,6 @@ describe('grammars match what nginx parses', function () {
       assert.deepEqual(m.rejections.filter((r) => r.severity === 'rejected' || /denied|answer 503|too long/.test(r.reason)), []);
       for (const [name, text] of renderModel(m)) assert.doesNotThrow(() => parseNginx(text), name);
     });
-
-    it('refuses CORS header lists that would be one header value of 4096 bytes or more', () => {
-      const headers = Array.from({ length: 200 }, (_, i) => `X-Header-${i}-${'h'.repeat(20)}`).join(',');
-      assert.throws(() => parseAnnotations({ [A('enable-cors')]: 'true', [A('cors-allow-headers')]: headers }, { namespace: 'default', tlsEnabled: true }), /cors-allow-headers.*too long/);
-      assert.throws(() => parseAnnotations({ [A('enable-cors')]: 'true', [A('cors-expose-headers')]: headers }, { namespace: 'default', tlsEnabled: true }), /cors-expose-headers.*too long/);
-    });
   });
 
   describe('regex paths, as PCRE2 compiles them', () => {
@@ -138,10 +126,6 @@ describe('grammars match what nginx parses', function () {
         assert.throws(() => parseRegexPath(r), /PCRE2/, r);
         for (const build of builds) assert.equal((await nginxCompilesRegex(build, r)).ok, false, `nginx ${build.version} accepts ${r}: the grammar need not refuse it`);
       }
-    });
-
-    it('refuses "{" and "}" that do not form a repetition ("{,3}" is one in PCRE2 10.43, a literal to JavaScript)', () => {
-      for (const r of ['/a{,3}', '/x{', '/x}', '/x{2,']) assert.throws(() => parseRegexPath(r), /repetition|nothing/i, r);
     });
 
     it('accepts regexes both read alike, and nginx compiles them all', async () => {

@@ -505,12 +505,12 @@ describe('annotations: translation', function () {
   });
 });
 
-describe('annotations: every one has a class, and the README says which', () => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+describe('annotations: every one has a class, and docs/annotations.md says which', () => {
+  const readme = readFileSync(new URL('../../docs/annotations.md', import.meta.url), 'utf8');
   const between = (from: string, to: string) => {
     const start = readme.indexOf(from);
     const end = readme.indexOf(to, start + from.length);
-    ok(start >= 0 && end > start, `README has "${from}" before "${to}"`);
+    ok(start >= 0 && end > start, `docs/annotations.md has "${from}" before "${to}"`);
     return readme.slice(start, end);
   };
   const implemented = between('| Annotation | Values | Default | nginx |', '**Must not be ignored**');
@@ -520,9 +520,9 @@ describe('annotations: every one has a class, and the README says which', () => 
 
   it('lists the implemented ones in the table, the others under their class, and none twice', () => {
     const [i, m, g] = [names(implemented), names(mustNot), names(ignorable)];
-    for (const n of ann.SUPPORTED_ANNOTATIONS) ok(i.has(n.slice(P.length)), `${n} is implemented but not in the README's table`);
+    for (const n of ann.SUPPORTED_ANNOTATIONS) ok(i.has(n.slice(P.length)), `${n} is implemented but not in docs/annotations.md's table`);
     for (const [n, e] of Object.entries(UNIMPLEMENTED)) {
-      ok((e.class === 'must-not-ignore' ? m : g).has(n), `${n} (${e.class}) is not in the README's ${e.class} table`);
+      ok((e.class === 'must-not-ignore' ? m : g).has(n), `${n} (${e.class}) is not in docs/annotations.md's ${e.class} table`);
       ok(!i.has(n) && !(e.class === 'must-not-ignore' ? g : m).has(n), `${n} is listed under two classes`);
       ok(!ann.SUPPORTED_ANNOTATIONS.has(`${P}${n}`), `${n} is both implemented and not`);
     }

@@ -242,6 +242,11 @@ describe('parseConfig', () => {
       assert.deepEqual(ok([], { KUBECONFIG: '' }).kubeEnv, {});
     });
 
+    it('passes on PATH, where the nginx binary is looked up, so that nothing else reads the environment', () => {
+      assert.equal(ok([], { PATH: '/usr/bin:/bin' }).searchPath, '/usr/bin:/bin');
+      assert.equal(ok([]).searchPath, '');
+    });
+
     it('takes demo and render from the first positional, with the other positionals as rest', () => {
       const demo = ok(['demo']);
       assert.equal(demo.command, 'demo');

@@ -2,7 +2,8 @@
 import { deepStrictEqual, equal, match, ok } from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
-import { certificateFromPem, certificateFromSecret, hostProblem, validityProblem, type Certificate, type CertificateResult } from '../../src/translate/certificates.ts';
+import { certificateResultFromPem as certificateFromPem, certificateResultFromSecret as certificateFromSecret, type CertificateResult } from '../../src/translate/certificate-results.ts';
+import { hostProblem, validityProblem, type Certificate } from '../../src/translate/certificates.ts';
 import { parseHost } from '../../src/grammar.ts';
 import { makeCert, tlsSecret, type TestCert } from '../helpers/certs.ts';
 

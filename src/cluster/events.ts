@@ -30,7 +30,8 @@ import type { Logger } from '../ops/log.ts';
 import type { RoutingModel } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import { ingressKey } from '../translate/index.ts';
-import { httpStatus, requestOptions, RetryingWorker } from './leader.ts';
+import { httpStatus, requestOptions } from './api.ts';
+import { RetryingWorker } from './retrying-worker.ts';
 import { describe } from '../errors.ts';
 
 export const EVENT_COMPONENT = 'ingress-sidecar';

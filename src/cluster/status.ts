@@ -30,7 +30,9 @@ import type { RoutingModel } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import { ingressKey, isOurs } from '../translate/index.ts';
 import { IngressEventRecorder } from './events.ts';
-import { httpStatus, LeaderElector, requestOptions, RetryingWorker, type Leadership } from './leader.ts';
+import { LeaderElector, type Leadership } from './leader.ts';
+import { httpStatus, requestOptions } from './api.ts';
+import { RetryingWorker } from './retrying-worker.ts';
 
 export { addrKey, normalize, parsePublishAddresses, parsePublishService, type LoadBalancerAddress, type PublishFrom } from './publish.ts';
 import { addrKey, normalize, type LoadBalancerAddress, type PublishFrom } from './publish.ts';

@@ -23,7 +23,8 @@ import { runtimeTranslateOptions } from '../sync/translate-options.ts';
 import { Renderer } from '../nginx/render.ts';
 import { closedIngresses, settle, UnsettledError, withoutQuarantined, type Quarantined } from '../sync/settle.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
-import { readManifests, showPath, type ManifestRead } from '../sources/directory.ts';
+import { readManifests, type ManifestRead } from '../sources/read-manifests.ts';
+import { showPath } from '../sources/manifest-files.ts';
 import { translate, type TranslateOptions } from '../translate/index.ts';
 import { describe } from '../errors.ts';
 

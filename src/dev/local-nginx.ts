@@ -1,16 +1,23 @@
-// A real nginx on this machine, for the demo and the tests: the stock image's main config shape
-// (nginx/nginx.conf), moved into a temp prefix so it runs without root-owned directories, and
-// including the conf dir the sidecar writes. Callers must stop() it.
+// A real nginx on this machine, for the demo, the tests and the benchmarks: the stock image's main
+// config shape (nginx/nginx.conf), moved into a temp prefix so it runs without root-owned
+// directories, and including the conf dir the sidecar writes (or, for benchmarks, a literal http {}
+// body). Callers must stop() it.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { findExecutable, findMaster, workerPids } from '../nginx/process.ts';
+import { childPids } from './nginx-workers.ts';
 
 export interface RunningNginx {
   pidFile: string;
   prefix: string;
+  /** The main config file, for `nginx -t -c` of what a reload parses. */
+  conf: string;
+  errorLogPath: string;
+  /** The master's pid at start; masterPid() re-reads the pid file. */
+  master: number;
   errorLog(): Promise<string>;
   masterPid(): Promise<number>;
   /** Idempotent; resolves once the master (and its workers) have exited. */
@@ -23,24 +30,51 @@ export function nginxBinary(): string {
   return found;
 }
 
-/**
- * `pidFile` defaults to one inside the fresh prefix; pass a fixed path to model a pod, where a
- * restarted nginx writes its pid where the old one did.
- */
-export async function startNginx(opts: { confDir: string; workerProcesses?: number; pidFile?: string }): Promise<RunningNginx> {
+export interface NginxOptions {
+  /** `include DIR/*.conf;` inside http {} (what the sidecar writes), or... */
+  confDir?: string;
+  /** ...a literal http {} body (benchmarks). */
+  http?: string;
+  workerProcesses?: number;
+  /**
+   * Defaults to one inside the fresh prefix; pass a fixed path to model a pod, where a restarted
+   * nginx writes its pid where the old one did.
+   */
+  pidFile?: string;
+  workerConnections?: number;
+  /** e.g. "10s": how long an old worker may keep connections after a reload. */
+  workerShutdownTimeout?: string;
+  /** worker_cpu_affinity, e.g. "10" (the second CPU) */
+  cpuAffinity?: string;
+  /** keepalive_timeout for clients, in seconds; 65 when absent (as the stock image). */
+  keepaliveTimeout?: number;
+  /** error_log level; notice (the default) logs every reload signal. */
+  errorLevel?: string;
+  /** How long nginx may take to parse its config and start; benchmarks with large configs want more. */
+  startTimeoutMs?: number;
+  /**
+   * stop() with SIGTERM (fast shutdown: draining workers go too) instead of SIGQUIT (graceful),
+   * for benchmarks that leave old workers draining for a long worker_shutdown_timeout.
+   */
+  fastStop?: boolean;
+}
+
+export async function startNginx(opts: NginxOptions): Promise<RunningNginx> {
   const prefix = await mkdtemp(path.join(os.tmpdir(), 'ingress-sidecar-nginx-'));
   const pidFile = path.resolve(opts.pidFile ?? path.join(prefix, 'nginx.pid'));
   const errorLogPath = path.join(prefix, 'error.log');
   const conf = path.join(prefix, 'nginx.conf');
   const tmp = (name: string) => path.join(prefix, name);
+  const body = opts.http ?? (opts.confDir ? `include ${path.resolve(opts.confDir)}/*.conf;` : '');
+  const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
   await writeFile(
     conf,
     `worker_processes ${opts.workerProcesses ?? 1};
-error_log ${errorLogPath} notice;
+error_log ${errorLogPath} ${opts.errorLevel ?? 'notice'};
 pid ${pidFile};
-
+${opts.workerShutdownTimeout ? `worker_shutdown_timeout ${opts.workerShutdownTimeout};\n` : ''}${opts.cpuAffinity ? `worker_cpu_affinity ${opts.cpuAffinity};\n` : ''}
 events {
-    worker_connections 1024;
+    worker_connections ${opts.workerConnections ?? 1024};
 }
 
 http {
@@ -53,9 +87,12 @@ http {
     default_type application/octet-stream;
     access_log off;
     sendfile on;
-    keepalive_timeout 65;
+    keepalive_timeout ${opts.keepaliveTimeout ?? 65};
 
-    include ${path.resolve(opts.confDir)}/*.conf;
+${body
+  .split('\n')
+  .map((l) => (l ? `    ${l}` : l))
+  .join('\n')}
 }
 `,
   );
@@ -67,7 +104,7 @@ http {
     stdin: 'ignore',
     stdout: 'ignore',
     stderr: 'pipe',
-    timeout: 10_000,
+    timeout: startTimeoutMs,
   });
   const log = async () => readFile(errorLogPath, 'utf8').catch(() => '');
   if (started.exitCode !== 0) {
@@ -75,8 +112,10 @@ http {
     throw new Error(`nginx did not start (${started.shortMessage}):\n${started.stderr}\n${await log()}`);
   }
 
+  // Bounded polls: at least 200 of 10 ms, more for a longer start timeout.
+  const polls = Math.max(200, Math.ceil(startTimeoutMs / 100));
   let pid: number | null = null;
-  for (let i = 0; i < 200 && pid === null; i++) {
+  for (let i = 0; i < polls && pid === null; i++) {
     // A fixed pid file may still name a master that has since exited: wait for a live one.
     pid = await findMaster({ pidFile });
     if (pid === null) await sleep(10);
@@ -88,12 +127,15 @@ http {
   }
   const master = pid;
   // Callers count worker generations: make sure the first one is there before they look.
-  for (let i = 0; i < 200 && (await workerPids(master)).size === 0; i++) await sleep(10);
+  for (let i = 0; i < polls && (await workerPids(master)).size === 0; i++) await sleep(10);
 
   let stopped: Promise<void> | null = null;
   return {
     pidFile,
     prefix,
+    conf,
+    errorLogPath,
+    master,
     errorLog: log,
     async masterPid() {
       const current = await readPid(pidFile);
@@ -102,7 +144,7 @@ http {
     },
     stop() {
       stopped ??= (async () => {
-        await terminate(master);
+        await terminate(master, opts.fastStop ?? false);
         await rm(prefix, { recursive: true, force: true });
       })();
       return stopped;
@@ -110,12 +152,16 @@ http {
   };
 }
 
-/** SIGQUIT (graceful), then SIGTERM, then SIGKILL for the master and any workers it left behind. */
-async function terminate(master: number): Promise<void> {
-  const workers = await workerPids(master);
-  for (const signal of ['SIGQUIT', 'SIGTERM', 'SIGKILL'] as const) {
+/**
+ * SIGQUIT (graceful), then SIGTERM, then SIGKILL for the master, and SIGKILL for any workers
+ * (live or draining) it left behind; `fast` starts at SIGTERM and gives the master longer.
+ */
+async function terminate(master: number, fast: boolean): Promise<void> {
+  const workers = new Set([...(await workerPids(master)), ...(await childPids(master))]);
+  const signals = fast ? (['SIGTERM', 'SIGKILL'] as const) : (['SIGQUIT', 'SIGTERM', 'SIGKILL'] as const);
+  for (const signal of signals) {
     if (!signalIfAlive(master, signal)) break;
-    if (await exited(master, 3000)) break;
+    if (await exited(master, fast ? 5000 : 3000)) break;
   }
   for (const worker of workers) {
     if (signalIfAlive(worker, 'SIGKILL')) await exited(worker, 1000);

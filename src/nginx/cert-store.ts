@@ -26,7 +26,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from '../ops/log.ts';
 import type { CertificateFile } from '../model.ts';
-import { certificateFromPem, pemBlocks } from '../translate/certificates.ts';
+import { certificateResultFromPem as certificateFromPem, pemBlocksOrReason as pemBlocks } from '../translate/certificate-results.ts';
 
 /** The subdirectory of the conf dir that holds certificate and htpasswd files (not matched by `*.conf`). */
 export const CERT_DIR_NAME = 'ingress-sidecar-certs';

@@ -9,7 +9,7 @@
 
 import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
-import type { ParsedHost } from '../grammar.ts';
+import { InvalidValue, type ParsedHost } from '../grammar.ts';
 
 export const TLS_SECRET_TYPE = 'kubernetes.io/tls';
 
@@ -25,8 +25,6 @@ export interface Certificate {
   readonly dnsNames: readonly string[];
   readonly leaf: X509Certificate;
 }
-
-export type CertificateResult = { ok: true; certificate: Certificate } | { ok: false; reason: string };
 
 /** More would not be a certificate chain anyone serves; it only costs parsing. */
 const MAX_BLOCKS = 16;
@@ -46,57 +44,58 @@ interface PemBlock {
 /**
  * The PEM blocks of a text (RFC 7468). Text between blocks is allowed and dropped, as OpenSSL and
  * Go do (`openssl pkcs12` writes "Bag Attributes" lines there); inside a block only base64 is.
+ * Throws InvalidValue when the text is not that.
  */
-export function pemBlocks(text: string, what: string): PemBlock[] | string {
+export function pemBlocks(text: string, what: string): PemBlock[] {
   const blocks: PemBlock[] = [];
   const begin = /-----BEGIN ([A-Z0-9]+(?: [A-Z0-9]+)*)-----/g;
   for (let m = begin.exec(text); m; m = begin.exec(text)) {
     const label = m[1]!;
     const end = `-----END ${label}-----`;
     const stop = text.indexOf(end, begin.lastIndex);
-    if (stop < 0) return `${what}: a "BEGIN ${label}" PEM block has no matching END line`;
+    if (stop < 0) throw new InvalidValue(`${what}: a "BEGIN ${label}" PEM block has no matching END line`);
     const body = text.slice(begin.lastIndex, stop).replace(/[ \t\r\n]+/g, '');
-    if (body.includes(':')) return `${what}: PEM block ${label} has headers (an encrypted legacy key?); keys must not be encrypted`;
+    if (body.includes(':')) throw new InvalidValue(`${what}: PEM block ${label} has headers (an encrypted legacy key?); keys must not be encrypted`);
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0 || body.length === 0) {
-      return `${what}: PEM block ${label} is not valid base64`;
+      throw new InvalidValue(`${what}: PEM block ${label} is not valid base64`);
     }
     blocks.push({ label, der: Buffer.from(body, 'base64') });
-    if (blocks.length > MAX_BLOCKS) return `${what}: more than ${MAX_BLOCKS} PEM blocks`;
+    if (blocks.length > MAX_BLOCKS) throw new InvalidValue(`${what}: more than ${MAX_BLOCKS} PEM blocks`);
     begin.lastIndex = stop + end.length;
   }
-  if (blocks.length === 0) return `${what} holds no PEM block`;
+  if (blocks.length === 0) throw new InvalidValue(`${what} holds no PEM block`);
   return blocks;
 }
 
-function parseKey(blocks: PemBlock[], what: string): KeyObject | string {
+function parseKey(blocks: PemBlock[], what: string): KeyObject {
   // `openssl ecparam -genkey` writes an EC PARAMETERS block before the key: harmless.
   const keys = blocks.filter((b) => b.label !== 'EC PARAMETERS');
-  if (keys.length !== 1) return `${what} must hold exactly one private key, not ${keys.length} PEM blocks`;
+  if (keys.length !== 1) throw new InvalidValue(`${what} must hold exactly one private key, not ${keys.length} PEM blocks`);
   const block = keys[0]!;
-  if (block.label === 'ENCRYPTED PRIVATE KEY') return `${what}: the private key is encrypted; nginx needs it unencrypted`;
+  if (block.label === 'ENCRYPTED PRIVATE KEY') throw new InvalidValue(`${what}: the private key is encrypted; nginx needs it unencrypted`);
   const type = KEY_TYPES.get(block.label as never);
-  if (!type) return `${what}: expected a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block, not ${block.label}`;
+  if (!type) throw new InvalidValue(`${what}: expected a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block, not ${block.label}`);
   let key: KeyObject;
   try {
     key = createPrivateKey({ key: block.der, format: 'der', type });
   } catch {
-    return `${what}: the private key does not parse`;
+    throw new InvalidValue(`${what}: the private key does not parse`);
   }
   const bits = key.asymmetricKeyDetails?.modulusLength;
   if ((key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') && bits !== undefined && bits < MIN_RSA_BITS) {
-    return `${what}: an RSA key of ${bits} bits is too small (at least ${MIN_RSA_BITS})`;
+    throw new InvalidValue(`${what}: an RSA key of ${bits} bits is too small (at least ${MIN_RSA_BITS})`);
   }
   return key;
 }
 
-function parseChain(blocks: PemBlock[], what: string): X509Certificate[] | string {
+function parseChain(blocks: PemBlock[], what: string): X509Certificate[] {
   const chain: X509Certificate[] = [];
   for (const block of blocks) {
-    if (block.label !== 'CERTIFICATE') return `${what} must hold CERTIFICATE blocks only, not ${block.label}`;
+    if (block.label !== 'CERTIFICATE') throw new InvalidValue(`${what} must hold CERTIFICATE blocks only, not ${block.label}`);
     try {
       chain.push(new X509Certificate(block.der));
     } catch {
-      return `${what}: certificate ${chain.length + 1} does not parse as X.509`;
+      throw new InvalidValue(`${what}: certificate ${chain.length + 1} does not parse as X.509`);
     }
   }
   return chain;
@@ -113,41 +112,58 @@ function dnsNamesOf(cert: X509Certificate): string[] {
   return out;
 }
 
-/** Memo by content digest: the same Secrets are checked on every pass (the result is a pure function of the bytes). */
-const parsed = new Map<string, CertificateResult>();
-const MEMO_LIMIT = 4096;
+/**
+ * A certificate, or the InvalidValue that says why the content is none: what memos keep, so that
+ * a refusal is remembered as well as a success.
+ */
+type Memo = Certificate | InvalidValue;
 
-/** A chain (tls.crt) and key (tls.key) as texts: parsed, re-encoded, checked to belong together. */
-export function certificateFromPem(chainText: string, keyText: string): CertificateResult {
-  const memoKey = createHash('sha256').update(chainText).update('\0').update(keyText).digest('hex');
-  const known = parsed.get(memoKey);
-  if (known) return known;
-  const result = parseCertificate(chainText, keyText);
-  if (parsed.size >= MEMO_LIMIT) parsed.clear();
-  parsed.set(memoKey, result);
-  return result;
+function recall(memo: Memo): Certificate {
+  if (memo instanceof InvalidValue) throw memo;
+  return memo;
 }
 
-function parseCertificate(chainText: string, keyText: string): CertificateResult {
-  const fail = (reason: string): CertificateResult => ({ ok: false, reason });
-  const crtBlocks = pemBlocks(chainText, 'tls.crt');
-  if (typeof crtBlocks === 'string') return fail(crtBlocks);
-  const chain = parseChain(crtBlocks, 'tls.crt');
-  if (typeof chain === 'string') return fail(chain);
-  const keyBlocks = pemBlocks(keyText, 'tls.key');
-  if (typeof keyBlocks === 'string') return fail(keyBlocks);
-  const key = parseKey(keyBlocks, 'tls.key');
-  if (typeof key === 'string') return fail(key);
+/** Runs a parse, keeping its InvalidValue as the memo; anything else thrown (a bug) is not remembered. */
+function memo(parse: () => Certificate): Memo {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof InvalidValue) return err;
+    throw err;
+  }
+}
+
+/** Memo by content digest: the same Secrets are checked on every pass (the result is a pure function of the bytes). */
+const parsed = new Map<string, Memo>();
+const MEMO_LIMIT = 4096;
+
+/**
+ * A chain (tls.crt) and key (tls.key) as texts: parsed, re-encoded, checked to belong together.
+ * Throws InvalidValue with the reason when they are not a usable certificate.
+ */
+export function certificateFromPem(chainText: string, keyText: string): Certificate {
+  const memoKey = createHash('sha256').update(chainText).update('\0').update(keyText).digest('hex');
+  let known = parsed.get(memoKey);
+  if (!known) {
+    known = memo(() => parseCertificate(chainText, keyText));
+    if (parsed.size >= MEMO_LIMIT) parsed.clear();
+    parsed.set(memoKey, known);
+  }
+  return recall(known);
+}
+
+function parseCertificate(chainText: string, keyText: string): Certificate {
+  const chain = parseChain(pemBlocks(chainText, 'tls.crt'), 'tls.crt');
+  const key = parseKey(pemBlocks(keyText, 'tls.key'), 'tls.key');
   const leaf = chain[0]!;
-  if (!leaf.checkPrivateKey(key)) return fail('tls.key does not belong to the first certificate in tls.crt');
+  if (!leaf.checkPrivateKey(key)) throw new InvalidValue('tls.key does not belong to the first certificate in tls.crt');
   // A self-signed certificate's own signature is checked by nobody; a CA's signature with these is refused.
   if (leaf.issuer !== leaf.subject && /md5|sha1(?![0-9])/i.test(leaf.signatureAlgorithm ?? '')) {
-    return fail(`tls.crt: the certificate is signed with ${leaf.signatureAlgorithm}, which clients and OpenSSL refuse`);
+    throw new InvalidValue(`tls.crt: the certificate is signed with ${leaf.signatureAlgorithm}, which clients and OpenSSL refuse`);
   }
   const pem = chain.map((c) => c.toString().trim() + '\n').join('') + String(key.export({ type: 'pkcs8', format: 'pem' }));
   const file = `${createHash('sha256').update(pem).digest('hex').slice(0, 32)}.pem`;
-  const certificate: Certificate = withPem({ file, notBefore: leaf.validFromDate, notAfter: leaf.validToDate, dnsNames: dnsNamesOf(leaf), leaf }, pem);
-  return { ok: true, certificate };
+  return withPem({ file, notBefore: leaf.validFromDate, notAfter: leaf.validToDate, dnsNames: dnsNamesOf(leaf), leaf }, pem);
 }
 
 /**
@@ -158,26 +174,28 @@ export function withPem<T extends object>(obj: T, pem: string): T & { readonly p
   return Object.defineProperty(obj, 'pem', { value: pem, enumerable: false }) as T & { readonly pem: string };
 }
 
-/** A kubernetes.io/tls Secret's certificate, or why it cannot be used. The reason never quotes its data. */
-export function certificateFromSecret(secret: V1Secret): CertificateResult {
+/**
+ * A kubernetes.io/tls Secret's certificate; throws InvalidValue with why it cannot be used. The
+ * reason never quotes its data.
+ */
+export function certificateFromSecret(secret: V1Secret): Certificate {
   // Secrets in a snapshot are never edited in place (the sources replace changed objects), and
   // parsing X.509 is the larger part of planning TLS: each Secret object is read once.
   let result = fromSecretCache.get(secret);
   if (!result) {
-    result = readSecret(secret);
+    result = memo(() => readSecret(secret));
     fromSecretCache.set(secret, result);
   }
-  return result;
+  return recall(result);
 }
 
-const fromSecretCache = new WeakMap<V1Secret, CertificateResult>();
+const fromSecretCache = new WeakMap<V1Secret, Memo>();
 
-function readSecret(secret: V1Secret): CertificateResult {
-  const fail = (reason: string): CertificateResult => ({ ok: false, reason });
+function readSecret(secret: V1Secret): Certificate {
   const type: unknown = secret.type ?? 'Opaque';
-  if (type !== TLS_SECRET_TYPE) return fail(`its type is ${typeof type === 'string' ? JSON.stringify(type).slice(0, 80) : `a ${typeof type}`}, not ${TLS_SECRET_TYPE}`);
+  if (type !== TLS_SECRET_TYPE) throw new InvalidValue(`its type is ${typeof type === 'string' ? JSON.stringify(type).slice(0, 80) : `a ${typeof type}`}, not ${TLS_SECRET_TYPE}`);
   const data: unknown = secret.data;
-  if (typeof data !== 'object' || data === null) return fail('it has no data');
+  if (typeof data !== 'object' || data === null) throw new InvalidValue('it has no data');
   const text = (name: 'tls.crt' | 'tls.key'): string | null => {
     const v: unknown = (data as Record<string, unknown>)[name];
     if (typeof v !== 'string' || v === '') return null;
@@ -186,8 +204,8 @@ function readSecret(secret: V1Secret): CertificateResult {
   };
   const crt = text('tls.crt');
   const key = text('tls.key');
-  if (crt === null) return fail('it has no tls.crt (base64 data)');
-  if (key === null) return fail('it has no tls.key (base64 data)');
+  if (crt === null) throw new InvalidValue('it has no tls.crt (base64 data)');
+  if (key === null) throw new InvalidValue('it has no tls.key (base64 data)');
   return certificateFromPem(crt, key);
 }
 

@@ -1,6 +1,7 @@
 // Canary Ingresses in the model: which paths they take a share of, and what is reported.
 import { deepStrictEqual, equal } from 'node:assert/strict';
 import { backendService, ingress, path, rule, snapshot } from '../../helpers/builders.ts';
+import { canaryPercent } from '../../../src/translate/canaries.ts';
 import { model, server } from './common.ts';
 
 const C = 'nginx.ingress.kubernetes.io/';
@@ -82,5 +83,22 @@ describe('translate: canary Ingresses', () => {
     equal(share('1', '1000000'), 0.01);
     equal(share('999999', '1000000'), 99.99);
     equal(share('1', '3'), 33.33);
+  });
+});
+
+describe('translate: canary weights', () => {
+  const weight = (w: number, total = 100) => canaryPercent({ weight: w, total, header: null, cookie: null });
+
+  it('is a percentage with two decimals', () => {
+    equal(weight(25), 25);
+    equal(weight(1, 3), 33.33);
+  });
+
+  it('is never rounded to all or nothing', () => {
+    equal(weight(1, 1_000_000), 0.01);
+    equal(weight(999_999, 1_000_000), 99.99);
+    equal(weight(0), 0);
+    equal(weight(100), 100);
+    equal(weight(150), 100);
   });
 });

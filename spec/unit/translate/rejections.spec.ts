@@ -2,6 +2,7 @@ import { deepStrictEqual, match } from 'node:assert/strict';
 import type { V1Ingress } from '@kubernetes/client-node';
 import { renderModel } from '../../../src/nginx/render.ts';
 import { backendService, ingress, path, rule, snapshot } from '../../helpers/builders.ts';
+import { Rejections } from '../../../src/translate/rejections.ts';
 import { model } from './common.ts';
 
 describe('translate: invalid Ingresses are rejected alone', () => {
@@ -70,5 +71,22 @@ describe('translate: determinism', () => {
     const one = renderModel(model(snapshot({ ingresses, backends })));
     const two = renderModel(model(snapshot({ ingresses: [...ingresses].reverse(), backends: [...backends].reverse() })));
     deepStrictEqual([...two.entries()].sort(), [...one.entries()].sort());
+  });
+});
+
+describe('translate: the rejection collector', () => {
+  it('records a reason once per Ingress and severity, sorted by Ingress in the order reported', () => {
+    const r = new Rejections();
+    r.report('ns/b', 'partial', 'one');
+    r.report('ns/a', 'rejected', 'two');
+    r.report('ns/b', 'partial', 'one');
+    r.report('ns/b', 'rejected', 'one');
+    r.report('ns/a', 'partial', 'three');
+    deepStrictEqual(r.sorted(), [
+      { ingress: 'ns/a', severity: 'rejected', reason: 'two' },
+      { ingress: 'ns/a', severity: 'partial', reason: 'three' },
+      { ingress: 'ns/b', severity: 'partial', reason: 'one' },
+      { ingress: 'ns/b', severity: 'rejected', reason: 'one' },
+    ]);
   });
 });

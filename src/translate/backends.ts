@@ -1,0 +1,132 @@
+// Backends: Services, EndpointSlices (or Endpoints) -> upstreams, one per Service port and variant.
+
+import type { V1EndpointSlice, V1Endpoints, V1Service, V1ServicePort } from '@kubernetes/client-node';
+import type { IngressAnnotations } from '../annotations/index.ts';
+import { affinityKeyVariable, digest } from '../annotations/settings.ts';
+import { isPortNumber, upstreamAddress } from '../grammar.ts';
+import type { Action, Upstream } from '../model.ts';
+import type { Snapshot } from '../sources/snapshot.ts';
+import { list, type BackendRef } from './parse.ts';
+
+export const sameBackend = (a: BackendRef, b: BackendRef) => describeBackend(a) === describeBackend(b);
+export const describeBackend = (b: BackendRef) => `Service ${b.namespace}/${b.service}:${'number' in b.port ? b.port.number : b.port.name}`;
+
+/** Resolves Service backends to upstreams; remembers each upstream once. */
+export class Backends {
+  readonly upstreams = new Map<string, Upstream>();
+  private readonly services = new Map<string, V1Service>();
+  private readonly slices = new Map<string, V1EndpointSlice[]>();
+  private readonly endpoints = new Map<string, V1Endpoints>();
+
+  constructor(snap: Snapshot) {
+    for (const s of snap.services) this.services.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name}`, s);
+    for (const es of snap.endpointSlices) {
+      const svc: unknown = es.metadata?.labels?.['kubernetes.io/service-name'];
+      // A label is a string to the API, not to a manifest ({toString: 1} cannot even be printed).
+      if (typeof svc !== 'string' || !svc) continue;
+      const k = `${es.metadata?.namespace ?? 'default'}/${svc}`;
+      const list = this.slices.get(k) ?? [];
+      list.push(es);
+      this.slices.set(k, list);
+    }
+    for (const ep of snap.endpoints) this.endpoints.set(`${ep.metadata?.namespace ?? 'default'}/${ep.metadata?.name}`, ep);
+  }
+
+  /** default-backend: the Service's first port, as ingress-nginx takes it; null when there is no such Service or port. */
+  firstPort(namespace: string, service: string): BackendRef | null {
+    const port = list(this.services.get(`${namespace}/${service}`)?.spec?.ports)[0];
+    return port && isPortNumber(port.port) ? { namespace, service, port: { number: port.port } } : null;
+  }
+
+  /**
+   * The action for a backend. `warn` gets the reason to report when the Ingress refers to
+   * something missing (the backend answers 503) or asks for what it cannot have.
+   */
+  resolve(b: BackendRef, variant: UpstreamVariant, warn: (reason: string) => void): { action: Action; service: string } {
+    const protocol = variant.protocol;
+    const portText = 'number' in b.port ? String(b.port.number) : b.port.name;
+    const service = `${b.namespace}/${b.service}:${portText}`;
+    const unavailable = (reason: string, report = true) => {
+      if (report) warn(reason);
+      return { action: { kind: 'unavailable', reason } as Action, service };
+    };
+    const svc = this.services.get(`${b.namespace}/${b.service}`);
+    if (!svc) return unavailable(`Service ${b.namespace}/${b.service} not found`);
+    if (svc.spec?.type === 'ExternalName') return unavailable(`Service ${b.namespace}/${b.service} is of type ExternalName, which is not supported`);
+    const port = list(svc.spec?.ports).find((p) => ('number' in b.port ? p.port === b.port.number : p.name === b.port.name));
+    if (!port) return unavailable(`Service ${b.namespace}/${b.service} has no port ${portText}`);
+    // Looked up by name, the number comes from the Service: it names the upstream, so check it.
+    if (!isPortNumber(port.port)) return unavailable(`Service ${b.namespace}/${b.service} port ${portText} has an invalid number`);
+    // service-upstream: the Service's cluster IP, so kube-proxy picks the endpoint. A headless
+    // Service has none: its endpoints are used, and that is said.
+    const ip: unknown = svc.spec?.clusterIP;
+    const clusterIp = variant.serviceUpstream && typeof ip === 'string' ? upstreamAddress(ip, port.port) : null;
+    const serviceUpstreamProblem = variant.serviceUpstream && clusterIp === null ? `service-upstream: Service ${b.namespace}/${b.service} has no cluster IP; its endpoints are used` : undefined;
+    const balance = variant.balance;
+    const name = [
+      `${b.namespace}_${b.service}_${port.port}`,
+      protocol === 'HTTP' ? '' : `_${protocol.toLowerCase()}`,
+      clusterIp ? '_svc' : '',
+      balance.kind === 'least_conn' ? '_ewma' : balance.kind === 'hash' ? `_hash_${digest(balance.key, 8)}` : '',
+    ].join('');
+    let upstream = this.upstreams.get(name);
+    if (!upstream) {
+      const servers = (clusterIp ? [clusterIp] : this.addresses(b.namespace, b.service, port)).map((address) => ({ address }));
+      upstream = { name, service: `${b.namespace}/${b.service}:${port.port}`, servers, balance };
+      this.upstreams.set(name, upstream);
+    }
+    if (upstream.servers.length === 0) return unavailable(`Service ${b.namespace}/${b.service} has no ready endpoints`, false);
+    if (serviceUpstreamProblem) warn(serviceUpstreamProblem);
+    return { action: { kind: 'proxy', upstream: name }, service };
+  }
+
+  /** Ready endpoint addresses for a Service port, deduplicated and sorted. */
+  private addresses(namespace: string, service: string, port: V1ServicePort): string[] {
+    const out = new Set<string>();
+    const portName = port.name ?? '';
+    const slices = this.slices.get(`${namespace}/${service}`);
+    if (slices) {
+      for (const es of slices) {
+        const sp = list(es.ports).find((p) => (p.name ?? '') === portName);
+        if (!sp || !isPortNumber(sp.port)) continue;
+        for (const ep of list(es.endpoints)) {
+          // The API says an unset `ready` is to be read as ready.
+          if (ep.conditions?.ready === false) continue;
+          const ip: unknown = Array.isArray(ep.addresses) ? ep.addresses[0] : undefined;
+          const addr = typeof ip === 'string' ? upstreamAddress(ip, sp.port) : null;
+          if (addr) out.add(addr);
+        }
+      }
+    } else {
+      // core/v1 Endpoints, for clusters or manifests without EndpointSlices.
+      for (const subset of list(this.endpoints.get(`${namespace}/${service}`)?.subsets)) {
+        const sp = list(subset.ports).find((p) => (p.name ?? '') === portName);
+        if (!sp || !isPortNumber(sp.port)) continue;
+        for (const a of list(subset.addresses)) {
+          const addr = typeof a.ip === 'string' ? upstreamAddress(a.ip, sp.port) : null;
+          if (addr) out.add(addr);
+        }
+      }
+    }
+    return [...out].sort();
+  }
+}
+
+/** How an Ingress's upstreams are built: one upstream per Service port and variant. */
+export interface UpstreamVariant {
+  protocol: IngressAnnotations['backendProtocol'];
+  serviceUpstream: boolean;
+  balance: Upstream['balance'];
+}
+
+/** ingress-nginx's order: affinity, then upstream-hash-by, then load-balance. */
+export function variantOf(a: IngressAnnotations): UpstreamVariant {
+  const balance: Upstream['balance'] = a.affinity
+    ? { kind: 'hash', key: `$${affinityKeyVariable(a.affinity.cookie)}` }
+    : a.hashBy !== null
+      ? { kind: 'hash', key: a.hashBy }
+      : a.loadBalance === 'ewma'
+        ? { kind: 'least_conn' }
+        : { kind: 'round_robin' };
+  return { protocol: a.backendProtocol, serviceUpstream: a.serviceUpstream, balance };
+}

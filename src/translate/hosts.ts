@@ -1,0 +1,144 @@
+// Host claims: which Ingress serves each path of each host, first come in age order; which
+// namespace owns a host; conflicts between Ingresses; and default backends (spec.defaultBackend
+// and the default-backend annotation).
+
+import type { V1Ingress } from '@kubernetes/client-node';
+import type { IngressAnnotations } from '../annotations/index.ts';
+import { parseHost, type ParsedHost } from '../grammar.ts';
+import type { Action } from '../model.ts';
+import { Backends, describeBackend, sameBackend, variantOf } from './backends.ts';
+import { namespaceOf } from './membership.ts';
+import { claimKeyOf, list, type BackendRef, type ParsedIngress, type ParsedPath } from './parse.ts';
+import type { Report } from './rejections.ts';
+
+export interface Claim {
+  ingress: string;
+  path: ParsedPath;
+  resolved: { action: Action; service: string };
+  /** The canary Ingress that splits this path's traffic, once one is attached. */
+  canary?: string;
+  /** That canary's Service (namespace/name:port), for the rendered comment. */
+  canaryService?: string;
+}
+
+/** Routes of one host (or of the catch-all, host null), claimed first-come in age order. */
+export interface HostRoutes {
+  host: ParsedHost | null;
+  claims: Map<string, Claim>;
+  ingresses: Set<string>;
+  /** The defaultBackend of the oldest Ingress with rules for this host. */
+  fallback: { ingress: string; resolved: { action: Action; service: string } } | null;
+  /**
+   * The oldest Ingress with a rule for this host: its namespace owns the host, and Ingresses of
+   * other namespaces get nothing on it (null: the catch-all, which every namespace shares).
+   */
+  owner: string | null;
+}
+
+/** The routes of every host, claimed by Ingresses given oldest first. */
+export class HostClaims {
+  readonly hosts = new Map<string, HostRoutes>();
+  readonly catchAll: HostRoutes = { host: null, claims: new Map(), ingresses: new Set(), fallback: null, owner: null };
+  /** The defaultBackend of the oldest Ingress that has one: it answers what no host rule matches. */
+  globalDefault: HostRoutes['fallback'] = null;
+
+  private readonly backends: Backends;
+  private readonly report: Report;
+  private readonly allowCrossNamespaceHosts: boolean;
+
+  constructor(backends: Backends, report: Report, allowCrossNamespaceHosts: boolean) {
+    this.backends = backends;
+    this.report = report;
+    this.allowCrossNamespaceHosts = allowCrossNamespaceHosts;
+  }
+
+  /** Whether two Ingresses may share a host (and its default backend): same namespace, or --allow-cross-namespace-hosts. */
+  readonly sameTenant = (a: string, b: string) => this.allowCrossNamespaceHosts || namespaceOf(a) === namespaceOf(b);
+
+  /** Hosts with at least one route, in the order they were first claimed. */
+  live(): HostRoutes[] {
+    return [...this.hosts.values()].filter((h) => h.claims.size > 0);
+  }
+
+  /** A backend of an Ingress; with a default-backend annotation, that Service answers when the backend cannot. */
+  resolve(key: string, b: BackendRef, a: IngressAnnotations): { action: Action; service: string } {
+    const r = this.backends.resolve(b, variantOf(a), (reason) => this.report(key, 'partial', reason));
+    if (r.action.kind !== 'unavailable' || a.defaultBackend === null) return r;
+    const fallback = this.defaultBackendOf(key, a);
+    return fallback ? { action: fallback.action, service: fallback.service } : r;
+  }
+
+  /** The default-backend annotation's Service, when it can serve; else reported, and null. */
+  defaultBackendOf(key: string, a: IngressAnnotations): { action: Action; service: string } | null {
+    if (a.defaultBackend === null) return null;
+    const namespace = key.split('/')[0]!;
+    const ref = this.backends.firstPort(namespace, a.defaultBackend);
+    // Only whether it serves matters here: why not is said below.
+    const r = ref ? this.backends.resolve(ref, variantOf(a), () => {}) : null;
+    if (r?.action.kind === 'proxy') return r;
+    this.report(key, 'partial', `default-backend: ${r?.action.kind === 'unavailable' ? r.action.reason : `Service ${namespace}/${a.defaultBackend} not found or has no ports`}`);
+    return null;
+  }
+
+  /** The hosts of an Ingress that did not parse stay its namespace's: a mistake must not hand a host to another namespace. */
+  reserve(ing: V1Ingress, key: string): void {
+    for (const r of list(ing.spec?.rules)) {
+      let h: ParsedHost | null = null;
+      try {
+        h = typeof r.host === 'string' && r.host !== '' ? parseHost(r.host) : null;
+      } catch {
+        h = null;
+      }
+      if (h && !this.hosts.has(h.host)) this.hosts.set(h.host, { host: h, claims: new Map(), ingresses: new Set(), fallback: null, owner: key });
+    }
+  }
+
+  /** The rules and defaultBackend of an Ingress (not a canary): what older Ingresses hold is reported, not taken. */
+  claim(parsed: ParsedIngress): void {
+    const key = parsed.key;
+    const report = this.report;
+    const ownDefault = parsed.defaultBackend ? { ingress: key, resolved: this.resolve(key, parsed.defaultBackend, parsed.annotations) } : null;
+    if (ownDefault) {
+      if (!this.globalDefault) this.globalDefault = ownDefault;
+      else if (parsed.rules.length === 0) {
+        report(key, 'partial', `defaultBackend is not used: the older Ingress ${this.globalDefault.ingress} already provides the default backend`);
+      }
+    }
+
+    for (const rule of parsed.rules) {
+      const hostKey = rule.host?.host ?? '';
+      let routes = rule.host ? this.hosts.get(hostKey) : this.catchAll;
+      if (!routes) {
+        routes = { host: rule.host, claims: new Map(), ingresses: new Set(), fallback: null, owner: key };
+        this.hosts.set(hostKey, routes);
+      }
+      // One namespace per host, the oldest Ingress's: otherwise a tenant could add paths, a
+      // defaultBackend, TLS (and with it redirects) or error pages to another tenant's host.
+      if (routes.owner !== null && !this.sameTenant(routes.owner, key)) {
+        report(key, 'partial', `rules for host ${hostKey} are not used: the host belongs to namespace ${namespaceOf(routes.owner)}, whose Ingress ${routes.owner} is the oldest with rules for it (a host is served by one namespace)`);
+        continue;
+      }
+      if (ownDefault && rule.host) {
+        if (!routes.fallback) routes.fallback = ownDefault;
+        else if (routes.fallback.ingress !== key) {
+          report(key, 'partial', `defaultBackend is not used for host ${hostKey}: the defaultBackend of the older Ingress ${routes.fallback.ingress} answers its unmatched paths`);
+        }
+      }
+      for (const p of rule.paths) {
+        const claimKey = claimKeyOf(p);
+        const owner = routes.claims.get(claimKey);
+        if (owner) {
+          const where = hostKey ? `host ${hostKey}` : 'rules without a host';
+          if (owner.ingress !== key) {
+            report(key, 'partial', `path ${p.rawPath} (${p.pathType}) on ${where} is already served by the older Ingress ${owner.ingress}`);
+          } else if (owner.path !== p && (owner.path.rawPath !== p.rawPath || !sameBackend(owner.path.backend, p.backend))) {
+            report(key, 'partial', `path ${p.rawPath} (${p.pathType}) on ${where} is not used: this Ingress already lists ${owner.path.rawPath} (${owner.path.pathType}) there, which nginx serves as the same route, to ${describeBackend(owner.path.backend)}`);
+          }
+          continue;
+        }
+        routes.claims.set(claimKey, { ingress: key, path: p, resolved: this.resolve(key, p.backend, parsed.annotations) });
+        routes.ingresses.add(key);
+      }
+    }
+  }
+}

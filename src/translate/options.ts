@@ -1,0 +1,66 @@
+// What translate is asked to do: the options the sidecar (src/sync/translate-options.ts) builds.
+
+export interface TranslateOptions {
+  ingressClass: string;
+  httpPort: number;
+  ipv6: boolean;
+  /** JSON access log for our servers; absent or null leaves access logging to nginx.conf. */
+  accessLog?: string | null;
+  /** TLS termination; absent: no HTTPS listener, and spec.tls is reported as not enabled. */
+  tls?: TlsOptions;
+  /**
+   * The time certificates must be valid at. Required with `tls` (translate reads no clock; the
+   * sidecar passes the time of each pass).
+   */
+  now?: Date;
+  /** The nginx version the config is for (`nginx -v`): it decides the HTTP/2 syntax. Absent: the pre-1.25.1 syntax, which later versions accept with a warning. */
+  nginxVersion?: string;
+  /**
+   * Where private files (htpasswd files of auth-type basic) go when TLS is off; absolute. With
+   * TLS they go to tls.certDir, the one directory the sidecar's CertStore writes. Neither: such
+   * Ingresses cannot be served (they answer 503).
+   */
+  privateDir?: string;
+  /**
+   * --allow-snippet-annotations: configuration-snippet and server-snippet are parsed (src/annotations/snippets.ts)
+   * and rendered. Absent or false: they are refused and reported, as everything else unknown.
+   */
+  allowSnippets?: boolean;
+  /**
+   * --allow-cross-namespace-canary: a canary Ingress may split the traffic of a main Ingress in
+   * another namespace. Absent or false: only in its own namespace (a tenant who may write an
+   * Ingress must not take another namespace's requests).
+   */
+  allowCrossNamespaceCanary?: boolean;
+  /**
+   * --allow-cross-namespace-hosts: Ingresses of every namespace share a host, as in ingress-nginx
+   * (paths still go to the oldest Ingress that claims them). Absent or false: a host is served by
+   * one namespace, its oldest Ingress's.
+   */
+  allowCrossNamespaceHosts?: boolean;
+  /** --watch-ingress-without-class: also serve Ingresses that name no class (see isOurs). */
+  watchIngressWithoutClass?: boolean;
+  /**
+   * Ingresses (namespace/name) nginx refused (src/sync/settle.ts): they keep their paths, which answer
+   * 503, and nothing of their annotations is rendered. The caller reports why.
+   */
+  closed?: ReadonlySet<string>;
+}
+
+export interface TlsOptions {
+  /** The port nginx listens on for HTTPS. */
+  httpsPort: number;
+  /** The port in HTTP -> HTTPS redirects, as clients see it (443 in front of a pod's 8443). Default 443. */
+  httpsRedirectPort?: number;
+  /** Absolute directory where the certificate files live (`<confDir>/ingress-sidecar-certs`). */
+  certDir: string;
+  /** Self-signed certificate and key (PEM), generated once by the caller: the last-resort default. */
+  defaultCertificate: { pem: string };
+  /** `namespace/name` of a kubernetes.io/tls Secret to use as the default certificate instead. */
+  defaultSslCertificate?: string;
+  /**
+   * Certificate files (by name) that nginx refused to load, with its message: Secrets whose
+   * certificate is one of them count as unusable. The sidecar fills it from `nginx -t`.
+   */
+  refusedCertificates?: ReadonlyMap<string, string>;
+}
