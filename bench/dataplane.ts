@@ -56,7 +56,7 @@ import { parseArgs } from 'node:util';
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { CertStore, certDirFor, generateSelfSignedCertificate } from '../src/nginx/cert-store.ts';
 import { nginxBinary } from '../src/dev/local-nginx.ts';
-import { nginxVersion } from '../src/nginx/version.ts';
+import { nginxVersion } from '../src/nginx/process.ts';
 import { renderModel } from '../src/nginx/render.ts';
 import type { Snapshot } from '../src/sources/snapshot.ts';
 import { translate } from '../src/translate/index.ts';

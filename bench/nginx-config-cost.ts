@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { CertStore, certDirFor, generateSelfSignedCertificate } from '../src/nginx/cert-store.ts';
 import { nginxBinary } from '../src/dev/local-nginx.ts';
 import type { RoutingModel } from '../src/model.ts';
-import { nginxVersion } from '../src/nginx/version.ts';
+import { nginxVersion } from '../src/nginx/process.ts';
 import { renderModel } from '../src/nginx/render.ts';
 import { translate } from '../src/translate/index.ts';
 import { machine, median, parseIntFlag, round, table } from './lib.ts';

@@ -1,6 +1,6 @@
-// Narrow grammars for every value that can reach nginx.conf, and nginx's own quoting.
-// Translation parses API strings through these before the model holds them; rendering quotes
-// them once more (nginxValue) so that even a grammar mistake cannot end a directive early.
+// Narrow grammars for every value that can reach nginx.conf. Translation parses API strings
+// through these before the model holds them; rendering quotes them once more (nginxValue in
+// src/nginx/quote.ts) so that even a grammar mistake cannot end a directive early.
 
 import { isIP } from 'node:net';
 
@@ -114,40 +114,6 @@ export function canonicalIpv6(ip: string): string {
   return new URL(`http://[${ip}]/`).hostname;
 }
 
-/**
- * nginx refuses a token of 4096 bytes or more ("too long parameter": ngx_conf_read_token's buffer
- * is NGX_CONF_BUFFER, 4096 bytes, and a token must fit in it), wherever it is in the config.
- */
-export const MAX_TOKEN_BYTES = 4095;
-
-/** Whether `value`, quoted as render quotes it, is a token nginx accepts by length. */
-export function tokenFits(value: string): boolean {
-  return Buffer.byteLength(nginxValue(value)) <= MAX_TOKEN_BYTES;
-}
-
-// Characters that nginx's tokenizer treats as ordinary inside an unquoted word.
-const BARE_WORD = /^[A-Za-z0-9._:/\-[\]]+$/;
-// A `key=value` parameter (`zone=NAME:5m`, `burst=10`): starting with a letter, it can never be
-// read as a location modifier ("=", "~", "^~").
-const BARE_PARAMETER = /^[A-Za-z][A-Za-z0-9_]*=[A-Za-z0-9._:/\-]+$/;
-
-/**
- * Every interpolated value passes through here (it replaces mustache's HTML escaping). The result
- * is always exactly one nginx token: plain when that is unambiguous, else double-quoted with `\`
- * and `"` escaped as ngx_conf_read_token unescapes them. Control characters never reach config.
- */
-export function nginxValue(value: unknown): string {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new Error(`refusing to render non-finite number ${value}`);
-    return String(value);
-  }
-  if (typeof value !== 'string') throw new Error(`refusing to render a ${typeof value} into nginx config`);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw new Error(`refusing to render control characters: ${JSON.stringify(value)}`);
-  if (BARE_WORD.test(value) || BARE_PARAMETER.test(value)) return value;
-  return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
-}
-
 // The values Go's strconv.ParseBool accepts, which is what ingress-nginx reads boolean
 // annotations with: Ingresses moving from it keep working unchanged.
 const TRUE_VALUES = new Set(['true', 'True', 'TRUE', 't', 'T', '1']);
@@ -161,16 +127,4 @@ export function parseBoolAnnotation(name: string, value: unknown): boolean {
   }
   const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) + (value.length > 64 ? '...' : '') : `a ${typeof value}`;
   throw new InvalidValue(`annotation ${name} must be "true" or "false", not ${shown}`);
-}
-
-/** `major.minor.patch` of an nginx version string ("1.27.4", "nginx/1.22.1"), or null. */
-export function parseNginxVersion(text: string): [number, number, number] | null {
-  const m = /(?:^|\/)(\d{1,4})\.(\d{1,4})\.(\d{1,4})(?![\d.])/.exec(text.trim());
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : null;
-}
-
-/** Whether nginx `version` is at least `min` (both `major.minor.patch`). */
-export function versionAtLeast(version: [number, number, number], min: [number, number, number]): boolean {
-  for (let i = 0; i < 3; i++) if (version[i] !== min[i]) return version[i]! > min[i]!;
-  return true;
 }

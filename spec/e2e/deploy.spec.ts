@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadAllYaml, loadYaml, type V1Container, type V1Deployment } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { parseNginxVersion, versionAtLeast } from '../../src/grammar.ts';
+import { parseNginxVersion, versionAtLeast } from '../../src/nginx/version.ts';
 import { applyManifests, kubectlOk, startApiServer, type ApiServer } from '../helpers/apiserver.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');

@@ -38,7 +38,7 @@ import { findExecutable } from '../../src/nginx/process.ts';
 import { renderModel } from '../../src/nginx/render.ts';
 import { readManifests } from '../../src/sources/read-manifests.ts';
 import { translate, type TranslateOptions } from '../../src/translate/index.ts';
-import { parseNginxVersion, versionAtLeast } from '../../src/grammar.ts';
+import { parseNginxVersion, versionAtLeast } from '../../src/nginx/version.ts';
 
 const GOLDEN = import.meta.dirname;
 const CERT_DIR = '/etc/nginx/conf.d/ingress-sidecar-certs';

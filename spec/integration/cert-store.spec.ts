@@ -6,8 +6,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SELF_SIGNED_FILE, certDirFor, generateSelfSignedCertificate, loadOrCreateSelfSignedCertificate } from '../../src/nginx/cert-store.ts';
-import { nginxVersion } from '../../src/nginx/version.ts';
-import { findExecutable } from '../../src/nginx/process.ts';
+import { findExecutable, nginxVersion } from '../../src/nginx/process.ts';
 import { certificateFromPem } from '../../src/translate/certificates.ts';
 
 const mode = async (p: string) => (await stat(p)).mode & 0o777;

@@ -10,7 +10,7 @@ import { renderModel } from '../../src/nginx/render.ts';
 import { translate } from '../../src/translate/index.ts';
 import { ingress, service, slice, snapshot } from '../helpers/builders.ts';
 import { makeCert, tlsSecret } from '../helpers/certs.ts';
-import { parseNginx } from '../helpers/nginx-tokenizer.ts';
+import { parseNginx } from '../../src/nginx/tokenizer.ts';
 import { nginxBuilds, nginxTest, optionsFor, undefinedReferences } from '../helpers/nginx-check.ts';
 import { mulberry32 } from '../helpers/prng.ts';
 

@@ -7,7 +7,7 @@ import { ANNOTATION_PREFIX, parseAnnotations, parseRegexPath } from '../../src/a
 import { renderModel } from '../../src/nginx/render.ts';
 import { translate } from '../../src/translate/index.ts';
 import { upstreamAddress } from '../../src/grammar.ts';
-import { parseNginx } from '../helpers/nginx-tokenizer.ts';
+import { parseNginx } from '../../src/nginx/tokenizer.ts';
 import { backendService, ingress, path as p, rule, service, slice, snapshot } from '../helpers/builders.ts';
 import { assertReferencesDefined, optionsFor, nginxBuilds, nginxTest, undefinedReferences, type NginxBuild } from '../helpers/nginx-check.ts';
 

@@ -39,7 +39,7 @@ import {
 import { parseHost, serverNameFor } from '../../src/grammar.ts';
 import { backendService, endpoints, ingress, ingressClass, path as pathSpec, rule, snapshot } from '../helpers/builders.ts';
 import { makeCert, tlsSecret } from '../helpers/certs.ts';
-import { NginxSyntaxError, parseNginx, walk, type Directive } from '../helpers/nginx-tokenizer.ts';
+import { NginxSyntaxError, parseNginx, walk, type Directive } from '../../src/nginx/tokenizer.ts';
 import { mulberry32 } from '../helpers/prng.ts';
 
 /** Where rendered files say certificates are; nginx -t reads a copy that points at real files. */
@@ -59,64 +59,6 @@ const RANDOM_GROUP = 25;
 /** Random cases that also go through `nginx -t` (the fixed payloads always do). */
 const RANDOM_NGINX_SAMPLE = 20;
 const NGINX = findExecutable('nginx');
-
-// ---------------------------------------------------------------------------------------------
-// The tokenizer itself
-
-describe('nginx tokenizer (spec helper) reads text as ngx_conf_read_token does', () => {
-  const names = (text: string) => parseNginx(text).map((d) => [d.name, ...d.args]);
-
-  it('keeps ";" "{" "}" "#" inside quotes, and ends a word only at whitespace, ";" or "{"', () => {
-    deepStrictEqual(names('a "b;c" \'d{e}\' "#f";'), [['a', 'b;c', 'd{e}', '#f']]);
-    deepStrictEqual(names('a b}c b#c;'), [['a', 'b}c', 'b#c']]);
-    deepStrictEqual(names('a b;c d;'), [['a', 'b'], ['c', 'd']]);
-  });
-
-  it('starts a comment only where a token starts, and ends it at LF only', () => {
-    deepStrictEqual(names('a #b; c\r d;\ne;'), [['a', 'e']]);
-    deepStrictEqual(names('# a { b;\na;'), [['a']]);
-  });
-
-  it('unescapes \\" \\\' \\\\ \\t \\r \\n in every word and keeps other backslashes', () => {
-    deepStrictEqual(names(String.raw`a "b\"c" 'd\'e' f\\g "h\ti\q";`), [['a', 'b"c', "d'e", 'f\\g', 'h\ti\\q']]);
-    deepStrictEqual(names(String.raw`a b\;c d\ e;`), [['a', 'b\\;c', 'd\\ e']]);
-    deepStrictEqual(names(String.raw`a \"b;`), [['a', '"b']]);
-  });
-
-  it('does not end a word at "{" right after "$"', () => {
-    const [d] = parseNginx('a ${b}{ c; }');
-    deepStrictEqual([d?.name, d?.args, d?.block?.map((x) => x.name)], ['a', ['${b}'], ['c']]);
-    deepStrictEqual(names('a "${b" ${c;'), [['a', '${b', '${c']]);
-  });
-
-  it('builds nested blocks with the line of each directive', () => {
-    const tree = parseNginx('server {\n  location = /x {\n    return 404;\n  }\n}\nupstream u { server 10.0.0.1:80; }\n');
-    deepStrictEqual(
-      [...walk(tree)].map(({ d, context }) => `${context.join('>')}|${d.name} ${d.args.join(' ')}@${d.line}`),
-      ['|server @1', 'server|location = /x@2', 'server>location|return 404@3', '|upstream u@6', 'upstream|server 10.0.0.1:80@6'],
-    );
-  });
-
-  it('refuses what nginx refuses', () => {
-    for (const bad of ['a "b"c;', '"a"#b;', 'a "b', 'a b', '}', 'a { b;', 'a }', ';', '{ }', 'a b }', "a 'b\\'"]) {
-      throws(() => parseNginx(bad), NginxSyntaxError, JSON.stringify(bad));
-    }
-    deepStrictEqual(names('if ($a = "b") { }'), [['if', '($a', '=', 'b', ')']]);
-  });
-
-  it('refuses tokens and comments of 4096 bytes or more, counted in UTF-8', () => {
-    const x = (n: number) => 'x'.repeat(n);
-    deepStrictEqual(names(`a ${x(4095)};`)[0]?.[1]?.length, 4095);
-    throws(() => parseNginx(`a ${x(4096)};`), /too long parameter/);
-    // Counted from after the opening quote up to the byte after the closing one, as nginx does.
-    deepStrictEqual(names(`a "${x(4094)}";`)[0]?.[1]?.length, 4094);
-    throws(() => parseNginx(`a "${x(4095)}";`), /too long parameter "xxxxxxxxxx\.\.\." started/);
-    throws(() => parseNginx(`a "${x(4096)}";`), /too long parameter, probably missing terminating """ character/);
-    deepStrictEqual(names(`#${x(4094)}\na;`), [['a']]);
-    throws(() => parseNginx(`#${x(4095)}\na;`), /too long parameter "#/);
-    throws(() => parseNginx(`a ${'é'.repeat(2048)};`), /too long parameter/);
-  });
-});
 
 // ---------------------------------------------------------------------------------------------
 // Scenario: a known-good Ingress and a hostile one, each with its own Service

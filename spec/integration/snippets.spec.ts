@@ -3,8 +3,8 @@
 //
 // Rendering here is exactly render.ts's: Mustache with `{ escape: nginxValue }` and
 // SNIPPET_PARTIAL as a standalone partial. Every accepted snippet is re-read from the rendered
-// text with the independent tokenizer in spec/helpers/nginx-tokenizer.ts, which must find the
-// same directives inside the same block.
+// text with parseNginx (src/nginx/tokenizer.ts), which must find the same directives inside the
+// same block; real nginx (`nginx -t`, requests) is the independent check.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,9 +20,10 @@ import {
   type SnippetContext,
   type SnippetDirective,
 } from '../../src/annotations/snippets.ts';
-import { InvalidValue, nginxValue } from '../../src/grammar.ts';
+import { InvalidValue } from '../../src/grammar.ts';
+import { nginxValue } from '../../src/nginx/quote.ts';
 import { freePort, httpGet, nginxBinary, startNginx, type RunningNginx } from '../helpers/nginx.ts';
-import { parseNginx, type Directive } from '../helpers/nginx-tokenizer.ts';
+import { parseNginx, type Directive } from '../../src/nginx/tokenizer.ts';
 
 const SERVER_ANNOTATION = 'nginx.ingress.kubernetes.io/server-snippet';
 const LOCATION_ANNOTATION = 'nginx.ingress.kubernetes.io/configuration-snippet';
@@ -121,7 +122,8 @@ describe('snippets: reading as nginx does', () => {
     refused('expires 1h;\r\n\r\n\nload_module x.so;', 'location', /line 4: load_module/);
   });
 
-  it('agrees with the independent tokenizer on what nginx would read in the block', () => {
+  // The same tokenizer reads both; this checks parseSnippet's blocks against parseNginx's file parse.
+  it('builds the tree that parseNginx reads from the same text inside a location', () => {
     const texts = [
       'add_header X-A "a;b}c" always; # } hidden\n',
       `if ($http_x ~* "^(a|b){1,2}$") { set $v 'q"uote'; return 418; }`,

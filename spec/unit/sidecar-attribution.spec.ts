@@ -1,37 +1,72 @@
 import assert from 'node:assert/strict';
 import type { V1Ingress } from '@kubernetes/client-node';
-import { NginxConfigError } from '../../src/nginx/apply.ts';
+import { NginxConfigError } from '../../src/nginx/config-test.ts';
 import type { RoutingModel } from '../../src/model.ts';
-import { bisectRefused } from '../../src/sync/settle.ts';
-import { ingressAt, refusedCertificateIn } from '../../src/sync/sidecar.ts';
+import { generateSelfSignedCertificate } from '../../src/nginx/cert-store.ts';
+import { Renderer } from '../../src/nginx/render.ts';
+import { bisectRefused, refusedCertificateIn } from '../../src/sync/settle.ts';
+import { UPSTREAMS_FILE, translate, type TranslateOptions } from '../../src/translate/index.ts';
+import { backendService, ingress, path, rule, snapshot } from '../helpers/builders.ts';
 
-describe('naming the Ingress behind a line nginx refused', () => {
-  const file = [
-    'server {',
-    '    server_name a.test;',
-    '    # serves Ingress default/one',
-    '    # serves Ingress default/two',
-    '',
-    '    # Prefix /x from Ingress default/one -> Service default/web:80',
-    '    location /x/ {',
-    '        proxy_pass http://default_web_80;',
-    '    }',
-    '',
-    '    # Exact /y from Ingress other/two -> Service other/api:8080',
-    '    location = /y {',
-    '        proxy_pass http://other_api_8080;',
-    '    }',
-    '}',
-  ].join('\n');
+describe('naming the Ingress behind a line nginx refused (render\'s record of who wrote which lines)', () => {
+  const A = (name: string) => `nginx.ingress.kubernetes.io/${name}`;
+  const model = (tls?: TranslateOptions['tls']) =>
+    translate(
+      snapshot({
+        ingresses: [
+          ingress('one', [rule('a.test', path('/x', 'Prefix', 'web'))], { age: 0, ...(tls ? { tls: [{ hosts: ['a.test'] }] } : {}) }),
+          ingress('two', [rule('a.test', path('/y', 'Exact', 'web'))], {
+            age: 1,
+            annotations: { [A('mirror-target')]: 'http://mirror.test/copy', [A('server-snippet')]: 'add_header X-Two 1;' },
+          }),
+        ],
+        backends: [backendService('web')],
+      }),
+      { ingressClass: 'nginx', httpPort: 80, ipv6: false, allowSnippets: true, now: new Date(), ...(tls ? { tls } : {}) },
+    );
+  const FILE = 'ingress-sidecar-server-a.test.conf';
+  /** The 1-based number of the first line matching `pattern` at or after line `from`. */
+  const lineOf = (text: string, pattern: RegExp, from = 1) => text.split('\n').findIndex((l, i) => i + 1 >= from && pattern.test(l)) + 1;
 
-  it('is the Ingress of the location around that line', () => {
-    assert.equal(ingressAt(file, 8), 'default/one');
-    assert.equal(ingressAt(file, 13), 'other/two');
+  it('is the Ingress of the location, mirror-target block or server-snippet around that line', () => {
+    const rendered = new Renderer().render(model());
+    const text = rendered.files.get(FILE)!;
+    assert.equal(rendered.ingressAt(FILE, lineOf(text, /proxy_pass/, lineOf(text, /location \/x\/ \{/))), 'default/one');
+    assert.equal(rendered.ingressAt(FILE, lineOf(text, /proxy_pass/, lineOf(text, /location = \/y \{/))), 'default/two');
+    assert.equal(rendered.ingressAt(FILE, lineOf(text, /add_header X-Two 1;/)), 'default/two');
+    assert.equal(rendered.ingressAt(FILE, lineOf(text, /^upstream /)), 'default/two', 'the mirror-target upstream before the server');
+    assert.equal(rendered.ingressAt(FILE, lineOf(text, /internal;/)), 'default/two', 'the mirror-target location');
   });
 
-  it('is unknown for the server-level lines that several Ingresses share', () => {
-    assert.equal(ingressAt(file, 2), null);
-    assert.equal(ingressAt(undefined, 2), null);
+  it('is unknown for the lines that several Ingresses share, and in files no Ingress wrote', () => {
+    const rendered = new Renderer().render(model());
+    const text = rendered.files.get(FILE)!;
+    // The "Default /" location is no Ingress's (the comment scan this replaced blamed the one before it).
+    for (const shared of [/server_name/, /^server \{/, /listen 80;/, /root \/nonexistent/, /return 404;/]) assert.equal(rendered.ingressAt(FILE, lineOf(text, shared)), null, String(shared));
+    assert.equal(rendered.ingressAt(FILE, text.split('\n').lastIndexOf('}') + 1), null, "the server's closing brace");
+    assert.equal(rendered.ingressAt(UPSTREAMS_FILE, 3), null);
+    assert.equal(rendered.ingressAt('ingress-sidecar-server-nothing.conf', 1), null);
+  });
+
+  it('agrees with the "from Ingress" comments people read, also for a server reused from the previous render', () => {
+    const renderer = new Renderer();
+    for (const rendered of [renderer.render(model()), renderer.render(model())]) {
+      const lines = rendered.files.get(FILE)!.split('\n');
+      const owned = rendered.ownedLines(FILE);
+      assert.deepEqual(owned.map((o) => o.ingress), ['default/two', 'default/two', 'default/one', 'default/one', 'default/two', 'default/two']);
+      for (const o of owned) {
+        const first = lines.slice(o.from - 1, o.to).find((l) => l.trim() !== '');
+        assert.match(first ?? '', new RegExp(`from Ingress ${o.ingress}\\b`));
+      }
+    }
+  });
+
+  it('does not blame the Ingress that gave a host TLS for the server-level lines after it', async () => {
+    const rendered = new Renderer().render(model({ httpsPort: 443, certDir: '/c', defaultCertificate: await generateSelfSignedCertificate() }));
+    const text = rendered.files.get(FILE)!;
+    assert.match(text, /TLS for Ingress default\/one/);
+    assert.equal(rendered.ingressAt(FILE, lineOf(text, /ssl_certificate /)), null);
+    assert.equal(rendered.ingressAt(FILE, lineOf(text, /proxy_http_version/)), null);
   });
 });
 
@@ -53,11 +88,6 @@ describe('naming the certificate behind an nginx refusal', () => {
     const output = `cannot load certificate "/c/${'d'.repeat(32)}.pem"`;
     assert.equal(refusedCertificateIn(output, model(null)), null);
     assert.equal(refusedCertificateIn(output, model('ingress/default-cert')), `${'d'.repeat(32)}.pem`);
-  });
-
-  it('does not blame the Ingress that gave a host TLS for the server-level lines after it', () => {
-    const file = ['server {', '    # TLS certificate: Secret default/a; TLS for Ingress default/a', '    ssl_certificate /c/x.pem;', '    access_log /x json;', '}'].join('\n');
-    assert.equal(ingressAt(file, 4), null);
   });
 });
 

@@ -2,7 +2,8 @@
 // that says whether a request's Origin is one of them.
 
 import type { CorsMap } from '../model.ts';
-import { isDnsSubdomain, tokenFits } from '../grammar.ts';
+import { isDnsSubdomain } from '../grammar.ts';
+import { tokenFits } from '../nginx/quote.ts';
 import { regexLiteral } from './regex-path.ts';
 import { annotation, digest, fail, items, parseInteger, type GroupInput } from './values.ts';
 

@@ -3,14 +3,10 @@
 // rendered again token by token, each token quoted by nginxValue(), so that what nginx sees is
 // the tree parseSnippet() checked and nothing else.
 //
-// Reading: the text is split the way ngx_conf_read_token (src/core/ngx_conf_file.c) splits a
-// file: words end at whitespace (space, tab, CR, LF), ";" or "{"; "}" and "#" are special only
-// where a word starts; "#" starts a comment to the end of the line; "\" makes the next character
-// ordinary; single and double quotes group, and a closing quote must be followed by whitespace,
-// ";", "{" or ")"; "${" does not end a word; in every word "\"", "\'", "\\" lose their backslash and
-// "\t", "\r", "\n" become control characters. A snippet is read as the inside of its block: a "}"
-// that would close the surrounding server or location, an unclosed "{", an unterminated quote or
-// a directive without ";" is an error.
+// Reading: the text is split by nginx's own tokenizer (src/nginx/tokenizer.ts, a port of
+// ngx_conf_read_token). A snippet is read as the inside of its block: a "}" that would close the
+// surrounding server or location, an unclosed "{", an unterminated quote or a directive without
+// ";" is an error, said here in the snippet's terms.
 //
 // Checking (InvalidValue, naming the annotation and the line): see parseSnippet's doc comment.
 //
@@ -18,7 +14,9 @@
 // nginxValue (mustache's escape, as in render.ts), so a "}" or ";" inside an argument is quoted
 // data, never syntax, and the block structure is the one parsed here.
 
-import { InvalidValue, nginxValue } from '../grammar.ts';
+import { InvalidValue } from '../grammar.ts';
+import { nginxValue } from '../nginx/quote.ts';
+import { CONF_BUFFER, NginxSyntaxError, Tokenizer, type TokenEnd, type Word } from '../nginx/tokenizer.ts';
 
 /** One directive as nginx sees it: name, unquoted arguments, and its block (null: ended by ";"). */
 export interface SnippetDirective {
@@ -77,9 +75,6 @@ export const SNIPPET_PARTIAL = [
 export const MAX_SNIPPET_BYTES = 16 * 1024;
 /** Deepest block nesting inside a snippet (`location { if { } }` is 2). */
 export const MAX_SNIPPET_DEPTH = 4;
-/** NGX_CONF_BUFFER: nginx refuses a token (as rendered, quotes included) of this many bytes. */
-const CONF_BUFFER = 4096;
-
 const NAME = /^[a-z_][a-z0-9_]*$/;
 
 /** The only directives that may open a block; each must have one. */
@@ -204,14 +199,22 @@ export function parseSnippet(annotation: string, text: string, context: SnippetC
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_SNIPPET_BYTES) throw fail(null, `is ${bytes} bytes, more than the ${MAX_SNIPPET_BYTES} allowed`);
 
-  const reader = new Reader(text, fail);
+  const reader = new Tokenizer(text, { tokenLimit: false });
+  const readToken = (words: Word[]): TokenEnd => {
+    try {
+      return reader.readToken(words);
+    } catch (err) {
+      if (err instanceof NginxSyntaxError) throw syntaxError(err, fail);
+      throw err;
+    }
+  };
   // `parent`: the block the directives are in ('server' or 'location' for the snippet's own
   // level, else the name of the snippet's block around them).
   const parse = (parent: string, depth: number): SnippetDirective[] => {
     const out: SnippetDirective[] = [];
     for (;;) {
       const words: Word[] = [];
-      const outcome = reader.readToken(words);
+      const outcome = readToken(words);
       if (outcome === 'end') {
         if (depth > 0) throw fail(reader.line, 'unexpected end of snippet, expecting "}" (a block is not closed)');
         return out;
@@ -300,173 +303,20 @@ export function snippetLines(directives: readonly SnippetDirective[]): SnippetLi
   return lines;
 }
 
-// ---- the tokenizer: ngx_conf_read_token over a JS string (every special character is ASCII) ----
-
-interface Word {
-  value: string;
-  line: number;
-}
-
-type Outcome = 'ok' | 'blockStart' | 'blockDone' | 'end';
-
-const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\r' || c === '\n';
-
-class Reader {
-  private readonly text: string;
-  private readonly fail: (line: number | null, reason: string) => InvalidValue;
-  private pos = 0;
-  line = 1;
-
-  constructor(text: string, fail: (line: number | null, reason: string) => InvalidValue) {
-    this.text = text;
-    this.fail = fail;
+/** nginx's syntax error, in a snippet's terms (CONF_BUFFER: checked per token by checkArgument). */
+function syntaxError(err: NginxSyntaxError, fail: (line: number | null, reason: string) => InvalidValue): InvalidValue {
+  const p = err.problem;
+  switch (p.kind) {
+    case 'end':
+      if (p.quote) return fail(p.startLine, `unterminated ${p.quote} quote`);
+      return fail(err.line, `unexpected end of snippet: ${JSON.stringify(p.first ?? p.excerpt)} is not ended by ";" or "{"`);
+    case 'afterQuote':
+      return fail(err.line, `unexpected ${JSON.stringify(p.char)} right after a closing quote`);
+    case 'noName':
+      return fail(err.line, `unexpected "${p.char}" where a directive name should be`);
+    case 'unended':
+      return fail(err.line, `unexpected "}": directive ${JSON.stringify(p.name)} is not ended by ";"`);
+    default:
+      return fail(err.line, err.message);
   }
-
-  /** One call of ngx_conf_read_token: the words of one directive, and how it ended. */
-  readToken(words: Word[]): Outcome {
-    const text = this.text;
-    let start = this.pos;
-    let startLine = this.line;
-    let lastSpace = true;
-    let needSpace = false;
-    let sharpComment = false;
-    let quoted = false;
-    let sQuoted = false;
-    let dQuoted = false;
-    let variable = false;
-
-    for (;;) {
-      if (this.pos >= text.length) {
-        if (dQuoted || sQuoted) throw this.fail(startLine, `unterminated ${dQuoted ? 'double' : 'single'} quote`);
-        if (words.length > 0 || !lastSpace) {
-          const what = words[0]?.value ?? text.slice(start, start + 32);
-          throw this.fail(this.line, `unexpected end of snippet: ${JSON.stringify(what)} is not ended by ";" or "{"`);
-        }
-        return 'end';
-      }
-      const ch = text[this.pos++]!;
-
-      if (ch === '\n') {
-        this.line++;
-        if (sharpComment) sharpComment = false;
-      }
-      if (sharpComment) continue;
-      if (quoted) {
-        quoted = false;
-        continue;
-      }
-
-      if (needSpace) {
-        if (isSpace(ch)) {
-          lastSpace = true;
-          needSpace = false;
-          continue;
-        }
-        if (ch === ';') return 'ok';
-        if (ch === '{') return 'blockStart';
-        if (ch === ')') {
-          lastSpace = true;
-          needSpace = false;
-        } else {
-          throw this.fail(this.line, `unexpected ${JSON.stringify(ch)} right after a closing quote`);
-        }
-      }
-
-      if (lastSpace) {
-        start = this.pos - 1;
-        startLine = this.line;
-        if (isSpace(ch)) continue;
-        switch (ch) {
-          case ';':
-          case '{':
-            if (words.length === 0) throw this.fail(this.line, `unexpected "${ch}" where a directive name should be`);
-            return ch === '{' ? 'blockStart' : 'ok';
-          case '}':
-            if (words.length !== 0) throw this.fail(this.line, `unexpected "}": directive ${JSON.stringify(words[0]!.value)} is not ended by ";"`);
-            return 'blockDone';
-          case '#':
-            sharpComment = true;
-            continue;
-          case '\\':
-            quoted = true;
-            lastSpace = false;
-            continue;
-          case '"':
-            start++;
-            dQuoted = true;
-            lastSpace = false;
-            continue;
-          case "'":
-            start++;
-            sQuoted = true;
-            lastSpace = false;
-            continue;
-          case '$':
-            variable = true;
-            lastSpace = false;
-            continue;
-          default:
-            lastSpace = false;
-        }
-      } else {
-        if (ch === '{' && variable) continue;
-        variable = false;
-        if (ch === '\\') {
-          quoted = true;
-          continue;
-        }
-        if (ch === '$') {
-          variable = true;
-          continue;
-        }
-        let found = false;
-        if (dQuoted) {
-          if (ch === '"') {
-            dQuoted = false;
-            needSpace = true;
-            found = true;
-          }
-        } else if (sQuoted) {
-          if (ch === "'") {
-            sQuoted = false;
-            needSpace = true;
-            found = true;
-          }
-        } else if (isSpace(ch) || ch === ';' || ch === '{') {
-          lastSpace = true;
-          found = true;
-        }
-        if (found) {
-          words.push({ value: unescape(text.slice(start, this.pos - 1)), line: startLine });
-          if (ch === ';') return 'ok';
-          if (ch === '{') return 'blockStart';
-        }
-      }
-    }
-  }
-}
-
-/** The copy loop of ngx_conf_read_token: the only unescaping nginx does, quoted or not. */
-function unescape(raw: string): string {
-  let out = '';
-  for (let i = 0; i < raw.length; ) {
-    const c = raw[i]!;
-    if (c === '\\' && i + 1 < raw.length) {
-      const next = raw[i + 1]!;
-      if (next === '"' || next === "'" || next === '\\') {
-        out += next;
-        i += 2;
-        continue;
-      }
-      const control = next === 't' ? '\t' : next === 'r' ? '\r' : next === 'n' ? '\n' : null;
-      if (control !== null) {
-        out += control;
-        i += 2;
-        continue;
-      }
-    }
-    out += c;
-    i++;
-  }
-  return out;
 }

@@ -20,7 +20,7 @@ import { createMemoryLogger } from '../ops/log.ts';
 import type { Rejection } from '../model.ts';
 import { findExecutable } from '../nginx/process.ts';
 import { runtimeTranslateOptions } from '../sync/translate-options.ts';
-import { renderModel } from '../nginx/render.ts';
+import { Renderer } from '../nginx/render.ts';
 import { closedIngresses, settle, UnsettledError, withoutQuarantined, type Quarantined } from '../sync/settle.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import { readManifests, type ManifestRead } from '../sources/read-manifests.ts';
@@ -58,10 +58,11 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
   const now = new Date();
   const quarantine = new Map<string, Quarantined>();
   const refusedCertificates = new Map<string, string>();
+  const renderer = new Renderer();
   let unsettled: UnsettledError | null = null;
   if (config.nginxCheck && nginxBinary) {
     try {
-      await checkWithNginx(read.snapshot, options, now, nginxBinary, config.confDir, { quarantine, refusedCertificates });
+      await checkWithNginx(read.snapshot, options, now, nginxBinary, config.confDir, { renderer, quarantine, refusedCertificates });
     } catch (err) {
       if (!(err instanceof UnsettledError)) throw err;
       unsettled = err;
@@ -70,7 +71,7 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
   // What run would serve: the check's outcome, translated for the real --conf-dir's paths.
   const model = translate(withoutQuarantined(read.snapshot, quarantine), withRefused({ ...options, now, closed: closedIngresses(quarantine) }, refusedCertificates));
   let out = '';
-  for (const [name, text] of renderModel(model)) out += `# ---- ${name} ----\n${text}`;
+  for (const [name, text] of renderer.render(model).files) out += `# ---- ${name} ----\n${text}`;
   await write(streams.stdout, out);
 
   const rejections: Rejection[] = [...model.rejections, ...[...quarantine].map(([ingress, q]) => ({ ingress, severity: 'rejected' as const, reason: q.reason }))];
@@ -106,7 +107,7 @@ async function checkWithNginx(
   now: Date,
   nginxBinary: string,
   realConfDir: string,
-  state: { quarantine: Map<string, Quarantined>; refusedCertificates: Map<string, string> },
+  state: { renderer: Renderer; quarantine: Map<string, Quarantined>; refusedCertificates: Map<string, string> },
 ): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'ingress-sidecar-render-'));
   try {
@@ -127,6 +128,7 @@ async function checkWithNginx(
       prepare: (model) => certStore.write(model.certificates),
       apply: (files) => applier.check(files),
       check: (files) => applier.check(files),
+      renderer: state.renderer,
       quarantine: state.quarantine,
       refusedCertificates: state.refusedCertificates,
       logger,

@@ -1,10 +1,13 @@
 // Routing model -> nginx files. Mustache lays the model out; the model has already validated
 // every value, and nginxValue() quotes each one again as a single nginx token: mustache's HTML
 // escaping is replaced, never bypassed (templates may not use {{{ }}} or {{& }}).
+//
+// A Renderer also records, as it writes, which lines of which file are an Ingress's own (its
+// locations, mirror-target blocks and server-snippet), so that a line nginx refuses can be blamed
+// on an Ingress without reading the files back. The "from Ingress" comments are for people.
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Mustache from 'mustache';
 import type { CanarySelector, Location, LocationSettings, RoutingModel, Server, Upstream } from '../model.ts';
 import { ZONE_SIZE } from '../annotations/settings.ts';
 import { regexLiteral } from '../annotations/index.ts';
@@ -20,7 +23,8 @@ import { balancingView } from '../annotations/balancing.ts';
 import { mirrorAndErrorsView } from '../annotations/mirror-errors.ts';
 import { snippetView } from '../annotations/snippet-annotations.ts';
 import { runSteps, runStepsSync } from '../steps.ts';
-import { nginxValue } from '../grammar.ts';
+import { nginxValue } from './quote.ts';
+import { MARKS, MarkingWriter, Rendered, unmark, type OwnedLines } from './owned-lines.ts';
 
 const TEMPLATE_DIR = new URL('../../nginx/', import.meta.url);
 
@@ -30,6 +34,7 @@ function template(name: string): string {
 
 function checked(name: string, text: string): string {
   if (/\{\{\s*[{&=]/.test(text)) throw new Error(`template ${name} uses unescaped interpolation or changes delimiters, which is forbidden`);
+  if (MARKS.test(text)) throw new Error(`template ${name} contains a control character that render uses to mark lines`);
   return text;
 }
 
@@ -45,9 +50,10 @@ const templates = {
 };
 
 const config = { escape: nginxValue };
+const writer = new MarkingWriter();
 
-function render(tpl: string, view: object): string {
-  return Mustache.render(tpl, view, { server: templates.server, proxyHeaders: templates.proxyHeaders, grpcHeaders: templates.grpcHeaders, mirrorUpstreams: templates.mirrorUpstreams, snippet: templates.snippet }, config);
+function render(tpl: string, view: object): { text: string; owned: OwnedLines[] } {
+  return unmark(writer.render(tpl, view, { server: templates.server, proxyHeaders: templates.proxyHeaders, grpcHeaders: templates.grpcHeaders, mirrorUpstreams: templates.mirrorUpstreams, snippet: templates.snippet }, config));
 }
 
 /** Derived variable names (never input): they follow a literal "$" in the templates. */
@@ -73,7 +79,7 @@ function settingsView(s: LocationSettings) {
   };
 }
 
-function locationView(model: RoutingModel, l: Location) {
+function locationView(names: UpstreamNames, model: RoutingModel, l: Location) {
   // "namespace/name" and "namespace/service:port", built by translate from validated names.
   const [namespace = '', ingressName = ''] = l.ingress.split('/');
   const serviceName = l.service.split('/')[1]?.split(':')[0] ?? '';
@@ -92,8 +98,8 @@ function locationView(model: RoutingModel, l: Location) {
     ingress: l.ingress,
     service: l.service,
     canary: l.canary ?? null,
-    proxyPass: l.action.kind === 'proxy' && !grpc ? `${l.settings.backendProtocol}://${upstreamRef(l.action)}` : '',
-    grpcPass: l.action.kind === 'proxy' && grpc ? `${l.settings.backendProtocol}://${upstreamRef(l.action)}` : '',
+    proxyPass: l.action.kind === 'proxy' && !grpc ? `${l.settings.backendProtocol}://${upstreamRef(names, l.action)}` : '',
+    grpcPass: l.action.kind === 'proxy' && grpc ? `${l.settings.backendProtocol}://${upstreamRef(names, l.action)}` : '',
     // custom-http-errors: the backend's answers with these codes go to the error location.
     intercept: l.settings.errorPages.length === 0 || l.action.kind !== 'proxy' ? '' : grpc ? 'grpc_intercept_errors' : 'proxy_intercept_errors',
     // gRPC locations always say their timeouts and buffer: the server's are proxy_* ones.
@@ -119,32 +125,36 @@ function locationView(model: RoutingModel, l: Location) {
  * upstream defined, from the first byte (ngx_http_upstream_add): names that differ at once make
  * that quadratic scan cheap (about -25% of `nginx -t` and reload time at 10,000 Ingresses).
  */
-export function nginxUpstreamName(name: string): string {
-  let out = upstreamNames.get(name);
-  if (out === undefined) {
-    out = `${createHash('sha1').update(name).digest('hex').slice(0, 8)}_${name}`;
-    if (upstreamNames.size > 100_000) upstreamNames.clear();
-    upstreamNames.set(name, out);
+class UpstreamNames {
+  /** Memo: a digest per upstream per pass is measurable at 10,000 Ingresses. */
+  readonly #names = new Map<string, string>();
+
+  of(name: string): string {
+    let out = this.#names.get(name);
+    if (out === undefined) {
+      out = `${createHash('sha1').update(name).digest('hex').slice(0, 8)}_${name}`;
+      if (this.#names.size > 100_000) this.#names.clear();
+      this.#names.set(name, out);
+    }
+    return out;
   }
-  return out;
 }
-const upstreamNames = new Map<string, string>();
 
 /** The upstream a proxy location names: its own, or (canary) the variable that picks one per request. */
-function upstreamRef(a: Extract<Location['action'], { kind: 'proxy' }>): string {
-  return a.via ? `$${derived(a.via)}` : nginxUpstreamName(a.upstream);
+function upstreamRef(names: UpstreamNames, a: Extract<Location['action'], { kind: 'proxy' }>): string {
+  return a.via ? `$${derived(a.via)}` : names.of(a.upstream);
 }
 
-function upstreamView(u: Upstream) {
-  return { ...u, name: nginxUpstreamName(u.name), leastConn: u.balance.kind === 'least_conn', hash: u.balance.kind === 'hash' ? u.balance.key : '' };
+function upstreamView(names: UpstreamNames, u: Upstream) {
+  return { ...u, name: names.of(u.name), leastConn: u.balance.kind === 'least_conn', hash: u.balance.kind === 'hash' ? u.balance.key : '' };
 }
 
 /**
  * A canary selector as maps and a split: canary-by-header decides first, then canary-by-cookie,
  * then canary-weight. Each stage's default is the next stage's variable (or an upstream name).
  */
-function canaryView(selector: CanarySelector) {
-  const c = { ...selector, main: nginxUpstreamName(selector.main), canary: nginxUpstreamName(selector.canary) };
+function canaryView(names: UpstreamNames, selector: CanarySelector) {
+  const c = { ...selector, main: names.of(selector.main), canary: names.of(selector.canary) };
   // Without a header or cookie stage, the split itself is the selector (translate makes no selector
   // that decides nothing per request).
   const splitVar = c.header || c.cookie ? `${c.variable}_w` : c.variable;
@@ -174,7 +184,7 @@ function requestVariable(source: string): string {
   return source;
 }
 
-function serverView(model: RoutingModel, s: Server) {
+function serverView(names: UpstreamNames, model: RoutingModel, s: Server) {
   const https = model.https;
   return {
     mirrors: s.mirrors.map((m) => ({
@@ -185,7 +195,7 @@ function serverView(model: RoutingModel, s: Server) {
       noBody: !m.body,
       https: m.scheme === 'https',
     })),
-    errorLocations: s.errorLocations.map((e) => ({ name: derived(e.name), code: e.code, proxyPass: `${e.scheme}://${nginxUpstreamName(e.upstream)}` })),
+    errorLocations: s.errorLocations.map((e) => ({ name: derived(e.name), code: e.code, proxyPass: `${e.scheme}://${names.of(e.upstream)}` })),
     serverSnippets: s.snippets.map((x) => ({ ingress: x.ingress, lines: snippetLines(x.directives) })),
     isDefault: s.host === null,
     https: https !== null,
@@ -194,7 +204,7 @@ function serverView(model: RoutingModel, s: Server) {
     ipv6: model.ipv6,
     serverName: s.serverName,
     ingresses: s.ingresses,
-    locations: s.locations.map((l) => locationView(model, l)),
+    locations: s.locations.map((l) => locationView(names, model, l)),
     tls:
       s.tls && https
         ? {
@@ -210,35 +220,44 @@ function serverView(model: RoutingModel, s: Server) {
   };
 }
 
-/**
- * The server files of the previous call, each with a digest of everything its text depends on.
- * Mustache is most of a pass's cost at thousands of hosts (its name lookups), and one changed
- * Ingress changes one host: the others are taken from here. The digest covers the server and every
- * model field serverView reads, so the output is exactly what rendering would give.
- */
-let previousServers = new Map<string, { key: string; text: string }>();
-
 function serverKey(model: RoutingModel, s: Server): string {
   const globals = [model.https, model.accessLog, model.httpPort, model.ipv6, model.defaultServer.tls?.certPath ?? null];
   return createHash('sha1').update(JSON.stringify([globals, s])).digest('base64');
 }
 
-/** The complete set of files this model needs, by file name. Same model, same bytes. */
-export function renderModel(model: RoutingModel): Map<string, string> {
-  return runStepsSync(renderSteps(model));
+interface RenderedServer {
+  key: string;
+  text: string;
+  owned: OwnedLines[];
 }
 
-/** renderModel() that gives the event loop a turn every `budgetMs` (between servers); the same files. */
-export function renderModelAsync(model: RoutingModel, budgetMs?: number): Promise<Map<string, string>> {
-  return runSteps(renderSteps(model), budgetMs);
-}
+/**
+ * Renders models into files; same model, same bytes. It keeps the server files of its previous
+ * render, each with a digest of everything its text depends on: mustache is most of a pass's cost
+ * at thousands of hosts (its name lookups), and one changed Ingress changes one host, so the
+ * others are taken from here. The digest covers the server and every model field serverView
+ * reads, so the output is exactly what rendering would give. One per sidecar (or command).
+ */
+export class Renderer {
+  #servers = new Map<string, RenderedServer>();
+  readonly #names = new UpstreamNames();
 
-function* renderSteps(model: RoutingModel): Generator<void, Map<string, string>, void> {
-  const files = new Map<string, string>();
-  const servers = new Map<string, { key: string; text: string }>();
-  files.set(
-    MAIN_FILE,
-    render(templates.main, {
+  /** The complete set of files this model needs, by file name, and who wrote which lines. */
+  render(model: RoutingModel): Rendered {
+    return runStepsSync(this.#steps(model));
+  }
+
+  /** render() that gives the event loop a turn every `budgetMs` (between servers); the same files. */
+  renderAsync(model: RoutingModel, budgetMs?: number): Promise<Rendered> {
+    return runSteps(this.#steps(model), budgetMs);
+  }
+
+  *#steps(model: RoutingModel): Generator<void, Rendered, void> {
+    const names = this.#names;
+    const files = new Map<string, string>();
+    const owned = new Map<string, OwnedLines[]>();
+    const servers = new Map<string, RenderedServer>();
+    const main = render(templates.main, {
       serverNamesHash: model.serverNamesHash,
       https: model.https,
       limitReqZones: model.limitReqZones.map((z) => ({ zone: `zone=${derived(z.name)}:${ZONE_SIZE}`, rate: `rate=${z.rate}` })),
@@ -250,21 +269,34 @@ function* renderSteps(model: RoutingModel): Generator<void, Map<string, string>,
         source: requestVariable(`cookie_${c.cookie}`),
         value: `${c.cookie}=$${derived(c.key)}${c.attributes}`,
       })),
-      canaries: model.canaries.map(canaryView),
+      canaries: model.canaries.map((c) => canaryView(names, c)),
       zonesOrMaps: model.limitReqZones.length + model.limitConnZones.length + model.corsMaps.length + model.affinityKeys.length + model.canaries.length > 0,
-      defaultServer: serverView(model, model.defaultServer),
-    }),
-  );
-  yield;
-  files.set(UPSTREAMS_FILE, render(templates.upstreams, { upstreams: model.upstreams.map(upstreamView) }));
-  for (const s of model.servers) {
+      defaultServer: serverView(names, model, model.defaultServer),
+    });
+    files.set(MAIN_FILE, main.text);
+    owned.set(MAIN_FILE, main.owned);
     yield;
-    const key = serverKey(model, s);
-    const last = previousServers.get(s.file);
-    const text = last?.key === key ? last.text : render(templates.host, serverView(model, s));
-    servers.set(s.file, { key, text });
-    files.set(s.file, text);
+    files.set(UPSTREAMS_FILE, render(templates.upstreams, { upstreams: model.upstreams.map((u) => upstreamView(names, u)) }).text);
+    for (const s of model.servers) {
+      yield;
+      const key = serverKey(model, s);
+      const last = this.#servers.get(s.file);
+      const server = last?.key === key ? last : { key, ...render(templates.host, serverView(names, model, s)) };
+      servers.set(s.file, server);
+      files.set(s.file, server.text);
+      owned.set(s.file, server.owned);
+    }
+    this.#servers = servers;
+    return new Rendered(files, owned);
   }
-  previousServers = servers;
-  return files;
+}
+
+/** The files of a model, rendered by a Renderer of its own (nothing reused): for tests and tools. */
+export function renderModel(model: RoutingModel): Map<string, string> {
+  return new Renderer().render(model).files;
+}
+
+/** renderModel() in steps (Renderer.renderAsync). */
+export async function renderModelAsync(model: RoutingModel, budgetMs?: number): Promise<Map<string, string>> {
+  return (await new Renderer().renderAsync(model, budgetMs)).files;
 }

@@ -3,15 +3,15 @@
 // the Applier (check, swap, reload), `render` to `nginx -t` in a throwaway directory, so both set
 // aside the same Ingresses for the same reasons.
 //
-// Who is to blame: the Ingress whose "from Ingress" comment precedes the line nginx names; a
-// certificate file nginx names; else (nginx often names no line: `unknown "x" variable`) the
+// Who is to blame: the Ingress whose own lines (render's record: Rendered.ingressAt) hold the
+// line nginx names; a certificate file nginx names; else (nginx often names no line: `unknown "x" variable`) the
 // Ingresses found by bisection, each check an `nginx -t` of a subset, nothing live touched.
 import { createHash } from 'node:crypto';
 import type { V1Ingress } from '@kubernetes/client-node';
-import { NginxConfigError } from '../nginx/apply.ts';
+import { NginxConfigError } from '../nginx/config-test.ts';
 import type { Logger } from '../ops/log.ts';
 import type { RoutingModel } from '../model.ts';
-import { renderModelAsync } from '../nginx/render.ts';
+import type { Renderer } from '../nginx/render.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import { ingressKey } from '../translate/index.ts';
 
@@ -41,7 +41,9 @@ export interface SettleParts<R> {
   /** Certificate file name -> nginx's message; grows with what nginx refuses. */
   refusedCertificates: Map<string, string>;
   logger: Logger;
-  /** How long rendering may hold the event loop before it yields (ms; renderModelAsync's default). */
+  /** Renders every attempt and check; its cache of unchanged servers carries over between passes. */
+  renderer: Renderer;
+  /** How long rendering may hold the event loop before it yields (ms; Renderer.renderAsync's default). */
   stepBudgetMs?: number;
   onRender?(seconds: number): void;
   /** Each time nginx refused a whole set (a failed attempt). */
@@ -79,10 +81,11 @@ export async function settle<R>(snap: Snapshot, parts: SettleParts<R>): Promise<
   for (let attempt = 0; ; attempt++) {
     const current = withoutQuarantined(snap, parts.quarantine);
     const renderStart = performance.now();
-    // Rendered in slices (renderModelAsync): at thousands of hosts a whole render would hold the
+    // Rendered in slices (renderAsync): at thousands of hosts a whole render would hold the
     // event loop (health, status, watch events) for hundreds of ms.
     const model = await parts.translate(current);
-    const files = await renderModelAsync(model, parts.stepBudgetMs);
+    const rendered = await parts.renderer.renderAsync(model, parts.stepBudgetMs);
+    const files = rendered.files;
     parts.onRender?.((performance.now() - renderStart) / 1000);
     // Before the config that names them: `nginx -t` of the staged files opens them.
     await parts.prepare?.(model);
@@ -95,7 +98,7 @@ export async function settle<R>(snap: Snapshot, parts: SettleParts<R>): Promise<
     }
     parts.onRefused?.();
     const last = attempt >= MAX_ATTEMPTS;
-    const culprit = err.file && err.line ? ingressAt(files.get(err.file), err.line) : null;
+    const culprit = err.file && err.line ? rendered.ingressAt(err.file, err.line) : null;
     // nginx names no line for a certificate it cannot load, only the file: a Secret's.
     const refused = culprit ? null : refusedCertificateIn(err.nginxOutput, model);
     if (refused && !last) {
@@ -142,7 +145,7 @@ async function bisectOnce<R>(current: Snapshot, model: RoutingModel, err: NginxC
     const m = await parts.translate({ ...current, ingresses: [...others, ...subset] });
     await parts.prepare?.(m);
     try {
-      await parts.check(await renderModelAsync(m, parts.stepBudgetMs));
+      await parts.check((await parts.renderer.renderAsync(m, parts.stepBudgetMs)).files);
       return null;
     } catch (e) {
       if (e instanceof NginxConfigError) return e;
@@ -270,17 +273,6 @@ export function refusedCertificateIn(output: string, model: RoutingModel): strin
     const used = [model.defaultServer, ...model.servers].find((s) => s.tls?.certPath.endsWith(`/${c.file}`));
     if (!used || used.tls?.certPath === generated) continue;
     if (output.includes(`/${c.file}`)) return c.file;
-  }
-  return null;
-}
-
-/** The Ingress whose "from Ingress ns/name" comment most closely precedes a line of a rendered file. */
-export function ingressAt(content: string | undefined, line: number): string | null {
-  if (!content) return null;
-  const lines = content.split('\n').slice(0, line);
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const m = /from Ingress ([a-z0-9.-]+\/[a-z0-9.-]+)/.exec(lines[i] ?? '');
-    if (m?.[1]) return m[1];
   }
   return null;
 }

@@ -3,8 +3,10 @@
 
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { Applier, ReloadError, hashFiles } from '../nginx/apply.ts';
+import { Applier, ReloadError } from '../nginx/apply.ts';
+import { hashFiles } from '../nginx/conf-files.ts';
 import { CertStore } from '../nginx/cert-store.ts';
+import { Renderer } from '../nginx/render.ts';
 import type { Logger } from '../ops/log.ts';
 import { Metrics } from '../ops/metrics.ts';
 import { diffModelsAsync } from './model-diff.ts';
@@ -67,6 +69,8 @@ export class Sidecar implements StatusSource {
   private readonly applier: Applier;
   private readonly reconciler: Reconciler;
   private readonly certStore: CertStore | null;
+  /** One for the sidecar's life: it reuses the text of servers that did not change. */
+  private readonly renderer = new Renderer();
   /** A pass when a certificate in use expires or a refused one becomes valid. */
   private recheck: NodeJS.Timeout | null = null;
   /** The next nginx master check. */
@@ -200,6 +204,7 @@ export class Sidecar implements StatusSource {
         ...(this.certStore ? { prepare: (model: RoutingModel) => this.certStore!.write(model.certificates) } : {}),
         apply: (files) => this.applier.apply(files),
         check: (files) => this.applier.check(files),
+        renderer: this.renderer,
         quarantine: this.quarantine,
         refusedCertificates: this.refusedCertificates,
         logger: this.log,
@@ -345,9 +350,6 @@ export class Sidecar implements StatusSource {
     this.metrics.setIngresses(model.served.length, rejected.size);
   }
 }
-
-// Where nginx's refusals are attributed; imported from here by older callers.
-export { ingressAt, refusedCertificateIn } from './settle.ts';
 
 let gcFunction: (() => void) | null | undefined;
 

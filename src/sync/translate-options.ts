@@ -4,7 +4,7 @@
 import { certDirFor, generateSelfSignedCertificate, loadOrCreateSelfSignedCertificate } from '../nginx/cert-store.ts';
 import { translateOptions, type Config } from '../config.ts';
 import type { Logger } from '../ops/log.ts';
-import { nginxVersion } from '../nginx/version.ts';
+import { nginxVersion } from '../nginx/process.ts';
 import type { TranslateOptions } from '../translate/index.ts';
 
 export async function runtimeTranslateOptions(

@@ -4,7 +4,8 @@
 
 import { regexLiteral } from '../annotations/index.ts';
 import type { LocationContext, SettingsResult } from '../annotations/settings.ts';
-import { nginxValue, serverNameFor } from '../grammar.ts';
+import { serverNameFor } from '../grammar.ts';
+import { nginxValue } from '../nginx/quote.ts';
 import type { Action, Location, Server, ServerTls } from '../model.ts';
 import type { Claim, HostRoutes } from './hosts.ts';
 import { MAIN_FILE, serverFile } from './names.ts';

@@ -4,7 +4,8 @@
 
 import path from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
-import { InvalidValue, checkObjectName, parseNginxVersion, versionAtLeast, type ParsedHost } from '../grammar.ts';
+import { InvalidValue, checkObjectName, type ParsedHost } from '../grammar.ts';
+import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
 import type { CertificateFile, Https, ServerTls } from '../model.ts';
 import { TLS_SECRET_TYPE, certificateFromPem, certificateFromSecret, hostProblem, validityProblem, withPem, type Certificate } from './certificates.ts';
 import type { HostRoutes } from './hosts.ts';
