@@ -26,7 +26,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from '../ops/log.ts';
 import type { CertificateFile } from '../model.ts';
-import { certificateResultFromPem as certificateFromPem, pemBlocksOrReason as pemBlocks } from '../translate/certificate-results.ts';
+import { InvalidValue } from '../grammar.ts';
+import { certificateFromPem, pemBlocks, type Certificate } from '../translate/certificates.ts';
 
 /** The subdirectory of the conf dir that holds certificate and htpasswd files (not matched by `*.conf`). */
 export const CERT_DIR_NAME = 'ingress-sidecar-certs';
@@ -187,15 +188,25 @@ export async function loadOrCreateSelfSignedCertificate(
   const now = opts.now ?? new Date();
   const stored = await readFile(file, 'utf8').catch(() => null);
   if (stored !== null) {
-    const blocks = pemBlocks(stored, SELF_SIGNED_FILE);
     const chain = stored.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
     const key = stored.match(/-----BEGIN PRIVATE KEY-----[\s\S]*?-----END PRIVATE KEY-----/g) ?? [];
-    const cert = typeof blocks === 'string' ? null : certificateFromPem(chain.join('\n'), key.join('\n'));
-    if (cert?.ok && cert.certificate.notBefore <= now && cert.certificate.notAfter.getTime() - now.getTime() > RENEW_BEFORE_MS) return { pem: stored };
+    const cert = storedCertificate(stored, chain.join('\n'), key.join('\n'));
+    if (cert && cert.notBefore <= now && cert.notAfter.getTime() - now.getTime() > RENEW_BEFORE_MS) return { pem: stored };
     opts.logger?.info('replacing the stored self-signed default certificate', { file });
   }
   const made = await generateSelfSignedCertificate(opts.openssl ? { openssl: opts.openssl } : {});
   await ensurePrivateDir(path.dirname(file));
   await writeAtomically(file, made.pem);
   return made;
+}
+
+/** The stored self-signed certificate, or null when the file is not one we can use (it is then replaced). */
+function storedCertificate(stored: string, chain: string, key: string): Certificate | null {
+  try {
+    pemBlocks(stored, SELF_SIGNED_FILE);
+    return certificateFromPem(chain, key);
+  } catch (err) {
+    if (err instanceof InvalidValue) return null;
+    throw err;
+  }
 }

@@ -3,7 +3,6 @@
 import { equal, throws } from 'node:assert/strict';
 import { InvalidValue } from '../../../src/grammar.ts';
 import { certificateFromPem, certificateFromSecret, pemBlocks } from '../../../src/translate/certificates.ts';
-import { certificateResultFromPem } from '../../../src/translate/certificate-results.ts';
 import { makeCert, tlsSecret, type TestCert } from '../../helpers/certs.ts';
 
 describe('translate: certificates throw InvalidValue', function () {
@@ -36,11 +35,5 @@ describe('translate: certificates throw InvalidValue', function () {
   it('pemBlocks throws for text that is not PEM', () => {
     throws(() => pemBlocks('hello', 'tls.crt'), invalid(/^tls.crt holds no PEM block$/));
     equal(pemBlocks(shop.crt, 'tls.crt').length, 1);
-  });
-
-  it('certificate-results.ts gives the same reason as a value', () => {
-    const r = certificateResultFromPem(shop.crt, other.key);
-    equal(r.ok, false);
-    equal(!r.ok && r.reason, 'tls.key does not belong to the first certificate in tls.crt');
   });
 });
