@@ -114,5 +114,15 @@ export function proxyView(s: ProxySettings) {
   };
 }
 
+/** gRPC locations always say their timeouts and buffer: the server's are proxy_* ones. */
+export function grpcView(s: ProxySettings) {
+  return {
+    connectTimeout: `${s.connectTimeout ?? DEFAULT_PROXY_TIMEOUTS.connect}s`,
+    sendTimeout: `${s.sendTimeout ?? DEFAULT_PROXY_TIMEOUTS.send}s`,
+    readTimeout: `${s.readTimeout ?? DEFAULT_PROXY_TIMEOUTS.read}s`,
+    bufferSize: s.bufferSize ?? DEFAULT_PROXY_BUFFER_SIZE,
+  };
+}
+
 /** The settings of an Ingress without proxy annotations. */
 export const DEFAULT_PROXY_SETTINGS: Readonly<ProxySettings> = Object.freeze(proxySettings(NO_PROXY_ANNOTATIONS));

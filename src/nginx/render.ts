@@ -13,7 +13,7 @@ import { ZONE_SIZE } from '../annotations/settings.ts';
 import { regexLiteral } from '../annotations/index.ts';
 import { MAIN_FILE, UPSTREAMS_FILE } from '../translate/index.ts';
 import { SNIPPET_PARTIAL, snippetLines } from '../annotations/snippets.ts';
-import { DEFAULT_PROXY_BUFFER_SIZE, DEFAULT_PROXY_TIMEOUTS, proxyView } from '../annotations/proxy.ts';
+import { grpcView, proxyView } from '../annotations/proxy.ts';
 import { redirectView } from '../annotations/redirect.ts';
 import { accessView } from '../annotations/access.ts';
 import { corsView } from '../annotations/cors.ts';
@@ -102,13 +102,7 @@ function locationView(names: UpstreamNames, model: RoutingModel, l: Location) {
     grpcPass: l.action.kind === 'proxy' && grpc ? `${l.settings.backendProtocol}://${upstreamRef(names, l.action)}` : '',
     // custom-http-errors: the backend's answers with these codes go to the error location.
     intercept: l.settings.errorPages.length === 0 || l.action.kind !== 'proxy' ? '' : grpc ? 'grpc_intercept_errors' : 'proxy_intercept_errors',
-    // gRPC locations always say their timeouts and buffer: the server's are proxy_* ones.
-    grpc: {
-      connectTimeout: `${l.settings.connectTimeout ?? DEFAULT_PROXY_TIMEOUTS.connect}s`,
-      sendTimeout: `${l.settings.sendTimeout ?? DEFAULT_PROXY_TIMEOUTS.send}s`,
-      readTimeout: `${l.settings.readTimeout ?? DEFAULT_PROXY_TIMEOUTS.read}s`,
-      bufferSize: l.settings.bufferSize ?? DEFAULT_PROXY_BUFFER_SIZE,
-    },
+    grpc: grpcView(l.settings),
     unavailable: l.action.kind === 'unavailable' ? l.action.reason : '',
     notFound: l.action.kind === 'notFound',
     // `$host`: the request's host, lowercased and without a port; nginx interpolates the variables.
