@@ -4,8 +4,8 @@
 // and says to run scripts/kube-apiserver/build.sh.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { kubectl, kubectlOk, SIDECAR_USER, startApiServer, type ApiServer } from '../helpers/apiserver.ts';
-import { startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
+import { kubectl, kubectlOk, SIDECAR_USER, startApiServer, type ApiServer } from './apiserver.ts';
+import { startNetnsBackend, type NetnsBackend } from './netns.ts';
 
 function getJson(ip: string, port: number, urlPath: string): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
