@@ -369,7 +369,7 @@ let gcMsPerMb: number | null = null;
 /**
  * collectGarbage() after a pass, unless the last one says it would hold the event loop longer
  * than MAX_GC_PAUSE_MS at the heap's current size: a forced collection is one pause, ~150-500 ms
- * at 10,000 Ingresses (BENCHMARKS.md section 12), while health checks and watch events wait. Then
+ * at 10,000 Ingresses (docs/benchmarks.md section 12), while health checks and watch events wait. Then
  * V8 collects on its own, incrementally and concurrently, at the cost of a larger heap.
  */
 export function collectGarbageBetweenPasses(): void {
