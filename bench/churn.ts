@@ -30,6 +30,7 @@ import {
   hups,
   installCleanup,
   machine,
+  machineLine,
   median,
   now,
   parseIntFlag,
@@ -243,7 +244,7 @@ async function main(): Promise<void> {
   const out = [
     `## Endpoint churn: one EndpointSlice change every ${INTERVAL_MS} ms for ${DURATION_MS / 1000} s, ${RUNS} runs`,
     '',
-    `machine: ${info.nproc} CPUs (${info.cpu}), Linux ${info.kernel}, node ${info.node}, nginx ${info.nginx}, git ${info.git}, load average at start ${info.load}, ${info.date}`,
+    machineLine(info),
     `sidecar: debounce ${DEBOUNCE_MS} ms, max delay (ceiling) ${MAX_DELAY_MS} ms; bound = floor(${DURATION_MS / 1000} s / ${MAX_DELAY_MS / 1000} s) + 1 = ${BOUND} reloads`,
     '',
     table(
