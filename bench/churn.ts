@@ -23,7 +23,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startEcho, type EchoServer } from '../src/dev/echo.ts';
-import { httpGet } from '../spec/helpers/nginx.ts';
+import { whoAnswers } from '../spec/helpers/nginx.ts';
 import {
   countLoggedHups,
   hookKill,
@@ -209,14 +209,9 @@ async function oneRun(runIndex: number, poller: Poller): Promise<Run> {
     await Promise.all(backends.map((b) => b.close()));
   }
 
-  async function who(port: number): Promise<string> {
-    const r = await httpGet(port, HOST, '/').catch((err: Error) => ({ status: 0, body: err.message }));
-    if (r.status !== 200) return String(r.status);
-    try {
-      return (JSON.parse(r.body) as { service: string }).service;
-    } catch {
-      return '200 without an echo body';
-    }
+  /** Which backend answers for churn.test, else the status. */
+  function who(port: number): Promise<string> {
+    return whoAnswers(port, HOST);
   }
 }
 

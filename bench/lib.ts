@@ -226,6 +226,7 @@ export function installCleanup(): void {
     if (err.code !== 'EPIPE') throw err;
   });
 }
+
 /** One Ingress: host -> / (Prefix) -> the echo Service. */
 export function ingressYaml(name: string, host: string): string {
   return `apiVersion: networking.k8s.io/v1
