@@ -32,29 +32,37 @@ import os from 'node:os';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import winston from 'winston';
-import { nginxBinary, startNginx, type RunningNginx } from '../src/dev/local-nginx.ts';
-import { nginxWorkers } from '../src/dev/nginx-workers.ts';
+import { startNginx, type RunningNginx } from '../src/dev/local-nginx.ts';
 import { Sidecar } from '../src/sync/sidecar.ts';
 import { KubernetesSource } from '../src/sources/kubernetes.ts';
 import { applyManifests, startApiServer, type ApiServer } from '../spec/helpers/apiserver.ts';
 import { freePort } from '../spec/helpers/nginx.ts';
 import { startNetnsBackend, type NetnsBackend } from '../spec/helpers/netns.ts';
 import {
+  afterCeiling,
+  bareServerBlock,
   benchHup,
+  benchLogger,
+  benchSidecar,
   countLoggedHups,
   hookKill,
   hups,
+  includeBareDir,
   machine,
+  machineLine,
   median,
   now,
+  pairedDiffs,
   parseIntFlag,
   Poller,
+  roundedTrials,
   round,
   SERVICE,
   signed,
+  startTrial,
   summary,
   table,
+  targetCells,
   TimedSource,
   waitQuietNginx,
   type LogEntry,
@@ -175,25 +183,13 @@ interface Stack {
   bareDir: string;
 }
 
-/**
- * The reconciler starts passes at most once per ceiling: wait until the last pass started more
- * than a ceiling ago, so that each trial measures an isolated change (not the rate limit).
- */
-async function afterCeiling(source: TimedSource): Promise<void> {
-  const last = source.snapshots[source.snapshots.length - 1];
-  if (last === undefined) return;
-  const wait = last + MAX_DELAY_MS + 20 - now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, MAX_DELAY_MS + 20)));
-}
-
 async function sidecarTrial(s: Stack, poller: Poller, round: number): Promise<SidecarTrial> {
-  await afterCeiling(s.source);
+  // An isolated change (not the rate limit): after the ceiling of the last pass.
+  await afterCeiling(s.source, MAX_DELAY_MS);
   const name = `lat-${round}`;
   const host = `${name}.api-latency.test`;
-  const master = await s.nginx.masterPid();
-  const before = new Set((await nginxWorkers(master)).live);
-  const probe = poller.probe(s.port, host, POLL_MS, TIMEOUT_MS, 0);
-  if ((await probe.started) === 'ok') throw new Error(`${host} answered before its Ingress existed`);
+  const probe = { port: s.port, host, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, tailMs: 0 };
+  const { master, before, routable } = await startTrial(s.nginx, poller, probe, 'its Ingress existed');
   const marks = { changes: s.source.changes.length, snaps: s.source.snapshots.length, hups: hups.length, logs: s.logs.length };
   const stats0 = { ...s.sidecar.stats };
 
@@ -220,8 +216,7 @@ async function sidecarTrial(s: Stack, poller: Poller, round: number): Promise<Si
     },
   });
   const stored = now();
-  const r = await probe.done;
-  if (!r.ok) throw new Error(`${host} not routable within ${TIMEOUT_MS} ms (last answer: ${r.last})`);
+  const r = await routable();
   await s.sidecar.idle();
   if (!(await waitQuietNginx(master, before))) throw new Error('nginx did not settle after the sidecar reload');
 
@@ -248,18 +243,12 @@ async function sidecarTrial(s: Stack, poller: Poller, round: number): Promise<Si
 
 async function bareTrial(s: Stack, poller: Poller, round: number): Promise<BareTrial> {
   const host = `bare-${round}.api-latency.test`;
-  const master = await s.nginx.masterPid();
-  const before = new Set((await nginxWorkers(master)).live);
-  const probe = poller.probe(s.port, host, POLL_MS, TIMEOUT_MS, 0);
-  if ((await probe.started) === 'ok') throw new Error(`${host} answered before its server block was written`);
+  const probe = { port: s.port, host, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, tailMs: 0 };
+  const { master, before, routable } = await startTrial(s.nginx, poller, probe, 'its server block was written');
   const t0 = now();
-  await writeFile(
-    path.join(s.bareDir, `bare-${round}.conf`),
-    `server {\n    listen ${s.port};\n    server_name ${host};\n    location / {\n        proxy_pass http://${s.backend.ip}:${s.backend.port};\n        proxy_set_header Host $http_host;\n    }\n}\n`,
-  );
+  await writeFile(path.join(s.bareDir, `bare-${round}.conf`), bareServerBlock(host, s.port, s.backend.port, s.backend.ip));
   const hupAt = benchHup(master);
-  const r = await probe.done;
-  if (!r.ok) throw new Error(`${host} not routable within ${TIMEOUT_MS} ms (last answer: ${r.last})`);
+  const r = await routable();
   if (!(await waitQuietNginx(master, before))) throw new Error('nginx did not settle after the bare reload');
   return { kind: 'bare', round, host, total: r.at - t0, nginx: r.at - hupAt };
 }
@@ -286,8 +275,7 @@ async function main(): Promise<void> {
     const confDir = path.join(work, 'conf.d');
     const bareDir = path.join(work, 'bare.d');
     await mkdir(confDir);
-    await mkdir(bareDir);
-    await writeFile(path.join(confDir, 'bench-bare.conf'), `include ${bareDir}/*.conf;\n`);
+    await includeBareDir(confDir, bareDir);
 
     process.stderr.write('starting etcd and kube-apiserver...\n');
     const api = await startApiServer();
@@ -303,21 +291,9 @@ async function main(): Promise<void> {
     const nginx = await startNginx({ confDir });
     stops.push(() => nginx.stop());
 
-    const logs: LogEntry[] = [];
-    const logger = winston.createLogger({ level: 'info', transports: [new winston.transports.Console({ silent: true })] });
-    logger.on('data', (entry: Record<string, unknown>) => logs.push({ ...entry, at: now() } as LogEntry));
+    const { logger, logs } = benchLogger();
     const source = new TimedSource(new KubernetesSource({ kubeconfig: api.sidecarKubeconfig, logger }));
-    const sidecar = new Sidecar({
-      source,
-      translate: { ingressClass: 'nginx', httpPort: port, ipv6: false },
-      confDir,
-      nginxBinary: nginxBinary(),
-      nginxPidFile: nginx.pidFile,
-      reloadTimeoutMs: 5000,
-      debounceMs: DEBOUNCE_MS,
-      maxDelayMs: MAX_DELAY_MS,
-      logger,
-    });
+    const sidecar = benchSidecar({ source, confDir, port, nginx, debounceMs: DEBOUNCE_MS, maxDelayMs: MAX_DELAY_MS, logger });
     stops.push(() => sidecar.stop());
     await sidecar.start();
     await sidecar.idle();
@@ -357,17 +333,14 @@ async function report(info: Record<string, string>, sidecar: SidecarTrial[], bar
   const s = summary(sidecar.map((t) => t.total));
   const b = summary(bare.map((t) => t.total));
   const sStoredToAnswer = summary(sidecar.map((t) => t.total - t.stored));
-  const paired = sidecar.flatMap((st) => {
-    const bt = bare.find((x) => x.round === st.round);
-    return bt ? [st.total - bt.total] : [];
-  });
+  const paired = pairedDiffs(sidecar, bare);
   const over = s.median - (b.median + DEBOUNCE_MS);
   const m = (f: (t: SidecarTrial) => number) => round(median(sidecar.map(f)));
   const settings = `debounce ${DEBOUNCE_MS} ms, max delay ${MAX_DELAY_MS} ms`;
   const out = [
     `## Apply-to-routable latency through the API source (ms), ${sidecar.length} trials per row`,
     '',
-    `machine: ${info.nproc} CPUs (${info.cpu}), Linux ${info.kernel}, node ${info.node}, nginx ${info.nginx}, git ${info.git}, load average at start ${info.load}, ${info.date}`,
+    machineLine(info),
     `p90/p99 are nearest-rank; with n = ${s.n} the p99 is the maximum.`,
     '',
     table(
@@ -387,8 +360,7 @@ async function report(info: Record<string, string>, sidecar: SidecarTrial[], bar
           signed(s.median - b.median),
           signed(median(paired)),
           signed(over),
-          over <= 100 ? `met (${round(100 - over)} ms to spare)` : `NOT met (${round(over - 100)} ms over)`,
-          s.p99 < 1000 ? `met (p99 ${s.p99} ms)` : `NOT met (p99 ${s.p99} ms)`,
+          ...targetCells(over, s.p99),
         ],
       ],
     ),
@@ -418,7 +390,7 @@ async function report(info: Record<string, string>, sidecar: SidecarTrial[], bar
     pairedMedianDiff: round(median(paired)),
     medianMinusBarePlusDebounce: round(over),
     hups: hupCheck,
-    trials: [...sidecar, ...bare].map((t) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, typeof v === 'number' ? round(v, 2) : v]))),
+    trials: roundedTrials([...sidecar, ...bare]),
   };
   if (flags.json) await writeFile(flags.json, JSON.stringify(doc, null, 2) + '\n');
 }

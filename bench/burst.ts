@@ -20,6 +20,7 @@ import {
   ingressYaml,
   installCleanup,
   machine,
+  machineLine,
   median,
   now,
   parseIntFlag,
@@ -234,7 +235,7 @@ async function report(info: Record<string, string>, runs: BurstRun[]): Promise<v
   const out = [
     `## Burst of manifest files (debounce ${DEBOUNCE_MS} ms, max delay ${MAX_DELAY_MS} ms), ${RUNS} runs per size`,
     '',
-    `machine: ${info.nproc} CPUs (${info.cpu}), Linux ${info.kernel}, node ${info.node}, nginx ${info.nginx}, git ${info.git}, load average at start ${info.load}, ${info.date}`,
+    machineLine(info),
     '',
     'Reloads per burst, median [each run]:',
     '',

@@ -23,13 +23,14 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startEcho, type EchoServer } from '../src/dev/echo.ts';
-import { httpGet } from '../spec/helpers/nginx.ts';
+import { whoAnswers } from '../spec/helpers/nginx.ts';
 import {
   countLoggedHups,
   hookKill,
   hups,
   installCleanup,
   machine,
+  machineLine,
   median,
   now,
   parseIntFlag,
@@ -208,14 +209,9 @@ async function oneRun(runIndex: number, poller: Poller): Promise<Run> {
     await Promise.all(backends.map((b) => b.close()));
   }
 
-  async function who(port: number): Promise<string> {
-    const r = await httpGet(port, HOST, '/').catch((err: Error) => ({ status: 0, body: err.message }));
-    if (r.status !== 200) return String(r.status);
-    try {
-      return (JSON.parse(r.body) as { service: string }).service;
-    } catch {
-      return '200 without an echo body';
-    }
+  /** Which backend answers for churn.test, else the status. */
+  function who(port: number): Promise<string> {
+    return whoAnswers(port, HOST);
   }
 }
 
@@ -243,7 +239,7 @@ async function main(): Promise<void> {
   const out = [
     `## Endpoint churn: one EndpointSlice change every ${INTERVAL_MS} ms for ${DURATION_MS / 1000} s, ${RUNS} runs`,
     '',
-    `machine: ${info.nproc} CPUs (${info.cpu}), Linux ${info.kernel}, node ${info.node}, nginx ${info.nginx}, git ${info.git}, load average at start ${info.load}, ${info.date}`,
+    machineLine(info),
     `sidecar: debounce ${DEBOUNCE_MS} ms, max delay (ceiling) ${MAX_DELAY_MS} ms; bound = floor(${DURATION_MS / 1000} s / ${MAX_DELAY_MS / 1000} s) + 1 = ${BOUND} reloads`,
     '',
     table(

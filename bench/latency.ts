@@ -14,8 +14,8 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { nginxWorkers } from '../src/dev/nginx-workers.ts';
 import {
+  afterCeiling,
   bareServerBlock,
   benchHup,
   countLoggedHups,
@@ -24,16 +24,21 @@ import {
   ingressYaml,
   installCleanup,
   machine,
+  machineLine,
   median,
   now,
+  pairedDiffs,
   parseIntFlag,
   percentile,
   Poller,
+  roundedTrials,
   round,
   signed,
   startStack,
+  startTrial,
   summary,
   table,
+  targetCells,
   waitQuietNginx,
   type BenchStack,
 } from './lib.ts';
@@ -121,32 +126,18 @@ interface BareTrial {
   lastWrong: number;
 }
 
-/**
- * The reconciler starts passes at most once per ceiling (max delay): wait until the stack's last
- * pass started more than that ago, so that each trial measures an isolated change.
- */
-async function afterCeiling(stack: BenchStack): Promise<void> {
-  const last = stack.source.snapshots[stack.source.snapshots.length - 1];
-  if (last === undefined) return;
-  const wait = last + stack.maxDelayMs + 20 - now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, stack.maxDelayMs + 20)));
-}
-
 async function sidecarTrial(stack: BenchStack, poller: Poller, round: number, tag: string): Promise<SidecarTrial> {
-  await afterCeiling(stack);
+  // Each trial an isolated change: after the ceiling of the stack's last pass.
+  await afterCeiling(stack.source, stack.maxDelayMs);
   const host = `s${tag}-${round}.latency.test`;
-  const master = await stack.nginx.masterPid();
-  const before = new Set((await nginxWorkers(master)).live);
-  const probe = poller.probe(stack.port, host, POLL_MS, TIMEOUT_MS, TAIL_MS);
-  const first = await probe.started;
-  if (first === 'ok') throw new Error(`${host} answered before its manifest was written`);
+  const probe = { port: stack.port, host, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, tailMs: TAIL_MS };
+  const { master, before, routable } = await startTrial(stack.nginx, poller, probe, 'its manifest was written');
   const marks = { changes: stack.source.changes.length, snaps: stack.source.snapshots.length, hups: hups.length, logs: stack.logs.length };
   const stats0 = { reloads: stack.sidecar.stats.reloads, syncs: stack.sidecar.stats.syncs };
 
   const t0 = now();
   await writeFile(path.join(stack.watchDir, `latency-${tag}-${round}.yaml`), ingressYaml(`latency-${tag}-${round}`, host));
-  const r = await probe.done;
-  if (!r.ok) throw new Error(`${host} not routable within ${TIMEOUT_MS} ms (last answer: ${r.last})`);
+  const r = await routable();
   await stack.sidecar.idle();
   const verifiedAt = now();
   if (!(await waitQuietNginx(master, before))) throw new Error('nginx did not settle after the sidecar reload');
@@ -177,11 +168,8 @@ async function sidecarTrial(stack: BenchStack, poller: Poller, round: number, ta
 
 async function bareTrial(stack: BenchStack, poller: Poller, round: number, tag: string): Promise<BareTrial> {
   const host = `b${tag}-${round}.latency.test`;
-  const master = await stack.nginx.masterPid();
-  const before = new Set((await nginxWorkers(master)).live);
-  const probe = poller.probe(stack.port, host, POLL_MS, TIMEOUT_MS, TAIL_MS);
-  const first = await probe.started;
-  if (first === 'ok') throw new Error(`${host} answered before its server block was written`);
+  const probe = { port: stack.port, host, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, tailMs: TAIL_MS };
+  const { master, before, routable } = await startTrial(stack.nginx, poller, probe, 'its server block was written');
 
   const t0 = now();
   await writeFile(path.join(stack.bareDir!, `bare-${tag}-${round}.conf`), bareServerBlock(host, stack.port, stack.echo.port));
@@ -189,8 +177,7 @@ async function bareTrial(stack: BenchStack, poller: Poller, round: number, tag: 
   // Watched while the poller runs, the way the sidecar verifies its reloads (every 15 ms, until
   // the live workers are all new), so the two "reload confirmed" columns compare.
   const quiet = waitQuietNginx(master, before, { pollMs: 15, drained: false }).then((ok) => (ok ? now() : NaN));
-  const r = await probe.done;
-  if (!r.ok) throw new Error(`${host} not routable within ${TIMEOUT_MS} ms (last answer: ${r.last})`);
+  const r = await routable();
   const quietAt = await quiet;
   if (Number.isNaN(quietAt)) throw new Error('nginx did not replace its workers after the bare reload');
   if (!(await waitQuietNginx(master, before))) throw new Error('nginx did not settle after the bare reload');
@@ -268,10 +255,7 @@ async function report(
     rows.push([`sidecar (${settings})`, s.n, s.median, s.p90, s.p99, s.min]);
     rows.push([`bare: server block + SIGHUP, same nginx`, b.n, b.median, b.p90, b.p99, b.min]);
     // Trials of the same round were measured back to back: pair them.
-    const paired = sidecar.flatMap((st) => {
-      const bt = bare.find((x) => x.round === st.round);
-      return bt ? [st.total - bt.total] : [];
-    });
+    const paired = pairedDiffs(sidecar, bare);
     const overBare = s.median - b.median;
     const overBareDebounce = s.median - (b.median + c.debounceMs);
     diffRows.push([
@@ -280,8 +264,7 @@ async function report(
       signed(overBare),
       signed(round(median(paired))),
       signed(overBareDebounce),
-      overBareDebounce <= 100 ? `met (${round(100 - overBareDebounce)} ms to spare)` : `NOT met (${round(overBareDebounce - 100)} ms over)`,
-      s.p99 < 1000 ? `met (p99 ${s.p99} ms)` : `NOT met (p99 ${s.p99} ms)`,
+      ...targetCells(overBareDebounce, s.p99),
     ]);
     const m = (f: (t: SidecarTrial) => number) => round(median(sidecar.map(f)));
     breakdownRows.push([
@@ -340,7 +323,7 @@ async function report(
         bareQuiet: round(median(bare.map((t) => t.quiet))),
         sidecarNginxP90: round(percentile(sidecar.map((t) => t.nginx), 90)),
       },
-      trials: [...sidecar, ...bare].map((t) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, typeof v === 'number' ? round(v, 2) : v]))),
+      trials: roundedTrials([...sidecar, ...bare]),
     });
   });
 
@@ -348,7 +331,7 @@ async function report(
   const out = [
     `## Apply-to-routable latency (ms), ${n} trials per row`,
     '',
-    `machine: ${info.nproc} CPUs (${info.cpu}), Linux ${info.kernel}, node ${info.node}, nginx ${info.nginx}, git ${info.git}, load average at start ${info.load}, ${info.date}`,
+    machineLine(info),
     `p90/p99 are nearest-rank; with n = ${n} the p99 is the maximum.`,
     '',
     table(['row', 'n', 'median', 'p90', 'p99', 'min'], rows),

@@ -117,6 +117,47 @@ export interface BenchStack {
 
 export const SERVICE = 'echo';
 
+/**
+ * Production's log level (info), nothing printed; every entry kept with a timestamp, for the
+ * benches that read what the sidecar logged (e.g. 'nginx reloaded' with its ms).
+ */
+export function benchLogger(): { logger: winston.Logger; logs: LogEntry[] } {
+  const logs: LogEntry[] = [];
+  const logger = winston.createLogger({ level: 'info', transports: [new winston.transports.Console({ silent: true })] });
+  logger.on('data', (info: Record<string, unknown>) => logs.push({ ...info, at: now() } as LogEntry));
+  return { logger, logs };
+}
+
+/** The in-process sidecar every latency bench measures: production's settings but for the timers given. */
+export function benchSidecar(opts: {
+  source: Source;
+  confDir: string;
+  port: number;
+  nginx: RunningNginx;
+  debounceMs: number;
+  maxDelayMs: number;
+  logger: winston.Logger;
+}): Sidecar {
+  return new Sidecar({
+    source: opts.source,
+    translate: { ingressClass: 'nginx', httpPort: opts.port, ipv6: false },
+    confDir: opts.confDir,
+    nginxBinary: nginxBinary(),
+    nginxPidFile: opts.nginx.pidFile,
+    reloadTimeoutMs: 5000,
+    debounceMs: opts.debounceMs,
+    maxDelayMs: opts.maxDelayMs,
+    logger: opts.logger,
+  });
+}
+
+/** Makes `bareDir` and includes its *.conf from conf.d, where the bare trials write their server blocks. */
+export async function includeBareDir(confDir: string, bareDir: string): Promise<void> {
+  await mkdir(bareDir);
+  // A file of the user's own in conf.d (the sidecar leaves it alone and tests it along).
+  await writeFile(path.join(confDir, 'bench-bare.conf'), `include ${bareDir}/*.conf;\n`);
+}
+
 const live = new Set<BenchStack>();
 
 export async function startStack(opts: { debounceMs: number; maxDelayMs: number; bare: boolean }): Promise<BenchStack> {
@@ -134,31 +175,14 @@ export async function startStack(opts: { debounceMs: number; maxDelayMs: number;
     const echo = await startEcho(SERVICE);
     stops.push(() => echo.close());
     await writeFile(path.join(watchDir, 'backends.yaml'), backendYaml(SERVICE, echo.port));
-    if (bareDir) {
-      await mkdir(bareDir);
-      // A file of the user's own in conf.d (the sidecar leaves it alone and tests it along).
-      await writeFile(path.join(confDir, 'bench-bare.conf'), `include ${bareDir}/*.conf;\n`);
-    }
+    if (bareDir) await includeBareDir(confDir, bareDir);
     const port = await freePort();
     const nginx = await startNginx({ confDir });
     stops.push(() => nginx.stop());
 
-    const logs: LogEntry[] = [];
-    // Production's level (info), nothing printed; entries kept with a timestamp.
-    const logger = winston.createLogger({ level: 'info', transports: [new winston.transports.Console({ silent: true })] });
-    logger.on('data', (info: Record<string, unknown>) => logs.push({ ...info, at: now() } as LogEntry));
+    const { logger, logs } = benchLogger();
     const source = new TimedSource(new DirectorySource({ dir: watchDir, logger }));
-    const sidecar = new Sidecar({
-      source,
-      translate: { ingressClass: 'nginx', httpPort: port, ipv6: false },
-      confDir,
-      nginxBinary: nginxBinary(),
-      nginxPidFile: nginx.pidFile,
-      reloadTimeoutMs: 5000,
-      debounceMs: opts.debounceMs,
-      maxDelayMs: opts.maxDelayMs,
-      logger,
-    });
+    const sidecar = benchSidecar({ source, confDir, port, nginx, debounceMs: opts.debounceMs, maxDelayMs: opts.maxDelayMs, logger });
     stops.push(() => sidecar.stop());
     await sidecar.start();
     const stack: BenchStack = {
@@ -203,8 +227,6 @@ export function installCleanup(): void {
   });
 }
 
-
-
 /** One Ingress: host -> / (Prefix) -> the echo Service. */
 export function ingressYaml(name: string, host: string): string {
   return `apiVersion: networking.k8s.io/v1
@@ -223,12 +245,12 @@ spec:
 }
 
 /** The hand-written equivalent: one server block proxying / to the echo backend. */
-export function bareServerBlock(host: string, port: number, echoPort: number): string {
+export function bareServerBlock(host: string, port: number, echoPort: number, echoIp = '127.0.0.1'): string {
   return `server {
     listen ${port};
     server_name ${host};
     location / {
-        proxy_pass http://127.0.0.1:${echoPort};
+        proxy_pass http://${echoIp}:${echoPort};
         proxy_set_header Host $http_host;
     }
 }
@@ -256,6 +278,41 @@ export async function waitQuietNginx(
     await sleep(pollMs);
   }
   return false;
+}
+
+/**
+ * The reconciler starts passes at most once per ceiling (max delay): wait until the source's last
+ * pass started more than that ago, so that each trial measures an isolated change.
+ */
+export async function afterCeiling(source: TimedSource, maxDelayMs: number): Promise<void> {
+  const last = source.snapshots[source.snapshots.length - 1];
+  if (last === undefined) return;
+  const wait = last + maxDelayMs + 20 - now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, maxDelayMs + 20)));
+}
+
+/**
+ * The start of a latency trial: the master, its live workers before the change, and a probe of
+ * `host` already polling (it must not answer yet: `notYet` says what does not exist). routable()
+ * waits for the probe's first right answer and throws if none came within timeoutMs.
+ */
+export async function startTrial(
+  nginx: RunningNginx,
+  poller: Poller,
+  probe: { port: number; host: string; pollMs: number; timeoutMs: number; tailMs: number },
+  notYet: string,
+): Promise<{ master: number; before: Set<number>; routable: () => Promise<ProbeResult> }> {
+  const { port, host, pollMs, timeoutMs, tailMs } = probe;
+  const master = await nginx.masterPid();
+  const before = new Set((await nginxWorkers(master)).live);
+  const p = poller.probe(port, host, pollMs, timeoutMs, tailMs);
+  if ((await p.started) === 'ok') throw new Error(`${host} answered before ${notYet}`);
+  const routable = async () => {
+    const r = await p.done;
+    if (!r.ok) throw new Error(`${host} not routable within ${timeoutMs} ms (last answer: ${r.last})`);
+    return r;
+  };
+  return { master, before, routable };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -411,6 +468,32 @@ export function table(header: string[], rows: Array<Array<string | number>>): st
 
 export function signed(x: number): string {
   return `${x >= 0 ? '+' : ''}${round(x)}`;
+}
+
+/** The line under each report's heading that says where it was measured. */
+export function machineLine(info: Record<string, string>): string {
+  return `machine: ${info.nproc} CPUs (${info.cpu}), Linux ${info.kernel}, node ${info.node}, nginx ${info.nginx}, git ${info.git}, load average at start ${info.load}, ${info.date}`;
+}
+
+/** Sidecar minus bare total of the trials of the same round (measured back to back). */
+export function pairedDiffs(sidecar: Array<{ round: number; total: number }>, bare: Array<{ round: number; total: number }>): number[] {
+  return sidecar.flatMap((st) => {
+    const bt = bare.find((x) => x.round === st.round);
+    return bt ? [st.total - bt.total] : [];
+  });
+}
+
+/** The two latency targets' cells: median at most bare + debounce + 100 ms, and p99 under 1 s. */
+export function targetCells(overBareDebounce: number, p99: number): [string, string] {
+  return [
+    overBareDebounce <= 100 ? `met (${round(100 - overBareDebounce)} ms to spare)` : `NOT met (${round(overBareDebounce - 100)} ms over)`,
+    p99 < 1000 ? `met (p99 ${p99} ms)` : `NOT met (p99 ${p99} ms)`,
+  ];
+}
+
+/** Trials for the JSON file, their numbers to two decimals. */
+export function roundedTrials(trials: object[]): Array<Record<string, unknown>> {
+  return trials.map((t) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, typeof v === 'number' ? round(v, 2) : v])));
 }
 
 export function machine(): Record<string, string> {

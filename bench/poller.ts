@@ -13,8 +13,11 @@ import type { PollerReply, PollerRequest } from './lib.ts';
 const now = (): number => performance.timeOrigin + performance.now();
 const REQUEST_TIMEOUT_MS = 1000;
 
-/** What one request saw: 'ok' when the echo backend answered for this host, else a short reason. */
-function check(port: number, host: string, service: string): Promise<string> {
+/**
+ * One GET of / for `host` on a fresh connection: a 200's body goes to `onOk`; any other status, an
+ * error or a timeout is the answer itself.
+ */
+function get(port: number, host: string, onOk: (body: string) => string): Promise<string> {
   return new Promise((resolve) => {
     const req = http.request(
       { host: '127.0.0.1', port, path: '/', method: 'GET', headers: { Host: host }, agent: false, timeout: REQUEST_TIMEOUT_MS },
@@ -25,8 +28,7 @@ function check(port: number, host: string, service: string): Promise<string> {
         res.on('end', () => {
           if (res.statusCode !== 200) return resolve(String(res.statusCode));
           try {
-            const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { service?: string; headers?: { host?: string } };
-            resolve(body.service === service && body.headers?.host === host ? 'ok' : `200 from ${body.service} for ${body.headers?.host}`);
+            resolve(onOk(Buffer.concat(chunks).toString('utf8')));
           } catch {
             resolve('200 without an echo body');
           }
@@ -39,29 +41,17 @@ function check(port: number, host: string, service: string): Promise<string> {
   });
 }
 
+/** What one request saw: 'ok' when the echo backend answered for this host, else a short reason. */
+function check(port: number, host: string, service: string): Promise<string> {
+  return get(port, host, (text) => {
+    const body = JSON.parse(text) as { service?: string; headers?: { host?: string } };
+    return body.service === service && body.headers?.host === host ? 'ok' : `200 from ${body.service} for ${body.headers?.host}`;
+  });
+}
+
 /** Which echo backend answered (its name), else the status or the error. */
 function who(port: number, host: string): Promise<string> {
-  return new Promise((resolve) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, path: '/', method: 'GET', headers: { Host: host }, agent: false, timeout: REQUEST_TIMEOUT_MS },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => resolve(`error ${err.message}`));
-        res.on('end', () => {
-          if (res.statusCode !== 200) return resolve(String(res.statusCode));
-          try {
-            resolve(String((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { service?: string }).service));
-          } catch {
-            resolve('200 without an echo body');
-          }
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (err) => resolve(`error ${err.message}`));
-    req.end();
-  });
+  return get(port, host, (text) => String((JSON.parse(text) as { service?: string }).service));
 }
 
 /** Polls one host for a while and records who answered. */

@@ -14,17 +14,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadAllYaml, type V1Deployment } from '@kubernetes/client-node';
-import { execa, execaSync, type ResultPromise } from 'execa';
+import { execa, execaSync } from 'execa';
 import { certDirFor } from '../../src/nginx/cert-store.ts';
 import { startEcho, type EchoServer } from '../../src/dev/echo.ts';
 import { workerPids } from '../../src/nginx/process.ts';
-import { applyManifests, kubectlOk, startApiServer, type ApiServer } from '../helpers/apiserver.ts';
+import { runSidecar, startShopCluster, type ShopCluster } from '../helpers/cluster.ts';
 import { freePort, httpGet, startNginx, type HttpAnswer, type RunningNginx } from '../helpers/nginx.ts';
-import { netnsServiceYaml, startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
 import { backendYaml } from '../helpers/sidecar.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const BIN = path.join(ROOT, 'bin/ingress-sidecar');
 const AS_ROOT = process.getuid?.() === 0;
 
 const apr1 = (password: string) => String(execaSync('openssl', ['passwd', '-apr1', password]).stdout).trim();
@@ -52,14 +50,6 @@ async function podLikeConfDir(work: string, nginx: RunningNginx | null, confDir:
   await chown(confDir, 0, gid);
   await chmod(confDir, 0o2777);
   return gid;
-}
-
-/** bin/ingress-sidecar run, its output kept for failure messages. */
-function runSidecar(args: string[]): { proc: ResultPromise; output: () => string } {
-  let output = '';
-  const proc = execa(BIN, ['run', ...args], { env: { POD_NAME: 'sidecar-0', POD_NAMESPACE: 'ingress-sidecar' }, reject: false, all: true, buffer: false });
-  proc.all?.on('data', (d: Buffer) => (output += d.toString()));
-  return { proc, output: () => output };
 }
 
 /** Polls GET until `ok` holds (bounded); returns the last answer. */
@@ -96,15 +86,14 @@ async function htpasswdFiles(confDir: string): Promise<Array<{ name: string; mod
 
 describe('auth-type basic end to end: cluster mode (Opaque Secret from kubectl create secret generic)', function () {
   this.timeout(180_000);
-  let api: ApiServer;
+  let cluster: ShopCluster;
   let nginx: RunningNginx;
-  let backend: NetnsBackend;
   let work: string;
   let confDir: string;
   let sidecar: ReturnType<typeof runSidecar> | undefined;
   let httpPort: number;
   let gid: number | null;
-  const kubectl = (args: string[], input?: string) => kubectlOk(api.adminKubeconfig, args, input);
+  const kubectl = (args: string[], input?: string) => cluster.kubectl(args, input);
 
   /** Creates or replaces the Secret the way its users do: kubectl create secret generic --from-file=auth. */
   async function authSecret(lines: string): Promise<void> {
@@ -116,20 +105,13 @@ describe('auth-type basic end to end: cluster mode (Opaque Secret from kubectl c
   }
 
   before(async () => {
-    api = await startApiServer();
-    await applyManifests(api.adminKubeconfig);
-    work = await mkdtemp(path.join(os.tmpdir(), 'auth-cluster-'));
-    confDir = path.join(work, 'conf.d');
-    await mkdir(confDir);
     const [statusPort, httpsPort] = [await freePort(), await freePort()];
     httpPort = await freePort();
-    nginx = await startNginx({ confDir });
+    cluster = await startShopCluster('auth-cluster-', ['blue']);
+    ({ nginx, work, confDir } = cluster);
     gid = await podLikeConfDir(work, nginx, confDir);
-    backend = await startNetnsBackend('blue');
-    await kubectl(['create', 'namespace', 'shop']);
-    await kubectl(['apply', '-f', '-'], netnsServiceYaml('blue', backend));
     sidecar = runSidecar([
-      '--kubeconfig', api.sidecarKubeconfig,
+      '--kubeconfig', cluster.api.sidecarKubeconfig,
       '--conf-dir', confDir,
       '--nginx-pid-file', nginx.pidFile,
       '--http-port', String(httpPort),
@@ -144,10 +126,7 @@ describe('auth-type basic end to end: cluster mode (Opaque Secret from kubectl c
   after(async () => {
     sidecar?.proc.kill('SIGTERM');
     await sidecar?.proc;
-    await nginx?.stop();
-    await backend?.stop();
-    await api?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
+    await cluster?.stop();
   });
 
   it('401 without or with wrong credentials, 200 with them; a changed Secret changes the password', async () => {

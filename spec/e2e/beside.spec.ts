@@ -2,79 +2,46 @@
 // against a real kube-apiserver, as the ServiceAccount that manifests/ grants, driving a real
 // nginx, with a backend in a network namespace; asserted as a client or a `kubectl get` user sees it.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa, type ResultPromise } from 'execa';
-import { applyManifests, kubectlOk, startApiServer, type ApiServer } from '../helpers/apiserver.ts';
-import { freePort, httpGet, startNginx, type RunningNginx } from '../helpers/nginx.ts';
-import { netnsServiceYaml, startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
+import { eventuallyAnswers, sidecarPod, startShopCluster, waitFor, type ShopCluster } from '../helpers/cluster.ts';
+import { freePort } from '../helpers/nginx.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/ingress-sidecar');
 const ELECTION_ID = 'beside-leader';
 
 describe('e2e: --update-status=false and --watch-ingress-without-class in cluster mode', function () {
   this.timeout(180_000);
-  let api: ApiServer;
-  let nginx: RunningNginx;
-  let work: string;
-  let backend: NetnsBackend;
-  let sidecar: ResultPromise | undefined;
-  let output = '';
+  let cluster: ShopCluster;
+  const sidecar = sidecarPod('beside-0');
   let httpPort: number;
 
-  const kubectl = (args: string[], input?: string) => kubectlOk(api.adminKubeconfig, args, input);
+  const kubectl = (args: string[], input?: string) => cluster.kubectl(args, input);
+  const output = () => sidecar.output();
 
   function startSidecar(extra: string[]): void {
-    output = '';
-    sidecar = execa(
-      BIN,
-      [
-        'run',
-        '--kubeconfig', api.sidecarKubeconfig,
-        '--conf-dir', path.join(work, 'conf.d'),
-        '--nginx-pid-file', nginx.pidFile,
-        '--http-port', String(httpPort),
-        '--https-port', '0',
-        '--no-ipv6',
-        '--listen', '127.0.0.1:0',
-        '--publish-address', '203.0.113.10',
-        '--election-id', ELECTION_ID,
-        '--debounce-ms', '20',
-        '--access-log', 'off',
-        ...extra,
-      ],
-      { env: { POD_NAME: 'beside-0', POD_NAMESPACE: 'ingress-sidecar' }, reject: false, all: true, buffer: false },
-    );
-    sidecar.all?.on('data', (d: Buffer) => (output += d.toString()));
+    sidecar.start([
+      '--kubeconfig', cluster.api.sidecarKubeconfig,
+      '--conf-dir', cluster.confDir,
+      '--nginx-pid-file', cluster.nginx.pidFile,
+      '--http-port', String(httpPort),
+      '--https-port', '0',
+      '--no-ipv6',
+      '--listen', '127.0.0.1:0',
+      '--publish-address', '203.0.113.10',
+      '--election-id', ELECTION_ID,
+      '--debounce-ms', '20',
+      '--access-log', 'off',
+      ...extra,
+    ]);
   }
 
-  async function stopSidecar(): Promise<void> {
-    if (!sidecar) return;
-    sidecar.kill('SIGTERM');
-    await sidecar;
-    sidecar = undefined;
-  }
+  const stopSidecar = async (): Promise<void> => {
+    await sidecar.stop();
+  };
 
-  async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await cond())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nsidecar output:\n${output.slice(-3000)}`);
-      await sleep(100);
-    }
-  }
+  const until = (what: string, cond: () => Promise<boolean>, timeoutMs = 15_000) => waitFor(what, cond, output, timeoutMs);
 
   /** Which backend answers through nginx (or the status code), polled until `expected`. */
-  async function eventually(host: string, expected: string): Promise<string> {
-    let last = '';
-    await until(`${host} to answer ${expected}`, async () => {
-      const r = await httpGet(httpPort, host, '/').catch((e: Error) => ({ status: 0, body: e.message }));
-      last = r.status === 200 ? (JSON.parse(r.body) as { service: string }).service : String(r.status);
-      return last === expected;
-    }).catch(() => {});
-    return last;
-  }
+  const eventually = (host: string, expected: string) => eventuallyAnswers(httpPort, host, expected);
 
   const address = (name: string) => kubectl(['-n', 'shop', 'get', 'ingress', name, '-o', 'jsonpath={.status.loadBalancer.ingress[*].ip}']);
   const servedEvent = async (name: string) =>
@@ -94,25 +61,15 @@ ${cls === null ? '' : `  ingressClassName: ${cls}\n`}  rules:
 `;
 
   before(async () => {
-    api = await startApiServer();
-    // The IngressClass nginx of manifests/ is not the default one: the DefaultIngressClass
-    // admission plugin leaves a class-less Ingress without a class.
-    await applyManifests(api.adminKubeconfig);
-    work = await mkdtemp(path.join(os.tmpdir(), 'e2e-beside-'));
-    await mkdir(path.join(work, 'conf.d'));
     httpPort = await freePort();
-    nginx = await startNginx({ confDir: path.join(work, 'conf.d') });
-    backend = await startNetnsBackend('blue');
-    await kubectl(['create', 'namespace', 'shop']);
-    await kubectl(['apply', '-f', '-'], netnsServiceYaml('blue', backend));
+    // The IngressClass nginx of manifests/ (applied by the fixture) is not the default one: the
+    // DefaultIngressClass admission plugin leaves a class-less Ingress without a class.
+    cluster = await startShopCluster('e2e-beside-', ['blue']);
   });
 
   after(async () => {
     await stopSidecar();
-    await nginx?.stop();
-    await backend?.stop();
-    await api?.stop();
-    await rm(work, { recursive: true, force: true });
+    await cluster?.stop();
   });
 
   it('serves Ingresses with and without a class but never writes their status, nor takes a Lease; Events still go out', async () => {
@@ -130,7 +87,7 @@ ${cls === null ? '' : `  ingressClassName: ${cls}\n`}  rules:
       await sleep(200);
     }
     assert.equal(await kubectl(['-n', 'ingress-sidecar', 'get', 'leases', '-o', 'name']), '', 'no Lease');
-    assert.doesNotMatch(output, /Ingress status updated/);
+    assert.doesNotMatch(output(), /Ingress status updated/);
     await stopSidecar();
   });
 

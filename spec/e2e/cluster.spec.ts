@@ -3,116 +3,56 @@
 // addresses in network namespaces; everything applied with kubectl, asserted as a client or a
 // `kubectl get` user sees it.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import https from 'node:https';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa, type ResultPromise } from 'execa';
-import { applyManifests, kubectlOk, startApiServer, type ApiServer } from '../helpers/apiserver.ts';
 import { makeCert } from '../helpers/certs.ts';
-import { freePort, httpGet, startNginx, type RunningNginx } from '../helpers/nginx.ts';
-import { netnsServiceYaml, startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../../bin/ingress-sidecar');
+import { eventuallyAnswers, shopIngressYaml as ingressYaml, sidecarPod, startShopCluster, waitFor, type ShopCluster } from '../helpers/cluster.ts';
+import { freePort, httpGet } from '../helpers/nginx.ts';
 
 describe('e2e: bin/ingress-sidecar in cluster mode', function () {
   this.timeout(180_000);
-  let api: ApiServer;
-  let nginx: RunningNginx;
-  let work: string;
-  let sidecar: ResultPromise | undefined;
-  let output = '';
-  const backends: NetnsBackend[] = [];
+  let cluster: ShopCluster;
+  const sidecar = sidecarPod('sidecar-0');
   let httpPort: number;
   let httpsPort: number;
   let statusPort: number;
 
-  const kubectl = (args: string[], input?: string) => kubectlOk(api.adminKubeconfig, args, input);
+  const kubectl = (args: string[], input?: string) => cluster.kubectl(args, input);
 
   function startSidecar(): void {
-    output = '';
-    sidecar = execa(
-      BIN,
-      [
-        'run',
-        '--kubeconfig', api.sidecarKubeconfig,
-        '--conf-dir', path.join(work, 'conf.d'),
-        '--nginx-pid-file', nginx.pidFile,
-        '--http-port', String(httpPort),
-        '--https-port', String(httpsPort),
-        '--https-redirect-port', String(httpsPort),
-        '--no-ipv6',
-        '--listen', `127.0.0.1:${statusPort}`,
-        '--publish-address', '203.0.113.10',
-        '--debounce-ms', '20',
-        '--access-log', 'off',
-      ],
-      { env: { POD_NAME: 'sidecar-0', POD_NAMESPACE: 'ingress-sidecar' }, reject: false, all: true, buffer: false },
-    );
-    sidecar.all?.on('data', (d: Buffer) => (output += d.toString()));
+    sidecar.start([
+      '--kubeconfig', cluster.api.sidecarKubeconfig,
+      '--conf-dir', cluster.confDir,
+      '--nginx-pid-file', cluster.nginx.pidFile,
+      '--http-port', String(httpPort),
+      '--https-port', String(httpsPort),
+      '--https-redirect-port', String(httpsPort),
+      '--no-ipv6',
+      '--listen', `127.0.0.1:${statusPort}`,
+      '--publish-address', '203.0.113.10',
+      '--debounce-ms', '20',
+      '--access-log', 'off',
+    ]);
   }
 
-  async function stopSidecar(): Promise<number | undefined> {
-    if (!sidecar) return undefined;
-    sidecar.kill('SIGTERM');
-    const r = await sidecar;
-    sidecar = undefined;
-    return r.exitCode;
-  }
+  const stopSidecar = () => sidecar.stop();
 
   /** Which backend answers through nginx, polled (bounded) until `expected`. */
-  async function eventually(host: string, expected: string, timeoutMs = 15_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    while (Date.now() < deadline) {
-      const r = await httpGet(httpPort, host, '/').catch((e: Error) => ({ status: 0, body: e.message }));
-      last = r.status === 200 ? (JSON.parse(r.body) as { service: string }).service : String(r.status);
-      if (last === expected) return last;
-      await sleep(50);
-    }
-    return last;
-  }
+  const eventually = (host: string, expected: string, timeoutMs = 15_000) => eventuallyAnswers(httpPort, host, expected, timeoutMs);
 
-  async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await cond())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nsidecar output:\n${output.slice(-3000)}`);
-      await sleep(100);
-    }
-  }
-
-  const serviceYaml = (name: string, b: NetnsBackend) => netnsServiceYaml(name, b);
-  const ingressYaml = (name: string, host: string, service: string, extra = '') => `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: ${name}, namespace: shop}
-spec:
-  ingressClassName: nginx
-${extra}  rules:
-  - host: ${host}
-    http:
-      paths: [{path: /, pathType: Prefix, backend: {service: {name: ${service}, port: {name: http}}}}]
-`;
+  const until = (what: string, cond: () => Promise<boolean>, timeoutMs = 15_000) => waitFor(what, cond, sidecar.output, timeoutMs);
 
   before(async () => {
-    api = await startApiServer();
-    await applyManifests(api.adminKubeconfig);
-    work = await mkdtemp(path.join(os.tmpdir(), 'e2e-cluster-'));
-    await mkdir(path.join(work, 'conf.d'));
     [httpPort, httpsPort, statusPort] = [await freePort(), await freePort(), await freePort()];
-    nginx = await startNginx({ confDir: path.join(work, 'conf.d') });
-    backends.push(await startNetnsBackend('blue'), await startNetnsBackend('green'));
-    await kubectl(['create', 'namespace', 'shop']);
-    await kubectl(['apply', '-f', '-'], serviceYaml('blue', backends[0]!) + '---\n' + serviceYaml('green', backends[1]!));
+    cluster = await startShopCluster('e2e-cluster-', ['blue', 'green']);
     startSidecar();
   });
 
   after(async () => {
     await stopSidecar();
-    await nginx?.stop();
-    await Promise.all(backends.map((b) => b.stop()));
-    await api?.stop();
-    await rm(work, { recursive: true, force: true });
+    await cluster?.stop();
   });
 
   it('serves an applied Ingress, follows an update, and answers 404 after delete', async () => {
@@ -173,10 +113,10 @@ ${extra}  rules:
   it('keeps routes through an API server restart and applies later changes', async () => {
     await kubectl(['apply', '-f', '-'], ingressYaml('steady', 'steady.shop.test', 'blue'));
     assert.equal(await eventually('steady.shop.test', 'blue'), 'blue');
-    await api.stopApiserverProcess();
+    await cluster.api.stopApiserverProcess();
     await sleep(1000);
     assert.equal(await eventually('steady.shop.test', 'blue', 2000), 'blue', 'routes stay while the API is down');
-    await api.startApiserverProcess();
+    await cluster.api.startApiserverProcess();
     await kubectl(['apply', '-f', '-'], ingressYaml('steady', 'steady.shop.test', 'green'));
     assert.equal(await eventually('steady.shop.test', 'green', 40_000), 'green');
   });
@@ -188,12 +128,12 @@ ${extra}  rules:
     startSidecar();
     await until('the restarted sidecar to be ready', async () => (await httpGet(statusPort, '127.0.0.1', '/readyz').catch(() => ({ status: 0 }))).status === 200);
     await sleep(500);
-    assert.equal(reloads(output), 0, output.slice(-2000));
+    assert.equal(reloads(sidecar.output()), 0, sidecar.output().slice(-2000));
     assert.equal(await eventually('steady.shop.test', 'green'), 'green');
   });
 
   async function writeTemp(name: string, content: string): Promise<string> {
-    const file = path.join(work, name);
+    const file = path.join(cluster.work, name);
     await writeFile(file, content, { mode: 0o600 });
     return file;
   }

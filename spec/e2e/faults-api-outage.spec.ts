@@ -4,96 +4,56 @@
 // the status endpoint keeps answering; once the API is back, changes made then (an update, a
 // delete, a create) converge.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa, type ResultPromise } from 'execa';
-import { applyManifests, kubectlOk, startApiServer, type ApiServer } from '../helpers/apiserver.ts';
-import { freePort, httpGet, startNginx, type RunningNginx } from '../helpers/nginx.ts';
-import { netnsServiceYaml, startNetnsBackend, type NetnsBackend } from '../helpers/netns.ts';
+import { runSidecar, shopIngressYaml as ingressYaml, startShopCluster, type ShopCluster } from '../helpers/cluster.ts';
+import { freePort, httpGet, whoAnswers } from '../helpers/nginx.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/ingress-sidecar');
 const OUTAGE_MS = 60_000;
 
 describe('faults: the API server unreachable for a minute (bin/ingress-sidecar in cluster mode)', function () {
   this.timeout(240_000);
-  let api: ApiServer;
-  let nginx: RunningNginx;
-  let work: string;
-  let sidecar: ResultPromise | undefined;
-  let output = '';
-  const backends: NetnsBackend[] = [];
+  let cluster: ShopCluster;
+  let sidecar: ReturnType<typeof runSidecar> | undefined;
   let httpPort: number;
   let statusPort: number;
 
-  const kubectl = (args: string[], input?: string) => kubectlOk(api.adminKubeconfig, args, input);
-  const ingressYaml = (name: string, host: string, service: string) => `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: ${name}, namespace: shop}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: ${host}
-    http:
-      paths: [{path: /, pathType: Prefix, backend: {service: {name: ${service}, port: {name: http}}}}]
-`;
-  const serviceYaml = (name: string, b: NetnsBackend) => netnsServiceYaml(name, b);
+  const kubectl = (args: string[], input?: string) => cluster.kubectl(args, input);
+  const output = () => sidecar?.output() ?? '';
 
   /** Which backend answers for `host` through nginx, or the status (0: no answer). */
-  async function who(host: string): Promise<string> {
-    const r = await httpGet(httpPort, host, '/').catch(() => ({ status: 0, body: '' }));
-    if (r.status !== 200) return String(r.status);
-    try {
-      return (JSON.parse(r.body) as { service: string }).service;
-    } catch {
-      return '200 without an echo body';
-    }
-  }
+  const who = (host: string) => whoAnswers(httpPort, host);
   const status = async (p: string) => (await httpGet(statusPort, '127.0.0.1', p).catch(() => ({ status: 0 }))).status;
 
   before(async function () {
-    api = await startApiServer();
-    await applyManifests(api.adminKubeconfig);
-    work = await mkdtemp(path.join(os.tmpdir(), 'faults-api-'));
-    await mkdir(path.join(work, 'conf.d'));
     [httpPort, statusPort] = [await freePort(), await freePort()];
     const httpsPort = await freePort();
-    nginx = await startNginx({ confDir: path.join(work, 'conf.d') });
-    backends.push(await startNetnsBackend('blue'), await startNetnsBackend('green'));
-    await kubectl(['create', 'namespace', 'shop']);
-    await kubectl(['apply', '-f', '-'], serviceYaml('blue', backends[0]!) + '---\n' + serviceYaml('green', backends[1]!));
+    cluster = await startShopCluster('faults-api-', ['blue', 'green']);
+    const { api, confDir, nginx } = cluster;
     await kubectl(['apply', '-f', '-'], [ingressYaml('one', 'one.shop.test', 'blue'), ingressYaml('two', 'two.shop.test', 'green'), ingressYaml('three', 'three.shop.test', 'blue')].join('---\n'));
-    sidecar = execa(
-      BIN,
-      ['run', '--kubeconfig', api.sidecarKubeconfig, '--conf-dir', path.join(work, 'conf.d'), '--nginx-pid-file', nginx.pidFile,
+    sidecar = runSidecar(
+      ['--kubeconfig', api.sidecarKubeconfig, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile,
         '--http-port', String(httpPort), '--https-port', String(httpsPort), '--no-ipv6', '--listen', `127.0.0.1:${statusPort}`,
         // As deployed: status publishing, so leader election and status writes face the outage too.
         '--publish-address', '203.0.113.10', '--debounce-ms', '20', '--access-log', 'off'],
-      { env: { POD_NAME: 'sidecar-0', POD_NAMESPACE: 'ingress-sidecar' }, reject: false, all: true, buffer: false },
     );
-    sidecar.all?.on('data', (d: Buffer) => (output += d.toString()));
   });
 
   after(async () => {
-    sidecar?.kill('SIGTERM');
-    await sidecar;
-    await nginx?.stop();
-    await Promise.all(backends.map((b) => b.stop()));
-    await api?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
+    sidecar?.proc.kill('SIGTERM');
+    await sidecar?.proc;
+    await cluster?.stop();
   });
 
   it('keeps serving every route and answering /healthz through the outage, and converges after', async () => {
     const expected: Record<string, string> = { 'one.shop.test': 'blue', 'two.shop.test': 'green', 'three.shop.test': 'blue' };
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && !(await Promise.all(Object.entries(expected).map(async ([h, b]) => (await who(h)) === b))).every(Boolean)) await sleep(100);
-    for (const [host, backend] of Object.entries(expected)) assert.equal(await who(host), backend, `${host} before the outage\n${output.slice(-2000)}`);
+    for (const [host, backend] of Object.entries(expected)) assert.equal(await who(host), backend, `${host} before the outage\n${output().slice(-2000)}`);
     assert.equal(await status('/healthz'), 200);
 
     // The outage: every second, every route through nginx and the sidecar's status endpoint.
     const stopping = Date.now();
-    await api.stopApiserverProcess();
+    await cluster.api.stopApiserverProcess();
     const stoppedMs = Date.now() - stopping;
     const down = Date.now();
     const wrong: string[] = [];
@@ -112,11 +72,11 @@ spec:
     }
     assert.deepEqual(wrong, [], `${samples} samples`);
     assert.ok(samples >= 55, `${samples} samples`);
-    assert.match(output, /Kubernetes API: watching Ingresses failed; retrying with backoff, the last known ones keep serving/);
+    assert.match(output(), /Kubernetes API: watching Ingresses failed; retrying with backoff, the last known ones keep serving/);
 
     // Back: change objects right away; each resource relists within its 5 s backoff ceiling.
     const back = Date.now();
-    await api.startApiserverProcess();
+    await cluster.api.startApiserverProcess();
     const startedMs = Date.now() - back;
     const changed = Date.now();
     await kubectl(['apply', '-f', '-'], ingressYaml('one', 'one.shop.test', 'green') + '---\n' + ingressYaml('four', 'four.shop.test', 'green'));
@@ -133,9 +93,9 @@ spec:
       await sleep(250);
     }
     const convergedMs = Date.now() - changed;
-    assert.deepEqual(got, want, output.slice(-3000));
+    assert.deepEqual(got, want, output().slice(-3000));
     assert.deepEqual([...healthz], [200]);
-    assert.match(output, /Kubernetes API: watching Ingresses again/);
+    assert.match(output(), /Kubernetes API: watching Ingresses again/);
     process.stdout.write(
       `      (${samples} samples, all good; kube-apiserver stopped in ${stoppedMs} ms, started in ${startedMs} ms; ` +
         `changes converged ${convergedMs} ms after they were applied)\n`,

@@ -42,3 +42,14 @@ export function httpGet(port: number, host: string, urlPath: string, headers: Re
     req.end();
   });
 }
+
+/** Which echo backend answers for `host` on / (its name), else the status (0: no answer). */
+export async function whoAnswers(port: number, host: string): Promise<string> {
+  const r = await httpGet(port, host, '/').catch(() => ({ status: 0, body: '' }));
+  if (r.status !== 200) return String(r.status);
+  try {
+    return (JSON.parse(r.body) as { service: string }).service;
+  } catch {
+    return '200 without an echo body';
+  }
+}
