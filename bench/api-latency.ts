@@ -190,7 +190,12 @@ async function sidecarTrial(s: Stack, poller: Poller, round: number): Promise<Si
   const host = `${name}.api-latency.test`;
   const probe = { port: s.port, host, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, tailMs: 0 };
   const { master, before, routable } = await startTrial(s.nginx, poller, probe, 'its Ingress existed');
-  const marks = { changes: s.source.changes.length, snaps: s.source.snapshots.length, hups: hups.length, logs: s.logs.length };
+  const marks = {
+    changes: s.source.changes.length,
+    snaps: s.source.snapshots.length,
+    hups: hups.length,
+    logs: s.logs.length,
+  };
   const stats0 = { ...s.sidecar.stats };
 
   const t0 = now();
@@ -212,7 +217,12 @@ async function sidecarTrial(s: Stack, poller: Poller, round: number): Promise<Si
     metadata: { name, namespace: NAMESPACE },
     spec: {
       ingressClassName: 'nginx',
-      rules: [{ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name, port: { name: 'http' } } } }] } }],
+      rules: [
+        {
+          host,
+          http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name, port: { name: 'http' } } } }] },
+        },
+      ],
     },
   });
   const stored = now();
@@ -246,7 +256,10 @@ async function bareTrial(s: Stack, poller: Poller, round: number): Promise<BareT
   const probe = { port: s.port, host, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, tailMs: 0 };
   const { master, before, routable } = await startTrial(s.nginx, poller, probe, 'its server block was written');
   const t0 = now();
-  await writeFile(path.join(s.bareDir, `bare-${round}.conf`), bareServerBlock(host, s.port, s.backend.port, s.backend.ip));
+  await writeFile(
+    path.join(s.bareDir, `bare-${round}.conf`),
+    bareServerBlock(host, s.port, s.backend.port, s.backend.ip),
+  );
   const hupAt = benchHup(master);
   const r = await routable();
   if (!(await waitQuietNginx(master, before))) throw new Error('nginx did not settle after the bare reload');
@@ -258,7 +271,8 @@ async function main(): Promise<void> {
   const info = machine();
   const stops: Array<() => Promise<unknown>> = [];
   const stopAll = async () => {
-    for (const stop of stops.splice(0).reverse()) await stop().catch((err: unknown) => console.error('stop failed:', err));
+    for (const stop of stops.splice(0).reverse())
+      await stop().catch((err: unknown) => console.error('stop failed:', err));
   };
   const onSignal = (signal: NodeJS.Signals) => {
     console.error(`\n${signal}: stopping the sidecar, nginx, the backend and the API server`);
@@ -293,7 +307,15 @@ async function main(): Promise<void> {
 
     const { logger, logs } = benchLogger();
     const source = new TimedSource(new KubernetesSource({ kubeconfig: api.sidecarKubeconfig, logger }));
-    const sidecar = benchSidecar({ source, confDir, port, nginx, debounceMs: DEBOUNCE_MS, maxDelayMs: MAX_DELAY_MS, logger });
+    const sidecar = benchSidecar({
+      source,
+      confDir,
+      port,
+      nginx,
+      debounceMs: DEBOUNCE_MS,
+      maxDelayMs: MAX_DELAY_MS,
+      logger,
+    });
     stops.push(() => sidecar.stop());
     await sidecar.start();
     await sidecar.idle();
@@ -329,7 +351,12 @@ async function main(): Promise<void> {
   }
 }
 
-async function report(info: Record<string, string>, sidecar: SidecarTrial[], bare: BareTrial[], hupCheck: Record<string, number>): Promise<void> {
+async function report(
+  info: Record<string, string>,
+  sidecar: SidecarTrial[],
+  bare: BareTrial[],
+  hupCheck: Record<string, number>,
+): Promise<void> {
   const s = summary(sidecar.map((t) => t.total));
   const b = summary(bare.map((t) => t.total));
   const sStoredToAnswer = summary(sidecar.map((t) => t.total - t.stored));
@@ -347,13 +374,27 @@ async function report(info: Record<string, string>, sidecar: SidecarTrial[], bar
       ['row', 'n', 'median', 'p90', 'p99', 'min'],
       [
         [`sidecar via the API (${settings}): first POST → first right answer`, s.n, s.median, s.p90, s.p99, s.min],
-        ['  of which: Ingress stored → first right answer', sStoredToAnswer.n, sStoredToAnswer.median, sStoredToAnswer.p90, sStoredToAnswer.p99, sStoredToAnswer.min],
+        [
+          '  of which: Ingress stored → first right answer',
+          sStoredToAnswer.n,
+          sStoredToAnswer.median,
+          sStoredToAnswer.p90,
+          sStoredToAnswer.p99,
+          sStoredToAnswer.min,
+        ],
         ['bare: server block + SIGHUP, same nginx', b.n, b.median, b.p90, b.p99, b.min],
       ],
     ),
     '',
     table(
-      ['sidecar ÷ bare', 'median − bare', 'median of paired diffs', 'median − (bare + debounce)', 'target: ≤ +100 ms', 'target: p99 < 1 s'],
+      [
+        'sidecar ÷ bare',
+        'median − bare',
+        'median of paired diffs',
+        'median − (bare + debounce)',
+        'target: ≤ +100 ms',
+        'target: p99 < 1 s',
+      ],
       [
         [
           `${round(s.median / b.median)}×`,
@@ -368,10 +409,37 @@ async function report(info: Record<string, string>, sidecar: SidecarTrial[], bar
     'Medians of the stages (ms):',
     '',
     table(
-      ['row', '3 POSTs (Service, Endpoints, Ingress)', 'Ingress stored → last change seen', 'change → pass starts', 'pass → SIGHUP', 'SIGHUP → first right answer', 'total', 'pass (logged)'],
       [
-        [`sidecar (${settings})`, m((t) => t.stored), m((t) => t.watch), m((t) => t.wait), m((t) => t.prepare), m((t) => t.nginx), m((t) => t.total), m((t) => t.passMs)],
-        ['bare (same nginx)', '–', '–', '–', '–', round(median(bare.map((t) => t.nginx))), round(median(bare.map((t) => t.total))), '–'],
+        'row',
+        '3 POSTs (Service, Endpoints, Ingress)',
+        'Ingress stored → last change seen',
+        'change → pass starts',
+        'pass → SIGHUP',
+        'SIGHUP → first right answer',
+        'total',
+        'pass (logged)',
+      ],
+      [
+        [
+          `sidecar (${settings})`,
+          m((t) => t.stored),
+          m((t) => t.watch),
+          m((t) => t.wait),
+          m((t) => t.prepare),
+          m((t) => t.nginx),
+          m((t) => t.total),
+          m((t) => t.passMs),
+        ],
+        [
+          'bare (same nginx)',
+          '–',
+          '–',
+          '–',
+          '–',
+          round(median(bare.map((t) => t.nginx))),
+          round(median(bare.map((t) => t.total))),
+          '–',
+        ],
       ],
     ),
     '',
@@ -383,7 +451,14 @@ async function report(info: Record<string, string>, sidecar: SidecarTrial[], bar
   const doc = {
     benchmark: 'api-latency',
     machine: info,
-    settings: { runs: RUNS, warmup: WARMUP, debounceMs: DEBOUNCE_MS, maxDelayMs: MAX_DELAY_MS, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS },
+    settings: {
+      runs: RUNS,
+      warmup: WARMUP,
+      debounceMs: DEBOUNCE_MS,
+      maxDelayMs: MAX_DELAY_MS,
+      pollMs: POLL_MS,
+      timeoutMs: TIMEOUT_MS,
+    },
     sidecar: s,
     storedToAnswer: sStoredToAnswer,
     bare: b,

@@ -90,25 +90,38 @@ async function burst(poller: Poller, size: number, run: number): Promise<BurstRu
     const master = await stack.nginx.masterPid();
     const loggedBase = countLoggedHups(await stack.nginx.errorLog());
     const stats0 = { reloads: stack.sidecar.stats.reloads, syncs: stack.sidecar.stats.syncs };
-    const marks = { hups: hups.length, logs: stack.logs.length, changes: stack.source.changes.length, snaps: stack.source.snapshots.length };
+    const marks = {
+      hups: hups.length,
+      logs: stack.logs.length,
+      changes: stack.source.changes.length,
+      snaps: stack.source.snapshots.length,
+    };
     const hosts = Array.from({ length: size }, (_, i) => `h${i}.burst${size}-${run}.test`);
     const sentinelIdx = [...new Set([0, Math.floor(size / 2), size - 1])];
     const probes = sentinelIdx.map((i) => poller.probe(stack.port, hosts[i]!, SENTINEL_POLL_MS, TIMEOUT_MS));
-    for (const p of probes) if ((await p.started) === 'ok') throw new Error('a burst host answered before its file was written');
+    for (const p of probes)
+      if ((await p.started) === 'ok') throw new Error('a burst host answered before its file was written');
 
     // Written from the poller's thread, like an outside writer: the sidecar's own work on the main
     // thread must not slow the writing down, nor the writing the sidecar.
-    const files = hosts.map((host, i) => ({ path: path.join(stack.watchDir, `burst-${i}.yaml`), content: ingressYaml(`burst-${i}`, host) }));
+    const files = hosts.map((host, i) => ({
+      path: path.join(stack.watchDir, `burst-${i}.yaml`),
+      content: ingressYaml(`burst-${i}`, host),
+    }));
     const elu0 = perf.eventLoopUtilization();
     const written = await poller.write(files, CONCURRENCY);
     const t0 = written.startedAt;
     const writtenAt = written.doneAt;
 
     const sentinelResults = await Promise.all(probes.map((p) => p.done));
-    for (const r of sentinelResults) if (!r.ok) throw new Error(`a sentinel host did not route within ${TIMEOUT_MS} ms (last: ${r.last})`);
+    for (const r of sentinelResults)
+      if (!r.ok) throw new Error(`a sentinel host did not route within ${TIMEOUT_MS} ms (last: ${r.last})`);
     const sweepStartedAt = now();
     const sweep = await poller.sweep(stack.port, hosts, { concurrency: 16, retryMs: 20, timeoutMs: TIMEOUT_MS });
-    if (!sweep.ok) throw new Error(`${sweep.missing.length} of ${size} hosts never answered (e.g. ${sweep.missing.slice(0, 3).join(', ')})`);
+    if (!sweep.ok)
+      throw new Error(
+        `${sweep.missing.length} of ${size} hosts never answered (e.g. ${sweep.missing.slice(0, 3).join(', ')})`,
+      );
 
     // Let anything still pending run (a late pass would be a reload of this burst too), bounded.
     for (let i = 0; i < 2; i++) {
@@ -134,7 +147,9 @@ async function burst(poller: Poller, size: number, run: number): Promise<BurstRu
       syncs: stack.sidecar.stats.syncs - stats0.syncs,
       hupTimes: sent.map((h) => round(h.at - t0)),
       // For each SIGHUP: from the start of its pass (the snapshot read just before it).
-      prepareMs: sent.map((h) => round(h.at - Math.max(...stack.source.snapshots.slice(marks.snaps).filter((t) => t <= h.at)))),
+      prepareMs: sent.map((h) =>
+        round(h.at - Math.max(...stack.source.snapshots.slice(marks.snaps).filter((t) => t <= h.at))),
+      ),
       sweepStarted: sweepStartedAt - t0,
       passMs: stack.logs
         .slice(marks.logs)
@@ -183,7 +198,12 @@ async function report(info: Record<string, string>, runs: BurstRun[]): Promise<v
     const reloads = rs.map((r) => r.reloads);
     const logged = rs.map((r) => r.nginxLoggedHups);
     const maxReloads = Math.max(...reloads);
-    const target = size === 100 ? (maxReloads <= 2 ? `met (max ${maxReloads})` : `NOT met (max ${maxReloads}, ${maxReloads - 2} over)`) : 'n/a';
+    const target =
+      size === 100
+        ? maxReloads <= 2
+          ? `met (max ${maxReloads})`
+          : `NOT met (max ${maxReloads}, ${maxReloads - 2} over)`
+        : 'n/a';
     timeRows.push([
       size,
       m((r) => r.writing),
@@ -228,7 +248,12 @@ async function report(info: Record<string, string>, runs: BurstRun[]): Promise<v
       maxReloads,
       targetAtMost2Reloads: size === 100 ? maxReloads <= 2 : null,
       runsDetail: rs.map((r) =>
-        Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'number' ? round(v) : Array.isArray(v) ? v.map((x) => round(x)) : v])),
+        Object.fromEntries(
+          Object.entries(r).map(([k, v]) => [
+            k,
+            typeof v === 'number' ? round(v) : Array.isArray(v) ? v.map((x) => round(x)) : v,
+          ]),
+        ),
       ),
     });
   }
@@ -239,9 +264,22 @@ async function report(info: Record<string, string>, runs: BurstRun[]): Promise<v
     '',
     'Reloads per burst, median [each run]:',
     '',
-    table(['files', 'runs', 'reloads (stats.reloads)', 'SIGHUPs sent by the sidecar', '"signal 1 (SIGHUP)" in nginx log', 'sync passes', 'target ≤ 2 reloads'], reloadRows),
+    table(
+      [
+        'files',
+        'runs',
+        'reloads (stats.reloads)',
+        'SIGHUPs sent by the sidecar',
+        '"signal 1 (SIGHUP)" in nginx log',
+        'sync passes',
+        'target ≤ 2 reloads',
+      ],
+      reloadRows,
+    ),
     '',
-    'Medians, ms from the first write (the first three hosts polled every ' + SENTINEL_POLL_MS + ' ms: first, middle and last written):',
+    'Medians, ms from the first write (the first three hosts polled every ' +
+      SENTINEL_POLL_MS +
+      ' ms: first, middle and last written):',
     '',
     table(
       [
@@ -262,7 +300,12 @@ async function report(info: Record<string, string>, runs: BurstRun[]): Promise<v
     '',
   ].join('\n');
   console.log(out);
-  const doc = { benchmark: 'burst', machine: info, settings: { runs: RUNS, sizes: SIZES, debounceMs: DEBOUNCE_MS, maxDelayMs: MAX_DELAY_MS, concurrency: CONCURRENCY }, sizes: json };
+  const doc = {
+    benchmark: 'burst',
+    machine: info,
+    settings: { runs: RUNS, sizes: SIZES, debounceMs: DEBOUNCE_MS, maxDelayMs: MAX_DELAY_MS, concurrency: CONCURRENCY },
+    sizes: json,
+  };
   console.log('```json');
   console.log(JSON.stringify({ ...doc, sizes: json.map(({ runsDetail: _d, ...rest }) => rest) }, null, 2));
   console.log('```');

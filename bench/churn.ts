@@ -225,7 +225,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       runs.push(await oneRun(i, poller));
       const r = runs[runs.length - 1]!;
-      process.stderr.write(`run ${i + 1}/${RUNS}: ${r.reloads} reloads, final ${r.finalBackend} (expected ${r.expected})\n`);
+      process.stderr.write(
+        `run ${i + 1}/${RUNS}: ${r.reloads} reloads, final ${r.finalBackend} (expected ${r.expected})\n`,
+      );
     }
   } finally {
     await poller.stop();
@@ -251,10 +253,26 @@ async function main(): Promise<void> {
         ['**reloads** (sidecar stats)', med((r) => r.reloads), list((r) => r.reloads)],
         ['SIGHUPs sent by the sidecar', med((r) => r.sidecarHups), list((r) => r.sidecarHups)],
         ['"signal 1 (SIGHUP) received" in nginx log', med((r) => r.nginxLogged), list((r) => r.nginxLogged)],
-        ['ms between reloads (median of the run)', med((r) => median(r.reloadGaps)), list((r) => round(median(r.reloadGaps)))],
-        ['ms between reloads (min of the run)', med((r) => Math.min(...r.reloadGaps)), list((r) => round(Math.min(...r.reloadGaps)))],
-        ['last write → sidecar idle (last reload verified), ms', med((r) => r.lastWriteToIdle), list((r) => round(r.lastWriteToIdle))],
-        ['last write → nginx answers from the last backend, ms', med((r) => r.lastWriteToRouted), list((r) => round(r.lastWriteToRouted))],
+        [
+          'ms between reloads (median of the run)',
+          med((r) => median(r.reloadGaps)),
+          list((r) => round(median(r.reloadGaps))),
+        ],
+        [
+          'ms between reloads (min of the run)',
+          med((r) => Math.min(...r.reloadGaps)),
+          list((r) => round(Math.min(...r.reloadGaps))),
+        ],
+        [
+          'last write → sidecar idle (last reload verified), ms',
+          med((r) => r.lastWriteToIdle),
+          list((r) => round(r.lastWriteToIdle)),
+        ],
+        [
+          'last write → nginx answers from the last backend, ms',
+          med((r) => r.lastWriteToRouted),
+          list((r) => round(r.lastWriteToRouted)),
+        ],
         ['late writes (> 1 interval behind schedule)', med((r) => r.lateWrites), list((r) => r.lateWrites)],
       ],
     ),
@@ -264,14 +282,25 @@ async function main(): Promise<void> {
     `Answers during the churn (poller every ${RECORD_EVERY_MS} ms, all runs): ${Object.entries(answers)
       .sort()
       .map(([k, v]) => `${k} ${v}`)
-      .join(', ')}. Reload gaps over all runs: median ${round(median(allGaps))} ms, min ${round(Math.min(...allGaps))} ms.`,
+      .join(
+        ', ',
+      )}. Reload gaps over all runs: median ${round(median(allGaps))} ms, min ${round(Math.min(...allGaps))} ms.`,
     '',
   ].join('\n');
   console.log(out);
   if (flags.json) {
     await writeFile(
       flags.json,
-      JSON.stringify({ benchmark: 'churn', machine: info, settings: { RUNS, DURATION_MS, INTERVAL_MS, BACKENDS, DEBOUNCE_MS, MAX_DELAY_MS, BOUND }, runs }, null, 2) + '\n',
+      JSON.stringify(
+        {
+          benchmark: 'churn',
+          machine: info,
+          settings: { RUNS, DURATION_MS, INTERVAL_MS, BACKENDS, DEBOUNCE_MS, MAX_DELAY_MS, BOUND },
+          runs,
+        },
+        null,
+        2,
+      ) + '\n',
     );
   }
 }

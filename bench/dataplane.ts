@@ -61,7 +61,17 @@ import { renderModel } from '../src/nginx/render.ts';
 import type { Snapshot } from '../src/sources/snapshot.ts';
 import { translate } from '../src/translate/index.ts';
 import { machine, median, parseIntFlag, round, table } from './lib.ts';
-import { freePort, runWrk, selfSignedCert, socketErrors, startOwnNginx, stopAllNginx, wrkAvailable, type OwnNginx, type WrkResult } from './nginx-kit.ts';
+import {
+  freePort,
+  runWrk,
+  selfSignedCert,
+  socketErrors,
+  startOwnNginx,
+  stopAllNginx,
+  wrkAvailable,
+  type OwnNginx,
+  type WrkResult,
+} from './nginx-kit.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -109,8 +119,18 @@ type Arm =
   | 'log-buffered';
 /** The arms run for a log setting: the ablations that make sense with it (see --ablations). */
 const ALL_ARMS: readonly Arm[] = [
-  'generated', 'minimal', 'generated-again', 'no-set', 'no-extra-headers', 'no-redirect-if', 'none-of-the-three',
-  'proxy-buffering-default', 'no-http2-listen', 'no-ssl-protocols', 'log-combined', 'log-buffered',
+  'generated',
+  'minimal',
+  'generated-again',
+  'no-set',
+  'no-extra-headers',
+  'no-redirect-if',
+  'none-of-the-three',
+  'proxy-buffering-default',
+  'no-http2-listen',
+  'no-ssl-protocols',
+  'log-combined',
+  'log-buffered',
 ];
 const CHOSEN_ARMS = flags.arms?.split(',').map((a) => {
   if (!(ALL_ARMS as readonly string[]).includes(a)) throw new Error(`unknown arm ${a}; known: ${ALL_ARMS.join(', ')}`);
@@ -124,7 +144,12 @@ function armsFor(log: string): Arm[] {
   const base: Arm[] = ['generated', 'minimal', 'generated-again'];
   if (CHOSEN_ARMS) return [...base, ...CHOSEN_ARMS.filter((a) => !base.includes(a))];
   if (!flags.ablations) return base;
-  return [...base, ...(log === 'off' ? (['no-set', 'no-extra-headers', 'no-redirect-if', 'none-of-the-three', 'proxy-buffering-default'] as const) : (['log-combined', 'log-buffered'] as const))];
+  return [
+    ...base,
+    ...(log === 'off'
+      ? (['no-set', 'no-extra-headers', 'no-redirect-if', 'none-of-the-three', 'proxy-buffering-default'] as const)
+      : (['log-combined', 'log-buffered'] as const)),
+  ];
 }
 /** --pin: every proxy nginx's worker on CPU 1, the backend's and wrk on CPU 0. */
 const PIN = flags.pin === true && os.availableParallelism() >= 2;
@@ -134,9 +159,11 @@ function ablate(arm: Arm, content: string): string {
   let out = content;
   const all = arm === 'none-of-the-three';
   if (arm === 'no-set' || all) out = out.replace(/^ {8}set \$ingress_sidecar_\w+ .*\n/gm, '');
-  if (arm === 'no-extra-headers' || all) out = out.replace(/^ {4}proxy_set_header (X-Real-IP|X-Forwarded-\w+|Upgrade) .*\n/gm, '');
+  if (arm === 'no-extra-headers' || all)
+    out = out.replace(/^ {4}proxy_set_header (X-Real-IP|X-Forwarded-\w+|Upgrade) .*\n/gm, '');
   if (arm === 'no-redirect-if' || all) out = out.replace(/^ {8}if \(\$scheme = http\) \{\n.*\n {8}\}\n/gm, '');
-  if (arm === 'proxy-buffering-default') out = out.replace(/^ {4}(proxy_buffering|proxy_buffer_size|proxy_buffers|client_max_body_size) .*\n/gm, '');
+  if (arm === 'proxy-buffering-default')
+    out = out.replace(/^ {4}(proxy_buffering|proxy_buffer_size|proxy_buffers|client_max_body_size) .*\n/gm, '');
   if (arm === 'no-http2-listen') out = out.replace(/^( {4}listen \S+ ssl) http2/gm, '$1');
   if (arm === 'no-ssl-protocols') out = out.replace(/^ {4}ssl_protocols .*\n/gm, '');
   if (arm === 'log-combined') out = out.replace(/^( {4}access_log \S+) ingress_sidecar;$/gm, '$1 combined;');
@@ -154,14 +181,33 @@ function snapshot(backendPort: number, cert: { crt: string; key: string }): Snap
     ingresses.push({
       apiVersion: 'networking.k8s.io/v1',
       kind: 'Ingress',
-      metadata: { name: `app-${i}`, namespace: 'default', creationTimestamp: new Date(Date.UTC(2026, 0, 1) + i * 1000) },
+      metadata: {
+        name: `app-${i}`,
+        namespace: 'default',
+        creationTimestamp: new Date(Date.UTC(2026, 0, 1) + i * 1000),
+      },
       spec: {
         ingressClassName: 'nginx',
         ...(i >= TLS_FROM ? { tls: [{ hosts: [host(i)], secretName: `app-${i}-tls` }] } : {}),
-        rules: [{ host: host(i), http: { paths: [{ path: '/', pathType: 'Prefix', backend }, { path: '/api', pathType: 'Prefix', backend }] } }],
+        rules: [
+          {
+            host: host(i),
+            http: {
+              paths: [
+                { path: '/', pathType: 'Prefix', backend },
+                { path: '/api', pathType: 'Prefix', backend },
+              ],
+            },
+          },
+        ],
       },
     });
-    services.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: `svc-${i}`, namespace: 'default' }, spec: { ports: [{ name: 'http', port: 80, targetPort: backendPort }] } });
+    services.push({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: `svc-${i}`, namespace: 'default' },
+      spec: { ports: [{ name: 'http', port: 80, targetPort: backendPort }] },
+    });
     endpointSlices.push({
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
@@ -176,14 +222,24 @@ function snapshot(backendPort: number, cert: { crt: string; key: string }): Snap
         kind: 'Secret',
         type: 'kubernetes.io/tls',
         metadata: { name: `app-${i}-tls`, namespace: 'default' },
-        data: { 'tls.crt': Buffer.from(cert.crt).toString('base64'), 'tls.key': Buffer.from(cert.key).toString('base64') },
+        data: {
+          'tls.crt': Buffer.from(cert.crt).toString('base64'),
+          'tls.key': Buffer.from(cert.key).toString('base64'),
+        },
       });
     }
   }
   return { ingresses, ingressClasses: [], services, endpointSlices, endpoints: [], secrets };
 }
 
-function minimalConfig(o: { httpPort: number; httpsPort: number; backendPort: number; certFile: string; defaultCertFile: string; log: boolean }): string {
+function minimalConfig(o: {
+  httpPort: number;
+  httpsPort: number;
+  backendPort: number;
+  certFile: string;
+  defaultCertFile: string;
+  log: boolean;
+}): string {
   const log = o.log ? '    access_log /dev/stdout combined;\n' : '';
   const parts = [
     'proxy_http_version 1.1;',
@@ -194,7 +250,9 @@ function minimalConfig(o: { httpPort: number; httpsPort: number; backendPort: nu
   ];
   for (let i = 0; i < HOSTS; i++) {
     const tls = i >= TLS_FROM;
-    const locations = ['/api/', '= /api', '/'].map((l) => `    location ${l} {\n        proxy_pass http://svc_${i};\n    }\n`).join('');
+    const locations = ['/api/', '= /api', '/']
+      .map((l) => `    location ${l} {\n        proxy_pass http://svc_${i};\n    }\n`)
+      .join('');
     parts.push(`upstream svc_${i} {\n    server 127.0.0.1:${o.backendPort};\n    keepalive 32;\n}`);
     parts.push(
       `server {\n    listen ${tls ? `${o.httpsPort} ssl` : o.httpPort};\n    server_name ${host(i)};\n` +
@@ -210,14 +268,24 @@ function minimalConfig(o: { httpPort: number; httpsPort: number; backendPort: nu
 /** One request with the Host (and SNI) of `hostName`: the status and body nginx returns. */
 function probe(proto: Proto, port: number, hostName: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const opts = { host: '127.0.0.1', port, path: PATH, headers: { host: hostName }, timeout: 5000, agent: false as const };
+    const opts = {
+      host: '127.0.0.1',
+      port,
+      path: PATH,
+      headers: { host: hostName },
+      timeout: 5000,
+      agent: false as const,
+    };
     const onRes = (res: http.IncomingMessage) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     };
-    const req = proto === 'https' ? https.get({ ...opts, servername: hostName, rejectUnauthorized: false }, onRes) : http.get(opts, onRes);
+    const req =
+      proto === 'https'
+        ? https.get({ ...opts, servername: hostName, rejectUnauthorized: false }, onRes)
+        : http.get(opts, onRes);
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
   });
@@ -251,7 +319,10 @@ try {
   await writeFile(defaultCertFile, defaultCert.pem, { mode: 0o600 });
 
   const backendPort = await freePort();
-  const backend = await startOwnNginx({ ...(PIN ? { cpuAffinity: '01' } : {}), http: `server {\n    listen 127.0.0.1:${backendPort};\n    location / {\n        return 200 "ok\\n";\n    }\n}` });
+  const backend = await startOwnNginx({
+    ...(PIN ? { cpuAffinity: '01' } : {}),
+    http: `server {\n    listen 127.0.0.1:${backendPort};\n    location / {\n        return 200 "ok\\n";\n    }\n}`,
+  });
   started.push(backend);
   const version = await nginxVersion(nginxBinary());
   const snap = snapshot(backendPort, cert);
@@ -266,7 +337,17 @@ try {
       await mkdir(dir);
       const ports = { http: await freePort(), https: await freePort() };
       if (arm === 'minimal') {
-        await writeFile(path.join(dir, 'minimal.conf'), minimalConfig({ httpPort: ports.http, httpsPort: ports.https, backendPort, certFile, defaultCertFile, log: log === 'on' }));
+        await writeFile(
+          path.join(dir, 'minimal.conf'),
+          minimalConfig({
+            httpPort: ports.http,
+            httpsPort: ports.https,
+            backendPort,
+            certFile,
+            defaultCertFile,
+            log: log === 'on',
+          }),
+        );
       } else {
         const model = translate(snap, {
           ingressClass: 'nginx',
@@ -275,15 +356,35 @@ try {
           accessLog: log === 'on' ? '/dev/stdout' : null,
           ...(version ? { nginxVersion: version } : {}),
           now: new Date(),
-          tls: { httpsPort: ports.https, httpsRedirectPort: ports.https, certDir: certDirFor(dir), defaultCertificate: defaultCert },
+          tls: {
+            httpsPort: ports.https,
+            httpsRedirectPort: ports.https,
+            certDir: certDirFor(dir),
+            defaultCertificate: defaultCert,
+          },
         });
-        if (model.rejections.length > 0 || model.servers.length !== HOSTS) throw new Error(`unexpected model: ${JSON.stringify(model.rejections)}`);
+        if (model.rejections.length > 0 || model.servers.length !== HOSTS)
+          throw new Error(`unexpected model: ${JSON.stringify(model.rejections)}`);
         await new CertStore({ dir: certDirFor(dir) }).write(model.certificates);
         const files = [...renderModel(model)].map(([name, content]) => [name, ablate(arm, content)] as const);
         const all = files.map(([, c]) => c).join('');
-        const left = { 'no-set': /^ {8}set /m, 'no-extra-headers': /X-Forwarded-For/, 'no-redirect-if': /if \(\$scheme/, 'log-combined': /ingress_sidecar;$/m, 'log-buffered': /ingress_sidecar;$/m, 'proxy-buffering-default': /proxy_buffering off/, 'no-http2-listen': / ssl http2/, 'no-ssl-protocols': /ssl_protocols/ } as const;
+        const left = {
+          'no-set': /^ {8}set /m,
+          'no-extra-headers': /X-Forwarded-For/,
+          'no-redirect-if': /if \(\$scheme/,
+          'log-combined': /ingress_sidecar;$/m,
+          'log-buffered': /ingress_sidecar;$/m,
+          'proxy-buffering-default': /proxy_buffering off/,
+          'no-http2-listen': / ssl http2/,
+          'no-ssl-protocols': /ssl_protocols/,
+        } as const;
         for (const [a, re] of Object.entries(left)) {
-          if ((arm === a || (arm === 'none-of-the-three' && ['no-set', 'no-extra-headers', 'no-redirect-if'].includes(a))) && re.test(all)) throw new Error(`ablation ${arm}: ${re} still in the files`);
+          if (
+            (arm === a ||
+              (arm === 'none-of-the-three' && ['no-set', 'no-extra-headers', 'no-redirect-if'].includes(a))) &&
+            re.test(all)
+          )
+            throw new Error(`ablation ${arm}: ${re} still in the files`);
         }
         for (const [name, content] of files) await writeFile(path.join(dir, name), content);
       }
@@ -299,9 +400,11 @@ try {
       for (const proto of PROTOCOLS) {
         const port = arms.get(arm)![proto];
         const r = await probe(proto, port, proto === 'https' ? TLS_HOST : PLAIN_HOST);
-        if (r.status !== 200 || r.body !== 'ok\n') throw new Error(`${arm} (logs ${log}) ${proto}: got ${r.status} ${JSON.stringify(r.body.slice(0, 200))}`);
+        if (r.status !== 200 || r.body !== 'ok\n')
+          throw new Error(`${arm} (logs ${log}) ${proto}: got ${r.status} ${JSON.stringify(r.body.slice(0, 200))}`);
         const unknown = await probe(proto, port, 'unknown.dp.test');
-        if (unknown.status !== 404) throw new Error(`${arm} (logs ${log}) ${proto}: unknown host got ${unknown.status}`);
+        if (unknown.status !== 404)
+          throw new Error(`${arm} (logs ${log}) ${proto}: unknown host got ${unknown.status}`);
       }
     }
   }
@@ -309,7 +412,15 @@ try {
   const wrk = async (arm: Arm, proto: Proto, log: string, durationS: number) => {
     const s = stacks.get(log)!.get(arm)!;
     const url = proto === 'https' ? `https://localhost:${s.https}${PATH}` : `http://127.0.0.1:${s.http}${PATH}`;
-    return runWrk({ url, ...(proto === 'http' ? { host: PLAIN_HOST } : {}), ...(PIN ? { cpus: '0' } : {}), threads: THREADS, connections: CONNECTIONS, durationS, scriptDir: work }).result;
+    return runWrk({
+      url,
+      ...(proto === 'http' ? { host: PLAIN_HOST } : {}),
+      ...(PIN ? { cpus: '0' } : {}),
+      threads: THREADS,
+      connections: CONNECTIONS,
+      durationS,
+      scriptDir: work,
+    }).result;
   };
 
   for (const log of LOGS) for (const proto of PROTOCOLS) for (const arm of armsFor(log)) await wrk(arm, proto, log, 1);
@@ -374,11 +485,29 @@ try {
     }
   }
   console.log(`## Data plane: generated vs minimal config (medians of ${REPS} runs each)\n`);
-  console.log(`machine: ${m.nproc} CPUs (${m.cpu}), load at start ${m.load}, node ${m.node}, nginx ${m.nginx}, git ${m.git || '-'}, ${m.date}`);
-  console.log(`wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s, ${PATH}; plain: Host ${PLAIN_HOST}; TLS: https://${TLS_HOST} (SNI ${TLS_HOST}); ${PIN ? 'pinned: proxy workers on CPU 1, backend and wrk on CPU 0' : 'not pinned'}\n`);
+  console.log(
+    `machine: ${m.nproc} CPUs (${m.cpu}), load at start ${m.load}, node ${m.node}, nginx ${m.nginx}, git ${m.git || '-'}, ${m.date}`,
+  );
+  console.log(
+    `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s, ${PATH}; plain: Host ${PLAIN_HOST}; TLS: https://${TLS_HOST} (SNI ${TLS_HOST}); ${PIN ? 'pinned: proxy workers on CPU 1, backend and wrk on CPU 0' : 'not pinned'}\n`,
+  );
   console.log(
     table(
-      ['protocol', 'access log', 'generated req/s', 'minimal req/s', 'req/s ratio (of medians)', 'median of paired ratios', 'generated p50 ms', 'minimal p50 ms', 'generated p99 ms', 'minimal p99 ms', 'p99 ratio (of medians)', 'median of paired p99 ratios', 'errors (socket + status >= 400, all runs)'],
+      [
+        'protocol',
+        'access log',
+        'generated req/s',
+        'minimal req/s',
+        'req/s ratio (of medians)',
+        'median of paired ratios',
+        'generated p50 ms',
+        'minimal p50 ms',
+        'generated p99 ms',
+        'minimal p99 ms',
+        'p99 ratio (of medians)',
+        'median of paired p99 ratios',
+        'errors (socket + status >= 400, all runs)',
+      ],
       rows,
     ),
   );
@@ -394,7 +523,9 @@ try {
       const r = median(again.map((s) => s.result.rps)) / median(g.map((s) => s.result.rps));
       const p = median(again.map((s) => s.result.p99)) / median(g.map((s) => s.result.p99));
       const rm = median(again.map((s) => s.result.rps)) / median(mn.map((s) => s.result.rps));
-      aa.push(`- ${proto === 'https' ? 'TLS' : 'plain'}, access log ${log}: generated-again ÷ generated: req/s ${round(r, 3)}, p99 ${round(p, 3)}; generated-again ÷ minimal: req/s ${round(rm, 3)}`);
+      aa.push(
+        `- ${proto === 'https' ? 'TLS' : 'plain'}, access log ${log}: generated-again ÷ generated: req/s ${round(r, 3)}, p99 ${round(p, 3)}; generated-again ÷ minimal: req/s ${round(rm, 3)}`,
+      );
     }
   }
   console.log('\nA/A control (the same generated files served by a second nginx, in the same reps):\n' + aa.join('\n'));
@@ -407,14 +538,38 @@ try {
         const baseP99 = median(of('minimal').map((s) => s.result.p99));
         for (const arm of armsFor(log).filter((a) => a !== 'minimal')) {
           const xs = of(arm);
-          abl.push([proto === 'https' ? 'TLS' : 'plain', log, arm, round(median(xs.map((s) => s.result.rps)), 0), round(median(xs.map((s) => s.result.rps)) / base, 3), round(median(xs.map((s) => s.result.p99)), 3), round(median(xs.map((s) => s.result.p99)) / baseP99, 3)]);
+          abl.push([
+            proto === 'https' ? 'TLS' : 'plain',
+            log,
+            arm,
+            round(median(xs.map((s) => s.result.rps)), 0),
+            round(median(xs.map((s) => s.result.rps)) / base, 3),
+            round(median(xs.map((s) => s.result.p99)), 3),
+            round(median(xs.map((s) => s.result.p99)) / baseP99, 3),
+          ]);
         }
       }
     }
     console.log('\nAblations (each against minimal, same runs):\n');
     console.log(table(['protocol', 'access log', 'arm', 'req/s', 'req/s ÷ minimal', 'p99 ms', 'p99 ÷ minimal'], abl));
   }
-  if (flags.json) await writeFile(flags.json, JSON.stringify({ benchmark: 'dataplane', machine: m, reps: REPS, duration: DURATION, threads: THREADS, connections: CONNECTIONS, samples }, null, 2) + '\n');
+  if (flags.json)
+    await writeFile(
+      flags.json,
+      JSON.stringify(
+        {
+          benchmark: 'dataplane',
+          machine: m,
+          reps: REPS,
+          duration: DURATION,
+          threads: THREADS,
+          connections: CONNECTIONS,
+          samples,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
 } finally {
   for (const n of started.reverse()) await n.stop();
   await rm(work, { recursive: true, force: true });

@@ -132,11 +132,19 @@ async function sidecarTrial(stack: BenchStack, poller: Poller, round: number, ta
   const host = `s${tag}-${round}.latency.test`;
   const probe = { port: stack.port, host, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, tailMs: TAIL_MS };
   const { master, before, routable } = await startTrial(stack.nginx, poller, probe, 'its manifest was written');
-  const marks = { changes: stack.source.changes.length, snaps: stack.source.snapshots.length, hups: hups.length, logs: stack.logs.length };
+  const marks = {
+    changes: stack.source.changes.length,
+    snaps: stack.source.snapshots.length,
+    hups: hups.length,
+    logs: stack.logs.length,
+  };
   const stats0 = { reloads: stack.sidecar.stats.reloads, syncs: stack.sidecar.stats.syncs };
 
   const t0 = now();
-  await writeFile(path.join(stack.watchDir, `latency-${tag}-${round}.yaml`), ingressYaml(`latency-${tag}-${round}`, host));
+  await writeFile(
+    path.join(stack.watchDir, `latency-${tag}-${round}.yaml`),
+    ingressYaml(`latency-${tag}-${round}`, host),
+  );
   const r = await routable();
   await stack.sidecar.idle();
   const verifiedAt = now();
@@ -146,7 +154,9 @@ async function sidecarTrial(stack: BenchStack, poller: Poller, round: number, ta
   const snap = stack.source.snapshots.slice(marks.snaps).find((t) => t >= change) ?? NaN;
   const hup = hups.slice(marks.hups).find((h) => h.by === 'sidecar' && h.pid === master)?.at ?? NaN;
   // The sidecar's own 'nginx reloaded' (info, with ms); the Applier logs one at debug without ms.
-  const reloadLog = stack.logs.slice(marks.logs).find((l) => l.message === 'nginx reloaded' && typeof l['ms'] === 'number');
+  const reloadLog = stack.logs
+    .slice(marks.logs)
+    .find((l) => l.message === 'nginx reloaded' && typeof l['ms'] === 'number');
   return {
     kind: 'sidecar',
     round,
@@ -172,7 +182,10 @@ async function bareTrial(stack: BenchStack, poller: Poller, round: number, tag: 
   const { master, before, routable } = await startTrial(stack.nginx, poller, probe, 'its server block was written');
 
   const t0 = now();
-  await writeFile(path.join(stack.bareDir!, `bare-${tag}-${round}.conf`), bareServerBlock(host, stack.port, stack.echo.port));
+  await writeFile(
+    path.join(stack.bareDir!, `bare-${tag}-${round}.conf`),
+    bareServerBlock(host, stack.port, stack.echo.port),
+  );
   const hupAt = benchHup(master);
   // Watched while the poller runs, the way the sidecar verifies its reloads (every 15 ms, until
   // the live workers are all new), so the two "reload confirmed" columns compare.
@@ -181,7 +194,18 @@ async function bareTrial(stack: BenchStack, poller: Poller, round: number, tag: 
   const quietAt = await quiet;
   if (Number.isNaN(quietAt)) throw new Error('nginx did not replace its workers after the bare reload');
   if (!(await waitQuietNginx(master, before))) throw new Error('nginx did not settle after the bare reload');
-  return { kind: 'bare', round, host, total: r.at - t0, write: hupAt - t0, nginx: r.at - hupAt, quiet: quietAt - t0, tries: r.tries, wrongAfter: r.wrongAfter, lastWrong: r.lastWrongAt > 0 ? r.lastWrongAt - t0 : 0 };
+  return {
+    kind: 'bare',
+    round,
+    host,
+    total: r.at - t0,
+    write: hupAt - t0,
+    nginx: r.at - hupAt,
+    quiet: quietAt - t0,
+    tries: r.tries,
+    wrongAfter: r.wrongAfter,
+    lastWrong: r.lastWrongAt > 0 ? r.lastWrongAt - t0 : 0,
+  };
 }
 
 async function main(): Promise<void> {
@@ -193,7 +217,8 @@ async function main(): Promise<void> {
   const results = CONFIGS.map(() => ({ sidecar: [] as SidecarTrial[], bare: [] as BareTrial[] }));
   const loggedBase: number[] = [];
   try {
-    for (const c of CONFIGS) stacks.push(await startStack({ debounceMs: c.debounceMs, maxDelayMs: c.maxDelayMs, bare: true }));
+    for (const c of CONFIGS)
+      stacks.push(await startStack({ debounceMs: c.debounceMs, maxDelayMs: c.maxDelayMs, bare: true }));
     for (const s of stacks) loggedBase.push(countLoggedHups(await s.nginx.errorLog()));
     const hupStart = hups.length;
     const rounds = WARMUP + RUNS;
@@ -206,7 +231,10 @@ async function main(): Promise<void> {
         const sidecarFirst = (round + idx) % 2 === 0;
         const order = sidecarFirst ? (['sidecar', 'bare'] as const) : (['bare', 'sidecar'] as const);
         for (const kind of order) {
-          const t = kind === 'sidecar' ? await sidecarTrial(stack, poller, round, tag) : await bareTrial(stack, poller, round, tag);
+          const t =
+            kind === 'sidecar'
+              ? await sidecarTrial(stack, poller, round, tag)
+              : await bareTrial(stack, poller, round, tag);
           await new Promise((r) => setTimeout(r, GAP_MS));
           if (round < WARMUP) continue;
           if (t.kind === 'sidecar') results[idx]!.sidecar.push(t);
@@ -321,7 +349,12 @@ async function report(
         bareWrite: round(median(bare.map((t) => t.write))),
         bareNginx: round(median(bare.map((t) => t.nginx))),
         bareQuiet: round(median(bare.map((t) => t.quiet))),
-        sidecarNginxP90: round(percentile(sidecar.map((t) => t.nginx), 90)),
+        sidecarNginxP90: round(
+          percentile(
+            sidecar.map((t) => t.nginx),
+            90,
+          ),
+        ),
       },
       trials: roundedTrials([...sidecar, ...bare]),
     });
@@ -336,23 +369,64 @@ async function report(
     '',
     table(['row', 'n', 'median', 'p90', 'p99', 'min'], rows),
     '',
-    table(['sidecar settings', 'sidecar ÷ bare (medians)', 'median − bare', 'median of paired diffs', 'median − (bare + debounce)', 'target: ≤ +100 ms', 'target: p99 < 1 s'], diffRows),
+    table(
+      [
+        'sidecar settings',
+        'sidecar ÷ bare (medians)',
+        'median − bare',
+        'median of paired diffs',
+        'median − (bare + debounce)',
+        'target: ≤ +100 ms',
+        'target: p99 < 1 s',
+      ],
+      diffRows,
+    ),
     '',
     'Medians of the stages (ms from the write, or stage lengths):',
     '',
-    table(['row', 'write→change seen', 'change→pass starts', 'pass→SIGHUP', 'SIGHUP→first answer', 'total', 'write→reload confirmed (live workers all new)', 'pass (logged)'], breakdownRows),
+    table(
+      [
+        'row',
+        'write→change seen',
+        'change→pass starts',
+        'pass→SIGHUP',
+        'SIGHUP→first answer',
+        'total',
+        'write→reload confirmed (live workers all new)',
+        'pass (logged)',
+      ],
+      breakdownRows,
+    ),
     '',
     `Old answers after the first right one (polled every ${POLL_MS} ms for ${TAIL_MS} ms more; old workers keep accepting until the master retires them):`,
     '',
-    table(['row', 'trials with an old answer', 'median old answers (those trials)', 'median last old answer − first right (ms)', 'max (ms)'], flipRows),
+    table(
+      [
+        'row',
+        'trials with an old answer',
+        'median old answers (those trials)',
+        'median last old answer − first right (ms)',
+        'max (ms)',
+      ],
+      flipRows,
+    ),
     '',
     'SIGHUPs during the measured rounds (incl. warm-up): sent by the sidecar, sent by the bench, logged by nginx',
     '',
-    table(['stack', 'sidecar', 'bench', 'nginx log'], hupCheck.map((h) => [h['config']!, h['sidecarHups']!, h['benchHups']!, h['nginxLogged']!])),
+    table(
+      ['stack', 'sidecar', 'bench', 'nginx log'],
+      hupCheck.map((h) => [h['config']!, h['sidecarHups']!, h['benchHups']!, h['nginxLogged']!]),
+    ),
     '',
   ].join('\n');
   console.log(out);
-  const doc = { benchmark: 'latency', machine: info, settings: { runs: RUNS, warmup: WARMUP, pollMs: POLL_MS, tailMs: TAIL_MS, timeoutMs: TIMEOUT_MS }, rows: json, hups: hupCheck };
+  const doc = {
+    benchmark: 'latency',
+    machine: info,
+    settings: { runs: RUNS, warmup: WARMUP, pollMs: POLL_MS, tailMs: TAIL_MS, timeoutMs: TIMEOUT_MS },
+    rows: json,
+    hups: hupCheck,
+  };
   console.log('```json');
   console.log(JSON.stringify({ ...doc, rows: json.map(({ trials: _t, ...rest }) => rest) }, null, 2));
   console.log('```');

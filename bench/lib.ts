@@ -123,7 +123,10 @@ export const SERVICE = 'echo';
  */
 export function benchLogger(): { logger: winston.Logger; logs: LogEntry[] } {
   const logs: LogEntry[] = [];
-  const logger = winston.createLogger({ level: 'info', transports: [new winston.transports.Console({ silent: true })] });
+  const logger = winston.createLogger({
+    level: 'info',
+    transports: [new winston.transports.Console({ silent: true })],
+  });
   logger.on('data', (info: Record<string, unknown>) => logs.push({ ...info, at: now() } as LogEntry));
   return { logger, logs };
 }
@@ -182,7 +185,15 @@ export async function startStack(opts: { debounceMs: number; maxDelayMs: number;
 
     const { logger, logs } = benchLogger();
     const source = new TimedSource(new DirectorySource({ dir: watchDir, logger }));
-    const sidecar = benchSidecar({ source, confDir, port, nginx, debounceMs: opts.debounceMs, maxDelayMs: opts.maxDelayMs, logger });
+    const sidecar = benchSidecar({
+      source,
+      confDir,
+      port,
+      nginx,
+      debounceMs: opts.debounceMs,
+      maxDelayMs: opts.maxDelayMs,
+      logger,
+    });
     stops.push(() => sidecar.stop());
     await sidecar.start();
     const stack: BenchStack = {
@@ -319,8 +330,26 @@ export async function startTrial(
 // The poller (worker thread, see poller.ts).
 
 export type PollerRequest =
-  | { type: 'probe'; id: number; port: number; host: string; service: string; intervalMs: number; timeoutMs: number; tailMs: number }
-  | { type: 'sweep'; id: number; port: number; hosts: string[]; service: string; concurrency: number; retryMs: number; timeoutMs: number }
+  | {
+      type: 'probe';
+      id: number;
+      port: number;
+      host: string;
+      service: string;
+      intervalMs: number;
+      timeoutMs: number;
+      tailMs: number;
+    }
+  | {
+      type: 'sweep';
+      id: number;
+      port: number;
+      hosts: string[];
+      service: string;
+      concurrency: number;
+      retryMs: number;
+      timeoutMs: number;
+    }
   | { type: 'write'; id: number; files: Array<{ path: string; content: string }>; concurrency: number }
   | { type: 'record'; id: number; port: number; host: string; intervalMs: number; durationMs: number };
 
@@ -390,15 +419,34 @@ export class Poller {
    * (so the poller is running before the caller changes anything), `done` with the first correct one
    * after a further tailMs of polling (see poller.ts).
    */
-  probe(port: number, host: string, intervalMs: number, timeoutMs: number, tailMs = 0): { started: Promise<string>; done: Promise<ProbeResult> } {
+  probe(
+    port: number,
+    host: string,
+    intervalMs: number,
+    timeoutMs: number,
+    tailMs = 0,
+  ): { started: Promise<string>; done: Promise<ProbeResult> } {
     const id = this.nextId++;
     const started = this.wait<Extract<PollerReply, { type: 'started' }>>(`started:${id}`).then((r) => r.first);
     const done = this.wait<ProbeResult>(`done:${id}`);
-    this.worker.postMessage({ type: 'probe', id, port, host, service: SERVICE, intervalMs, timeoutMs, tailMs } satisfies PollerRequest);
+    this.worker.postMessage({
+      type: 'probe',
+      id,
+      port,
+      host,
+      service: SERVICE,
+      intervalMs,
+      timeoutMs,
+      tailMs,
+    } satisfies PollerRequest);
     return { started, done };
   }
 
-  sweep(port: number, hosts: string[], opts: { concurrency: number; retryMs: number; timeoutMs: number }): Promise<SweepResult> {
+  sweep(
+    port: number,
+    hosts: string[],
+    opts: { concurrency: number; retryMs: number; timeoutMs: number },
+  ): Promise<SweepResult> {
     const id = this.nextId++;
     const done = this.wait<SweepResult>(`done:${id}`);
     this.worker.postMessage({ type: 'sweep', id, port, hosts, service: SERVICE, ...opts } satisfies PollerRequest);
@@ -414,7 +462,10 @@ export class Poller {
   }
 
   /** Writes the files from the worker thread; resolves with when it started and finished. */
-  write(files: Array<{ path: string; content: string }>, concurrency: number): Promise<Extract<PollerReply, { type: 'write' }>> {
+  write(
+    files: Array<{ path: string; content: string }>,
+    concurrency: number,
+  ): Promise<Extract<PollerReply, { type: 'write' }>> {
     const id = this.nextId++;
     const done = this.wait<Extract<PollerReply, { type: 'write' }>>(`done:${id}`);
     this.worker.postMessage({ type: 'write', id, files, concurrency } satisfies PollerRequest);
@@ -445,7 +496,14 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-export function summary(values: number[]): { n: number; median: number; p90: number; p99: number; min: number; max: number } {
+export function summary(values: number[]): {
+  n: number;
+  median: number;
+  p90: number;
+  p99: number;
+  min: number;
+  max: number;
+} {
   return {
     n: values.length,
     median: round(median(values)),
@@ -476,7 +534,10 @@ export function machineLine(info: Record<string, string>): string {
 }
 
 /** Sidecar minus bare total of the trials of the same round (measured back to back). */
-export function pairedDiffs(sidecar: Array<{ round: number; total: number }>, bare: Array<{ round: number; total: number }>): number[] {
+export function pairedDiffs(
+  sidecar: Array<{ round: number; total: number }>,
+  bare: Array<{ round: number; total: number }>,
+): number[] {
   return sidecar.flatMap((st) => {
     const bt = bare.find((x) => x.round === st.round);
     return bt ? [st.total - bt.total] : [];
@@ -486,14 +547,18 @@ export function pairedDiffs(sidecar: Array<{ round: number; total: number }>, ba
 /** The two latency targets' cells: median at most bare + debounce + 100 ms, and p99 under 1 s. */
 export function targetCells(overBareDebounce: number, p99: number): [string, string] {
   return [
-    overBareDebounce <= 100 ? `met (${round(100 - overBareDebounce)} ms to spare)` : `NOT met (${round(overBareDebounce - 100)} ms over)`,
+    overBareDebounce <= 100
+      ? `met (${round(100 - overBareDebounce)} ms to spare)`
+      : `NOT met (${round(overBareDebounce - 100)} ms over)`,
     p99 < 1000 ? `met (p99 ${p99} ms)` : `NOT met (p99 ${p99} ms)`,
   ];
 }
 
 /** Trials for the JSON file, their numbers to two decimals. */
 export function roundedTrials(trials: object[]): Array<Record<string, unknown>> {
-  return trials.map((t) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, typeof v === 'number' ? round(v, 2) : v])));
+  return trials.map((t) =>
+    Object.fromEntries(Object.entries(t).map(([k, v]) => [k, typeof v === 'number' ? round(v, 2) : v])),
+  );
 }
 
 export function machine(): Record<string, string> {
@@ -522,7 +587,10 @@ export function machine(): Record<string, string> {
     node: process.version,
     nginx: nginxStderr.replace(/^nginx version:\s*/, ''),
     git: git + (dirty ? ' (src/ has uncommitted changes)' : ''),
-    load: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    load: os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
     date: new Date().toISOString(),
   };
 }
@@ -530,6 +598,7 @@ export function machine(): Record<string, string> {
 export function parseIntFlag(value: string | undefined, name: string, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
   return n;
 }

@@ -33,7 +33,16 @@ import { nginxVersion } from '../src/nginx/process.ts';
 import { renderModel } from '../src/nginx/render.ts';
 import { translate } from '../src/translate/index.ts';
 import { machine, median, parseIntFlag, round, table } from './lib.ts';
-import { freePort, nginxMemory, selfSignedCert, startOwnNginx, stopAllNginx, timeNginxTest, waitDrained, type OwnNginx } from './nginx-kit.ts';
+import {
+  freePort,
+  nginxMemory,
+  selfSignedCert,
+  startOwnNginx,
+  stopAllNginx,
+  timeNginxTest,
+  waitDrained,
+  type OwnNginx,
+} from './nginx-kit.ts';
 import { snapshotOf } from './scale-objects.ts';
 
 const VARIANTS = [
@@ -49,13 +58,19 @@ const VARIANTS = [
 type Variant = (typeof VARIANTS)[number];
 
 const { values: flags } = parseArgs({
-  options: { size: { type: 'string' }, samples: { type: 'string' }, variants: { type: 'string' }, json: { type: 'string' } },
+  options: {
+    size: { type: 'string' },
+    samples: { type: 'string' },
+    variants: { type: 'string' },
+    json: { type: 'string' },
+  },
   strict: true,
 });
 const SIZE = parseIntFlag(flags.size, '--size', 10000, 1);
 const SAMPLES = parseIntFlag(flags.samples, '--samples', 3, 1);
 const CHOSEN = (flags.variants?.split(',') ?? [...VARIANTS]).map((v) => {
-  if (!(VARIANTS as readonly string[]).includes(v)) throw new Error(`unknown variant ${v}; known: ${VARIANTS.join(', ')}`);
+  if (!(VARIANTS as readonly string[]).includes(v))
+    throw new Error(`unknown variant ${v}; known: ${VARIANTS.join(', ')}`);
   return v as Variant;
 });
 
@@ -69,7 +84,10 @@ function variantFiles(variant: Variant, files: Map<string, string>, model: Routi
     let c = content;
     switch (variant) {
       case 'upstream-names-hash-first':
-        c = c.replace(/(^upstream |proxy_pass http:\/\/)([a-z0-9_.-]+)/gm, (_m, a: string, b: string) => `${a}${hashFirst(b)}`);
+        c = c.replace(
+          /(^upstream |proxy_pass http:\/\/)([a-z0-9_.-]+)/gm,
+          (_m, a: string, b: string) => `${a}${hashFirst(b)}`,
+        );
         break;
       case 'proxy-pass-address':
         c = c.replace(/proxy_pass http:\/\/\S+;/g, 'proxy_pass http://127.0.0.1:8080;');
@@ -108,19 +126,26 @@ function bareFiles(model: RoutingModel, files: Map<string, string>): Map<string,
     'bare-00-default.conf',
     `server_names_hash_max_size ${model.serverNamesHash.maxSize};\nserver_names_hash_bucket_size ${model.serverNamesHash.bucketSize};\n` +
       `server {\n    listen ${model.httpPort} default_server;\n` +
-      (https && def ? `    listen ${https.port} ssl default_server;\n    ssl_certificate ${def.certPath};\n    ssl_certificate_key ${def.certPath};\n` : '') +
+      (https && def
+        ? `    listen ${https.port} ssl default_server;\n    ssl_certificate ${def.certPath};\n    ssl_certificate_key ${def.certPath};\n`
+        : '') +
       '    return 404;\n}\n',
   );
   // The upstreams exactly as rendered.
   for (const [name, content] of files) if (name.includes('upstreams')) out.set(name, content);
   for (const s of model.servers) {
     const locations = s.locations
-      .map((l) => `    location ${l.match === 'exact' ? '= ' : ''}${l.path} {\n        ${l.action.kind === 'proxy' ? `proxy_pass http://${l.action.upstream}` : 'return 503'};\n    }\n`)
+      .map(
+        (l) =>
+          `    location ${l.match === 'exact' ? '= ' : ''}${l.path} {\n        ${l.action.kind === 'proxy' ? `proxy_pass http://${l.action.upstream}` : 'return 503'};\n    }\n`,
+      )
       .join('');
     out.set(
       s.file,
       `server {\n    listen ${model.httpPort};\n` +
-        (s.tls && https ? `    listen ${https.port} ssl;\n    ssl_certificate ${s.tls.certPath};\n    ssl_certificate_key ${s.tls.certPath};\n` : '') +
+        (s.tls && https
+          ? `    listen ${https.port} ssl;\n    ssl_certificate ${s.tls.certPath};\n    ssl_certificate_key ${s.tls.certPath};\n`
+          : '') +
         `    server_name ${s.serverName};\n${locations}}\n`,
     );
   }
@@ -147,9 +172,17 @@ try {
     accessLog: '/dev/stdout',
     ...(version ? { nginxVersion: version } : {}),
     now: new Date(),
-    tls: { httpsPort, httpsRedirectPort: httpsPort, certDir, defaultCertificate: await generateSelfSignedCertificate() },
+    tls: {
+      httpsPort,
+      httpsRedirectPort: httpsPort,
+      certDir,
+      defaultCertificate: await generateSelfSignedCertificate(),
+    },
   });
-  if (model.servers.length !== SIZE || model.rejections.length > 0) throw new Error(`unexpected model: ${model.servers.length} servers, ${JSON.stringify(model.rejections.slice(0, 3))}`);
+  if (model.servers.length !== SIZE || model.rejections.length > 0)
+    throw new Error(
+      `unexpected model: ${model.servers.length} servers, ${JSON.stringify(model.rejections.slice(0, 3))}`,
+    );
   await new CertStore({ dir: certDir }).write(model.certificates);
   const rendered = renderModel(model);
 
@@ -174,17 +207,49 @@ try {
       const tests: number[] = [];
       for (let i = 0; i < SAMPLES; i++) tests.push(await timeNginxTest(nginx));
       results[variant] = { bytes, startMs, memory: mem, nginxTest: tests };
-      rows.push([variant, round(bytes / 1048576, 2), round(median(tests), 0), round(startMs, 0), round(mem.masterRssKb / 1024, 1), round(mem.rssKb / 1024, 1), round(mem.pssKb / 1024, 1)]);
-      console.error(`${variant}: nginx -t ${round(median(tests), 0)} ms, master RSS ${round(mem.masterRssKb / 1024, 1)} MB`);
+      rows.push([
+        variant,
+        round(bytes / 1048576, 2),
+        round(median(tests), 0),
+        round(startMs, 0),
+        round(mem.masterRssKb / 1024, 1),
+        round(mem.rssKb / 1024, 1),
+        round(mem.pssKb / 1024, 1),
+      ]);
+      console.error(
+        `${variant}: nginx -t ${round(median(tests), 0)} ms, master RSS ${round(mem.masterRssKb / 1024, 1)} MB`,
+      );
     } finally {
       await nginx?.stop();
       await rm(dir, { recursive: true, force: true });
     }
   }
-  console.log(`## nginx's cost of the configuration for ${SIZE.toLocaleString('en')} Ingresses (nginx -t: median of ${SAMPLES})\n`);
-  console.log(`machine: ${m.nproc} CPUs (${m.cpu}), load at start ${m.load}, nginx ${m.nginx}, git ${m.git || '-'}, ${m.date}\n`);
-  console.log(table(['variant', 'config MB', 'nginx -t ms', 'start (nginx until its worker runs) ms', 'master RSS MB', 'RSS sum MB (master + 1 worker)', 'PSS sum MB'], rows));
-  if (flags.json) await writeFile(flags.json, JSON.stringify({ benchmark: 'nginx-config-cost', machine: m, size: SIZE, samples: SAMPLES, results }, null, 2) + '\n');
+  console.log(
+    `## nginx's cost of the configuration for ${SIZE.toLocaleString('en')} Ingresses (nginx -t: median of ${SAMPLES})\n`,
+  );
+  console.log(
+    `machine: ${m.nproc} CPUs (${m.cpu}), load at start ${m.load}, nginx ${m.nginx}, git ${m.git || '-'}, ${m.date}\n`,
+  );
+  console.log(
+    table(
+      [
+        'variant',
+        'config MB',
+        'nginx -t ms',
+        'start (nginx until its worker runs) ms',
+        'master RSS MB',
+        'RSS sum MB (master + 1 worker)',
+        'PSS sum MB',
+      ],
+      rows,
+    ),
+  );
+  if (flags.json)
+    await writeFile(
+      flags.json,
+      JSON.stringify({ benchmark: 'nginx-config-cost', machine: m, size: SIZE, samples: SAMPLES, results }, null, 2) +
+        '\n',
+    );
 } finally {
   await stopAllNginx();
   await rm(work, { recursive: true, force: true });

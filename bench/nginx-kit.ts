@@ -95,7 +95,10 @@ export async function nginxMemory(master: number): Promise<NginxMemory> {
  * moment every live worker is new and no old worker is live (what the sidecar's verification
  * waits for). The old workers may still be draining after that.
  */
-export async function timedReload(master: number, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<{ firstNewWorker: number; verified: number }> {
+export async function timedReload(
+  master: number,
+  opts: { pollMs?: number; timeoutMs?: number } = {},
+): Promise<{ firstNewWorker: number; verified: number }> {
   const { pollMs = 2, timeoutMs = 60_000 } = opts;
   const before = new Set((await nginxWorkers(master)).live);
   const t0 = performance.now();
@@ -127,7 +130,6 @@ export async function waitDrained(master: number, timeoutMs: number): Promise<bo
 
 export { freePort } from '../spec/helpers/nginx.ts';
 
-
 /** A self-signed RSA 2048 certificate for `names` (subjectAltName DNS names), valid 30 days. */
 export async function selfSignedCert(names: string[]): Promise<{ crt: string; key: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ingress-sidecar-bench-cert-'));
@@ -135,17 +137,34 @@ export async function selfSignedCert(names: string[]): Promise<{ crt: string; ke
     const r = await execa(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '30',
-        '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'crt.pem'),
-        '-subj', `/CN=${names[0]}`,
-        '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
-        '-addext', 'basicConstraints=critical,CA:FALSE',
-        '-addext', 'extendedKeyUsage=serverAuth',
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-sha256',
+        '-days',
+        '30',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'crt.pem'),
+        '-subj',
+        `/CN=${names[0]}`,
+        '-addext',
+        `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
+        '-addext',
+        'basicConstraints=critical,CA:FALSE',
+        '-addext',
+        'extendedKeyUsage=serverAuth',
       ],
       { reject: false, stdin: 'ignore', timeout: 60_000, all: true },
     );
     if (r.exitCode !== 0) throw new Error(`openssl failed: ${r.all ?? r.shortMessage}`);
-    return { crt: await readFile(path.join(dir, 'crt.pem'), 'utf8'), key: await readFile(path.join(dir, 'key.pem'), 'utf8') };
+    return {
+      crt: await readFile(path.join(dir, 'crt.pem'), 'utf8'),
+      key: await readFile(path.join(dir, 'key.pem'), 'utf8'),
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -232,17 +251,27 @@ export function runWrk(opts: {
   cpus?: string;
 }): WrkRun {
   const u = new URL(opts.url);
-  if (u.hostname !== '127.0.0.1' && u.hostname !== 'localhost' && u.hostname !== '[::1]') throw new Error(`wrk only against loopback, not ${u.hostname}`);
+  if (u.hostname !== '127.0.0.1' && u.hostname !== 'localhost' && u.hostname !== '[::1]')
+    throw new Error(`wrk only against loopback, not ${u.hostname}`);
   const script = path.join(opts.scriptDir, `wrk-${opts.countStatus ? 'status' : 'plain'}.lua`);
   const args = [
-    `-t${opts.threads}`, `-c${opts.connections}`, `-d${opts.durationS}s`, `--timeout`, `${opts.timeoutS ?? 5}s`,
-    '-s', script, ...(opts.host ? ['-H', `Host: ${opts.host}`] : []), opts.url,
+    `-t${opts.threads}`,
+    `-c${opts.connections}`,
+    `-d${opts.durationS}s`,
+    `--timeout`,
+    `${opts.timeoutS ?? 5}s`,
+    '-s',
+    script,
+    ...(opts.host ? ['-H', `Host: ${opts.host}`] : []),
+    opts.url,
   ];
   let child: ReturnType<typeof spawn> | null = null;
   let killTimer: NodeJS.Timeout | null = null;
   const result = (async () => {
     await writeFile(script, wrkScript(opts.countStatus ?? false));
-    const proc = opts.cpus ? spawn('taskset', ['-c', opts.cpus, 'wrk', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = opts.cpus
+      ? spawn('taskset', ['-c', opts.cpus, 'wrk', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     killTimer = setTimeout(() => proc.kill('SIGKILL'), (opts.durationS + 30) * 1000);
     let out = '';
@@ -260,7 +289,14 @@ export function runWrk(opts: {
     const n = (k: string) => j[k] ?? 0;
     const non2xx = opts.countStatus ? n('n3') + n('n4') + n('n5') + n('nother') : null;
     const byClass: Record<string, number> = {};
-    if (opts.countStatus) for (const [k, c] of [['3xx', 'n3'], ['4xx', 'n4'], ['5xx', 'n5'], ['other', 'nother']] as const) if (n(c) > 0) byClass[k] = n(c);
+    if (opts.countStatus)
+      for (const [k, c] of [
+        ['3xx', 'n3'],
+        ['4xx', 'n4'],
+        ['5xx', 'n5'],
+        ['other', 'nother'],
+      ] as const)
+        if (n(c) > 0) byClass[k] = n(c);
     const durationS = n('duration_us') / 1e6;
     return {
       requests: n('requests'),

@@ -44,7 +44,12 @@ const OPTS: TranslateOptions = { ingressClass: 'nginx', httpPort: 8080, ipv6: fa
 
 function svc(name: string) {
   return {
-    service: { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'team' }, spec: { ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
+    service: {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'team' },
+      spec: { ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+    },
     slice: {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
@@ -74,10 +79,21 @@ export function pathsSnapshot(): Snapshot {
     for (let i = 0; out.length < 10_000; i++) {
       const p = `/${who}/section-${i % 100}/item-${i}`;
       switch (i % 4) {
-        case 0: out.push({ path: `${p}/`, pathType: 'Exact', backend: backend(who) }); break; // pinned bare path
-        case 1: out.push({ path: p, pathType: 'Prefix', backend: backend(who) }); break;
-        case 2: out.push({ path: p, pathType: 'Exact', backend: backend(who) }, { path: p, pathType: 'Prefix', backend: backend(who) }); break;
-        default: out.push({ path: `${p}/`, pathType: 'Prefix', backend: backend(who) }); break;
+        case 0:
+          out.push({ path: `${p}/`, pathType: 'Exact', backend: backend(who) });
+          break; // pinned bare path
+        case 1:
+          out.push({ path: p, pathType: 'Prefix', backend: backend(who) });
+          break;
+        case 2:
+          out.push(
+            { path: p, pathType: 'Exact', backend: backend(who) },
+            { path: p, pathType: 'Prefix', backend: backend(who) },
+          );
+          break;
+        default:
+          out.push({ path: `${p}/`, pathType: 'Prefix', backend: backend(who) });
+          break;
       }
     }
     return out.slice(0, 10_000);
@@ -85,7 +101,10 @@ export function pathsSnapshot(): Snapshot {
   const a = svc('a');
   const b = svc('b');
   return {
-    ingresses: [ing('paths-a', 0, [{ host: 'paths.scale.test', http: { paths: one('a') } }]), ing('paths-b', 1, [{ host: 'paths.scale.test', http: { paths: one('b') } }])],
+    ingresses: [
+      ing('paths-a', 0, [{ host: 'paths.scale.test', http: { paths: one('a') } }]),
+      ing('paths-b', 1, [{ host: 'paths.scale.test', http: { paths: one('b') } }]),
+    ],
     ingressClasses: [],
     services: [a.service, b.service],
     endpointSlices: [a.slice, b.slice],
@@ -99,9 +118,21 @@ export function hostsSnapshot(): Snapshot {
   const s = svc('h');
   const rules = Array.from({ length: 5000 }, (_, i) => ({
     host: `host-${i}.scale.test`,
-    http: { paths: [{ path: '/', pathType: 'Prefix', backend: backend('h') }, { path: '/api', pathType: 'Exact', backend: backend('h') }] },
+    http: {
+      paths: [
+        { path: '/', pathType: 'Prefix', backend: backend('h') },
+        { path: '/api', pathType: 'Exact', backend: backend('h') },
+      ],
+    },
   }));
-  return { ingresses: [ing('hosts', 0, rules)], ingressClasses: [], services: [s.service], endpointSlices: [s.slice], endpoints: [], secrets: [] } as Snapshot;
+  return {
+    ingresses: [ing('hosts', 0, rules)],
+    ingressClasses: [],
+    services: [s.service],
+    endpointSlices: [s.slice],
+    endpoints: [],
+    secrets: [],
+  } as Snapshot;
 }
 
 interface ModelResult {
@@ -128,14 +159,18 @@ function modelCase(name: string, snap: Snapshot): ModelResult {
   // Warm-up (module caches, JIT), then timed samples; render's per-server memo is dropped by a
   // model of nothing between samples so that every sample renders all servers.
   renderer.render(translate(snap, OPTS));
-  const empty = translate({ ingresses: [], ingressClasses: [], services: [], endpointSlices: [], endpoints: [], secrets: [] }, OPTS);
+  const empty = translate(
+    { ingresses: [], ingressClasses: [], services: [], endpointSlices: [], endpoints: [], secrets: [] },
+    OPTS,
+  );
   const translateMs: number[] = [];
   const renderMs: number[] = [];
   let model = null;
   let files = null;
   for (let i = 0; i < SAMPLES; i++) {
     renderer.render(empty);
-    model = files = null;
+    // Drop the previous sample's model and files before the GC, so they are not counted.
+    model = files = null; // eslint-disable-line no-useless-assignment
     gc();
     let t0 = performance.now();
     model = translate(snap, OPTS);
@@ -192,7 +227,11 @@ async function passCase(): Promise<PassResult> {
   try {
     const nginx = await startOwnNginx({ confDir });
     const sidecar = new Sidecar({
-      source: { start: async () => {}, snapshot: () => ({ ...snap, ingresses: [...snap.ingresses] }), stop: async () => {} },
+      source: {
+        start: async () => {},
+        snapshot: () => ({ ...snap, ingresses: [...snap.ingresses] }),
+        stop: async () => {},
+      },
       translate: { ingressClass: 'nginx', httpPort: await freePort(), ipv6: false },
       confDir,
       nginxBinary: nginxBinary(),
@@ -211,7 +250,12 @@ async function passCase(): Promise<PassResult> {
       const r = await withProbe(() => sidecar.runOnce());
       oneChange.push({ ms: r.ms, longestBlockMs: r.longestBlockMs });
     }
-    return { case: 'pass', full: { ms: full.ms, longestBlockMs: full.longestBlockMs }, oneChange, maxRssMb: round(process.resourceUsage().maxRSS / 1024, 1) };
+    return {
+      case: 'pass',
+      full: { ms: full.ms, longestBlockMs: full.longestBlockMs },
+      oneChange,
+      maxRssMb: round(process.resourceUsage().maxRSS / 1024, 1),
+    };
   } finally {
     await stopAllNginx();
     await rm(work, { recursive: true, force: true });
@@ -235,7 +279,12 @@ function runChild(c: string): Promise<ModelResult | PassResult> {
 }
 
 if (flags.case) {
-  const r = flags.case === 'paths' ? modelCase('paths', pathsSnapshot()) : flags.case === 'hosts' ? modelCase('hosts', hostsSnapshot()) : await passCase();
+  const r =
+    flags.case === 'paths'
+      ? modelCase('paths', pathsSnapshot())
+      : flags.case === 'hosts'
+        ? modelCase('hosts', hostsSnapshot())
+        : await passCase();
   process.stdout.write(JSON.stringify(r) + '\n');
 } else {
   const m = machine();
@@ -246,13 +295,33 @@ if (flags.case) {
     results.push(await runChild(c));
     console.error(`${c}: ${round((performance.now() - t0) / 1000, 1)} s`);
   }
-  console.log(`machine: ${m.nproc} CPUs, load at start ${m.load}, node ${m.node}, nginx ${m.nginx}, git ${m.git || '-'}, ${m.date}; samples ${SAMPLES}\n`);
+  console.log(
+    `machine: ${m.nproc} CPUs, load at start ${m.load}, node ${m.node}, nginx ${m.nginx}, git ${m.git || '-'}, ${m.date}; samples ${SAMPLES}\n`,
+  );
   const models = results.filter((r): r is ModelResult => r.case !== 'pass');
   if (models.length > 0) {
     console.log(
       table(
-        ['case', 'servers', 'locations', 'config MB', 'translate ms (median)', 'render ms (median)', 'heap after MB', 'peak RSS MB'],
-        models.map((r) => [r.case, r.servers, r.locations, round(r.configBytes / 1048576, 2), round(median(r.translateMs)), round(median(r.renderMs)), r.heapAfterMb, r.maxRssMb]),
+        [
+          'case',
+          'servers',
+          'locations',
+          'config MB',
+          'translate ms (median)',
+          'render ms (median)',
+          'heap after MB',
+          'peak RSS MB',
+        ],
+        models.map((r) => [
+          r.case,
+          r.servers,
+          r.locations,
+          round(r.configBytes / 1048576, 2),
+          round(median(r.translateMs)),
+          round(median(r.renderMs)),
+          r.heapAfterMb,
+          r.maxRssMb,
+        ]),
       ),
     );
   }
@@ -262,10 +331,16 @@ if (flags.case) {
     console.log(
       table(
         ['pass', 'ms', 'longest event-loop block ms'],
-        [['full (first)', round(pass.full.ms), round(pass.full.longestBlockMs)], ...pass.oneChange.map((p, i) => [`one change #${i + 1}`, round(p.ms), round(p.longestBlockMs)])],
+        [
+          ['full (first)', round(pass.full.ms), round(pass.full.longestBlockMs)],
+          ...pass.oneChange.map((p, i) => [`one change #${i + 1}`, round(p.ms), round(p.longestBlockMs)]),
+        ],
       ),
     );
     console.log(`\npeak RSS ${pass.maxRssMb} MB`);
   }
-  if (flags.json) await import('node:fs/promises').then((f) => f.writeFile(flags.json!, JSON.stringify({ machine: m, samples: SAMPLES, results }, null, 2) + '\n'));
+  if (flags.json)
+    await import('node:fs/promises').then((f) =>
+      f.writeFile(flags.json!, JSON.stringify({ machine: m, samples: SAMPLES, results }, null, 2) + '\n'),
+    );
 }

@@ -20,7 +20,15 @@ const REQUEST_TIMEOUT_MS = 1000;
 function get(port: number, host: string, onOk: (body: string) => string): Promise<string> {
   return new Promise((resolve) => {
     const req = http.request(
-      { host: '127.0.0.1', port, path: '/', method: 'GET', headers: { Host: host }, agent: false, timeout: REQUEST_TIMEOUT_MS },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/',
+        method: 'GET',
+        headers: { Host: host },
+        agent: false,
+        timeout: REQUEST_TIMEOUT_MS,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -45,7 +53,9 @@ function get(port: number, host: string, onOk: (body: string) => string): Promis
 function check(port: number, host: string, service: string): Promise<string> {
   return get(port, host, (text) => {
     const body = JSON.parse(text) as { service?: string; headers?: { host?: string } };
-    return body.service === service && body.headers?.host === host ? 'ok' : `200 from ${body.service} for ${body.headers?.host}`;
+    return body.service === service && body.headers?.host === host
+      ? 'ok'
+      : `200 from ${body.service} for ${body.headers?.host}`;
   });
 }
 
@@ -84,18 +94,41 @@ async function probe(msg: Extract<PollerRequest, { type: 'probe' }>): Promise<Po
     last = await check(msg.port, msg.host, msg.service);
     const at = now();
     if (tries === 1) parentPort!.postMessage({ type: 'started', id: msg.id, first: last } satisfies PollerReply);
-    if (last === 'ok') return { type: 'probe', id: msg.id, ok: true, at, tries, last, firstWasOk: tries === 1, ...(await tail(msg, at)) };
+    if (last === 'ok')
+      return {
+        type: 'probe',
+        id: msg.id,
+        ok: true,
+        at,
+        tries,
+        last,
+        firstWasOk: tries === 1,
+        ...(await tail(msg, at)),
+      };
     const wait = started + msg.intervalMs - now();
     if (wait > 0) await sleep(wait);
   }
-  return { type: 'probe', id: msg.id, ok: false, at: now(), tries: maxTries, last, firstWasOk: false, wrongAfter: 0, lastWrongAt: 0 };
+  return {
+    type: 'probe',
+    id: msg.id,
+    ok: false,
+    at: now(),
+    tries: maxTries,
+    last,
+    firstWasOk: false,
+    wrongAfter: 0,
+    lastWrongAt: 0,
+  };
 }
 
 /**
  * Keeps polling for tailMs after the first correct answer: during a reload the old workers accept
  * for a while too, so a client may still get the old answer. Counts those and notes the last one.
  */
-async function tail(msg: Extract<PollerRequest, { type: 'probe' }>, firstOk: number): Promise<{ wrongAfter: number; lastWrongAt: number }> {
+async function tail(
+  msg: Extract<PollerRequest, { type: 'probe' }>,
+  firstOk: number,
+): Promise<{ wrongAfter: number; lastWrongAt: number }> {
   let wrongAfter = 0;
   let lastWrongAt = 0;
   const end = firstOk + msg.tailMs;
@@ -155,6 +188,13 @@ async function write(msg: Extract<PollerRequest, { type: 'write' }>): Promise<Po
 }
 
 parentPort!.on('message', (msg: PollerRequest) => {
-  const run = msg.type === 'probe' ? probe(msg) : msg.type === 'sweep' ? sweep(msg) : msg.type === 'record' ? record(msg) : write(msg);
+  const run =
+    msg.type === 'probe'
+      ? probe(msg)
+      : msg.type === 'sweep'
+        ? sweep(msg)
+        : msg.type === 'record'
+          ? record(msg)
+          : write(msg);
   void run.then((reply) => parentPort!.postMessage(reply));
 });

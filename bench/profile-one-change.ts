@@ -19,7 +19,10 @@ import { TLS_EVERY, ingress, snapshotOf } from './scale-objects.ts';
 // One for the run, as the sidecar holds one: it reuses the text of servers that did not change.
 const renderer = new Renderer();
 
-const { values: flags } = parseArgs({ options: { size: { type: 'string' }, passes: { type: 'string' }, out: { type: 'string' } }, strict: true });
+const { values: flags } = parseArgs({
+  options: { size: { type: 'string' }, passes: { type: 'string' }, out: { type: 'string' } },
+  strict: true,
+});
 const N = parseIntFlag(flags.size, '--size', 10_000, 10);
 const PASSES = parseIntFlag(flags.passes, '--passes', 5, 1);
 
@@ -36,7 +39,12 @@ const base: Omit<TranslateOptions, 'now'> = {
   httpPort: 8080,
   ipv6: false,
   accessLog: '/dev/stdout',
-  tls: { httpsPort: 8443, httpsRedirectPort: 8443, certDir: certDirFor('/nonexistent/conf.d'), defaultCertificate: await generateSelfSignedCertificate() },
+  tls: {
+    httpsPort: 8443,
+    httpsRedirectPort: 8443,
+    certDir: certDirFor('/nonexistent/conf.d'),
+    defaultCertificate: await generateSelfSignedCertificate(),
+  },
 };
 for (let i = 0; i < 2; i++) renderer.render(translate(snap, { ...base, now: new Date() }));
 
@@ -66,14 +74,17 @@ for (let s = 0; s < PASSES; s++) {
   renderer.render(model);
   times.push({ translate: Math.round(t1 - t0), render: Math.round(performance.now() - t1) });
 }
-const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] } };
+const { profile } = (await session.post('Profiler.stop')) as unknown as {
+  profile: { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+};
 session.disconnect();
 if (flags.out) await writeFile(flags.out, JSON.stringify(profile));
 
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-const key = (n: ProfileNode) => `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(src|node_modules|bench)\//, '$1/')}:${n.callFrame.lineNumber + 1}`;
+const key = (n: ProfileNode) =>
+  `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(src|node_modules|bench)\//, '$1/')}:${n.callFrame.lineNumber + 1}`;
 const self = new Map<string, number>();
 const total = new Map<string, number>();
 let all = 0;
@@ -93,8 +104,15 @@ const top = (m: Map<string, number>, limit: number) =>
   [...m]
     .sort((a, b) => b[1] - a[1])
     .slice(0, limit)
-    .map(([k, t]) => `${(t / 1000 / PASSES).toFixed(1).padStart(8)} ms/pass ${((100 * t) / all).toFixed(1).padStart(5)}%  ${k}`)
+    .map(
+      ([k, t]) =>
+        `${(t / 1000 / PASSES).toFixed(1).padStart(8)} ms/pass ${((100 * t) / all).toFixed(1).padStart(5)}%  ${k}`,
+    )
     .join('\n');
-console.log(`${N} Ingresses, one changed per pass, ${PASSES} passes (profiler attached): translate / render ms ${JSON.stringify(times)}`);
+console.log(
+  `${N} Ingresses, one changed per pass, ${PASSES} passes (profiler attached): translate / render ms ${JSON.stringify(times)}`,
+);
 console.log(`collectGarbage() after a full pass: ${gcMs.join(', ')} ms`);
-console.log(`sampled per pass: ${(all / 1000 / PASSES).toFixed(1)} ms\n\nby inclusive time:\n${top(total, 40)}\n\nby self time:\n${top(self, 25)}`);
+console.log(
+  `sampled per pass: ${(all / 1000 / PASSES).toFixed(1)} ms\n\nby inclusive time:\n${top(total, 40)}\n\nby self time:\n${top(self, 25)}`,
+);

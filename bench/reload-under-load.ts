@@ -48,8 +48,33 @@ import { nginxBinary } from '../src/dev/local-nginx.ts';
 import { Sidecar } from '../src/sync/sidecar.ts';
 import { DirectorySource } from '../src/sources/directory.ts';
 import { backendYaml, ingressYaml } from '../spec/helpers/sidecar.ts';
-import { benchHup, countLoggedHups, hookKill, hups, machine, median, now, parseIntFlag, percentile, round, table } from './lib.ts';
-import { freePort, ms, nginxMemory, nginxWorkers, runWrk, socketErrors, startOwnNginx, stopAllNginx, waitDrained, wrkAvailable, type NginxMemory, type OwnNginx } from './nginx-kit.ts';
+import {
+  benchHup,
+  countLoggedHups,
+  hookKill,
+  hups,
+  machine,
+  median,
+  now,
+  parseIntFlag,
+  percentile,
+  round,
+  table,
+} from './lib.ts';
+import {
+  freePort,
+  ms,
+  nginxMemory,
+  nginxWorkers,
+  runWrk,
+  socketErrors,
+  startOwnNginx,
+  stopAllNginx,
+  waitDrained,
+  wrkAvailable,
+  type NginxMemory,
+  type OwnNginx,
+} from './nginx-kit.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -85,7 +110,9 @@ function backends(fastPort: number, echoPort: number): string {
 }
 
 function ingress(name: string, host: string, service: string, extraPaths: string[]): string {
-  return ingressYaml(name, [{ host, paths: ['/', ...extraPaths].map((p): [string, string, string] => [p, 'Prefix', service]) }]);
+  return ingressYaml(name, [
+    { host, paths: ['/', ...extraPaths].map((p): [string, string, string] => [p, 'Prefix', service]) },
+  ]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -117,7 +144,17 @@ class WsClient {
   private resolveDone: () => void = () => undefined;
 
   constructor(id: number, openedAfterReload: number) {
-    this.report = { id, openedAt: 0, openedAfterReload, closedAt: null, closedBy: '', pingsOk: 0, pingsFailedWhileOpen: 0, pingsLostAtClose: 0, mismatches: 0 };
+    this.report = {
+      id,
+      openedAt: 0,
+      openedAfterReload,
+      closedAt: null,
+      closedBy: '',
+      pingsOk: 0,
+      pingsFailedWhileOpen: 0,
+      pingsLostAtClose: 0,
+      mismatches: 0,
+    };
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
@@ -133,7 +170,8 @@ class WsClient {
         if (end < 0) return;
         clearTimeout(t);
         socket.off('data', onData);
-        if (!head.startsWith('HTTP/1.1 101')) return reject(new Error(`WebSocket upgrade refused: ${head.split('\r\n')[0]}`));
+        if (!head.startsWith('HTTP/1.1 101'))
+          return reject(new Error(`WebSocket upgrade refused: ${head.split('\r\n')[0]}`));
         this.buffer = head.slice(end + 4);
         resolve();
       };
@@ -231,19 +269,29 @@ try {
   await mkdir(confDir);
 
   const fastPort = await freePort();
-  const fast = await startOwnNginx({ http: `server {\n    listen 127.0.0.1:${fastPort};\n    location / {\n        return 200 "ok\\n";\n    }\n}` });
+  const fast = await startOwnNginx({
+    http: `server {\n    listen 127.0.0.1:${fastPort};\n    location / {\n        return 200 "ok\\n";\n    }\n}`,
+  });
   stops.push(() => fast.stop());
   const echo: EchoServer = await startEcho('echo');
   stops.push(() => echo.close());
   const port = await freePort();
-  const nginx: OwnNginx = await startOwnNginx({ confDir, workerShutdownTimeout: `${WST_S}s`, workerConnections: 4096, keepaliveTimeout: KEEPALIVE_TIMEOUT });
+  const nginx: OwnNginx = await startOwnNginx({
+    confDir,
+    workerShutdownTimeout: `${WST_S}s`,
+    workerConnections: 4096,
+    keepaliveTimeout: KEEPALIVE_TIMEOUT,
+  });
   stops.push(() => nginx.stop());
 
   await writeFile(path.join(watchDir, 'backends.yaml'), backends(fastPort, echo.port));
   await writeFile(path.join(watchDir, 'fast.yaml'), ingress('fast', 'fast.test', 'fast', []));
   await writeFile(path.join(watchDir, 'ws.yaml'), ingress('ws', 'ws.test', 'echo', []));
   const logs: Array<Record<string, unknown>> = [];
-  const logger = winston.createLogger({ level: 'info', transports: [new winston.transports.Console({ silent: true })] });
+  const logger = winston.createLogger({
+    level: 'info',
+    transports: [new winston.transports.Console({ silent: true })],
+  });
   logger.on('data', (info: Record<string, unknown>) => logs.push({ ...info, at: now() }));
   const sidecar = new Sidecar({
     source: new DirectorySource({ dir: watchDir, logger }),
@@ -258,7 +306,8 @@ try {
   });
   stops.push(() => sidecar.stop());
   await sidecar.start();
-  if (sidecar.stats.reloads !== 1) throw new Error(`the first sync did not reload nginx (reloads: ${sidecar.stats.reloads})`);
+  if (sidecar.stats.reloads !== 1)
+    throw new Error(`the first sync did not reload nginx (reloads: ${sidecar.stats.reloads})`);
   await waitDrained(nginx.master, 10_000);
 
   /**
@@ -297,7 +346,10 @@ try {
       if (mem.rssKb > peak.rssKb) peak = mem;
       const w = await nginxWorkers(nginx.master);
       maxWorkers = Math.max(maxWorkers, w.live.length + w.draining.length);
-      if (k % 20 === 0) console.error(`reload ${k}/${count}: ${round(ms(t0) / 1000, 1)} s, nginx ${mem.processes} processes, ${round(mem.rssKb / 1024, 1)} MB RSS`);
+      if (k % 20 === 0)
+        console.error(
+          `reload ${k}/${count}: ${round(ms(t0) / 1000, 1)} s, nginx ${mem.processes} processes, ${round(mem.rssKb / 1024, 1)} MB RSS`,
+        );
     }
     const endedAt = now();
     await sleep(1000);
@@ -320,9 +372,19 @@ try {
     const before: number = sidecar.stats.reloads;
     const hupsBefore = hups.length;
     const w0 = performance.now();
-    await writeFile(path.join(watchDir, 'fast.yaml'), ingress('fast', 'fast.test', 'fast', Array.from({ length: k }, (_, j) => `/v${j + 1}`)));
-    for (let i = 0; i < RELOAD_WAIT_MS / 5 && sidecar.stats.reloads === before && ms(w0) < RELOAD_WAIT_MS; i++) await sleep(5);
-    if (sidecar.stats.reloads === before) throw new Error(`reload ${k}: the sidecar did not reload nginx within ${RELOAD_WAIT_MS} ms`);
+    await writeFile(
+      path.join(watchDir, 'fast.yaml'),
+      ingress(
+        'fast',
+        'fast.test',
+        'fast',
+        Array.from({ length: k }, (_, j) => `/v${j + 1}`),
+      ),
+    );
+    for (let i = 0; i < RELOAD_WAIT_MS / 5 && sidecar.stats.reloads === before && ms(w0) < RELOAD_WAIT_MS; i++)
+      await sleep(5);
+    if (sidecar.stats.reloads === before)
+      throw new Error(`reload ${k}: the sidecar did not reload nginx within ${RELOAD_WAIT_MS} ms`);
     hupAt.push(hups[hupsBefore]?.at ?? NaN);
   };
   const a = await underLoad(RELOADS, sidecarReload);
@@ -375,11 +437,14 @@ try {
   });
   const failedOf = (x: typeof a) => socketErrors(x.load) + (x.load.non2xx ?? 0);
   const mbOf = (k: number) => round(k / 1024, 1);
-  const memText = (x: NginxMemory) => `${x.processes} processes, RSS ${mbOf(x.rssKb)} MB (master ${mbOf(x.masterRssKb)}), PSS ${mbOf(x.pssKb)} MB`;
+  const memText = (x: NginxMemory) =>
+    `${x.processes} processes, RSS ${mbOf(x.rssKb)} MB (master ${mbOf(x.masterRssKb)}), PSS ${mbOf(x.pssKb)} MB`;
   const phaseRows = [a, ...(b ? [b] : [])].map((x, i) => {
     const f = failedOf(x);
     return [
-      i === 0 ? 'sidecar: change fast.yaml, wait for the reload' : `control: bare SIGHUP, no change, every ${round(paceMs, 0)} ms`,
+      i === 0
+        ? 'sidecar: change fast.yaml, wait for the reload'
+        : `control: bare SIGHUP, no change, every ${round(paceMs, 0)} ms`,
       x.done,
       `${x.load.requests} (${round(x.load.rps, 0)} req/s)`,
       `${round(x.load.p50, 2)} / ${round(x.load.p99, 2)} / ${round(x.load.max, 1)}`,
@@ -391,33 +456,87 @@ try {
     ];
   });
   console.log(`## Reloads under load\n`);
-  console.log(`machine: ${m.nproc} CPUs (${m.cpu}), load at start ${m.load}, node ${m.node}, nginx ${m.nginx}, git ${m.git || '-'}, ${m.date}`);
-  console.log(`wrk -t${THREADS} -c${CONNECTIONS} (keepalive) http://fast.test/; worker_shutdown_timeout ${WST_S}s; keepalive_timeout ${KEEPALIVE_TIMEOUT}; sidecar debounce 100 ms, max delay 1000 ms\n`);
-  console.log(table(['phase', 'reloads', 'wrk requests', 'latency p50 / p99 / max ms', 'failed', 'socket errors connect / read / write / timeout', 'non-2xx', 'failed per reload', 'reload ms median / p90 / max'], phaseRows));
+  console.log(
+    `machine: ${m.nproc} CPUs (${m.cpu}), load at start ${m.load}, node ${m.node}, nginx ${m.nginx}, git ${m.git || '-'}, ${m.date}`,
+  );
+  console.log(
+    `wrk -t${THREADS} -c${CONNECTIONS} (keepalive) http://fast.test/; worker_shutdown_timeout ${WST_S}s; keepalive_timeout ${KEEPALIVE_TIMEOUT}; sidecar debounce 100 ms, max delay 1000 ms\n`,
+  );
+  console.log(
+    table(
+      [
+        'phase',
+        'reloads',
+        'wrk requests',
+        'latency p50 / p99 / max ms',
+        'failed',
+        'socket errors connect / read / write / timeout',
+        'non-2xx',
+        'failed per reload',
+        'reload ms median / p90 / max',
+      ],
+      phaseRows,
+    ),
+  );
   console.log('');
   console.log(`| | |\n| --- | --- |`);
-  console.log(`| sidecar reloads (stats / SIGHUPs it sent / "signal 1 (SIGHUP)" in nginx's log), excluding the first sync | ${sidecarReloads} / ${sidecarHups} / ${loggedAfterA} |`);
+  console.log(
+    `| sidecar reloads (stats / SIGHUPs it sent / "signal 1 (SIGHUP)" in nginx's log), excluding the first sync | ${sidecarReloads} / ${sidecarHups} / ${loggedAfterA} |`,
+  );
   console.log(`| nginx memory before the reloads (under load) | ${memText(a.memoryBefore)} |`);
-  console.log(`| nginx memory, peak during the sidecar's reloads | ${memText(a.peak)}; at most ${a.maxWorkers} workers at once |`);
-  console.log(`| nginx memory after the sidecar's ${a.done} reloads (old workers gone: ${drained}, ${drainedAfterS} s after the last) | ${memText(memoryAfter)} |`);
-  if (memoryAfterBoth) console.log(`| nginx memory after ${a.done + (b?.done ?? 0)} reloads in all | ${memText(memoryAfterBoth)} |`);
+  console.log(
+    `| nginx memory, peak during the sidecar's reloads | ${memText(a.peak)}; at most ${a.maxWorkers} workers at once |`,
+  );
+  console.log(
+    `| nginx memory after the sidecar's ${a.done} reloads (old workers gone: ${drained}, ${drainedAfterS} s after the last) | ${memText(memoryAfter)} |`,
+  );
+  if (memoryAfterBoth)
+    console.log(`| nginx memory after ${a.done + (b?.done ?? 0)} reloads in all | ${memText(memoryAfterBoth)} |`);
   console.log(`| old workers told to quit (nginx's "gracefully shutting down"), whole run | ${oldWorkersQuit} |`);
   if (wsRows.length > 0) {
-    console.log(`\nWebSockets during the sidecar's reloads (a line every ${PING_MS} ms, echoed by the backend through nginx):\n`);
-    console.log('| ws | opened before reload | reloads survived | echoes ok | echoes failed while open | lost in flight at close | closed | closed after the first reload that followed it (s) |');
+    console.log(
+      `\nWebSockets during the sidecar's reloads (a line every ${PING_MS} ms, echoed by the backend through nginx):\n`,
+    );
+    console.log(
+      '| ws | opened before reload | reloads survived | echoes ok | echoes failed while open | lost in flight at close | closed | closed after the first reload that followed it (s) |',
+    );
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const w of wsRows) {
-      console.log(`| ${w.id} | ${w.openedAfterReload + 1} | ${w.survived} | ${w.pingsOk} | ${w.pingsFailedWhileOpen} | ${w.pingsLostAtClose} | ${w.closedBy} | ${w.closedAfterFirstReloadS} (worker_shutdown_timeout ${WST_S} s) |`);
+      console.log(
+        `| ${w.id} | ${w.openedAfterReload + 1} | ${w.survived} | ${w.pingsOk} | ${w.pingsFailedWhileOpen} | ${w.pingsLostAtClose} | ${w.closedBy} | ${w.closedAfterFirstReloadS} (worker_shutdown_timeout ${WST_S} s) |`,
+      );
     }
   }
   const fa = failedOf(a);
-  console.log(`\nTarget: zero failed requests over ${a.done} sidecar reloads: ${fa === 0 ? '**met**' : `**NOT met**: ${fa} failed of ${a.load.requests}`}.`);
-  if (b) console.log(`Control (bare SIGHUPs, same pace, same run): ${failedOf(b)} failed of ${b.load.requests}; failed per reload, sidecar ÷ bare: ${round(fa / Math.max(1, a.done) / Math.max(1e-9, failedOf(b) / Math.max(1, b.done)), 2)}.`);
+  console.log(
+    `\nTarget: zero failed requests over ${a.done} sidecar reloads: ${fa === 0 ? '**met**' : `**NOT met**: ${fa} failed of ${a.load.requests}`}.`,
+  );
+  if (b)
+    console.log(
+      `Control (bare SIGHUPs, same pace, same run): ${failedOf(b)} failed of ${b.load.requests}; failed per reload, sidecar ÷ bare: ${round(fa / Math.max(1, a.done) / Math.max(1e-9, failedOf(b) / Math.max(1, b.done)), 2)}.`,
+    );
   if (flags.json) {
     const strip = (x: typeof a | null) => (x ? { ...x, load: { ...x.load, raw: undefined } } : null);
     await writeFile(
       flags.json,
-      JSON.stringify({ benchmark: 'reload-under-load', machine: m, wst: WST_S, keepaliveTimeout: KEEPALIVE_TIMEOUT, sidecar: strip(a), bare: strip(b), paceMs, hupAt, memoryAfter, memoryAfterBoth, websockets: wsRows, logs: logs.filter((l) => l.message !== 'nginx reloaded') }, null, 2) + '\n',
+      JSON.stringify(
+        {
+          benchmark: 'reload-under-load',
+          machine: m,
+          wst: WST_S,
+          keepaliveTimeout: KEEPALIVE_TIMEOUT,
+          sidecar: strip(a),
+          bare: strip(b),
+          paceMs,
+          hupAt,
+          memoryAfter,
+          memoryAfterBoth,
+          websockets: wsRows,
+          logs: logs.filter((l) => l.message !== 'nginx reloaded'),
+        },
+        null,
+        2,
+      ) + '\n',
     );
   }
 } finally {

@@ -34,7 +34,18 @@ import { nginxVersion } from '../src/nginx/process.ts';
 import { Renderer } from '../src/nginx/render.ts';
 import { translate, type TranslateOptions } from '../src/translate/index.ts';
 import { TLS_EVERY, ingress, snapshotOf } from './scale-objects.ts';
-import { freePort, ms, nginxMemory, startOwnNginx, stopAllNginx, timedReload, timeNginxTest, waitDrained, type NginxMemory, type OwnNginx } from './nginx-kit.ts';
+import {
+  freePort,
+  ms,
+  nginxMemory,
+  startOwnNginx,
+  stopAllNginx,
+  timedReload,
+  timeNginxTest,
+  waitDrained,
+  type NginxMemory,
+  type OwnNginx,
+} from './nginx-kit.ts';
 
 // One for the run, as the sidecar holds one: it reuses the text of servers that did not change.
 const renderer = new Renderer();
@@ -66,11 +77,25 @@ export interface ChildResult {
   firstApply: { total: number; toHup: number; hupToVerified: number };
   nginxTest: number[];
   reload: Array<{ firstNewWorker: number; verified: number }>;
-  oneChange: Array<{ translate: number; render: number; certWrite: number; applyToHup: number; toHup: number; hupToVerified: number; total: number }>;
+  oneChange: Array<{
+    translate: number;
+    render: number;
+    certWrite: number;
+    applyToHup: number;
+    toHup: number;
+    hupToVerified: number;
+    total: number;
+  }>;
   noop: Array<{ translateRender: number; total: number }>;
   nginxMemoryAfterFirstApply: NginxMemory;
   nginxMemoryEnd: NginxMemory;
-  sidecar: { rssBaselineKb: number; rssAfterSnapshotKb: number; maxRssKb: number; heapUsedEndKb: number; phases: PhaseMemory[] };
+  sidecar: {
+    rssBaselineKb: number;
+    rssAfterSnapshotKb: number;
+    maxRssKb: number;
+    heapUsedEndKb: number;
+    phases: PhaseMemory[];
+  };
 }
 
 /** The process's memory after each step: where the peak RSS is reached. */
@@ -131,7 +156,12 @@ async function child(n: number, certFile: string, out: string): Promise<void> {
       ipv6: false,
       accessLog: '/dev/stdout',
       ...(version ? { nginxVersion: version } : {}),
-      tls: { httpsPort, httpsRedirectPort: httpsPort, certDir: certDirFor(confDir), defaultCertificate: await generateSelfSignedCertificate() },
+      tls: {
+        httpsPort,
+        httpsRedirectPort: httpsPort,
+        certDir: certDirFor(confDir),
+        defaultCertificate: await generateSelfSignedCertificate(),
+      },
     };
     const opts = (): TranslateOptions => ({ ...base, now: new Date() });
 
@@ -153,13 +183,23 @@ async function child(n: number, certFile: string, out: string): Promise<void> {
     if (!model) throw new Error('no model');
     const configBytes = [...files.values()].reduce((a, f) => a + Buffer.byteLength(f), 0);
     const rejections = model.rejections.length;
-    if (model.servers.length !== n) throw new Error(`expected ${n} servers, got ${model.servers.length}: ${JSON.stringify(model.rejections.slice(0, 3))}`);
+    if (model.servers.length !== n)
+      throw new Error(
+        `expected ${n} servers, got ${model.servers.length}: ${JSON.stringify(model.rejections.slice(0, 3))}`,
+      );
     if (rejections > 0) throw new Error(`unexpected rejections: ${JSON.stringify(model.rejections.slice(0, 3))}`);
 
     // 2. nginx and the first apply.
     nginx = await startOwnNginx({ confDir });
     const logger = createMemoryLogger().logger;
-    const applier = new Applier({ confDir, nginxBinary: nginxBinary(), pidFile: nginx.pidFile, reloadTimeoutMs: 120_000, logger, stateDir: work });
+    const applier = new Applier({
+      confDir,
+      nginxBinary: nginxBinary(),
+      pidFile: nginx.pidFile,
+      reloadTimeoutMs: 120_000,
+      logger,
+      stateDir: work,
+    });
     const certStore = new CertStore({ dir: certDirFor(confDir) });
     let t0 = performance.now();
     model = translate(snap, opts());
@@ -205,7 +245,8 @@ async function child(n: number, certFile: string, out: string): Promise<void> {
       const t3 = performance.now();
       const r = await applier.apply(files);
       const t4 = performance.now();
-      if (!r.reloaded || r.files?.length !== 1) throw new Error(`one change: expected one file and a reload, got ${JSON.stringify(r)}`);
+      if (!r.reloaded || r.files?.length !== 1)
+        throw new Error(`one change: expected one file and a reload, got ${JSON.stringify(r)}`);
       oneChange.push({
         translate: t1 - t0,
         render: t2 - t1,
@@ -273,9 +314,13 @@ const onSignal = (signal: NodeJS.Signals) => {
 process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
 if (flags.baseline) {
-  process.stdout.write(JSON.stringify({ rssKb: Math.round(process.memoryUsage().rss / 1024), maxRssKb: process.resourceUsage().maxRSS }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ rssKb: Math.round(process.memoryUsage().rss / 1024), maxRssKb: process.resourceUsage().maxRSS }) +
+      '\n',
+  );
 } else {
   const n = Number(flags.size);
-  if (!Number.isInteger(n) || n < 1 || !flags.cert || !flags.out) throw new Error('usage: scale-child.ts --size N --cert FILE --out FILE [--samples S]');
+  if (!Number.isInteger(n) || n < 1 || !flags.cert || !flags.out)
+    throw new Error('usage: scale-child.ts --size N --cert FILE --out FILE [--samples S]');
   await child(n, flags.cert, flags.out);
 }

@@ -65,7 +65,19 @@ const CHILD = path.join(import.meta.dirname, 'scale-child.ts');
 
 function runChild(n: number, certFile: string, out: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const args = [...process.execArgv, CHILD, '--size', String(n), '--cert', certFile, '--out', out, '--samples', String(SAMPLES), ...(flags['gc-between-passes'] ? ['--gc-between-passes'] : [])];
+    const args = [
+      ...process.execArgv,
+      CHILD,
+      '--size',
+      String(n),
+      '--cert',
+      certFile,
+      '--out',
+      out,
+      '--samples',
+      String(SAMPLES),
+      ...(flags['gc-between-passes'] ? ['--gc-between-passes'] : []),
+    ];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     const timer = setTimeout(() => proc.kill('SIGTERM'), CHILD_TIMEOUT_MS);
     const onSignal = () => proc.kill('SIGTERM');
@@ -85,7 +97,10 @@ function runChild(n: number, certFile: string, out: string): Promise<void> {
 /** maxRSS (KB) of a short-lived node process: what a process holds before doing any work. */
 function rssOf(args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, args, { cwd: path.join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, args, {
+      cwd: path.join(import.meta.dirname, '..'),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -100,14 +115,20 @@ function rssOf(args: string[]): Promise<number> {
 }
 
 async function baselines(): Promise<{ node: number; clientNode: number; sidecarModules: number }> {
-  const report = "process.stdout.write(JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS }))";
+  const report = 'process.stdout.write(JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS }))';
   const out = { node: [] as number[], clientNode: [] as number[], sidecarModules: [] as number[] };
   for (let i = 0; i < 3; i++) {
     out.node.push(await rssOf(['-e', report]));
-    out.clientNode.push(await rssOf(['--input-type=module', '-e', `await import('@kubernetes/client-node'); ${report}`]));
+    out.clientNode.push(
+      await rssOf(['--input-type=module', '-e', `await import('@kubernetes/client-node'); ${report}`]),
+    );
     out.sidecarModules.push(await rssOf([...process.execArgv, CHILD, '--baseline']));
   }
-  return { node: mb(median(out.node)), clientNode: mb(median(out.clientNode)), sidecarModules: mb(median(out.sidecarModules)) };
+  return {
+    node: mb(median(out.node)),
+    clientNode: mb(median(out.clientNode)),
+    sidecarModules: mb(median(out.sidecarModules)),
+  };
 }
 
 const f1 = (x: number) => round(x, 1);
@@ -182,8 +203,20 @@ async function parent(): Promise<void> {
       const s = summarize(all(n));
       summaries.set(n, s);
       rows.push([
-        n.toLocaleString('en'), s.files, s.configMb, s.full, `${s.translate} + ${s.render}`, s.cold, s.oneToHup, s.oneTR, s.noop,
-        s.nginxT, `${s.reloadFirst} / ${s.reloadVerified}`, s.maxRss, `${s.nginxFirstRss} / ${s.nginxFirstPss}`, s.firstApply,
+        n.toLocaleString('en'),
+        s.files,
+        s.configMb,
+        s.full,
+        `${s.translate} + ${s.render}`,
+        s.cold,
+        s.oneToHup,
+        s.oneTR,
+        s.noop,
+        s.nginxT,
+        `${s.reloadFirst} / ${s.reloadVerified}`,
+        s.maxRss,
+        `${s.nginxFirstRss} / ${s.nginxFirstPss}`,
+        s.firstApply,
       ]);
     }
     for (let i = 1; i < SIZES.length; i++) {
@@ -192,49 +225,155 @@ async function parent(): Promise<void> {
       const x = (k: keyof Summary) => `${round(b[k] / a[k], 1)}×`;
       growth.push([
         `${SIZES[i - 1]!.toLocaleString('en')} → ${SIZES[i]!.toLocaleString('en')} (${round(SIZES[i]! / SIZES[i - 1]!, 1)}×)`,
-        x('full'), x('oneToHup'), x('oneTR'), x('nginxT'), x('reloadVerified'), x('maxRss'), x('nginxFirstRss'), x('nginxFirstPss'),
+        x('full'),
+        x('oneToHup'),
+        x('oneTR'),
+        x('nginxT'),
+        x('reloadVerified'),
+        x('maxRss'),
+        x('nginxFirstRss'),
+        x('nginxFirstPss'),
       ]);
     }
     const detail: Array<Array<string | number>> = SIZES.map((n) => {
       const s = summaries.get(n)!;
-      return [n.toLocaleString('en'), s.oneTranslate, s.oneRender, s.oneCert, s.oneApplyToHup, s.oneToHup, s.oneHupToVerified, s.oneTotal, s.noopTR, s.noop];
+      return [
+        n.toLocaleString('en'),
+        s.oneTranslate,
+        s.oneRender,
+        s.oneCert,
+        s.oneApplyToHup,
+        s.oneToHup,
+        s.oneHupToVerified,
+        s.oneTotal,
+        s.noopTR,
+        s.noop,
+      ];
     });
     const mem: Array<Array<string | number>> = SIZES.map((n) => {
       const s = summaries.get(n)!;
       return [
-        n.toLocaleString('en'), s.rssBase, s.rssSnap, s.maxRss, s.nginxProcs,
-        `${s.nginxFirstMasterRss} / ${s.nginxFirstRss} / ${s.nginxFirstPss}`, `${s.nginxMasterRss} / ${s.nginxRss} / ${s.nginxPss}`, s.firstApply, s.firstApplyToHup,
+        n.toLocaleString('en'),
+        s.rssBase,
+        s.rssSnap,
+        s.maxRss,
+        s.nginxProcs,
+        `${s.nginxFirstMasterRss} / ${s.nginxFirstRss} / ${s.nginxFirstPss}`,
+        `${s.nginxMasterRss} / ${s.nginxRss} / ${s.nginxPss}`,
+        s.firstApply,
+        s.firstApplyToHup,
       ];
     });
 
     console.log(`## Scale (medians; ms unless stated)\n`);
-    console.log(`machine: ${m.nproc} CPUs (${m.cpu}), load at start ${m.load}, node ${m.node}, nginx ${m.nginx}, git ${m.git || '-'}, ${m.date}`);
+    console.log(
+      `machine: ${m.nproc} CPUs (${m.cpu}), load at start ${m.load}, node ${m.node}, nginx ${m.nginx}, git ${m.git || '-'}, ${m.date}`,
+    );
     console.log(`runs per size: ${RUNS} (fresh child each), samples per run: ${SAMPLES}\n`);
     console.log(
       table(
-        ['Ingresses', 'files', 'config MB', 'full translate+render', 'translate + render', 'first (cold)', 'one change: sidecar work to SIGHUP', 'one change: translate+render', 'pass, nothing changed', 'nginx -t', 'reload: SIGHUP → first new worker / only new workers', 'sidecar peak RSS MB', 'nginx RSS / PSS sum MB (after the first apply)', 'first apply (incl. reload)'],
+        [
+          'Ingresses',
+          'files',
+          'config MB',
+          'full translate+render',
+          'translate + render',
+          'first (cold)',
+          'one change: sidecar work to SIGHUP',
+          'one change: translate+render',
+          'pass, nothing changed',
+          'nginx -t',
+          'reload: SIGHUP → first new worker / only new workers',
+          'sidecar peak RSS MB',
+          'nginx RSS / PSS sum MB (after the first apply)',
+          'first apply (incl. reload)',
+        ],
         rows,
       ),
     );
     console.log('\nGrowth between sizes (ratio of medians):\n');
-    console.log(table(['Ingresses', 'full render', 'one change to SIGHUP', 'one change translate+render', 'nginx -t', 'reload', 'sidecar peak RSS', 'nginx RSS', 'nginx PSS'], growth));
+    console.log(
+      table(
+        [
+          'Ingresses',
+          'full render',
+          'one change to SIGHUP',
+          'one change translate+render',
+          'nginx -t',
+          'reload',
+          'sidecar peak RSS',
+          'nginx RSS',
+          'nginx PSS',
+        ],
+        growth,
+      ),
+    );
     console.log('\nOne changed Ingress, stage by stage:\n');
-    console.log(table(['Ingresses', 'translate', 'render', 'CertStore.write', 'Applier.apply to SIGHUP', 'to SIGHUP (sum)', 'SIGHUP → verified', 'whole pass', 'nothing changed: translate+render', 'nothing changed: whole pass'], detail));
+    console.log(
+      table(
+        [
+          'Ingresses',
+          'translate',
+          'render',
+          'CertStore.write',
+          'Applier.apply to SIGHUP',
+          'to SIGHUP (sum)',
+          'SIGHUP → verified',
+          'whole pass',
+          'nothing changed: translate+render',
+          'nothing changed: whole pass',
+        ],
+        detail,
+      ),
+    );
     console.log('\nMemory (MB) and the first apply:\n');
     console.log(
       `Before any object (maxRSS of a process that only loads modules, median of 3): node alone ${base.node} MB; ` +
         `node + @kubernetes/client-node ${base.clientNode} MB; the sidecar's modules (src/cli.ts's imports, TypeScript stripped) ${base.sidecarModules} MB.\n`,
     );
-    console.log(table(['Ingresses', 'sidecar RSS at start', 'RSS with the objects built', 'sidecar peak RSS', 'nginx processes', 'nginx after the first apply: master RSS / RSS sum / PSS sum', `nginx at the end (${1 + 2 * SAMPLES} reloads): master RSS / RSS sum / PSS sum`, 'first apply (ms)', 'first apply to SIGHUP (ms)'], mem));
+    console.log(
+      table(
+        [
+          'Ingresses',
+          'sidecar RSS at start',
+          'RSS with the objects built',
+          'sidecar peak RSS',
+          'nginx processes',
+          'nginx after the first apply: master RSS / RSS sum / PSS sum',
+          `nginx at the end (${1 + 2 * SAMPLES} reloads): master RSS / RSS sum / PSS sum`,
+          'first apply (ms)',
+          'first apply to SIGHUP (ms)',
+        ],
+        mem,
+      ),
+    );
     const at = summaries.get(10000);
     if (at) {
-      const verdict = (v: number, target: number, unit: string) => (v <= target ? `met (${v} ${unit}, ${f1(target - v)} ${unit} to spare)` : `NOT met (${v} ${unit}, ${f1(v - target)} ${unit} over, ${round(v / target, 1)}× the target)`);
+      const verdict = (v: number, target: number, unit: string) =>
+        v <= target
+          ? `met (${v} ${unit}, ${f1(target - v)} ${unit} to spare)`
+          : `NOT met (${v} ${unit}, ${f1(v - target)} ${unit} over, ${round(v / target, 1)}× the target)`;
       console.log('\nTargets at 10,000 Ingresses:\n');
       console.log(`- full render within 1 s: ${verdict(at.full, 1000, 'ms')}`);
       console.log(`- one change within 50 ms of sidecar work (to the SIGHUP): ${verdict(at.oneToHup, 50, 'ms')}`);
       console.log(`- peak RSS under 150 MB: ${verdict(at.maxRss, 150, 'MB')}`);
     }
-    if (flags.json) await writeFile(flags.json, JSON.stringify({ benchmark: 'scale', machine: m, samples: SAMPLES, runs: RUNS, baselinesMb: base, results: Object.fromEntries(results) }, null, 2) + '\n');
+    if (flags.json)
+      await writeFile(
+        flags.json,
+        JSON.stringify(
+          {
+            benchmark: 'scale',
+            machine: m,
+            samples: SAMPLES,
+            runs: RUNS,
+            baselinesMb: base,
+            results: Object.fromEntries(results),
+          },
+          null,
+          2,
+        ) + '\n',
+      );
   } finally {
     await rm(work, { recursive: true, force: true });
   }

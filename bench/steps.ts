@@ -42,15 +42,27 @@ const FILES = parseIntFlag(flags.files, '--files', 1000, 1);
 const PASSES = parseIntFlag(flags.passes, '--passes', 15, 1);
 const ROOT = path.resolve(flags.root ?? path.join(import.meta.dirname, '..'));
 
-const { DirectorySource } = (await import(path.join(ROOT, 'src/sources/directory.ts'))) as { DirectorySource: typeof DirectorySourceClass };
+const { DirectorySource } = (await import(path.join(ROOT, 'src/sources/directory.ts'))) as {
+  DirectorySource: typeof DirectorySourceClass;
+};
 const { workerPids } = (await import(path.join(ROOT, 'src/nginx/process.ts'))) as { workerPids: typeof workerPidsFn };
 const { Applier } = (await import(path.join(ROOT, 'src/nginx/apply.ts'))) as { Applier: typeof ApplierClass };
-const { createMemoryLogger } = (await import(path.join(ROOT, 'src/ops/log.ts'))) as { createMemoryLogger: typeof createMemoryLoggerFn };
+const { createMemoryLogger } = (await import(path.join(ROOT, 'src/ops/log.ts'))) as {
+  createMemoryLogger: typeof createMemoryLoggerFn;
+};
 // The nginx started for the workers step is the same whatever --root says.
-const { startNginx, nginxBinary } = (await import('../src/dev/local-nginx.ts')) as { startNginx: typeof startNginxFn; nginxBinary: () => string };
+const { startNginx, nginxBinary } = (await import('../src/dev/local-nginx.ts')) as {
+  startNginx: typeof startNginxFn;
+  nginxBinary: () => string;
+};
 
 const ms = (t0: number) => performance.now() - t0;
-const stats = (xs: number[]) => ({ n: xs.length, median: round(median(xs), 2), p90: round(percentile(xs, 90), 2), min: round(Math.min(...xs), 2) });
+const stats = (xs: number[]) => ({
+  n: xs.length,
+  median: round(median(xs), 2),
+  p90: round(percentile(xs, 90), 2),
+  min: round(Math.min(...xs), 2),
+});
 
 const ingress = (name: string) =>
   `apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: ${name}\nspec:\n  rules:\n  - host: ${name}.example\n`;
@@ -88,7 +100,11 @@ async function watcherStep(work: string): Promise<{ newFile: number[]; rewrite: 
 async function awaitWriteFinishStep(work: string): Promise<{ newFile: number[]; rewrite: number[] }> {
   const dir = path.join(work, 'awf');
   await mkdir(dir);
-  const watcher = chokidar.watch(dir, { ignoreInitial: true, atomic: true, awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 10 } });
+  const watcher = chokidar.watch(dir, {
+    ignoreInitial: true,
+    atomic: true,
+    awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 10 },
+  });
   let events = 0;
   let at = 0;
   const seen = () => {
@@ -211,7 +227,14 @@ try {
   console.log(`src: ${ROOT}; machine: ${m.nproc} CPUs, load ${m.load}, git ${m.git || '-'}, ${m.date}\n`);
   console.log(table(['step', 'n', 'median', 'p90', 'min'], rows));
   if (flags.json) {
-    await writeFile(flags.json, JSON.stringify({ benchmark: 'steps', machine: m, root: ROOT, watcher, awaitWriteFinish: awf, workers, apply }, null, 2) + '\n');
+    await writeFile(
+      flags.json,
+      JSON.stringify(
+        { benchmark: 'steps', machine: m, root: ROOT, watcher, awaitWriteFinish: awf, workers, apply },
+        null,
+        2,
+      ) + '\n',
+    );
   }
 } finally {
   await rm(work, { recursive: true, force: true });

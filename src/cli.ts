@@ -58,10 +58,18 @@ async function sidecarFor(
   config: Config,
   searchPath: string,
   logger: Logger,
-  parts: { source: DirectorySource | KubernetesSource; metrics: Metrics; pidFile?: string; afterSync?: ClusterWriters['afterSync'] },
+  parts: {
+    source: DirectorySource | KubernetesSource;
+    metrics: Metrics;
+    pidFile?: string;
+    afterSync?: ClusterWriters['afterSync'];
+  },
 ): Promise<Sidecar> {
   const nginxBinary = findExecutable(config.nginxBinary, searchPath);
-  if (!nginxBinary) logger.warn('nginx binary not found: configs are written without an `nginx -t` check', { nginxBinary: config.nginxBinary });
+  if (!nginxBinary)
+    logger.warn('nginx binary not found: configs are written without an `nginx -t` check', {
+      nginxBinary: config.nginxBinary,
+    });
   const nginxPidFile = parts.pidFile ?? config.nginxPidFile;
   const translate = await runtimeTranslateOptions(config, { nginxBinary, keepDefaultCertificate: true, logger });
   return new Sidecar({
@@ -79,8 +87,14 @@ async function sidecarFor(
   });
 }
 
-async function sourceFor(config: Config, kubeEnv: KubeEnvironment, logger: Logger, metrics: Metrics): Promise<DirectorySource | KubernetesSource> {
-  if (config.watchDir) return new DirectorySource({ dir: config.watchDir, logger, onError: () => metrics.sourceError('directory') });
+async function sourceFor(
+  config: Config,
+  kubeEnv: KubeEnvironment,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<DirectorySource | KubernetesSource> {
+  if (config.watchDir)
+    return new DirectorySource({ dir: config.watchDir, logger, onError: () => metrics.sourceError('directory') });
   const { KubernetesSource } = await import('./sources/kubernetes.ts');
   return new KubernetesSource({
     ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}),
@@ -96,7 +110,12 @@ async function sourceFor(config: Config, kubeEnv: KubeEnvironment, logger: Logge
  * --publish-service or --publish-address, or with --update-status=false, no status is written and
  * no Lease is used.
  */
-async function clusterWriters(config: Config, pod: PodIdentity, source: KubernetesSource, logger: Logger): Promise<ClusterWriters> {
+async function clusterWriters(
+  config: Config,
+  pod: PodIdentity,
+  source: KubernetesSource,
+  logger: Logger,
+): Promise<ClusterWriters> {
   // --update-status=false: another controller of the class owns status. The Lease only elects its
   // one writer, so none is used either; Events still go out from every replica.
   const publish = !config.updateStatus
@@ -106,8 +125,11 @@ async function clusterWriters(config: Config, pod: PodIdentity, source: Kubernet
       : config.publishAddress
         ? ({ kind: 'addresses', addresses: config.publishAddress } as const)
         : null;
-  const namespace = pod.namespace ?? (await readFile('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').catch(() => '')).trim();
-  if (publish && !namespace) throw new ConfigError('publishing Ingress status needs POD_NAMESPACE (the Lease lives there)');
+  const namespace =
+    pod.namespace ??
+    (await readFile('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').catch(() => '')).trim();
+  if (publish && !namespace)
+    throw new ConfigError('publishing Ingress status needs POD_NAMESPACE (the Lease lives there)');
   const { startClusterWriters } = await import('./cluster/status.ts');
   return startClusterWriters({
     kubeConfig: source.kubeConfig,
@@ -122,18 +144,33 @@ async function clusterWriters(config: Config, pod: PodIdentity, source: Kubernet
   });
 }
 
-async function run(config: Config, kubeEnv: KubeEnvironment, pod: PodIdentity, searchPath: string, logger: Logger): Promise<number> {
+async function run(
+  config: Config,
+  kubeEnv: KubeEnvironment,
+  pod: PodIdentity,
+  searchPath: string,
+  logger: Logger,
+): Promise<number> {
   const metrics = new Metrics();
   const source = await sourceFor(config, kubeEnv, logger, metrics);
-  const writers = !(source instanceof DirectorySource) && !config.once ? await clusterWriters(config, pod, source, logger) : null;
-  const sidecar = await sidecarFor(config, searchPath, logger, { source, metrics, ...(writers ? { afterSync: writers.afterSync } : {}) });
+  const writers =
+    !(source instanceof DirectorySource) && !config.once ? await clusterWriters(config, pod, source, logger) : null;
+  const sidecar = await sidecarFor(config, searchPath, logger, {
+    source,
+    metrics,
+    ...(writers ? { afterSync: writers.afterSync } : {}),
+  });
   return runCommand(config, logger, sidecar, writers);
 }
 
 function demo(config: Config, kubeEnv: KubeEnvironment, searchPath: string, logger: Logger): Promise<number> {
   return demoCommand(config, logger, async (demoConfig, pidFile) => {
     const metrics = new Metrics();
-    return sidecarFor(demoConfig, searchPath, logger, { source: await sourceFor(demoConfig, kubeEnv, logger, metrics), metrics, pidFile });
+    return sidecarFor(demoConfig, searchPath, logger, {
+      source: await sourceFor(demoConfig, kubeEnv, logger, metrics),
+      metrics,
+      pidFile,
+    });
   });
 }
 

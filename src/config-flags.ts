@@ -24,7 +24,10 @@ const ENV_PREFIX = 'INGRESS_SIDECAR_';
 export const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
   { name: 'run', help: 'watch the Kubernetes API (or --watch-dir) and keep nginx configured and reloaded (default)' },
   { name: 'demo', help: 'start a local nginx and echo backends, and serve examples/local (edit it live)' },
-  { name: 'render', help: 'print the nginx config the --file manifests produce and what they get rejected for, then exit' },
+  {
+    name: 'render',
+    help: 'print the nginx config the --file manifests produce and what they get rejected for, then exit',
+  },
 ];
 
 export interface FlagSpec<K extends keyof Config> {
@@ -81,10 +84,20 @@ export const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
     default: true,
     parse: boolean,
   },
-  confDir: { arg: 'DIR', help: "nginx's conf.d: the sidecar owns the files in it", default: '/etc/nginx/conf.d', parse: plainPath },
+  confDir: {
+    arg: 'DIR',
+    help: "nginx's conf.d: the sidecar owns the files in it",
+    default: '/etc/nginx/conf.d',
+    parse: plainPath,
+  },
   httpPort: { arg: 'N', help: 'port nginx listens on for HTTP', default: 80, parse: port },
   httpsPort: { arg: 'N', help: 'port nginx listens on for HTTPS; 0 serves HTTP only', default: 443, parse: portOrZero },
-  httpsRedirectPort: { arg: 'N', help: 'the HTTPS port clients see, for HTTP -> HTTPS redirects', default: 443, parse: port },
+  httpsRedirectPort: {
+    arg: 'N',
+    help: 'the HTTPS port clients see, for HTTP -> HTTPS redirects',
+    default: 443,
+    parse: port,
+  },
   defaultSslCertificate: {
     arg: 'NS/NAME',
     help: 'kubernetes.io/tls Secret for unknown names and unusable Secrets (else self-signed)',
@@ -92,18 +105,52 @@ export const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
     defaultText: '(self-signed)',
     parse: namespacedName,
   },
-  nginxPidFile: { arg: 'FILE', help: "the nginx master's pid file", default: undefined, defaultText: '(none)', parse: nonEmpty },
+  nginxPidFile: {
+    arg: 'FILE',
+    help: "the nginx master's pid file",
+    default: undefined,
+    defaultText: '(none)',
+    parse: nonEmpty,
+  },
   nginxBinary: { arg: 'PATH', help: 'nginx binary used to check configurations', default: 'nginx', parse: nonEmpty },
-  ingressClass: { arg: 'NAME', help: 'serve Ingresses of this IngressClass', default: 'nginx', parse: dns1123Subdomain },
-  watchIngressWithoutClass: { help: 'also serve Ingresses that name no class (no ingressClassName, no kubernetes.io/ingress.class)', default: false, parse: boolean },
+  ingressClass: {
+    arg: 'NAME',
+    help: 'serve Ingresses of this IngressClass',
+    default: 'nginx',
+    parse: dns1123Subdomain,
+  },
+  watchIngressWithoutClass: {
+    help: 'also serve Ingresses that name no class (no ingressClassName, no kubernetes.io/ingress.class)',
+    default: false,
+    parse: boolean,
+  },
   debounceMs: { arg: 'N', help: 'quiet time (ms) after a change before syncing', default: 100, parse: milliseconds },
-  maxDelayMs: { arg: 'N', help: 'longest wait (ms) to sync while changes keep coming; also the least time between passes after a burst of two', default: 1000, parse: milliseconds },
+  maxDelayMs: {
+    arg: 'N',
+    help: 'longest wait (ms) to sync while changes keep coming; also the least time between passes after a burst of two',
+    default: 1000,
+    parse: milliseconds,
+  },
   reloadTimeoutMs: { arg: 'N', help: 'how long (ms) to wait for nginx to reload', default: 5000, parse: milliseconds },
   ipv6: { help: 'also listen on [::]', default: true, parse: boolean },
-  logLevel: { arg: 'LEVEL', help: 'error, warn, info or debug', default: 'info', parse: oneOf(['error', 'warn', 'info', 'debug']) },
+  logLevel: {
+    arg: 'LEVEL',
+    help: 'error, warn, info or debug',
+    default: 'info',
+    parse: oneOf(['error', 'warn', 'info', 'debug']),
+  },
   logFormat: { arg: 'FORMAT', help: 'json or text', default: 'json', parse: oneOf(['json', 'text']) },
-  listen: { arg: 'HOST:PORT', help: 'serve /healthz, /readyz, /metrics and /routes here', default: '0.0.0.0:10254', parse: hostPort },
-  updateStatus: { help: "write our Ingresses' status (off: never written, and no Lease is used)", default: true, parse: boolean },
+  listen: {
+    arg: 'HOST:PORT',
+    help: 'serve /healthz, /readyz, /metrics and /routes here',
+    default: '0.0.0.0:10254',
+    parse: hostPort,
+  },
+  updateStatus: {
+    help: "write our Ingresses' status (off: never written, and no Lease is used)",
+    default: true,
+    parse: boolean,
+  },
   publishService: {
     arg: 'NS/NAME',
     help: "write this Service's addresses to our Ingresses' status",
@@ -155,7 +202,12 @@ export const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
  * `demo` runs everything on this machine as an unprivileged user might: nginx on a high port, and
  * the sidecar's own state directory (`.run/`) instead of /etc/nginx/conf.d.
  */
-export const DEMO_DEFAULTS: Partial<Config> = { httpPort: 8080, httpsPort: 8443, httpsRedirectPort: 8443, listen: '127.0.0.1:10254' };
+export const DEMO_DEFAULTS: Partial<Config> = {
+  httpPort: 8080,
+  httpsPort: 8443,
+  httpsRedirectPort: 8443,
+  listen: '127.0.0.1:10254',
+};
 
 export interface Flag {
   key: keyof Config;
@@ -178,7 +230,8 @@ export function helpText(): string {
     const long = f.boolean ? `--[no-]${f.name}` : `--${f.name} ${f.spec.arg}`;
     const flag = f.spec.short !== undefined ? `-${f.spec.short}, ${long}` : long;
     const demo = DEMO_DEFAULTS[f.key];
-    const dflt = (f.spec.defaultText ?? String(f.spec.default)) + (demo !== undefined ? ` (demo: ${String(demo)})` : '');
+    const dflt =
+      (f.spec.defaultText ?? String(f.spec.default)) + (demo !== undefined ? ` (demo: ${String(demo)})` : '');
     rows.push([flag, f.env, dflt, f.spec.help]);
   }
   rows.push(['-h, --help', '', '', 'show this help']);

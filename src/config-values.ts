@@ -24,7 +24,8 @@ export function hostPort(raw: string): string {
 /** The path reaches nginx.conf: a narrow grammar, no quoting tricks needed. */
 export function accessLogPath(raw: string): string | null {
   if (raw === 'off') return null;
-  if (!/^\/[A-Za-z0-9._/-]+$/.test(raw) || raw.includes('/../')) throw new Error('must be off or an absolute path of letters, digits, ".", "_", "-" and "/"');
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(raw) || raw.includes('/../'))
+    throw new Error('must be off or an absolute path of letters, digits, ".", "_", "-" and "/"');
   return raw;
 }
 
@@ -78,7 +79,9 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export function dns1123Label(raw: string): string {
   if (raw.length > 63 || !DNS1123_LABEL.test(raw)) {
-    throw new Error('is not a DNS-1123 label (a namespace name: lower-case letters, digits and "-", at most 63 characters)');
+    throw new Error(
+      'is not a DNS-1123 label (a namespace name: lower-case letters, digits and "-", at most 63 characters)',
+    );
   }
   return raw;
 }

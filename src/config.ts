@@ -92,14 +92,25 @@ export class ConfigError extends Error {
 }
 
 export function parseConfig(argv: string[], env: Record<string, string | undefined>): ParseResult {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
   for (const f of TABLE) {
-    options[f.name] = { type: f.boolean ? 'boolean' : 'string', ...(f.spec.short !== undefined ? { short: f.spec.short } : {}) };
+    options[f.name] = {
+      type: f.boolean ? 'boolean' : 'string',
+      ...(f.spec.short !== undefined ? { short: f.spec.short } : {}),
+    };
   }
 
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: booleanValues(argv), options, allowPositionals: true, allowNegative: true, strict: true });
+    parsed = parseArgs({
+      args: booleanValues(argv),
+      options,
+      allowPositionals: true,
+      allowNegative: true,
+      strict: true,
+    });
   } catch (err) {
     // Asking for help works even next to a mistyped flag.
     if (wantsHelp(argv)) return { kind: 'help', text: helpText() };
@@ -114,7 +125,9 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   if (first !== undefined) {
     const known = COMMANDS.find((c) => c.name === first);
     if (!known) {
-      throw new ConfigError(`unknown command "${first}": expected ${COMMANDS.map((c) => c.name).join(', ')} (see --help)`);
+      throw new ConfigError(
+        `unknown command "${first}": expected ${COMMANDS.map((c) => c.name).join(', ')} (see --help)`,
+      );
     }
     command = known.name;
     rest = positionals.slice(1);
@@ -147,18 +160,25 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   // would be ignored, and the operator would believe the API was watched.
   if ((command === 'run' && cfg.watchDir !== undefined) || command === 'demo') {
     const flag =
-      cfg.kubeconfig !== undefined ? '--kubeconfig'
-      : cfg.namespace !== undefined ? '--namespace'
-      : cfg.publishService !== undefined ? '--publish-service'
-      : cfg.publishAddress !== undefined ? '--publish-address'
-      : undefined;
+      cfg.kubeconfig !== undefined
+        ? '--kubeconfig'
+        : cfg.namespace !== undefined
+          ? '--namespace'
+          : cfg.publishService !== undefined
+            ? '--publish-service'
+            : cfg.publishAddress !== undefined
+              ? '--publish-address'
+              : undefined;
     if (flag) {
       const files = command === 'demo' ? 'demo serves examples/local' : '--watch-dir serves manifest files';
       throw new ConfigError(`${flag} is for the Kubernetes API source, but ${files}: give one or the other`, flag);
     }
   }
   if (cfg.httpsPort === cfg.httpPort) {
-    throw new ConfigError(`--https-port and --http-port are both ${cfg.httpPort}: nginx cannot serve both on one port`, '--https-port');
+    throw new ConfigError(
+      `--https-port and --http-port are both ${cfg.httpPort}: nginx cannot serve both on one port`,
+      '--https-port',
+    );
   }
   if (cfg.publishService !== undefined && cfg.publishAddress !== undefined) {
     throw new ConfigError('--publish-service and --publish-address are alternatives: give one', '--publish-address');
@@ -166,7 +186,15 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   if (command === 'render' && cfg.file === undefined) {
     throw new ConfigError('render needs --file (-f): a manifest file or a directory of them', '--file');
   }
-  return { kind: 'ok', command, config: cfg, rest, kubeEnv: kubeEnvironment(env), pod: podIdentity(env), searchPath: env['PATH'] ?? '' };
+  return {
+    kind: 'ok',
+    command,
+    config: cfg,
+    rest,
+    kubeEnv: kubeEnvironment(env),
+    pod: podIdentity(env),
+    searchPath: env['PATH'] ?? '',
+  };
 }
 
 /** Who this replica is, from the Downward API variables the Deployment sets. */
@@ -214,7 +242,8 @@ function argvError(err: unknown): ConfigError {
   const m = /'(-[^' ,]+)(?:, (--[^' ]+))?/.exec(e.message);
   const short = TABLE.find((f) => f.spec.short !== undefined && m?.[1] === `-${f.spec.short}`);
   const flag = m?.[2] ?? (short ? `--${short.name}` : m?.[1]);
-  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flag) return new ConfigError(`unknown flag ${flag} (see --help)`, flag);
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flag)
+    return new ConfigError(`unknown flag ${flag} (see --help)`, flag);
   if (/argument missing/.test(e.message) && flag) return new ConfigError(`${flag} needs a value`, flag);
   if (/ambiguous/.test(e.message) && flag) {
     return new ConfigError(`${flag} needs a value (for one starting with "-", write ${flag}=VALUE)`, flag);
@@ -243,5 +272,14 @@ function wantsHelp(argv: string[]): boolean {
 
 /** The settings translation takes, from one place for every command. */
 export function translateOptions(c: Config): TranslateOptions {
-  return { ingressClass: c.ingressClass, watchIngressWithoutClass: c.watchIngressWithoutClass, httpPort: c.httpPort, ipv6: c.ipv6, accessLog: c.accessLog, allowSnippets: c.allowSnippetAnnotations, allowCrossNamespaceCanary: c.allowCrossNamespaceCanary, allowCrossNamespaceHosts: c.allowCrossNamespaceHosts };
+  return {
+    ingressClass: c.ingressClass,
+    watchIngressWithoutClass: c.watchIngressWithoutClass,
+    httpPort: c.httpPort,
+    ipv6: c.ipv6,
+    accessLog: c.accessLog,
+    allowSnippets: c.allowSnippetAnnotations,
+    allowCrossNamespaceCanary: c.allowCrossNamespaceCanary,
+    allowCrossNamespaceHosts: c.allowCrossNamespaceHosts,
+  };
 }

@@ -29,7 +29,8 @@ function apiMessage(body: unknown): string | undefined {
       return body.slice(0, 300) || undefined;
     }
   }
-  if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string') return (body as { message: string }).message;
+  if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string')
+    return (body as { message: string }).message;
   return undefined;
 }
 

@@ -79,10 +79,18 @@ export function parsePath(raw: string): string {
 }
 
 /** A Kubernetes object name in a namespace (namespaces and most names are DNS labels/subdomains). */
-export function checkObjectName(kind: string, name: string | undefined, grammar: 'label' | 'label1035' | 'subdomain'): string {
+export function checkObjectName(
+  kind: string,
+  name: string | undefined,
+  grammar: 'label' | 'label1035' | 'subdomain',
+): string {
   const ok =
     name !== undefined &&
-    (grammar === 'label' ? DNS_LABEL.test(name) : grammar === 'label1035' ? DNS_1035_LABEL.test(name) : isDnsSubdomain(name));
+    (grammar === 'label'
+      ? DNS_LABEL.test(name)
+      : grammar === 'label1035'
+        ? DNS_1035_LABEL.test(name)
+        : isDnsSubdomain(name));
   if (!ok) throw new InvalidValue(`${kind} name ${JSON.stringify(name ?? '')} is not a valid Kubernetes name`);
   return name;
 }
@@ -125,6 +133,9 @@ export function parseBoolAnnotation(name: string, value: unknown): boolean {
     if (TRUE_VALUES.has(value)) return true;
     if (FALSE_VALUES.has(value)) return false;
   }
-  const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) + (value.length > 64 ? '...' : '') : `a ${typeof value}`;
+  const shown =
+    typeof value === 'string'
+      ? JSON.stringify(value.slice(0, 64)) + (value.length > 64 ? '...' : '')
+      : `a ${typeof value}`;
   throw new InvalidValue(`annotation ${name} must be "true" or "false", not ${shown}`);
 }

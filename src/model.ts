@@ -61,8 +61,16 @@ export interface Location {
  * defaults, is in its file under src/annotations/.
  */
 export interface LocationSettings
-  extends ProxySettings, RedirectSettings, AccessSettings, CorsSettings, RateLimitSettings,
-    AuthSettings, BalancingSettings, MirrorAndErrorsSettings, SnippetSettings {}
+  extends
+    ProxySettings,
+    RedirectSettings,
+    AccessSettings,
+    CorsSettings,
+    RateLimitSettings,
+    AuthSettings,
+    BalancingSettings,
+    MirrorAndErrorsSettings,
+    SnippetSettings {}
 
 /** Settings of a location no Ingress annotation touches: the groups' defaults. */
 export const DEFAULT_LOCATION_SETTINGS: LocationSettings = Object.freeze({

@@ -26,7 +26,9 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const AS_ROOT = process.getuid?.() === 0;
 
 const apr1 = (password: string) => String(execaSync('openssl', ['passwd', '-apr1', password]).stdout).trim();
-const basic = (user: string, password: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
+const basic = (user: string, password: string) => ({
+  Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
+});
 
 /** The primary group nginx's workers run as (from /proc), once they are there. */
 async function workerGid(nginx: RunningNginx): Promise<number> {
@@ -53,7 +55,13 @@ async function podLikeConfDir(work: string, nginx: RunningNginx | null, confDir:
 }
 
 /** Polls GET until `ok` holds (bounded); returns the last answer. */
-async function until(port: number, host: string, headers: Record<string, string>, ok: (a: HttpAnswer) => boolean, timeoutMs = 20_000): Promise<HttpAnswer> {
+async function until(
+  port: number,
+  host: string,
+  headers: Record<string, string>,
+  ok: (a: HttpAnswer) => boolean,
+  timeoutMs = 20_000,
+): Promise<HttpAnswer> {
   const deadline = Date.now() + timeoutMs;
   let last: HttpAnswer = { status: 0, headers: {}, body: '' };
   while (Date.now() < deadline) {
@@ -69,10 +77,13 @@ async function until(port: number, host: string, headers: Record<string, string>
   return last;
 }
 
-const service = (a: HttpAnswer) => (a.status === 200 ? (JSON.parse(a.body) as { service: string }).service : String(a.status));
+const service = (a: HttpAnswer) =>
+  a.status === 200 ? (JSON.parse(a.body) as { service: string }).service : String(a.status);
 
 /** What the sidecar wrote for auth: the files in the certificate directory that hold no PEM block. */
-async function htpasswdFiles(confDir: string): Promise<Array<{ name: string; mode: number; gid: number; content: string }>> {
+async function htpasswdFiles(
+  confDir: string,
+): Promise<Array<{ name: string; mode: number; gid: number; content: string }>> {
   const dir = certDirFor(confDir);
   const out = [];
   for (const name of (await readdir(dir)).sort()) {
@@ -99,7 +110,18 @@ describe('auth-type basic end to end: cluster mode (Opaque Secret from kubectl c
   async function authSecret(lines: string): Promise<void> {
     const file = path.join(work, 'auth');
     await writeFile(file, lines, { mode: 0o600 });
-    const yaml = await kubectl(['-n', 'shop', 'create', 'secret', 'generic', 'basic-auth', `--from-file=auth=${file}`, '--dry-run=client', '-o', 'yaml']);
+    const yaml = await kubectl([
+      '-n',
+      'shop',
+      'create',
+      'secret',
+      'generic',
+      'basic-auth',
+      `--from-file=auth=${file}`,
+      '--dry-run=client',
+      '-o',
+      'yaml',
+    ]);
     await kubectl(['apply', '-f', '-'], yaml);
     await rm(file);
   }
@@ -111,15 +133,23 @@ describe('auth-type basic end to end: cluster mode (Opaque Secret from kubectl c
     ({ nginx, work, confDir } = cluster);
     gid = await podLikeConfDir(work, nginx, confDir);
     sidecar = runSidecar([
-      '--kubeconfig', cluster.api.sidecarKubeconfig,
-      '--conf-dir', confDir,
-      '--nginx-pid-file', nginx.pidFile,
-      '--http-port', String(httpPort),
-      '--https-port', String(httpsPort),
+      '--kubeconfig',
+      cluster.api.sidecarKubeconfig,
+      '--conf-dir',
+      confDir,
+      '--nginx-pid-file',
+      nginx.pidFile,
+      '--http-port',
+      String(httpPort),
+      '--https-port',
+      String(httpsPort),
       '--no-ipv6',
-      '--listen', `127.0.0.1:${statusPort}`,
-      '--debounce-ms', '20',
-      '--access-log', 'off',
+      '--listen',
+      `127.0.0.1:${statusPort}`,
+      '--debounce-ms',
+      '20',
+      '--access-log',
+      'off',
     ]);
   });
 
@@ -131,7 +161,9 @@ describe('auth-type basic end to end: cluster mode (Opaque Secret from kubectl c
 
   it('401 without or with wrong credentials, 200 with them; a changed Secret changes the password', async () => {
     await authSecret(`# staff\nalice:${apr1('s3cret')}\n`);
-    await kubectl(['apply', '-f', '-'], `apiVersion: networking.k8s.io/v1
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
   name: staff
@@ -146,19 +178,24 @@ spec:
   - host: staff.shop.test
     http:
       paths: [{path: /, pathType: Prefix, backend: {service: {name: blue, port: {name: http}}}}]
-`);
+`,
+    );
     const denied = await until(httpPort, 'staff.shop.test', {}, (a) => a.status === 401);
     assert.equal(denied.status, 401, `sidecar output:\n${sidecar!.output().slice(-3000)}`);
     assert.equal(denied.headers['www-authenticate'], 'Basic realm="Staff only"');
     assert.equal((await httpGet(httpPort, 'staff.shop.test', '/', basic('alice', 'wrong'))).status, 401);
     // Not 500: nginx's workers could read the file.
-    assert.equal(service(await httpGet(httpPort, 'staff.shop.test', '/', basic('alice', 's3cret'))), 'blue', await nginx.errorLog());
+    assert.equal(
+      service(await httpGet(httpPort, 'staff.shop.test', '/', basic('alice', 's3cret'))),
+      'blue',
+      await nginx.errorLog(),
+    );
 
     const [file] = await htpasswdFiles(confDir);
     assert.ok(file, 'an htpasswd file in the certificate directory');
     assert.equal(file.mode, 0o640);
     assert.match(file.content, /^alice:\$apr1\$/m);
-    if (gid !== null) assert.equal(file.gid, gid, 'the file has the group of nginx\'s workers (fsGroup)');
+    if (gid !== null) assert.equal(file.gid, gid, "the file has the group of nginx's workers (fsGroup)");
 
     // Rotation: a new password works, the old one no longer does.
     await authSecret(`alice:${apr1('n3w-pass')}\nbob:${apr1('b0b')}\n`);
@@ -200,7 +237,9 @@ describe('auth-type basic end to end: TLS off (--https-port 0), directory source
     echo = await startEcho('alpha');
     nginx = await startNginx({ confDir });
     const gid = await podLikeConfDir(work, nginx, confDir);
-    await writeFile(path.join(watchDir, 'app.yaml'), `${backendYaml('alpha', echo.port)}---
+    await writeFile(
+      path.join(watchDir, 'app.yaml'),
+      `${backendYaml('alpha', echo.port)}---
 apiVersion: v1
 kind: Secret
 metadata: {name: basic-auth, namespace: default}
@@ -220,27 +259,48 @@ spec:
   - host: private.test
     http:
       paths: [{path: /, pathType: Prefix, backend: {service: {name: alpha, port: {name: http}}}}]
-`);
+`,
+    );
     const httpPort = await freePort();
     sidecar = runSidecar([
-      '--watch-dir', watchDir,
-      '--conf-dir', confDir,
-      '--nginx-pid-file', nginx.pidFile,
-      '--http-port', String(httpPort),
-      '--https-port', '0',
+      '--watch-dir',
+      watchDir,
+      '--conf-dir',
+      confDir,
+      '--nginx-pid-file',
+      nginx.pidFile,
+      '--http-port',
+      String(httpPort),
+      '--https-port',
+      '0',
       '--no-ipv6',
-      '--listen', `127.0.0.1:${await freePort()}`,
-      '--debounce-ms', '20',
-      '--access-log', 'off',
+      '--listen',
+      `127.0.0.1:${await freePort()}`,
+      '--debounce-ms',
+      '20',
+      '--access-log',
+      'off',
     ]);
     const denied = await until(httpPort, 'private.test', {}, (a) => a.status === 401);
-    assert.equal(denied.status, 401, `not 503: the htpasswd file has a place without TLS\nsidecar output:\n${sidecar.output().slice(-3000)}`);
+    assert.equal(
+      denied.status,
+      401,
+      `not 503: the htpasswd file has a place without TLS\nsidecar output:\n${sidecar.output().slice(-3000)}`,
+    );
     assert.equal(denied.headers['www-authenticate'], 'Basic realm="Authentication Required"');
     assert.equal((await httpGet(httpPort, 'private.test', '/', basic('alice', 'nope'))).status, 401);
-    assert.equal(service(await httpGet(httpPort, 'private.test', '/', basic('alice', 's3cret'))), 'alpha', await nginx.errorLog());
+    assert.equal(
+      service(await httpGet(httpPort, 'private.test', '/', basic('alice', 's3cret'))),
+      'alpha',
+      await nginx.errorLog(),
+    );
     assert.doesNotMatch(sidecar.output(), /partly rejected/);
 
-    const conf = (await Promise.all((await readdir(confDir)).filter((f) => f.endsWith('.conf')).map((f) => readFile(path.join(confDir, f), 'utf8')))).join('\n');
+    const conf = (
+      await Promise.all(
+        (await readdir(confDir)).filter((f) => f.endsWith('.conf')).map((f) => readFile(path.join(confDir, f), 'utf8')),
+      )
+    ).join('\n');
     assert.doesNotMatch(conf, /\bssl\b/, 'no TLS anywhere');
     const [file] = await htpasswdFiles(confDir);
     assert.equal(file?.mode, 0o640);
@@ -249,10 +309,12 @@ spec:
 });
 
 describe('manifests/components/root-nginx', () => {
-  it('sets fsGroup 101, so that nginx\'s workers (user nginx) can read the htpasswd files the root sidecar writes', async () => {
+  it("sets fsGroup 101, so that nginx's workers (user nginx) can read the htpasswd files the root sidecar writes", async () => {
     const work = await mkdtemp(path.join(os.tmpdir(), 'root-nginx-'));
     try {
-      await writeFile(path.join(work, 'deploy.yaml'), `apiVersion: apps/v1
+      await writeFile(
+        path.join(work, 'deploy.yaml'),
+        `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, labels: {ingress-sidecar.dev/inject: "true"}}
 spec:
@@ -261,14 +323,22 @@ spec:
     metadata: {labels: {app: web}}
     spec:
       containers: [{name: nginx, image: "nginx:1.30.4"}]
-`);
+`,
+      );
       const rel = (p: string) => path.relative(work, path.join(ROOT, p));
-      await writeFile(path.join(work, 'kustomization.yaml'), `resources: [deploy.yaml]\ncomponents: [${rel('manifests/components/sidecar')}, ${rel('manifests/components/root-nginx')}]\n`);
+      await writeFile(
+        path.join(work, 'kustomization.yaml'),
+        `resources: [deploy.yaml]\ncomponents: [${rel('manifests/components/sidecar')}, ${rel('manifests/components/root-nginx')}]\n`,
+      );
       const out = await execa('kubectl', ['kustomize', work]);
       const deployment = (loadAllYaml(out.stdout) as V1Deployment[]).find((o) => o.kind === 'Deployment')!;
       const pod = deployment.spec!.template.spec!;
       assert.equal(pod.securityContext?.fsGroup, 101);
-      assert.equal(pod.containers.find((c) => c.name === 'ingress-sidecar')?.securityContext?.runAsUser, 0, 'the sidecar writes as root');
+      assert.equal(
+        pod.containers.find((c) => c.name === 'ingress-sidecar')?.securityContext?.runAsUser,
+        0,
+        'the sidecar writes as root',
+      );
     } finally {
       await rm(work, { recursive: true, force: true });
     }

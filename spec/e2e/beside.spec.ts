@@ -19,17 +19,27 @@ describe('e2e: --update-status=false and --watch-ingress-without-class in cluste
 
   function startSidecar(extra: string[]): void {
     sidecar.start([
-      '--kubeconfig', cluster.api.sidecarKubeconfig,
-      '--conf-dir', cluster.confDir,
-      '--nginx-pid-file', cluster.nginx.pidFile,
-      '--http-port', String(httpPort),
-      '--https-port', '0',
+      '--kubeconfig',
+      cluster.api.sidecarKubeconfig,
+      '--conf-dir',
+      cluster.confDir,
+      '--nginx-pid-file',
+      cluster.nginx.pidFile,
+      '--http-port',
+      String(httpPort),
+      '--https-port',
+      '0',
       '--no-ipv6',
-      '--listen', '127.0.0.1:0',
-      '--publish-address', '203.0.113.10',
-      '--election-id', ELECTION_ID,
-      '--debounce-ms', '20',
-      '--access-log', 'off',
+      '--listen',
+      '127.0.0.1:0',
+      '--publish-address',
+      '203.0.113.10',
+      '--election-id',
+      ELECTION_ID,
+      '--debounce-ms',
+      '20',
+      '--access-log',
+      'off',
       ...extra,
     ]);
   }
@@ -38,15 +48,26 @@ describe('e2e: --update-status=false and --watch-ingress-without-class in cluste
     await sidecar.stop();
   };
 
-  const until = (what: string, cond: () => Promise<boolean>, timeoutMs = 15_000) => waitFor(what, cond, output, timeoutMs);
+  const until = (what: string, cond: () => Promise<boolean>, timeoutMs = 15_000) =>
+    waitFor(what, cond, output, timeoutMs);
 
   /** Which backend answers through nginx (or the status code), polled until `expected`. */
   const eventually = (host: string, expected: string) => eventuallyAnswers(httpPort, host, expected);
 
-  const address = (name: string) => kubectl(['-n', 'shop', 'get', 'ingress', name, '-o', 'jsonpath={.status.loadBalancer.ingress[*].ip}']);
+  const address = (name: string) =>
+    kubectl(['-n', 'shop', 'get', 'ingress', name, '-o', 'jsonpath={.status.loadBalancer.ingress[*].ip}']);
   const servedEvent = async (name: string) =>
     /Normal Served/.test(
-      await kubectl(['-n', 'shop', 'get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'jsonpath={range .items[*]}{.type} {.reason}{"\\n"}{end}']),
+      await kubectl([
+        '-n',
+        'shop',
+        'get',
+        'events',
+        '--field-selector',
+        `involvedObject.name=${name}`,
+        '-o',
+        'jsonpath={range .items[*]}{.type} {.reason}{"\\n"}{end}',
+      ]),
     );
 
   /** `class` null: neither spec.ingressClassName nor the annotation. */
@@ -74,13 +95,27 @@ ${cls === null ? '' : `  ingressClassName: ${cls}\n`}  rules:
 
   it('serves Ingresses with and without a class but never writes their status, nor takes a Lease; Events still go out', async () => {
     startSidecar(['--update-status=false', '--watch-ingress-without-class']);
-    await kubectl(['apply', '-f', '-'], ingressYaml('named', 'named.shop.test', 'nginx') + '---\n' + ingressYaml('classless', 'classless.shop.test', null) + '---\n' + ingressYaml('theirs', 'theirs.shop.test', 'other'));
-    assert.equal(await kubectl(['-n', 'shop', 'get', 'ingress', 'classless', '-o', 'jsonpath={.spec.ingressClassName}']), '', 'still without a class');
+    await kubectl(
+      ['apply', '-f', '-'],
+      ingressYaml('named', 'named.shop.test', 'nginx') +
+        '---\n' +
+        ingressYaml('classless', 'classless.shop.test', null) +
+        '---\n' +
+        ingressYaml('theirs', 'theirs.shop.test', 'other'),
+    );
+    assert.equal(
+      await kubectl(['-n', 'shop', 'get', 'ingress', 'classless', '-o', 'jsonpath={.spec.ingressClassName}']),
+      '',
+      'still without a class',
+    );
     assert.equal(await eventually('named.shop.test', 'blue'), 'blue');
     assert.equal(await eventually('classless.shop.test', 'blue'), 'blue');
     assert.equal(await eventually('theirs.shop.test', '404'), '404', 'another class is not ours');
     // The Served Events come from the same pass that would have written status.
-    await until('Served Events on both Ingresses', async () => (await servedEvent('named')) && (await servedEvent('classless')));
+    await until(
+      'Served Events on both Ingresses',
+      async () => (await servedEvent('named')) && (await servedEvent('classless')),
+    );
     for (let i = 0; i < 10; i++) {
       assert.equal(await address('named'), '', 'no status written');
       assert.equal(await address('classless'), '', 'no status written');

@@ -3,7 +3,6 @@
 // Pure parts and the writer against a fake API first, then the whole thing against a real
 // kube-apiserver, running as the sidecar's ServiceAccount with manifests/ applied.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApiException,
@@ -33,11 +32,17 @@ import { translate } from '../../src/translate/index.ts';
 import { startApiServer, type ApiServer, applyManifests } from '../helpers/apiserver.ts';
 import { ingress, ingressClass, path as p, rule } from '../helpers/builders.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-
-
-function withStatus(ing: V1Ingress, addrs: LoadBalancerAddress[], uid = `uid-${ing.metadata?.name}`, rv = '1'): V1Ingress {
-  return { ...ing, metadata: { ...ing.metadata, uid, resourceVersion: rv }, status: { loadBalancer: { ingress: addrs } } };
+function withStatus(
+  ing: V1Ingress,
+  addrs: LoadBalancerAddress[],
+  uid = `uid-${ing.metadata?.name}`,
+  rv = '1',
+): V1Ingress {
+  return {
+    ...ing,
+    metadata: { ...ing.metadata, uid, resourceVersion: rv },
+    status: { loadBalancer: { ingress: addrs } },
+  };
 }
 
 async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -93,25 +98,49 @@ describe('cluster status: flags and addresses', () => {
   });
 
   it('parses --publish-service NS/NAME', () => {
-    assert.deepEqual(parsePublishService('ingress-sidecar/ingress-sidecar'), { namespace: 'ingress-sidecar', name: 'ingress-sidecar' });
-    for (const bad of ['svc', 'a/b/c', '/svc', 'ns/', 'NS/svc', 'ns/1svc']) assert.throws(() => parsePublishService(bad), /NAMESPACE\/NAME/, bad);
+    assert.deepEqual(parsePublishService('ingress-sidecar/ingress-sidecar'), {
+      namespace: 'ingress-sidecar',
+      name: 'ingress-sidecar',
+    });
+    for (const bad of ['svc', 'a/b/c', '/svc', 'ns/', 'NS/svc', 'ns/1svc'])
+      assert.throws(() => parsePublishService(bad), /NAMESPACE\/NAME/, bad);
   });
 
   it("takes a Service's load balancer IPs and hostnames, else its cluster IPs", () => {
-    const svc = (spec: V1Service['spec'], lb?: LoadBalancerAddress[]): V1Service => ({ metadata: { name: 's', namespace: 'n' }, spec, ...(lb ? { status: { loadBalancer: { ingress: lb } } } : {}) });
-    assert.deepEqual(serviceAddresses(svc({ type: 'LoadBalancer', clusterIP: '10.0.0.9' }, [{ hostname: 'a.elb.example' }, { ip: '203.0.113.1' }])), [
-      { ip: '203.0.113.1' },
-      { hostname: 'a.elb.example' },
+    const svc = (spec: V1Service['spec'], lb?: LoadBalancerAddress[]): V1Service => ({
+      metadata: { name: 's', namespace: 'n' },
+      spec,
+      ...(lb ? { status: { loadBalancer: { ingress: lb } } } : {}),
+    });
+    assert.deepEqual(
+      serviceAddresses(
+        svc({ type: 'LoadBalancer', clusterIP: '10.0.0.9' }, [{ hostname: 'a.elb.example' }, { ip: '203.0.113.1' }]),
+      ),
+      [{ ip: '203.0.113.1' }, { hostname: 'a.elb.example' }],
+    );
+    assert.deepEqual(
+      serviceAddresses(svc({ type: 'LoadBalancer', clusterIP: '10.0.0.9' }, [])),
+      [{ ip: '10.0.0.9' }],
+      'no LB address yet: ClusterIP',
+    );
+    assert.deepEqual(serviceAddresses(svc({ clusterIP: '10.0.0.9', clusterIPs: ['10.0.0.9', 'fd00::9'] })), [
+      { ip: '10.0.0.9' },
+      { ip: 'fd00::9' },
     ]);
-    assert.deepEqual(serviceAddresses(svc({ type: 'LoadBalancer', clusterIP: '10.0.0.9' }, [])), [{ ip: '10.0.0.9' }], 'no LB address yet: ClusterIP');
-    assert.deepEqual(serviceAddresses(svc({ clusterIP: '10.0.0.9', clusterIPs: ['10.0.0.9', 'fd00::9'] })), [{ ip: '10.0.0.9' }, { ip: 'fd00::9' }]);
     assert.deepEqual(serviceAddresses(svc({ clusterIP: 'None' })), []);
-    assert.deepEqual(serviceAddresses(svc({ type: 'ExternalName', externalName: 'edge.example.com' })), [{ hostname: 'edge.example.com' }]);
+    assert.deepEqual(serviceAddresses(svc({ type: 'ExternalName', externalName: 'edge.example.com' })), [
+      { hostname: 'edge.example.com' },
+    ]);
   });
 
   it('compares address lists as sets, ignoring ports', () => {
     assert.ok(sameAddresses([{ ip: '1.1.1.1' }, { hostname: 'a' }], [{ hostname: 'a' }, { ip: '1.1.1.1' }]));
-    assert.ok(sameAddresses([{ ip: '1.1.1.1', ports: [{ port: 80, protocol: 'TCP' }] } as LoadBalancerAddress], [{ ip: '1.1.1.1' }]));
+    assert.ok(
+      sameAddresses(
+        [{ ip: '1.1.1.1', ports: [{ port: 80, protocol: 'TCP' }] } as LoadBalancerAddress],
+        [{ ip: '1.1.1.1' }],
+      ),
+    );
     assert.ok(!sameAddresses([{ ip: '1.1.1.1' }], [{ ip: '1.1.1.1' }, { ip: '1.1.1.2' }]));
     assert.deepEqual(normalize([{ ip: '' }, {}]), []);
   });
@@ -120,11 +149,20 @@ describe('cluster status: flags and addresses', () => {
 describe('cluster status: what to write (planStatus)', () => {
   const ours = [{ ip: '203.0.113.10' }];
   const r = rule('a.example.com', p('/', 'Prefix', 'svc'));
-  const snap = (...ingresses: V1Ingress[]): Snapshot => ({ ...emptySnapshot(), ingresses, ingressClasses: [ingressClass('nginx', false)] });
-  const names = (cs: ReturnType<typeof planStatus>) => cs.map((c) => `${c.ingress.metadata?.name}:${c.why}:${c.addresses.map((a) => a.ip ?? a.hostname).join(',')}`);
+  const snap = (...ingresses: V1Ingress[]): Snapshot => ({
+    ...emptySnapshot(),
+    ingresses,
+    ingressClasses: [ingressClass('nginx', false)],
+  });
+  const names = (cs: ReturnType<typeof planStatus>) =>
+    cs.map((c) => `${c.ingress.metadata?.name}:${c.why}:${c.addresses.map((a) => a.ip ?? a.hostname).join(',')}`);
 
   it('publishes to ours that show anything else, and leaves ours that already show it', () => {
-    const s = snap(ingress('fresh', [r]), withStatus(ingress('done', [r]), ours), withStatus(ingress('stale', [r]), [{ ip: '198.51.100.1' }]));
+    const s = snap(
+      ingress('fresh', [r]),
+      withStatus(ingress('done', [r]), ours),
+      withStatus(ingress('stale', [r]), [{ ip: '198.51.100.1' }]),
+    );
     assert.deepEqual(names(planStatus(s, 'nginx', ours)), ['fresh:publish:203.0.113.10', 'stale:publish:203.0.113.10']);
   });
 
@@ -134,23 +172,35 @@ describe('cluster status: what to write (planStatus)', () => {
       withStatus(ingress('moved-before-address-change', [r], { className: 'other' }), [{ ip: '192.0.2.50' }]),
       withStatus(ingress('theirs', [r], { className: 'other' }), [{ ip: '198.51.100.7' }]),
       ingress('theirs-empty', [r], { className: 'other' }),
-      withStatus(ingress('legacy-annotation', [r], { className: null, annotations: { 'kubernetes.io/ingress.class': 'other' } }), [{ ip: '198.51.100.8' }]),
+      withStatus(
+        ingress('legacy-annotation', [r], { className: null, annotations: { 'kubernetes.io/ingress.class': 'other' } }),
+        [{ ip: '198.51.100.8' }],
+      ),
     );
     const wrote = (uid: string) => (uid === 'uid-moved-before-address-change' ? [{ ip: '192.0.2.50' }] : undefined);
-    assert.deepEqual(names(planStatus(s, 'nginx', ours, wrote)), ['moved:clear:', 'moved-before-address-change:clear:']);
+    assert.deepEqual(names(planStatus(s, 'nginx', ours, wrote)), [
+      'moved:clear:',
+      'moved-before-address-change:clear:',
+    ]);
   });
 
   it('follows the default IngressClass for Ingresses that name no class', () => {
     const unnamed = ingress('unnamed', [r], { className: null });
     const s = { ...snap(unnamed), ingressClasses: [ingressClass('nginx', true)] };
     assert.deepEqual(names(planStatus(s, 'nginx', ours)), ['unnamed:publish:203.0.113.10']);
-    assert.deepEqual(names(planStatus(snap(unnamed), 'nginx', ours)), [], 'not the default class: not ours, and nothing to clear');
+    assert.deepEqual(
+      names(planStatus(snap(unnamed), 'nginx', ours)),
+      [],
+      'not the default class: not ours, and nothing to clear',
+    );
   });
 
   it('with --watch-ingress-without-class, publishes to Ingresses that name no class, as translate serves them', () => {
     const unnamed = ingress('unnamed', [r], { className: null });
     const theirs = ingress('theirs', [r], { className: 'other' });
-    assert.deepEqual(names(planStatus(snap(unnamed, theirs), 'nginx', ours, undefined, true)), ['unnamed:publish:203.0.113.10']);
+    assert.deepEqual(names(planStatus(snap(unnamed, theirs), 'nginx', ours, undefined, true)), [
+      'unnamed:publish:203.0.113.10',
+    ]);
   });
 });
 
@@ -169,14 +219,22 @@ describe('StatusPublisher (fake API)', () => {
     assert.equal(patches.length, 0);
     leader.set(true);
     await sp.idle();
-    assert.deepEqual(patches, [{ key: 'default/a', body: { status: { loadBalancer: { ingress: [{ ip: '203.0.113.10' }] } } } }]);
+    assert.deepEqual(patches, [
+      { key: 'default/a', body: { status: { loadBalancer: { ingress: [{ ip: '203.0.113.10' }] } } } },
+    ]);
     await sp.stop();
   });
 
   it('does not write twice when the next sync still holds the object it patched (watch not caught up)', async () => {
     const { api, patches } = fakeIngressApi();
     const { logger } = createMemoryLogger();
-    const sp = new StatusPublisher({ ingressApi: api, ingressClass: 'nginx', publish, leadership: new FakeLeader(true), logger });
+    const sp = new StatusPublisher({
+      ingressApi: api,
+      ingressClass: 'nginx',
+      publish,
+      leadership: new FakeLeader(true),
+      logger,
+    });
     const before = withStatus(ingress('a', [r]), [], 'uid-a', '7');
     sp.update(snap(before));
     await sp.idle();
@@ -194,11 +252,24 @@ describe('StatusPublisher (fake API)', () => {
     let failures = 1;
     const { api, patches } = fakeIngressApi({ fail: () => failures-- > 0 });
     const { logger, entries } = createMemoryLogger();
-    const sp = new StatusPublisher({ ingressApi: api, ingressClass: 'nginx', publish, leadership: new FakeLeader(true), logger, retryBaseMs: 50 });
+    const sp = new StatusPublisher({
+      ingressApi: api,
+      ingressClass: 'nginx',
+      publish,
+      leadership: new FakeLeader(true),
+      logger,
+      retryBaseMs: 50,
+    });
     sp.update(snap(withStatus(ingress('gone', [r], { className: 'other' }), [{ ip: '203.0.113.10' }])));
     await sp.idle();
     assert.equal(patches.length, 0);
-    assert.ok(entries.some((e) => e.message === 'could not write Ingress status; will retry' && String(e.error).includes('etcdserver: request timed out')));
+    assert.ok(
+      entries.some(
+        (e) =>
+          e.message === 'could not write Ingress status; will retry' &&
+          String(e.error).includes('etcdserver: request timed out'),
+      ),
+    );
     await sleep(150);
     await sp.idle();
     assert.deepEqual(patches, [{ key: 'default/gone', body: { status: { loadBalancer: { ingress: null } } } }]);
@@ -239,8 +310,10 @@ describe('cluster status against a real kube-apiserver, as the sidecar ServiceAc
   let server: ApiServer;
   let sidecar: KubeConfig;
   const kubectl = (...args: string[]) => execa('kubectl', ['--kubeconfig', server.adminKubeconfig, ...args]);
-  const apply = (yaml: string) => execa('kubectl', ['--kubeconfig', server.adminKubeconfig, 'apply', '-f', '-'], { input: yaml });
-  const getIngress = async (name: string): Promise<V1Ingress> => JSON.parse((await kubectl('-n', 'web', 'get', 'ingress', name, '-o', 'json')).stdout) as V1Ingress;
+  const apply = (yaml: string) =>
+    execa('kubectl', ['--kubeconfig', server.adminKubeconfig, 'apply', '-f', '-'], { input: yaml });
+  const getIngress = async (name: string): Promise<V1Ingress> =>
+    JSON.parse((await kubectl('-n', 'web', 'get', 'ingress', name, '-o', 'json')).stdout) as V1Ingress;
 
   /** What the informers would hold, listed with the sidecar's own (list/watch-only) permissions. */
   async function listAsSidecar(): Promise<Snapshot> {
@@ -271,9 +344,35 @@ spec:
     await applyManifests(server.adminKubeconfig);
     await kubectl('create', 'namespace', 'web');
     // The base's publish Service, with the address a cloud load balancer would have given it.
-    await kubectl('-n', 'ingress-sidecar', 'patch', 'service', 'ingress-sidecar', '--subresource=status', '--type=merge', '-p', '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.10"},{"hostname":"lb.example.net"}]}}}');
-    await apply(['ours', 'second'].map((n) => ingressYaml(n, 'nginx')).join('---\n') + '---\n' + ingressYaml('theirs', 'other') + '---\n' + ingressYaml('theirs-bare', 'other'));
-    await kubectl('-n', 'web', 'patch', 'ingress', 'theirs', '--subresource=status', '--type=merge', '-p', '{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.7"}]}}}');
+    await kubectl(
+      '-n',
+      'ingress-sidecar',
+      'patch',
+      'service',
+      'ingress-sidecar',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.10"},{"hostname":"lb.example.net"}]}}}',
+    );
+    await apply(
+      ['ours', 'second'].map((n) => ingressYaml(n, 'nginx')).join('---\n') +
+        '---\n' +
+        ingressYaml('theirs', 'other') +
+        '---\n' +
+        ingressYaml('theirs-bare', 'other'),
+    );
+    await kubectl(
+      '-n',
+      'web',
+      'patch',
+      'ingress',
+      'theirs',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.7"}]}}}',
+    );
     sidecar = new KubeConfig();
     sidecar.loadFromFile(server.sidecarKubeconfig);
   });
@@ -284,8 +383,23 @@ spec:
 
   it('the leader writes the publish Service address to our Ingresses only, once; a class change clears it', async () => {
     const { logger, entries } = createMemoryLogger();
-    const elector = new LeaderElector({ kubeConfig: sidecar, namespace: 'ingress-sidecar', name: 'ingress-sidecar-leader', identity: 'pod-a', logger, leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 });
-    const sp = new StatusPublisher({ kubeConfig: sidecar, ingressClass: 'nginx', publish: { kind: 'service', namespace: 'ingress-sidecar', name: 'ingress-sidecar' }, leadership: elector, logger });
+    const elector = new LeaderElector({
+      kubeConfig: sidecar,
+      namespace: 'ingress-sidecar',
+      name: 'ingress-sidecar-leader',
+      identity: 'pod-a',
+      logger,
+      leaseDurationMs: 4000,
+      renewDeadlineMs: 3000,
+      retryPeriodMs: 500,
+    });
+    const sp = new StatusPublisher({
+      kubeConfig: sidecar,
+      ingressClass: 'nginx',
+      publish: { kind: 'service', namespace: 'ingress-sidecar', name: 'ingress-sidecar' },
+      leadership: elector,
+      logger,
+    });
     try {
       const theirsBefore = await getIngress('theirs');
       const bareBefore = await getIngress('theirs-bare');
@@ -295,7 +409,8 @@ spec:
       sp.update(await listAsSidecar());
       await sp.idle();
       const want = [{ ip: '203.0.113.10' }, { hostname: 'lb.example.net' }];
-      for (const n of ['ours', 'second']) assert.deepEqual((await getIngress(n)).status?.loadBalancer?.ingress, want, n);
+      for (const n of ['ours', 'second'])
+        assert.deepEqual((await getIngress(n)).status?.loadBalancer?.ingress, want, n);
       assert.equal(sp.stats.writes, 2, JSON.stringify(entries.filter((e) => e.level !== 'debug')));
       assert.equal(sp.stats.failures, 0);
 
@@ -314,7 +429,16 @@ spec:
       assert.equal((await getIngress('theirs-bare')).metadata?.resourceVersion, bareBefore.metadata?.resourceVersion);
 
       // "second" moves to another class: its status is cleared; "ours" keeps its own.
-      await kubectl('-n', 'web', 'patch', 'ingress', 'second', '--type=merge', '-p', '{"spec":{"ingressClassName":"other"}}');
+      await kubectl(
+        '-n',
+        'web',
+        'patch',
+        'ingress',
+        'second',
+        '--type=merge',
+        '-p',
+        '{"spec":{"ingressClassName":"other"}}',
+      );
       sp.update(await listAsSidecar());
       await sp.idle();
       assert.deepEqual((await getIngress('second')).status?.loadBalancer?.ingress ?? [], []);
@@ -322,7 +446,17 @@ spec:
       assert.equal(sp.stats.writes, 3);
 
       // The load balancer's address changes: ours follow.
-      await kubectl('-n', 'ingress-sidecar', 'patch', 'service', 'ingress-sidecar', '--subresource=status', '--type=merge', '-p', '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.11"}]}}}');
+      await kubectl(
+        '-n',
+        'ingress-sidecar',
+        'patch',
+        'service',
+        'ingress-sidecar',
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.11"}]}}}',
+      );
       sp.update(await listAsSidecar());
       await sp.idle();
       assert.deepEqual((await getIngress('ours')).status?.loadBalancer?.ingress, [{ ip: '203.0.113.11' }]);
@@ -336,13 +470,33 @@ spec:
   it('reads the publish Service itself (Role: get services) when the informers do not hold it', async () => {
     const { logger, entries } = createMemoryLogger();
     const leader = new FakeLeader(true);
-    await kubectl('-n', 'web', 'patch', 'ingress', 'ours', '--subresource=status', '--type=merge', '-p', '{"status":{"loadBalancer":{"ingress":null}}}');
-    const sp = new StatusPublisher({ kubeConfig: sidecar, ingressClass: 'nginx', publish: { kind: 'service', namespace: 'ingress-sidecar', name: 'ingress-sidecar' }, leadership: leader, logger });
+    await kubectl(
+      '-n',
+      'web',
+      'patch',
+      'ingress',
+      'ours',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"loadBalancer":{"ingress":null}}}',
+    );
+    const sp = new StatusPublisher({
+      kubeConfig: sidecar,
+      ingressClass: 'nginx',
+      publish: { kind: 'service', namespace: 'ingress-sidecar', name: 'ingress-sidecar' },
+      leadership: leader,
+      logger,
+    });
     try {
       const snap = await listAsSidecar();
       sp.update({ ...snap, services: [] });
       await sp.idle();
-      assert.deepEqual((await getIngress('ours')).status?.loadBalancer?.ingress, [{ ip: '203.0.113.11' }], JSON.stringify(entries));
+      assert.deepEqual(
+        (await getIngress('ours')).status?.loadBalancer?.ingress,
+        [{ ip: '203.0.113.11' }],
+        JSON.stringify(entries),
+      );
     } finally {
       await sp.stop();
     }
@@ -350,11 +504,20 @@ spec:
 
   it('publishes --publish-address values as given', async () => {
     const { logger } = createMemoryLogger();
-    const sp = new StatusPublisher({ kubeConfig: sidecar, ingressClass: 'nginx', publish: { kind: 'addresses', addresses: parsePublishAddresses('192.0.2.1,edge.example.org') }, leadership: new FakeLeader(true), logger });
+    const sp = new StatusPublisher({
+      kubeConfig: sidecar,
+      ingressClass: 'nginx',
+      publish: { kind: 'addresses', addresses: parsePublishAddresses('192.0.2.1,edge.example.org') },
+      leadership: new FakeLeader(true),
+      logger,
+    });
     try {
       sp.update(await listAsSidecar());
       await sp.idle();
-      assert.deepEqual((await getIngress('ours')).status?.loadBalancer?.ingress, [{ ip: '192.0.2.1' }, { hostname: 'edge.example.org' }]);
+      assert.deepEqual((await getIngress('ours')).status?.loadBalancer?.ingress, [
+        { ip: '192.0.2.1' },
+        { hostname: 'edge.example.org' },
+      ]);
     } finally {
       await sp.stop();
     }
@@ -363,8 +526,23 @@ spec:
   it('two replicas: only the leader writes; after its stop() the other writes at once from its last sync', async () => {
     const replicas = ['pod-a', 'pod-b'].map((identity) => {
       const { logger, entries } = createMemoryLogger();
-      const elector = new LeaderElector({ kubeConfig: sidecar, namespace: 'ingress-sidecar', name: 'status-handover', identity, logger, leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 250 });
-      const sp = new StatusPublisher({ kubeConfig: sidecar, ingressClass: 'nginx', publish: { kind: 'addresses', addresses: [{ ip: '192.0.2.77' }] }, leadership: elector, logger });
+      const elector = new LeaderElector({
+        kubeConfig: sidecar,
+        namespace: 'ingress-sidecar',
+        name: 'status-handover',
+        identity,
+        logger,
+        leaseDurationMs: 4000,
+        renewDeadlineMs: 3000,
+        retryPeriodMs: 250,
+      });
+      const sp = new StatusPublisher({
+        kubeConfig: sidecar,
+        ingressClass: 'nginx',
+        publish: { kind: 'addresses', addresses: [{ ip: '192.0.2.77' }] },
+        leadership: elector,
+        logger,
+      });
       return { elector, sp, entries };
     });
     try {
@@ -373,13 +551,25 @@ spec:
       const snap = await listAsSidecar();
       for (const r of replicas) r.sp.update(snap);
       await Promise.all(replicas.map((r) => r.sp.idle()));
-      const [leader, follower] = replicas[0]!.elector.isLeader() ? [replicas[0]!, replicas[1]!] : [replicas[1]!, replicas[0]!];
+      const [leader, follower] = replicas[0]!.elector.isLeader()
+        ? [replicas[0]!, replicas[1]!]
+        : [replicas[1]!, replicas[0]!];
       assert.equal(leader.sp.stats.writes, 1);
       assert.equal(follower.sp.stats.writes, 0);
       assert.deepEqual((await getIngress('ours')).status?.loadBalancer?.ingress, [{ ip: '192.0.2.77' }]);
 
       // Someone overwrites it; both replicas sync, but the leader is shutting down (SIGTERM).
-      await kubectl('-n', 'web', 'patch', 'ingress', 'ours', '--subresource=status', '--type=merge', '-p', '{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.200"}]}}}');
+      await kubectl(
+        '-n',
+        'web',
+        'patch',
+        'ingress',
+        'ours',
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        '{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.200"}]}}}',
+      );
       await leader.sp.stop();
       const snap2 = await listAsSidecar();
       follower.sp.update(snap2);
@@ -399,7 +589,17 @@ spec:
 
   it('startClusterWriters, wired as the cli does: status from the leader, Events, the Lease released on stop()', async () => {
     const { logger, entries } = createMemoryLogger();
-    await kubectl('-n', 'web', 'patch', 'ingress', 'ours', '--subresource=status', '--type=merge', '-p', '{"status":{"loadBalancer":{"ingress":null}}}');
+    await kubectl(
+      '-n',
+      'web',
+      'patch',
+      'ingress',
+      'ours',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"loadBalancer":{"ingress":null}}}',
+    );
     const writers = await startClusterWriters({
       kubeConfig: sidecar,
       ingressClass: 'nginx',
@@ -419,12 +619,21 @@ spec:
       }
       assert.deepEqual((await getIngress('ours')).status?.loadBalancer?.ingress, [{ ip: '192.0.2.99' }]);
       assert.equal(writers.status?.stats.writes, 1, JSON.stringify(entries));
-      const events = (JSON.parse((await kubectl('-n', 'web', 'get', 'events', '-o', 'json')).stdout) as { items: Array<{ reason: string; involvedObject: { name: string }; source?: { host?: string } }> }).items;
-      assert.deepEqual(events.map((e) => `${e.involvedObject.name} ${e.reason} ${e.source?.host}`).sort(), ['ours PartlyRejected node-1', 'ours Served node-1']); // its Service does not exist
+      const events = (
+        JSON.parse((await kubectl('-n', 'web', 'get', 'events', '-o', 'json')).stdout) as {
+          items: Array<{ reason: string; involvedObject: { name: string }; source?: { host?: string } }>;
+        }
+      ).items;
+      assert.deepEqual(events.map((e) => `${e.involvedObject.name} ${e.reason} ${e.source?.host}`).sort(), [
+        'ours PartlyRejected node-1',
+        'ours Served node-1',
+      ]); // its Service does not exist
     } finally {
       await writers.stop();
     }
-    const lease = JSON.parse((await kubectl('-n', 'ingress-sidecar', 'get', 'lease', 'wired', '-o', 'json')).stdout) as { spec: { holderIdentity?: string } };
+    const lease = JSON.parse(
+      (await kubectl('-n', 'ingress-sidecar', 'get', 'lease', 'wired', '-o', 'json')).stdout,
+    ) as { spec: { holderIdentity?: string } };
     assert.equal(lease.spec.holderIdentity ?? '', '');
   });
 
@@ -438,15 +647,25 @@ spec:
     await refused('delete an Ingress', () => net.deleteNamespacedIngress({ name: 'ours', namespace: 'web' }));
     await refused('get an Ingress', () => net.readNamespacedIngress({ name: 'ours', namespace: 'web' }));
     await refused('change an Ingress spec', () =>
-      net.replaceNamespacedIngress({ name: 'ours', namespace: 'web', body: { metadata: { name: 'ours', namespace: 'web' }, spec: { ingressClassName: 'x' } } }),
+      net.replaceNamespacedIngress({
+        name: 'ours',
+        namespace: 'web',
+        body: { metadata: { name: 'ours', namespace: 'web' }, spec: { ingressClassName: 'x' } },
+      }),
     );
     await refused('get a Secret', () => core.readNamespacedSecret({ name: 'db', namespace: 'web' }));
-    await refused('create a Secret', () => core.createNamespacedSecret({ namespace: 'web', body: { metadata: { name: 'x' } } }));
-    await refused('get a Service outside its namespace', () => core.readNamespacedService({ name: 'kubernetes', namespace: 'default' }));
+    await refused('create a Secret', () =>
+      core.createNamespacedSecret({ namespace: 'web', body: { metadata: { name: 'x' } } }),
+    );
+    await refused('get a Service outside its namespace', () =>
+      core.readNamespacedService({ name: 'kubernetes', namespace: 'default' }),
+    );
     await refused('list Pods', () => core.listPodForAllNamespaces());
     // And kubectl agrees on the verbs the ClusterRole grants.
     const can = async (...args: string[]) =>
-      (await execa('kubectl', ['--kubeconfig', server.sidecarKubeconfig, 'auth', 'can-i', ...args], { reject: false })).stdout.trim();
+      (
+        await execa('kubectl', ['--kubeconfig', server.sidecarKubeconfig, 'auth', 'can-i', ...args], { reject: false })
+      ).stdout.trim();
     assert.equal(await can('list', 'secrets', '-A'), 'yes');
     assert.equal(await can('get', 'secrets', '-n', 'web'), 'no');
     assert.equal(await can('patch', 'ingresses.networking.k8s.io', '--subresource=status', '-n', 'web'), 'yes');

@@ -8,7 +8,14 @@ import https from 'node:https';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeCert } from '../helpers/certs.ts';
-import { eventuallyAnswers, shopIngressYaml as ingressYaml, sidecarPod, startShopCluster, waitFor, type ShopCluster } from '../helpers/cluster.ts';
+import {
+  eventuallyAnswers,
+  shopIngressYaml as ingressYaml,
+  sidecarPod,
+  startShopCluster,
+  waitFor,
+  type ShopCluster,
+} from '../helpers/cluster.ts';
 import { freePort, httpGet } from '../helpers/nginx.ts';
 
 describe('e2e: bin/ingress-sidecar in cluster mode', function () {
@@ -23,26 +30,38 @@ describe('e2e: bin/ingress-sidecar in cluster mode', function () {
 
   function startSidecar(): void {
     sidecar.start([
-      '--kubeconfig', cluster.api.sidecarKubeconfig,
-      '--conf-dir', cluster.confDir,
-      '--nginx-pid-file', cluster.nginx.pidFile,
-      '--http-port', String(httpPort),
-      '--https-port', String(httpsPort),
-      '--https-redirect-port', String(httpsPort),
+      '--kubeconfig',
+      cluster.api.sidecarKubeconfig,
+      '--conf-dir',
+      cluster.confDir,
+      '--nginx-pid-file',
+      cluster.nginx.pidFile,
+      '--http-port',
+      String(httpPort),
+      '--https-port',
+      String(httpsPort),
+      '--https-redirect-port',
+      String(httpsPort),
       '--no-ipv6',
-      '--listen', `127.0.0.1:${statusPort}`,
-      '--publish-address', '203.0.113.10',
-      '--debounce-ms', '20',
-      '--access-log', 'off',
+      '--listen',
+      `127.0.0.1:${statusPort}`,
+      '--publish-address',
+      '203.0.113.10',
+      '--debounce-ms',
+      '20',
+      '--access-log',
+      'off',
     ]);
   }
 
   const stopSidecar = () => sidecar.stop();
 
   /** Which backend answers through nginx, polled (bounded) until `expected`. */
-  const eventually = (host: string, expected: string, timeoutMs = 15_000) => eventuallyAnswers(httpPort, host, expected, timeoutMs);
+  const eventually = (host: string, expected: string, timeoutMs = 15_000) =>
+    eventuallyAnswers(httpPort, host, expected, timeoutMs);
 
-  const until = (what: string, cond: () => Promise<boolean>, timeoutMs = 15_000) => waitFor(what, cond, sidecar.output, timeoutMs);
+  const until = (what: string, cond: () => Promise<boolean>, timeoutMs = 15_000) =>
+    waitFor(what, cond, sidecar.output, timeoutMs);
 
   before(async () => {
     [httpPort, httpsPort, statusPort] = [await freePort(), await freePort(), await freePort()];
@@ -66,32 +85,66 @@ describe('e2e: bin/ingress-sidecar in cluster mode', function () {
 
   it('writes the published address into the status of our Ingresses only, and clears it when the class changes', async () => {
     await kubectl(['apply', '-f', '-'], ingressYaml('status', 'status.shop.test', 'blue'));
-    const address = () => kubectl(['-n', 'shop', 'get', 'ingress', 'status', '-o', 'jsonpath={.status.loadBalancer.ingress[*].ip}']);
+    const address = () =>
+      kubectl(['-n', 'shop', 'get', 'ingress', 'status', '-o', 'jsonpath={.status.loadBalancer.ingress[*].ip}']);
     await until('the status address', async () => (await address()) === '203.0.113.10');
-    await kubectl(['apply', '-f', '-'], ingressYaml('status', 'status.shop.test', 'blue').replace('ingressClassName: nginx', 'ingressClassName: other'));
+    await kubectl(
+      ['apply', '-f', '-'],
+      ingressYaml('status', 'status.shop.test', 'blue').replace('ingressClassName: nginx', 'ingressClassName: other'),
+    );
     await until('the status to be cleared', async () => (await address()) === '');
     assert.equal(await eventually('status.shop.test', '404'), '404');
   });
 
   it('terminates TLS from a Secret applied with kubectl', async () => {
     const cert = makeCert({ dns: ['secure.shop.test'] });
-    await kubectl(['-n', 'shop', 'create', 'secret', 'tls', 'secure-tls', '--cert', await writeTemp('crt.pem', cert.crt), '--key', await writeTemp('key.pem', cert.key)]);
-    await kubectl(['apply', '-f', '-'], ingressYaml('secure', 'secure.shop.test', 'green', '  tls: [{hosts: [secure.shop.test], secretName: secure-tls}]\n'));
-    await until('HTTP to redirect', async () => (await httpGet(httpPort, 'secure.shop.test', '/').catch(() => ({ status: 0 }))).status === 308);
+    await kubectl([
+      '-n',
+      'shop',
+      'create',
+      'secret',
+      'tls',
+      'secure-tls',
+      '--cert',
+      await writeTemp('crt.pem', cert.crt),
+      '--key',
+      await writeTemp('key.pem', cert.key),
+    ]);
+    await kubectl(
+      ['apply', '-f', '-'],
+      ingressYaml(
+        'secure',
+        'secure.shop.test',
+        'green',
+        '  tls: [{hosts: [secure.shop.test], secretName: secure-tls}]\n',
+      ),
+    );
+    await until(
+      'HTTP to redirect',
+      async () => (await httpGet(httpPort, 'secure.shop.test', '/').catch(() => ({ status: 0 }))).status === 308,
+    );
     // The Ingress and its Secret come through separate watches: a pass may see the Ingress first
     // and serve the host with the default certificate until the Secret's event arrives.
-    const get = () => new Promise<{ status: number; body: string; subject: string }>((resolve, reject) => {
-      const req = https.get(
-        { host: '127.0.0.1', port: httpsPort, servername: 'secure.shop.test', headers: { host: 'secure.shop.test' }, ca: cert.crt, timeout: 5000 },
-        (res) => {
-          const subject = String((res.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN ?? '');
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, subject }));
-        },
-      );
-      req.on('error', reject);
-    });
+    const get = () =>
+      new Promise<{ status: number; body: string; subject: string }>((resolve, reject) => {
+        const req = https.get(
+          {
+            host: '127.0.0.1',
+            port: httpsPort,
+            servername: 'secure.shop.test',
+            headers: { host: 'secure.shop.test' },
+            ca: cert.crt,
+            timeout: 5000,
+          },
+          (res) => {
+            const subject = String((res.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN ?? '');
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body, subject }));
+          },
+        );
+        req.on('error', reject);
+      });
     await until("the Secret's certificate over HTTPS", async () => (await get().catch(() => null)) !== null);
     const served = await get();
     assert.equal(served.status, 200);
@@ -105,8 +158,19 @@ describe('e2e: bin/ingress-sidecar in cluster mode', function () {
     assert.equal(await eventually('good.shop.test', 'blue'), 'blue');
     assert.equal(await eventually('bad.shop.test', '503'), '503');
     const events = async () =>
-      kubectl(['-n', 'shop', 'get', 'events', '--field-selector', 'involvedObject.name=bad', '-o', 'jsonpath={range .items[*]}{.type} {.reason}: {.message}{"\\n"}{end}']);
-    await until('a Warning Event on the bad Ingress', async () => /Warning PartlyRejected: .*Service shop\/nonexistent not found/.test(await events()));
+      kubectl([
+        '-n',
+        'shop',
+        'get',
+        'events',
+        '--field-selector',
+        'involvedObject.name=bad',
+        '-o',
+        'jsonpath={range .items[*]}{.type} {.reason}: {.message}{"\\n"}{end}',
+      ]);
+    await until('a Warning Event on the bad Ingress', async () =>
+      /Warning PartlyRejected: .*Service shop\/nonexistent not found/.test(await events()),
+    );
     assert.match(await events(), /^Warning PartlyRejected/m);
   });
 
@@ -122,11 +186,17 @@ describe('e2e: bin/ingress-sidecar in cluster mode', function () {
   });
 
   it('does not reload nginx when restarted with nothing changed, and exits 0 on SIGTERM', async () => {
-    await until('the status endpoint to be ready', async () => (await httpGet(statusPort, '127.0.0.1', '/readyz').catch(() => ({ status: 0 }))).status === 200);
+    await until(
+      'the status endpoint to be ready',
+      async () => (await httpGet(statusPort, '127.0.0.1', '/readyz').catch(() => ({ status: 0 }))).status === 200,
+    );
     const reloads = (text: string) => (text.match(/"message":"nginx reloaded"/g) ?? []).length;
     assert.equal(await stopSidecar(), 0);
     startSidecar();
-    await until('the restarted sidecar to be ready', async () => (await httpGet(statusPort, '127.0.0.1', '/readyz').catch(() => ({ status: 0 }))).status === 200);
+    await until(
+      'the restarted sidecar to be ready',
+      async () => (await httpGet(statusPort, '127.0.0.1', '/readyz').catch(() => ({ status: 0 }))).status === 200,
+    );
     await sleep(500);
     assert.equal(reloads(sidecar.output()), 0, sidecar.output().slice(-2000));
     assert.equal(await eventually('steady.shop.test', 'green'), 'green');

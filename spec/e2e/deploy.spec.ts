@@ -22,7 +22,10 @@ const MIN_NGINX: [number, number, number] = [1, 30, 4];
 function assertPatchedNginx(image: string | undefined, where: string): void {
   const tag = /^(?:nginxinc\/nginx-unprivileged|nginx):(\d+\.\d+\.\d+)(?:-[a-z0-9.-]+)?$/.exec(image ?? '')?.[1];
   assert.ok(tag, `${where}: ${image} is pinned to an nginx version`);
-  assert.ok(versionAtLeast(parseNginxVersion(tag)!, MIN_NGINX), `${where}: ${image} is older than nginx ${MIN_NGINX.join('.')}`);
+  assert.ok(
+    versionAtLeast(parseNginxVersion(tag)!, MIN_NGINX),
+    `${where}: ${image} is older than nginx ${MIN_NGINX.join('.')}`,
+  );
 }
 
 async function kustomize(dir: string): Promise<Array<Record<string, any>>> {
@@ -50,13 +53,26 @@ describe('manifests/ (kustomize base)', () => {
 
   it('holds the namespace, ServiceAccount, RBAC, IngressClass, Deployment, PDB and LoadBalancer Service', () => {
     const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
-    for (const k of ['Namespace/ingress-sidecar', 'ServiceAccount/ingress-sidecar', 'IngressClass/nginx', 'Deployment/ingress-sidecar', 'PodDisruptionBudget/ingress-sidecar', 'Service/ingress-sidecar']) {
+    for (const k of [
+      'Namespace/ingress-sidecar',
+      'ServiceAccount/ingress-sidecar',
+      'IngressClass/nginx',
+      'Deployment/ingress-sidecar',
+      'PodDisruptionBudget/ingress-sidecar',
+      'Service/ingress-sidecar',
+    ]) {
       assert.ok(kinds.includes(k), `${k} in ${kinds.join(', ')}`);
     }
-    assert.ok(kinds.some((k) => k.startsWith('ClusterRole/')) && kinds.some((k) => k.startsWith('ClusterRoleBinding/')));
+    assert.ok(
+      kinds.some((k) => k.startsWith('ClusterRole/')) && kinds.some((k) => k.startsWith('ClusterRoleBinding/')),
+    );
     assert.equal(objects.find((o) => o.kind === 'Service')!.spec.type, 'LoadBalancer');
     const ic = objects.find((o) => o.kind === 'IngressClass')!;
-    assert.equal(ic.metadata.annotations?.['ingressclass.kubernetes.io/is-default-class'], undefined, 'default-class marking is opt-in');
+    assert.equal(
+      ic.metadata.annotations?.['ingressclass.kubernetes.io/is-default-class'],
+      undefined,
+      'default-class marking is opt-in',
+    );
   });
 
   it('runs the stock nginx-unprivileged image, pinned, and the sidecar in one PID namespace', () => {
@@ -96,7 +112,11 @@ describe('manifests/ (kustomize base)', () => {
 
   it('points the sidecar at the pid file, the shared conf.d and the LoadBalancer Service it publishes', () => {
     const args = sidecar.args!;
-    for (const a of ['--conf-dir=/etc/nginx/conf.d', '--nginx-pid-file=/tmp/nginx.pid', '--publish-service=ingress-sidecar/ingress-sidecar']) {
+    for (const a of [
+      '--conf-dir=/etc/nginx/conf.d',
+      '--nginx-pid-file=/tmp/nginx.pid',
+      '--publish-service=ingress-sidecar/ingress-sidecar',
+    ]) {
       assert.ok(args.includes(a), `${a} in ${args.join(' ')}`);
     }
     const ports = nginx.ports!.map((p) => p.containerPort);
@@ -140,7 +160,10 @@ components: [../components/sidecar${rootNginx ? ', ../components/root-nginx' : '
     const d = await build('nginxinc/nginx-unprivileged:1.30.4-alpine', false);
     const pod = d.spec!.template.spec!;
     assert.equal(pod.shareProcessNamespace, true);
-    const [nginx, sidecar] = [pod.containers.find((c) => c.name === 'nginx')!, pod.containers.find((c) => c.name === 'ingress-sidecar')!];
+    const [nginx, sidecar] = [
+      pod.containers.find((c) => c.name === 'nginx')!,
+      pod.containers.find((c) => c.name === 'ingress-sidecar')!,
+    ];
     assert.equal(nginx.image, 'nginxinc/nginx-unprivileged:1.30.4-alpine', 'the existing container is kept');
     for (const c of [nginx, sidecar]) assert.equal(mounts(c)['/etc/nginx/conf.d'], 'ingress-sidecar-conf-d');
     assert.equal(sidecar.securityContext?.runAsUser, 101);
@@ -165,9 +188,12 @@ describe('Dockerfile.sidecar and docker-compose.yml', () => {
     assert.match(text, /^ARG NODE_IMAGE=node:24-(alpine|bookworm-slim)$/m);
     assert.match(text, /npm ci --omit=dev/);
     assert.match(text, /^USER 101:101$/m);
-    for (const label of ['title', 'version', 'source', 'licenses']) assert.match(text, new RegExp(`org\\.opencontainers\\.image\\.${label}=`));
+    for (const label of ['title', 'version', 'source', 'licenses'])
+      assert.match(text, new RegExp(`org\\.opencontainers\\.image\\.${label}=`));
     const nginxImage = /^ARG NGINX_IMAGE=(\S+)$/m.exec(text)?.[1];
-    const deployment = (await kustomize(path.join(ROOT, 'manifests'))).find((o) => o.kind === 'Deployment') as V1Deployment;
+    const deployment = (await kustomize(path.join(ROOT, 'manifests'))).find(
+      (o) => o.kind === 'Deployment',
+    ) as V1Deployment;
     const dataPlane = deployment.spec!.template.spec!.containers.find((c) => c.name === 'nginx')!.image;
     assert.equal(nginxImage, dataPlane, 'nginx -t runs the same nginx as the data plane');
     assertPatchedNginx(nginxImage, 'Dockerfile.sidecar');
@@ -179,8 +205,14 @@ describe('Dockerfile.sidecar and docker-compose.yml', () => {
     const services = compose.services as Record<string, any>;
     assert.match(services.nginx.image, /^nginxinc\/nginx-unprivileged:/);
     assertPatchedNginx(services.nginx.image, 'docker-compose.yml');
-    const deployment = (await kustomize(path.join(ROOT, 'manifests'))).find((o) => o.kind === 'Deployment') as V1Deployment;
-    assert.equal(services.nginx.image, deployment.spec!.template.spec!.containers.find((c) => c.name === 'nginx')!.image, 'compose runs the nginx of the manifests');
+    const deployment = (await kustomize(path.join(ROOT, 'manifests'))).find(
+      (o) => o.kind === 'Deployment',
+    ) as V1Deployment;
+    assert.equal(
+      services.nginx.image,
+      deployment.spec!.template.spec!.containers.find((c) => c.name === 'nginx')!.image,
+      'compose runs the nginx of the manifests',
+    );
     const sidecars = Object.entries(services).filter(([, s]) => s.build?.dockerfile === 'Dockerfile.sidecar');
     assert.deepEqual(sidecars.map(([, s]) => s.profiles[0]).sort(), ['kind', 'local']);
     for (const [name, s] of sidecars) {
@@ -194,7 +226,11 @@ describe('Dockerfile.sidecar and docker-compose.yml', () => {
     assert.ok(byProfile.kind.networks.includes('kind'));
     assert.ok(byProfile.local.command.includes('--watch-dir=/manifests'));
     // The local profile's manifests render cleanly.
-    const render = await execa(path.join(ROOT, 'bin/ingress-sidecar'), ['render', '-f', path.join(ROOT, 'examples/compose')], { reject: false });
+    const render = await execa(
+      path.join(ROOT, 'bin/ingress-sidecar'),
+      ['render', '-f', path.join(ROOT, 'examples/compose')],
+      { reject: false },
+    );
     assert.equal(render.exitCode, 0, render.stderr);
     assert.match(render.stdout, /server_name demo\.local;/);
     assert.match(render.stdout, /server 172\.28\.0\.10:80;/);
@@ -216,12 +252,28 @@ describe('every manifest, applied to a real Kubernetes API server', function () 
 
   it('accepts the kustomize base, the examples, and a Deployment with the component added', async () => {
     await applyManifests(api.adminKubeconfig);
-    const base = await kubectlOk(api.adminKubeconfig, ['get', 'deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget', '-n', 'ingress-sidecar', '-o', 'name']);
-    for (const o of ['deployment.apps/ingress-sidecar', 'service/ingress-sidecar', 'serviceaccount/ingress-sidecar', 'poddisruptionbudget.policy/ingress-sidecar']) {
+    const base = await kubectlOk(api.adminKubeconfig, [
+      'get',
+      'deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget',
+      '-n',
+      'ingress-sidecar',
+      '-o',
+      'name',
+    ]);
+    for (const o of [
+      'deployment.apps/ingress-sidecar',
+      'service/ingress-sidecar',
+      'serviceaccount/ingress-sidecar',
+      'poddisruptionbudget.policy/ingress-sidecar',
+    ]) {
       assert.ok(base.includes(o), `${o} in ${base}`);
     }
-    for (const f of ['app.yaml', 'ingress-plain.yaml', 'ingress-tls.yaml', 'ingress-annotations.yaml']) await kubectlOk(api.adminKubeconfig, ['apply', '-f', path.join(ROOT, 'examples/cluster', f)]);
-    assert.match(await kubectlOk(api.adminKubeconfig, ['get', 'ingress', '-n', 'demo', '-o', 'name']), /ingress.networking.k8s.io\/whoami/);
+    for (const f of ['app.yaml', 'ingress-plain.yaml', 'ingress-tls.yaml', 'ingress-annotations.yaml'])
+      await kubectlOk(api.adminKubeconfig, ['apply', '-f', path.join(ROOT, 'examples/cluster', f)]);
+    assert.match(
+      await kubectlOk(api.adminKubeconfig, ['get', 'ingress', '-n', 'demo', '-o', 'name']),
+      /ingress.networking.k8s.io\/whoami/,
+    );
 
     await cp(path.join(ROOT, 'manifests', 'components'), path.join(work, 'components'), { recursive: true });
     await mkdir(path.join(work, 'app'));
@@ -239,11 +291,19 @@ spec:
       containers: [{name: nginx, image: "nginxinc/nginx-unprivileged:1.30.4-alpine"}]
 `,
     );
-    await writeFile(path.join(work, 'app', 'kustomization.yaml'), 'resources: [deploy.yaml]\ncomponents: [../components/sidecar]\n');
+    await writeFile(
+      path.join(work, 'app', 'kustomization.yaml'),
+      'resources: [deploy.yaml]\ncomponents: [../components/sidecar]\n',
+    );
     const built = (await execa('kubectl', ['kustomize', path.join(work, 'app')])).stdout;
     await kubectlOk(api.adminKubeconfig, ['apply', '-f', '-'], built);
-    const pod = JSON.parse(await kubectlOk(api.adminKubeconfig, ['get', 'deployment', 'web', '-n', 'ingress-sidecar', '-o', 'json'])) as V1Deployment;
+    const pod = JSON.parse(
+      await kubectlOk(api.adminKubeconfig, ['get', 'deployment', 'web', '-n', 'ingress-sidecar', '-o', 'json']),
+    ) as V1Deployment;
     assert.equal(pod.spec?.template.spec?.shareProcessNamespace, true);
-    assert.deepEqual(pod.spec?.template.spec?.containers.map((c) => c.name), ['nginx', 'ingress-sidecar']);
+    assert.deepEqual(
+      pod.spec?.template.spec?.containers.map((c) => c.name),
+      ['nginx', 'ingress-sidecar'],
+    );
   });
 });

@@ -4,20 +4,22 @@
 // Pure parts and the recorder against a fake API first, then against a real kube-apiserver as the
 // sidecar's ServiceAccount with manifests/ applied.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, CoreV1Api, KubeConfig, NetworkingV1Api, type CoreV1Event } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { IngressEventRecorder, SERVED_MESSAGE, eventIntents, eventName, type EventApi } from '../../src/cluster/events.ts';
+import {
+  IngressEventRecorder,
+  SERVED_MESSAGE,
+  eventIntents,
+  eventName,
+  type EventApi,
+} from '../../src/cluster/events.ts';
 import { createMemoryLogger } from '../../src/ops/log.ts';
 import type { RoutingModel } from '../../src/model.ts';
 import { emptySnapshot, type Snapshot } from '../../src/sources/snapshot.ts';
 import { translate } from '../../src/translate/index.ts';
 import { startApiServer, type ApiServer, applyManifests } from '../helpers/apiserver.ts';
 import { ingress, path as p, rule } from '../helpers/builders.ts';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-
 
 function withUid<T extends { metadata?: { uid?: string } }>(o: T, uid: string): T {
   return { ...o, metadata: { ...o.metadata, uid } };
@@ -69,7 +71,9 @@ describe('events: what to record (eventIntents)', () => {
         { ingress: 'default/vanished', severity: 'rejected', reason: 'not in the snapshot: no Event' },
       ],
     });
-    const got = eventIntents(snap, m).map((i) => `${i.ingress.metadata?.namespace}/${i.ingress.metadata?.name} ${i.type} ${i.reason}: ${i.message}`);
+    const got = eventIntents(snap, m).map(
+      (i) => `${i.ingress.metadata?.namespace}/${i.ingress.metadata?.name} ${i.type} ${i.reason}: ${i.message}`,
+    );
     assert.deepEqual(got, [
       'default/good Normal Served: ' + SERVED_MESSAGE,
       'default/good Warning PartlyRejected: Service default/x does not exist',
@@ -79,12 +83,22 @@ describe('events: what to record (eventIntents)', () => {
   });
 
   it('names Events after the Ingress and what they say: stable, distinct, valid object names', () => {
-    const [a, b] = eventIntents(snap, model({ served: ['default/good'], rejections: [{ ingress: 'default/good', severity: 'partial', reason: 'r' }] }));
+    const [a, b] = eventIntents(
+      snap,
+      model({ served: ['default/good'], rejections: [{ ingress: 'default/good', severity: 'partial', reason: 'r' }] }),
+    );
     assert.match(a!.name, /^good\.[0-9a-f]{16}$/);
     assert.notEqual(a!.name, b!.name);
-    assert.equal(eventIntents(snap, model({ served: ['default/good'] }))[0]!.name, a!.name, 'same condition, same name');
+    assert.equal(
+      eventIntents(snap, model({ served: ['default/good'] }))[0]!.name,
+      a!.name,
+      'same condition, same name',
+    );
     // Same name and message on a re-created Ingress (new uid): a new Event.
-    const again = eventIntents({ ...emptySnapshot(), ingresses: [withUid(good, 'u-good-2')] }, model({ served: ['default/good'] }));
+    const again = eventIntents(
+      { ...emptySnapshot(), ingresses: [withUid(good, 'u-good-2')] },
+      model({ served: ['default/good'] }),
+    );
     assert.notEqual(again[0]!.name, a!.name);
     const long = withUid(ingress('x'.repeat(250), [], {}), 'u');
     const n = eventName(long, 'k');
@@ -100,12 +114,23 @@ describe('events: what to record (eventIntents)', () => {
 describe('IngressEventRecorder (fake API)', () => {
   const bad = withUid(ingress('bad', []), 'u-bad');
   const snap: Snapshot = { ...emptySnapshot(), ingresses: [bad] };
-  const rejected = model({ rejections: [{ ingress: 'default/bad', severity: 'rejected', reason: 'spec has neither rules nor a defaultBackend' }] });
+  const rejected = model({
+    rejections: [
+      { ingress: 'default/bad', severity: 'rejected', reason: 'spec has neither rules nor a defaultBackend' },
+    ],
+  });
   const fine = model({});
 
   function recorder(api: EventApi, clock: { t: number }, extra: { cacheSize?: number } = {}) {
     const { logger, entries } = createMemoryLogger();
-    const r = new IngressEventRecorder({ api, instance: 'pod-a', logger, now: () => clock.t, retryBaseMs: 20, ...extra });
+    const r = new IngressEventRecorder({
+      api,
+      instance: 'pod-a',
+      logger,
+      now: () => clock.t,
+      retryBaseMs: 20,
+      ...extra,
+    });
     return { r, entries };
   }
 
@@ -120,7 +145,13 @@ describe('IngressEventRecorder (fake API)', () => {
     assert.equal(e.type, 'Warning');
     assert.equal(e.reason, 'Rejected');
     assert.equal(e.count, 1);
-    assert.deepEqual(e.involvedObject, { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', namespace: 'default', name: 'bad', uid: 'u-bad' });
+    assert.deepEqual(e.involvedObject, {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      namespace: 'default',
+      name: 'bad',
+      uid: 'u-bad',
+    });
     assert.equal(e.source?.component, 'ingress-sidecar');
     assert.equal(e.reportingComponent, 'ingress-sidecar');
     assert.equal(e.reportingInstance, 'pod-a');
@@ -140,7 +171,10 @@ describe('IngressEventRecorder (fake API)', () => {
     await r.idle();
     clock.t += 10_000;
     await flap(); // 10 s later: counted, not written
-    assert.deepEqual(f.calls.map((c) => c.split(' ')[0]), ['create']);
+    assert.deepEqual(
+      f.calls.map((c) => c.split(' ')[0]),
+      ['create'],
+    );
     clock.t += 55_000;
     await flap(); // 65 s after the create: written, with both repeats
     const e = [...f.events.values()][0]!;
@@ -148,7 +182,10 @@ describe('IngressEventRecorder (fake API)', () => {
     assert.equal(String(e.lastTimestamp), new Date(clock.t).toISOString());
     clock.t += 1_000;
     await flap();
-    assert.deepEqual(f.calls.map((c) => c.split(' ')[0]), ['create', 'patch']);
+    assert.deepEqual(
+      f.calls.map((c) => c.split(' ')[0]),
+      ['create', 'patch'],
+    );
     await r.stop();
   });
 
@@ -201,7 +238,10 @@ describe('IngressEventRecorder (fake API)', () => {
     const clock = { t: Date.UTC(2026, 0, 1) };
     const { r } = recorder(f.api, clock, { cacheSize: 3 });
     const many = Array.from({ length: 10 }, (_, i) => withUid(ingress(`i${i}`, []), `u${i}`));
-    r.record({ ...emptySnapshot(), ingresses: many }, model({ served: many.map((i) => `default/${i.metadata?.name}`) }));
+    r.record(
+      { ...emptySnapshot(), ingresses: many },
+      model({ served: many.map((i) => `default/${i.metadata?.name}`) }),
+    );
     await r.idle();
     assert.equal(f.events.size, 10);
     assert.ok((r as unknown as { recorded: Map<string, unknown> }).recorded.size <= 3);
@@ -214,7 +254,8 @@ describe('events against a real kube-apiserver, as the sidecar ServiceAccount', 
   let server: ApiServer;
   let sidecar: KubeConfig;
   const kubectl = (...args: string[]) => execa('kubectl', ['--kubeconfig', server.adminKubeconfig, ...args]);
-  const apply = (yaml: string) => execa('kubectl', ['--kubeconfig', server.adminKubeconfig, 'apply', '-f', '-'], { input: yaml });
+  const apply = (yaml: string) =>
+    execa('kubectl', ['--kubeconfig', server.adminKubeconfig, 'apply', '-f', '-'], { input: yaml });
   const events = async (): Promise<CoreV1Event[]> =>
     (JSON.parse((await kubectl('-n', 'web', 'get', 'events', '-o', 'json')).stdout) as { items: CoreV1Event[] }).items;
 
@@ -320,7 +361,10 @@ spec:
       assert.ok(e.involvedObject.uid);
       // What a user runs.
       const described = (await kubectl('-n', 'web', 'describe', 'ingress', 'broken')).stdout;
-      assert.match(described, /Warning\s+Rejected\s+.*ingress-sidecar\s+rules\[0\]\.http\.paths\[0\]: resource backends/);
+      assert.match(
+        described,
+        /Warning\s+Rejected\s+.*ingress-sidecar\s+rules\[0\]\.http\.paths\[0\]: resource backends/,
+      );
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }

@@ -29,13 +29,36 @@ describe('faults: the API server unreachable for a minute (bin/ingress-sidecar i
     const httpsPort = await freePort();
     cluster = await startShopCluster('faults-api-', ['blue', 'green']);
     const { api, confDir, nginx } = cluster;
-    await kubectl(['apply', '-f', '-'], [ingressYaml('one', 'one.shop.test', 'blue'), ingressYaml('two', 'two.shop.test', 'green'), ingressYaml('three', 'three.shop.test', 'blue')].join('---\n'));
-    sidecar = runSidecar(
-      ['--kubeconfig', api.sidecarKubeconfig, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile,
-        '--http-port', String(httpPort), '--https-port', String(httpsPort), '--no-ipv6', '--listen', `127.0.0.1:${statusPort}`,
-        // As deployed: status publishing, so leader election and status writes face the outage too.
-        '--publish-address', '203.0.113.10', '--debounce-ms', '20', '--access-log', 'off'],
+    await kubectl(
+      ['apply', '-f', '-'],
+      [
+        ingressYaml('one', 'one.shop.test', 'blue'),
+        ingressYaml('two', 'two.shop.test', 'green'),
+        ingressYaml('three', 'three.shop.test', 'blue'),
+      ].join('---\n'),
     );
+    sidecar = runSidecar([
+      '--kubeconfig',
+      api.sidecarKubeconfig,
+      '--conf-dir',
+      confDir,
+      '--nginx-pid-file',
+      nginx.pidFile,
+      '--http-port',
+      String(httpPort),
+      '--https-port',
+      String(httpsPort),
+      '--no-ipv6',
+      '--listen',
+      `127.0.0.1:${statusPort}`,
+      // As deployed: status publishing, so leader election and status writes face the outage too.
+      '--publish-address',
+      '203.0.113.10',
+      '--debounce-ms',
+      '20',
+      '--access-log',
+      'off',
+    ]);
   });
 
   after(async () => {
@@ -45,10 +68,19 @@ describe('faults: the API server unreachable for a minute (bin/ingress-sidecar i
   });
 
   it('keeps serving every route and answering /healthz through the outage, and converges after', async () => {
-    const expected: Record<string, string> = { 'one.shop.test': 'blue', 'two.shop.test': 'green', 'three.shop.test': 'blue' };
+    const expected: Record<string, string> = {
+      'one.shop.test': 'blue',
+      'two.shop.test': 'green',
+      'three.shop.test': 'blue',
+    };
     const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline && !(await Promise.all(Object.entries(expected).map(async ([h, b]) => (await who(h)) === b))).every(Boolean)) await sleep(100);
-    for (const [host, backend] of Object.entries(expected)) assert.equal(await who(host), backend, `${host} before the outage\n${output().slice(-2000)}`);
+    while (
+      Date.now() < deadline &&
+      !(await Promise.all(Object.entries(expected).map(async ([h, b]) => (await who(h)) === b))).every(Boolean)
+    )
+      await sleep(100);
+    for (const [host, backend] of Object.entries(expected))
+      assert.equal(await who(host), backend, `${host} before the outage\n${output().slice(-2000)}`);
     assert.equal(await status('/healthz'), 200);
 
     // The outage: every second, every route through nginx and the sidecar's status endpoint.
@@ -66,22 +98,34 @@ describe('faults: the API server unreachable for a minute (bin/ingress-sidecar i
         (async () => ['/healthz', '200', String(await status('/healthz'))] as const)(),
         (async () => ['/readyz', '200', String(await status('/readyz'))] as const)(),
       ]);
-      for (const [what, want, got] of answers) if (got !== want) wrong.push(`${at}: ${what} answered ${got}, not ${want}`);
+      for (const [what, want, got] of answers)
+        if (got !== want) wrong.push(`${at}: ${what} answered ${got}, not ${want}`);
       samples++;
       await sleep(Math.max(0, 1000 - (Date.now() - tick)));
     }
     assert.deepEqual(wrong, [], `${samples} samples`);
     assert.ok(samples >= 55, `${samples} samples`);
-    assert.match(output(), /Kubernetes API: watching Ingresses failed; retrying with backoff, the last known ones keep serving/);
+    assert.match(
+      output(),
+      /Kubernetes API: watching Ingresses failed; retrying with backoff, the last known ones keep serving/,
+    );
 
     // Back: change objects right away; each resource relists within its 5 s backoff ceiling.
     const back = Date.now();
     await cluster.api.startApiserverProcess();
     const startedMs = Date.now() - back;
     const changed = Date.now();
-    await kubectl(['apply', '-f', '-'], ingressYaml('one', 'one.shop.test', 'green') + '---\n' + ingressYaml('four', 'four.shop.test', 'green'));
+    await kubectl(
+      ['apply', '-f', '-'],
+      ingressYaml('one', 'one.shop.test', 'green') + '---\n' + ingressYaml('four', 'four.shop.test', 'green'),
+    );
     await kubectl(['-n', 'shop', 'delete', 'ingress', 'two']);
-    const want: Record<string, string> = { 'one.shop.test': 'green', 'two.shop.test': '404', 'three.shop.test': 'blue', 'four.shop.test': 'green' };
+    const want: Record<string, string> = {
+      'one.shop.test': 'green',
+      'two.shop.test': '404',
+      'three.shop.test': 'blue',
+      'four.shop.test': 'green',
+    };
     const healthz = new Set<number>();
     let got: Record<string, string> = {};
     for (let i = 0; i < 1000 && Date.now() - changed < 15_000; i++) {

@@ -26,7 +26,6 @@ import { freePort, httpGet, nginxBinary, startNginx, type RunningNginx } from '.
 
 type ApiServer = Awaited<ReturnType<typeof startApiServer>>;
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 /** Restarts in the tests are retried quickly; the production ceiling is 30 s. */
 const FAST_RETRY = { initialMs: 200, maxMs: 1000 };
 
@@ -41,11 +40,20 @@ async function eventually(what: string, check: () => boolean | Promise<boolean>,
 }
 
 function names(objs: KubernetesObject[], namespace?: string): string[] {
-  return objs.filter((o) => namespace === undefined || o.metadata?.namespace === namespace).map((o) => o.metadata?.name ?? '');
+  return objs
+    .filter((o) => namespace === undefined || o.metadata?.namespace === namespace)
+    .map((o) => o.metadata?.name ?? '');
 }
 
 /** An Ingress routing `host` / to port `port` of `service`; className null names no class. */
-function ingressYaml(namespace: string, name: string, host: string, service: string, port = 80, className: string | null = 'nginx'): string {
+function ingressYaml(
+  namespace: string,
+  name: string,
+  host: string,
+  service: string,
+  port = 80,
+  className: string | null = 'nginx',
+): string {
   return `apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: ${name}, namespace: ${namespace}}
@@ -143,7 +151,14 @@ describe('KubernetesSource: pure parts', () => {
   const groups = (versions: string[] | null): V1APIGroupList => ({
     groups: [
       { name: 'apps', versions: [{ groupVersion: 'apps/v1', version: 'v1' }] },
-      ...(versions ? [{ name: 'discovery.k8s.io', versions: versions.map((v) => ({ groupVersion: `discovery.k8s.io/${v}`, version: v })) }] : []),
+      ...(versions
+        ? [
+            {
+              name: 'discovery.k8s.io',
+              versions: versions.map((v) => ({ groupVersion: `discovery.k8s.io/${v}`, version: v })),
+            },
+          ]
+        : []),
     ],
   });
 
@@ -156,7 +171,10 @@ describe('KubernetesSource: pure parts', () => {
   });
 
   it('backs off from 500 ms doubling to 5 s, jittered by 20%', () => {
-    assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7, 20].map((n) => backoffDelay(n, 0.5)), [500, 1000, 2000, 4000, 5000, 5000, 5000, 5000, 5000]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 5, 6, 7, 20].map((n) => backoffDelay(n, 0.5)),
+      [500, 1000, 2000, 4000, 5000, 5000, 5000, 5000, 5000],
+    );
     assert.equal(backoffDelay(0, 0), 400);
     assert.equal(backoffDelay(0, 0.9999), 600);
     assert.equal(backoffDelay(10, 0), 4_000);
@@ -184,12 +202,21 @@ current-context: x
     });
     afterEach(() => rm(dir, { recursive: true, force: true }));
 
-    const server = (opts: Parameters<typeof loadKubeConfig>[0]) => loadKubeConfig(opts).kubeConfig.getCurrentCluster()?.server;
+    const server = (opts: Parameters<typeof loadKubeConfig>[0]) =>
+      loadKubeConfig(opts).kubeConfig.getCurrentCluster()?.server;
 
     it('takes --kubeconfig first, then in-cluster, then KUBECONFIG, then ~/.kube/config', () => {
       const sa = path.join(dir, 'sa');
-      const env = { kubeconfigPath: path.join(dir, 'env.yaml'), home: path.join(dir, 'home'), serviceHost: '10.96.0.1', servicePort: '443' };
-      assert.equal(server({ kubeconfig: path.join(dir, 'flag.yaml'), env, serviceAccountDir: sa }), 'https://flag.test:6443');
+      const env = {
+        kubeconfigPath: path.join(dir, 'env.yaml'),
+        home: path.join(dir, 'home'),
+        serviceHost: '10.96.0.1',
+        servicePort: '443',
+      };
+      assert.equal(
+        server({ kubeconfig: path.join(dir, 'flag.yaml'), env, serviceAccountDir: sa }),
+        'https://flag.test:6443',
+      );
       const inCluster = loadKubeConfig({ env, serviceAccountDir: sa });
       assert.equal(inCluster.from, 'the in-cluster service account');
       assert.equal(inCluster.kubeConfig.getCurrentCluster()?.server, 'https://10.96.0.1:443');
@@ -204,16 +231,28 @@ current-context: x
     it('merges the files KUBECONFIG names, the first one deciding the context', async () => {
       await writeFile(
         path.join(dir, 'second.yaml'),
-        kubeconfig('https://second.test:6443').replace(/name: c\b/, 'name: c2').replace('cluster: c,', 'cluster: c2,').replace(/name: x\b/, 'name: x2').replace(/name: u\b/, 'name: u2').replace('user: u}', 'user: u2}').replace('current-context: x', 'current-context: x2'),
+        kubeconfig('https://second.test:6443')
+          .replace(/name: c\b/, 'name: c2')
+          .replace('cluster: c,', 'cluster: c2,')
+          .replace(/name: x\b/, 'name: x2')
+          .replace(/name: u\b/, 'name: u2')
+          .replace('user: u}', 'user: u2}')
+          .replace('current-context: x', 'current-context: x2'),
       );
-      const kc = loadKubeConfig({ env: { kubeconfigPath: [path.join(dir, 'env.yaml'), path.join(dir, 'second.yaml')].join(path.delimiter) } }).kubeConfig;
+      const kc = loadKubeConfig({
+        env: { kubeconfigPath: [path.join(dir, 'env.yaml'), path.join(dir, 'second.yaml')].join(path.delimiter) },
+      }).kubeConfig;
       assert.equal(kc.getCurrentCluster()?.server, 'https://env.test:6443');
-      assert.deepEqual(kc.getContexts().map((c) => c.name), ['x', 'x2']);
+      assert.deepEqual(
+        kc.getContexts().map((c) => c.name),
+        ['x', 'x2'],
+      );
     });
 
     it('refuses to guess when there are no credentials at all', () => {
       assert.throws(
-        () => loadKubeConfig({ env: { home: path.join(dir, 'empty-home') }, serviceAccountDir: path.join(dir, 'nowhere') }),
+        () =>
+          loadKubeConfig({ env: { home: path.join(dir, 'empty-home') }, serviceAccountDir: path.join(dir, 'nowhere') }),
         /no Kubernetes credentials: give --kubeconfig FILE, run in a pod with a service account token, set KUBECONFIG/,
       );
       assert.throws(() => loadKubeConfig({ kubeconfig: path.join(dir, 'missing.yaml') }), /ENOENT/);
@@ -225,21 +264,31 @@ current-context: x
     const dir = await mkdtemp(path.join(os.tmpdir(), 'kube-down-'));
     try {
       const port = await freePort();
-      await writeFile(path.join(dir, 'kubeconfig'), `apiVersion: v1
+      await writeFile(
+        path.join(dir, 'kubeconfig'),
+        `apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: "https://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]
 users: [{name: u, user: {token: t}}]
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
-`);
+`,
+      );
       const { logger, entries } = createMemoryLogger();
       let errors = 0;
-      const source = new KubernetesSource({ kubeconfig: path.join(dir, 'kubeconfig'), logger, retry: { initialMs: 50, maxMs: 100 }, onError: () => errors++ });
+      const source = new KubernetesSource({
+        kubeconfig: path.join(dir, 'kubeconfig'),
+        logger,
+        retry: { initialMs: 50, maxMs: 100 },
+        onError: () => errors++,
+      });
       let settled: string | undefined;
-      const started = source.start(() => {}).then(
-        () => (settled = 'resolved'),
-        (err: Error) => (settled = `rejected: ${err.message}`),
-      );
+      const started = source
+        .start(() => {})
+        .then(
+          () => (settled = 'resolved'),
+          (err: Error) => (settled = `rejected: ${err.message}`),
+        );
       await sleep(1500);
       assert.equal(settled, undefined, 'start() waits for the first full read');
       assert.ok(errors >= 5, `every attempt is counted (onError), got ${errors}`);
@@ -263,7 +312,10 @@ describe('KubernetesSource against a real kube-apiserver', function () {
   const sources: KubernetesSource[] = [];
 
   const kubectl = async (args: string[], input?: string) => {
-    const r = await execa('kubectl', ['--kubeconfig', api.adminKubeconfig, ...args], { ...(input !== undefined ? { input } : {}), reject: false });
+    const r = await execa('kubectl', ['--kubeconfig', api.adminKubeconfig, ...args], {
+      ...(input !== undefined ? { input } : {}),
+      reject: false,
+    });
     if (r.exitCode !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
     return r.stdout;
   };
@@ -295,26 +347,41 @@ describe('KubernetesSource against a real kube-apiserver', function () {
   it('as an identity the API refuses, waits with one error line per kind, and stops cleanly', async () => {
     // The ServiceAccount may read nothing until manifests/ is applied (by the e2e tests, below).
     const { logger, entries } = createMemoryLogger();
-    const source = new KubernetesSource({ kubeconfig: api.sidecarKubeconfig, logger, retry: { initialMs: 50, maxMs: 200 } });
+    const source = new KubernetesSource({
+      kubeconfig: api.sidecarKubeconfig,
+      logger,
+      retry: { initialMs: 50, maxMs: 200 },
+    });
     sources.push(source);
     let settled = false;
-    const started = source.start(() => {}).then(
-      () => (settled = true),
-      () => (settled = true),
-    );
+    const started = source
+      .start(() => {})
+      .then(
+        () => (settled = true),
+        () => (settled = true),
+      );
     const refused = () => entries.filter((e) => e.level === 'error');
     // Six watches: Secrets are read by two, one per type (TLS and Opaque).
     await eventually('every watch reported the refusal', () => new Set(refused().map((e) => e.message)).size === 6);
     await sleep(600);
     assert.equal(settled, false, 'start() waits for a first full read');
     assert.equal(refused().length, 6, 'one line per watch, however many retries');
-    assert.deepEqual(refused().filter((e) => e.resource === 'Secret').map((e) => e.message).sort(), [
-      'Kubernetes API: cannot list Opaque Secrets; retrying with backoff',
-      'Kubernetes API: cannot list TLS Secrets; retrying with backoff',
-    ]);
+    assert.deepEqual(
+      refused()
+        .filter((e) => e.resource === 'Secret')
+        .map((e) => e.message)
+        .sort(),
+      [
+        'Kubernetes API: cannot list Opaque Secrets; retrying with backoff',
+        'Kubernetes API: cannot list TLS Secrets; retrying with backoff',
+      ],
+    );
     for (const e of refused()) {
       assert.match(String(e.message), /^Kubernetes API: cannot list .+; retrying with backoff$/);
-      assert.match(String(e.error), /^HTTP 403: .+ is forbidden: User "system:serviceaccount:ingress-sidecar:ingress-sidecar" cannot list resource/);
+      assert.match(
+        String(e.error),
+        /^HTTP 403: .+ is forbidden: User "system:serviceaccount:ingress-sidecar:ingress-sidecar" cannot list resource/,
+      );
     }
     await source.stop();
     await started;
@@ -335,7 +402,7 @@ describe('KubernetesSource against a real kube-apiserver', function () {
     );
     const t = await startSource();
     // start() resolved: the first full read is in, no waiting.
-    let s = t.source.snapshot();
+    const s = t.source.snapshot();
     assert.deepEqual(names(s.ingresses, ns), ['a-site', 'b-site'], 'sorted by namespace/name');
     assert.deepEqual(names(s.services, ns), ['web']);
     assert.deepEqual(names(s.endpoints, ns), ['web']);
@@ -355,7 +422,9 @@ describe('KubernetesSource against a real kube-apiserver', function () {
     assert.notEqual(t.source.snapshot().ingresses, s.ingresses);
 
     await apply(ingressYaml(ns, 'a-site', 'a2.test', 'web'));
-    await eventually('the update is seen', () => t.source.snapshot().ingresses.some((i) => i.spec?.rules?.[0]?.host === 'a2.test'));
+    await eventually('the update is seen', () =>
+      t.source.snapshot().ingresses.some((i) => i.spec?.rules?.[0]?.host === 'a2.test'),
+    );
     assert.ok(t.changes >= 1);
     const watched = t.source.snapshot().ingresses.find((i) => i.metadata?.name === 'a-site')!;
     assert.ok(watched.metadata?.creationTimestamp instanceof Date, 'watched objects are typed like listed ones');
@@ -377,12 +446,33 @@ describe('KubernetesSource against a real kube-apiserver', function () {
     // Helm keeps every release in a Secret of its own type; service-account tokens and registry
     // credentials have theirs: none of them is the sidecar's business.
     const others = ['helm.sh/release.v1', 'example.com/other'];
-    await apply([secretYaml(ns, 'before-tls', 'kubernetes.io/tls'), secretYaml(ns, 'before-opaque', 'Opaque'), ...others.map((t, i) => secretYaml(ns, `before-other-${i}`, t))].join('---\n'));
+    await apply(
+      [
+        secretYaml(ns, 'before-tls', 'kubernetes.io/tls'),
+        secretYaml(ns, 'before-opaque', 'Opaque'),
+        ...others.map((t, i) => secretYaml(ns, `before-other-${i}`, t)),
+      ].join('---\n'),
+    );
     const t = await startSource();
-    assert.deepEqual(names(t.source.snapshot().secrets, ns), ['before-opaque', 'before-tls'], 'one sorted list from both watches');
-    await apply([secretYaml(ns, 'after-opaque', 'Opaque'), secretYaml(ns, 'after-tls', 'kubernetes.io/tls'), ...others.map((t, i) => secretYaml(ns, `after-other-${i}`, t))].join('---\n'));
+    assert.deepEqual(
+      names(t.source.snapshot().secrets, ns),
+      ['before-opaque', 'before-tls'],
+      'one sorted list from both watches',
+    );
+    await apply(
+      [
+        secretYaml(ns, 'after-opaque', 'Opaque'),
+        secretYaml(ns, 'after-tls', 'kubernetes.io/tls'),
+        ...others.map((t, i) => secretYaml(ns, `after-other-${i}`, t)),
+      ].join('---\n'),
+    );
     await eventually('the new Secrets are seen', () => names(t.source.snapshot().secrets, ns).length === 4);
-    assert.deepEqual(names(t.source.snapshot().secrets, ns), ['after-opaque', 'after-tls', 'before-opaque', 'before-tls']);
+    assert.deepEqual(names(t.source.snapshot().secrets, ns), [
+      'after-opaque',
+      'after-tls',
+      'before-opaque',
+      'before-tls',
+    ]);
     assert.ok(t.source.snapshot().secrets.every((s) => s.type === 'kubernetes.io/tls' || s.type === 'Opaque'));
     // Nor do other types leak into the cache through the watches.
     await apply(others.map((t, i) => secretYaml(ns, `later-other-${i}`, t)).join('---\n'));
@@ -392,28 +482,47 @@ describe('KubernetesSource against a real kube-apiserver', function () {
     // kubectl apply keeps a copy of the whole Secret, data included, in an annotation: not cached,
     // from the list or from the watch; the data is.
     const slim = (name: string) => {
-      const s = t.source.snapshot().secrets.find((x) => x.metadata?.namespace === ns && x.metadata?.name === name) as V1Secret | undefined;
+      const s = t.source.snapshot().secrets.find((x) => x.metadata?.namespace === ns && x.metadata?.name === name) as
+        V1Secret | undefined;
       assert.ok(s, name);
       assert.equal(s.metadata?.managedFields, undefined, `${name}: managedFields`);
-      assert.equal(s.metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration'], undefined, `${name}: last-applied`);
+      assert.equal(
+        s.metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration'],
+        undefined,
+        `${name}: last-applied`,
+      );
       return s;
     };
     const stored = JSON.parse(await kubectl(['-n', ns, 'get', 'secret', 'before-opaque', '-o', 'json'])) as V1Secret;
-    assert.ok(stored.metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration'], 'the API server has the copy');
+    assert.ok(
+      stored.metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration'],
+      'the API server has the copy',
+    );
     assert.deepEqual(slim('before-opaque').data, { password: 'aHVudGVyMg==' });
     slim('after-opaque');
     slim('before-tls');
     await apply(secretYaml(ns, 'before-opaque', 'Opaque').replace('aHVudGVyMg==', 'c2VjcmV0'));
     await eventually('the changed Opaque Secret is seen', () => slim('before-opaque').data?.password === 'c2VjcmV0');
-    assert.equal(slim('before-opaque').metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration'], undefined);
+    assert.equal(
+      slim('before-opaque').metadata?.annotations?.['kubectl.kubernetes.io/last-applied-configuration'],
+      undefined,
+    );
   });
 
   it('with --namespace reads that namespace only, and IngressClasses cluster-wide', async () => {
     for (const ns of ['team-a', 'team-b']) {
       await kubectl(['create', 'namespace', ns]);
-      await apply([serviceYaml(ns, 'web'), ingressYaml(ns, 'site', `${ns}.test`, 'web'), secretYaml(ns, 'tls', 'kubernetes.io/tls')].join('---\n'));
+      await apply(
+        [
+          serviceYaml(ns, 'web'),
+          ingressYaml(ns, 'site', `${ns}.test`, 'web'),
+          secretYaml(ns, 'tls', 'kubernetes.io/tls'),
+        ].join('---\n'),
+      );
     }
-    await apply('apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: scoped-class}\nspec: {controller: example.com/ingress-sidecar}\n');
+    await apply(
+      'apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: scoped-class}\nspec: {controller: example.com/ingress-sidecar}\n',
+    );
     const t = await startSource({ namespace: 'team-a' });
     const s = t.source.snapshot();
     for (const field of ['ingresses', 'services', 'secrets'] as const) {
@@ -422,7 +531,9 @@ describe('KubernetesSource against a real kube-apiserver', function () {
     assert.ok(names(s.ingressClasses).includes('scoped-class'));
     await apply(ingressYaml('team-b', 'other', 'other.test', 'web'));
     await apply(ingressYaml('team-a', 'mine', 'mine.test', 'web'));
-    await eventually('the namespace\'s new Ingress is seen', () => names(t.source.snapshot().ingresses).includes('mine'));
+    await eventually("the namespace's new Ingress is seen", () =>
+      names(t.source.snapshot().ingresses).includes('mine'),
+    );
     assert.deepEqual(names(t.source.snapshot().ingresses), ['mine', 'site']);
     await kubectl(['delete', 'ingressclass', 'scoped-class']);
   });
@@ -436,7 +547,10 @@ describe('KubernetesSource against a real kube-apiserver', function () {
     const s = t.source.snapshot();
     assert.deepEqual(s.endpointSlices, []);
     assert.deepEqual(names(s.endpoints, ns), ['web']);
-    assert.equal(s.endpoints.find((e) => e.metadata?.namespace === ns)?.subsets?.[0]?.addresses?.[0]?.ip, '10.244.0.20');
+    assert.equal(
+      s.endpoints.find((e) => e.metadata?.namespace === ns)?.subsets?.[0]?.addresses?.[0]?.ip,
+      '10.244.0.20',
+    );
     const line = t.logs.find((l) => l.message === 'read the objects from the Kubernetes API');
     assert.match(String(line?.endpointsFrom), /core\/v1 Endpoints/);
 
@@ -447,7 +561,9 @@ describe('KubernetesSource against a real kube-apiserver', function () {
     assert.equal(t.changes, before, 'no onChange for an Endpoints annotation');
     // ... a new address is.
     await apply(endpointsYaml(ns, 'web', '10.244.0.21', 8080));
-    await eventually('the new address is seen', () => t.source.snapshot().endpoints.some((e) => e.subsets?.[0]?.addresses?.[0]?.ip === '10.244.0.21'));
+    await eventually('the new address is seen', () =>
+      t.source.snapshot().endpoints.some((e) => e.subsets?.[0]?.addresses?.[0]?.ip === '10.244.0.21'),
+    );
     assert.ok(t.changes > before);
   });
 
@@ -492,7 +608,14 @@ describe('KubernetesSource against a real kube-apiserver', function () {
   it('notices what was deleted while the API was unreachable, once it answers again', async () => {
     const ns = 'outage';
     await kubectl(['create', 'namespace', ns]);
-    await apply([serviceYaml(ns, 'web'), serviceYaml(ns, 'gone'), ingressYaml(ns, 'kept', 'kept.test', 'web'), ingressYaml(ns, 'doomed', 'doomed.test', 'gone')].join('---\n'));
+    await apply(
+      [
+        serviceYaml(ns, 'web'),
+        serviceYaml(ns, 'gone'),
+        ingressYaml(ns, 'kept', 'kept.test', 'web'),
+        ingressYaml(ns, 'doomed', 'doomed.test', 'gone'),
+      ].join('---\n'),
+    );
     // The source talks to the API server through a relay the test can cut.
     const relay = await startRelay(new URL(api.url));
     try {
@@ -505,14 +628,21 @@ describe('KubernetesSource against a real kube-apiserver', function () {
       assert.deepEqual(names(t.source.snapshot().ingresses, ns), ['doomed', 'kept']);
 
       relay.cut();
-      await eventually('every resource has reported the outage', () => new Set(t.logs.filter((l) => l.level === 'error').map((l) => l.resource)).size === 5);
+      await eventually(
+        'every resource has reported the outage',
+        () => new Set(t.logs.filter((l) => l.level === 'error').map((l) => l.resource)).size === 5,
+      );
       // The API server restarts meanwhile, and objects are deleted and changed that the source cannot see.
       await api.restart();
       await kubectl(['-n', ns, 'delete', 'ingress', 'doomed']);
       await kubectl(['-n', ns, 'delete', 'service', 'gone']);
       await apply(ingressYaml(ns, 'kept', 'kept2.test', 'web'));
       await sleep(1500);
-      assert.deepEqual(names(t.source.snapshot().ingresses, ns), ['doomed', 'kept'], 'the last cache serves during the outage');
+      assert.deepEqual(
+        names(t.source.snapshot().ingresses, ns),
+        ['doomed', 'kept'],
+        'the last cache serves during the outage',
+      );
       assert.deepEqual(names(t.source.snapshot().services, ns), ['gone', 'web']);
       const changesBefore = t.changes;
 
@@ -520,10 +650,15 @@ describe('KubernetesSource against a real kube-apiserver', function () {
       // Each kind is restarted on its own backoff: wait for both.
       await eventually(
         'the relists replace the caches',
-        () => names(t.source.snapshot().ingresses, ns).join() === 'kept' && names(t.source.snapshot().services, ns).join() === 'web',
+        () =>
+          names(t.source.snapshot().ingresses, ns).join() === 'kept' &&
+          names(t.source.snapshot().services, ns).join() === 'web',
         20_000,
       );
-      assert.equal(t.source.snapshot().ingresses.find((i) => i.metadata?.name === 'kept')?.spec?.rules?.[0]?.host, 'kept2.test');
+      assert.equal(
+        t.source.snapshot().ingresses.find((i) => i.metadata?.name === 'kept')?.spec?.rules?.[0]?.host,
+        'kept2.test',
+      );
       assert.ok(t.changes > changesBefore, 'onChange after the relist');
       assert.ok(t.logs.some((l) => l.message === 'Kubernetes API: watching Ingresses again' && l.changed === true));
     } finally {
@@ -587,13 +722,19 @@ describe('KubernetesSource against a real kube-apiserver', function () {
      * Runs `change` (a kubectl call), then polls until `host` answers `expected`. Returns the ms
      * from the call's start, and from its end (the object is stored) to the answer.
      */
-    async function timed(change: () => Promise<unknown>, host: string, expected: string, timeoutMs = 15_000): Promise<string> {
+    async function timed(
+      change: () => Promise<unknown>,
+      host: string,
+      expected: string,
+      timeoutMs = 15_000,
+    ): Promise<string> {
       const began = performance.now();
       await change();
       const stored = performance.now();
-      let last = '';
+      let last: string;
       while ((last = await who(host)) !== expected) {
-        if (performance.now() - began > timeoutMs) assert.fail(`${host} still answers ${last}, not ${expected}, after ${timeoutMs} ms`);
+        if (performance.now() - began > timeoutMs)
+          assert.fail(`${host} still answers ${last}, not ${expected}, after ${timeoutMs} ms`);
         await sleep(10);
       }
       const now = performance.now();
@@ -609,7 +750,12 @@ describe('KubernetesSource against a real kube-apiserver', function () {
       backends.push(green);
       await kubectl(['create', 'namespace', ns]);
       await apply(
-        [serviceYaml(ns, 'blue', blue.port), endpointsYaml(ns, 'blue', blue.ip, blue.port), serviceYaml(ns, 'green', green.port), endpointsYaml(ns, 'green', green.ip, green.port)].join('---\n'),
+        [
+          serviceYaml(ns, 'blue', blue.port),
+          endpointsYaml(ns, 'blue', blue.ip, blue.port),
+          serviceYaml(ns, 'green', green.port),
+          endpointsYaml(ns, 'green', green.ip, green.port),
+        ].join('---\n'),
       );
 
       const first = makeSidecar();
@@ -632,7 +778,10 @@ describe('KubernetesSource against a real kube-apiserver', function () {
       assert.equal(await who('shop.test'), 'green');
 
       const deleted = await timed(() => kubectl(['-n', ns, 'delete', 'ingress', 'shop']), 'shop.test', '404');
-      assert.ok(!second.logs.some((l) => l.level === 'error'), `no errors: ${JSON.stringify(second.logs.filter((l) => l.level === 'error'))}`);
+      assert.ok(
+        !second.logs.some((l) => l.level === 'error'),
+        `no errors: ${JSON.stringify(second.logs.filter((l) => l.level === 'error'))}`,
+      );
       await second.sidecar.stop();
       console.log(
         `      kubectl -> route answering: add ${added}, update ${updated}, delete ${deleted}` +
@@ -647,14 +796,28 @@ describe('KubernetesSource against a real kube-apiserver', function () {
       backends.push(backend);
       await kubectl(['create', 'namespace', ns]);
       // Created while no IngressClass is the default, so the DefaultIngressClass admission plugin leaves it classless.
-      await apply([serviceYaml(ns, 'plain', backend.port), endpointsYaml(ns, 'plain', backend.ip, backend.port), ingressYaml(ns, 'plain', 'plain.test', 'plain', 80, null)].join('---\n'));
+      await apply(
+        [
+          serviceYaml(ns, 'plain', backend.port),
+          endpointsYaml(ns, 'plain', backend.ip, backend.port),
+          ingressYaml(ns, 'plain', 'plain.test', 'plain', 80, null),
+        ].join('---\n'),
+      );
       assert.equal(await kubectl(['-n', ns, 'get', 'ingress', 'plain', '-o', 'jsonpath={.spec.ingressClassName}']), '');
       const { sidecar } = makeSidecar();
       await sidecar.start();
       try {
         assert.equal(await who('plain.test'), '404');
-        await timed(() => kubectl(['annotate', 'ingressclass', 'nginx', 'ingressclass.kubernetes.io/is-default-class=true']), 'plain.test', 'plain');
-        await timed(() => kubectl(['annotate', 'ingressclass', 'nginx', 'ingressclass.kubernetes.io/is-default-class-']), 'plain.test', '404');
+        await timed(
+          () => kubectl(['annotate', 'ingressclass', 'nginx', 'ingressclass.kubernetes.io/is-default-class=true']),
+          'plain.test',
+          'plain',
+        );
+        await timed(
+          () => kubectl(['annotate', 'ingressclass', 'nginx', 'ingressclass.kubernetes.io/is-default-class-']),
+          'plain.test',
+          '404',
+        );
       } finally {
         await sidecar.stop();
       }

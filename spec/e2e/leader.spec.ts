@@ -3,16 +3,12 @@
 // after its duration. First against an in-memory Lease store with the API server's optimistic
 // concurrency (resourceVersion), then against a real kube-apiserver as the sidecar's identity.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, CoordinationV1Api, KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { LeaderElector, type LeaseApi } from '../../src/cluster/leader.ts';
 import { createMemoryLogger } from '../../src/ops/log.ts';
 import { startApiServer, type ApiServer, applyManifests } from '../helpers/apiserver.ts';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-
 
 /** One Lease store shared by several fake clients; a client can be cut off from it. */
 class LeaseStore {
@@ -21,6 +17,8 @@ class LeaseStore {
   writes = 0;
 
   client(): LeaseApi & { down: boolean; hangMs: number } {
+    // The fake's methods are the api object's: they reach the store through this name.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const store = this;
     const api = {
       down: false,
@@ -46,7 +44,8 @@ class LeaseStore {
         const key = `${p.namespace}/${p.name}`;
         const cur = store.leases.get(key);
         if (!cur) throw new ApiException(404, 'not found', '', {});
-        if (p.body.metadata?.resourceVersion !== cur.metadata?.resourceVersion) throw new ApiException(409, 'conflict', '{"message":"the object has been modified"}', {});
+        if (p.body.metadata?.resourceVersion !== cur.metadata?.resourceVersion)
+          throw new ApiException(409, 'conflict', '{"message":"the object has been modified"}', {});
         return store.put(key, p.body);
       },
       check() {
@@ -70,7 +69,15 @@ const FAST = { leaseDurationMs: 1500, renewDeadlineMs: 1000, retryPeriodMs: 100 
 
 function elector(api: LeaseApi, identity: string, extra: Partial<typeof FAST> = {}) {
   const { logger, entries } = createMemoryLogger();
-  const e = new LeaderElector({ api, namespace: 'ingress-sidecar', name: 'ingress-sidecar-leader', identity, logger, ...FAST, ...extra });
+  const e = new LeaderElector({
+    api,
+    namespace: 'ingress-sidecar',
+    name: 'ingress-sidecar-leader',
+    identity,
+    logger,
+    ...FAST,
+    ...extra,
+  });
   const changes: boolean[] = [];
   e.onChange((l) => changes.push(l));
   return { e, entries, changes };
@@ -94,7 +101,11 @@ describe('LeaderElector (in-memory Lease)', () => {
       const lease = store.leases.get('ingress-sidecar/ingress-sidecar-leader');
       assert.equal(lease?.spec?.holderIdentity, 'pod-a');
       assert.equal(lease?.spec?.leaseDurationSeconds, 2); // 1.5 s rounds up to whole seconds
-      assert.match(String(lease?.spec?.renewTime), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/, 'MicroTime has six fractional digits');
+      assert.match(
+        String(lease?.spec?.renewTime),
+        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/,
+        'MicroTime has six fractional digits',
+      );
       assert.deepEqual(a.changes, [true]);
     } finally {
       await a.e.stop();
@@ -111,7 +122,10 @@ describe('LeaderElector (in-memory Lease)', () => {
         await sleep(100);
       }
       const leader = all.find((x) => x.e.isLeader())!;
-      assert.equal(store.leases.get('ingress-sidecar/ingress-sidecar-leader')?.spec?.holderIdentity, (leader.e as unknown as { opts: { identity: string } }).opts.identity);
+      assert.equal(
+        store.leases.get('ingress-sidecar/ingress-sidecar-leader')?.spec?.holderIdentity,
+        (leader.e as unknown as { opts: { identity: string } }).opts.identity,
+      );
       for (const x of all) assert.ok(x.changes.length <= 1, 'nobody flapped');
     } finally {
       await Promise.all(all.map((x) => x.e.stop()));
@@ -190,8 +204,24 @@ describe('LeaderElector (in-memory Lease)', () => {
   it('refuses timings that could give two leaders', () => {
     const store = new LeaseStore();
     const { logger } = createMemoryLogger();
-    assert.throws(() => new LeaderElector({ api: store.client(), namespace: 'n', name: 'l', identity: 'p', logger, leaseDurationMs: 1000, renewDeadlineMs: 1000, retryPeriodMs: 100 }), /lease duration > renew deadline/);
-    assert.throws(() => new LeaderElector({ api: store.client(), namespace: 'n', name: 'l', identity: '', logger }), /identity/);
+    assert.throws(
+      () =>
+        new LeaderElector({
+          api: store.client(),
+          namespace: 'n',
+          name: 'l',
+          identity: 'p',
+          logger,
+          leaseDurationMs: 1000,
+          renewDeadlineMs: 1000,
+          retryPeriodMs: 100,
+        }),
+      /lease duration > renew deadline/,
+    );
+    assert.throws(
+      () => new LeaderElector({ api: store.client(), namespace: 'n', name: 'l', identity: '', logger }),
+      /identity/,
+    );
   });
 });
 
@@ -201,11 +231,20 @@ describe('LeaderElector against a real kube-apiserver, as the sidecar ServiceAcc
   let sidecar: KubeConfig;
   const kubectl = (...args: string[]) => execa('kubectl', ['--kubeconfig', server.adminKubeconfig, ...args]);
   const lease = async (): Promise<V1Lease> =>
-    JSON.parse((await kubectl('-n', 'ingress-sidecar', 'get', 'lease', 'ingress-sidecar-leader', '-o', 'json')).stdout) as V1Lease;
+    JSON.parse(
+      (await kubectl('-n', 'ingress-sidecar', 'get', 'lease', 'ingress-sidecar-leader', '-o', 'json')).stdout,
+    ) as V1Lease;
   const REAL = { leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 250 };
   const real = (identity: string) => {
     const { logger, entries } = createMemoryLogger();
-    const e = new LeaderElector({ kubeConfig: sidecar, namespace: 'ingress-sidecar', name: 'ingress-sidecar-leader', identity, logger, ...REAL });
+    const e = new LeaderElector({
+      kubeConfig: sidecar,
+      namespace: 'ingress-sidecar',
+      name: 'ingress-sidecar-leader',
+      identity,
+      logger,
+      ...REAL,
+    });
     return { e, entries };
   };
 
@@ -257,7 +296,14 @@ describe('LeaderElector against a real kube-apiserver, as the sidecar ServiceAcc
   it('with the default 15 s / 10 s timings, an API server restart does not move or drop the lead', async function () {
     this.timeout(40_000);
     const { logger, entries } = createMemoryLogger();
-    const a = new LeaderElector({ kubeConfig: sidecar, namespace: 'ingress-sidecar', name: 'restart-test', identity: 'pod-a', logger, retryPeriodMs: 500 });
+    const a = new LeaderElector({
+      kubeConfig: sidecar,
+      namespace: 'ingress-sidecar',
+      name: 'restart-test',
+      identity: 'pod-a',
+      logger,
+      retryPeriodMs: 500,
+    });
     try {
       await a.start();
       assert.equal(a.isLeader(), true);
@@ -269,7 +315,9 @@ describe('LeaderElector against a real kube-apiserver, as the sidecar ServiceAcc
       await sleep(1500);
       assert.equal(a.isLeader(), true);
       assert.deepEqual(changes, [], `outage ${outage} ms: ${JSON.stringify(entries)}`);
-      const l = JSON.parse((await kubectl('-n', 'ingress-sidecar', 'get', 'lease', 'restart-test', '-o', 'json')).stdout) as V1Lease;
+      const l = JSON.parse(
+        (await kubectl('-n', 'ingress-sidecar', 'get', 'lease', 'restart-test', '-o', 'json')).stdout,
+      ) as V1Lease;
       assert.equal(l.spec?.holderIdentity, 'pod-a');
       assert.equal(l.spec?.leaseDurationSeconds, 15);
     } finally {

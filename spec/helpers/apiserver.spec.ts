@@ -7,7 +7,11 @@ import http from 'node:http';
 import { kubectl, kubectlOk, SIDECAR_USER, startApiServer, type ApiServer } from './apiserver.ts';
 import { startNetnsBackend, type NetnsBackend } from './netns.ts';
 
-function getJson(ip: string, port: number, urlPath: string): Promise<{ status: number; body: Record<string, unknown> }> {
+function getJson(
+  ip: string,
+  port: number,
+  urlPath: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: ip, port, path: urlPath, agent: false, timeout: 3000 }, (res) => {
       let body = '';
@@ -71,7 +75,12 @@ describe('e2e fixture: kube-apiserver, etcd, netns backends', function () {
     assert.ok(versions.includes('networking.k8s.io/v1'), versions.join(' '));
     assert.ok(versions.includes('discovery.k8s.io/v1beta1'), versions.join(' '));
     assert.ok(!versions.includes('discovery.k8s.io/v1'), 'kube-apiserver 1.20 does not serve discovery.k8s.io/v1');
-    const networking = await kubectlOk(api!.adminKubeconfig, ['api-resources', '--api-group=networking.k8s.io', '-o', 'name']);
+    const networking = await kubectlOk(api!.adminKubeconfig, [
+      'api-resources',
+      '--api-group=networking.k8s.io',
+      '-o',
+      'name',
+    ]);
     assert.match(networking, /^ingresses\.networking\.k8s\.io$/m);
     assert.match(networking, /^ingressclasses\.networking\.k8s\.io$/m);
   });
@@ -86,12 +95,16 @@ describe('e2e fixture: kube-apiserver, etcd, netns backends', function () {
 
   it('kubectl apply of a Namespace, a Service without selector and Endpoints at the backend; kubectl get returns them', async function () {
     await kubectlOk(api!.adminKubeconfig, ['apply', '-f', '-'], manifests(backend!));
-    const svc = JSON.parse(await kubectlOk(api!.adminKubeconfig, ['-n', 'fixture', 'get', 'service', 'blue', '-o', 'json'])) as {
+    const svc = JSON.parse(
+      await kubectlOk(api!.adminKubeconfig, ['-n', 'fixture', 'get', 'service', 'blue', '-o', 'json']),
+    ) as {
       spec: { clusterIP: string; ports: { port: number }[] };
     };
     assert.match(svc.spec.clusterIP, /^10\.213\./);
     assert.equal(svc.spec.ports[0]?.port, 80);
-    const ep = JSON.parse(await kubectlOk(api!.adminKubeconfig, ['-n', 'fixture', 'get', 'endpoints', 'blue', '-o', 'json'])) as {
+    const ep = JSON.parse(
+      await kubectlOk(api!.adminKubeconfig, ['-n', 'fixture', 'get', 'endpoints', 'blue', '-o', 'json']),
+    ) as {
       subsets: { addresses: { ip: string }[]; ports: { port: number }[] }[];
     };
     assert.equal(ep.subsets[0]?.addresses[0]?.ip, backend!.ip);
@@ -99,8 +112,11 @@ describe('e2e fixture: kube-apiserver, etcd, netns backends', function () {
   });
 
   it('refuses loopback Endpoints (why the backends live in network namespaces)', async function () {
-    const r = await kubectl(api!.adminKubeconfig, ['apply', '-f', '-'],
-      'apiVersion: v1\nkind: Endpoints\nmetadata: {name: loop, namespace: fixture}\nsubsets: [{addresses: [{ip: 127.0.0.1}], ports: [{port: 80}]}]\n');
+    const r = await kubectl(
+      api!.adminKubeconfig,
+      ['apply', '-f', '-'],
+      'apiVersion: v1\nkind: Endpoints\nmetadata: {name: loop, namespace: fixture}\nsubsets: [{addresses: [{ip: 127.0.0.1}], ports: [{port: 80}]}]\n',
+    );
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /loopback/);
   });
@@ -111,7 +127,15 @@ describe('e2e fixture: kube-apiserver, etcd, netns backends', function () {
     assert.match(denied.stderr, /Forbidden/);
     assert.ok(denied.stderr.includes(`"${SIDECAR_USER}"`), denied.stderr);
     await kubectlOk(api!.adminKubeconfig, ['get', 'secrets', '--all-namespaces']);
-    const canI = await kubectl(api!.adminKubeconfig, ['auth', 'can-i', 'list', 'secrets', '--all-namespaces', '--as', SIDECAR_USER]);
+    const canI = await kubectl(api!.adminKubeconfig, [
+      'auth',
+      'can-i',
+      'list',
+      'secrets',
+      '--all-namespaces',
+      '--as',
+      SIDECAR_USER,
+    ]);
     assert.equal(canI.stdout.trim(), 'no');
   });
 
@@ -119,7 +143,15 @@ describe('e2e fixture: kube-apiserver, etcd, netns backends', function () {
     const url = api!.url;
     await api!.restart();
     assert.equal(api!.url, url);
-    const ep = await kubectlOk(api!.adminKubeconfig, ['-n', 'fixture', 'get', 'endpoints', 'blue', '-o', 'jsonpath={.subsets[0].addresses[0].ip}']);
+    const ep = await kubectlOk(api!.adminKubeconfig, [
+      '-n',
+      'fixture',
+      'get',
+      'endpoints',
+      'blue',
+      '-o',
+      'jsonpath={.subsets[0].addresses[0].ip}',
+    ]);
     assert.equal(ep, backend!.ip);
   });
 });

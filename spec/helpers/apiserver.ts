@@ -76,7 +76,6 @@ function etcdBinary(): string {
   return 'etcd';
 }
 
-
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function tail(file: string, lines = 30): string {
@@ -92,22 +91,55 @@ async function openssl(dir: string, ...args: string[]): Promise<void> {
     await run('openssl', args, { cwd: dir, timeout: 30_000 });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('openssl not found: apt-get install openssl');
-    throw new Error(`openssl ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`);
+    if (e.code === 'ENOENT') throw new Error('openssl not found: apt-get install openssl', { cause: err });
+    throw new Error(`openssl ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`, { cause: err });
   }
 }
 
 async function makeCerts(dir: string): Promise<void> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(dir, 'req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650',
-    '-subj', '/CN=ingress-sidecar-test-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  await openssl(
+    dir,
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '3650',
+    '-subj',
+    '/CN=ingress-sidecar-test-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
   await openssl(dir, 'req', ...ec, '-keyout', 'serving.key', '-out', 'serving.csr', '-subj', '/CN=kube-apiserver');
-  await writeFile(path.join(dir, 'serving.ext'),
+  await writeFile(
+    path.join(dir, 'serving.ext'),
     'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n' +
-    'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n');
-  await openssl(dir, 'x509', '-req', '-in', 'serving.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-days', '3650', '-out', 'serving.crt', '-extfile', 'serving.ext');
+      'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n',
+  );
+  await openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    'serving.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '3650',
+    '-out',
+    'serving.crt',
+    '-extfile',
+    'serving.ext',
+  );
   // Service-account token signing keys, required by 1.20 (TokenRequest).
   await openssl(dir, 'genrsa', '-out', 'sa.key', '2048');
   await openssl(dir, 'rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
@@ -115,15 +147,26 @@ async function makeCerts(dir: string): Promise<void> {
 
 function kubeconfig(url: string, caPem: string, user: string, token: string): string {
   // JSON is YAML: kubectl and client-node read it as a kubeconfig.
-  return JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'test', cluster: { server: url, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } }],
-    users: [{ name: user, user: { token } }],
-    contexts: [{ name: 'test', context: { cluster: 'test', user } }],
-    'current-context': 'test',
-    preferences: {},
-  }, null, 2) + '\n';
+  return (
+    JSON.stringify(
+      {
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [
+          {
+            name: 'test',
+            cluster: { server: url, 'certificate-authority-data': Buffer.from(caPem).toString('base64') },
+          },
+        ],
+        users: [{ name: user, user: { token } }],
+        contexts: [{ name: 'test', context: { cluster: 'test', user } }],
+        'current-context': 'test',
+        preferences: {},
+      },
+      null,
+      2,
+    ) + '\n'
+  );
 }
 
 interface Proc {
@@ -169,28 +212,45 @@ function get(url: string, opts: { ca?: string; token?: string } = {}): Promise<{
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : http;
-    const req = mod.request(u, {
-      method: 'GET', timeout: 3000, agent: false, ca: opts.ca,
-      headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
+    const req = mod.request(
+      u,
+      {
+        method: 'GET',
+        timeout: 3000,
+        agent: false,
+        ca: opts.ca,
+        headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
     req.on('error', reject);
     req.end();
   });
 }
 
-async function waitFor(what: string, proc: Proc, logFile: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+async function waitFor(
+  what: string,
+  proc: Proc,
+  logFile: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (!isRunning(proc)) throw new Error(`${what} exited (${proc.child.exitCode ?? proc.child.signalCode}) while starting; log ${logFile}:\n${tail(logFile)}`);
+    if (!isRunning(proc))
+      throw new Error(
+        `${what} exited (${proc.child.exitCode ?? proc.child.signalCode}) while starting; log ${logFile}:\n${tail(logFile)}`,
+      );
     if (await probe().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs / 1000} s; log ${logFile}:\n${tail(logFile)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what} not ready within ${timeoutMs / 1000} s; log ${logFile}:\n${tail(logFile)}`);
     await sleep(200);
   }
 }
@@ -205,9 +265,16 @@ export interface KubectlResult {
  * Runs the machine's kubectl with `--kubeconfig FILE`; `input` goes to its stdin (for `apply -f -`).
  * Resolves whatever the exit code; use kubectlOk() when anything but 0 is a failure.
  */
-export function kubectl(kubeconfigFile: string, args: string[], input?: string, timeoutMs = 30_000): Promise<KubectlResult> {
+export function kubectl(
+  kubeconfigFile: string,
+  args: string[],
+  input?: string,
+  timeoutMs = 30_000,
+): Promise<KubectlResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.env.KUBECTL ?? 'kubectl', ['--kubeconfig', kubeconfigFile, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.env.KUBECTL ?? 'kubectl', ['--kubeconfig', kubeconfigFile, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -215,7 +282,11 @@ export function kubectl(kubeconfigFile: string, args: string[], input?: string, 
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(err.code === 'ENOENT' ? new Error('kubectl not found on PATH (Debian: apt-get install kubernetes-client)') : err);
+      reject(
+        err.code === 'ENOENT'
+          ? new Error('kubectl not found on PATH (Debian: apt-get install kubernetes-client)')
+          : err,
+      );
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -227,7 +298,8 @@ export function kubectl(kubeconfigFile: string, args: string[], input?: string, 
 
 export async function kubectlOk(kubeconfigFile: string, args: string[], input?: string): Promise<string> {
   const r = await kubectl(kubeconfigFile, args, input);
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  if (r.code !== 0)
+    throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;
 }
 
@@ -251,7 +323,9 @@ export async function startApiServer(opts: { readyTimeoutMs?: number } = {}): Pr
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
   const apiserverBin = kubeApiserverBinary();
   if (!existsSync(apiserverBin)) {
-    throw new Error(`kube-apiserver is not built on this machine (expected ${apiserverBin}): run scripts/kube-apiserver/build.sh (once per machine, about 4 minutes; .ci/run does it)`);
+    throw new Error(
+      `kube-apiserver is not built on this machine (expected ${apiserverBin}): run scripts/kube-apiserver/build.sh (once per machine, about 4 minutes; .ci/run does it)`,
+    );
   }
   const etcdBin = etcdBinary();
   if (etcdBin === 'etcd' || !existsSync(etcdBin)) {
@@ -285,10 +359,12 @@ export async function startApiServer(opts: { readyTimeoutMs?: number } = {}): Pr
     const adminToken = randomBytes(24).toString('hex');
     const sidecarToken = randomBytes(24).toString('hex');
     // token,user,uid,"group1,group2"
-    await writeFile(path.join(dir, 'tokens.csv'),
+    await writeFile(
+      path.join(dir, 'tokens.csv'),
       `${adminToken},admin,admin-uid,"system:masters,system:authenticated"\n` +
-      `${sidecarToken},${SIDECAR_USER},ingress-sidecar-uid,"system:serviceaccounts,system:serviceaccounts:ingress-sidecar,system:authenticated"\n`,
-      { mode: 0o600 });
+        `${sidecarToken},${SIDECAR_USER},ingress-sidecar-uid,"system:serviceaccounts,system:serviceaccounts:ingress-sidecar,system:authenticated"\n`,
+      { mode: 0o600 },
+    );
 
     const etcdLog = path.join(dir, 'etcd.log');
     const apiserverLog = path.join(dir, 'kube-apiserver.log');
@@ -301,13 +377,33 @@ export async function startApiServer(opts: { readyTimeoutMs?: number } = {}): Pr
       etcdUrl = `http://127.0.0.1:${clientPort}`;
       const peerUrl = `http://127.0.0.1:${peerPort}`;
       await rm(path.join(dir, 'etcd'), { recursive: true, force: true });
-      etcd = startProcess(etcdBin, [
-        '--name', 'test', '--data-dir', path.join(dir, 'etcd'),
-        '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
-        '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-        '--initial-cluster', `test=${peerUrl}`, '--initial-cluster-state', 'new',
-        '--log-level', 'warn', '--logger', 'zap',
-      ], etcdLog, 'etcd');
+      etcd = startProcess(
+        etcdBin,
+        [
+          '--name',
+          'test',
+          '--data-dir',
+          path.join(dir, 'etcd'),
+          '--listen-client-urls',
+          etcdUrl,
+          '--advertise-client-urls',
+          etcdUrl,
+          '--listen-peer-urls',
+          peerUrl,
+          '--initial-advertise-peer-urls',
+          peerUrl,
+          '--initial-cluster',
+          `test=${peerUrl}`,
+          '--initial-cluster-state',
+          'new',
+          '--log-level',
+          'warn',
+          '--logger',
+          'zap',
+        ],
+        etcdLog,
+        'etcd',
+      );
       live.add(etcd);
       try {
         await waitFor('etcd', etcd, etcdLog, 30_000, async () => {
@@ -326,8 +422,11 @@ export async function startApiServer(opts: { readyTimeoutMs?: number } = {}): Pr
     // --- kube-apiserver ---
     let port = 0;
     const apiserverArgs = (): string[] => [
-      '--bind-address=127.0.0.1', `--secure-port=${port}`, '--advertise-address=127.0.0.1',
-      `--tls-cert-file=${path.join(dir, 'serving.crt')}`, `--tls-private-key-file=${path.join(dir, 'serving.key')}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${port}`,
+      '--advertise-address=127.0.0.1',
+      `--tls-cert-file=${path.join(dir, 'serving.crt')}`,
+      `--tls-private-key-file=${path.join(dir, 'serving.key')}`,
       `--cert-dir=${path.join(dir, 'certs')}`,
       `--etcd-servers=${etcdUrl}`,
       '--authorization-mode=RBAC',
@@ -412,6 +511,9 @@ export async function applyManifests(adminKubeconfig: string): Promise<void> {
       err ? reject(new Error(`kubectl kustomize manifests/ failed: ${stderr}`)) : resolve(stdout),
     ),
   );
-  const for120 = built.replace(/^apiVersion: policy\/v1\nkind: PodDisruptionBudget$/m, 'apiVersion: policy/v1beta1\nkind: PodDisruptionBudget');
+  const for120 = built.replace(
+    /^apiVersion: policy\/v1\nkind: PodDisruptionBudget$/m,
+    'apiVersion: policy/v1beta1\nkind: PodDisruptionBudget',
+  );
   await kubectlOk(adminKubeconfig, ['apply', '-f', '-'], for120);
 }

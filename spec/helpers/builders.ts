@@ -48,7 +48,9 @@ export function ingress(name: string, rules: ReturnType<typeof rule>[], opts: In
     },
     spec: {
       ...(opts.className === null ? {} : { ingressClassName: opts.className ?? 'nginx' }),
-      ...(opts.defaultBackend ? { defaultBackend: backend(opts.defaultBackend.service, opts.defaultBackend.port) } : {}),
+      ...(opts.defaultBackend
+        ? { defaultBackend: backend(opts.defaultBackend.service, opts.defaultBackend.port) }
+        : {}),
       ...(opts.tls ? { tls: opts.tls } : {}),
       rules,
     },
@@ -59,12 +61,19 @@ export function ingressClass(name: string, isDefault: boolean): V1IngressClass {
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'IngressClass',
-    metadata: { name, ...(isDefault ? { annotations: { 'ingressclass.kubernetes.io/is-default-class': 'true' } } : {}) },
+    metadata: {
+      name,
+      ...(isDefault ? { annotations: { 'ingressclass.kubernetes.io/is-default-class': 'true' } } : {}),
+    },
     spec: { controller: 'ingress-sidecar.dev/controller' },
   };
 }
 
-export function service(name: string, ports: Array<{ name?: string; port: number }>, opts: { namespace?: string; type?: string } = {}): V1Service {
+export function service(
+  name: string,
+  ports: Array<{ name?: string; port: number }>,
+  opts: { namespace?: string; type?: string } = {},
+): V1Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
@@ -90,12 +99,19 @@ export function slice(
     addressType: opts.addressType ?? 'IPv4',
     ports: [{ ...(port.name !== undefined ? { name: port.name } : {}), port: port.port, protocol: 'TCP' }],
     endpoints: endpoints.map((e) =>
-      typeof e === 'string' ? { addresses: [e] } : { addresses: [e.ip], ...(e.ready !== undefined ? { conditions: { ready: e.ready } } : {}) },
+      typeof e === 'string'
+        ? { addresses: [e] }
+        : { addresses: [e.ip], ...(e.ready !== undefined ? { conditions: { ready: e.ready } } : {}) },
     ),
   };
 }
 
-export function endpoints(serviceName: string, port: { name?: string; port: number }, ips: string[], notReady: string[] = []): V1Endpoints {
+export function endpoints(
+  serviceName: string,
+  port: { name?: string; port: number },
+  ips: string[],
+  notReady: string[] = [],
+): V1Endpoints {
   return {
     apiVersion: 'v1',
     kind: 'Endpoints',
@@ -112,10 +128,15 @@ export function endpoints(serviceName: string, port: { name?: string; port: numb
 
 /** A Service named `name` with one port 80 ("http") and one ready endpoint. */
 export function backendService(name: string, ip = '10.0.0.1', targetPort = 8080) {
-  return { service: service(name, [{ name: 'http', port: 80 }]), slice: slice(name, { name: 'http', port: targetPort }, [ip]) };
+  return {
+    service: service(name, [{ name: 'http', port: 80 }]),
+    slice: slice(name, { name: 'http', port: targetPort }, [ip]),
+  };
 }
 
-export function snapshot(parts: Partial<Snapshot> & { backends?: Array<ReturnType<typeof backendService>> } = {}): Snapshot {
+export function snapshot(
+  parts: Partial<Snapshot> & { backends?: Array<ReturnType<typeof backendService>> } = {},
+): Snapshot {
   const snap = { ...emptySnapshot(), ...parts };
   for (const b of parts.backends ?? []) {
     snap.services = [...snap.services, b.service];

@@ -38,7 +38,11 @@ export function makeCert(opts: CertOptions = {}): TestCert {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'spec-cert-'));
   try {
     const keyArgs =
-      opts.key === 'rsa' ? ['-newkey', 'rsa:2048'] : opts.key === 'rsa1024' ? ['-newkey', 'rsa:1024'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+      opts.key === 'rsa'
+        ? ['-newkey', 'rsa:2048']
+        : opts.key === 'rsa1024'
+          ? ['-newkey', 'rsa:1024']
+          : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
     const subj = `/CN=${opts.cn ?? opts.dns?.[0] ?? 'test'}`;
     const ext = [
       opts.isCa ? 'basicConstraints=critical,CA:TRUE' : 'basicConstraints=critical,CA:FALSE',
@@ -46,13 +50,44 @@ export function makeCert(opts: CertOptions = {}): TestCert {
     ];
     const days = String(opts.days ?? 30);
     if (!opts.ca) {
-      openssl(dir, ['req', '-x509', ...keyArgs, '-nodes', '-keyout', 'key.pem', '-out', 'crt.pem', '-days', days, '-subj', subj, ...ext.flatMap((e) => ['-addext', e])]);
+      openssl(dir, [
+        'req',
+        '-x509',
+        ...keyArgs,
+        '-nodes',
+        '-keyout',
+        'key.pem',
+        '-out',
+        'crt.pem',
+        '-days',
+        days,
+        '-subj',
+        subj,
+        ...ext.flatMap((e) => ['-addext', e]),
+      ]);
     } else {
       writeFileSync(path.join(dir, 'ca.pem'), opts.ca.crt);
       writeFileSync(path.join(dir, 'ca.key'), opts.ca.key);
       writeFileSync(path.join(dir, 'ext.cnf'), ext.join('\n') + '\n');
       openssl(dir, ['req', '-new', ...keyArgs, '-nodes', '-keyout', 'key.pem', '-out', 'req.csr', '-subj', subj]);
-      openssl(dir, ['x509', '-req', '-in', 'req.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'crt.pem', '-days', days, '-extfile', 'ext.cnf', ...(opts.sha1 ? ['-sha1'] : [])]);
+      openssl(dir, [
+        'x509',
+        '-req',
+        '-in',
+        'req.csr',
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        'crt.pem',
+        '-days',
+        days,
+        '-extfile',
+        'ext.cnf',
+        ...(opts.sha1 ? ['-sha1'] : []),
+      ]);
     }
     const crt = readFileSync(path.join(dir, 'crt.pem'), 'utf8') + (opts.ca ? opts.ca.crt : '');
     const key = readFileSync(path.join(dir, 'key.pem'), 'utf8');
@@ -63,7 +98,12 @@ export function makeCert(opts: CertOptions = {}): TestCert {
 }
 
 /** A kubernetes.io/tls Secret holding the given texts (base64, as the API stores them). */
-export function tlsSecret(name: string, crt: string, key: string, opts: { namespace?: string; type?: string } = {}): V1Secret {
+export function tlsSecret(
+  name: string,
+  crt: string,
+  key: string,
+  opts: { namespace?: string; type?: string } = {},
+): V1Secret {
   return {
     apiVersion: 'v1',
     kind: 'Secret',

@@ -56,7 +56,12 @@ export async function startShopCluster(prefix: string, backendNames: string[]): 
 }
 
 /** An Ingress of namespace shop: host -> / (Prefix) -> `service`; `extra` goes into spec before the rules. */
-export const shopIngressYaml = (name: string, host: string, service: string, extra = '') => `apiVersion: networking.k8s.io/v1
+export const shopIngressYaml = (
+  name: string,
+  host: string,
+  service: string,
+  extra = '',
+) => `apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: ${name}, namespace: shop}
 spec:
@@ -70,7 +75,12 @@ ${extra}  rules:
 /** bin/ingress-sidecar run as pod `podName` of namespace ingress-sidecar, its output kept for failure messages. */
 export function runSidecar(args: string[], podName = 'sidecar-0'): { proc: ResultPromise; output: () => string } {
   let output = '';
-  const proc = execa(SIDECAR_BIN, ['run', ...args], { env: { POD_NAME: podName, POD_NAMESPACE: 'ingress-sidecar' }, reject: false, all: true, buffer: false });
+  const proc = execa(SIDECAR_BIN, ['run', ...args], {
+    env: { POD_NAME: podName, POD_NAMESPACE: 'ingress-sidecar' },
+    reject: false,
+    all: true,
+    buffer: false,
+  });
   proc.all?.on('data', (d: Buffer) => (output += d.toString()));
   return { proc, output: () => output };
 }
@@ -97,16 +107,27 @@ export function sidecarPod(podName: string) {
 }
 
 /** Polls `cond` (bounded); on timeout throws with the tail of the sidecar's output. */
-export async function waitFor(what: string, cond: () => Promise<boolean>, output: () => string, timeoutMs = 15_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  cond: () => Promise<boolean>,
+  output: () => string,
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nsidecar output:\n${output().slice(-3000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}\nsidecar output:\n${output().slice(-3000)}`);
     await sleep(100);
   }
 }
 
 /** Which backend answers for `host` through nginx (or the status code), polled (bounded) until `expected`. */
-export async function eventuallyAnswers(port: number, host: string, expected: string, timeoutMs = 15_000): Promise<string> {
+export async function eventuallyAnswers(
+  port: number,
+  host: string,
+  expected: string,
+  timeoutMs = 15_000,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {

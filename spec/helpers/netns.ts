@@ -75,8 +75,9 @@ async function ip(...args: string[]): Promise<string> {
     return stdout;
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('`ip` not found: install iproute2 (apt-get install iproute2)');
-    throw new Error(`ip ${args.join(' ')} failed: ${(e.stderr ?? e.message).trim()}`);
+    if (e.code === 'ENOENT')
+      throw new Error('`ip` not found: install iproute2 (apt-get install iproute2)', { cause: err });
+    throw new Error(`ip ${args.join(' ')} failed: ${(e.stderr ?? e.message).trim()}`, { cause: err });
   }
 }
 
@@ -85,7 +86,11 @@ function subnetAddresses(index: number): { host: string; ns: string; prefix: str
   const base = (64 << 8) + index * 4;
   const third = base >> 8;
   const fourth = base & 0xff;
-  return { prefix: `10.213.${third}.${fourth}/30`, host: `10.213.${third}.${fourth + 1}`, ns: `10.213.${third}.${fourth + 2}` };
+  return {
+    prefix: `10.213.${third}.${fourth}/30`,
+    host: `10.213.${third}.${fourth + 1}`,
+    ns: `10.213.${third}.${fourth + 2}`,
+  };
 }
 
 async function freeSubnet(): Promise<number> {
@@ -110,7 +115,10 @@ function waitForListening(child: ChildProcess, label: string): Promise<number> {
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
-    const timer = setTimeout(() => done(new Error(`${label}: echo backend did not start within 10 s; stderr: ${err}`)), 10_000);
+    const timer = setTimeout(
+      () => done(new Error(`${label}: echo backend did not start within 10 s; stderr: ${err}`)),
+      10_000,
+    );
     const done = (e: Error | null, port?: number): void => {
       clearTimeout(timer);
       child.stdout?.removeAllListeners('data');

@@ -44,7 +44,14 @@ export function nginxBuilds(): { builds: NginxBuild[]; missing: string[] } {
   // ../shared beside the repository (as CI lays it out); .ci/run builds it first, so this is instant.
   const script = path.resolve(import.meta.dirname, '../../../shared/nginx/build.sh');
   try {
-    const binary = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 }).trim().split('\n').pop()!;
+    const binary = execFileSync('bash', [script], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 600_000,
+    })
+      .trim()
+      .split('\n')
+      .pop()!;
     builds.push({ binary, version: versionOf(binary) });
   } catch (err) {
     missing.push(`nginx 1.30.4 could not be built with ${script}: ${(err as Error).message.slice(0, 300)}`);
@@ -61,7 +68,11 @@ function versionOf(binary: string): string {
 }
 
 /** `nginx -t` of `files` included inside http {} as the stock nginx.conf does; exit code and output. */
-export async function nginxTest(binary: string, files: Map<string, string>, certificates: CertificateFile[] = []): Promise<{ ok: boolean; output: string }> {
+export async function nginxTest(
+  binary: string,
+  files: Map<string, string>,
+  certificates: CertificateFile[] = [],
+): Promise<{ ok: boolean; output: string }> {
   const tmp = path.resolve(await mkdtemp(path.join(os.tmpdir(), 'grammar-nginx-t-')));
   try {
     const certDir = path.join(tmp, 'certs');
@@ -70,10 +81,21 @@ export async function nginxTest(binary: string, files: Map<string, string>, cert
     await mkdir(confDir);
     await mkdir(path.join(tmp, 'logs'));
     for (const c of certificates) await writeFile(path.join(certDir, c.file), c.pem, { mode: 0o600 });
-    for (const [name, text] of files) await writeFile(path.join(confDir, name), text.replaceAll(`${TEST_CERT_DIR}/`, `${certDir}/`));
+    for (const [name, text] of files)
+      await writeFile(path.join(confDir, name), text.replaceAll(`${TEST_CERT_DIR}/`, `${certDir}/`));
     const harness = path.join(tmp, 'harness.conf');
-    await writeFile(harness, [`pid "${tmp}/nginx.pid";`, 'error_log stderr;', 'events {}', `http { include "${confDir}/*.conf"; }`, ''].join('\n'));
-    const r = await execa(binary, ['-t', '-p', `${tmp}/`, '-e', 'stderr', '-c', harness], { reject: false, all: true, stdout: 'ignore', timeout: 60_000 });
+    await writeFile(
+      harness,
+      [`pid "${tmp}/nginx.pid";`, 'error_log stderr;', 'events {}', `http { include "${confDir}/*.conf"; }`, ''].join(
+        '\n',
+      ),
+    );
+    const r = await execa(binary, ['-t', '-p', `${tmp}/`, '-e', 'stderr', '-c', harness], {
+      reject: false,
+      all: true,
+      stdout: 'ignore',
+      timeout: 60_000,
+    });
     return { ok: r.exitCode === 0, output: r.all ?? r.shortMessage };
   } finally {
     await rm(tmp, { recursive: true, force: true });
@@ -89,13 +111,16 @@ export async function nginxTest(binary: string, files: Map<string, string>, cert
 export function undefinedReferences(files: Map<string, string>): string[] {
   const all = [...files.values()].join('\n');
   const definedVars = new Set<string>();
-  for (const m of all.matchAll(/^\s*(?:map\s+\S+|split_clients\s+\S+)\s+\$([A-Za-z0-9_]+)\s*\{/gm)) definedVars.add(m[1]!);
+  for (const m of all.matchAll(/^\s*(?:map\s+\S+|split_clients\s+\S+)\s+\$([A-Za-z0-9_]+)\s*\{/gm))
+    definedVars.add(m[1]!);
   for (const m of all.matchAll(/^\s*set\s+\$([A-Za-z0-9_]+)\s/gm)) definedVars.add(m[1]!);
   // A regex's named capture sets a variable of its name.
   for (const m of all.matchAll(/\(\?P?<([A-Za-z0-9_]+)>/g)) definedVars.add(m[1]!);
   const usedVars = new Set<string>();
   for (const m of all.matchAll(/\$\{?((?:isc|ingress_sidecar)_[A-Za-z0-9_]+)/g)) usedVars.add(m[1]!);
-  const definedZones = new Set([...all.matchAll(/^\s*limit_(?:req|conn)_zone\s+\S+\s+"?zone=([A-Za-z0-9_]+):/gm)].map((m) => m[1]!));
+  const definedZones = new Set(
+    [...all.matchAll(/^\s*limit_(?:req|conn)_zone\s+\S+\s+"?zone=([A-Za-z0-9_]+):/gm)].map((m) => m[1]!),
+  );
   const usedZones = new Set([
     ...[...all.matchAll(/^\s*limit_req\s+"?zone=([A-Za-z0-9_]+)/gm)].map((m) => m[1]!),
     ...[...all.matchAll(/^\s*limit_conn\s+([A-Za-z0-9_]+)\s/gm)].map((m) => m[1]!),
@@ -104,7 +129,8 @@ export function undefinedReferences(files: Map<string, string>): string[] {
   const usedUpstreams = new Set<string>();
   for (const m of all.matchAll(/^\s*(?:proxy_pass|grpc_pass)\s+"?[a-z]+:\/\/([^\s;/"$]+)/gm)) usedUpstreams.add(m[1]!);
   // Canary maps and splits name upstreams as their values.
-  for (const m of all.matchAll(/^\s*(?:always|never|default|\S+%|\*|"?~\^[^\s]*)\s+([0-9a-f]{8}_[A-Za-z0-9_.-]+);/gm)) usedUpstreams.add(m[1]!);
+  for (const m of all.matchAll(/^\s*(?:always|never|default|\S+%|\*|"?~\^[^\s]*)\s+([0-9a-f]{8}_[A-Za-z0-9_.-]+);/gm))
+    usedUpstreams.add(m[1]!);
   const definedLocations = new Set([...all.matchAll(/^\s*location\s+@([A-Za-z0-9_]+)\s*\{/gm)].map((m) => m[1]!));
   const usedLocations = new Set([...all.matchAll(/^\s*error_page\s+[^;]*@([A-Za-z0-9_]+);/gm)].map((m) => m[1]!));
   const missing: string[] = [];

@@ -24,10 +24,23 @@ export interface HttpAnswer {
   body: string;
 }
 
-export function httpGet(port: number, host: string, urlPath: string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+export function httpGet(
+  port: number,
+  host: string,
+  urlPath: string,
+  headers: Record<string, string> = {},
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, path: urlPath, method: 'GET', headers: { ...headers, Host: host }, agent: false, timeout: 3000 },
+      {
+        host: '127.0.0.1',
+        port,
+        path: urlPath,
+        method: 'GET',
+        headers: { ...headers, Host: host },
+        agent: false,
+        timeout: 3000,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));

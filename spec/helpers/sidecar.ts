@@ -62,7 +62,10 @@ export async function startStack(opts: {
   const backends = new Map<string, EchoServer>();
   for (const name of opts.backends) backends.set(name, await startEcho(name));
   // Service + EndpointSlice per backend, named after it, in namespace default.
-  await writeFile(path.join(watchDir, 'backends.yaml'), [...backends].map(([name, b]) => backendYaml(name, b.port)).join('---\n'));
+  await writeFile(
+    path.join(watchDir, 'backends.yaml'),
+    [...backends].map(([name, b]) => backendYaml(name, b.port)).join('---\n'),
+  );
   for (const [file, yaml] of Object.entries(opts.files ?? {})) await writeFile(path.join(watchDir, file), yaml);
 
   const port = await freePort();
@@ -120,7 +123,8 @@ export async function startStack(opts: {
     throw err;
   }
 
-  const get = (host: string, urlPath: string, headers: Record<string, string> = {}) => httpGet(port, host, urlPath, headers);
+  const get = (host: string, urlPath: string, headers: Record<string, string> = {}) =>
+    httpGet(port, host, urlPath, headers);
   const who = async (host: string, urlPath: string) => {
     const res = await get(host, urlPath).catch((err: Error) => ({ status: 0, body: err.message, headers: {} }));
     if (res.status !== 200) return String(res.status);
@@ -151,7 +155,7 @@ export async function startStack(opts: {
       // For ~100 ms after a reload nginx lets the old workers accept too (its master sleeps
       // before retiring them), so the first right answer may be followed by an old one. Once the
       // sidecar is idle its reload has been verified, old workers retired: ask again then.
-      for (let settled = false; ; ) {
+      for (let settled = false; ;) {
         for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
           last = await who(host, urlPath);
           if (last === expected) break;

@@ -16,7 +16,10 @@ const P = 'nginx.ingress.kubernetes.io/';
  * mirror-target refuses loopback addresses (the pod itself), so the mirror listens on this
  * machine's first non-loopback IPv4 address.
  */
-const MIRROR_HOST = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal && !a.address.startsWith('169.254.'))?.address ?? '';
+const MIRROR_HOST =
+  Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal && !a.address.startsWith('169.254.'))?.address ?? '';
 
 /** A Service whose endpoints are `ips` on `port`; `clusterIP` when given. */
 function serviceYaml(name: string, port: number, ips: string[], clusterIP?: string): string {
@@ -36,7 +39,14 @@ endpoints: [${ips.map((ip) => `{addresses: ["${ip}"]}`).join(', ')}]
 }
 
 /** A backend that answers with the status its path names (/status/404) and otherwise 200, recording requests. */
-async function startRecorder(host: string, name: string): Promise<{ port: number; seen: Array<{ url: string; headers: http.IncomingHttpHeaders; body: string }>; close(): Promise<void> }> {
+async function startRecorder(
+  host: string,
+  name: string,
+): Promise<{
+  port: number;
+  seen: Array<{ url: string; headers: http.IncomingHttpHeaders; body: string }>;
+  close(): Promise<void>;
+}> {
   const seen: Array<{ url: string; headers: http.IncomingHttpHeaders; body: string }> = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -54,10 +64,11 @@ async function startRecorder(host: string, name: string): Promise<{ port: number
   return {
     port: (server.address() as AddressInfo).port,
     seen,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -76,7 +87,10 @@ describe('routing annotations through a real nginx', function () {
   before(async () => {
     port = await freePort();
     // Two endpoints of "pool", one port: who answered tells them apart.
-    echoes.push(await startEcho('pool-a', { host: '127.0.0.2', port }), await startEcho('pool-b', { host: '127.0.0.3', port }));
+    echoes.push(
+      await startEcho('pool-a', { host: '127.0.0.2', port }),
+      await startEcho('pool-b', { host: '127.0.0.3', port }),
+    );
     canaryEcho = await startEcho('canary', { host: '127.0.0.4', port });
     clusterEcho = await startEcho('cluster-ip', { host: '127.0.0.5', port });
     if (MIRROR_HOST === '') throw new Error('the mirror-target test needs a non-loopback IPv4 address on this machine');
@@ -104,11 +118,18 @@ describe('routing annotations through a real nginx', function () {
     for (const r of [mirror, app, errors]) await r?.close();
   });
 
-  const get = (host: string, urlPath: string, headers: Record<string, string> = {}) => stack.get(host, urlPath, headers);
+  const get = (host: string, urlPath: string, headers: Record<string, string> = {}) =>
+    stack.get(host, urlPath, headers);
   const who = (a: HttpAnswer) => (a.status === 200 ? (JSON.parse(a.body) as EchoReply).service : `status ${a.status}`);
 
   /** Writes manifests and waits (bounded) until `check` passes for a request to host/path. */
-  async function apply(yaml: string, host: string, urlPath: string, check: (a: HttpAnswer) => boolean, headers: Record<string, string> = {}): Promise<void> {
+  async function apply(
+    yaml: string,
+    host: string,
+    urlPath: string,
+    check: (a: HttpAnswer) => boolean,
+    headers: Record<string, string> = {},
+  ): Promise<void> {
     await stack.write(`ing-${n++}.yaml`, yaml);
     const deadline = Date.now() + 8000;
     let last: HttpAnswer = { status: 0, headers: {}, body: '' };
@@ -122,8 +143,15 @@ describe('routing annotations through a real nginx', function () {
     await stack.sidecar.idle();
     await sleep(150);
   }
-  const ingress = (name: string, host: string, paths: Array<[string, string, string]>, annotations: Record<string, string>) =>
-    ingressYaml(name, [{ host, paths }], { annotations: Object.fromEntries(Object.entries(annotations).map(([k, v]) => [`${P}${k}`, v])) });
+  const ingress = (
+    name: string,
+    host: string,
+    paths: Array<[string, string, string]>,
+    annotations: Record<string, string>,
+  ) =>
+    ingressYaml(name, [{ host, paths }], {
+      annotations: Object.fromEntries(Object.entries(annotations).map(([k, v]) => [`${P}${k}`, v])),
+    });
 
   /** Who answered each of `count` requests, counted. */
   async function tally(count: number, request: (i: number) => Promise<HttpAnswer>): Promise<Map<string, number>> {
@@ -139,13 +167,23 @@ describe('routing annotations through a real nginx', function () {
     await apply(ingress('rr', 'rr.test', [['/', 'Prefix', 'pool']], {}), 'rr.test', '/', (a) => a.status === 200);
     const rr = await tally(20, () => get('rr.test', '/'));
     assert.deepEqual([...rr.keys()].sort(), ['pool-a', 'pool-b'], JSON.stringify([...rr]));
-    await apply(ingress('ewma', 'ewma.test', [['/', 'Prefix', 'pool']], { 'load-balance': 'ewma' }), 'ewma.test', '/', (a) => a.status === 200);
+    await apply(
+      ingress('ewma', 'ewma.test', [['/', 'Prefix', 'pool']], { 'load-balance': 'ewma' }),
+      'ewma.test',
+      '/',
+      (a) => a.status === 200,
+    );
     const ewma = await tally(20, () => get('ewma.test', '/'));
     assert.deepEqual([...ewma.keys()].sort(), ['pool-a', 'pool-b'], JSON.stringify([...ewma]));
   });
 
   it('upstream-hash-by: one key always reaches one endpoint; many keys reach both', async () => {
-    await apply(ingress('hash', 'hash.test', [['/', 'Prefix', 'pool']], { 'upstream-hash-by': '$arg_user' }), 'hash.test', '/?user=x', (a) => a.status === 200);
+    await apply(
+      ingress('hash', 'hash.test', [['/', 'Prefix', 'pool']], { 'upstream-hash-by': '$arg_user' }),
+      'hash.test',
+      '/?user=x',
+      (a) => a.status === 200,
+    );
     for (const user of ['alice', 'bob', 'carol']) {
       const t = await tally(8, () => get('hash.test', `/?user=${user}`));
       assert.equal(t.size, 1, `user ${user} went to ${JSON.stringify([...t])}`);
@@ -156,7 +194,11 @@ describe('routing annotations through a real nginx', function () {
 
   it('affinity cookie: the first answer sets the cookie, and requests with it stay on one endpoint', async () => {
     await apply(
-      ingress('sticky', 'sticky.test', [['/app', 'Prefix', 'pool']], { affinity: 'cookie', 'session-cookie-name': 'ROUTE', 'session-cookie-max-age': '600' }),
+      ingress('sticky', 'sticky.test', [['/app', 'Prefix', 'pool']], {
+        affinity: 'cookie',
+        'session-cookie-name': 'ROUTE',
+        'session-cookie-max-age': '600',
+      }),
       'sticky.test',
       '/app',
       (a) => a.status === 200 && String(a.headers['set-cookie'] ?? '').includes('ROUTE='),
@@ -180,16 +222,29 @@ describe('routing annotations through a real nginx', function () {
   });
 
   it('canary by header and by cookie: "always" and "never" decide, others fall through to the weight', async () => {
-    await apply(ingress('main', 'canary.test', [['/', 'Prefix', 'pool']], {}), 'canary.test', '/', (a) => a.status === 200);
     await apply(
-      ingress('main-canary', 'canary.test', [['/', 'Prefix', 'pool-canary']], { canary: 'true', 'canary-by-header': 'X-Canary', 'canary-by-cookie': 'use_canary' }),
+      ingress('main', 'canary.test', [['/', 'Prefix', 'pool']], {}),
+      'canary.test',
+      '/',
+      (a) => a.status === 200,
+    );
+    await apply(
+      ingress('main-canary', 'canary.test', [['/', 'Prefix', 'pool-canary']], {
+        canary: 'true',
+        'canary-by-header': 'X-Canary',
+        'canary-by-cookie': 'use_canary',
+      }),
       'canary.test',
       '/',
       (a) => who(a) === 'canary',
       { 'X-Canary': 'always' },
     );
     assert.equal(who(await get('canary.test', '/', { 'X-Canary': 'always' })), 'canary');
-    assert.notEqual(who(await get('canary.test', '/', { 'X-Canary': 'never', cookie: 'use_canary=always' })), 'canary', 'the header decides before the cookie');
+    assert.notEqual(
+      who(await get('canary.test', '/', { 'X-Canary': 'never', cookie: 'use_canary=always' })),
+      'canary',
+      'the header decides before the cookie',
+    );
     assert.equal(who(await get('canary.test', '/', { cookie: 'use_canary=always' })), 'canary');
     assert.notEqual(who(await get('canary.test', '/', { cookie: 'use_canary=never' })), 'canary');
     // Weight 0 (not set): no request without header or cookie reaches the canary.
@@ -198,20 +253,40 @@ describe('routing annotations through a real nginx', function () {
   });
 
   it('canary-by-header-value: only that exact value goes to the canary', async () => {
-    await apply(ingress('v-main', 'version.test', [['/', 'Prefix', 'pool']], {}), 'version.test', '/', (a) => a.status === 200);
     await apply(
-      ingress('v-canary', 'version.test', [['/', 'Prefix', 'pool-canary']], { canary: 'true', 'canary-by-header': 'X-Version', 'canary-by-header-value': 'v2.1' }),
+      ingress('v-main', 'version.test', [['/', 'Prefix', 'pool']], {}),
+      'version.test',
+      '/',
+      (a) => a.status === 200,
+    );
+    await apply(
+      ingress('v-canary', 'version.test', [['/', 'Prefix', 'pool-canary']], {
+        canary: 'true',
+        'canary-by-header': 'X-Version',
+        'canary-by-header-value': 'v2.1',
+      }),
       'version.test',
       '/',
       (a) => who(a) === 'canary',
       { 'X-Version': 'v2.1' },
     );
-    for (const v of ['V2.1', 'v2x1', 'v2.1.0', 'always']) assert.notEqual(who(await get('version.test', '/', { 'X-Version': v })), 'canary', v);
+    for (const v of ['V2.1', 'v2x1', 'v2.1.0', 'always'])
+      assert.notEqual(who(await get('version.test', '/', { 'X-Version': v })), 'canary', v);
   });
 
   it('canary-weight: about that share of requests goes to the canary', async () => {
-    await apply(ingress('w-main', 'weight.test', [['/', 'Prefix', 'pool']], {}), 'weight.test', '/', (a) => a.status === 200);
-    await apply(ingress('w-canary', 'weight.test', [['/', 'Prefix', 'pool-canary']], { canary: 'true', 'canary-weight': '30' }), 'weight.test', '/', (a) => who(a) === 'canary');
+    await apply(
+      ingress('w-main', 'weight.test', [['/', 'Prefix', 'pool']], {}),
+      'weight.test',
+      '/',
+      (a) => a.status === 200,
+    );
+    await apply(
+      ingress('w-canary', 'weight.test', [['/', 'Prefix', 'pool-canary']], { canary: 'true', 'canary-weight': '30' }),
+      'weight.test',
+      '/',
+      (a) => who(a) === 'canary',
+    );
     const total = 400;
     const t = await tally(total, () => get('weight.test', '/'));
     const share = (t.get('canary') ?? 0) / total;
@@ -220,21 +295,43 @@ describe('routing annotations through a real nginx', function () {
   });
 
   it('service-upstream: requests go to the Service cluster IP, not to its endpoints', async () => {
-    await apply(ingress('svc', 'svcip.test', [['/', 'Prefix', 'svc-ip']], { 'service-upstream': 'true' }), 'svcip.test', '/', (a) => a.status === 200);
+    await apply(
+      ingress('svc', 'svcip.test', [['/', 'Prefix', 'svc-ip']], { 'service-upstream': 'true' }),
+      'svcip.test',
+      '/',
+      (a) => a.status === 200,
+    );
     const t = await tally(6, () => get('svcip.test', '/'));
     assert.deepEqual([...t.keys()], ['cluster-ip']);
   });
 
-  it('mirror-target: a copy of each request (path, Host, body) goes to the target; the client gets the backend\'s answer', async () => {
+  it("mirror-target: a copy of each request (path, Host, body) goes to the target; the client gets the backend's answer", async () => {
     const target = `http://${MIRROR_HOST}:${mirror.port}/copy$request_uri`;
-    await apply(ingress('mirrored', 'mirror.test', [['/', 'Prefix', 'app']], { 'mirror-target': target }), 'mirror.test', '/first', (a) => a.status === 200);
+    await apply(
+      ingress('mirrored', 'mirror.test', [['/', 'Prefix', 'app']], { 'mirror-target': target }),
+      'mirror.test',
+      '/first',
+      (a) => a.status === 200,
+    );
     const before = mirror.seen.length;
     const answer = await new Promise<HttpAnswer>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: stack.port, path: '/orders?id=7', method: 'POST', headers: { Host: 'mirror.test', 'content-type': 'text/plain' }, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers as HttpAnswer['headers'], body }));
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: stack.port,
+          path: '/orders?id=7',
+          method: 'POST',
+          headers: { Host: 'mirror.test', 'content-type': 'text/plain' },
+          agent: false,
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers as HttpAnswer['headers'], body }),
+          );
+        },
+      );
       req.on('error', reject);
       req.end('order-body');
     });
@@ -251,7 +348,15 @@ describe('routing annotations through a real nginx', function () {
 
   it('custom-http-errors with default-backend: the error service answers the listed codes, told which; others pass', async () => {
     await apply(
-      ingress('errs', 'errors.test', [['/', 'Prefix', 'app'], ['/down', 'Prefix', 'empty']], { 'custom-http-errors': '404,503', 'default-backend': 'errors' }),
+      ingress(
+        'errs',
+        'errors.test',
+        [
+          ['/', 'Prefix', 'app'],
+          ['/down', 'Prefix', 'empty'],
+        ],
+        { 'custom-http-errors': '404,503', 'default-backend': 'errors' },
+      ),
       'errors.test',
       '/status/404',
       (a) => a.status === 404 && a.body.startsWith('{"service":"errors"'),
@@ -273,11 +378,20 @@ describe('routing annotations through a real nginx', function () {
   });
 
   it('custom-http-errors without any default backend is reported and changes nothing', async () => {
-    await apply(ingress('errs-alone', 'errors-alone.test', [['/', 'Prefix', 'app']], { 'custom-http-errors': '404' }), 'errors-alone.test', '/status/200', (a) => a.status === 200);
+    await apply(
+      ingress('errs-alone', 'errors-alone.test', [['/', 'Prefix', 'app']], { 'custom-http-errors': '404' }),
+      'errors-alone.test',
+      '/status/200',
+      (a) => a.status === 200,
+    );
     const answer = await get('errors-alone.test', '/status/404');
     assert.deepEqual([answer.status, JSON.parse(answer.body).service], [404, 'app']);
     assert.ok(
-      stack.sidecar.model()?.rejections.some((r) => r.ingress === 'default/errs-alone' && /custom-http-errors has no effect/.test(r.reason)),
+      stack.sidecar
+        .model()
+        ?.rejections.some(
+          (r) => r.ingress === 'default/errs-alone' && /custom-http-errors has no effect/.test(r.reason),
+        ),
       JSON.stringify(stack.sidecar.model()?.rejections),
     );
   });
@@ -293,7 +407,9 @@ describe('snippet annotations through a real nginx (--allow-snippet-annotations)
     await stack?.stop();
   });
   const snippetIngress = (name: string, host: string, snippets: Record<string, string>) =>
-    ingressYaml(name, [{ host, paths: [['/', 'Prefix', 'web']] }], { annotations: Object.fromEntries(Object.entries(snippets).map(([k, v]) => [`${P}${k}`, v])) });
+    ingressYaml(name, [{ host, paths: [['/', 'Prefix', 'web']] }], {
+      annotations: Object.fromEntries(Object.entries(snippets).map(([k, v]) => [`${P}${k}`, v])),
+    });
 
   it('a configuration-snippet and a server-snippet act; one nginx refuses sets only its Ingress aside', async () => {
     await stack.write(
@@ -309,23 +425,41 @@ describe('snippet annotations through a real nginx (--allow-snippet-annotations)
     const ping = await stack.get('good.test', '/ping');
     assert.deepEqual([ping.status, ping.body], [200, 'pong']);
     // A value nginx refuses only when it checks the file (one buffer): nginx -t refuses it, and the sidecar sets that Ingress aside (503).
-    await stack.write('bad.yaml', snippetIngress('bad', 'bad.test', { 'configuration-snippet': 'proxy_buffers 1 4k;' }));
+    await stack.write(
+      'bad.yaml',
+      snippetIngress('bad', 'bad.test', { 'configuration-snippet': 'proxy_buffers 1 4k;' }),
+    );
     const deadline = Date.now() + 8000;
-    const setAside = () => stack.logs.find((l) => l.ingress === 'default/bad' && /its paths answer 503/.test(String(l.message)));
+    const setAside = () =>
+      stack.logs.find((l) => l.ingress === 'default/bad' && /its paths answer 503/.test(String(l.message)));
     while (Date.now() < deadline && !setAside()) await sleep(50);
     assert.match(String(setAside()?.nginx ?? ''), /there must be at least 2 "proxy_buffers"/);
     await stack.sidecar.idle();
     assert.equal((await stack.get('bad.test', '/')).status, 503, 'bad.test is not served');
     assert.equal(await stack.who('good.test', '/'), 'web');
     // A snippet that would escape its block never reaches nginx: the Ingress is rejected by the parser.
-    await stack.write('escape.yaml', snippetIngress('escape', 'escape.test', { 'configuration-snippet': '} server { listen 1; } location /x {' }));
+    await stack.write(
+      'escape.yaml',
+      snippetIngress('escape', 'escape.test', { 'configuration-snippet': '} server { listen 1; } location /x {' }),
+    );
     const until = Date.now() + 8000;
-    while (Date.now() < until && !stack.sidecar.model()?.rejections.some((r) => r.ingress === 'default/escape')) await sleep(50);
-    assert.match(stack.sidecar.model()?.rejections.find((r) => r.ingress === 'default/escape')?.reason ?? '', /may not close the location block/);
+    while (Date.now() < until && !stack.sidecar.model()?.rejections.some((r) => r.ingress === 'default/escape'))
+      await sleep(50);
+    assert.match(
+      stack.sidecar.model()?.rejections.find((r) => r.ingress === 'default/escape')?.reason ?? '',
+      /may not close the location block/,
+    );
     // Nor does a directive that is not on the snippet allowlist (more_set_headers is not even in stock nginx).
-    await stack.write('unlisted.yaml', snippetIngress('unlisted', 'unlisted.test', { 'configuration-snippet': 'more_set_headers "X-A: b";' }));
+    await stack.write(
+      'unlisted.yaml',
+      snippetIngress('unlisted', 'unlisted.test', { 'configuration-snippet': 'more_set_headers "X-A: b";' }),
+    );
     const listed = Date.now() + 8000;
-    while (Date.now() < listed && !stack.sidecar.model()?.rejections.some((r) => r.ingress === 'default/unlisted')) await sleep(50);
-    assert.match(stack.sidecar.model()?.rejections.find((r) => r.ingress === 'default/unlisted')?.reason ?? '', /more_set_headers: is not allowed in a snippet; a snippet may use only these directives/);
+    while (Date.now() < listed && !stack.sidecar.model()?.rejections.some((r) => r.ingress === 'default/unlisted'))
+      await sleep(50);
+    assert.match(
+      stack.sidecar.model()?.rejections.find((r) => r.ingress === 'default/unlisted')?.reason ?? '',
+      /more_set_headers: is not allowed in a snippet; a snippet may use only these directives/,
+    );
   });
 });

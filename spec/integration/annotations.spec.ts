@@ -27,7 +27,13 @@ function request(
   port: number,
   host: string,
   urlPath: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; from?: string; timeoutMs?: number } = {},
+  opts: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    from?: string;
+    timeoutMs?: number;
+  } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -45,7 +51,9 @@ function request(
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
       },
     );
     req.on('timeout', () => req.destroy(new Error(`${opts.method ?? 'GET'} ${host}${urlPath} timed out`)));
@@ -57,7 +65,10 @@ function request(
 const echo = (a: Answer) => JSON.parse(a.body) as EchoReply;
 
 function deepEqualPick(actual: object, expected: Record<string, unknown>): void {
-  assert.deepEqual(Object.fromEntries(Object.keys(expected).map((k) => [k, (actual as Record<string, unknown>)[k]])), expected);
+  assert.deepEqual(
+    Object.fromEntries(Object.keys(expected).map((k) => [k, (actual as Record<string, unknown>)[k]])),
+    expected,
+  );
 }
 
 /** A backend that is slow, streams, or sends a large header, depending on the path. */
@@ -86,10 +97,11 @@ async function startSpecial(): Promise<{ port: number; close(): Promise<void> }>
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -118,10 +130,21 @@ function grpcHandler(name: string) {
 
 /** A gRPC-style call over HTTP/2 with TLS to nginx: status, headers, body, trailers. */
 function grpcCall(port: number, servername: string, urlPath: string, message: Buffer) {
-  return new Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: Buffer; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+  return new Promise<{
+    status: number;
+    headers: http2.IncomingHttpHeaders;
+    body: Buffer;
+    trailers: http2.IncomingHttpHeaders;
+  }>((resolve, reject) => {
     const client = http2.connect(`https://127.0.0.1:${port}`, { servername, rejectUnauthorized: false });
     client.on('error', reject);
-    const req = client.request({ ':method': 'POST', ':path': urlPath, ':authority': servername, 'content-type': 'application/grpc', te: 'trailers' });
+    const req = client.request({
+      ':method': 'POST',
+      ':path': urlPath,
+      ':authority': servername,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
     let headers: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
@@ -145,13 +168,16 @@ function grpcCall(port: number, servername: string, urlPath: string, message: Bu
 function firstByteMs(port: number, host: string, urlPath: string): Promise<{ ms: number; status: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, headers: { Host: host }, agent: false, timeout: 5000 }, (res) => {
-      res.once('data', () => {
-        resolve({ ms: Date.now() - started, status: res.statusCode ?? 0 });
-        res.destroy();
-      });
-      res.on('error', () => undefined);
-    });
+    const req = http.get(
+      { host: '127.0.0.1', port, path: urlPath, headers: { Host: host }, agent: false, timeout: 5000 },
+      (res) => {
+        res.once('data', () => {
+          resolve({ ms: Date.now() - started, status: res.statusCode ?? 0 });
+          res.destroy();
+        });
+        res.on('error', () => undefined);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', reject);
   });
@@ -177,11 +203,14 @@ describe('annotations through a real nginx', function () {
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       ports[name] = (server.address() as AddressInfo).port;
     };
-    await listen('tls-web', https.createServer({ key: backendCert.key, cert: backendCert.crt }, (req, res) => {
-      req.resume();
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ service: 'tls-web', url: req.url, tls: true, headers: req.headers }));
-    }));
+    await listen(
+      'tls-web',
+      https.createServer({ key: backendCert.key, cert: backendCert.crt }, (req, res) => {
+        req.resume();
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ service: 'tls-web', url: req.url, tls: true, headers: req.headers }));
+      }),
+    );
     const h2c = http2.createServer();
     h2c.on('stream', grpcHandler('grpc'));
     await listen('grpc', h2c);
@@ -208,14 +237,21 @@ describe('annotations through a real nginx', function () {
     }
   });
 
-  const get = (host: string, urlPath: string, opts?: Parameters<typeof request>[3]) => request(stack.port, host, urlPath, opts);
+  const get = (host: string, urlPath: string, opts?: Parameters<typeof request>[3]) =>
+    request(stack.port, host, urlPath, opts);
 
   /** Writes one Ingress (own file) and waits until `check` passes for a request (bounded). */
-  async function apply(yaml: string, host: string, urlPath: string, check: (a: Answer) => boolean, opts?: Parameters<typeof request>[3]): Promise<Answer> {
+  async function apply(
+    yaml: string,
+    host: string,
+    urlPath: string,
+    check: (a: Answer) => boolean,
+    opts?: Parameters<typeof request>[3],
+  ): Promise<Answer> {
     await stack.write(`ing-${n++}.yaml`, yaml);
     const deadline = Date.now() + 8000;
     let last: Answer = { status: 0, headers: {}, body: '' };
-    for (let settled = false; ; ) {
+    for (let settled = false; ;) {
       while (Date.now() < deadline) {
         last = await get(host, urlPath, opts).catch((err: Error) => ({ status: 0, headers: {}, body: err.message }));
         if (check(last)) break;
@@ -229,8 +265,15 @@ describe('annotations through a real nginx', function () {
     assert.ok(check(last), `${host}${urlPath}: last answer ${last.status} ${last.body.slice(0, 200)}`);
     return last;
   }
-  const ingress = (name: string, host: string, paths: Array<[string, string, string]>, annotations: Record<string, string>) =>
-    ingressYaml(name, [{ host, paths }], { annotations: Object.fromEntries(Object.entries(annotations).map(([k, v]) => [`${P}${k}`, v])) });
+  const ingress = (
+    name: string,
+    host: string,
+    paths: Array<[string, string, string]>,
+    annotations: Record<string, string>,
+  ) =>
+    ingressYaml(name, [{ host, paths }], {
+      annotations: Object.fromEntries(Object.entries(annotations).map(([k, v]) => [`${P}${k}`, v])),
+    });
   const served = (a: Answer) => a.status === 200;
 
   /**
@@ -252,9 +295,24 @@ describe('annotations through a real nginx', function () {
   }
 
   it('proxy-body-size: 413 over the limit, per Ingress; the default is 1m', async () => {
-    await apply(ingress('body', 'body.test', [['/', 'Prefix', 'alpha']], { 'proxy-body-size': '1k' }), 'body.test', '/', served);
-    await apply(ingress('body-default', 'body.test', [['/big', 'Prefix', 'beta']], {}), 'body.test', '/big', (a) => served(a) && echo(a).service === 'beta');
-    const post = (urlPath: string, size: number) => get('body.test', urlPath, { method: 'POST', body: Buffer.alloc(size, 'a'), headers: { 'content-type': 'text/plain' } });
+    await apply(
+      ingress('body', 'body.test', [['/', 'Prefix', 'alpha']], { 'proxy-body-size': '1k' }),
+      'body.test',
+      '/',
+      served,
+    );
+    await apply(
+      ingress('body-default', 'body.test', [['/big', 'Prefix', 'beta']], {}),
+      'body.test',
+      '/big',
+      (a) => served(a) && echo(a).service === 'beta',
+    );
+    const post = (urlPath: string, size: number) =>
+      get('body.test', urlPath, {
+        method: 'POST',
+        body: Buffer.alloc(size, 'a'),
+        headers: { 'content-type': 'text/plain' },
+      });
     assert.equal((await post('/', 1000)).status, 200);
     assert.equal((await post('/', 2000)).status, 413);
     // The other Ingress on the host keeps the default, 1m. (Bodies over 8k would go to a temp
@@ -264,8 +322,22 @@ describe('annotations through a real nginx', function () {
   });
 
   it('proxy-read-timeout: 504 when the backend is slower, for that Ingress only', async () => {
-    await apply(ingress('slow', 'slow.test', [['/slow/short', 'Prefix', 'special']], { 'proxy-read-timeout': '1', 'proxy-connect-timeout': '2', 'proxy-send-timeout': '2' }), 'slow.test', '/slow/short', (a) => a.status === 504);
-    await apply(ingress('slow-default', 'slow.test', [['/slow/long', 'Prefix', 'special']], {}), 'slow.test', '/slow/long', (a) => a.status === 200);
+    await apply(
+      ingress('slow', 'slow.test', [['/slow/short', 'Prefix', 'special']], {
+        'proxy-read-timeout': '1',
+        'proxy-connect-timeout': '2',
+        'proxy-send-timeout': '2',
+      }),
+      'slow.test',
+      '/slow/short',
+      (a) => a.status === 504,
+    );
+    await apply(
+      ingress('slow-default', 'slow.test', [['/slow/long', 'Prefix', 'special']], {}),
+      'slow.test',
+      '/slow/long',
+      (a) => a.status === 200,
+    );
     const started = Date.now();
     assert.equal((await get('slow.test', '/slow/short')).status, 504);
     const took = Date.now() - started;
@@ -273,8 +345,18 @@ describe('annotations through a real nginx', function () {
   });
 
   it('proxy-buffering: off by default (streams), on holds the response', async () => {
-    await apply(ingress('stream', 'stream.test', [['/stream/on', 'Prefix', 'special']], { 'proxy-buffering': 'on' }), 'stream.test', '/stream/on', served);
-    await apply(ingress('stream-default', 'stream.test', [['/stream/off', 'Prefix', 'special']], {}), 'stream.test', '/stream/off', served);
+    await apply(
+      ingress('stream', 'stream.test', [['/stream/on', 'Prefix', 'special']], { 'proxy-buffering': 'on' }),
+      'stream.test',
+      '/stream/on',
+      served,
+    );
+    await apply(
+      ingress('stream-default', 'stream.test', [['/stream/off', 'Prefix', 'special']], {}),
+      'stream.test',
+      '/stream/off',
+      served,
+    );
     const off = await firstByteMs(stack.port, 'stream.test', '/stream/off');
     const on = await firstByteMs(stack.port, 'stream.test', '/stream/on');
     assert.ok(off.ms < 500, `unbuffered first byte after ${off.ms} ms`);
@@ -282,25 +364,59 @@ describe('annotations through a real nginx', function () {
   });
 
   it('proxy-buffer-size: a 6k response header fails with the 4k default (502) and passes with 16k', async () => {
-    await apply(ingress('hdr', 'hdr.test', [['/bigheader/16k', 'Prefix', 'special']], { 'proxy-buffer-size': '16k' }), 'hdr.test', '/bigheader/16k', served);
-    await apply(ingress('hdr-default', 'hdr.test', [['/bigheader/4k', 'Prefix', 'special']], {}), 'hdr.test', '/bigheader/4k', (a) => a.status === 502);
+    await apply(
+      ingress('hdr', 'hdr.test', [['/bigheader/16k', 'Prefix', 'special']], { 'proxy-buffer-size': '16k' }),
+      'hdr.test',
+      '/bigheader/16k',
+      served,
+    );
+    await apply(
+      ingress('hdr-default', 'hdr.test', [['/bigheader/4k', 'Prefix', 'special']], {}),
+      'hdr.test',
+      '/bigheader/4k',
+      (a) => a.status === 502,
+    );
     const ok = await get('hdr.test', '/bigheader/16k');
     assert.equal(ok.headers['x-big'], 'x'.repeat(6000));
   });
 
   it('rewrite-target with use-regex capture groups, x-forwarded-prefix, and precedence against Prefix paths', async () => {
     await apply(
-      ingress('rw', 'rw.test', [['/app(/|$)(.*)', 'ImplementationSpecific', 'alpha']], { 'rewrite-target': '/$2', 'x-forwarded-prefix': '/app' }),
+      ingress('rw', 'rw.test', [['/app(/|$)(.*)', 'ImplementationSpecific', 'alpha']], {
+        'rewrite-target': '/$2',
+        'x-forwarded-prefix': '/app',
+      }),
       'rw.test',
       '/app/x',
       served,
     );
     // "/.*" has no second group for "/$2" (refused): its own Ingress rewrites everything to "/".
-    await apply(ingress('rw-all', 'rw.test', [['/.*', 'ImplementationSpecific', 'alpha']], { 'rewrite-target': '/' }), 'rw.test', '/other', served);
-    await apply(ingress('rw-plain', 'rw.test', [['/app/very/special', 'Prefix', 'beta'], ['/api', 'Prefix', 'beta']], {}), 'rw.test', '/api', (a) => served(a) && echo(a).service === 'beta');
+    await apply(
+      ingress('rw-all', 'rw.test', [['/.*', 'ImplementationSpecific', 'alpha']], { 'rewrite-target': '/' }),
+      'rw.test',
+      '/other',
+      served,
+    );
+    await apply(
+      ingress(
+        'rw-plain',
+        'rw.test',
+        [
+          ['/app/very/special', 'Prefix', 'beta'],
+          ['/api', 'Prefix', 'beta'],
+        ],
+        {},
+      ),
+      'rw.test',
+      '/api',
+      (a) => served(a) && echo(a).service === 'beta',
+    );
 
     const viaRegex = echo(await get('rw.test', '/app/one/two?x=1'));
-    assert.deepEqual([viaRegex.service, viaRegex.url, viaRegex.headers['x-forwarded-prefix']], ['alpha', '/one/two?x=1', '/app']);
+    assert.deepEqual(
+      [viaRegex.service, viaRegex.url, viaRegex.headers['x-forwarded-prefix']],
+      ['alpha', '/one/two?x=1', '/app'],
+    );
     assert.equal(viaRegex.headers['x-forwarded-host'], 'rw.test', 'the other forwarded headers stay');
     // ~* as in ingress-nginx: case-insensitive.
     assert.equal(echo(await get('rw.test', '/APP/one')).url, '/one');
@@ -308,7 +424,10 @@ describe('annotations through a real nginx', function () {
     // A Prefix path of another Ingress longer than the regex ("/app/very/special", 17 characters,
     // against "/app(/|$)(.*)", 13) wins over it: longest path first, as ingress-nginx orders them ...
     const special = echo(await get('rw.test', '/app/very/special/x'));
-    assert.deepEqual([special.service, special.url, special.headers['x-forwarded-prefix']], ['beta', '/app/very/special/x', undefined]);
+    assert.deepEqual(
+      [special.service, special.url, special.headers['x-forwarded-prefix']],
+      ['beta', '/app/very/special/x', undefined],
+    );
     // ... and keeps Prefix semantics: /app/very/specialx is not under /app/very/special.
     const notUnder = echo(await get('rw.test', '/app/very/specialx'));
     assert.deepEqual([notUnder.service, notUnder.url], ['alpha', '/very/specialx']);
@@ -319,7 +438,12 @@ describe('annotations through a real nginx', function () {
   });
 
   it('app-root: / answers 302 to the application root; other paths are proxied', async () => {
-    const a = await apply(ingress('root', 'root.test', [['/', 'Prefix', 'alpha']], { 'app-root': '/app1' }), 'root.test', '/', (x) => x.status === 302);
+    const a = await apply(
+      ingress('root', 'root.test', [['/', 'Prefix', 'alpha']], { 'app-root': '/app1' }),
+      'root.test',
+      '/',
+      (x) => x.status === 302,
+    );
     assert.equal(a.headers.location, `http://root.test/app1`);
     const withPort = await get('root.test:8080', '/');
     assert.equal(withPort.headers.location, 'http://root.test:8080/app1');
@@ -327,23 +451,62 @@ describe('annotations through a real nginx', function () {
   });
 
   it('permanent-redirect (and its code) and temporal-redirect answer with the status and Location', async () => {
-    const p = await apply(ingress('moved', 'moved.test', [['/', 'Prefix', 'alpha']], { 'permanent-redirect': 'https://new.test${request_uri}' }), 'moved.test', '/a?b=1', (x) => x.status === 301);
+    const p = await apply(
+      ingress('moved', 'moved.test', [['/', 'Prefix', 'alpha']], {
+        'permanent-redirect': 'https://new.test${request_uri}',
+      }),
+      'moved.test',
+      '/a?b=1',
+      (x) => x.status === 301,
+    );
     assert.equal(p.headers.location, 'https://new.test/a?b=1');
-    const c = await apply(ingress('moved308', 'moved308.test', [['/', 'Prefix', 'alpha']], { 'permanent-redirect': 'https://new.test/', 'permanent-redirect-code': '308' }), 'moved308.test', '/x', (x) => x.status === 308);
+    const c = await apply(
+      ingress('moved308', 'moved308.test', [['/', 'Prefix', 'alpha']], {
+        'permanent-redirect': 'https://new.test/',
+        'permanent-redirect-code': '308',
+      }),
+      'moved308.test',
+      '/x',
+      (x) => x.status === 308,
+    );
     assert.equal(c.headers.location, 'https://new.test/');
-    const t = await apply(ingress('temp', 'temp.test', [['/', 'Prefix', 'alpha']], { 'temporal-redirect': 'https://elsewhere.test/maintenance' }), 'temp.test', '/x', (x) => x.status === 302);
+    const t = await apply(
+      ingress('temp', 'temp.test', [['/', 'Prefix', 'alpha']], {
+        'temporal-redirect': 'https://elsewhere.test/maintenance',
+      }),
+      'temp.test',
+      '/x',
+      (x) => x.status === 302,
+    );
     assert.equal(t.headers.location, 'https://elsewhere.test/maintenance');
   });
 
   it('allowlist-source-range and denylist-source-range: 403 from a refused address', async () => {
-    await apply(ingress('allow', 'allow.test', [['/', 'Prefix', 'alpha']], { 'allowlist-source-range': '127.0.0.1/32, 10.0.0.0/8' }), 'allow.test', '/', served);
+    await apply(
+      ingress('allow', 'allow.test', [['/', 'Prefix', 'alpha']], {
+        'allowlist-source-range': '127.0.0.1/32, 10.0.0.0/8',
+      }),
+      'allow.test',
+      '/',
+      served,
+    );
     assert.equal((await get('allow.test', '/', { from: '127.0.0.2' })).status, 403);
     assert.equal((await get('allow.test', '/', { from: '127.0.0.1' })).status, 200);
-    await apply(ingress('deny', 'deny.test', [['/', 'Prefix', 'alpha']], { 'denylist-source-range': '127.0.0.3' }), 'deny.test', '/', served);
+    await apply(
+      ingress('deny', 'deny.test', [['/', 'Prefix', 'alpha']], { 'denylist-source-range': '127.0.0.3' }),
+      'deny.test',
+      '/',
+      served,
+    );
     assert.equal((await get('deny.test', '/', { from: '127.0.0.3' })).status, 403);
     assert.equal((await get('deny.test', '/', { from: '127.0.0.2' })).status, 200);
     // The legacy name works too.
-    await apply(ingress('white', 'white.test', [['/', 'Prefix', 'alpha']], { 'whitelist-source-range': '127.0.0.4' }), 'white.test', '/', (a) => a.status === 403);
+    await apply(
+      ingress('white', 'white.test', [['/', 'Prefix', 'alpha']], { 'whitelist-source-range': '127.0.0.4' }),
+      'white.test',
+      '/',
+      (a) => a.status === 403,
+    );
     assert.equal((await get('white.test', '/', { from: '127.0.0.4' })).status, 200);
   });
 
@@ -362,51 +525,98 @@ describe('annotations through a real nginx', function () {
       '/cors',
       served,
     );
-    const pre = await get('cors.test', '/cors', { method: 'OPTIONS', headers: { Origin: 'https://app.test', 'Access-Control-Request-Method': 'POST' } });
+    const pre = await get('cors.test', '/cors', {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://app.test', 'Access-Control-Request-Method': 'POST' },
+    });
     assert.equal(pre.status, 204);
     assert.equal(pre.headers['access-control-allow-origin'], 'https://app.test');
     assert.equal(pre.headers['access-control-allow-methods'], 'GET, POST');
     assert.equal(pre.headers['access-control-allow-headers'], 'X-Token, Content-Type');
     assert.equal(pre.headers['access-control-max-age'], '600');
     assert.equal(pre.headers['access-control-allow-credentials'], undefined);
-    const wild = await get('cors.test', '/cors', { method: 'OPTIONS', headers: { Origin: 'https://x.apps.test:8443' } });
+    const wild = await get('cors.test', '/cors', {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://x.apps.test:8443' },
+    });
     assert.deepEqual([wild.status, wild.headers['access-control-allow-origin']], [204, 'https://x.apps.test:8443']);
     // A simple request from an allowed origin: the backend answers, with our headers (not its own).
     const simple = await get('cors.test', '/cors', { headers: { Origin: 'https://app.test' } });
-    assert.deepEqual([simple.status, simple.body, simple.headers['access-control-allow-origin'], simple.headers['access-control-expose-headers'], simple.headers['access-control-max-age']], [200, 'cors\n', 'https://app.test', 'X-Total', '600']);
+    assert.deepEqual(
+      [
+        simple.status,
+        simple.body,
+        simple.headers['access-control-allow-origin'],
+        simple.headers['access-control-expose-headers'],
+        simple.headers['access-control-max-age'],
+      ],
+      [200, 'cors\n', 'https://app.test', 'X-Total', '600'],
+    );
     // Not allowed: no Access-Control-Allow-Origin, and the preflight is the backend's to answer.
     const other = await get('cors.test', '/cors', { method: 'OPTIONS', headers: { Origin: 'https://evil.test' } });
-    assert.deepEqual([other.status, other.body, other.headers['access-control-allow-origin']], [200, 'cors\n', undefined]);
+    assert.deepEqual(
+      [other.status, other.body, other.headers['access-control-allow-origin']],
+      [200, 'cors\n', undefined],
+    );
     const deep = await get('cors.test', '/cors', { headers: { Origin: 'https://a.b.apps.test:8443' } });
     assert.equal(deep.headers['access-control-allow-origin'], undefined, 'a wildcard covers one label');
   });
 
   it('enable-cors with the defaults: any origin, ingress-nginx default methods, headers and max age', async () => {
-    const pre = await apply(ingress('cors-any', 'cors-any.test', [['/', 'Prefix', 'alpha']], { 'enable-cors': 'true' }), 'cors-any.test', '/', (a) => a.status === 204, { method: 'OPTIONS', headers: { Origin: 'https://anyone.test' } });
+    const pre = await apply(
+      ingress('cors-any', 'cors-any.test', [['/', 'Prefix', 'alpha']], { 'enable-cors': 'true' }),
+      'cors-any.test',
+      '/',
+      (a) => a.status === 204,
+      { method: 'OPTIONS', headers: { Origin: 'https://anyone.test' } },
+    );
     assert.equal(pre.headers['access-control-allow-origin'], '*');
     assert.equal(pre.headers['access-control-allow-credentials'], 'true');
     assert.equal(pre.headers['access-control-allow-methods'], 'GET, PUT, POST, DELETE, PATCH, OPTIONS');
-    assert.equal(pre.headers['access-control-allow-headers'], 'DNT, Keep-Alive, User-Agent, X-Requested-With, If-Modified-Since, Cache-Control, Content-Type, Range, Authorization');
+    assert.equal(
+      pre.headers['access-control-allow-headers'],
+      'DNT, Keep-Alive, User-Agent, X-Requested-With, If-Modified-Since, Cache-Control, Content-Type, Range, Authorization',
+    );
     assert.equal(pre.headers['access-control-max-age'], '1728000');
     const simple = await get('cors-any.test', '/x');
     assert.deepEqual([echo(simple).service, simple.headers['access-control-allow-origin']], ['alpha', '*']);
   });
 
   it('limit-rps: 503 over the rate (burst = rps x limit-burst-multiplier)', async () => {
-    await apply(ingress('rps', 'rps.test', [['/', 'Prefix', 'alpha']], { 'limit-rps': '1', 'limit-burst-multiplier': '1' }), 'rps.test', '/', served);
+    await apply(
+      ingress('rps', 'rps.test', [['/', 'Prefix', 'alpha']], { 'limit-rps': '1', 'limit-burst-multiplier': '1' }),
+      'rps.test',
+      '/',
+      served,
+    );
     await sleep(2100); // the bucket drains (the polling above spent some of it)
     const statuses: number[] = [];
     for (let i = 0; i < 8; i++) statuses.push((await get('rps.test', '/')).status);
     assert.deepEqual(statuses.slice(0, 2), [200, 200], `one request plus a burst of one pass: ${statuses.join(',')}`);
-    assert.ok(statuses.slice(2).every((s) => s === 503), `then 503: ${statuses.join(',')}`);
+    assert.ok(
+      statuses.slice(2).every((s) => s === 503),
+      `then 503: ${statuses.join(',')}`,
+    );
     // Another address has its own bucket.
     assert.equal((await get('rps.test', '/', { from: '127.0.0.5' })).status, 200);
   });
 
   it('limit-connections: 503 once a client holds the allowed connections', async () => {
-    await apply(ingress('conn', 'conn.test', [['/', 'Prefix', 'alpha']], { 'limit-connections': '1' }), 'conn.test', '/', served);
+    await apply(
+      ingress('conn', 'conn.test', [['/', 'Prefix', 'alpha']], { 'limit-connections': '1' }),
+      'conn.test',
+      '/',
+      served,
+    );
     // A request whose body never arrives holds its connection (nginx reads the body before proxying).
-    const held = http.request({ host: '127.0.0.1', port: stack.port, path: '/', method: 'POST', headers: { Host: 'conn.test', 'Content-Length': '100' }, agent: false });
+    const held = http.request({
+      host: '127.0.0.1',
+      port: stack.port,
+      path: '/',
+      method: 'POST',
+      headers: { Host: 'conn.test', 'Content-Length': '100' },
+      agent: false,
+    });
     held.on('error', () => undefined);
     held.write('x');
     try {
@@ -429,16 +639,25 @@ describe('annotations through a real nginx', function () {
 
   it('auth-type basic: 401 without or with wrong credentials, 200 with them; a missing Secret answers 503', async () => {
     const hash = String(execaSync('openssl', ['passwd', '-apr1', 's3cret']).stdout).trim();
-    await stack.write('auth-secret.yaml', `apiVersion: v1
+    await stack.write(
+      'auth-secret.yaml',
+      `apiVersion: v1
 kind: Secret
 metadata: {name: basic-auth, namespace: default}
 type: Opaque
 data:
   auth: ${Buffer.from(`# users\nalice:${hash}\nbob:{PLAIN}plain\n`).toString('base64')}
-`);
-    const basic = (user: string, pass: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` });
+`,
+    );
+    const basic = (user: string, pass: string) => ({
+      Authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`,
+    });
     const denied = await apply(
-      ingress('auth', 'auth.test', [['/', 'Prefix', 'alpha']], { 'auth-type': 'basic', 'auth-secret': 'basic-auth', 'auth-realm': 'Staff only' }),
+      ingress('auth', 'auth.test', [['/', 'Prefix', 'alpha']], {
+        'auth-type': 'basic',
+        'auth-secret': 'basic-auth',
+        'auth-realm': 'Staff only',
+      }),
       'auth.test',
       '/',
       (a) => a.status === 401,
@@ -450,31 +669,59 @@ data:
     assert.deepEqual([ok.status, echo(ok).service], [200, 'alpha']);
     assert.equal((await get('auth.test', '/', { headers: basic('bob', 'plain') })).status, 200);
 
-    await apply(ingress('auth-missing', 'auth-missing.test', [['/', 'Prefix', 'alpha']], { 'auth-type': 'basic', 'auth-secret': 'nope' }), 'auth-missing.test', '/', (a) => a.status === 503);
+    await apply(
+      ingress('auth-missing', 'auth-missing.test', [['/', 'Prefix', 'alpha']], {
+        'auth-type': 'basic',
+        'auth-secret': 'nope',
+      }),
+      'auth-missing.test',
+      '/',
+      (a) => a.status === 503,
+    );
     assert.ok(
-      stack.logs.some((l) => l.message === 'Ingress partly rejected' && String(l.reason).includes('auth-type basic: Secret default/nope not found')),
+      stack.logs.some(
+        (l) =>
+          l.message === 'Ingress partly rejected' &&
+          String(l.reason).includes('auth-type basic: Secret default/nope not found'),
+      ),
       'the Ingress is reported',
     );
   });
 
   it('backend-protocol HTTPS: TLS to the backend; without it the TLS backend cannot be reached', async () => {
-    const a = await apply(ingress('tls-web', 'tlsweb.test', [['/', 'Prefix', 'tls-web']], { 'backend-protocol': 'HTTPS' }), 'tlsweb.test', '/x?y=1', served);
+    const a = await apply(
+      ingress('tls-web', 'tlsweb.test', [['/', 'Prefix', 'tls-web']], { 'backend-protocol': 'HTTPS' }),
+      'tlsweb.test',
+      '/x?y=1',
+      served,
+    );
     const reply = JSON.parse(a.body) as { service: string; url: string; tls: boolean; headers: Record<string, string> };
     deepEqualPick(reply, { service: 'tls-web', url: '/x?y=1', tls: true });
     assert.equal(reply.headers.host, 'tlsweb.test');
-    await apply(ingress('tls-web-plain', 'tlsweb-plain.test', [['/', 'Prefix', 'tls-web']], {}), 'tlsweb-plain.test', '/', (x) => x.status === 400 || x.status === 502);
+    await apply(
+      ingress('tls-web-plain', 'tlsweb-plain.test', [['/', 'Prefix', 'tls-web']], {}),
+      'tlsweb-plain.test',
+      '/',
+      (x) => x.status === 400 || x.status === 502,
+    );
   });
 
-  it('backend-protocol GRPC and GRPCS: HTTP/2 end to end, trailers included, over the host\'s TLS', async () => {
+  it("backend-protocol GRPC and GRPCS: HTTP/2 end to end, trailers included, over the host's TLS", async () => {
     const tls = [{ hosts: ['grpc.test'], secretName: 'grpc-tls' }];
     const yaml = (name: string, service: string, protocol: string) =>
-      ingressYaml(name, [{ host: 'grpc.test', paths: [[`/${name}.Echo`, 'Prefix', service]] }], { tls, annotations: { [`${P}backend-protocol`]: protocol, [`${P}proxy-read-timeout`]: '5' } });
+      ingressYaml(name, [{ host: 'grpc.test', paths: [[`/${name}.Echo`, 'Prefix', service]] }], {
+        tls,
+        annotations: { [`${P}backend-protocol`]: protocol, [`${P}proxy-read-timeout`]: '5' },
+      });
     await stack.write(`ing-${n++}.yaml`, yaml('plain', 'grpc', 'GRPC'));
     await stack.write(`ing-${n++}.yaml`, yaml('secure', 'grpcs', 'grpcs'));
     // A gRPC message: a 5-byte prefix (compressed flag, length), then the payload.
     const payload = Buffer.from('hello');
     const message = Buffer.concat([Buffer.from([0, 0, 0, 0, payload.length]), payload]);
-    for (const [name, backend] of [['plain', 'grpc'], ['secure', 'grpcs']] as const) {
+    for (const [name, backend] of [
+      ['plain', 'grpc'],
+      ['secure', 'grpcs'],
+    ] as const) {
       let r: Awaited<ReturnType<typeof grpcCall>> | null = null;
       const deadline = Date.now() + 8000;
       while (Date.now() < deadline) {
@@ -484,20 +731,40 @@ data:
       }
       assert.ok(r, `no answer for ${name}`);
       assert.deepEqual(
-        [r.status, r.headers['content-type'], r.headers['x-backend'], r.headers['x-path'], r.headers['x-authority'], r.headers['x-forwarded-proto'], r.trailers['grpc-status'], r.body.equals(message)],
+        [
+          r.status,
+          r.headers['content-type'],
+          r.headers['x-backend'],
+          r.headers['x-path'],
+          r.headers['x-authority'],
+          r.headers['x-forwarded-proto'],
+          r.trailers['grpc-status'],
+          r.body.equals(message),
+        ],
         [200, 'application/grpc', backend, `/${name}.Echo/Say`, 'grpc.test', 'https', '0', true],
       );
     }
   });
 
   it('an invalid annotation value rejects the Ingress with a reason (its paths answer 503), and the others keep serving', async () => {
-    await stack.write(`ing-${n++}.yaml`, ingress('bad', 'bad.test', [['/', 'Prefix', 'alpha']], { 'proxy-body-size': '8m; return 200' }));
+    await stack.write(
+      `ing-${n++}.yaml`,
+      ingress('bad', 'bad.test', [['/', 'Prefix', 'alpha']], { 'proxy-body-size': '8m; return 200' }),
+    );
     const deadline = Date.now() + 8000;
-    while (Date.now() < deadline && !stack.logs.some((l) => l.message === 'Ingress rejected' && l.ingress === 'default/bad')) await sleep(25);
+    while (
+      Date.now() < deadline &&
+      !stack.logs.some((l) => l.message === 'Ingress rejected' && l.ingress === 'default/bad')
+    )
+      await sleep(25);
     const log = stack.logs.find((l) => l.message === 'Ingress rejected' && l.ingress === 'default/bad');
-    assert.match(String(log?.reason), /annotation nginx\.ingress\.kubernetes\.io\/proxy-body-size: "8m; return 200" is not a size/);
+    assert.match(
+      String(log?.reason),
+      /annotation nginx\.ingress\.kubernetes\.io\/proxy-body-size: "8m; return 200" is not a size/,
+    );
     let status = 0;
-    for (const until = Date.now() + 5000; Date.now() < until && status !== 503; await sleep(25)) status = (await get('bad.test', '/')).status;
+    for (const until = Date.now() + 5000; Date.now() < until && status !== 503; await sleep(25))
+      status = (await get('bad.test', '/')).status;
     assert.equal(status, 503, 'fails closed');
     assert.equal((await get('body.test', '/', { method: 'POST', body: 'x' })).status, 200);
   });

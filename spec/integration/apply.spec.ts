@@ -147,10 +147,20 @@ describe('Applier against a real nginx', function () {
 
   it('rewrites only the files that changed', async function () {
     const { applier: a } = applier();
-    await a.apply(new Map([['ingress-sidecar-a.conf', serverBlock(port, 'a')], ['ingress-sidecar-b.conf', '# b\n']]));
+    await a.apply(
+      new Map([
+        ['ingress-sidecar-a.conf', serverBlock(port, 'a')],
+        ['ingress-sidecar-b.conf', '# b\n'],
+      ]),
+    );
     const mtimeA = (await stat(path.join(confDir, 'ingress-sidecar-a.conf'))).mtimeMs;
     await sleep(20);
-    const result = await a.apply(new Map([['ingress-sidecar-a.conf', serverBlock(port, 'a')], ['ingress-sidecar-b.conf', '# b2\n']]));
+    const result = await a.apply(
+      new Map([
+        ['ingress-sidecar-a.conf', serverBlock(port, 'a')],
+        ['ingress-sidecar-b.conf', '# b2\n'],
+      ]),
+    );
     assert.equal(result.reloaded, true);
     assert.equal((await stat(path.join(confDir, 'ingress-sidecar-a.conf'))).mtimeMs, mtimeA);
     assert.equal(await readFile(path.join(confDir, 'ingress-sidecar-b.conf'), 'utf8'), '# b2\n');
@@ -187,36 +197,64 @@ describe('Applier against a real nginx', function () {
     const { applier: a } = applier();
     const format = (name: string) => `log_format ${name} '$request';\n`;
     const user = (fmt: string, body: string) => serverBlock(port, body, `    access_log /dev/null ${fmt};\n`);
-    await a.apply(new Map([
-      ['ingress-sidecar-a.conf', format('fmt')],
-      ['ingress-sidecar-b.conf', user('fmt', 'one')],
-    ]));
+    await a.apply(
+      new Map([
+        ['ingress-sidecar-a.conf', format('fmt')],
+        ['ingress-sidecar-b.conf', user('fmt', 'one')],
+      ]),
+    );
     // Unchanged a (from confDir) defines what changed b (staged) uses, and the other way round:
     // either way a must come first, as in nginx's own `include conf.d/*.conf`.
-    assert.equal((await a.apply(new Map([
-      ['ingress-sidecar-a.conf', format('fmt')],
-      ['ingress-sidecar-b.conf', user('fmt', 'two')],
-    ]))).reloaded, true);
-    assert.equal((await a.apply(new Map([
-      ['ingress-sidecar-a.conf', format('fmt') + format('other')],
-      ['ingress-sidecar-b.conf', user('fmt', 'two')],
-    ]))).reloaded, true);
+    assert.equal(
+      (
+        await a.apply(
+          new Map([
+            ['ingress-sidecar-a.conf', format('fmt')],
+            ['ingress-sidecar-b.conf', user('fmt', 'two')],
+          ]),
+        )
+      ).reloaded,
+      true,
+    );
+    assert.equal(
+      (
+        await a.apply(
+          new Map([
+            ['ingress-sidecar-a.conf', format('fmt') + format('other')],
+            ['ingress-sidecar-b.conf', user('fmt', 'two')],
+          ]),
+        )
+      ).reloaded,
+      true,
+    );
     assert.equal(await bodyEventually(port, 'two\n'), 'two\n');
 
     // A removed file is not checked: c may take the default_server that b held.
     const otherPort = await freePort();
     const defaultServer = `server {\n    listen 127.0.0.1:${otherPort} default_server;\n}\n`;
-    await a.apply(new Map([['ingress-sidecar-a.conf', format('fmt')], ['ingress-sidecar-b.conf', defaultServer]]));
-    const moved = await a.apply(new Map([['ingress-sidecar-a.conf', format('fmt')], ['ingress-sidecar-c.conf', defaultServer]]));
+    await a.apply(
+      new Map([
+        ['ingress-sidecar-a.conf', format('fmt')],
+        ['ingress-sidecar-b.conf', defaultServer],
+      ]),
+    );
+    const moved = await a.apply(
+      new Map([
+        ['ingress-sidecar-a.conf', format('fmt')],
+        ['ingress-sidecar-c.conf', defaultServer],
+      ]),
+    );
     assert.deepEqual(moved.files, ['ingress-sidecar-b.conf', 'ingress-sidecar-c.conf']);
 
     // nginx blames the unchanged file that comes second, read from confDir: still ours, by name.
     const err = await a
-      .apply(new Map([
-        ['ingress-sidecar-a.conf', format('fmt')],
-        ['ingress-sidecar-b.conf', defaultServer],
-        ['ingress-sidecar-c.conf', defaultServer],
-      ]))
+      .apply(
+        new Map([
+          ['ingress-sidecar-a.conf', format('fmt')],
+          ['ingress-sidecar-b.conf', defaultServer],
+          ['ingress-sidecar-c.conf', defaultServer],
+        ]),
+      )
       .catch((e: unknown) => e);
     assert.ok(err instanceof NginxConfigError, String(err));
     assert.match(err.message, /duplicate default server .* in .*conf\.d\/ingress-sidecar-c\.conf:2/);
@@ -228,7 +266,12 @@ describe('Applier against a real nginx', function () {
   it('writes, renames and removes many files at once, and checks them all', async function () {
     const { applier: a } = applier();
     const many = (body: string, n: number) =>
-      new Map(Array.from({ length: n }, (_, i) => [`ingress-sidecar-s${String(i).padStart(3, '0')}.conf`, `# ${body} ${i}\n`] as [string, string]));
+      new Map(
+        Array.from(
+          { length: n },
+          (_, i) => [`ingress-sidecar-s${String(i).padStart(3, '0')}.conf`, `# ${body} ${i}\n`] as [string, string],
+        ),
+      );
     await a.apply(new Map([...many('one', 200), ['ingress-sidecar-z.conf', serverBlock(port, 'one')]]));
     const result = await a.apply(new Map([...many('two', 150), ['ingress-sidecar-z.conf', serverBlock(port, 'two')]]));
     assert.equal(result.files?.length, 201);
@@ -238,9 +281,12 @@ describe('Applier against a real nginx', function () {
     assert.equal(await bodyEventually(port, 'two\n'), 'two\n');
   });
 
-  it('checks our files together with the user\'s own files in confDir', async function () {
+  it("checks our files together with the user's own files in confDir", async function () {
     const userPort = await freePort();
-    const userFile = serverBlock(userPort, 'user').replace(`listen 127.0.0.1:${userPort};`, `listen 127.0.0.1:${userPort} default_server;`);
+    const userFile = serverBlock(userPort, 'user').replace(
+      `listen 127.0.0.1:${userPort};`,
+      `listen 127.0.0.1:${userPort} default_server;`,
+    );
     await writeFile(path.join(confDir, 'user-site.conf'), userFile);
     const { applier: a } = applier();
 
@@ -271,14 +317,22 @@ describe('Applier against a real nginx', function () {
     assert.equal((await httpGet(port, 'app.example', '/')).body, 'a\n');
 
     // Dropping every file of ours is a change too.
-    assert.deepEqual(await a.apply(new Map()), { changed: true, reloaded: true, masterPid: await nginx!.masterPid(), files: ['ingress-sidecar-a.conf'] });
+    assert.deepEqual(await a.apply(new Map()), {
+      changed: true,
+      reloaded: true,
+      masterPid: await nginx!.masterPid(),
+      files: ['ingress-sidecar-a.conf'],
+    });
     assert.deepEqual(Object.keys(await readConfDir(confDir)), ['notes.txt', 'user-site.conf']);
   });
 
   it('finds a restarted nginx master through the pid file', async function () {
     const { applier: a } = applier();
     const oldMaster = await nginx!.masterPid();
-    assert.equal((await a.apply(new Map([['ingress-sidecar-a.conf', serverBlock(port, 'before')]]))).masterPid, oldMaster);
+    assert.equal(
+      (await a.apply(new Map([['ingress-sidecar-a.conf', serverBlock(port, 'before')]]))).masterPid,
+      oldMaster,
+    );
 
     await nginx!.stop();
     nginx = await startNginx({ confDir, pidFile });
@@ -286,7 +340,12 @@ describe('Applier against a real nginx', function () {
     assert.notEqual(newMaster, oldMaster);
 
     const result = await a.apply(new Map([['ingress-sidecar-a.conf', serverBlock(port, 'after')]]));
-    assert.deepEqual(result, { changed: true, reloaded: true, masterPid: newMaster, files: ['ingress-sidecar-a.conf'] });
+    assert.deepEqual(result, {
+      changed: true,
+      reloaded: true,
+      masterPid: newMaster,
+      files: ['ingress-sidecar-a.conf'],
+    });
     assert.equal(await bodyEventually(port, 'after\n'), 'after\n');
   });
 
@@ -356,10 +415,12 @@ describe('Applier against a real nginx', function () {
     try {
       const taken = (squatter.address() as net.AddressInfo).port;
       const err = await a
-        .apply(new Map([
-          ['ingress-sidecar-a.conf', serverBlock(port, 'new')],
-          ['ingress-sidecar-b.conf', serverBlock(taken, 'b')],
-        ]))
+        .apply(
+          new Map([
+            ['ingress-sidecar-a.conf', serverBlock(port, 'new')],
+            ['ingress-sidecar-b.conf', serverBlock(taken, 'b')],
+          ]),
+        )
         .catch((e: unknown) => e);
       assert.ok(err instanceof ReloadError, String(err));
       assert.match(err.reason, /did not replace its workers within 1000 ms of SIGHUP; nginx most likely rejected/);
@@ -380,10 +441,12 @@ describe('Applier against a real nginx', function () {
     // A directory where the temp file has to go: writing it fails like a full or read-only disk.
     await mkdir(path.join(confDir, '.ingress-sidecar-b.conf.tmp'));
     const err = await a
-      .apply(new Map([
-        ['ingress-sidecar-a.conf', serverBlock(port, 'changed')],
-        ['ingress-sidecar-b.conf', '# b\n'],
-      ]))
+      .apply(
+        new Map([
+          ['ingress-sidecar-a.conf', serverBlock(port, 'changed')],
+          ['ingress-sidecar-b.conf', '# b\n'],
+        ]),
+      )
       .catch((e: unknown) => e);
     assert.ok(err instanceof Error);
     assert.match(err.message, /could not write .*EISDIR.*previous files are still in place/);
@@ -394,7 +457,12 @@ describe('Applier against a real nginx', function () {
 
   it('refuses file names it does not own', async function () {
     const { applier: a } = applier();
-    for (const name of ['default.conf', 'ingress-sidecar-a.txt', 'ingress-sidecar/../x.conf', '.ingress-sidecar-a.conf']) {
+    for (const name of [
+      'default.conf',
+      'ingress-sidecar-a.txt',
+      'ingress-sidecar/../x.conf',
+      '.ingress-sidecar-a.conf',
+    ]) {
       await assert.rejects(a.apply(new Map([[name, '']])), /refusing to manage/, name);
     }
     assert.deepEqual(await readdir(confDir), []);
@@ -440,7 +508,12 @@ describe('Applier against a real nginx', function () {
         if (before.length !== after.length) continue;
         if (before.length === 1) {
           assert.deepEqual(before, [ours]);
-          assert.deepEqual(outcome, { changed: true, reloaded: true, masterPid: ours, files: ['ingress-sidecar-a.conf'] });
+          assert.deepEqual(outcome, {
+            changed: true,
+            reloaded: true,
+            masterPid: ours,
+            files: ['ingress-sidecar-a.conf'],
+          });
           assert.equal(await findMaster({}), ours);
         } else {
           assert.ok(outcome instanceof ReloadError, String(outcome));
@@ -478,7 +551,10 @@ describe('findMaster and workerPids on a fake /proc', function () {
     await fakeProcess(41, 40, 'nginx: worker process');
     assert.equal(await findMaster({ procDir: proc }), 40);
     await fakeProcess(50, 1, 'nginx: master process /usr/sbin/nginx');
-    await assert.rejects(findMaster({ procDir: proc }), /found 2 nginx master processes \(PIDs 40, 50\).*--nginx-pid-file/);
+    await assert.rejects(
+      findMaster({ procDir: proc }),
+      /found 2 nginx master processes \(PIDs 40, 50\).*--nginx-pid-file/,
+    );
   });
 
   it('trusts a pid file only while it names a live nginx master', async function () {
@@ -507,7 +583,7 @@ describe('findMaster and workerPids on a fake /proc', function () {
     assert.deepEqual(await workerPids(40, proc), new Set([41, 44]));
   });
 
-  it('reads the children from the kernel\'s list when there is one', async function () {
+  it("reads the children from the kernel's list when there is one", async function () {
     await fakeProcess(40, 1, 'nginx: master process nginx');
     await fakeProcess(41, 40, 'nginx: worker process');
     await fakeProcess(42, 40, 'nginx: worker process is shutting down');
@@ -531,7 +607,8 @@ describe('findMaster and workerPids on a fake /proc', function () {
           const stat = await readFile(`/proc/${name}/stat`, 'latin1').catch(() => '');
           const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
           const cmd = await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '');
-          if (ppid === master && cmd.startsWith('nginx: worker process') && !cmd.includes('shutting down')) found.add(Number(name));
+          if (ppid === master && cmd.startsWith('nginx: worker process') && !cmd.includes('shutting down'))
+            found.add(Number(name));
         }
         return found;
       };

@@ -5,7 +5,12 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SELF_SIGNED_FILE, certDirFor, generateSelfSignedCertificate, loadOrCreateSelfSignedCertificate } from '../../src/nginx/cert-store.ts';
+import {
+  SELF_SIGNED_FILE,
+  certDirFor,
+  generateSelfSignedCertificate,
+  loadOrCreateSelfSignedCertificate,
+} from '../../src/nginx/cert-store.ts';
 import { findExecutable, nginxVersion } from '../../src/nginx/process.ts';
 import { certificateFromPem } from '../../src/translate/certificates.ts';
 
@@ -44,7 +49,10 @@ describe('certificate store', function () {
 
   it('says when openssl is missing', async () => {
     await mkdir(path.join(work, 'bin'));
-    await assert.rejects(generateSelfSignedCertificate({ openssl: path.join(work, 'bin', 'openssl') }), /openssl could not make the self-signed default certificate/);
+    await assert.rejects(
+      generateSelfSignedCertificate({ openssl: path.join(work, 'bin', 'openssl') }),
+      /openssl could not make the self-signed default certificate/,
+    );
   });
 });
 

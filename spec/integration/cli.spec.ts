@@ -41,14 +41,33 @@ describe('bin/ingress-sidecar run', function () {
     // The class comes from the environment, everything else from flags.
     await writeFile(
       path.join(watchDir, 'app.yaml'),
-      backendYaml('web', web.port) + '---\n' + ingressYaml('app', [{ host: 'cli.test', paths: [['/', 'Prefix', 'web']] }], { className: 'edge' }),
+      backendYaml('web', web.port) +
+        '---\n' +
+        ingressYaml('app', [{ host: 'cli.test', paths: [['/', 'Prefix', 'web']] }], { className: 'edge' }),
     );
     nginx = await startNginx({ confDir });
-    child = execa(BIN, ['run', '--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile, '--http-port', String(port), '--no-ipv6', '--listen', '127.0.0.1:0'], {
-      env: { INGRESS_SIDECAR_INGRESS_CLASS: 'edge' },
-      reject: false,
-      all: true,
-    });
+    child = execa(
+      BIN,
+      [
+        'run',
+        '--watch-dir',
+        watchDir,
+        '--conf-dir',
+        confDir,
+        '--nginx-pid-file',
+        nginx.pidFile,
+        '--http-port',
+        String(port),
+        '--no-ipv6',
+        '--listen',
+        '127.0.0.1:0',
+      ],
+      {
+        env: { INGRESS_SIDECAR_INGRESS_CLASS: 'edge' },
+        reject: false,
+        all: true,
+      },
+    );
 
     let status = 0;
     for (let i = 0; i < 250 && status !== 200; i++) {
@@ -74,15 +93,37 @@ describe('bin/ingress-sidecar run', function () {
 
   it('--once renders, applies and exits 0 (and 1 when nginx refuses the config)', async () => {
     const { watchDir, confDir, port, web } = await setUp();
-    await writeFile(path.join(watchDir, 'app.yaml'), backendYaml('web', web.port) + '---\n' + ingressYaml('app', [{ host: 'once.test', paths: [['/', 'Prefix', 'web']] }]));
+    await writeFile(
+      path.join(watchDir, 'app.yaml'),
+      backendYaml('web', web.port) +
+        '---\n' +
+        ingressYaml('app', [{ host: 'once.test', paths: [['/', 'Prefix', 'web']] }]),
+    );
     nginx = await startNginx({ confDir });
-    const args = ['run', '--once', '--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile, '--http-port', String(port), '--no-ipv6'];
+    const args = [
+      'run',
+      '--once',
+      '--watch-dir',
+      watchDir,
+      '--conf-dir',
+      confDir,
+      '--nginx-pid-file',
+      nginx.pidFile,
+      '--http-port',
+      String(port),
+      '--no-ipv6',
+    ];
     const ok = await execa(BIN, args, { reject: false, timeout: 20_000 });
     assert.equal(ok.exitCode, 0, ok.stderr);
     assert.equal((await httpGet(port, 'once.test', '/')).status, 200);
 
     await writeFile(path.join(confDir, 'zz-user.conf'), 'server_names_hash_bucket_size 128;\n');
-    await writeFile(path.join(watchDir, 'app.yaml'), backendYaml('web', web.port) + '---\n' + ingressYaml('app', [{ host: 'other.test', paths: [['/', 'Prefix', 'web']] }]));
+    await writeFile(
+      path.join(watchDir, 'app.yaml'),
+      backendYaml('web', web.port) +
+        '---\n' +
+        ingressYaml('app', [{ host: 'other.test', paths: [['/', 'Prefix', 'web']] }]),
+    );
     const refused = await execa(BIN, args, { reject: false, timeout: 20_000 });
     assert.equal(refused.exitCode, 1);
     assert.match(refused.stderr, /nginx rejected the rendered configuration/);
@@ -91,7 +132,10 @@ describe('bin/ingress-sidecar run', function () {
 
   it('--once with an Ingress nginx refuses (no line named) applies the others and exits 1 naming it', async () => {
     const { watchDir, confDir, port, web } = await setUp();
-    const snippet = { 'nginx.ingress.kubernetes.io/configuration-snippet': 'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;' };
+    const snippet = {
+      'nginx.ingress.kubernetes.io/configuration-snippet':
+        'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;',
+    };
     await writeFile(
       path.join(watchDir, 'app.yaml'),
       [
@@ -102,7 +146,22 @@ describe('bin/ingress-sidecar run', function () {
       ].join('---\n'),
     );
     nginx = await startNginx({ confDir });
-    const args = ['run', '--once', '--allow-snippet-annotations', '--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile, '--http-port', String(port), '--no-ipv6', '--log-format', 'text'];
+    const args = [
+      'run',
+      '--once',
+      '--allow-snippet-annotations',
+      '--watch-dir',
+      watchDir,
+      '--conf-dir',
+      confDir,
+      '--nginx-pid-file',
+      nginx.pidFile,
+      '--http-port',
+      String(port),
+      '--no-ipv6',
+      '--log-format',
+      'text',
+    ];
     const result = await execa(BIN, args, { reject: false, timeout: 20_000 });
     assert.equal(result.exitCode, 1, result.stderr);
     assert.match(result.stderr, /applied the configuration without an Ingress that nginx refused: default\/linkerd/);

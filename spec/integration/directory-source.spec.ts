@@ -47,7 +47,12 @@ const billionLaughs = (name: string): string =>
   '    a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' +
   'bcdefghi'
     .split('')
-    .map((c, i) => `    ${c}: &${c} [${Array(9).fill('*' + 'abcdefghi'[i]).join(',')}]\n`)
+    .map(
+      (c, i) =>
+        `    ${c}: &${c} [${Array(9)
+          .fill('*' + 'abcdefghi'[i])
+          .join(',')}]\n`,
+    )
     .join('');
 
 /** A Service with an alias chain: each level nests the last 90 deep, 18,000 levels in all. */
@@ -58,7 +63,8 @@ const deepChain = (name: string): string => {
 };
 
 /** An alias inside the node it names: js-yaml builds a cyclic object, which JSON.stringify refuses. */
-const aliasCycle = (name: string): string => `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  annotations:\n    a: &a [*a]\n`;
+const aliasCycle = (name: string): string =>
+  `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  annotations:\n    a: &a [*a]\n`;
 
 const names = (objs: Array<{ metadata?: { name?: string; namespace?: string } }>): string[] =>
   objs.map((o) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`);
@@ -70,7 +76,8 @@ describe('DirectorySource', () => {
   let changes: number;
 
   const write = (rel: string, text: string): Promise<void> => writeFile(path.join(dir, rel), text);
-  const logged = (level: string, pattern: RegExp) => mem.entries.filter((e) => e['level'] === level && pattern.test(String(e['message'])));
+  const logged = (level: string, pattern: RegExp) =>
+    mem.entries.filter((e) => e['level'] === level && pattern.test(String(e['message'])));
 
   /** Starts a source on `dir`; onChange counts calls. */
   async function start(): Promise<DirectorySource> {
@@ -113,7 +120,10 @@ describe('DirectorySource', () => {
   it('rejects a missing directory with a clear error', async () => {
     const missing = path.join(dir, 'nope');
     const s = new DirectorySource({ dir: missing, logger: mem.logger });
-    await assert.rejects(s.start(() => {}), (err: Error) => err.message.includes(missing) && /watch directory/.test(err.message));
+    await assert.rejects(
+      s.start(() => {}),
+      (err: Error) => err.message.includes(missing) && /watch directory/.test(err.message),
+    );
   });
 
   it('has read every file when start() resolves: multi-document YAML, JSON, Lists, subdirectories', async () => {
@@ -129,15 +139,31 @@ describe('DirectorySource', () => {
         apiVersion: 'v1',
         kind: 'List',
         items: [
-          { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'nginx', namespace: 'ignored' } },
-          { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'web-abc' }, addressType: 'IPv4', endpoints: [] },
+          {
+            apiVersion: 'networking.k8s.io/v1',
+            kind: 'IngressClass',
+            metadata: { name: 'nginx', namespace: 'ignored' },
+          },
+          {
+            apiVersion: 'discovery.k8s.io/v1',
+            kind: 'EndpointSlice',
+            metadata: { name: 'web-abc' },
+            addressType: 'IPv4',
+            endpoints: [],
+          },
           { apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'web', namespace: 'shop' } },
         ],
       }),
     );
     // A typed list whose items omit apiVersion and kind, as API list responses do.
-    await write('sub/deeper/services.yml', 'apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: api}\n- metadata: {name: aaa}\n');
-    await write('sub/secret.yaml', 'apiVersion: v1\nkind: Secret\nmetadata: {name: tls}\ntype: kubernetes.io/tls\nstringData: {tls.crt: hello}\n');
+    await write(
+      'sub/deeper/services.yml',
+      'apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: api}\n- metadata: {name: aaa}\n',
+    );
+    await write(
+      'sub/secret.yaml',
+      'apiVersion: v1\nkind: Secret\nmetadata: {name: tls}\ntype: kubernetes.io/tls\nstringData: {tls.crt: hello}\n',
+    );
     // Not manifests: dotfiles, dot-directories and other extensions.
     await write('.hidden.yaml', service('hidden'));
     await mkdir(path.join(dir, '.git'));
@@ -190,7 +216,11 @@ describe('DirectorySource', () => {
       `${path.join(dir, 'old.yaml')}: Ingress shop/legacy is extensions/v1beta1, which is not read: convert to networking.k8s.io/v1: spec.backend -> spec.defaultBackend, serviceName/servicePort -> service.name/service.port.number|name, add pathType`,
       `${path.join(dir, 'old.yaml')}: Ingress default/older is networking.k8s.io/v1beta1, which is not read: convert to networking.k8s.io/v1: spec.backend -> spec.defaultBackend, serviceName/servicePort -> service.name/service.port.number|name, add pathType`,
     ]);
-    assert.deepEqual(mem.entries.filter((e) => e['level'] === 'warn' && !/v1beta1/.test(String(e['message']))), [], 'nothing else is warned about');
+    assert.deepEqual(
+      mem.entries.filter((e) => e['level'] === 'warn' && !/v1beta1/.test(String(e['message']))),
+      [],
+      'nothing else is warned about',
+    );
   });
 
   it('picks up files added, changed and removed after start', async () => {
@@ -208,11 +238,16 @@ describe('DirectorySource', () => {
     // within 50 ms of the first unless told to await write finish.)
     await changeAfter('a first quick save', () => write('b.yaml', service('quick1')));
     await write('b.yaml', service('quick2'));
-    await waitFor('the second quick save', () => source!.snapshot().services.some((o) => o.metadata?.name === 'quick2'));
+    await waitFor('the second quick save', () =>
+      source!.snapshot().services.some((o) => o.metadata?.name === 'quick2'),
+    );
     s = await changeAfter('a changed file', () => write('b.yaml', service('b2')));
+    assert.deepEqual(names(s.services), ['default/a', 'default/b2']);
 
     await mkdir(path.join(dir, 'new'));
-    s = await changeAfter('a file in a new directory', () => write('new/c.json', JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'c' } })));
+    s = await changeAfter('a file in a new directory', () =>
+      write('new/c.json', JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'c' } })),
+    );
     assert.deepEqual(names(s.services), ['default/a', 'default/b2', 'default/c']);
 
     s = await changeAfter('a removed file', () => unlink(path.join(dir, 'b.yaml')));
@@ -222,11 +257,14 @@ describe('DirectorySource', () => {
     assert.deepEqual(names(s.services), ['default/a']);
   });
 
-  it('ends with the last of several saves within chokidar\'s throttle windows, however they are made', async () => {
+  it("ends with the last of several saves within chokidar's throttle windows, however they are made", async () => {
     await write('a.yaml', service('a'));
     await start();
     const file = path.join(dir, 'a.yaml');
-    const servicesAre = (...want: string[]) => () => names(source!.snapshot().services).join() === want.join();
+    const servicesAre =
+      (...want: string[]) =>
+      () =>
+        names(source!.snapshot().services).join() === want.join();
 
     // Three rewrites back to back: chokidar emits the first and drops the others (50 ms throttle).
     await write('a.yaml', service('s1'));
@@ -256,7 +294,9 @@ describe('DirectorySource', () => {
     const t0 = Date.now();
     await write('a.yaml', '');
     await waitFor('a read of the empty file', () =>
-      mem.entries.slice(mark).some((e) => e['file'] === file && ('changed' in e || /reads empty/.test(String(e['message'])))),
+      mem.entries
+        .slice(mark)
+        .some((e) => e['file'] === file && ('changed' in e || /reads empty/.test(String(e['message'])))),
     );
     await write('a.yaml', service('a'));
     const emptyFor = Date.now() - t0;
@@ -277,7 +317,11 @@ describe('DirectorySource', () => {
   it('takes a burst of files, each read once it is written, into one up-to-date snapshot', async () => {
     await start();
     const n = 60;
-    await Promise.all(Array.from({ length: n }, (_, i) => write(`s${String(i).padStart(2, '0')}.yaml`, service(`s${String(i).padStart(2, '0')}`))));
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        write(`s${String(i).padStart(2, '0')}.yaml`, service(`s${String(i).padStart(2, '0')}`)),
+      ),
+    );
     await waitFor('every file', () => source!.snapshot().services.length === n);
     assert.deepEqual(
       names(source!.snapshot().services),
@@ -341,7 +385,10 @@ describe('DirectorySource', () => {
   });
 
   it('serves an object defined in two files from the file whose path sorts first, and warns once', async () => {
-    await write('b.yaml', service('dup') + '---\n' + 'apiVersion: v1\nkind: Service\nmetadata: {name: dup}\nspec: {type: NodePort}\n');
+    await write(
+      'b.yaml',
+      service('dup') + '---\n' + 'apiVersion: v1\nkind: Service\nmetadata: {name: dup}\nspec: {type: NodePort}\n',
+    );
     await write('a.yaml', 'apiVersion: v1\nkind: Service\nmetadata: {name: dup}\nspec: {type: ClusterIP}\n');
     await start();
 
@@ -350,7 +397,10 @@ describe('DirectorySource', () => {
     assert.equal(s.services[0]!.spec?.type, 'ClusterIP');
     const warns = logged('warn', /Service\/default\/dup is defined in both/);
     assert.equal(warns.length, 1);
-    assert.match(String(warns[0]!['message']), new RegExp(`${path.join(dir, 'a.yaml')} and ${path.join(dir, 'b.yaml')}`));
+    assert.match(
+      String(warns[0]!['message']),
+      new RegExp(`${path.join(dir, 'a.yaml')} and ${path.join(dir, 'b.yaml')}`),
+    );
     // b.yaml itself defines it twice: the first document wins there, with its own warning.
     assert.equal(logged('warn', /b\.yaml defines Service\/default\/dup more than once/).length, 1);
 
@@ -375,7 +425,11 @@ describe('DirectorySource', () => {
 
     // Different text (a comment, other flow style, an ignored kind), same objects.
     let mark = mem.entries.length;
-    await write('a.yaml', '# reformatted\n' + 'apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n');
+    await write(
+      'a.yaml',
+      '# reformatted\n' +
+        'apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n',
+    );
     assert.equal((await readSettled('a.yaml', mark))['changed'], false);
     assert.equal(changes, 0);
 
@@ -411,8 +465,14 @@ describe('DirectorySource', () => {
       await write('cycle.yaml', aliasCycle('cycle'));
       await start();
       assert.deepEqual(names(source!.snapshot().services), ['default/good']);
-      assert.match(String(errorsFor('lol.yaml')[0]?.['message']), /cannot parse .*lol\.yaml: document at line 1 expands, through YAML aliases, past \d+ nodes and characters.*skipping it/);
-      assert.match(String(errorsFor('deep.yaml')[0]?.['message']), /cannot parse .*deep\.yaml: document at line 1 nests deeper than 100 levels once its YAML aliases are expanded/);
+      assert.match(
+        String(errorsFor('lol.yaml')[0]?.['message']),
+        /cannot parse .*lol\.yaml: document at line 1 expands, through YAML aliases, past \d+ nodes and characters.*skipping it/,
+      );
+      assert.match(
+        String(errorsFor('deep.yaml')[0]?.['message']),
+        /cannot parse .*deep\.yaml: document at line 1 nests deeper than 100 levels once its YAML aliases are expanded/,
+      );
       assert.match(String(errorsFor('cycle.yaml')[0]?.['message']), /cannot parse .*cycle\.yaml: .*a cycle/);
 
       // Still running: a later change is taken.
@@ -425,7 +485,11 @@ describe('DirectorySource', () => {
       await write('b.yaml', service('b'));
       await start();
       let n = 0;
-      for (const [what, text] of [['a billion-laughs', billionLaughs('a')], ['a deep chain', deepChain('a')], ['a cycle', aliasCycle('a')]] as const) {
+      for (const [what, text] of [
+        ['a billion-laughs', billionLaughs('a')],
+        ['a deep chain', deepChain('a')],
+        ['a cycle', aliasCycle('a')],
+      ] as const) {
         // Renamed into place: a plain rewrite may be read empty in between on a busy machine,
         // which rightly drops the objects (see the test on saves read empty for a moment).
         await write('.a.yaml.tmp', text);
@@ -443,11 +507,17 @@ describe('DirectorySource', () => {
 
     it('refuses a Secret whose stringData value is a mapping, with the reason, and keeps the others', async () => {
       await write('good.yaml', service('good'));
-      await write('secret.yaml', 'apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  auth: {toString: 1}\n');
+      await write(
+        'secret.yaml',
+        'apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  auth: {toString: 1}\n',
+      );
       await start();
       assert.deepEqual(names(source!.snapshot().services), ['default/good']);
       assert.deepEqual(source!.snapshot().secrets, []);
-      assert.match(String(errorsFor('secret.yaml')[0]?.['message']), /cannot parse .*secret\.yaml: document at line 1: Secret stringData\.auth is not a string; skipping it/);
+      assert.match(
+        String(errorsFor('secret.yaml')[0]?.['message']),
+        /cannot parse .*secret\.yaml: document at line 1: Secret stringData\.auth is not a string; skipping it/,
+      );
     });
 
     it('does not hang on a FIFO named like a manifest: it is reported, the others are served', async () => {
@@ -455,16 +525,29 @@ describe('DirectorySource', () => {
       await execa('mkfifo', [path.join(dir, 'pipe.yaml')]);
       await start();
       assert.deepEqual(names(source!.snapshot().services), ['default/good']);
-      assert.match(String(errorsFor('pipe.yaml')[0]?.['message']), /not reading .*pipe\.yaml: it is not a regular file; skipping it/);
+      assert.match(
+        String(errorsFor('pipe.yaml')[0]?.['message']),
+        /not reading .*pipe\.yaml: it is not a regular file; skipping it/,
+      );
     });
 
     it('refuses a file over the size limit and keeps the others', async () => {
       await write('good.yaml', service('good'));
       // 17 MiB of comments: parsing it would not hurt, reading files without bound would.
-      await write('huge.yaml', service('huge') + '#'.padEnd(1023, 'x').concat('\n').repeat(17 * 1024));
+      await write(
+        'huge.yaml',
+        service('huge') +
+          '#'
+            .padEnd(1023, 'x')
+            .concat('\n')
+            .repeat(17 * 1024),
+      );
       await start();
       assert.deepEqual(names(source!.snapshot().services), ['default/good']);
-      assert.match(String(errorsFor('huge.yaml')[0]?.['message']), /not reading .*huge\.yaml: it is \d+ bytes, over the limit of 16777216; skipping it/);
+      assert.match(
+        String(errorsFor('huge.yaml')[0]?.['message']),
+        /not reading .*huge\.yaml: it is \d+ bytes, over the limit of 16777216; skipping it/,
+      );
     });
 
     it('serves a kubelet ConfigMap layout (..data links) and picks up its atomic ..data swap', async () => {
@@ -501,10 +584,22 @@ describe('DirectorySource', () => {
         await start();
         assert.deepEqual(names(source!.snapshot().services), ['default/good']);
         const real = await realpath(outside);
-        assert.match(String(errorsFor('theirs.yaml')[0]?.['message']), new RegExp(`not reading .*theirs\\.yaml: it resolves to ${real}/theirs\\.yaml, outside `));
-        assert.match(String(errorsFor('shadow.yaml')[0]?.['message']), /not reading .*shadow\.yaml: it resolves to .*, outside /);
-        assert.match(String(errorsFor('linked-dir')[0]?.['message']), /not reading .*linked-dir: it resolves to .*, outside /);
-        assert.ok(mem.entries.every((e) => !JSON.stringify(e).includes('secret-hash')), 'nothing of the outside file is logged');
+        assert.match(
+          String(errorsFor('theirs.yaml')[0]?.['message']),
+          new RegExp(`not reading .*theirs\\.yaml: it resolves to ${real}/theirs\\.yaml, outside `),
+        );
+        assert.match(
+          String(errorsFor('shadow.yaml')[0]?.['message']),
+          /not reading .*shadow\.yaml: it resolves to .*, outside /,
+        );
+        assert.match(
+          String(errorsFor('linked-dir')[0]?.['message']),
+          /not reading .*linked-dir: it resolves to .*, outside /,
+        );
+        assert.ok(
+          mem.entries.every((e) => !JSON.stringify(e).includes('secret-hash')),
+          'nothing of the outside file is logged',
+        );
 
         // One made while running is refused too.
         await symlink(path.join(outside, 'theirs.yaml'), path.join(dir, 'later.yaml'));
@@ -516,7 +611,12 @@ describe('DirectorySource', () => {
         assert.deepEqual(names(read.snapshot.services), ['default/good']);
         assert.deepEqual(
           read.errors.map((e) => [path.basename(e.file), e.message.replace(/ it resolves to .*/, '')]).sort(),
-          [['later.yaml', 'not read:'], ['linked-dir', 'not read:'], ['shadow.yaml', 'not read:'], ['theirs.yaml', 'not read:']],
+          [
+            ['later.yaml', 'not read:'],
+            ['linked-dir', 'not read:'],
+            ['shadow.yaml', 'not read:'],
+            ['theirs.yaml', 'not read:'],
+          ],
         );
       } finally {
         await rm(outside, { recursive: true, force: true });
@@ -531,13 +631,22 @@ describe('DirectorySource', () => {
       const e = errorsFor(evil)[0];
       assert.ok(e, 'the broken file is reported');
       assert.doesNotMatch(String(e['message']), /[\n\r\u2028]/);
-      assert.ok(String(e['message']).includes(JSON.stringify(path.join(dir, 'x.yaml\nerror: forged line')).slice(0, -1) + '\\u2028.yaml"'), String(e['message']));
+      assert.ok(
+        String(e['message']).includes(
+          JSON.stringify(path.join(dir, 'x.yaml\nerror: forged line')).slice(0, -1) + '\\u2028.yaml"',
+        ),
+        String(e['message']),
+      );
 
-      const result = await execa(path.resolve(import.meta.dirname, '../../bin/ingress-sidecar'), ['render', '--no-nginx-check', '-f', dir], {
-        env: { PATH: `${path.resolve(import.meta.dirname, '../../node_modules/.bin')}:${process.env.PATH ?? ''}` },
-        reject: false,
-        timeout: 30_000,
-      });
+      const result = await execa(
+        path.resolve(import.meta.dirname, '../../bin/ingress-sidecar'),
+        ['render', '--no-nginx-check', '-f', dir],
+        {
+          env: { PATH: `${path.resolve(import.meta.dirname, '../../node_modules/.bin')}:${process.env.PATH ?? ''}` },
+          reject: false,
+          timeout: 30_000,
+        },
+      );
       assert.equal(result.exitCode, 1, result.stderr);
       assert.doesNotMatch(result.stderr, /^error: forged line/m);
       assert.match(result.stderr, /^error: ".*x\.yaml\\nerror: forged line\\u2028\.yaml": /m);

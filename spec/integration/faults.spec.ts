@@ -21,7 +21,8 @@ const run = promisify(execFile);
 const BIN = path.resolve(import.meta.dirname, '../../bin/ingress-sidecar');
 const isRoot = process.getuid?.() === 0;
 
-const ing = (name: string, host: string, service: string) => ingressYaml(name, [{ host, paths: [['/', 'Prefix', service]] }]);
+const ing = (name: string, host: string, service: string) =>
+  ingressYaml(name, [{ host, paths: [['/', 'Prefix', service]] }]);
 
 /** Mount points still to undo if the process exits mid-test. */
 const mounts = new Set<string>();
@@ -100,7 +101,8 @@ async function metric(stack: Stack, line: string): Promise<number> {
 /** The sidecar's files in a conf dir, by name. */
 async function ownedFiles(dir: string): Promise<Map<string, string>> {
   const files = new Map<string, string>();
-  for (const f of (await readdir(dir)).filter((n) => /^ingress-sidecar.*\.conf$/.test(n)).sort()) files.set(f, await readFile(path.join(dir, f), 'utf8'));
+  for (const f of (await readdir(dir)).filter((n) => /^ingress-sidecar.*\.conf$/.test(n)).sort())
+    files.set(f, await readFile(path.join(dir, f), 'utf8'));
   return files;
 }
 
@@ -152,7 +154,10 @@ describe('faults: nginx master killed and restarted', function () {
     await killNginx(secondPid);
     const current = await ownedFiles(stack.confDir);
     await putFiles(stack.confDir, older);
-    const third = await startNginx({ confDir: stack.confDir, pidFile: path.join(path.dirname(stack.confDir), 'staged.pid') });
+    const third = await startNginx({
+      confDir: stack.confDir,
+      pidFile: path.join(path.dirname(stack.confDir), 'staged.pid'),
+    });
     restarted.push(third);
     await putFiles(stack.confDir, current);
     assert.equal(await stack.who('a.test', '/'), 'alpha', 'the new master runs the older config');
@@ -172,7 +177,9 @@ describe('faults: nginx master killed and restarted', function () {
     assert.deepEqual(await workerPids(thirdPid), workers);
     assert.equal(changes().length, 2);
     assert.equal(await stack.who('a.test', '/'), 'beta');
-    process.stdout.write(`      (new master noticed after ${noticedMs} ms; a stale master served the current config after ${staleMs} ms)\n`);
+    process.stdout.write(
+      `      (new master noticed after ${noticedMs} ms; a stale master served the current config after ${staleMs} ms)\n`,
+    );
   });
 });
 
@@ -195,7 +202,9 @@ describe('faults: the conf dir cannot be written', function () {
   async function survives(s: Stack, error: RegExp, repair: () => Promise<void>): Promise<{ recoveredMs: number }> {
     const ours = async () => {
       const out: Record<string, string> = {};
-      for (const f of (await readdir(s.confDir)).filter((n) => n.startsWith('ingress-sidecar') || n.startsWith('.ingress-sidecar'))) {
+      for (const f of (await readdir(s.confDir)).filter(
+        (n) => n.startsWith('ingress-sidecar') || n.startsWith('.ingress-sidecar'),
+      )) {
         out[f] = await readFile(path.join(s.confDir, f), 'utf8');
       }
       return out;
@@ -221,7 +230,11 @@ describe('faults: the conf dir cannot be written', function () {
   }
 
   it('read-only: keeps serving the last good config, reports it, and recovers once writable', async () => {
-    stack = await startStack({ backends: ['alpha', 'beta'], status: true, files: { 'a.yaml': ing('a', 'a.test', 'alpha') } });
+    stack = await startStack({
+      backends: ['alpha', 'beta'],
+      status: true,
+      files: { 'a.yaml': ing('a', 'a.test', 'alpha') },
+    });
     assert.equal(await stack.eventually('a.test', '/', 'alpha'), 'alpha');
     await mount(['--bind', stack.confDir], stack.confDir);
     await run('mount', ['-o', 'remount,bind,ro', stack.confDir]);
@@ -231,7 +244,11 @@ describe('faults: the conf dir cannot be written', function () {
   });
 
   it('full: keeps serving the last good config, reports it, and recovers once there is room', async () => {
-    stack = await startStack({ backends: ['alpha', 'beta'], status: true, files: { 'a.yaml': ing('a', 'a.test', 'alpha') } });
+    stack = await startStack({
+      backends: ['alpha', 'beta'],
+      status: true,
+      files: { 'a.yaml': ing('a', 'a.test', 'alpha') },
+    });
     assert.equal(await stack.eventually('a.test', '/', 'alpha'), 'alpha');
     // A small tmpfs over the conf dir, with what the sidecar and nginx put there, then filled up.
     const saved = new Map<string, string>();
@@ -261,14 +278,25 @@ describe('faults: a manifest corrupted mid-run', function () {
     assert.equal(await stack.eventually('b.test', '/', 'beta'), 'beta');
 
     // Garbage in place of a file that parsed: not YAML, not UTF-8.
-    await writeFile(path.join(stack.watchDir, 'a.yaml'), Buffer.concat([Buffer.from('apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: a\n'), Buffer.from([0, 0xff, 0xfe, 0x80])]));
-    await until('the parse error to be logged', () => stack.logs.some((l) => l.level === 'error' && /cannot parse .*a\.yaml.*keeping its last good objects \(1\)/.test(String(l.message))));
+    await writeFile(
+      path.join(stack.watchDir, 'a.yaml'),
+      Buffer.concat([
+        Buffer.from('apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: a\n'),
+        Buffer.from([0, 0xff, 0xfe, 0x80]),
+      ]),
+    );
+    await until('the parse error to be logged', () =>
+      stack.logs.some(
+        (l) =>
+          l.level === 'error' && /cannot parse .*a\.yaml.*keeping its last good objects \(1\)/.test(String(l.message)),
+      ),
+    );
     // A change elsewhere reloads nginx: the config it loads still has a.test.
     const reloads = stack.sidecar.stats.reloads;
     await stack.write('b.yaml', ing('b', 'b.test', 'alpha'));
     assert.equal(await stack.eventually('b.test', '/', 'alpha'), 'alpha');
     assert.ok(stack.sidecar.stats.reloads > reloads);
-    assert.equal(await stack.who('a.test', '/'), 'alpha', 'the corrupt file\'s last good objects keep serving');
+    assert.equal(await stack.who('a.test', '/'), 'alpha', "the corrupt file's last good objects keep serving");
     assert.ok(stack.sidecar.model()?.servers.some((s) => s.host === 'a.test'));
 
     // Fixed with a change: it is applied, and the recovery is logged.
@@ -311,8 +339,26 @@ describe('faults: the sidecar (bin/ingress-sidecar) killed with SIGKILL', functi
       output = '';
       const c = execa(
         BIN,
-        ['run', '--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', n.pidFile, '--http-port', String(port),
-          '--https-port', String(httpsPort), '--no-ipv6', '--listen', `127.0.0.1:${statusPort}`, '--debounce-ms', '20', '--access-log', 'off'],
+        [
+          'run',
+          '--watch-dir',
+          watchDir,
+          '--conf-dir',
+          confDir,
+          '--nginx-pid-file',
+          n.pidFile,
+          '--http-port',
+          String(port),
+          '--https-port',
+          String(httpsPort),
+          '--no-ipv6',
+          '--listen',
+          `127.0.0.1:${statusPort}`,
+          '--debounce-ms',
+          '20',
+          '--access-log',
+          'off',
+        ],
         { reject: false, all: true, buffer: false },
       );
       c.all?.on('data', (d: Buffer) => (output += d.toString()));
@@ -324,7 +370,12 @@ describe('faults: the sidecar (bin/ingress-sidecar) killed with SIGKILL', functi
       assert.equal(r.signal, 'SIGKILL');
       child = undefined;
     };
-    const ready = () => until('/readyz', async () => (await httpGet(statusPort, '127.0.0.1', '/readyz').catch(() => ({ status: 0 }))).status === 200, 15_000);
+    const ready = () =>
+      until(
+        '/readyz',
+        async () => (await httpGet(statusPort, '127.0.0.1', '/readyz').catch(() => ({ status: 0 }))).status === 200,
+        15_000,
+      );
     const logged = (message: string) => output.split('\n').filter((l) => l.includes(`"message":"${message}"`)).length;
     const served = async (host: string) => (await httpGet(port, host, '/').catch(() => ({ status: 0 }))).status;
 

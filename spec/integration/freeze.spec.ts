@@ -34,44 +34,77 @@ interface FreezeCase {
   check(stack: Stack): Promise<void>;
 }
 
-const rejected = (stack: Stack, ingress: string) => stack.logs.filter((l) => l.message === 'Ingress rejected' && l.ingress === ingress).map((l) => String(l.reason));
+const rejected = (stack: Stack, ingress: string) =>
+  stack.logs.filter((l) => l.message === 'Ingress rejected' && l.ingress === ingress).map((l) => String(l.reason));
 
 const CASES: FreezeCase[] = [
   {
     name: 'an EndpointSlice address nginx does not parse as written (1:2:3:4:5:6:7::)',
-    files: { 'v6svc.yaml': V6_SERVICE, 'v6.yaml': ingressYaml('v6', [{ host: 'v6.test', paths: [['/', 'Prefix', 'v6svc']] }]) },
+    files: {
+      'v6svc.yaml': V6_SERVICE,
+      'v6.yaml': ingressYaml('v6', [{ host: 'v6.test', paths: [['/', 'Prefix', 'v6svc']] }]),
+    },
     async check(stack) {
       // Rendered as 1:2:3:4:5:6:7:0, which nginx accepts: the Ingress is served (nothing listens at
       // that address, so its answers are not checked here).
       assert.deepEqual(rejected(stack, 'default/v6'), [], 'served, not set aside');
       assert.ok(stack.sidecar.model()?.served.includes('default/v6'), 'served in the applied model');
-      assert.ok(stack.sidecar.model()?.upstreams.some((u) => u.servers.some((x) => x.address === '[1:2:3:4:5:6:7:0]:8080')), 'rendered in a form nginx parses');
+      assert.ok(
+        stack.sidecar.model()?.upstreams.some((u) => u.servers.some((x) => x.address === '[1:2:3:4:5:6:7:0]:8080')),
+        'rendered in a form nginx parses',
+      );
     },
   },
   {
     name: 'a cors-allow-origin list over 4,096 bytes',
-    files: { 'cors.yaml': ingressYaml('cors', [{ host: 'cors.test', paths: [['/', 'Prefix', 'web']] }], { annotations: prefixed({ 'enable-cors': 'true', 'cors-allow-origin': longOrigins }) }) },
+    files: {
+      'cors.yaml': ingressYaml('cors', [{ host: 'cors.test', paths: [['/', 'Prefix', 'web']] }], {
+        annotations: prefixed({ 'enable-cors': 'true', 'cors-allow-origin': longOrigins }),
+      }),
+    },
     async check(stack) {
       assert.equal(await stack.eventually('cors.test', '/', '503'), '503', 'fails closed');
-      assert.match(rejected(stack, 'default/cors').join('\n'), /cors-allow-origin.*too long/, 'refused by the grammar with the reason, not by nginx');
+      assert.match(
+        rejected(stack, 'default/cors').join('\n'),
+        /cors-allow-origin.*too long/,
+        'refused by the grammar with the reason, not by nginx',
+      );
     },
   },
   {
     name: 'a defaultBackend-only Ingress with affinity, a hostless "/" rule and custom-http-errors',
     files: {
-      'sticky.yaml': ingressYaml('sticky-default', [], { created: '2026-01-01T00:00:00Z', defaultBackend: 'api', annotations: prefixed({ affinity: 'cookie' }) }),
-      'hostless.yaml': ingressYaml('hostless', [{ paths: [['/', 'Prefix', 'web']] }], { created: '2026-01-02T00:00:00Z' }),
-      'errors.yaml': ingressYaml('errors', [{ host: 'errors.test', paths: [['/', 'Prefix', 'web']] }], { created: '2026-01-03T00:00:00Z', annotations: prefixed({ 'custom-http-errors': '503' }) }),
+      'sticky.yaml': ingressYaml('sticky-default', [], {
+        created: '2026-01-01T00:00:00Z',
+        defaultBackend: 'api',
+        annotations: prefixed({ affinity: 'cookie' }),
+      }),
+      'hostless.yaml': ingressYaml('hostless', [{ paths: [['/', 'Prefix', 'web']] }], {
+        created: '2026-01-02T00:00:00Z',
+      }),
+      'errors.yaml': ingressYaml('errors', [{ host: 'errors.test', paths: [['/', 'Prefix', 'web']] }], {
+        created: '2026-01-03T00:00:00Z',
+        annotations: prefixed({ 'custom-http-errors': '503' }),
+      }),
     },
     async check(stack) {
       assert.equal(await stack.eventually('errors.test', '/', 'web'), 'web');
-      assert.equal(await stack.eventually('unknown-host.test', '/', 'web'), 'web', 'the hostless rule answers other hosts');
-      for (const i of ['default/sticky-default', 'default/hostless', 'default/errors']) assert.deepEqual(rejected(stack, i), [], `${i} is not set aside`);
+      assert.equal(
+        await stack.eventually('unknown-host.test', '/', 'web'),
+        'web',
+        'the hostless rule answers other hosts',
+      );
+      for (const i of ['default/sticky-default', 'default/hostless', 'default/errors'])
+        assert.deepEqual(rejected(stack, i), [], `${i} is not set aside`);
     },
   },
   {
     name: 'a snippet with an unknown variable',
-    files: { 'unknown.yaml': ingressYaml('unknown-var', [{ host: 'unknown.test', paths: [['/', 'Prefix', 'web']] }], { annotations: prefixed({ 'configuration-snippet': 'proxy_set_header X-Tenant $tenant_id;' }) }) },
+    files: {
+      'unknown.yaml': ingressYaml('unknown-var', [{ host: 'unknown.test', paths: [['/', 'Prefix', 'web']] }], {
+        annotations: prefixed({ 'configuration-snippet': 'proxy_set_header X-Tenant $tenant_id;' }),
+      }),
+    },
     async check(stack) {
       assert.equal(await stack.eventually('unknown.test', '/', '503'), '503', 'set aside: its paths answer 503');
       assert.ok(rejected(stack, 'default/unknown-var').length > 0, 'reported');
@@ -79,9 +112,17 @@ const CASES: FreezeCase[] = [
   },
   {
     name: 'a snippet nginx refuses late (proxy_buffers 1 4k)',
-    files: { 'buffers.yaml': ingressYaml('buffers', [{ host: 'buffers.test', paths: [['/', 'Prefix', 'web']] }], { annotations: prefixed({ 'configuration-snippet': 'proxy_buffers 1 4k;' }) }) },
+    files: {
+      'buffers.yaml': ingressYaml('buffers', [{ host: 'buffers.test', paths: [['/', 'Prefix', 'web']] }], {
+        annotations: prefixed({ 'configuration-snippet': 'proxy_buffers 1 4k;' }),
+      }),
+    },
     async check(stack) {
-      assert.equal(await stack.eventually('buffers.test', '/', '503'), '503', 'set aside (or refused): its paths answer 503');
+      assert.equal(
+        await stack.eventually('buffers.test', '/', '503'),
+        '503',
+        'set aside (or refused): its paths answer 503',
+      );
       assert.ok(rejected(stack, 'default/buffers').length > 0, 'reported');
     },
   },
@@ -93,7 +134,11 @@ describe('freeze cases: a refusal nginx cannot attribute never stops the others 
   let n = 0;
 
   before(async () => {
-    stack = await startStack({ backends: ['web', 'api'], allowSnippets: true, files: { 'steady.yaml': ingressYaml('steady', [{ host: 'steady.test', paths: [['/', 'Prefix', 'web']] }]) } });
+    stack = await startStack({
+      backends: ['web', 'api'],
+      allowSnippets: true,
+      files: { 'steady.yaml': ingressYaml('steady', [{ host: 'steady.test', paths: [['/', 'Prefix', 'web']] }]) },
+    });
     assert.equal(await stack.eventually('steady.test', '/', 'web'), 'web');
   });
   after(async () => {
@@ -107,10 +152,24 @@ describe('freeze cases: a refusal nginx cannot attribute never stops the others 
     await sleep(100);
     const fresh = `fresh${n++}`;
     const backend = n % 2 ? 'api' : 'web';
-    await stack.write(`${fresh}.yaml`, ingressYaml(fresh, [{ host: `${fresh}.test`, paths: [['/', 'Prefix', backend]] }]));
-    await stack.write('steady.yaml', ingressYaml('steady', [{ host: 'steady.test', paths: [['/', 'Prefix', backend]] }]));
-    assert.equal(await stack.eventually(`${fresh}.test`, '/', backend, 20_000), backend, 'a good Ingress written after the bad ones answers');
-    assert.equal(await stack.eventually('steady.test', '/', backend, 20_000), backend, 'a change to a served Ingress is applied');
+    await stack.write(
+      `${fresh}.yaml`,
+      ingressYaml(fresh, [{ host: `${fresh}.test`, paths: [['/', 'Prefix', backend]] }]),
+    );
+    await stack.write(
+      'steady.yaml',
+      ingressYaml('steady', [{ host: 'steady.test', paths: [['/', 'Prefix', backend]] }]),
+    );
+    assert.equal(
+      await stack.eventually(`${fresh}.test`, '/', backend, 20_000),
+      backend,
+      'a good Ingress written after the bad ones answers',
+    );
+    assert.equal(
+      await stack.eventually('steady.test', '/', backend, 20_000),
+      backend,
+      'a change to a served Ingress is applied',
+    );
     await stack.sidecar.idle();
   }
 

@@ -12,7 +12,12 @@ const billionLaughs = (name: string): string =>
     '  namespace: default\n  annotations:\n    a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' +
       'bcdefghi'
         .split('')
-        .map((c, i) => `    ${c}: &${c} [${Array(9).fill('*' + 'abcdefghi'[i]).join(',')}]\n`)
+        .map(
+          (c, i) =>
+            `    ${c}: &${c} [${Array(9)
+              .fill('*' + 'abcdefghi'[i])
+              .join(',')}]\n`,
+        )
         .join(''),
   );
 
@@ -20,7 +25,10 @@ const billionLaughs = (name: string): string =>
 const deepChain = (name: string): string => {
   let anchors = '    a0: &a0 [x]\n';
   for (let i = 1; i < 200; i++) anchors += `    a${i}: &a${i} ${'['.repeat(90)}*a${i - 1}${']'.repeat(90)}\n`;
-  return ingressYaml(name, [{ host: `${name}.test`, paths: [['/', 'Prefix', 'alpha']] }]).replace('  namespace: default\n', `  namespace: default\n  annotations:\n${anchors}`);
+  return ingressYaml(name, [{ host: `${name}.test`, paths: [['/', 'Prefix', 'alpha']] }]).replace(
+    '  namespace: default\n',
+    `  namespace: default\n  annotations:\n${anchors}`,
+  );
 };
 
 describe('hostile manifest files, through a real nginx', function () {
@@ -43,16 +51,23 @@ describe('hostile manifest files, through a real nginx', function () {
 
   const reported = async (file: string, re: RegExp) => {
     const deadline = Date.now() + 5000;
-    const find = () => stack.logs.find((l) => l.level === 'error' && String(l.file).endsWith(`/${file}`) && re.test(String(l.message)));
+    const find = () =>
+      stack.logs.find((l) => l.level === 'error' && String(l.file).endsWith(`/${file}`) && re.test(String(l.message)));
     while (Date.now() < deadline && !find()) await sleep(25);
-    assert.ok(find(), `no error for ${file} matching ${re}: ${JSON.stringify(stack.logs.filter((l) => l.level === 'error')).slice(0, 2000)}`);
+    assert.ok(
+      find(),
+      `no error for ${file} matching ${re}: ${JSON.stringify(stack.logs.filter((l) => l.level === 'error')).slice(0, 2000)}`,
+    );
   };
 
   it('starts with alias bombs present, serves the other files, and reports the bombs', async () => {
     assert.equal(await stack.eventually('good.test', '/', 'alpha'), 'alpha');
     assert.equal(await stack.who('lol.test', '/'), '404');
     await reported('lol.yaml', /cannot parse .*lol\.yaml: document at line 1 expands, through YAML aliases, past/);
-    await reported('deep.yaml', /cannot parse .*deep\.yaml: document at line 1 nests deeper than 100 levels once its YAML aliases are expanded/);
+    await reported(
+      'deep.yaml',
+      /cannot parse .*deep\.yaml: document at line 1 nests deeper than 100 levels once its YAML aliases are expanded/,
+    );
   });
 
   it('keeps applying changes when bombs are written while running, or a good file turns into one', async () => {
@@ -64,7 +79,11 @@ describe('hostile manifest files, through a real nginx', function () {
     await reported('lol2.yaml', /cannot parse .*expands, through YAML aliases/);
     await reported('deep2.yaml', /cannot parse .*nests deeper than 100 levels/);
     await reported('good.yaml', /cannot parse .*expands, through YAML aliases.*keeping its last good objects \(1\)/);
-    assert.equal(await stack.who('good.test', '/'), 'alpha', 'the file that turned into a bomb keeps its last good objects');
+    assert.equal(
+      await stack.who('good.test', '/'),
+      'alpha',
+      'the file that turned into a bomb keeps its last good objects',
+    );
   });
 
   it('serves service-upstream on a Service whose clusterIP is not a string from its endpoints, and keeps applying changes', async () => {

@@ -12,14 +12,22 @@
 // Reproduce a random case: HOSTILE_SEED=<seed> (and HOSTILE_CASES=<n>) with the seed printed
 // in the test name; a failure names the case number.
 
-import { deepStrictEqual, fail, ok, strictEqual, throws } from 'node:assert/strict';
+import { deepStrictEqual, fail, ok, strictEqual } from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import nodePath from 'node:path';
-import type { V1EndpointSlice, V1Endpoints, V1HTTPIngressPath, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
+import type {
+  V1EndpointSlice,
+  V1Endpoints,
+  V1HTTPIngressPath,
+  V1Ingress,
+  V1IngressClass,
+  V1Secret,
+  V1Service,
+} from '@kubernetes/client-node';
 import * as ann from '../../src/annotations/index.ts';
 import { ZONE_SIZE, affinityKeyVariable } from '../../src/annotations/settings.ts';
 import type { CertificateFile, Location, RoutingModel, Server } from '../../src/model.ts';
@@ -37,7 +45,15 @@ import {
   type TranslateOptions,
 } from '../../src/translate/index.ts';
 import { parseHost, serverNameFor } from '../../src/grammar.ts';
-import { backendService, endpoints, ingress, ingressClass, path as pathSpec, rule, snapshot } from '../helpers/builders.ts';
+import {
+  backendService,
+  endpoints,
+  ingress,
+  ingressClass,
+  path as pathSpec,
+  rule,
+  snapshot,
+} from '../helpers/builders.ts';
 import { makeCert, tlsSecret } from '../helpers/certs.ts';
 import { NginxSyntaxError, parseNginx, walk, type Directive } from '../../src/nginx/tokenizer.ts';
 import { mulberry32 } from '../helpers/prng.ts';
@@ -78,17 +94,29 @@ interface Scenario {
 
 function scenario(): { good: V1Ingress; s: Scenario } {
   const good = ingress('good', [rule(GOOD_HOST, pathSpec('/', 'Prefix', 'good-web'))], { age: 0 });
-  const hostile = ingress('hostile', [rule('hostile.test', pathSpec('/h', 'Prefix', 'evil-web'))], { age: 1, tls: [{ hosts: ['hostile.test'], secretName: 'evil-tls' }] });
+  const hostile = ingress('hostile', [rule('hostile.test', pathSpec('/h', 'Prefix', 'evil-web'))], {
+    age: 1,
+    tls: [{ hosts: ['hostile.test'], secretName: 'evil-tls' }],
+  });
   const g = backendService('good-web', '10.0.0.1');
   const e = backendService('evil-web', '10.0.0.2');
   const secrets = [tlsSecret('evil-tls', HOSTILE_CERT.crt, HOSTILE_CERT.key), htpasswdSecret('evil-auth', HTPASSWD)];
-  return { good, s: { hostile, secrets, services: [g.service, e.service], slices: [g.slice, e.slice], endpoints: [], classes: [] } };
+  return {
+    good,
+    s: { hostile, secrets, services: [g.service, e.service], slices: [g.slice, e.slice], endpoints: [], classes: [] },
+  };
 }
 
 const hostilePath = (s: Scenario): V1HTTPIngressPath => s.hostile.spec!.rules![0]!.http!.paths[0]!;
 const HTPASSWD = 'alice:$apr1$OFG3Xybp$ckL0FHDAkoXYIlH9.cysT0\n';
 function htpasswdSecret(name: string, content: string, data?: Record<string, string>): V1Secret {
-  return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default' }, type: 'Opaque', data: data ?? { auth: Buffer.from(content).toString('base64') } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace: 'default' },
+    type: 'Opaque',
+    data: data ?? { auth: Buffer.from(content).toString('base64') },
+  };
 }
 const authSecret = (s: Scenario): V1Secret => s.secrets[1]!;
 /** The hostile Ingress's annotations become exactly these. */
@@ -184,8 +212,14 @@ function annotationFields(): Field[] {
     out.push({ name: `${name} value`, set: (s, v) => annotate(s, { [name]: v }) });
     const with_ = companions[name];
     if (with_) {
-      out.push({ name: `${name} value, with ${Object.keys(with_).join(', ')}`, set: (s, v) => annotate(s, { ...with_, [name]: v }) });
-      out.push({ name: `${name} value, also in ${Object.keys(with_).join(', ')}`, set: (s, v) => annotate(s, { ...Object.fromEntries(Object.keys(with_).map((k) => [k, v])), [name]: v }) });
+      out.push({
+        name: `${name} value, with ${Object.keys(with_).join(', ')}`,
+        set: (s, v) => annotate(s, { ...with_, [name]: v }),
+      });
+      out.push({
+        name: `${name} value, also in ${Object.keys(with_).join(', ')}`,
+        set: (s, v) => annotate(s, { ...Object.fromEntries(Object.keys(with_).map((k) => [k, v])), [name]: v }),
+      });
     }
   }
   return out;
@@ -195,7 +229,8 @@ const FIELDS: Field[] = [
   {
     name: 'Ingress host',
     set: (s, v) => void (s.hostile.spec!.rules![0]!.host = v),
-    accepted: (m, v) => (v === '' || m.servers.some((x) => x.host === v) ? null : `no server for the accepted host ${JSON.stringify(v)}`),
+    accepted: (m, v) =>
+      v === '' || m.servers.some((x) => x.host === v) ? null : `no server for the accepted host ${JSON.stringify(v)}`,
   },
   ...pathFields,
   {
@@ -310,12 +345,30 @@ const FIELDS: Field[] = [
   { name: 'Secret type', set: (s, v) => void (evilSecret(s).type = v) },
   { name: 'Secret tls.crt (base64 of the value)', set: (s, v) => void (evilSecret(s).data!['tls.crt'] = b64(v)) },
   { name: 'Secret tls.crt (raw data value)', set: (s, v) => void (evilSecret(s).data!['tls.crt'] = v) },
-  { name: 'Secret tls.crt (inside a CERTIFICATE block)', set: (s, v) => void (evilSecret(s).data!['tls.crt'] = b64(pemOf('CERTIFICATE', v))) },
-  { name: 'Secret tls.crt (around a valid certificate)', set: (s, v) => void (evilSecret(s).data!['tls.crt'] = b64(`${v}\n${HOSTILE_CERT.crt}\n${v}`)) },
-  { name: 'Secret tls.key (inside a PRIVATE KEY block)', set: (s, v) => void (evilSecret(s).data!['tls.key'] = b64(pemOf('PRIVATE KEY', v))) },
-  { name: 'Secret tls.key (around the valid key)', set: (s, v) => void (evilSecret(s).data!['tls.key'] = b64(`${v}\n${HOSTILE_CERT.key}\n${v}`)) },
-  { name: `${SSL_REDIRECT_ANNOTATION} value`, set: (s, v) => void (s.hostile.metadata!.annotations = { [SSL_REDIRECT_ANNOTATION]: v }) },
-  { name: `${FORCE_SSL_REDIRECT_ANNOTATION} value`, set: (s, v) => void (s.hostile.metadata!.annotations = { [FORCE_SSL_REDIRECT_ANNOTATION]: v }) },
+  {
+    name: 'Secret tls.crt (inside a CERTIFICATE block)',
+    set: (s, v) => void (evilSecret(s).data!['tls.crt'] = b64(pemOf('CERTIFICATE', v))),
+  },
+  {
+    name: 'Secret tls.crt (around a valid certificate)',
+    set: (s, v) => void (evilSecret(s).data!['tls.crt'] = b64(`${v}\n${HOSTILE_CERT.crt}\n${v}`)),
+  },
+  {
+    name: 'Secret tls.key (inside a PRIVATE KEY block)',
+    set: (s, v) => void (evilSecret(s).data!['tls.key'] = b64(pemOf('PRIVATE KEY', v))),
+  },
+  {
+    name: 'Secret tls.key (around the valid key)',
+    set: (s, v) => void (evilSecret(s).data!['tls.key'] = b64(`${v}\n${HOSTILE_CERT.key}\n${v}`)),
+  },
+  {
+    name: `${SSL_REDIRECT_ANNOTATION} value`,
+    set: (s, v) => void (s.hostile.metadata!.annotations = { [SSL_REDIRECT_ANNOTATION]: v }),
+  },
+  {
+    name: `${FORCE_SSL_REDIRECT_ANNOTATION} value`,
+    set: (s, v) => void (s.hostile.metadata!.annotations = { [FORCE_SSL_REDIRECT_ANNOTATION]: v }),
+  },
   ...annotationFields(),
   {
     name: 'path (ImplementationSpecific, use-regex)',
@@ -324,7 +377,9 @@ const FIELDS: Field[] = [
       Object.assign(hostilePath(s), { pathType: 'ImplementationSpecific', path: slash(v) });
     },
     accepted: (m, v, key) =>
-      allServers(m).some((srv) => srv.locations.some((l) => l.ingress === key && l.match === 'regex' && l.route.path === slash(v)))
+      allServers(m).some((srv) =>
+        srv.locations.some((l) => l.ingress === key && l.match === 'regex' && l.route.path === slash(v)),
+      )
         ? null
         : `no regex location serves the accepted path ${JSON.stringify(slash(v))}`,
   },
@@ -333,32 +388,54 @@ const FIELDS: Field[] = [
     set: (s, v) => {
       annotate(s, { [ann.REWRITE_TARGET]: '/r' });
       Object.assign(hostilePath(s), { pathType: 'ImplementationSpecific', path: slash(v) });
-      s.hostile.spec!.rules![0]!.http!.paths.push({ path: `/p${pct(v)}`, pathType: 'Prefix', backend: { service: { name: 'evil-web', port: { number: 80 } } } });
+      s.hostile.spec!.rules![0]!.http!.paths.push({
+        path: `/p${pct(v)}`,
+        pathType: 'Prefix',
+        backend: { service: { name: 'evil-web', port: { number: 80 } } },
+      });
     },
   },
-  { name: 'auth-secret name (and the Secret)', set: (s, v) => {
-    annotate(s, { ...AUTH, [ann.AUTH_SECRET]: v });
-    authSecret(s).metadata!.name = v;
-  } },
-  { name: 'auth Secret "auth" key (base64 of the value)', set: (s, v) => {
-    annotate(s, AUTH);
-    authSecret(s).data = { auth: b64(v) };
-  } },
-  { name: 'auth Secret "auth" key (base64 of the value around a valid line)', set: (s, v) => {
-    annotate(s, AUTH);
-    authSecret(s).data = { auth: b64(`${v}\n${HTPASSWD}${v}`) };
-  } },
-  { name: 'auth Secret "auth" key (raw data value)', set: (s, v) => {
-    annotate(s, AUTH);
-    authSecret(s).data = { auth: v };
-  } },
-  { name: 'auth Secret, auth-map user and hash', set: (s, v) => {
-    annotate(s, { ...AUTH, [ann.AUTH_SECRET_TYPE]: 'auth-map' });
-    authSecret(s).data = { [v]: b64(v), bob: b64(v) };
-  } },
+  {
+    name: 'auth-secret name (and the Secret)',
+    set: (s, v) => {
+      annotate(s, { ...AUTH, [ann.AUTH_SECRET]: v });
+      authSecret(s).metadata!.name = v;
+    },
+  },
+  {
+    name: 'auth Secret "auth" key (base64 of the value)',
+    set: (s, v) => {
+      annotate(s, AUTH);
+      authSecret(s).data = { auth: b64(v) };
+    },
+  },
+  {
+    name: 'auth Secret "auth" key (base64 of the value around a valid line)',
+    set: (s, v) => {
+      annotate(s, AUTH);
+      authSecret(s).data = { auth: b64(`${v}\n${HTPASSWD}${v}`) };
+    },
+  },
+  {
+    name: 'auth Secret "auth" key (raw data value)',
+    set: (s, v) => {
+      annotate(s, AUTH);
+      authSecret(s).data = { auth: v };
+    },
+  },
+  {
+    name: 'auth Secret, auth-map user and hash',
+    set: (s, v) => {
+      annotate(s, { ...AUTH, [ann.AUTH_SECRET_TYPE]: 'auth-map' });
+      authSecret(s).data = { [v]: b64(v), bob: b64(v) };
+    },
+  },
   { name: 'EndpointSlice address', set: (s, v) => void (evilSlice(s).endpoints = [{ addresses: [v] }]) },
   { name: 'EndpointSlice port name', set: (s, v) => void (evilSlice(s).ports![0]!.name = v) },
-  { name: 'EndpointSlice kubernetes.io/service-name label', set: (s, v) => void (evilSlice(s).metadata!.labels!['kubernetes.io/service-name'] = v) },
+  {
+    name: 'EndpointSlice kubernetes.io/service-name label',
+    set: (s, v) => void (evilSlice(s).metadata!.labels!['kubernetes.io/service-name'] = v),
+  },
   {
     name: 'Endpoints address (no EndpointSlice)',
     set: (s, v) => {
@@ -392,7 +469,13 @@ const json = (x: unknown) => JSON.stringify(x).slice(0, 300);
 const signature = (d: Directive, context: string[]) => `${context.join('>') || '(file)'}: ${d.name}/${d.args.length}`;
 
 /** Directives in a server block whose values come from the model; all others must be the baseline's. */
-const MODEL_SERVER_DIRECTIVES = new Set(['listen', 'server_name', 'location', 'ssl_certificate', 'ssl_certificate_key']);
+const MODEL_SERVER_DIRECTIVES = new Set([
+  'listen',
+  'server_name',
+  'location',
+  'ssl_certificate',
+  'ssl_certificate_key',
+]);
 
 /** Top-level directives of the main file that the model decides (the others are always the same). */
 const fromModel = (d: Directive) =>
@@ -412,13 +495,30 @@ const baseline = (() => {
   const m = translate(
     snapshot({
       ingresses: [
-        ingress('a', [rule('a.test', pathSpec('/', 'Prefix', 'web'), pathSpec('/x', 'Exact', 'web'), pathSpec('/p', 'Prefix', 'web'), pathSpec('/i', 'ImplementationSpecific', 'web'))]),
-        ingress('b', [rule('*.b.test', pathSpec('/', 'Prefix', 'missing')), rule(undefined, pathSpec('/nohost', 'Prefix', 'web'))]),
-        ingress('c', [rule('hostile.test', pathSpec('/', 'Prefix', 'web'))], { tls: [{ hosts: ['hostile.test'], secretName: 'c-tls' }] }),
-        ingress('c-slash', [rule('hostile.test', pathSpec('/keep', 'Prefix', 'web'))], { annotations: { [ann.PRESERVE_TRAILING_SLASH]: 'true' } }),
+        ingress('a', [
+          rule(
+            'a.test',
+            pathSpec('/', 'Prefix', 'web'),
+            pathSpec('/x', 'Exact', 'web'),
+            pathSpec('/p', 'Prefix', 'web'),
+            pathSpec('/i', 'ImplementationSpecific', 'web'),
+          ),
+        ]),
+        ingress('b', [
+          rule('*.b.test', pathSpec('/', 'Prefix', 'missing')),
+          rule(undefined, pathSpec('/nohost', 'Prefix', 'web')),
+        ]),
+        ingress('c', [rule('hostile.test', pathSpec('/', 'Prefix', 'web'))], {
+          tls: [{ hosts: ['hostile.test'], secretName: 'c-tls' }],
+        }),
+        ingress('c-slash', [rule('hostile.test', pathSpec('/keep', 'Prefix', 'web'))], {
+          annotations: { [ann.PRESERVE_TRAILING_SLASH]: 'true' },
+        }),
         // Every annotation, so that every directive the templates can write is in the baseline.
         // A literal path's rewrite (no captures: a rewrite-target naming one is refused there).
-        ingress('d-lit', [rule('d.test', pathSpec('/', 'Prefix', 'web'), pathSpec('/lit', 'Prefix', 'web'))], { annotations: { [ann.REWRITE_TARGET]: '/new' } }),
+        ingress('d-lit', [rule('d.test', pathSpec('/', 'Prefix', 'web'), pathSpec('/lit', 'Prefix', 'web'))], {
+          annotations: { [ann.REWRITE_TARGET]: '/new' },
+        }),
         ingress('d', [rule('d.test', pathSpec('/re(/|$)(.*)', 'ImplementationSpecific', 'web'))], {
           annotations: {
             [ann.REWRITE_TARGET]: '/$2',
@@ -441,9 +541,15 @@ const baseline = (() => {
             ...AUTH,
           },
         }),
-        ingress('e', [rule('e.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.ENABLE_CORS]: 'true', [ann.PERMANENT_REDIRECT]: 'https://moved.test${request_uri}' } }),
-        ingress('f', [rule('f.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.BACKEND_PROTOCOL]: 'GRPC', [ann.X_FORWARDED_PREFIX]: '/f' } }),
-        ingress('g', [rule('g.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.BACKEND_PROTOCOL]: 'HTTPS' } }),
+        ingress('e', [rule('e.test', pathSpec('/', 'Prefix', 'web'))], {
+          annotations: { [ann.ENABLE_CORS]: 'true', [ann.PERMANENT_REDIRECT]: 'https://moved.test${request_uri}' },
+        }),
+        ingress('f', [rule('f.test', pathSpec('/', 'Prefix', 'web'))], {
+          annotations: { [ann.BACKEND_PROTOCOL]: 'GRPC', [ann.X_FORWARDED_PREFIX]: '/f' },
+        }),
+        ingress('g', [rule('g.test', pathSpec('/', 'Prefix', 'web'))], {
+          annotations: { [ann.BACKEND_PROTOCOL]: 'HTTPS' },
+        }),
         ingress('h', [rule('h.test', pathSpec('/', 'Prefix', 'web'))], {
           annotations: {
             [ann.AFFINITY]: 'cookie',
@@ -454,15 +560,29 @@ const baseline = (() => {
             [ann.MIRROR_REQUEST_BODY]: 'off',
           },
         }),
-        ingress('i', [rule('i.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.UPSTREAM_HASH_BY]: '$remote_addr', [ann.MIRROR_TARGET]: 'https://10.0.9.10/' } }),
+        ingress('i', [rule('i.test', pathSpec('/', 'Prefix', 'web'))], {
+          annotations: { [ann.UPSTREAM_HASH_BY]: '$remote_addr', [ann.MIRROR_TARGET]: 'https://10.0.9.10/' },
+        }),
         ingress('j', [rule('j.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [ann.LOAD_BALANCE]: 'ewma' } }),
         ingress('k', [rule('k.test', pathSpec('/', 'Prefix', 'web'))], { age: 0 }),
         ingress('k-canary', [rule('k.test', pathSpec('/', 'Prefix', 'web2'))], {
           age: 1,
-          annotations: { [ann.CANARY]: 'true', [ann.CANARY_BY_HEADER]: 'X-Canary', [ann.CANARY_BY_COOKIE]: 'canary', [ann.CANARY_WEIGHT]: '30' },
+          annotations: {
+            [ann.CANARY]: 'true',
+            [ann.CANARY_BY_HEADER]: 'X-Canary',
+            [ann.CANARY_BY_COOKIE]: 'canary',
+            [ann.CANARY_WEIGHT]: '30',
+          },
         }),
         ingress('l', [rule('l.test', pathSpec('/', 'Prefix', 'web'))], { age: 0 }),
-        ingress('l-canary', [rule('l.test', pathSpec('/', 'Prefix', 'web2'))], { age: 1, annotations: { [ann.CANARY]: 'true', [ann.CANARY_BY_HEADER]: 'X-Version', [ann.CANARY_BY_HEADER_VALUE]: 'v2' } }),
+        ingress('l-canary', [rule('l.test', pathSpec('/', 'Prefix', 'web2'))], {
+          age: 1,
+          annotations: {
+            [ann.CANARY]: 'true',
+            [ann.CANARY_BY_HEADER]: 'X-Version',
+            [ann.CANARY_BY_HEADER_VALUE]: 'v2',
+          },
+        }),
       ],
       backends: [web, backendService('web2', '10.0.0.3')],
       secrets: [tlsSecret('c-tls', HOSTILE_CERT.crt, HOSTILE_CERT.key), htpasswdSecret('evil-auth', HTPASSWD)],
@@ -471,7 +591,9 @@ const baseline = (() => {
   );
   const files = renderModel(m);
   const trees = new Map([...files].map(([name, text]) => [name, parseNginx(text)]));
-  const allowed = new Set([...trees.values()].flatMap((t) => [...walk(t)].map(({ d, context }) => signature(d, context))));
+  const allowed = new Set(
+    [...trees.values()].flatMap((t) => [...walk(t)].map(({ d, context }) => signature(d, context))),
+  );
   const serverParts = (s: Server) => {
     const block = trees.get(s.file)?.find((d) => d.name === 'server')?.block ?? [];
     return {
@@ -480,10 +602,13 @@ const baseline = (() => {
     };
   };
   const main = trees.get(MAIN_FILE) ?? [];
-  const proxyHeaders = (trees.get(m.servers.find((x) => x.host === 'a.test')!.file)?.find((d) => d.name === 'server')?.block ?? [])
+  const proxyHeaders = (
+    trees.get(m.servers.find((x) => x.host === 'a.test')!.file)?.find((d) => d.name === 'server')?.block ?? []
+  )
     .filter((d) => d.name === 'proxy_set_header')
     .map(shape);
-  if (m.rejections.some((r) => r.ingress !== 'default/b') || proxyHeaders.length !== 8) throw new Error(`the baseline is not clean: ${JSON.stringify(m.rejections)}`);
+  if (m.rejections.some((r) => r.ingress !== 'default/b') || proxyHeaders.length !== 8)
+    throw new Error(`the baseline is not clean: ${JSON.stringify(m.rejections)}`);
   return {
     proxyHeaders,
     allowed,
@@ -563,7 +688,8 @@ describe('hostile input: the baseline the checks compare with', () => {
 });
 
 /** An upstream as nginx.conf names it: 8 hex digits of the model name's SHA-1, "_", the name. */
-const upstreamWritten = (name: string) => asWritten(`${createHash('sha1').update(name).digest('hex').slice(0, 8)}_${name}`);
+const upstreamWritten = (name: string) =>
+  asWritten(`${createHash('sha1').update(name).digest('hex').slice(0, 8)}_${name}`);
 
 /** Written to disk as UTF-8, a lone surrogate becomes U+FFFD: that is what nginx reads. */
 const asWritten = (s: string) => Buffer.from(s, 'utf8').toString('utf8');
@@ -580,15 +706,37 @@ function serverProblems(m: RoutingModel, where: string, d: Directive, s: Server)
   const ref = s.host === null ? baseline.defaultServer : s.tls ? baseline.tlsServer : baseline.hostServer;
   const certPath = s.tls ? [[asWritten(s.tls.certPath)]] : [];
   const out = [
-    ...compareList(`${where} ssl_certificate`, certPath, block.filter((x) => x.name === 'ssl_certificate').map((x) => x.args)),
-    ...compareList(`${where} ssl_certificate_key`, certPath, block.filter((x) => x.name === 'ssl_certificate_key').map((x) => x.args)),
+    ...compareList(
+      `${where} ssl_certificate`,
+      certPath,
+      block.filter((x) => x.name === 'ssl_certificate').map((x) => x.args),
+    ),
+    ...compareList(
+      `${where} ssl_certificate_key`,
+      certPath,
+      block.filter((x) => x.name === 'ssl_certificate_key').map((x) => x.args),
+    ),
     ...compareList(`${where} listen`, ref.listen, block.filter((x) => x.name === 'listen').map(shape)),
-    ...compareList(`${where} server_name`, [[asWritten(s.serverName)]], block.filter((x) => x.name === 'server_name').map((x) => x.args)),
-    ...compareList(`${where} fixed directives`, ref.fixed, block.filter((x) => !MODEL_SERVER_DIRECTIVES.has(x.name)).map(shape)),
+    ...compareList(
+      `${where} server_name`,
+      [[asWritten(s.serverName)]],
+      block.filter((x) => x.name === 'server_name').map((x) => x.args),
+    ),
+    ...compareList(
+      `${where} fixed directives`,
+      ref.fixed,
+      block.filter((x) => !MODEL_SERVER_DIRECTIVES.has(x.name)).map(shape),
+    ),
   ];
   const locations = block.filter((x) => x.name === 'location');
   const internal = internalLocations(m, s);
-  out.push(...compareList(`${where} locations`, [...s.locations.map(locationArgs), ...internal.map((x) => x.args)], locations.map((x) => x.args)));
+  out.push(
+    ...compareList(
+      `${where} locations`,
+      [...s.locations.map(locationArgs), ...internal.map((x) => x.args)],
+      locations.map((x) => x.args),
+    ),
+  );
   s.locations.forEach((l, i) => {
     const body = locations[i]?.block ?? [];
     out.push(...compareList(`${where} location ${json(l.path)}`, locationBody(m, l), body.map(shape)));
@@ -601,7 +749,11 @@ function serverProblems(m: RoutingModel, where: string, d: Directive, s: Server)
 }
 
 const locationArgs = (l: Location): string[] =>
-  l.match === 'exact' ? ['=', asWritten(l.path)] : l.match === 'regex' ? [l.ignoreCase ? '~*' : '~', asWritten(l.path)] : [asWritten(l.path)];
+  l.match === 'exact'
+    ? ['=', asWritten(l.path)]
+    : l.match === 'regex'
+      ? [l.ignoreCase ? '~*' : '~', asWritten(l.path)]
+      : [asWritten(l.path)];
 
 /** Everything a location block must hold, as nginx reads it, from the model alone. */
 function locationBody(m: RoutingModel, l: Location): Shape[] {
@@ -609,15 +761,37 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
   const out: Shape[] = [];
   if (l.ingress) {
     const [ns = '', name = ''] = l.ingress.split('/');
-    out.push(['set', '$ingress_sidecar_namespace', ns], ['set', '$ingress_sidecar_ingress', name], ['set', '$ingress_sidecar_service', l.service.split('/')[1]?.split(':')[0] ?? '']);
+    out.push(
+      ['set', '$ingress_sidecar_namespace', ns],
+      ['set', '$ingress_sidecar_ingress', name],
+      ['set', '$ingress_sidecar_service', l.service.split('/')[1]?.split(':')[0] ?? ''],
+    );
   }
-  if (s.appRoot !== null) out.push(['if', '($uri', '=', '/)', [['return', '302', asWritten(`$scheme://$ingress_sidecar_host${s.appRoot}`)]]]);
+  if (s.appRoot !== null)
+    out.push(['if', '($uri', '=', '/)', [['return', '302', asWritten(`$scheme://$ingress_sidecar_host${s.appRoot}`)]]]);
   if (s.redirect) out.push(['return', String(s.redirect.code), asWritten(s.redirect.url)]);
   if (s.cors) {
-    out.push('any' in s.cors.origin ? ['if', '($request_method', '=', 'OPTIONS)', [['return', '204']]] : ['if', `($${s.cors.origin.preflight})`, [['return', '204']]]);
+    out.push(
+      'any' in s.cors.origin
+        ? ['if', '($request_method', '=', 'OPTIONS)', [['return', '204']]]
+        : ['if', `($${s.cors.origin.preflight})`, [['return', '204']]],
+    );
   }
   const port = m.https && m.https.redirectPort !== 443 ? `:${m.https.redirectPort}` : '';
-  if (l.sslRedirect) out.push(['if', '($scheme', '=', 'http)', [['return', '308', `https://$host${port}${s.preserveTrailingSlash ? '$request_uri' : '$ingress_sidecar_redirect_uri'}`]]]);
+  if (l.sslRedirect)
+    out.push([
+      'if',
+      '($scheme',
+      '=',
+      'http)',
+      [
+        [
+          'return',
+          '308',
+          `https://$host${port}${s.preserveTrailingSlash ? '$request_uri' : '$ingress_sidecar_redirect_uri'}`,
+        ],
+      ],
+    ]);
   if (s.rewrite) out.push(['rewrite', asWritten(s.rewrite.regex), asWritten(s.rewrite.replacement), 'break']);
   for (const z of s.limitReq) out.push(['limit_req', `zone=${z.zone}`, `burst=${z.burst}`, 'nodelay']);
   if (s.limitConn) out.push(['limit_conn', s.limitConn.zone, String(s.limitConn.connections)]);
@@ -627,22 +801,44 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
   if (s.mirror) out.push(['mirror', s.mirror.uri], ['mirror_request_body', s.mirror.body ? 'on' : 'off']);
   if (s.setCookie !== null) out.push(['add_header', 'Set-Cookie', `$${s.setCookie}`]);
   const grpc = s.backendProtocol === 'grpc' || s.backendProtocol === 'grpcs';
-  if (s.errorPages.length > 0 && l.action.kind === 'proxy') out.push([grpc ? 'grpc_intercept_errors' : 'proxy_intercept_errors', 'on']);
+  if (s.errorPages.length > 0 && l.action.kind === 'proxy')
+    out.push([grpc ? 'grpc_intercept_errors' : 'proxy_intercept_errors', 'on']);
   for (const e of s.errorPages) out.push(['error_page', String(e.code), '=', `@${e.location}`]);
   if (s.auth) out.push(['auth_basic', asWritten(s.auth.realm)], ['auth_basic_user_file', asWritten(s.auth.userFile)]);
   if (s.cors) {
-    for (const n of ['Allow-Origin', 'Allow-Credentials', 'Allow-Methods', 'Allow-Headers', 'Expose-Headers', 'Max-Age']) out.push(['proxy_hide_header', `Access-Control-${n}`]);
-    out.push(['add_header', 'Access-Control-Allow-Origin', 'any' in s.cors.origin ? '*' : `$${s.cors.origin.variable}`, 'always']);
+    for (const n of [
+      'Allow-Origin',
+      'Allow-Credentials',
+      'Allow-Methods',
+      'Allow-Headers',
+      'Expose-Headers',
+      'Max-Age',
+    ])
+      out.push(['proxy_hide_header', `Access-Control-${n}`]);
+    out.push([
+      'add_header',
+      'Access-Control-Allow-Origin',
+      'any' in s.cors.origin ? '*' : `$${s.cors.origin.variable}`,
+      'always',
+    ]);
     if (s.cors.credentials) out.push(['add_header', 'Access-Control-Allow-Credentials', 'true', 'always']);
-    out.push(['add_header', 'Access-Control-Allow-Methods', s.cors.methods, 'always'], ['add_header', 'Access-Control-Allow-Headers', s.cors.headers, 'always']);
-    if (s.cors.exposeHeaders !== null) out.push(['add_header', 'Access-Control-Expose-Headers', s.cors.exposeHeaders, 'always']);
+    out.push(
+      ['add_header', 'Access-Control-Allow-Methods', s.cors.methods, 'always'],
+      ['add_header', 'Access-Control-Allow-Headers', s.cors.headers, 'always'],
+    );
+    if (s.cors.exposeHeaders !== null)
+      out.push(['add_header', 'Access-Control-Expose-Headers', s.cors.exposeHeaders, 'always']);
     out.push(['add_header', 'Access-Control-Max-Age', String(s.cors.maxAge), 'always']);
   }
   if (s.bodySize !== null) out.push(['client_max_body_size', s.bodySize]);
   const headers = (directive: string, names?: string[]): Shape[] =>
     baseline.proxyHeaders
       .filter((h) => names === undefined || names.includes(h[1] as string))
-      .map((h): Shape => [directive, h[1] as string, m.https || h[1] !== 'X-Forwarded-Port' ? (h[2] as string) : '$server_port']);
+      .map((h): Shape => [
+        directive,
+        h[1] as string,
+        m.https || h[1] !== 'X-Forwarded-Port' ? (h[2] as string) : '$server_port',
+      ]);
   if (l.action.kind !== 'proxy') {
     out.push(['return', l.action.kind === 'notFound' ? '404' : '503']);
   } else if (s.backendProtocol === 'grpc' || s.backendProtocol === 'grpcs') {
@@ -651,25 +847,43 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
       ['grpc_send_timeout', `${s.sendTimeout ?? 60}s`],
       ['grpc_read_timeout', `${s.readTimeout ?? 60}s`],
       ['grpc_buffer_size', s.bufferSize ?? '4k'],
-      ...headers('grpc_set_header', ['Host', 'X-Real-IP', 'X-Forwarded-For', 'X-Forwarded-Host', 'X-Forwarded-Port', 'X-Forwarded-Proto']),
+      ...headers('grpc_set_header', [
+        'Host',
+        'X-Real-IP',
+        'X-Forwarded-For',
+        'X-Forwarded-Host',
+        'X-Forwarded-Port',
+        'X-Forwarded-Proto',
+      ]),
     );
     if (s.xForwardedPrefix !== null) out.push(['grpc_set_header', 'X-Forwarded-Prefix', s.xForwardedPrefix]);
-    out.push(['grpc_pass', asWritten(`${s.backendProtocol}://${l.action.via ? `$${l.action.via}` : upstreamWritten(l.action.upstream)}`)]);
+    out.push([
+      'grpc_pass',
+      asWritten(`${s.backendProtocol}://${l.action.via ? `$${l.action.via}` : upstreamWritten(l.action.upstream)}`),
+    ]);
   } else {
     if (s.connectTimeout !== null) out.push(['proxy_connect_timeout', `${s.connectTimeout}s`]);
     if (s.sendTimeout !== null) out.push(['proxy_send_timeout', `${s.sendTimeout}s`]);
     if (s.readTimeout !== null) out.push(['proxy_read_timeout', `${s.readTimeout}s`]);
     if (s.buffering !== null) out.push(['proxy_buffering', s.buffering ? 'on' : 'off']);
     if (s.bufferSize !== null) out.push(['proxy_buffer_size', s.bufferSize], ['proxy_buffers', '4', s.bufferSize]);
-    if (s.xForwardedPrefix !== null) out.push(...headers('proxy_set_header'), ['proxy_set_header', 'X-Forwarded-Prefix', s.xForwardedPrefix]);
-    out.push(['proxy_pass', asWritten(`${s.backendProtocol}://${l.action.via ? `$${l.action.via}` : upstreamWritten(l.action.upstream)}`)]);
+    if (s.xForwardedPrefix !== null)
+      out.push(...headers('proxy_set_header'), ['proxy_set_header', 'X-Forwarded-Prefix', s.xForwardedPrefix]);
+    out.push([
+      'proxy_pass',
+      asWritten(`${s.backendProtocol}://${l.action.via ? `$${l.action.via}` : upstreamWritten(l.action.upstream)}`),
+    ]);
   }
   return out;
 }
 
 /** The internal locations after a server's routes: mirror targets, then custom-http-errors. */
 function internalLocations(m: RoutingModel, s: Server): Array<{ args: string[]; body: Shape[] }> {
-  const headers = baseline.proxyHeaders.map((h): Shape => ['proxy_set_header', h[1] as string, m.https || h[1] !== 'X-Forwarded-Port' ? (h[2] as string) : '$server_port']);
+  const headers = baseline.proxyHeaders.map((h): Shape => [
+    'proxy_set_header',
+    h[1] as string,
+    m.https || h[1] !== 'X-Forwarded-Port' ? (h[2] as string) : '$server_port',
+  ]);
   return [
     ...s.mirrors.map((x) => ({
       args: ['=', x.uri],
@@ -681,7 +895,12 @@ function internalLocations(m: RoutingModel, s: Server): Array<{ args: string[]; 
         ['proxy_set_header', 'X-Forwarded-For', '$proxy_add_x_forwarded_for'],
         ['proxy_pass_request_body', x.body ? 'on' : 'off'],
         ...(x.body ? [] : [['proxy_set_header', 'Content-Length', '']]),
-        ...(x.scheme === 'https' ? [['proxy_ssl_server_name', 'on'], ['proxy_ssl_name', x.sniName]] : []),
+        ...(x.scheme === 'https'
+          ? [
+              ['proxy_ssl_server_name', 'on'],
+              ['proxy_ssl_name', x.sniName],
+            ]
+          : []),
         ['proxy_pass', `${x.scheme}://${x.upstream}${x.path}`],
       ] as Shape[],
     })),
@@ -710,16 +929,40 @@ function canaryShapes(selector: RoutingModel['canaries'][number]): Shape[] {
   const out: Shape[] = [];
   const splitVar = c.header || c.cookie ? `${c.variable}_w` : c.variable;
   const w = c.weight >= 100 ? c.canary : c.weight <= 0 ? c.main : `$${splitVar}`;
-  if (c.weight > 0 && c.weight < 100) out.push(['split_clients', '$request_id', `$${splitVar}`, [[`${c.weight}%`, c.canary], ['*', c.main]]]);
+  if (c.weight > 0 && c.weight < 100)
+    out.push([
+      'split_clients',
+      '$request_id',
+      `$${splitVar}`,
+      [
+        [`${c.weight}%`, c.canary],
+        ['*', c.main],
+      ],
+    ]);
   let next = w;
   if (c.cookie) {
     const v = c.header ? `${c.variable}_c` : c.variable;
-    out.push(['map', `$${c.cookie}`, `$${v}`, [['always', c.canary], ['never', c.main], ['default', next]]]);
+    out.push([
+      'map',
+      `$${c.cookie}`,
+      `$${v}`,
+      [
+        ['always', c.canary],
+        ['never', c.main],
+        ['default', next],
+      ],
+    ]);
     next = `$${v}`;
   }
   if (c.header) {
-    const key = c.header.value === null ? 'always' : `~^${c.header.value.replace(/[^A-Za-z0-9/_-]/g, (x) => `\\${x}`)}$`;
-    out.push(['map', `$${c.header.source}`, `$${c.variable}`, [[key, c.canary], ...(c.header.value === null ? [['never', c.main]] : []), ['default', next]]]);
+    const key =
+      c.header.value === null ? 'always' : `~^${c.header.value.replace(/[^A-Za-z0-9/_-]/g, (x) => `\\${x}`)}$`;
+    out.push([
+      'map',
+      `$${c.header.source}`,
+      `$${c.variable}`,
+      [[key, c.canary], ...(c.header.value === null ? [['never', c.main]] : []), ['default', next]],
+    ]);
   }
   return out;
 }
@@ -733,13 +976,32 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
   const main = trees.get(MAIN_FILE);
   if (main) {
     const args = (name: string) => main.filter((d) => d.name === name).map((d) => d.args);
-    out.push(...compareList(`${MAIN_FILE} server_names_hash_max_size`, [[String(m.serverNamesHash.maxSize)]], args('server_names_hash_max_size')));
-    out.push(...compareList(`${MAIN_FILE} server_names_hash_bucket_size`, [[String(m.serverNamesHash.bucketSize)]], args('server_names_hash_bucket_size')));
-    out.push(...compareList(`${MAIN_FILE} fixed directives`, baseline.mainFixed, main.filter((d) => !fromModel(d)).map(shape)));
+    out.push(
+      ...compareList(
+        `${MAIN_FILE} server_names_hash_max_size`,
+        [[String(m.serverNamesHash.maxSize)]],
+        args('server_names_hash_max_size'),
+      ),
+    );
+    out.push(
+      ...compareList(
+        `${MAIN_FILE} server_names_hash_bucket_size`,
+        [[String(m.serverNamesHash.bucketSize)]],
+        args('server_names_hash_bucket_size'),
+      ),
+    );
+    out.push(
+      ...compareList(`${MAIN_FILE} fixed directives`, baseline.mainFixed, main.filter((d) => !fromModel(d)).map(shape)),
+    );
     out.push(
       ...compareList(
         `${MAIN_FILE} limit_req_zone`,
-        m.limitReqZones.map((z) => ['limit_req_zone', '$binary_remote_addr', `zone=${z.name}:${ZONE_SIZE}`, `rate=${z.rate}`]),
+        m.limitReqZones.map((z) => [
+          'limit_req_zone',
+          '$binary_remote_addr',
+          `zone=${z.name}:${ZONE_SIZE}`,
+          `rate=${z.rate}`,
+        ]),
         main.filter((d) => d.name === 'limit_req_zone').map(shape),
       ),
       ...compareList(
@@ -751,19 +1013,60 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
         `${MAIN_FILE} CORS maps`,
         [
           ...m.corsMaps.flatMap((c) => [
-            ['map', '$http_origin', `$${c.variable}`, [['default', ''], [`~*${asWritten(c.pattern)}`, '$http_origin']]],
-            ['map', `$request_method$${c.variable}`, `$${c.preflight}`, [['default', ''], ['~^OPTIONS.', '1']]],
+            [
+              'map',
+              '$http_origin',
+              `$${c.variable}`,
+              [
+                ['default', ''],
+                [`~*${asWritten(c.pattern)}`, '$http_origin'],
+              ],
+            ],
+            [
+              'map',
+              `$request_method$${c.variable}`,
+              `$${c.preflight}`,
+              [
+                ['default', ''],
+                ['~^OPTIONS.', '1'],
+              ],
+            ],
           ]),
-          ...m.affinityKeys.map((k) => ['map', `$cookie_${k.cookie}`, `$${k.variable}`, [['', '$request_id'], ['default', `$cookie_${k.cookie}`]]]),
-          ...m.affinityCookies.map((c) => ['map', `$cookie_${c.cookie}`, `$${c.variable}`, [['', `${c.cookie}=$${c.key}${c.attributes}`], ['default', '']]]),
+          ...m.affinityKeys.map((k) => [
+            'map',
+            `$cookie_${k.cookie}`,
+            `$${k.variable}`,
+            [
+              ['', '$request_id'],
+              ['default', `$cookie_${k.cookie}`],
+            ],
+          ]),
+          ...m.affinityCookies.map((c) => [
+            'map',
+            `$cookie_${c.cookie}`,
+            `$${c.variable}`,
+            [
+              ['', `${c.cookie}=$${c.key}${c.attributes}`],
+              ['default', ''],
+            ],
+          ]),
           ...m.canaries.flatMap((c) => canaryShapes(c)),
         ],
-        main.filter((d) => (d.name === 'map' || d.name === 'split_clients') && (d.args[1] ?? '').startsWith('$isc_')).map(shape),
+        main
+          .filter((d) => (d.name === 'map' || d.name === 'split_clients') && (d.args[1] ?? '').startsWith('$isc_'))
+          .map(shape),
       ),
     );
-    out.push(...compareList(`${MAIN_FILE} mirror upstreams`, mirrorUpstreams(m.defaultServer), main.filter((d) => d.name === 'upstream').map(shape)));
+    out.push(
+      ...compareList(
+        `${MAIN_FILE} mirror upstreams`,
+        mirrorUpstreams(m.defaultServer),
+        main.filter((d) => d.name === 'upstream').map(shape),
+      ),
+    );
     const servers = main.filter((d) => d.name === 'server');
-    if (servers.length !== 1) out.push(`${MAIN_FILE}: ${servers.length} server blocks, expected the default server only`);
+    if (servers.length !== 1)
+      out.push(`${MAIN_FILE}: ${servers.length} server blocks, expected the default server only`);
     else out.push(...serverProblems(m, MAIN_FILE, servers[0]!, m.defaultServer));
   }
   for (const s of m.servers) {
@@ -771,7 +1074,10 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
     if (!tree) continue;
     const before = tree.slice(0, -1);
     const last = tree[tree.length - 1];
-    if (!last || last.name !== 'server' || before.some((d) => d.name !== 'upstream')) out.push(`${s.file}: expected mirror upstreams and one server block, nginx reads ${json(tree.map((d) => d.name))}`);
+    if (!last || last.name !== 'server' || before.some((d) => d.name !== 'upstream'))
+      out.push(
+        `${s.file}: expected mirror upstreams and one server block, nginx reads ${json(tree.map((d) => d.name))}`,
+      );
     else {
       out.push(...compareList(`${s.file} mirror upstreams`, mirrorUpstreams(s), before.map(shape)));
       out.push(...serverProblems(m, s.file, last, s));
@@ -779,10 +1085,22 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
   }
   const ups = trees.get(UPSTREAMS_FILE);
   if (ups) {
-    out.push(...compareList(`${UPSTREAMS_FILE} upstreams`, m.upstreams.map((u) => ['upstream', upstreamWritten(u.name)]), ups.map((d) => [d.name, ...d.args])));
+    out.push(
+      ...compareList(
+        `${UPSTREAMS_FILE} upstreams`,
+        m.upstreams.map((u) => ['upstream', upstreamWritten(u.name)]),
+        ups.map((d) => [d.name, ...d.args]),
+      ),
+    );
     m.upstreams.forEach((u, i) => {
       const servers = (ups[i]?.block ?? []).filter((d) => d.name === 'server').map((d) => d.args);
-      out.push(...compareList(`${UPSTREAMS_FILE} upstream ${json(u.name)} servers`, u.servers.map((x) => [asWritten(x.address)]), servers));
+      out.push(
+        ...compareList(
+          `${UPSTREAMS_FILE} upstream ${json(u.name)} servers`,
+          u.servers.map((x) => [asWritten(x.address)]),
+          servers,
+        ),
+      );
     });
   }
   return out;
@@ -793,9 +1111,11 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
-const UPSTREAM_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?_[a-z]([-a-z0-9]{0,61}[a-z0-9])?_([1-9][0-9]{0,4})(_https|_grpc|_grpcs)?(_svc)?(_ewma|_hash_[0-9a-f]{8})?$/;
+const UPSTREAM_NAME =
+  /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?_[a-z]([-a-z0-9]{0,61}[a-z0-9])?_([1-9][0-9]{0,4})(_https|_grpc|_grpcs)?(_svc)?(_ewma|_hash_[0-9a-f]{8})?$/;
 /** upstream-hash-by keys: `${name}` of the allowed variables and literal text; affinity: its derived key variable. */
-const HASH_KEY = /^((\$\{(request_uri|uri|document_uri|args|query_string|remote_addr|binary_remote_addr|host|http_host|request_method|scheme|server_name|http_[a-z0-9_]+|cookie_[A-Za-z0-9_]+|arg_[A-Za-z0-9_]+)\})|[A-Za-z0-9_.:/-])+$|^\$isc_aff_[0-9a-f]{8}$/;
+const HASH_KEY =
+  /^((\$\{(request_uri|uri|document_uri|args|query_string|remote_addr|binary_remote_addr|host|http_host|request_method|scheme|server_name|http_[a-z0-9_]+|cookie_[A-Za-z0-9_]+|arg_[A-Za-z0-9_]+)\})|[A-Za-z0-9_.:/-])+$|^\$isc_aff_[0-9a-f]{8}$/;
 const FILE_NAME = /^ingress-sidecar-server-[a-z0-9._-]+\.conf$/;
 /** NAME_MAX on Linux filesystems: longer file names fail with ENAMETOOLONG. */
 const NAME_MAX = 255;
@@ -815,49 +1135,73 @@ const CERT_PATH = new RegExp(`^${CERT_DIR}/[0-9a-f]{32}\\.pem$`);
 function modelProblems(m: RoutingModel): string[] {
   const out: string[] = [];
   const files = new Set(m.certificates.map((c) => c.file));
-  const htpasswdFiles = new Set(allServers(m).flatMap((s) => s.locations.flatMap((l) => (l.settings.auth ? [l.settings.auth.userFile.slice(CERT_DIR.length + 1)] : []))));
+  const htpasswdFiles = new Set(
+    allServers(m).flatMap((s) =>
+      s.locations.flatMap((l) => (l.settings.auth ? [l.settings.auth.userFile.slice(CERT_DIR.length + 1)] : [])),
+    ),
+  );
   for (const c of m.certificates) {
-    if (!/^[0-9a-f]{32}\.pem$/.test(c.file)) out.push(`model: certificate file name ${JSON.stringify(c.file).slice(0, 200)} is not derived`);
+    if (!/^[0-9a-f]{32}\.pem$/.test(c.file))
+      out.push(`model: certificate file name ${JSON.stringify(c.file).slice(0, 200)} is not derived`);
     if (htpasswdFiles.has(c.file)) {
       // user:hash lines of printable ASCII: nothing else reaches the file nginx reads.
-      if (!/^([\x21-\x39\x3b-\x7e]+:[\x21-\x7e]+\n)+$/.test(c.pem)) out.push(`model: htpasswd file ${c.file} holds more than user:hash lines`);
-    } else if (/[^\x20-\x7e\n]/.test(c.pem) || !/^(-----BEGIN (CERTIFICATE|PRIVATE KEY)-----\n[A-Za-z0-9+/=\n]+-----END \2-----\n)+$/.test(c.pem)) {
+      if (!/^([\x21-\x39\x3b-\x7e]+:[\x21-\x7e]+\n)+$/.test(c.pem))
+        out.push(`model: htpasswd file ${c.file} holds more than user:hash lines`);
+    } else if (
+      /[^\x20-\x7e\n]/.test(c.pem) ||
+      !/^(-----BEGIN (CERTIFICATE|PRIVATE KEY)-----\n[A-Za-z0-9+/=\n]+-----END \2-----\n)+$/.test(c.pem)
+    ) {
       out.push(`model: certificate ${c.file} holds more than re-encoded PEM blocks`);
     }
   }
   out.push(...settingsProblems(m, files));
   for (const s of allServers(m)) {
     if (s.tls && (!CERT_PATH.test(s.tls.certPath) || !files.has(s.tls.certPath.slice(CERT_DIR.length + 1)))) {
-      out.push(`model: ${s.host ?? 'default server'} certificate path ${JSON.stringify(s.tls.certPath).slice(0, 200)} is not a listed, derived file`);
+      out.push(
+        `model: ${s.host ?? 'default server'} certificate path ${JSON.stringify(s.tls.certPath).slice(0, 200)} is not a listed, derived file`,
+      );
     }
     for (const name of [s.tls?.secret, s.tls?.ingress]) {
-      if (name && !/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(name)) out.push(`model: TLS comment name ${JSON.stringify(name).slice(0, 200)} is not namespace/name`);
+      if (name && !/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(name))
+        out.push(`model: TLS comment name ${JSON.stringify(name).slice(0, 200)} is not namespace/name`);
     }
   }
   const names = new Set(m.upstreams.map((u) => u.name));
   for (const u of m.upstreams) {
     const n = UPSTREAM_NAME.exec(u.name);
-    if (!n || Number(n[3]) > 65535) out.push(`model: upstream name ${JSON.stringify(u.name).slice(0, 200)} is not namespace_service_port`);
-    if (CONTROL.test(u.service)) out.push(`model: upstream ${JSON.stringify(u.name)} has control characters in its service`);
-    if (u.balance.kind === 'hash' && !HASH_KEY.test(u.balance.key)) out.push(`model: upstream ${JSON.stringify(u.name)} hash key ${JSON.stringify(u.balance.key).slice(0, 200)} breaks its grammar`);
+    if (!n || Number(n[3]) > 65535)
+      out.push(`model: upstream name ${JSON.stringify(u.name).slice(0, 200)} is not namespace_service_port`);
+    if (CONTROL.test(u.service))
+      out.push(`model: upstream ${JSON.stringify(u.name)} has control characters in its service`);
+    if (u.balance.kind === 'hash' && !HASH_KEY.test(u.balance.key))
+      out.push(
+        `model: upstream ${JSON.stringify(u.name)} hash key ${JSON.stringify(u.balance.key).slice(0, 200)} breaks its grammar`,
+      );
     for (const x of u.servers) {
-      if (!addressOk(x.address)) out.push(`model: upstream ${JSON.stringify(u.name)} server ${JSON.stringify(x.address)} is not an ip:port nginx parses`);
+      if (!addressOk(x.address))
+        out.push(
+          `model: upstream ${JSON.stringify(u.name)} server ${JSON.stringify(x.address)} is not an ip:port nginx parses`,
+        );
     }
   }
   for (const s of allServers(m)) {
     if (s.host !== null) {
       try {
         const h = parseHost(s.host);
-        if (serverNameFor(h) !== s.serverName) out.push(`model: server_name ${JSON.stringify(s.serverName)} does not match host ${s.host}`);
+        if (serverNameFor(h) !== s.serverName)
+          out.push(`model: server_name ${JSON.stringify(s.serverName)} does not match host ${s.host}`);
       } catch (err) {
         out.push(`model: server host ${JSON.stringify(s.host)} is not a valid host: ${String(err)}`);
       }
       if (!FILE_NAME.test(s.file)) out.push(`model: file name ${JSON.stringify(s.file)} is not a safe file name`);
-      if (Buffer.byteLength(s.file) > NAME_MAX) out.push(`model: file name of ${Buffer.byteLength(s.file)} bytes exceeds NAME_MAX (${NAME_MAX}): ${s.file}`);
+      if (Buffer.byteLength(s.file) > NAME_MAX)
+        out.push(`model: file name of ${Buffer.byteLength(s.file)} bytes exceeds NAME_MAX (${NAME_MAX}): ${s.file}`);
     }
     for (const l of s.locations) {
-      if ((l.match !== 'regex' && !l.path.startsWith('/')) || CONTROL.test(l.path)) out.push(`model: location path ${JSON.stringify(l.path)} is not a clean absolute path`);
-      if (l.action.kind === 'proxy' && !names.has(l.action.upstream)) out.push(`model: location ${JSON.stringify(l.path)} proxies to an unknown upstream`);
+      if ((l.match !== 'regex' && !l.path.startsWith('/')) || CONTROL.test(l.path))
+        out.push(`model: location path ${JSON.stringify(l.path)} is not a clean absolute path`);
+      if (l.action.kind === 'proxy' && !names.has(l.action.upstream))
+        out.push(`model: location ${JSON.stringify(l.path)} proxies to an unknown upstream`);
       for (const text of [l.ingress, l.service, l.route.path, l.action.kind === 'unavailable' ? l.action.reason : '']) {
         if (CONTROL.test(text)) out.push(`model: comment text ${JSON.stringify(text)} has control characters`);
       }
@@ -869,7 +1213,8 @@ function modelProblems(m: RoutingModel): string[] {
 /** What each annotation setting promises the templates: only derived names, and `$` only where a variable belongs. */
 function settingsProblems(m: RoutingModel, files: Set<string>): string[] {
   const out: string[] = [];
-  const bad = (what: string, v: unknown) => out.push(`model: ${what} ${JSON.stringify(v).slice(0, 200)} breaks its grammar`);
+  const bad = (what: string, v: unknown) =>
+    out.push(`model: ${what} ${JSON.stringify(v).slice(0, 200)} breaks its grammar`);
   const cidr = (c: string) => {
     const [ip = '', len = ''] = c.split('/');
     return isIP(ip) !== 0 && /^\d{1,3}$/.test(len) && Number(len) <= (isIP(ip) === 4 ? 32 : 128);
@@ -882,52 +1227,110 @@ function settingsProblems(m: RoutingModel, files: Set<string>): string[] {
   }
   for (const z of m.limitConnZones) if (!/^ingress_sidecar_conn_[0-9a-f]{16}$/.test(z)) bad('limit_conn zone name', z);
   for (const c of m.corsMaps) {
-    if (!/^isc_cors_[0-9a-f]{8}$/.test(c.variable) || c.preflight !== c.variable.replace('isc_cors_', 'isc_cpf_')) bad('CORS map variables', [c.variable, c.preflight]);
-    if (!/^\^\((https?:\/\/(\[a-z0-9-\]\+\\\.)?[a-z0-9\\.-]+(:[0-9]+)?\|?)+\)\$$/.test(c.pattern)) bad('CORS origin pattern', c.pattern);
+    if (!/^isc_cors_[0-9a-f]{8}$/.test(c.variable) || c.preflight !== c.variable.replace('isc_cors_', 'isc_cpf_'))
+      bad('CORS map variables', [c.variable, c.preflight]);
+    if (!/^\^\((https?:\/\/(\[a-z0-9-\]\+\\\.)?[a-z0-9\\.-]+(:[0-9]+)?\|?)+\)\$$/.test(c.pattern))
+      bad('CORS origin pattern', c.pattern);
   }
   for (const c of m.affinityCookies) {
-    if (!/^isc_affset_[0-9a-f]{8}$/.test(c.variable) || c.key !== affinityKeyVariable(c.cookie) || !/^[A-Za-z0-9_]{1,64}$/.test(c.cookie)) bad('affinity cookie', c);
-    if (!/^; Path=\/[A-Za-z0-9\-._~!&'()*+=:@/%]*(; Max-Age=[0-9]+)?(; SameSite=(Strict|Lax|None))?(; Secure)?; HttpOnly$/.test(c.attributes)) bad('affinity cookie attributes', c.attributes);
+    if (
+      !/^isc_affset_[0-9a-f]{8}$/.test(c.variable) ||
+      c.key !== affinityKeyVariable(c.cookie) ||
+      !/^[A-Za-z0-9_]{1,64}$/.test(c.cookie)
+    )
+      bad('affinity cookie', c);
+    if (
+      !/^; Path=\/[A-Za-z0-9\-._~!&'()*+=:@/%]*(; Max-Age=[0-9]+)?(; SameSite=(Strict|Lax|None))?(; Secure)?; HttpOnly$/.test(
+        c.attributes,
+      )
+    )
+      bad('affinity cookie attributes', c.attributes);
   }
   for (const k of m.affinityKeys) if (k.variable !== affinityKeyVariable(k.cookie)) bad('affinity key', k);
   const upstreamNames = new Set(m.upstreams.map((u) => u.name));
   for (const c of m.canaries) {
-    if (!/^isc_canary_[0-9a-f]{12}$/.test(c.variable) || !upstreamNames.has(c.main) || !upstreamNames.has(c.canary)) bad('canary selector', c);
-    if (c.header && (!/^http_[a-z0-9_]{1,64}$/.test(c.header.source) || (c.header.value !== null && !/^[A-Za-z0-9._~:/+=@-]{1,256}$/.test(c.header.value)))) bad('canary header', c.header);
+    if (!/^isc_canary_[0-9a-f]{12}$/.test(c.variable) || !upstreamNames.has(c.main) || !upstreamNames.has(c.canary))
+      bad('canary selector', c);
+    if (
+      c.header &&
+      (!/^http_[a-z0-9_]{1,64}$/.test(c.header.source) ||
+        (c.header.value !== null && !/^[A-Za-z0-9._~:/+=@-]{1,256}$/.test(c.header.value)))
+    )
+      bad('canary header', c.header);
     if (c.cookie !== null && !/^cookie_[A-Za-z0-9_]{1,64}$/.test(c.cookie)) bad('canary cookie', c.cookie);
-    if (!(c.weight >= 0 && c.weight <= 100 && Math.round(c.weight * 100) === c.weight * 100)) bad('canary weight', c.weight);
+    if (!(c.weight >= 0 && c.weight <= 100 && Math.round(c.weight * 100) === c.weight * 100))
+      bad('canary weight', c.weight);
   }
   for (const s of allServers(m)) {
     for (const mm of s.mirrors) {
-      if (!/^\/_ingress_sidecar\/mirror\/[0-9a-f]{16}$/.test(mm.uri) || !/^isc_mirror_[0-9a-f]{16}$/.test(mm.upstream)) bad('mirror names', mm);
-      if (!/^([a-z0-9.-]+|\[[0-9a-f:.]+\]):[0-9]{1,5}$/.test(mm.address) || !/^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$/.test(mm.hostHeader)) bad('mirror address', mm);
+      if (!/^\/_ingress_sidecar\/mirror\/[0-9a-f]{16}$/.test(mm.uri) || !/^isc_mirror_[0-9a-f]{16}$/.test(mm.upstream))
+        bad('mirror names', mm);
+      if (
+        !/^([a-z0-9.-]+|\[[0-9a-f:.]+\]):[0-9]{1,5}$/.test(mm.address) ||
+        !/^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$/.test(mm.hostHeader)
+      )
+        bad('mirror address', mm);
       if (!/^([A-Za-z0-9\-._~:/?@!&'()*+,;=%]|\$\{request_uri\})+$/.test(mm.path)) bad('mirror path', mm.path);
     }
-    for (const e of s.errorLocations) if (!/^isc_err_[45][0-9]{2}_[0-9a-f]{8}$/.test(e.name) || !upstreamNames.has(e.upstream)) bad('error location', e);
+    for (const e of s.errorLocations)
+      if (!/^isc_err_[45][0-9]{2}_[0-9a-f]{8}$/.test(e.name) || !upstreamNames.has(e.upstream))
+        bad('error location', e);
     for (const l of s.locations) {
       const x = l.settings;
-      if (l.match === 'regex' && (CONTROL.test(l.path) || /\(\?[^:]/.test(l.path) || !l.path.startsWith('^'))) bad('location pattern', l.path);
-      if (x.rewrite && (!/^(?:[A-Za-z0-9\-._~:/]|\$[1-9])+$/.test(x.rewrite.replacement) || CONTROL.test(x.rewrite.regex) || /\(\?[^:i]/.test(x.rewrite.regex))) bad('rewrite', x.rewrite);
+      if (l.match === 'regex' && (CONTROL.test(l.path) || /\(\?[^:]/.test(l.path) || !l.path.startsWith('^')))
+        bad('location pattern', l.path);
+      if (
+        x.rewrite &&
+        (!/^(?:[A-Za-z0-9\-._~:/]|\$[1-9])+$/.test(x.rewrite.replacement) ||
+          CONTROL.test(x.rewrite.regex) ||
+          /\(\?[^:i]/.test(x.rewrite.regex))
+      )
+        bad('rewrite', x.rewrite);
       if (x.appRoot !== null && !/^\/[A-Za-z0-9\-._~!&'()*+,;=:@/%?]*$/.test(x.appRoot)) bad('app-root', x.appRoot);
-      if (x.redirect && (!/^https?:\/\/([A-Za-z0-9\-._~:/?#[\]@!&'()*+,;=%]|\$\{(request_uri|host|scheme|args|is_args)\})+$/.test(x.redirect.url) || ![301, 302, 303, 307, 308].includes(x.redirect.code))) bad('redirect', x.redirect);
-      if (x.xForwardedPrefix !== null && !/^[A-Za-z0-9\-._~:/]+$/.test(x.xForwardedPrefix)) bad('x-forwarded-prefix', x.xForwardedPrefix);
+      if (
+        x.redirect &&
+        (!/^https?:\/\/([A-Za-z0-9\-._~:/?#[\]@!&'()*+,;=%]|\$\{(request_uri|host|scheme|args|is_args)\})+$/.test(
+          x.redirect.url,
+        ) ||
+          ![301, 302, 303, 307, 308].includes(x.redirect.code))
+      )
+        bad('redirect', x.redirect);
+      if (x.xForwardedPrefix !== null && !/^[A-Za-z0-9\-._~:/]+$/.test(x.xForwardedPrefix))
+        bad('x-forwarded-prefix', x.xForwardedPrefix);
       for (const c of [...x.allow, ...x.deny]) if (!cidr(c)) bad('CIDR', c);
       for (const v of [x.bodySize, x.bufferSize]) if (v !== null && !/^[0-9]+[kmg]?$/.test(v)) bad('size', v);
-      for (const v of [x.connectTimeout, x.sendTimeout, x.readTimeout]) if (v !== null && !(Number.isInteger(v) && v >= 1)) bad('timeout', v);
-      for (const z of x.limitReq) if (!zones.has(z.zone) || !(Number.isInteger(z.burst) && z.burst >= 1)) bad('limit_req', z);
-      if (x.limitConn && (!zones.has(x.limitConn.zone) || !(Number.isInteger(x.limitConn.connections) && x.limitConn.connections >= 1))) bad('limit_conn', x.limitConn);
+      for (const v of [x.connectTimeout, x.sendTimeout, x.readTimeout])
+        if (v !== null && !(Number.isInteger(v) && v >= 1)) bad('timeout', v);
+      for (const z of x.limitReq)
+        if (!zones.has(z.zone) || !(Number.isInteger(z.burst) && z.burst >= 1)) bad('limit_req', z);
+      if (
+        x.limitConn &&
+        (!zones.has(x.limitConn.zone) || !(Number.isInteger(x.limitConn.connections) && x.limitConn.connections >= 1))
+      )
+        bad('limit_conn', x.limitConn);
       if (x.auth) {
-        if (!/^[\x20\x21\x23\x25-\x5b\x5d-\x7e]+$/.test(x.auth.realm) || x.auth.realm.toLowerCase() === 'off') bad('auth realm', x.auth.realm);
-        if (!CERT_PATH.test(x.auth.userFile) || !files.has(x.auth.userFile.slice(CERT_DIR.length + 1))) bad('auth user file', x.auth.userFile);
+        if (!/^[\x20\x21\x23\x25-\x5b\x5d-\x7e]+$/.test(x.auth.realm) || x.auth.realm.toLowerCase() === 'off')
+          bad('auth realm', x.auth.realm);
+        if (!CERT_PATH.test(x.auth.userFile) || !files.has(x.auth.userFile.slice(CERT_DIR.length + 1)))
+          bad('auth user file', x.auth.userFile);
       }
-      if (x.setCookie !== null && !m.affinityCookies.some((c) => c.variable === x.setCookie)) bad('Set-Cookie variable', x.setCookie);
+      if (x.setCookie !== null && !m.affinityCookies.some((c) => c.variable === x.setCookie))
+        bad('Set-Cookie variable', x.setCookie);
       if (x.mirror && !s.mirrors.some((mm) => mm.uri === x.mirror!.uri)) bad('mirror location', x.mirror);
-      for (const e of x.errorPages) if (!(e.code >= 400 && e.code <= 599) || !s.errorLocations.some((el) => el.name === e.location)) bad('error page', e);
-      if (l.action.kind === 'proxy' && l.action.via !== undefined && !m.canaries.some((c) => c.variable === (l.action as { via?: string }).via)) bad('canary variable', l.action.via);
+      for (const e of x.errorPages)
+        if (!(e.code >= 400 && e.code <= 599) || !s.errorLocations.some((el) => el.name === e.location))
+          bad('error page', e);
+      if (
+        l.action.kind === 'proxy' &&
+        l.action.via !== undefined &&
+        !m.canaries.some((c) => c.variable === (l.action as { via?: string }).via)
+      )
+        bad('canary variable', l.action.via);
       if (x.cors) {
         const o = x.cors.origin;
         if (!('any' in o) && maps.get(o.variable)?.preflight !== o.preflight) bad('CORS origin variable', o);
-        for (const v of [x.cors.methods, x.cors.headers, x.cors.exposeHeaders ?? 'X']) if (!/^[A-Za-z0-9_*-]+(, [A-Za-z0-9_*-]+)*$/.test(v)) bad('CORS header value', v);
+        for (const v of [x.cors.methods, x.cors.headers, x.cors.exposeHeaders ?? 'X'])
+          if (!/^[A-Za-z0-9_*-]+(, [A-Za-z0-9_*-]+)*$/.test(v)) bad('CORS header value', v);
         if (!(Number.isInteger(x.cors.maxAge) && x.cors.maxAge >= 0)) bad('CORS max age', x.cors.maxAge);
       }
     }
@@ -948,29 +1351,50 @@ function runCase(field: Field, v: string): CaseResult {
   const { good, s } = scenario();
   field.set(s, v);
   const key = ingressKey(s.hostile);
-  const snap = snapshot({ ingresses: [s.hostile, good], ingressClasses: s.classes, services: s.services, endpointSlices: s.slices, endpoints: s.endpoints, secrets: s.secrets });
+  const snap = snapshot({
+    ingresses: [s.hostile, good],
+    ingressClasses: s.classes,
+    services: s.services,
+    endpointSlices: s.slices,
+    endpoints: s.endpoints,
+    secrets: s.secrets,
+  });
   const problems: string[] = [];
 
   let m: RoutingModel;
   try {
     m = translate(snap, OPTS);
   } catch (err) {
-    return { problems: [`translate() threw ${err instanceof Error ? err.stack?.split('\n').slice(0, 3).join(' | ') : String(err)}`], files: null, certificates: [] };
+    return {
+      problems: [
+        `translate() threw ${err instanceof Error ? err.stack?.split('\n').slice(0, 3).join(' | ') : String(err)}`,
+      ],
+      files: null,
+      certificates: [],
+    };
   }
 
   // The good Ingress is untouched.
   const goodServer = m.servers.find((x) => x.host === GOOD_HOST);
   const goodRoot = goodServer?.locations.find((l) => l.match === 'prefix' && l.path === '/');
-  if (!m.served.includes(GOOD)) problems.push(`${GOOD} is no longer served (served: ${JSON.stringify(m.served).slice(0, 200)})`);
-  if (!goodRoot || goodRoot.ingress !== GOOD || goodRoot.action.kind !== 'proxy' || goodRoot.action.upstream !== GOOD_UPSTREAM) {
+  if (!m.served.includes(GOOD))
+    problems.push(`${GOOD} is no longer served (served: ${JSON.stringify(m.served).slice(0, 200)})`);
+  if (
+    !goodRoot ||
+    goodRoot.ingress !== GOOD ||
+    goodRoot.action.kind !== 'proxy' ||
+    goodRoot.action.upstream !== GOOD_UPSTREAM
+  ) {
     problems.push(`server ${GOOD_HOST} no longer proxies / to ${GOOD_UPSTREAM}`);
   }
-  if (m.rejections.some((r) => r.ingress === GOOD)) problems.push(`${GOOD} got a rejection: ${JSON.stringify(m.rejections.filter((r) => r.ingress === GOOD))}`);
+  if (m.rejections.some((r) => r.ingress === GOOD))
+    problems.push(`${GOOD} got a rejection: ${JSON.stringify(m.rejections.filter((r) => r.ingress === GOOD))}`);
 
   // The hostile one is rejected (with a reason), served as given, or (class fields) ignored.
   const mine = m.rejections.filter((r) => r.ingress === key);
   for (const r of mine) {
-    if (r.severity !== 'rejected' && r.severity !== 'partial') problems.push(`rejection with severity ${JSON.stringify(r.severity)}`);
+    if (r.severity !== 'rejected' && r.severity !== 'partial')
+      problems.push(`rejection with severity ${JSON.stringify(r.severity)}`);
     if (typeof r.reason !== 'string' || r.reason.trim() === '') problems.push('rejection without a reason');
   }
   const served = m.served.includes(key);
@@ -1003,12 +1427,15 @@ function runCase(field: Field, v: string): CaseResult {
       trees.set(name, parseNginx(text));
     } catch (err) {
       const line = err instanceof NginxSyntaxError ? text.split('\n')[err.line - 1] : undefined;
-      problems.push(`${name}: nginx would refuse it: ${(err as Error).message}${line === undefined ? '' : `: ${json(line)}`}`);
+      problems.push(
+        `${name}: nginx would refuse it: ${(err as Error).message}${line === undefined ? '' : `: ${json(line)}`}`,
+      );
       continue;
     }
     for (const { d, context } of walk(trees.get(name)!)) {
       const sig = signature(d, context);
-      if (!baseline.allowed.has(sig)) problems.push(`${name}:${d.line}: a directive the templates never write: ${sig} ${json(d.args)}`);
+      if (!baseline.allowed.has(sig))
+        problems.push(`${name}:${d.line}: a directive the templates never write: ${sig} ${json(d.args)}`);
     }
   }
   problems.push(...structureProblems(m, trees));
@@ -1037,10 +1464,17 @@ function nginxProblem(files: Map<string, string>, certificates: CertificateFile[
     const certDir = nodePath.join(dir, 'certs');
     mkdirSync(certDir);
     for (const c of certificates) writeFileSync(nodePath.join(certDir, c.file), c.pem, { mode: 0o600 });
-    for (const [name, text] of files) writeFileSync(nodePath.join(confDir, name), text.replaceAll(`${CERT_DIR}/`, `${certDir}/`));
+    for (const [name, text] of files)
+      writeFileSync(nodePath.join(confDir, name), text.replaceAll(`${CERT_DIR}/`, `${certDir}/`));
     const harness = nodePath.join(dir, 'harness.conf');
-    writeFileSync(harness, `pid ${dir}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include ${confDir}/*.conf;\n}\n`);
-    const run = spawnSync(NGINX, ['-t', '-p', `${dir}/`, '-e', 'stderr', '-c', harness], { encoding: 'utf8', timeout: 10_000 });
+    writeFileSync(
+      harness,
+      `pid ${dir}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include ${confDir}/*.conf;\n}\n`,
+    );
+    const run = spawnSync(NGINX, ['-t', '-p', `${dir}/`, '-e', 'stderr', '-c', harness], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
     const output = `${run.stderr ?? ''}${run.stdout ?? ''}`;
     if (run.status !== 0 || /\[(emerg|alert|crit|error|warn)\]/.test(output)) {
       const first = output.split('\n').find((l) => /\[(emerg|alert|crit|error|warn)\]/.test(l)) ?? output.trim();
@@ -1073,7 +1507,8 @@ function expectNone(problems: string[]): void {
   if (problems.length > 0) fail(`${problems.length} problem(s):\n${problems.join('\n')}`);
 }
 
-const show = (v: string) => (v.length > 60 ? `${JSON.stringify(v.slice(0, 40))}... (${v.length} chars)` : JSON.stringify(v));
+const show = (v: string) =>
+  v.length > 60 ? `${JSON.stringify(v.slice(0, 40))}... (${v.length} chars)` : JSON.stringify(v);
 
 // ---------------------------------------------------------------------------------------------
 // Payloads
@@ -1081,7 +1516,21 @@ const show = (v: string) => (v.length > 60 ? `${JSON.stringify(v.slice(0, 40))}.
 const label63 = 'a'.repeat(63);
 const FIXED: string[] = [
   // nginx syntax, one character at a time
-  ';', '{', '}', '#', '\n', '\r', '\t', '"', "'", '\\', '$', '${', ' ', '', '\0',
+  ';',
+  '{',
+  '}',
+  '#',
+  '\n',
+  '\r',
+  '\t',
+  '"',
+  "'",
+  '\\',
+  '$',
+  '${',
+  ' ',
+  '',
+  '\0',
   // directive injection
   'a.test;ssl_engine /tmp/evil.so;',
   'a.test; load_module /tmp/evil.so; #',
@@ -1193,12 +1642,87 @@ const FIXED: string[] = [
 const prng = mulberry32;
 
 const PIECES = [
-  ';', '{', '}', '#', '"', "'", '\\', '$', '${', '\n', '\r', '\t', ' ', '\0', '%', '%0a', '%0d', '%00', '%3b', '%7b', '%7d',
-  '%22', '%27', '%5c', '%24', '%23', '%20', '%2e', '%2f', '%ff', '%c0%af', '../', './', '//', '/', '.', '-', '_', '*', '*.',
-  ':', '@', '[', ']', '(', ')', '=', '~', '^', '|', '&', '!', '+', ',', 'load_module /tmp/x.so', 'ssl_engine x', 'alias /etc/',
-  'include /etc/passwd', 'content_by_lua_block {', 'server {', 'location / {', 'proxy_pass http://169.254.169.254', 'return 200',
-  '}}', 'é', 'ß', 'İ', 'Ω', '🙂', '\u202e', '\u2028', '\u0085', '\ufeff', '\u00a0', '\ud800', '\udfff', 'fe80::1%eth0', '::1',
-  '10.0.0.1', 'default_server', 'http',
+  ';',
+  '{',
+  '}',
+  '#',
+  '"',
+  "'",
+  '\\',
+  '$',
+  '${',
+  '\n',
+  '\r',
+  '\t',
+  ' ',
+  '\0',
+  '%',
+  '%0a',
+  '%0d',
+  '%00',
+  '%3b',
+  '%7b',
+  '%7d',
+  '%22',
+  '%27',
+  '%5c',
+  '%24',
+  '%23',
+  '%20',
+  '%2e',
+  '%2f',
+  '%ff',
+  '%c0%af',
+  '../',
+  './',
+  '//',
+  '/',
+  '.',
+  '-',
+  '_',
+  '*',
+  '*.',
+  ':',
+  '@',
+  '[',
+  ']',
+  '(',
+  ')',
+  '=',
+  '~',
+  '^',
+  '|',
+  '&',
+  '!',
+  '+',
+  ',',
+  'load_module /tmp/x.so',
+  'ssl_engine x',
+  'alias /etc/',
+  'include /etc/passwd',
+  'content_by_lua_block {',
+  'server {',
+  'location / {',
+  'proxy_pass http://169.254.169.254',
+  'return 200',
+  '}}',
+  'é',
+  'ß',
+  'İ',
+  'Ω',
+  '🙂',
+  '\u202e',
+  '\u2028',
+  '\u0085',
+  '\ufeff',
+  '\u00a0',
+  '\ud800',
+  '\udfff',
+  'fe80::1%eth0',
+  '::1',
+  '10.0.0.1',
+  'default_server',
+  'http',
 ];
 const ALNUM = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const PATH_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@";
@@ -1214,17 +1738,22 @@ function randomString(r: () => number): string {
   const kind = r();
   if (kind < 0.3) {
     // chaos: pieces of nginx syntax and unicode between runs of letters
-    return Array.from({ length: 1 + int(12) }, () => (r() < 0.5 ? pick(PIECES) : run(r() < 0.2 ? ALNUM.toUpperCase() : ALNUM, 1 + int(8)))).join('');
+    return Array.from({ length: 1 + int(12) }, () =>
+      r() < 0.5 ? pick(PIECES) : run(r() < 0.2 ? ALNUM.toUpperCase() : ALNUM, 1 + int(8)),
+    ).join('');
   }
   if (kind < 0.55) {
     // almost a host: DNS labels, often with one foreign piece
-    const host = (r() < 0.2 ? '*.' : '') + Array.from({ length: 1 + int(4) }, () => run(`${ALNUM}-`, 1 + int(12))).join('.');
+    const host =
+      (r() < 0.2 ? '*.' : '') + Array.from({ length: 1 + int(4) }, () => run(`${ALNUM}-`, 1 + int(12))).join('.');
     return r() < 0.6 ? mutate(host) : host;
   }
   if (kind < 0.8) {
     // almost a path: URL path characters and percent-escapes of any byte
     const seg = () =>
-      Array.from({ length: 1 + int(6) }, () => (r() < 0.3 ? `%${int(256).toString(16).padStart(2, '0')}` : run(PATH_CHARS, 1 + int(4)))).join('');
+      Array.from({ length: 1 + int(6) }, () =>
+        r() < 0.3 ? `%${int(256).toString(16).padStart(2, '0')}` : run(PATH_CHARS, 1 + int(4)),
+      ).join('');
     const p = `/${Array.from({ length: 1 + int(4) }, seg).join('/')}`;
     return r() < 0.4 ? mutate(p) : p;
   }
@@ -1298,18 +1827,37 @@ describe('hostile input: snippet annotations with --allow-snippet-annotations', 
   this.timeout(60_000);
   const SNIPPET_OPTS: TranslateOptions = { ...OPTS, allowSnippets: true };
   const snippetShape = (d: { name: string; args: string[]; block: unknown[] | null }): Shape =>
-    d.block ? [d.name, ...d.args.map(asWritten), (d.block as Array<typeof d>).map(snippetShape)] : [d.name, ...d.args.map(asWritten)];
+    d.block
+      ? [d.name, ...d.args.map(asWritten), (d.block as Array<typeof d>).map(snippetShape)]
+      : [d.name, ...d.args.map(asWritten)];
   /** The same model without snippets: the rest of what nginx reads must not change. */
   const withoutSnippets = (m: RoutingModel): RoutingModel => {
-    const strip = (x: Server): Server => ({ ...x, snippets: [], locations: x.locations.map((l) => ({ ...l, settings: { ...l.settings, snippet: null } })) });
+    const strip = (x: Server): Server => ({
+      ...x,
+      snippets: [],
+      locations: x.locations.map((l) => ({ ...l, settings: { ...l.settings, snippet: null } })),
+    });
     return { ...m, defaultServer: strip(m.defaultServer), servers: m.servers.map(strip) };
   };
-  const templates = (v: string) => [v, `add_header X-A ${v};`, `add_header X-A "${v}";`, `set $a '${v}'; return 200 $a;`, `if ($http_x) { ${v} }`];
+  const templates = (v: string) => [
+    v,
+    `add_header X-A ${v};`,
+    `add_header X-A "${v}";`,
+    `set $a '${v}'; return 200 $a;`,
+    `if ($http_x) { ${v} }`,
+  ];
 
   function check(annotation: string, text: string, withNginx: boolean): string[] {
     const { good, s } = scenario();
     annotate(s, { [annotation]: text });
-    const snap = snapshot({ ingresses: [s.hostile, good], ingressClasses: s.classes, services: s.services, endpointSlices: s.slices, endpoints: s.endpoints, secrets: s.secrets });
+    const snap = snapshot({
+      ingresses: [s.hostile, good],
+      ingressClasses: s.classes,
+      services: s.services,
+      endpointSlices: s.slices,
+      endpoints: s.endpoints,
+      secrets: s.secrets,
+    });
     let m: RoutingModel;
     try {
       m = translate(snap, SNIPPET_OPTS);
@@ -1320,7 +1868,8 @@ describe('hostile input: snippet annotations with --allow-snippet-annotations', 
     if (!m.served.includes(GOOD)) out.push(`${GOOD} is no longer served`);
     const key = ingressKey(s.hostile);
     const rejected = m.rejections.filter((r) => r.ingress === key && r.severity === 'rejected');
-    if (rejected.some((r) => !r.reason.includes(annotation))) out.push(`rejected for another reason: ${json(rejected)}`);
+    if (rejected.some((r) => !r.reason.includes(annotation)))
+      out.push(`rejected for another reason: ${json(rejected)}`);
     if (rejected.length > 0) return out;
     const server = m.servers.find((x) => x.host === 'hostile.test');
     if (!server) return [...out, 'the hostile Ingress is neither rejected nor served'];
@@ -1339,15 +1888,23 @@ describe('hostile input: snippet annotations with --allow-snippet-annotations', 
     server.locations.forEach((l, i) => {
       if (!l.settings.snippet) return;
       const body = locations[i]!.at(-1) as Shape[];
-      const at = body.length > 0 && body.at(-1)![0] === 'return' && l.action.kind !== 'proxy' ? body.length - 1 : body.length;
+      const at =
+        body.length > 0 && body.at(-1)![0] === 'return' && l.action.kind !== 'proxy' ? body.length - 1 : body.length;
       body.splice(at, 0, ...l.settings.snippet.map(snippetShape));
     });
     out.push(...compareList(`${server.file} as nginx reads it`, want, got));
-    for (const name of files.keys()) if (name !== server.file && files.get(name) !== plain.get(name)) out.push(`${name} changed with the snippet`);
+    for (const name of files.keys())
+      if (name !== server.file && files.get(name) !== plain.get(name)) out.push(`${name} changed with the snippet`);
     if (withNginx) {
       const problem = nginxProblem(files, m.certificates);
       // nginx may refuse a directive it does not know or a value it does not take: the sidecar then sets the Ingress aside.
-      if (problem && !/unknown directive|invalid|not allowed|duplicate|is not terminated|unknown .* variable|directive is not allowed here|too many|number of arguments/.test(problem)) out.push(problem);
+      if (
+        problem &&
+        !/unknown directive|invalid|not allowed|duplicate|is not terminated|unknown .* variable|directive is not allowed here|too many|number of arguments/.test(
+          problem,
+        )
+      )
+        out.push(problem);
     }
     return out;
   }
@@ -1359,12 +1916,14 @@ describe('hostile input: snippet annotations with --allow-snippet-annotations', 
   for (const annotation of [ann.CONFIGURATION_SNIPPET, ann.SERVER_SNIPPET]) {
     it(`${annotation}: every fixed payload, raw and inside directives, reads back exactly as admitted`, () => {
       const problems: string[] = [];
-      for (const v of FIXED) for (const t of templates(v)) for (const p of check(annotation, t, false)) problems.push(`${show(t)} ${p}`);
+      for (const v of FIXED)
+        for (const t of templates(v)) for (const p of check(annotation, t, false)) problems.push(`${show(t)} ${p}`);
       expectNone(problems);
     });
     it(`${annotation}: the admitted ones pass nginx -t or fail only as nginx refuses a directive`, () => {
       const problems: string[] = [];
-      for (const v of FIXED.slice(0, 40)) for (const p of check(annotation, `add_header X-A "${v}";`, true)) problems.push(`${show(v)} ${p}`);
+      for (const v of FIXED.slice(0, 40))
+        for (const p of check(annotation, `add_header X-A "${v}";`, true)) problems.push(`${show(v)} ${p}`);
       expectNone(problems);
     });
   }
@@ -1382,24 +1941,45 @@ describe('hostile input: values of the wrong type in manifests', () => {
     ['path is null', (s) => void ((hostilePath(s) as { path: unknown }).path = null)],
     ['pathType is a list', (s) => void ((hostilePath(s) as { pathType: unknown }).pathType = ['Prefix'])],
     ['Service name is a number', (s) => void ((hostilePath(s).backend.service as { name: unknown }).name = 42)],
-    ['Service port name is a list', (s) => void (hostilePath(s).backend.service!.port = { name: ['http'] as unknown as string })],
-    ['Service port number is a string', (s) => void (hostilePath(s).backend.service!.port = { number: '80' as unknown as number })],
+    [
+      'Service port name is a list',
+      (s) => void (hostilePath(s).backend.service!.port = { name: ['http'] as unknown as string }),
+    ],
+    [
+      'Service port number is a string',
+      (s) => void (hostilePath(s).backend.service!.port = { number: '80' as unknown as number }),
+    ],
     ['spec.rules is an object', (s) => void ((s.hostile.spec as { rules: unknown }).rules = { host: 'a.test' })],
     ['http.paths is a string', (s) => void ((s.hostile.spec!.rules![0]!.http as { paths: unknown }).paths = '/')],
     ['rules has a null entry', (s) => void ((s.hostile.spec as { rules: unknown }).rules = [null])],
     ['annotations is a string', (s) => void ((s.hostile.metadata as { annotations: unknown }).annotations = 'x')],
     ['Service spec.ports is an object', (s) => void ((evilService(s).spec as { ports: unknown }).ports = { port: 80 })],
-    ['Service port number is an object', (s) => void ((evilService(s).spec!.ports![0] as { port: unknown }).port = { a: 1 })],
-    ['EndpointSlice endpoints is an object', (s) => void ((evilSlice(s) as { endpoints: unknown }).endpoints = { addresses: ['10.0.0.2'] })],
-    ['EndpointSlice endpoints has a null entry', (s) => void ((evilSlice(s) as { endpoints: unknown }).endpoints = [null])],
-    ['EndpointSlice addresses is a string', (s) => void ((evilSlice(s).endpoints![0]! as { addresses: unknown }).addresses = '10.0.0.2')],
+    [
+      'Service port number is an object',
+      (s) => void ((evilService(s).spec!.ports![0] as { port: unknown }).port = { a: 1 }),
+    ],
+    [
+      'EndpointSlice endpoints is an object',
+      (s) => void ((evilSlice(s) as { endpoints: unknown }).endpoints = { addresses: ['10.0.0.2'] }),
+    ],
+    [
+      'EndpointSlice endpoints has a null entry',
+      (s) => void ((evilSlice(s) as { endpoints: unknown }).endpoints = [null]),
+    ],
+    [
+      'EndpointSlice addresses is a string',
+      (s) => void ((evilSlice(s).endpoints![0]! as { addresses: unknown }).addresses = '10.0.0.2'),
+    ],
     ['EndpointSlice ports has a null entry', (s) => void ((evilSlice(s) as { ports: unknown }).ports = [null])],
-    ['Endpoints address is null', (s) => {
-      s.slices = [s.slices[0]!];
-      const ep = endpoints('evil-web', { name: 'http', port: 8080 }, ['10.0.0.2']);
-      (ep.subsets![0] as { addresses: unknown }).addresses = [null];
-      s.endpoints = [ep];
-    }],
+    [
+      'Endpoints address is null',
+      (s) => {
+        s.slices = [s.slices[0]!];
+        const ep = endpoints('evil-web', { name: 'http', port: 8080 }, ['10.0.0.2']);
+        (ep.subsets![0] as { addresses: unknown }).addresses = [null];
+        s.endpoints = [ep];
+      },
+    ],
   ];
   for (const [what, set] of cases) {
     it(`${what}: translate() does not throw and the good Ingress is still served`, () => {

@@ -42,7 +42,10 @@ describe('Ingress path matching, the Kubernetes docs table through nginx', funct
           host: `row${row}.paths.test`,
           paths:
             type === 'Mixed'
-              ? [['/foo', 'Prefix', 'prefix'], ['/foo', 'Exact', 'exact']]
+              ? [
+                  ['/foo', 'Prefix', 'prefix'],
+                  ['/foo', 'Exact', 'exact'],
+                ]
               : paths.map((p, i): [string, string, string] => [p, type, `b${i}`]),
         },
       ]),
@@ -103,7 +106,10 @@ describe('Ingress host matching, the Kubernetes docs wildcard table through ngin
   });
 
   it('a precise host wins over a wildcard covering it', async () => {
-    await stack.write('extra.yaml', ingressYaml('exact-under-wild', [{ host: 'one.foo.com', paths: [['/', 'Prefix', 'precise']] }]));
+    await stack.write(
+      'extra.yaml',
+      ingressYaml('exact-under-wild', [{ host: 'one.foo.com', paths: [['/', 'Prefix', 'precise']] }]),
+    );
     assert.equal(await stack.eventually('one.foo.com', '/', 'precise'), 'precise');
     assert.equal(await stack.who('two.foo.com', '/'), 'wild');
   });

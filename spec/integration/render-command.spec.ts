@@ -12,7 +12,12 @@ const BIN = path.join(ROOT, 'bin/ingress-sidecar');
 const ENV = { PATH: `${path.join(ROOT, 'node_modules/.bin')}:${process.env.PATH ?? ''}` };
 
 function render(args: string[], env: Record<string, string> = {}) {
-  return execa(BIN, ['render', ...args], { env: { ...ENV, ...env }, reject: false, stripFinalNewline: false, timeout: 30_000 });
+  return execa(BIN, ['render', ...args], {
+    env: { ...ENV, ...env },
+    reject: false,
+    stripFinalNewline: false,
+    timeout: 30_000,
+  });
 }
 
 /** Splits render's stdout back into files at its `# ---- name ----` lines. */
@@ -38,13 +43,22 @@ describe('bin/ingress-sidecar render', function () {
 
   it('prints the good Ingress, names the rejected one and why on stderr, and exits 1', async () => {
     await writeFile(path.join(dir, 'backend.yaml'), backendYaml('web', 9000));
-    await writeFile(path.join(dir, 'good.yaml'), ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]));
-    await writeFile(path.join(dir, 'bad.yaml'), ingressYaml('bad', [{ host: 'Bad.Test', paths: [['/', 'Prefix', 'web']] }]));
+    await writeFile(
+      path.join(dir, 'good.yaml'),
+      ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]),
+    );
+    await writeFile(
+      path.join(dir, 'bad.yaml'),
+      ingressYaml('bad', [{ host: 'Bad.Test', paths: [['/', 'Prefix', 'web']] }]),
+    );
 
     const result = await render(['-f', dir]);
     assert.equal(result.exitCode, 1, result.stderr);
     const files = splitFiles(result.stdout);
-    assert.deepEqual([...files.keys()], ['ingress-sidecar-00-main.conf', 'ingress-sidecar-upstreams.conf', 'ingress-sidecar-server-good.test.conf']);
+    assert.deepEqual(
+      [...files.keys()],
+      ['ingress-sidecar-00-main.conf', 'ingress-sidecar-upstreams.conf', 'ingress-sidecar-server-good.test.conf'],
+    );
     const server = files.get('ingress-sidecar-server-good.test.conf')!;
     assert.match(server, /^server \{$/m);
     assert.match(server, /^ {4}server_name good\.test;$/m);
@@ -52,18 +66,33 @@ describe('bin/ingress-sidecar render', function () {
     assert.match(server, /proxy_pass http:\/\/[0-9a-f]{8}_default_web_80;/);
     assert.match(files.get('ingress-sidecar-upstreams.conf')!, /server 127\.0\.0\.1:9000;/);
     assert.doesNotMatch(result.stdout, /bad/i);
-    assert.match(result.stderr, /^rejected: Ingress default\/bad: host "Bad\.Test": must be a lowercase RFC 1123 DNS name/m);
+    assert.match(
+      result.stderr,
+      /^rejected: Ingress default\/bad: host "Bad\.Test": must be a lowercase RFC 1123 DNS name/m,
+    );
     assert.match(result.stderr, /1 Ingress served, 1 rejected/);
   });
 
   it('exits 0 with only good Ingresses, takes the translate flags, and touches no conf dir', async () => {
     await writeFile(
       path.join(dir, 'all.yaml'),
-      backendYaml('web', 9000) + '---\n' + ingressYaml('edge', [{ host: 'edge.test', paths: [['/', 'Prefix', 'web']] }], { className: 'edge' }),
+      backendYaml('web', 9000) +
+        '---\n' +
+        ingressYaml('edge', [{ host: 'edge.test', paths: [['/', 'Prefix', 'web']] }], { className: 'edge' }),
     );
     const confDir = path.join(dir, 'conf.d');
 
-    const result = await render(['--file', path.join(dir, 'all.yaml'), '--ingress-class', 'edge', '--http-port', '8080', '--no-ipv6', '--conf-dir', confDir]);
+    const result = await render([
+      '--file',
+      path.join(dir, 'all.yaml'),
+      '--ingress-class',
+      'edge',
+      '--http-port',
+      '8080',
+      '--no-ipv6',
+      '--conf-dir',
+      confDir,
+    ]);
     assert.equal(result.exitCode, 0, result.stderr);
     const server = splitFiles(result.stdout).get('ingress-sidecar-server-edge.test.conf');
     assert.ok(server, result.stdout);
@@ -75,7 +104,10 @@ describe('bin/ingress-sidecar render', function () {
     assert.deepEqual((await readdir(dir)).sort(), ['all.yaml']);
 
     // The same through the environment.
-    const viaEnv = await render([], { INGRESS_SIDECAR_FILE: path.join(dir, 'all.yaml'), INGRESS_SIDECAR_INGRESS_CLASS: 'edge' });
+    const viaEnv = await render([], {
+      INGRESS_SIDECAR_FILE: path.join(dir, 'all.yaml'),
+      INGRESS_SIDECAR_INGRESS_CLASS: 'edge',
+    });
     assert.equal(viaEnv.exitCode, 0, viaEnv.stderr);
     assert.match(viaEnv.stdout, /server_name edge\.test;/);
   });
@@ -88,11 +120,17 @@ describe('bin/ingress-sidecar render', function () {
     const files = splitFiles(result.stdout);
     const names = (await readdir(path.join(golden, 'expected'))).sort();
     assert.deepEqual([...files.keys()].sort(), names);
-    for (const name of names) assert.equal(files.get(name), await readFile(path.join(golden, 'expected', name), 'utf8'), name);
+    for (const name of names)
+      assert.equal(files.get(name), await readFile(path.join(golden, 'expected', name), 'utf8'), name);
   });
 
   it('reports a file that does not parse, renders the rest, and exits 1', async () => {
-    await writeFile(path.join(dir, 'good.yaml'), backendYaml('web', 9000) + '---\n' + ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]));
+    await writeFile(
+      path.join(dir, 'good.yaml'),
+      backendYaml('web', 9000) +
+        '---\n' +
+        ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]),
+    );
     await writeFile(path.join(dir, 'broken.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: [unclosed\n');
 
     const result = await render(['-f', dir]);
@@ -106,7 +144,10 @@ describe('bin/ingress-sidecar render', function () {
     await mkdir(path.join(dir, 'sub', 'deeper'), { recursive: true });
     await mkdir(path.join(dir, '.git'));
     await writeFile(path.join(dir, 'a-backend.yaml'), backendYaml('web', 9000));
-    await writeFile(path.join(dir, 'sub', 'deeper', 'app.yml'), ingressYaml('app', [{ host: 'app.test', paths: [['/', 'Prefix', 'web']] }]));
+    await writeFile(
+      path.join(dir, 'sub', 'deeper', 'app.yml'),
+      ingressYaml('app', [{ host: 'app.test', paths: [['/', 'Prefix', 'web']] }]),
+    );
     // The same Service again, later by path: ignored with a warning, which does not fail the run.
     await writeFile(path.join(dir, 'b-backend.yaml'), backendYaml('web', 9999));
     // Not manifests, or hidden: never read (each would be rejected or fail to parse if it were).
@@ -122,7 +163,10 @@ describe('bin/ingress-sidecar render', function () {
     assert.doesNotMatch(result.stdout, /9999|hidden/i);
     assert.match(
       result.stderr,
-      new RegExp(`^warning: Service/default/web is defined in both ${path.join(dir, 'a-backend.yaml')} and ${path.join(dir, 'b-backend.yaml')}`, 'm'),
+      new RegExp(
+        `^warning: Service/default/web is defined in both ${path.join(dir, 'a-backend.yaml')} and ${path.join(dir, 'b-backend.yaml')}`,
+        'm',
+      ),
     );
     assert.doesNotMatch(result.stderr, /^(rejected|error):/m);
   });
@@ -130,14 +174,25 @@ describe('bin/ingress-sidecar render', function () {
   describe('the nginx -t check', () => {
     const SNIPPET = 'nginx.ingress.kubernetes.io/configuration-snippet';
     const snippetIngress = (name: string, snippet: string) =>
-      ingressYaml(name, [{ host: `${name}.test`, paths: [['/', 'Prefix', 'web']] }], { annotations: { [SNIPPET]: snippet } });
+      ingressYaml(name, [{ host: `${name}.test`, paths: [['/', 'Prefix', 'web']] }], {
+        annotations: { [SNIPPET]: snippet },
+      });
 
     beforeEach(async () => {
       await writeFile(path.join(dir, 'backend.yaml'), backendYaml('web', 9000));
-      await writeFile(path.join(dir, 'good.yaml'), ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]));
+      await writeFile(
+        path.join(dir, 'good.yaml'),
+        ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]),
+      );
       // nginx names no line for an unknown variable; it does for a bad value (a snippet may not use
       // an unknown directive at all: src/annotations/snippets.ts's allowlist refuses it before nginx sees it).
-      await writeFile(path.join(dir, 'linkerd.yaml'), snippetIngress('linkerd', 'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;'));
+      await writeFile(
+        path.join(dir, 'linkerd.yaml'),
+        snippetIngress(
+          'linkerd',
+          'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;',
+        ),
+      );
       await writeFile(path.join(dir, 'more.yaml'), snippetIngress('more', 'proxy_http_version 3.0;'));
     });
 
@@ -146,23 +201,41 @@ describe('bin/ingress-sidecar render', function () {
       const result = await render(['-f', dir, '--allow-snippet-annotations', '--conf-dir', confDir]);
       assert.equal(result.exitCode, 1, result.stderr);
       const files = splitFiles(result.stdout);
-      assert.deepEqual([...files.keys()], ['ingress-sidecar-00-main.conf', 'ingress-sidecar-upstreams.conf', 'ingress-sidecar-server-good.test.conf', 'ingress-sidecar-server-linkerd.test.conf', 'ingress-sidecar-server-more.test.conf']);
+      assert.deepEqual(
+        [...files.keys()],
+        [
+          'ingress-sidecar-00-main.conf',
+          'ingress-sidecar-upstreams.conf',
+          'ingress-sidecar-server-good.test.conf',
+          'ingress-sidecar-server-linkerd.test.conf',
+          'ingress-sidecar-server-more.test.conf',
+        ],
+      );
       for (const f of ['ingress-sidecar-server-linkerd.test.conf', 'ingress-sidecar-server-more.test.conf']) {
         assert.match(files.get(f)!, /return 503;/, f);
         assert.doesNotMatch(files.get(f)!, /service_name|proxy_http_version 3|proxy_pass/, f);
       }
-      assert.match(result.stderr, /^rejected: Ingress default\/linkerd: nginx rejected its configuration: unknown "service_name" variable$/m);
+      assert.match(
+        result.stderr,
+        /^rejected: Ingress default\/linkerd: nginx rejected its configuration: unknown "service_name" variable$/m,
+      );
       // The file is named by the --conf-dir it would be in, not the temporary directory.
       assert.match(
         result.stderr,
-        new RegExp(`^rejected: Ingress default/more: nginx rejected its configuration: invalid value "3\\.0" in ${confDir}/ingress-sidecar-server-more\\.test\\.conf:\\d+$`, 'm'),
+        new RegExp(
+          `^rejected: Ingress default/more: nginx rejected its configuration: invalid value "3\\.0" in ${confDir}/ingress-sidecar-server-more\\.test\\.conf:\\d+$`,
+          'm',
+        ),
       );
       assert.match(result.stderr, /1 Ingress served, 2 rejected/);
       assert.ok(!existsSync(confDir), 'render writes nothing in --conf-dir');
     });
 
     it('is skipped with --no-nginx-check (or INGRESS_SIDECAR_NGINX_CHECK=false)', async () => {
-      for (const [args, env] of [[['--no-nginx-check'], {}], [[], { INGRESS_SIDECAR_NGINX_CHECK: 'false' }]] as const) {
+      for (const [args, env] of [
+        [['--no-nginx-check'], {}],
+        [[], { INGRESS_SIDECAR_NGINX_CHECK: 'false' }],
+      ] as const) {
         const result = await render(['-f', dir, '--allow-snippet-annotations', ...args], env);
         assert.equal(result.exitCode, 0, result.stderr);
         assert.match(result.stdout, /server_name linkerd\.test;/);
@@ -172,11 +245,19 @@ describe('bin/ingress-sidecar render', function () {
     });
 
     it('says on one line that no nginx binary was found, and renders without the check', async () => {
-      const result = await render(['-f', dir, '--allow-snippet-annotations', '--nginx-binary', path.join(dir, 'no-such-nginx')]);
+      const result = await render([
+        '-f',
+        dir,
+        '--allow-snippet-annotations',
+        '--nginx-binary',
+        path.join(dir, 'no-such-nginx'),
+      ]);
       assert.equal(result.exitCode, 0, result.stderr);
       assert.deepEqual(
         result.stderr.split('\n').filter((l) => /nginx/.test(l)),
-        [`warning: nginx binary ${JSON.stringify(path.join(dir, 'no-such-nginx'))} not found; rendered without the nginx -t check`],
+        [
+          `warning: nginx binary ${JSON.stringify(path.join(dir, 'no-such-nginx'))} not found; rendered without the nginx -t check`,
+        ],
       );
       assert.match(result.stderr, /3 Ingresses served, 0 rejected/);
     });
@@ -184,7 +265,10 @@ describe('bin/ingress-sidecar render', function () {
 
   it('reports each v1beta1 Ingress with what to change, and exits 1', async () => {
     await writeFile(path.join(dir, 'backend.yaml'), backendYaml('web', 9000));
-    await writeFile(path.join(dir, 'good.yaml'), ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]));
+    await writeFile(
+      path.join(dir, 'good.yaml'),
+      ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'web']] }]),
+    );
     await writeFile(
       path.join(dir, 'old.yaml'),
       'apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: legacy, namespace: shop}\nspec:\n  backend: {serviceName: web, servicePort: 80}\n---\n' +
@@ -193,11 +277,23 @@ describe('bin/ingress-sidecar render', function () {
     const result = await render(['-f', dir]);
     assert.equal(result.exitCode, 1, result.stderr);
     assert.match(result.stdout, /server_name good\.test;/);
-    const fix = 'convert to networking.k8s.io/v1: spec.backend -> spec.defaultBackend, serviceName/servicePort -> service.name/service.port.number|name, add pathType';
+    const fix =
+      'convert to networking.k8s.io/v1: spec.backend -> spec.defaultBackend, serviceName/servicePort -> service.name/service.port.number|name, add pathType';
     const old = path.join(dir, 'old.yaml');
-    assert.ok(result.stderr.includes(`error: ${old}: Ingress shop/legacy is extensions/v1beta1, which is not read: ${fix}\n`), result.stderr);
-    assert.ok(result.stderr.includes(`error: ${old}: Ingress default/older is networking.k8s.io/v1beta1, which is not read: ${fix}\n`), result.stderr);
-    assert.match(result.stderr, /1 Ingress served, 0 rejected, 0 partly served, 0 files not parsed, 2 Ingresses of a removed API version not read$/m);
+    assert.ok(
+      result.stderr.includes(`error: ${old}: Ingress shop/legacy is extensions/v1beta1, which is not read: ${fix}\n`),
+      result.stderr,
+    );
+    assert.ok(
+      result.stderr.includes(
+        `error: ${old}: Ingress default/older is networking.k8s.io/v1beta1, which is not read: ${fix}\n`,
+      ),
+      result.stderr,
+    );
+    assert.match(
+      result.stderr,
+      /1 Ingress served, 0 rejected, 0 partly served, 0 files not parsed, 2 Ingresses of a removed API version not read$/m,
+    );
   });
 
   it('takes what kubectl writes (creationTimestamp: null, status, managedFields, ...) without a warning', async () => {

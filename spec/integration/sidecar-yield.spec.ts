@@ -56,7 +56,17 @@ describe('sidecar: a pass gives other work turns', function () {
     await mkdir(confDir);
     echo = await startEcho('alpha');
     await writeFile(path.join(watchDir, 'backends.yaml'), backendYaml('alpha', echo.port));
-    const docs = Array.from({ length: HOSTS }, (_, i) => ingressYaml(`app-${i}`, [{ host: `app-${i}.test`, paths: [['/', 'Prefix', 'alpha'], ['/api/', 'Exact', 'alpha']] }]));
+    const docs = Array.from({ length: HOSTS }, (_, i) =>
+      ingressYaml(`app-${i}`, [
+        {
+          host: `app-${i}.test`,
+          paths: [
+            ['/', 'Prefix', 'alpha'],
+            ['/api/', 'Exact', 'alpha'],
+          ],
+        },
+      ]),
+    );
     await writeFile(path.join(watchDir, 'apps.yaml'), docs.join('---\n'));
     nginx = await startNginx({ confDir });
     const port = await freePort();
@@ -91,18 +101,30 @@ describe('sidecar: a pass gives other work turns', function () {
     };
     const s = new Sidecar(opts as SidecarOptions);
     sidecar = s;
-    status = await startStatusServer('127.0.0.1:0', { healthy: () => s.healthy(), ready: () => s.ready(), model: () => s.model() }, s.metrics);
+    status = await startStatusServer(
+      '127.0.0.1:0',
+      { healthy: () => s.healthy(), ready: () => s.ready(), model: () => s.model() },
+      s.metrics,
+    );
     statusPort = status.port;
     await s.start();
-    for (let i = 0; i < 50 && !events.some((e) => e.startsWith('healthz')); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && !events.some((e) => e.startsWith('healthz')); i++)
+      await new Promise((r) => setTimeout(r, 20));
     const answered = events.findIndex((e) => e.startsWith('healthz answered'));
     assert.ok(answered !== -1, `no answer to /healthz: ${events.join(', ')}`);
-    assert.ok(answered < events.indexOf('rendered'), `/healthz waited for the whole translate and render: ${events.join(', ')}`);
+    assert.ok(
+      answered < events.indexOf('rendered'),
+      `/healthz waited for the whole translate and render: ${events.join(', ')}`,
+    );
     // What the pass put in place is whole: every host routes, the Exact /api/ too.
     for (const i of [0, HOSTS >> 1, HOSTS - 1]) {
       const r = await httpGet(port, `app-${i}.test`, '/api/');
       assert.equal(r.status, 200, `app-${i}.test /api/`);
-      assert.equal((await httpGet(port, `app-${i}.test`, '/api')).status, 200, `app-${i}.test /api (pinned to the Prefix /)`);
+      assert.equal(
+        (await httpGet(port, `app-${i}.test`, '/api')).status,
+        200,
+        `app-${i}.test /api (pinned to the Prefix /)`,
+      );
     }
   });
 });

@@ -21,7 +21,9 @@ describe('sidecar: Ingress lifecycle through a real nginx', function () {
     await stack.write('app.yaml', ingressYaml('app', [{ host: 'app.test', paths: [['/', 'Prefix', 'alpha']] }]));
     assert.equal(await stack.eventually('app.test', '/', 'alpha'), 'alpha');
     // The reload's log line says what changed.
-    const reload = stack.logs.find((l) => l.message === 'nginx reloaded' && (l.serversAdded as string[] | undefined)?.includes('app.test'));
+    const reload = stack.logs.find(
+      (l) => l.message === 'nginx reloaded' && (l.serversAdded as string[] | undefined)?.includes('app.test'),
+    );
     assert.ok(reload, 'a reload line names the new server');
     assert.deepEqual(reload.locationsAdded, ['app.test / -> default_alpha_80']);
     await stack.write('app.yaml', ingressYaml('app', [{ host: 'app.test', paths: [['/', 'Prefix', 'beta']] }]));
@@ -34,7 +36,10 @@ describe('sidecar: Ingress lifecycle through a real nginx', function () {
   it('proxies with the Host header exactly as sent, forwarding headers set, client headers passed', async () => {
     await stack.write('app.yaml', ingressYaml('app', [{ host: 'app.test', paths: [['/api', 'Prefix', 'alpha']] }]));
     assert.equal(await stack.eventually('app.test', '/api', 'alpha'), 'alpha');
-    const res = await stack.get(`App.Test:${stack.port}`, '/api/items?q=1', { 'X-Custom': 'kept', 'X-Forwarded-For': '203.0.113.9' });
+    const res = await stack.get(`App.Test:${stack.port}`, '/api/items?q=1', {
+      'X-Custom': 'kept',
+      'X-Forwarded-For': '203.0.113.9',
+    });
     assert.equal(res.status, 200);
     const echo = JSON.parse(res.body) as EchoReply;
     assert.equal(echo.url, '/api/items?q=1');
@@ -52,16 +57,29 @@ describe('sidecar: Ingress lifecycle through a real nginx', function () {
 
   it('answers 503 while a Service has no ready endpoint, and serves once one is ready', async () => {
     const port = stack.backends.get('alpha')!.port;
-    await stack.write('idle.yaml', backendYaml('idle', port, false) + '---\n' + ingressYaml('idle', [{ host: 'idle.test', paths: [['/', 'Prefix', 'idle']] }]));
+    await stack.write(
+      'idle.yaml',
+      backendYaml('idle', port, false) +
+        '---\n' +
+        ingressYaml('idle', [{ host: 'idle.test', paths: [['/', 'Prefix', 'idle']] }]),
+    );
     assert.equal(await stack.eventually('idle.test', '/', '503'), '503');
-    await stack.write('idle.yaml', backendYaml('idle', port, true) + '---\n' + ingressYaml('idle', [{ host: 'idle.test', paths: [['/', 'Prefix', 'idle']] }]));
+    await stack.write(
+      'idle.yaml',
+      backendYaml('idle', port, true) +
+        '---\n' +
+        ingressYaml('idle', [{ host: 'idle.test', paths: [['/', 'Prefix', 'idle']] }]),
+    );
     assert.equal(await stack.eventually('idle.test', '/', 'alpha'), 'alpha');
   });
 
   it('rejects a bad Ingress alone, with its reason in the log, while the others keep serving', async () => {
     await stack.write('good.yaml', ingressYaml('good', [{ host: 'good.test', paths: [['/', 'Prefix', 'alpha']] }]));
     assert.equal(await stack.eventually('good.test', '/', 'alpha'), 'alpha');
-    await stack.write('bad.yaml', ingressYaml('bad', [{ host: 'bad.test', paths: [['/x;}location', 'Prefix', 'beta']] }]));
+    await stack.write(
+      'bad.yaml',
+      ingressYaml('bad', [{ host: 'bad.test', paths: [['/x;}location', 'Prefix', 'beta']] }]),
+    );
     await stack.write('good2.yaml', ingressYaml('good2', [{ host: 'good2.test', paths: [['/', 'Prefix', 'beta']] }]));
     assert.equal(await stack.eventually('good2.test', '/', 'beta'), 'beta');
     assert.equal(await stack.who('good.test', '/'), 'alpha');
@@ -79,8 +97,14 @@ describe('sidecar: Ingress lifecycle through a real nginx', function () {
   });
 
   it('gives a contested path to the older Ingress, and to the newer once the older is gone', async () => {
-    await stack.write('old.yaml', ingressYaml('old', [{ host: 'c.test', paths: [['/', 'Prefix', 'alpha']] }], { created: '2024-01-01T00:00:00Z' }));
-    await stack.write('new.yaml', ingressYaml('new', [{ host: 'c.test', paths: [['/', 'Prefix', 'beta']] }], { created: '2025-01-01T00:00:00Z' }));
+    await stack.write(
+      'old.yaml',
+      ingressYaml('old', [{ host: 'c.test', paths: [['/', 'Prefix', 'alpha']] }], { created: '2024-01-01T00:00:00Z' }),
+    );
+    await stack.write(
+      'new.yaml',
+      ingressYaml('new', [{ host: 'c.test', paths: [['/', 'Prefix', 'beta']] }], { created: '2025-01-01T00:00:00Z' }),
+    );
     assert.equal(await stack.eventually('c.test', '/', 'alpha'), 'alpha');
     await stack.sidecar.idle();
     assert.ok(stack.logs.some((l) => l.message === 'Ingress partly rejected' && l.ingress === 'default/new'));
@@ -132,7 +156,12 @@ describe('sidecar: reloads', function () {
     stack = await startStack({ backends: ['alpha'], debounceMs: 100 });
     const before = stack.sidecar.stats.reloads;
     await Promise.all(
-      Array.from({ length: 100 }, (_, i) => stack.write(`burst-${i}.yaml`, ingressYaml(`burst-${i}`, [{ host: `b${i}.burst.test`, paths: [['/', 'Prefix', 'alpha']] }]))),
+      Array.from({ length: 100 }, (_, i) =>
+        stack.write(
+          `burst-${i}.yaml`,
+          ingressYaml(`burst-${i}`, [{ host: `b${i}.burst.test`, paths: [['/', 'Prefix', 'alpha']] }]),
+        ),
+      ),
     );
     assert.equal(await stack.eventually('b99.burst.test', '/', 'alpha'), 'alpha');
     assert.equal(await stack.eventually('b0.burst.test', '/', 'alpha'), 'alpha');
@@ -143,7 +172,10 @@ describe('sidecar: reloads', function () {
   });
 
   it('does not reload nginx when a restarted sidecar renders the same config', async () => {
-    stack = await startStack({ backends: ['alpha'], files: { 'a.yaml': ingressYaml('a', [{ host: 'a.test', paths: [['/', 'Prefix', 'alpha']] }]) } });
+    stack = await startStack({
+      backends: ['alpha'],
+      files: { 'a.yaml': ingressYaml('a', [{ host: 'a.test', paths: [['/', 'Prefix', 'alpha']] }]) },
+    });
     assert.equal(await stack.eventually('a.test', '/', 'alpha'), 'alpha');
     const workers = await workerPids(await stack.nginx.masterPid());
     const fresh = await stack.restartSidecar();
@@ -153,14 +185,21 @@ describe('sidecar: reloads', function () {
   });
 
   it('keeps the last good config when nginx rejects a new one, and recovers when the cause is gone', async () => {
-    stack = await startStack({ backends: ['alpha', 'beta'], files: { 'a.yaml': ingressYaml('a', [{ host: 'a.test', paths: [['/', 'Prefix', 'alpha']] }]) } });
+    stack = await startStack({
+      backends: ['alpha', 'beta'],
+      files: { 'a.yaml': ingressYaml('a', [{ host: 'a.test', paths: [['/', 'Prefix', 'alpha']] }]) },
+    });
     assert.equal(await stack.eventually('a.test', '/', 'alpha'), 'alpha');
     // A user's own file in conf.d that clashes with ours: nginx -t fails for the whole set.
     const foreign = path.join(stack.confDir, 'zz-user.conf');
     await writeFile(foreign, 'server_names_hash_bucket_size 128;\n');
     await stack.write('a.yaml', ingressYaml('a', [{ host: 'a.test', paths: [['/', 'Prefix', 'beta']] }]));
-    await waitFor(() => stack.logs.some((l) => l.message === 'nginx rejected the configuration; the last good one stays live'));
-    const error = stack.logs.find((l) => l.message === 'nginx rejected the configuration; the last good one stays live')!;
+    await waitFor(() =>
+      stack.logs.some((l) => l.message === 'nginx rejected the configuration; the last good one stays live'),
+    );
+    const error = stack.logs.find(
+      (l) => l.message === 'nginx rejected the configuration; the last good one stays live',
+    )!;
     assert.equal(error.level, 'error');
     assert.match(String(error.nginx), /"server_names_hash_bucket_size" directive is duplicate/);
     assert.equal(await stack.who('a.test', '/'), 'alpha');
@@ -183,7 +222,10 @@ async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
 function readUntil(sock: net.Socket, marker: string, timeoutMs = 3000): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => done(new Error(`no "${marker}" within ${timeoutMs} ms; got ${JSON.stringify(buf)}`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new Error(`no "${marker}" within ${timeoutMs} ms; got ${JSON.stringify(buf)}`)),
+      timeoutMs,
+    );
     const onData = (d: Buffer) => {
       buf += d.toString('latin1');
       if (buf.includes(marker)) done();

@@ -31,11 +31,17 @@ const LOCATION_ANNOTATION = 'nginx.ingress.kubernetes.io/configuration-snippet';
 /** The snippet as render.ts lays it out: a standalone partial inside the block it belongs to. */
 const WRAPPERS: Record<SnippetContext, string> = {
   server: 'server {\n    listen 80;\n{{#snippet}}\n    {{> snippet}}\n{{/snippet}}\n}\n',
-  location: 'server {\n    location / {\n{{#snippet}}\n        {{> snippet}}\n{{/snippet}}\n        return 200;\n    }\n}\n',
+  location:
+    'server {\n    location / {\n{{#snippet}}\n        {{> snippet}}\n{{/snippet}}\n        return 200;\n    }\n}\n',
 };
 
 function render(directives: SnippetDirective[], context: SnippetContext): string {
-  return Mustache.render(WRAPPERS[context], { snippet: { lines: snippetLines(directives) } }, { snippet: SNIPPET_PARTIAL }, { escape: nginxValue });
+  return Mustache.render(
+    WRAPPERS[context],
+    { snippet: { lines: snippetLines(directives) } },
+    { snippet: SNIPPET_PARTIAL },
+    { escape: nginxValue },
+  );
 }
 
 function tree(ds: Directive[]): SnippetDirective[] {
@@ -81,7 +87,11 @@ function refused(text: string, context: SnippetContext, ...patterns: RegExp[]): 
   return caught;
 }
 
-const d = (name: string, args: string[], block: SnippetDirective[] | null = null): SnippetDirective => ({ name, args, block });
+const d = (name: string, args: string[], block: SnippetDirective[] | null = null): SnippetDirective => ({
+  name,
+  args,
+  block,
+});
 
 describe('snippets: reading as nginx does', () => {
   it('reads directives, arguments and blocks', () => {
@@ -89,9 +99,16 @@ describe('snippets: reading as nginx does', () => {
       d('add_header', ['X-Frame-Options', 'DENY', 'always']),
       d('expires', ['1h']),
     ]);
-    assert.deepEqual(roundTrip('location = /ping {\n  if ($request_method = POST) { return 405; }\n  return 200 pong;\n}', 'server'), [
-      d('location', ['=', '/ping'], [d('if', ['($request_method', '=', 'POST)'], [d('return', ['405'])]), d('return', ['200', 'pong'])]),
-    ]);
+    assert.deepEqual(
+      roundTrip('location = /ping {\n  if ($request_method = POST) { return 405; }\n  return 200 pong;\n}', 'server'),
+      [
+        d(
+          'location',
+          ['=', '/ping'],
+          [d('if', ['($request_method', '=', 'POST)'], [d('return', ['405'])]), d('return', ['200', 'pong'])],
+        ),
+      ],
+    );
     assert.deepEqual(roundTrip(''), []);
     assert.deepEqual(roundTrip('  \n# only a comment\n\t\r\n'), []);
   });
@@ -100,7 +117,9 @@ describe('snippets: reading as nginx does', () => {
     assert.deepEqual(roundTrip(`add_header 'X-A' "a b" always;`), [d('add_header', ['X-A', 'a b', 'always'])]);
     assert.deepEqual(roundTrip(`add_header X "say \\"hi\\"" 'it\\'s';`), [d('add_header', ['X', 'say "hi"', "it's"])]);
     // "\\" loses one backslash; any other "\x" keeps it, quoted or not.
-    assert.deepEqual(roundTrip(String.raw`rewrite ^/a\.b(\d+)$ "/c\\d$1" break;`), [d('rewrite', ['^/a\\.b(\\d+)$', '/c\\d$1', 'break'])]);
+    assert.deepEqual(roundTrip(String.raw`rewrite ^/a\.b(\d+)$ "/c\\d$1" break;`), [
+      d('rewrite', ['^/a\\.b(\\d+)$', '/c\\d$1', 'break']),
+    ]);
     // A backslash makes ";" ordinary in a bare word (and stays), and an escaped quote is no quote.
     assert.deepEqual(roundTrip(String.raw`add_header X a\;b;`), [d('add_header', ['X', 'a\\;b'])]);
     assert.deepEqual(roundTrip(String.raw`add_header X \"a;`), [d('add_header', ['X', '"a'])]);
@@ -114,11 +133,16 @@ describe('snippets: reading as nginx does', () => {
     assert.deepEqual(roundTrip('add_header X a}b#c;'), [d('add_header', ['X', 'a}b#c'])]);
     assert.deepEqual(roundTrip('add_header X a #comment;\n b;'), [d('add_header', ['X', 'a', 'b'])]);
     // A regex with braces must be quoted, as in nginx.
-    assert.deepEqual(roundTrip('location ~ "^/a{2}$" { return 204; }', 'server'), [d('location', ['~', '^/a{2}$'], [d('return', ['204'])])]);
+    assert.deepEqual(roundTrip('location ~ "^/a{2}$" { return 204; }', 'server'), [
+      d('location', ['~', '^/a{2}$'], [d('return', ['204'])]),
+    ]);
   });
 
   it('takes CR, LF and tabs as whitespace, and counts lines for messages', () => {
-    assert.deepEqual(roundTrip('add_header\r\nX\t1;\r\nexpires\n\n1h;'), [d('add_header', ['X', '1']), d('expires', ['1h'])]);
+    assert.deepEqual(roundTrip('add_header\r\nX\t1;\r\nexpires\n\n1h;'), [
+      d('add_header', ['X', '1']),
+      d('expires', ['1h']),
+    ]);
     refused('expires 1h;\r\n\r\n\nload_module x.so;', 'location', /line 4: load_module/);
   });
 
@@ -154,7 +178,11 @@ describe('snippets: refused', () => {
 
   it('refuses a "}" that would close the surrounding block, however it is hidden', () => {
     refused('}', 'location', /may not close the location block/);
-    refused('return 200; } server { listen 8080; location / { return 200 pwned; }', 'location', /may not close the location block/);
+    refused(
+      'return 200; } server { listen 8080; location / { return 200 pwned; }',
+      'location',
+      /may not close the location block/,
+    );
     refused('return 200; }\nlocation /evil { alias /; }\nlocation /x {', 'server', /may not close the server block/);
     refused('if ($a) { return 403; } }', 'server', /may not close/);
     // A "#" comment runs to the end of the line only: the "}" on the next one is syntax.
@@ -197,7 +225,10 @@ describe('snippets: refused', () => {
       ['client_body_temp_path /tmp;', /is not allowed.*files/],
       ['proxy_cache_path /tmp keys_zone=x:1m;', /is not allowed.*files/],
       ['proxy_store on;', /proxy_store: is not allowed.*files/],
-      ['auth_basic_user_file /etc/nginx/conf.d/ingress-sidecar-certs/other.htpasswd;', /auth_basic_user_file: is not allowed.*files/],
+      [
+        'auth_basic_user_file /etc/nginx/conf.d/ingress-sidecar-certs/other.htpasswd;',
+        /auth_basic_user_file: is not allowed.*files/,
+      ],
       ['ssl_certificate /etc/x.pem;', /is not allowed.*files/],
       ['proxy_ssl_certificate_key /etc/nginx/conf.d/ingress-sidecar-certs/other.pem;', /is not allowed.*files/],
       ['ssl_password_file /etc/x;', /is not allowed.*files/],
@@ -219,7 +250,8 @@ describe('snippets: refused', () => {
   it('refuses other server, upstream and top-level blocks, and blocks other than location, if and limit_except', () => {
     refused('server { listen 8080; }', 'server', /server: is not allowed/);
     refused('upstream u { server 10.0.0.1; }', 'server', /upstream: is not allowed/);
-    for (const b of ['http', 'events', 'stream', 'mail', 'map $a $b', 'types']) refused(`${b} { }`, 'server', /is not allowed/);
+    for (const b of ['http', 'events', 'stream', 'mail', 'map $a $b', 'types'])
+      refused(`${b} { }`, 'server', /is not allowed/);
     refused('add_header X 1 { }', 'location', /may not open a block/);
     refused('if ($a);', 'location', /needs a block/);
     refused('location /x;', 'server', /needs a block/);
@@ -252,7 +284,7 @@ describe('snippets: refused', () => {
     refused('set $ingress_sidecar_namespace kube-system;', 'location', /the sidecar's own variables/);
     refused('set ${isc_cors_origin} x;', 'location', /the sidecar's own variables/);
     refused('if ($uri ~ "(?<ingress_sidecar_host>.*)") { return 204; }', 'location', /the sidecar's own variables/);
-    refused("if ($uri ~ \"(?'isc_x'.*)\") { return 204; }", 'location', /the sidecar's own variables/);
+    refused('if ($uri ~ "(?\'isc_x\'.*)") { return 204; }', 'location', /the sidecar's own variables/);
     refused('limit_req zone=isc_0123 burst=5;', 'location', /limit_req: is not allowed in a snippet: it needs a zone/);
     refused('limit_rate_after zone=isc_0123;', 'location', /the sidecar's own variables or zones/);
     roundTrip('add_header X-Disc $disc_x;');
@@ -262,13 +294,35 @@ describe('snippets: refused', () => {
 describe('snippets: by allowlist', () => {
   it('refuses every directive not on the list by name, and says which are allowed', () => {
     // nginx 1.30 opens the file named by quic_host_key while checking the configuration.
-    for (const text of ['quic_host_key /etc/shadow;', 'ssl_stapling on;', 'mirror /_isc/mirror/x;', 'error_page 404 /_isc/x;', 'auth_request /x;', 'sub_filter a b;', 'more_set_headers "X: 1";', 'resolver 10.0.0.1;', 'proxy_cache zone;', 'autoindex on;', 'x_new_directive_of_2030 1;']) {
+    for (const text of [
+      'quic_host_key /etc/shadow;',
+      'ssl_stapling on;',
+      'mirror /_isc/mirror/x;',
+      'error_page 404 /_isc/x;',
+      'auth_request /x;',
+      'sub_filter a b;',
+      'more_set_headers "X: 1";',
+      'resolver 10.0.0.1;',
+      'proxy_cache zone;',
+      'autoindex on;',
+      'x_new_directive_of_2030 1;',
+    ]) {
       for (const context of ['server', 'location'] as const) {
         const name = text.split(' ')[0]!;
-        refused(text, context, new RegExp(`^annotation [^:]+: line 1: ${name}: is not allowed in a snippet.*; a snippet may use only these directives \\(headers: add_header, .*proxy_set_header.*rewrites: rewrite, return, if, set, break`));
+        refused(
+          text,
+          context,
+          new RegExp(
+            `^annotation [^:]+: line 1: ${name}: is not allowed in a snippet.*; a snippet may use only these directives \\(headers: add_header, .*proxy_set_header.*rewrites: rewrite, return, if, set, break`,
+          ),
+        );
       }
     }
-    refused('quic_host_key /etc/shadow;', 'server', /_key: is not allowed in a snippet: it reads or writes files on the nginx host/);
+    refused(
+      'quic_host_key /etc/shadow;',
+      'server',
+      /_key: is not allowed in a snippet: it reads or writes files on the nginx host/,
+    );
   });
 
   it('keeps what snippets are used for: headers, proxy settings, rewrites, return, gzip, body size, access rules', () => {
@@ -290,14 +344,29 @@ describe('snippets: by allowlist', () => {
       'limit_except GET HEAD { deny all; }',
     ].join('\n');
     assert.equal(roundTrip(location, 'location').length > 20, true);
-    roundTrip('location = /health { internal; return 204; }\nlocation /docs { rewrite ^ /docs/index.html break; }\nif ($host = old.example) { return 301 https://new.example$request_uri; }', 'server');
+    roundTrip(
+      'location = /health { internal; return 204; }\nlocation /docs { rewrite ^ /docs/index.html break; }\nif ($host = old.example) { return 301 https://new.example$request_uri; }',
+      'server',
+    );
   });
 
   it('refuses in each block what nginx refuses there', () => {
-    refused('if ($a) { proxy_set_header X 1; }', 'location', /proxy_set_header: is not allowed inside if \(nginx allows there only return, rewrite, set, break, add_header/);
-    refused('if ($a) { add_header X 1; }', 'server', /add_header: is not allowed inside if \(nginx allows there only return, rewrite, set, break\)/);
+    refused(
+      'if ($a) { proxy_set_header X 1; }',
+      'location',
+      /proxy_set_header: is not allowed inside if \(nginx allows there only return, rewrite, set, break, add_header/,
+    );
+    refused(
+      'if ($a) { add_header X 1; }',
+      'server',
+      /add_header: is not allowed inside if \(nginx allows there only return, rewrite, set, break\)/,
+    );
     roundTrip('location /x { if ($a) { add_header X 1; } }', 'server');
-    refused('limit_except GET { return 403; }', 'location', /return: is not allowed inside limit_except \(nginx allows there only allow, deny\)/);
+    refused(
+      'limit_except GET { return 403; }',
+      'location',
+      /return: is not allowed inside limit_except \(nginx allows there only allow, deny\)/,
+    );
     refused('internal;', 'server', /internal: is allowed only in a location/);
   });
 
@@ -315,7 +384,11 @@ describe('snippets: the partial', () => {
   });
 
   it('lays out terminal, open and close lines, indented four spaces a level under the tag', () => {
-    const parsed = parseSnippet(SERVER_ANNOTATION, 'location /a { if ($x) { return 403; } expires 1h; }\nadd_header X "a b";', 'server');
+    const parsed = parseSnippet(
+      SERVER_ANNOTATION,
+      'location /a { if ($x) { return 403; } expires 1h; }\nadd_header X "a b";',
+      'server',
+    );
     assert.equal(
       render(parsed, 'server'),
       [
@@ -352,7 +425,10 @@ describe('snippets: hostile text is refused or becomes data', () => {
     for (const text of hostile) {
       const parsed = roundTrip(text);
       // The whole snippet stays the one add_header (and, once, a return) it was.
-      assert.ok(parsed.every((p) => p.name === 'add_header' || p.name === 'return') && parsed.every((p) => p.block === null), text);
+      assert.ok(
+        parsed.every((p) => p.name === 'add_header' || p.name === 'return') && parsed.every((p) => p.block === null),
+        text,
+      );
     }
     const [header] = roundTrip(`add_header X "}; server { listen 8080; }" always;`);
     assert.deepEqual(header, d('add_header', ['X', '}; server { listen 8080; }', 'always']));
@@ -361,8 +437,41 @@ describe('snippets: hostile text is refused or becomes data', () => {
 
   it('never lets any accepted text render into something nginx reads differently (random snippets)', () => {
     const pieces = [
-      'add_header', 'return', 'set', 'if', 'location', 'limit_except', 'x', 'a_b', '$v', '${v}', '200', '/p', '=', '~',
-      ' ', ' ', ' ', '\t', '\n', '\r\n', ';', ';', '{', '}', '"', "'", '\\', '#', '(', ')', '..', 'é', '-f', '\\n', '\\"',
+      'add_header',
+      'return',
+      'set',
+      'if',
+      'location',
+      'limit_except',
+      'x',
+      'a_b',
+      '$v',
+      '${v}',
+      '200',
+      '/p',
+      '=',
+      '~',
+      ' ',
+      ' ',
+      ' ',
+      '\t',
+      '\n',
+      '\r\n',
+      ';',
+      ';',
+      '{',
+      '}',
+      '"',
+      "'",
+      '\\',
+      '#',
+      '(',
+      ')',
+      '..',
+      'é',
+      '-f',
+      '\\n',
+      '\\"',
     ];
     let seed = 42;
     const random = (n: number) => {
@@ -382,7 +491,10 @@ describe('snippets: hostile text is refused or becomes data', () => {
         }
         accepted++;
         // What nginx would read from the raw text in place is what was parsed...
-        const wrapped = context === 'server' ? `server {\nlisten 80;\n${text}\n}` : `server { location / {\n${text}\nreturn 200;\n} }`;
+        const wrapped =
+          context === 'server'
+            ? `server {\nlisten 80;\n${text}\n}`
+            : `server { location / {\n${text}\nreturn 200;\n} }`;
         assert.deepEqual(reread(wrapped, context), parsed, JSON.stringify(text));
         // ...and what it reads from the rendered text.
         assert.deepEqual(reread(render(parsed, context), context), parsed, JSON.stringify(text));
@@ -406,28 +518,93 @@ describe('snippets: real nginx', function () {
 
   it('nginx -t knows every directive on the list, in a server-snippet and in a configuration-snippet', async () => {
     const samples: Record<string, string> = {
-      add_header: 'add_header X-A 1 always;', add_trailer: 'add_trailer X-T 1;', proxy_set_header: 'proxy_set_header X-B $host;', proxy_hide_header: 'proxy_hide_header X-Powered-By;',
-      proxy_pass_header: 'proxy_pass_header Server;', proxy_ignore_headers: 'proxy_ignore_headers X-Accel-Expires;', grpc_set_header: 'grpc_set_header X-C 1;', grpc_hide_header: 'grpc_hide_header X-D;',
-      expires: 'expires 1h;', etag: 'etag off;', if_modified_since: 'if_modified_since exact;', charset: 'charset utf-8;', default_type: 'default_type text/plain;', server_tokens: 'server_tokens off;',
-      proxy_connect_timeout: 'proxy_connect_timeout 5s;', proxy_send_timeout: 'proxy_send_timeout 60s;', proxy_read_timeout: 'proxy_read_timeout 60s;', proxy_buffering: 'proxy_buffering on;',
-      proxy_buffer_size: 'proxy_buffer_size 8k;', proxy_buffers: 'proxy_buffers 8 8k;', proxy_busy_buffers_size: 'proxy_busy_buffers_size 16k;', proxy_request_buffering: 'proxy_request_buffering off;',
-      proxy_max_temp_file_size: 'proxy_max_temp_file_size 0;', proxy_http_version: 'proxy_http_version 1.1;', proxy_cookie_domain: 'proxy_cookie_domain off;', proxy_cookie_path: 'proxy_cookie_path / /app/;',
-      proxy_cookie_flags: 'proxy_cookie_flags ~ secure;', proxy_redirect: 'proxy_redirect off;', proxy_intercept_errors: 'proxy_intercept_errors on;', proxy_next_upstream: 'proxy_next_upstream error timeout;',
-      proxy_next_upstream_tries: 'proxy_next_upstream_tries 2;', proxy_next_upstream_timeout: 'proxy_next_upstream_timeout 10s;', proxy_pass_request_headers: 'proxy_pass_request_headers on;',
-      proxy_pass_request_body: 'proxy_pass_request_body on;', proxy_ssl_server_name: 'proxy_ssl_server_name on;', proxy_ssl_name: 'proxy_ssl_name $host;',
-      grpc_connect_timeout: 'grpc_connect_timeout 5s;', grpc_send_timeout: 'grpc_send_timeout 60s;', grpc_read_timeout: 'grpc_read_timeout 60s;',
-      rewrite: 'rewrite ^/old/(.*)$ /new/$1 last;', return: 'if ($arg_r) { return 204; }', if: 'if ($http_x_block) { set $blocked 1; }', set: 'set $tenant 1;', break: 'if ($arg_b) { break; }',
-      location: 'location = /snippet-location { return 204; }', internal: 'internal;',
-      gzip: 'gzip on;', gzip_types: 'gzip_types application/json;', gzip_min_length: 'gzip_min_length 1000;', gzip_comp_level: 'gzip_comp_level 5;', gzip_proxied: 'gzip_proxied any;',
-      gzip_vary: 'gzip_vary on;', gzip_disable: 'gzip_disable msie6;', gzip_http_version: 'gzip_http_version 1.1;', gzip_buffers: 'gzip_buffers 16 8k;',
-      client_max_body_size: 'client_max_body_size 10m;', client_body_buffer_size: 'client_body_buffer_size 16k;', client_body_timeout: 'client_body_timeout 30s;', send_timeout: 'send_timeout 30s;',
-      keepalive_timeout: 'keepalive_timeout 30s;', chunked_transfer_encoding: 'chunked_transfer_encoding on;', limit_rate: 'limit_rate 1m;', limit_rate_after: 'limit_rate_after 10m;',
-      allow: 'allow 10.0.0.0/8;', deny: 'deny 192.0.2.1;', satisfy: 'satisfy any;', limit_except: 'limit_except GET { allow 10.0.0.0/8; deny all; }', access_log: 'access_log off;',
+      add_header: 'add_header X-A 1 always;',
+      add_trailer: 'add_trailer X-T 1;',
+      proxy_set_header: 'proxy_set_header X-B $host;',
+      proxy_hide_header: 'proxy_hide_header X-Powered-By;',
+      proxy_pass_header: 'proxy_pass_header Server;',
+      proxy_ignore_headers: 'proxy_ignore_headers X-Accel-Expires;',
+      grpc_set_header: 'grpc_set_header X-C 1;',
+      grpc_hide_header: 'grpc_hide_header X-D;',
+      expires: 'expires 1h;',
+      etag: 'etag off;',
+      if_modified_since: 'if_modified_since exact;',
+      charset: 'charset utf-8;',
+      default_type: 'default_type text/plain;',
+      server_tokens: 'server_tokens off;',
+      proxy_connect_timeout: 'proxy_connect_timeout 5s;',
+      proxy_send_timeout: 'proxy_send_timeout 60s;',
+      proxy_read_timeout: 'proxy_read_timeout 60s;',
+      proxy_buffering: 'proxy_buffering on;',
+      proxy_buffer_size: 'proxy_buffer_size 8k;',
+      proxy_buffers: 'proxy_buffers 8 8k;',
+      proxy_busy_buffers_size: 'proxy_busy_buffers_size 16k;',
+      proxy_request_buffering: 'proxy_request_buffering off;',
+      proxy_max_temp_file_size: 'proxy_max_temp_file_size 0;',
+      proxy_http_version: 'proxy_http_version 1.1;',
+      proxy_cookie_domain: 'proxy_cookie_domain off;',
+      proxy_cookie_path: 'proxy_cookie_path / /app/;',
+      proxy_cookie_flags: 'proxy_cookie_flags ~ secure;',
+      proxy_redirect: 'proxy_redirect off;',
+      proxy_intercept_errors: 'proxy_intercept_errors on;',
+      proxy_next_upstream: 'proxy_next_upstream error timeout;',
+      proxy_next_upstream_tries: 'proxy_next_upstream_tries 2;',
+      proxy_next_upstream_timeout: 'proxy_next_upstream_timeout 10s;',
+      proxy_pass_request_headers: 'proxy_pass_request_headers on;',
+      proxy_pass_request_body: 'proxy_pass_request_body on;',
+      proxy_ssl_server_name: 'proxy_ssl_server_name on;',
+      proxy_ssl_name: 'proxy_ssl_name $host;',
+      grpc_connect_timeout: 'grpc_connect_timeout 5s;',
+      grpc_send_timeout: 'grpc_send_timeout 60s;',
+      grpc_read_timeout: 'grpc_read_timeout 60s;',
+      rewrite: 'rewrite ^/old/(.*)$ /new/$1 last;',
+      return: 'if ($arg_r) { return 204; }',
+      if: 'if ($http_x_block) { set $blocked 1; }',
+      set: 'set $tenant 1;',
+      break: 'if ($arg_b) { break; }',
+      location: 'location = /snippet-location { return 204; }',
+      internal: 'internal;',
+      gzip: 'gzip on;',
+      gzip_types: 'gzip_types application/json;',
+      gzip_min_length: 'gzip_min_length 1000;',
+      gzip_comp_level: 'gzip_comp_level 5;',
+      gzip_proxied: 'gzip_proxied any;',
+      gzip_vary: 'gzip_vary on;',
+      gzip_disable: 'gzip_disable msie6;',
+      gzip_http_version: 'gzip_http_version 1.1;',
+      gzip_buffers: 'gzip_buffers 16 8k;',
+      client_max_body_size: 'client_max_body_size 10m;',
+      client_body_buffer_size: 'client_body_buffer_size 16k;',
+      client_body_timeout: 'client_body_timeout 30s;',
+      send_timeout: 'send_timeout 30s;',
+      keepalive_timeout: 'keepalive_timeout 30s;',
+      chunked_transfer_encoding: 'chunked_transfer_encoding on;',
+      limit_rate: 'limit_rate 1m;',
+      limit_rate_after: 'limit_rate_after 10m;',
+      allow: 'allow 10.0.0.0/8;',
+      deny: 'deny 192.0.2.1;',
+      satisfy: 'satisfy any;',
+      limit_except: 'limit_except GET { allow 10.0.0.0/8; deny all; }',
+      access_log: 'access_log off;',
     };
     assert.deepEqual(Object.keys(samples).sort(), [...SNIPPET_DIRECTIVES].sort(), 'one sample per allowed directive');
     const locationOnly = new Set(['internal', 'limit_except', 'location']);
-    const server = parseSnippet(SERVER_ANNOTATION, Object.entries(samples).filter(([n]) => !locationOnly.has(n)).map(([, t]) => t).join('\n') + '\nlocation = /snippet-location { return 204; }', 'server');
-    const location = parseSnippet(LOCATION_ANNOTATION, Object.entries(samples).filter(([n]) => n !== 'location').map(([, t]) => t).join('\n'), 'location');
+    const server = parseSnippet(
+      SERVER_ANNOTATION,
+      Object.entries(samples)
+        .filter(([n]) => !locationOnly.has(n))
+        .map(([, t]) => t)
+        .join('\n') + '\nlocation = /snippet-location { return 204; }',
+      'server',
+    );
+    const location = parseSnippet(
+      LOCATION_ANNOTATION,
+      Object.entries(samples)
+        .filter(([n]) => n !== 'location')
+        .map(([, t]) => t)
+        .join('\n'),
+      'location',
+    );
     const text = Mustache.render(
       'server {\n    listen 127.0.0.1:1;\n    root /nonexistent/ingress-sidecar;\n{{#s}}\n    {{> snippet}}\n{{/s}}\n    location /x {\n{{#l}}\n        {{> snippet}}\n{{/l}}\n        return 200;\n    }\n}\n',
       { s: { lines: snippetLines(server) }, l: { lines: snippetLines(location) } },
@@ -438,8 +615,15 @@ describe('snippets: real nginx', function () {
     await mkdir(confDir);
     await writeFile(path.join(confDir, 'every.conf'), text);
     const harness = path.join(dir, 'every-harness.conf');
-    await writeFile(harness, `pid ${dir}/e.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include ${confDir}/*.conf;\n}\n`);
-    const t = await execa(nginxBinary(), ['-t', '-p', dir + '/', '-e', 'stderr', '-c', harness], { reject: false, all: true, stdout: 'ignore' });
+    await writeFile(
+      harness,
+      `pid ${dir}/e.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include ${confDir}/*.conf;\n}\n`,
+    );
+    const t = await execa(nginxBinary(), ['-t', '-p', dir + '/', '-e', 'stderr', '-c', harness], {
+      reject: false,
+      all: true,
+      stdout: 'ignore',
+    });
     assert.equal(t.exitCode, 0, `nginx -t:\n${t.all}\n${text}`);
   });
 
@@ -485,7 +669,11 @@ describe('snippets: real nginx', function () {
     ].join('\n');
     const text = Mustache.render(
       template,
-      { port, serverSnippet: { lines: snippetLines(serverSnippet) }, configurationSnippet: { lines: snippetLines(locationSnippet) } },
+      {
+        port,
+        serverSnippet: { lines: snippetLines(serverSnippet) },
+        configurationSnippet: { lines: snippetLines(locationSnippet) },
+      },
       { snippet: SNIPPET_PARTIAL },
       { escape: nginxValue },
     );
@@ -494,8 +682,15 @@ describe('snippets: real nginx', function () {
     await writeFile(path.join(confDir, 'snippets.test.conf'), text);
 
     const harness = path.join(dir, 'harness.conf');
-    await writeFile(harness, `pid ${dir}/t.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include ${confDir}/*.conf;\n}\n`);
-    const t = await execa(nginxBinary(), ['-t', '-p', dir + '/', '-e', 'stderr', '-c', harness], { reject: false, all: true, stdout: 'ignore' });
+    await writeFile(
+      harness,
+      `pid ${dir}/t.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include ${confDir}/*.conf;\n}\n`,
+    );
+    const t = await execa(nginxBinary(), ['-t', '-p', dir + '/', '-e', 'stderr', '-c', harness], {
+      reject: false,
+      all: true,
+      stdout: 'ignore',
+    });
     assert.equal(t.exitCode, 0, `nginx -t:\n${t.all}\n${text}`);
     assert.doesNotMatch(t.all ?? '', /\[warn\]|\[emerg\]/, `${t.all}\n${text}`);
 

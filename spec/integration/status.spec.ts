@@ -51,7 +51,15 @@ describe('status endpoint', function () {
         backends: ['web'],
         status: true,
         files: {
-          'app.yaml': ingressYaml('app', [{ host: 'app.test', paths: [['/api', 'Prefix', 'web'], ['/gone', 'Exact', 'missing']] }]),
+          'app.yaml': ingressYaml('app', [
+            {
+              host: 'app.test',
+              paths: [
+                ['/api', 'Prefix', 'web'],
+                ['/gone', 'Exact', 'missing'],
+              ],
+            },
+          ]),
           'bad.yaml': ingressYaml('bad', [{ host: 'Bad.Host', paths: [['/', 'Prefix', 'web']] }]),
         },
       });
@@ -120,13 +128,20 @@ describe('JSON access log', function () {
 
   it('writes one JSON object per request naming namespace, Ingress, Service and upstream', async () => {
     const log = path.join(work, 'access.log');
-    stack = await startStack({ backends: ['web'], accessLog: log, files: { 'a.yaml': ingressYaml('shop', [{ host: 'shop.test', paths: [['/', 'Prefix', 'web']] }]) } });
+    stack = await startStack({
+      backends: ['web'],
+      accessLog: log,
+      files: { 'a.yaml': ingressYaml('shop', [{ host: 'shop.test', paths: [['/', 'Prefix', 'web']] }]) },
+    });
     assert.equal(await stack.eventually('shop.test', '/', 'web'), 'web');
     await stack.get('shop.test', '/cart?id=7', { 'User-Agent': 'spec "quoted" agent' });
     await stack.get('nowhere.test', '/');
     let lines: Array<Record<string, unknown>> = [];
     for (let i = 0; i < 50; i++) {
-      lines = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      lines = (await readFile(log, 'utf8').catch(() => ''))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       if (lines.some((l) => l.host === 'nowhere.test')) break;
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { backendYaml, ingressYaml, startStack, type Stack } from '../helpers/sidecar.ts';
 
 const P = 'nginx.ingress.kubernetes.io/';
-const inNamespace = (namespace: string, yaml: string) => yaml.replaceAll('namespace: default', `namespace: ${namespace}`);
+const inNamespace = (namespace: string, yaml: string) =>
+  yaml.replaceAll('namespace: default', `namespace: ${namespace}`);
 
 describe('tenancy between namespaces, through a real nginx', function () {
   this.timeout(120_000);
@@ -15,7 +16,12 @@ describe('tenancy between namespaces, through a real nginx', function () {
     stack = await startStack({ backends: ['alpha', 'beta'] });
     // The attacker's Service (namespace evil) has beta's echo server as its endpoint.
     await stack.write('evil-backend.yaml', inNamespace('evil', backendYaml('grab', stack.backends.get('beta')!.port)));
-    await stack.write('victim.yaml', ingressYaml('shop', [{ host: 'hijack.test', paths: [['/', 'Prefix', 'alpha']] }], { created: '2026-01-01T00:00:00Z' }));
+    await stack.write(
+      'victim.yaml',
+      ingressYaml('shop', [{ host: 'hijack.test', paths: [['/', 'Prefix', 'alpha']] }], {
+        created: '2026-01-01T00:00:00Z',
+      }),
+    );
     assert.equal(await stack.eventually('hijack.test', '/', 'alpha'), 'alpha');
   });
   after(async () => {
@@ -27,7 +33,10 @@ describe('tenancy between namespaces, through a real nginx', function () {
     const deadline = Date.now() + 8000;
     const find = () => stack.logs.find((l) => l.ingress === ingress && re.test(String(l.reason)));
     while (Date.now() < deadline && !find()) await sleep(25);
-    assert.ok(find(), `no report for ${ingress} matching ${re}: ${JSON.stringify(stack.logs.filter((l) => l.ingress === ingress))}`);
+    assert.ok(
+      find(),
+      `no report for ${ingress} matching ${re}: ${JSON.stringify(stack.logs.filter((l) => l.ingress === ingress))}`,
+    );
     await stack.sidecar.idle();
   };
   const answers = async (n: number) => {
@@ -40,10 +49,14 @@ describe('tenancy between namespaces, through a real nginx', function () {
     const takeover = (namespace: string) =>
       inNamespace(
         namespace,
-        ingressYaml('takeover', [{ host: 'hijack.test', paths: [['/', 'Prefix', namespace === 'evil' ? 'grab' : 'beta']] }], {
-          created: '2026-02-01T00:00:00Z',
-          annotations: { [`${P}canary`]: 'true', [`${P}canary-weight`]: '100' },
-        }),
+        ingressYaml(
+          'takeover',
+          [{ host: 'hijack.test', paths: [['/', 'Prefix', namespace === 'evil' ? 'grab' : 'beta']] }],
+          {
+            created: '2026-02-01T00:00:00Z',
+            annotations: { [`${P}canary`]: 'true', [`${P}canary-weight`]: '100' },
+          },
+        ),
       );
     await stack.write('takeover.yaml', takeover('evil'));
     await reported('evil/takeover', /the Ingress it would split, default\/shop, is in another namespace/);
@@ -55,10 +68,16 @@ describe('tenancy between namespaces, through a real nginx', function () {
     assert.equal(await stack.eventually('hijack.test', '/', 'alpha'), 'alpha');
   });
 
-  it("a newer Ingress of another namespace adds no path and no default backend to the host", async () => {
+  it('a newer Ingress of another namespace adds no path and no default backend to the host', async () => {
     await stack.write(
       'grab.yaml',
-      inNamespace('evil', ingressYaml('grab', [{ host: 'hijack.test', paths: [['/admin', 'Prefix', 'grab']] }], { created: '2026-02-01T00:00:00Z', defaultBackend: 'grab' })),
+      inNamespace(
+        'evil',
+        ingressYaml('grab', [{ host: 'hijack.test', paths: [['/admin', 'Prefix', 'grab']] }], {
+          created: '2026-02-01T00:00:00Z',
+          defaultBackend: 'grab',
+        }),
+      ),
     );
     await reported('evil/grab', /rules for host hijack\.test are not used: the host belongs to namespace default/);
     assert.equal(await stack.who('hijack.test', '/admin/x'), 'alpha');

@@ -27,13 +27,29 @@ const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
 function httpsGet(port: number, servername: string, urlPath = '/', host = servername): Promise<HttpsAnswer> {
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: '127.0.0.1', port, servername, path: urlPath, headers: { Host: host }, rejectUnauthorized: false, agent: false, timeout: 3000 },
+      {
+        host: '127.0.0.1',
+        port,
+        servername,
+        path: urlPath,
+        headers: { Host: host },
+        rejectUnauthorized: false,
+        agent: false,
+        timeout: 3000,
+      },
       (res) => {
         const cert = (res.socket as tls.TLSSocket).getPeerCertificate().fingerprint256;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), cert }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+            cert,
+          }),
+        );
       },
     );
     req.on('timeout', () => req.destroy(new Error(`GET https://${servername}:${port}${urlPath} timed out`)));
@@ -43,12 +59,22 @@ function httpsGet(port: number, servername: string, urlPath = '/', host = server
 }
 
 /** Polls (bounded) until `check` passes on an HTTPS answer; returns the last answer. */
-async function eventuallyHttps(stack: Stack, servername: string, check: (a: HttpsAnswer) => boolean, urlPath = '/'): Promise<HttpsAnswer> {
+async function eventuallyHttps(
+  stack: Stack,
+  servername: string,
+  check: (a: HttpsAnswer) => boolean,
+  urlPath = '/',
+): Promise<HttpsAnswer> {
   const deadline = Date.now() + 8000;
   let last: HttpsAnswer | null = null;
-  for (let settled = false; ; ) {
+  for (let settled = false; ;) {
     while (Date.now() < deadline) {
-      last = await httpsGet(stack.https!.port, servername, urlPath).catch((err: Error) => ({ status: 0, headers: {}, body: err.message, cert: '' }));
+      last = await httpsGet(stack.https!.port, servername, urlPath).catch((err: Error) => ({
+        status: 0,
+        headers: {},
+        body: err.message,
+        cert: '',
+      }));
       if (check(last)) break;
       await sleep(25);
     }
@@ -59,7 +85,8 @@ async function eventuallyHttps(stack: Stack, servername: string, check: (a: Http
   }
 }
 
-const service = (a: { status: number; body: string }) => (a.status === 200 ? (JSON.parse(a.body) as EchoReply).service : String(a.status));
+const service = (a: { status: number; body: string }) =>
+  a.status === 200 ? (JSON.parse(a.body) as EchoReply).service : String(a.status);
 
 describe('TLS through a real nginx', function () {
   this.timeout(90_000);
@@ -87,8 +114,12 @@ describe('TLS through a real nginx', function () {
   const shopFiles = () => ({
     'shop-secret.yaml': tlsSecretYaml('shop-tls', shop),
     'api-secret.yaml': tlsSecretYaml('api-tls', api),
-    'shop.yaml': ingressYaml('shop', [{ host: 'shop.test', paths: [['/', 'Prefix', 'alpha']] }], { tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }] }),
-    'api.yaml': ingressYaml('api', [{ host: 'api.test', paths: [['/', 'Prefix', 'beta']] }], { tls: [{ hosts: ['api.test'], secretName: 'api-tls' }] }),
+    'shop.yaml': ingressYaml('shop', [{ host: 'shop.test', paths: [['/', 'Prefix', 'alpha']] }], {
+      tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }],
+    }),
+    'api.yaml': ingressYaml('api', [{ host: 'api.test', paths: [['/', 'Prefix', 'beta']] }], {
+      tls: [{ hosts: ['api.test'], secretName: 'api-tls' }],
+    }),
   });
 
   it('serves each SNI name its own certificate, the backend over HTTP/2, and unknown names the default certificate and a 404', async () => {
@@ -111,7 +142,13 @@ describe('TLS through a real nginx', function () {
     assert.equal(unknown.cert, fingerprint(s.https!.defaultPem));
 
     // ALPN offers h2, and the certificate verifies against the Secret's certificate for its name.
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'shop.test', ALPNProtocols: ['h2', 'http/1.1'], ca: shop.crt });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'shop.test',
+      ALPNProtocols: ['h2', 'http/1.1'],
+      ca: shop.crt,
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once('secureConnect', resolve);
@@ -145,8 +182,12 @@ describe('TLS through a real nginx', function () {
   it('redirects plain HTTP with 308 to HTTPS, unless ssl-redirect is "false"; force-ssl-redirect redirects a host without TLS', async () => {
     const s = await start({
       ...shopFiles(),
-      'open.yaml': ingressYaml('open', [{ host: 'shop.test', paths: [['/open', 'Prefix', 'beta']] }], { annotations: { 'nginx.ingress.kubernetes.io/ssl-redirect': 'false' } }),
-      'forced.yaml': ingressYaml('forced', [{ host: 'forced.test', paths: [['/', 'Prefix', 'beta']] }], { annotations: { 'nginx.ingress.kubernetes.io/force-ssl-redirect': 'true' } }),
+      'open.yaml': ingressYaml('open', [{ host: 'shop.test', paths: [['/open', 'Prefix', 'beta']] }], {
+        annotations: { 'nginx.ingress.kubernetes.io/ssl-redirect': 'false' },
+      }),
+      'forced.yaml': ingressYaml('forced', [{ host: 'forced.test', paths: [['/', 'Prefix', 'beta']] }], {
+        annotations: { 'nginx.ingress.kubernetes.io/force-ssl-redirect': 'true' },
+      }),
       'plain.yaml': ingressYaml('plain', [{ host: 'plain.test', paths: [['/', 'Prefix', 'beta']] }]),
     });
     const port = s.https!.port;
@@ -181,11 +222,17 @@ describe('TLS through a real nginx', function () {
     assert.equal(answer.cert, fingerprint(s.https!.defaultPem));
     const warn = s.logs.find((l) => l.message === 'Ingress partly rejected' && l.ingress === 'default/shop');
     assert.ok(warn, 'the missing Secret is logged');
-    assert.match(String(warn.reason), /TLS for shop.test: Secret default\/shop-tls not found .*served over HTTPS with the default certificate/);
+    assert.match(
+      String(warn.reason),
+      /TLS for shop.test: Secret default\/shop-tls not found .*served over HTTPS with the default certificate/,
+    );
     assert.equal(warn.level, 'warn');
 
     await s.write('shop-secret.yaml', tlsSecretYaml('shop-tls', shop));
-    assert.equal((await eventuallyHttps(s, 'shop.test', (a) => a.cert === fingerprint(shop.crt))).cert, fingerprint(shop.crt));
+    assert.equal(
+      (await eventuallyHttps(s, 'shop.test', (a) => a.cert === fingerprint(shop.crt))).cert,
+      fingerprint(shop.crt),
+    );
     assert.ok(s.logs.some((l) => l.message === 'Ingress problem resolved' && l.ingress === 'default/shop'));
   });
 
@@ -199,13 +246,20 @@ describe('TLS through a real nginx', function () {
     for (const f of before) assert.equal((await stat(path.join(certDir, f))).mode & 0o777, 0o600, f);
 
     await s.write('shop-secret.yaml', tlsSecretYaml('shop-tls', shopRotated));
-    assert.equal((await eventuallyHttps(s, 'shop.test', (a) => a.cert === fingerprint(shopRotated.crt))).cert, fingerprint(shopRotated.crt));
+    assert.equal(
+      (await eventuallyHttps(s, 'shop.test', (a) => a.cert === fingerprint(shopRotated.crt))).cert,
+      fingerprint(shopRotated.crt),
+    );
     await s.sidecar.idle();
     const after = await pemFiles();
     assert.equal(after.length, 3);
     assert.equal(after.filter((f) => !before.includes(f)).length, 1, 'one new file for the rotated certificate');
     assert.equal(before.filter((f) => !after.includes(f)).length, 1, 'the old certificate file is gone');
-    const reload = s.logs.find((l) => l.message === 'nginx reloaded' && (l.tlsChanged as string[] | undefined)?.some((t) => t.startsWith('shop.test: Secret default/shop-tls')));
+    const reload = s.logs.find(
+      (l) =>
+        l.message === 'nginx reloaded' &&
+        (l.tlsChanged as string[] | undefined)?.some((t) => t.startsWith('shop.test: Secret default/shop-tls')),
+    );
     assert.ok(reload, 'the reload line says the certificate of shop.test changed');
 
     // No Ingress names api-tls any more: its file goes; the default certificate's stays.
@@ -226,7 +280,9 @@ describe('TLS through a real nginx', function () {
     const s = await start(
       {
         'fallback.yaml': tlsSecretYaml('fallback', fallback, 'ingress'),
-        'shop.yaml': ingressYaml('shop', [{ host: 'shop.test', paths: [['/', 'Prefix', 'alpha']] }], { tls: [{ hosts: ['shop.test'], secretName: 'nope' }] }),
+        'shop.yaml': ingressYaml('shop', [{ host: 'shop.test', paths: [['/', 'Prefix', 'alpha']] }], {
+          tls: [{ hosts: ['shop.test'], secretName: 'nope' }],
+        }),
       },
       { defaultSslCertificate: 'ingress/fallback' },
     );
@@ -235,25 +291,45 @@ describe('TLS through a real nginx', function () {
     await s.remove('fallback.yaml');
     const generated = await eventuallyHttps(s, 'x.fallback.test', (a) => a.cert === fingerprint(s.https!.defaultPem));
     assert.equal(generated.cert, fingerprint(s.https!.defaultPem));
-    assert.ok(s.logs.some((l) => l.message === 'configuration problem' && /--default-ssl-certificate: Secret ingress\/fallback not found/.test(String(l.reason))));
+    assert.ok(
+      s.logs.some(
+        (l) =>
+          l.message === 'configuration problem' &&
+          /--default-ssl-certificate: Secret ingress\/fallback not found/.test(String(l.reason)),
+      ),
+    );
   });
 
-  it('gives a host the default certificate when nginx refuses its Secret\'s chain, and keeps serving the others', async () => {
+  it("gives a host the default certificate when nginx refuses its Secret's chain, and keeps serving the others", async () => {
     // Parses fine here; OpenSSL's security level refuses the SHA-1 signature in the chain.
     const root = makeCert({ cn: 'Root', isCa: true, key: 'rsa' });
     const weakCa = makeCert({ cn: 'Weak intermediate', isCa: true, key: 'rsa', ca: root, sha1: true });
     const weak = makeCert({ dns: ['weak.test'], ca: weakCa });
     const s = await start({
       ...shopFiles(),
-      'weak.yaml': tlsSecretYaml('weak-tls', weak) + '---\n' + ingressYaml('weak', [{ host: 'weak.test', paths: [['/', 'Prefix', 'beta']] }], { tls: [{ hosts: ['weak.test'], secretName: 'weak-tls' }] }),
+      'weak.yaml':
+        tlsSecretYaml('weak-tls', weak) +
+        '---\n' +
+        ingressYaml('weak', [{ host: 'weak.test', paths: [['/', 'Prefix', 'beta']] }], {
+          tls: [{ hosts: ['weak.test'], secretName: 'weak-tls' }],
+        }),
     });
     const answer = await httpsGet(s.https!.port, 'weak.test');
     assert.equal(service(answer), 'beta');
     assert.equal(answer.cert, fingerprint(s.https!.defaultPem));
     assert.equal((await httpsGet(s.https!.port, 'shop.test')).cert, fingerprint(shop.crt));
-    assert.ok(s.logs.some((l) => l.message === 'nginx refused a certificate; the hosts that use it get the default certificate' && /ca md too weak/.test(String(l.nginx))));
+    assert.ok(
+      s.logs.some(
+        (l) =>
+          l.message === 'nginx refused a certificate; the hosts that use it get the default certificate' &&
+          /ca md too weak/.test(String(l.nginx)),
+      ),
+    );
     const warn = s.logs.find((l) => l.message === 'Ingress partly rejected' && l.ingress === 'default/weak');
-    assert.match(String(warn?.reason), /^TLS for weak.test: Secret default\/weak-tls: nginx refused its certificate: .*ca md too weak.*; weak.test is served over HTTPS with the default certificate$/);
+    assert.match(
+      String(warn?.reason),
+      /^TLS for weak.test: Secret default\/weak-tls: nginx refused its certificate: .*ca md too weak.*; weak.test is served over HTTPS with the default certificate$/,
+    );
   });
 
   it('falls back to the default certificate on its own when the certificate in use expires', async () => {
@@ -263,6 +339,10 @@ describe('TLS through a real nginx', function () {
     assert.equal((await httpsGet(s.https!.port, 'shop.test')).cert, fingerprint(shop.crt));
     const expired = await eventuallyHttps(s, 'shop.test', (a) => a.cert === fingerprint(s.https!.defaultPem));
     assert.equal(expired.cert, fingerprint(s.https!.defaultPem));
-    assert.ok(s.logs.some((l) => l.message === 'Ingress partly rejected' && /the certificate expired at/.test(String(l.reason))));
+    assert.ok(
+      s.logs.some(
+        (l) => l.message === 'Ingress partly rejected' && /the certificate expired at/.test(String(l.reason)),
+      ),
+    );
   });
 });

@@ -13,7 +13,9 @@ function good(name: string, backend: string): string {
 }
 
 function withSnippet(name: string, snippet: string): string {
-  return ingressYaml(name, [{ host: `${name}.test`, paths: [['/', 'Prefix', 'web']] }], { annotations: { [SNIPPET]: snippet } });
+  return ingressYaml(name, [{ host: `${name}.test`, paths: [['/', 'Prefix', 'web']] }], {
+    annotations: { [SNIPPET]: snippet },
+  });
 }
 
 function rejectedLog(stack: Stack, ingress: string): Record<string, unknown> | undefined {
@@ -29,7 +31,7 @@ describe('an nginx refusal that names no Ingress (bisection)', function () {
     stack = undefined;
   });
 
-  it('sets aside the one Ingress with an unknown variable, with nginx\'s message, and serves the others', async () => {
+  it("sets aside the one Ingress with an unknown variable, with nginx's message, and serves the others", async () => {
     stack = await startStack({
       backends: ['web', 'api'],
       allowSnippets: true,
@@ -42,10 +44,20 @@ describe('an nginx refusal that names no Ingress (bisection)', function () {
         'linkerd.yaml': withSnippet('linkerd', LINKERD),
       },
     });
-    for (const [host, backend] of [['alpha', 'web'], ['bravo', 'api'], ['charlie', 'web'], ['delta', 'api'], ['echo', 'web']]) {
+    for (const [host, backend] of [
+      ['alpha', 'web'],
+      ['bravo', 'api'],
+      ['charlie', 'web'],
+      ['delta', 'api'],
+      ['echo', 'web'],
+    ]) {
       assert.equal(await stack.eventually(`${host}.test`, '/', backend!), backend, host);
     }
-    assert.equal(await stack.who('linkerd.test', '/'), '503', 'the culprit is not served: its paths answer 503 (fail closed)');
+    assert.equal(
+      await stack.who('linkerd.test', '/'),
+      '503',
+      'the culprit is not served: its paths answer 503 (fail closed)',
+    );
     const reported = rejectedLog(stack, 'default/linkerd');
     assert.match(String(reported?.reason), /^nginx rejected its configuration: unknown "service_name" variable/);
     assert.deepEqual(
@@ -71,13 +83,30 @@ describe('an nginx refusal that names no Ingress (bisection)', function () {
     files['x2.yaml'] = withSnippet('bad-tenant', 'proxy_set_header X-Tenant $tenant_id;');
     files['x3.yaml'] = withSnippet('bad-header', 'add_header X-Region $region_name always;');
     stack = await startStack({ backends: ['web', 'api'], allowSnippets: true, files });
-    for (let i = 0; i < 12; i++) assert.equal(await stack.eventually(`good${i}.test`, '/', i % 2 ? 'api' : 'web'), i % 2 ? 'api' : 'web', `good${i}`);
-    for (const [name, variable] of [['bad-linkerd', 'service_name'], ['bad-tenant', 'tenant_id'], ['bad-header', 'region_name']]) {
+    for (let i = 0; i < 12; i++)
+      assert.equal(
+        await stack.eventually(`good${i}.test`, '/', i % 2 ? 'api' : 'web'),
+        i % 2 ? 'api' : 'web',
+        `good${i}`,
+      );
+    for (const [name, variable] of [
+      ['bad-linkerd', 'service_name'],
+      ['bad-tenant', 'tenant_id'],
+      ['bad-header', 'region_name'],
+    ]) {
       assert.equal(await stack.who(`${name}.test`, '/'), '503', name);
-      assert.match(String(rejectedLog(stack, `default/${name}`)?.reason), new RegExp(`unknown "${variable}" variable`), name);
+      assert.match(
+        String(rejectedLog(stack, `default/${name}`)?.reason),
+        new RegExp(`unknown "${variable}" variable`),
+        name,
+      );
     }
     const found = stack.logs.find((l) => l.message === 'found the Ingresses nginx refuses');
-    assert.deepEqual([...(found?.ingresses as string[])].sort(), ['default/bad-header', 'default/bad-linkerd', 'default/bad-tenant']);
+    assert.deepEqual([...(found?.ingresses as string[])].sort(), [
+      'default/bad-header',
+      'default/bad-linkerd',
+      'default/bad-tenant',
+    ]);
     // k = 3 among n = 15: at most 1 + 3 (ceil(log2 15) + 1) = 16 runs of nginx -t, far below 15 one by one plus retries.
     assert.ok(typeof found?.checks === 'number' && found.checks <= 16, `checks: ${String(found?.checks)}`);
     assert.equal(stack.logs.filter((l) => l.message === 'Ingress rejected').length, 3);
@@ -91,7 +120,8 @@ describe('an nginx refusal that names no Ingress (bisection)', function () {
     await writeFile(`${stack.confDir}/zz-user.conf`, 'server_names_hash_bucket_size 128;\n');
     await stack.write('b.yaml', good('bravo', 'web'));
     const deadline = Date.now() + 8000;
-    const refused = () => stack!.logs.find((l) => l.message === 'nginx rejected the configuration; the last good one stays live');
+    const refused = () =>
+      stack!.logs.find((l) => l.message === 'nginx rejected the configuration; the last good one stays live');
     while (Date.now() < deadline && !refused()) await new Promise((r) => setTimeout(r, 50));
     assert.match(String(refused()?.withoutIngresses), /not in any Ingress/);
     assert.equal(stack.logs.filter((l) => l.message === 'Ingress rejected').length, 0);

@@ -26,7 +26,7 @@ describe('certificate store', function () {
   });
   afterEach(() => rm(work, { recursive: true, force: true }));
 
-  it('lives in <conf dir>/ingress-sidecar-certs, which nginx\'s *.conf include never matches', () => {
+  it("lives in <conf dir>/ingress-sidecar-certs, which nginx's *.conf include never matches", () => {
     assert.equal(certDirFor('/etc/nginx/conf.d'), '/etc/nginx/conf.d/ingress-sidecar-certs');
   });
 
@@ -54,7 +54,10 @@ describe('certificate store', function () {
     assert.deepEqual([privateFileMode(A.pem), privateFileMode(H.pem)], [0o600, 0o640]);
     const store = new CertStore({ dir });
     assert.deepEqual(await store.write([A, H]), [A.file, H.file]);
-    assert.deepEqual([await mode(path.join(dir, A.file)), await mode(path.join(dir, H.file)), await mode(dir)], [0o600, 0o640, 0o710]);
+    assert.deepEqual(
+      [await mode(path.join(dir, A.file)), await mode(path.join(dir, H.file)), await mode(dir)],
+      [0o600, 0o640, 0o710],
+    );
     // What an earlier version wrote (0600) is widened to 0640 without a rewrite, and narrowed back if someone opened it up.
     await chmod(path.join(dir, H.file), 0o600);
     assert.deepEqual(await new CertStore({ dir }).write([A, H]), []);
@@ -73,7 +76,7 @@ describe('certificate store', function () {
     }
   });
 
-  it('in a setgid directory of the pod\'s fsGroup (an emptyDir with fsGroup), files get that group and the setgid bit survives', async function () {
+  it("in a setgid directory of the pod's fsGroup (an emptyDir with fsGroup), files get that group and the setgid bit survives", async function () {
     if (process.getuid?.() !== 0) this.skip(); // chgrp to a group we are not in needs root
     const GROUP = 65534; // any group other than ours; the kubelet uses fsGroup
     const confDir = path.join(work, 'conf.d');
@@ -83,7 +86,11 @@ describe('certificate store', function () {
     const certs = certDirFor(confDir);
     await new CertStore({ dir: certs }).write([A, H]);
     const d = await stat(certs);
-    assert.deepEqual([d.gid, d.mode & 0o7777], [GROUP, 0o2710], 'inherited group, setgid kept through the chmod to 0710');
+    assert.deepEqual(
+      [d.gid, d.mode & 0o7777],
+      [GROUP, 0o2710],
+      'inherited group, setgid kept through the chmod to 0710',
+    );
     for (const f of [A, H]) assert.equal((await stat(path.join(certs, f.file))).gid, GROUP, f.file);
     // An existing directory with other bits is fixed, setgid kept.
     await chmod(certs, 0o2755);

@@ -63,30 +63,49 @@ describe('parseConfig', () => {
     const r = ok([
       'render',
       ...DIR,
-      '--kubeconfig', '/etc/kube/config',
-      '--namespace', 'team-a',
-      '--file', '/m.yaml',
+      '--kubeconfig',
+      '/etc/kube/config',
+      '--namespace',
+      'team-a',
+      '--file',
+      '/m.yaml',
       '--no-nginx-check',
-      '--conf-dir', '/c',
-      '--http-port', '8080',
+      '--conf-dir',
+      '/c',
+      '--http-port',
+      '8080',
       '--https-port=8443',
-      '--https-redirect-port', '443',
-      '--default-ssl-certificate', 'ingress-sidecar/wildcard-tls',
-      '--nginx-pid-file', '/run/nginx.pid',
-      '--nginx-binary', '/usr/sbin/nginx',
-      '--ingress-class', 'internal.example.com',
+      '--https-redirect-port',
+      '443',
+      '--default-ssl-certificate',
+      'ingress-sidecar/wildcard-tls',
+      '--nginx-pid-file',
+      '/run/nginx.pid',
+      '--nginx-binary',
+      '/usr/sbin/nginx',
+      '--ingress-class',
+      'internal.example.com',
       '--watch-ingress-without-class',
-      '--debounce-ms', '0',
-      '--max-delay-ms', '0',
-      '--reload-timeout-ms', '250',
+      '--debounce-ms',
+      '0',
+      '--max-delay-ms',
+      '0',
+      '--reload-timeout-ms',
+      '250',
       '--no-ipv6',
-      '--log-level', 'debug',
-      '--log-format', 'text',
-      '--listen', '[::1]:9000',
-      '--access-log', '/var/log/nginx/ingress.json',
+      '--log-level',
+      'debug',
+      '--log-format',
+      'text',
+      '--listen',
+      '[::1]:9000',
+      '--access-log',
+      '/var/log/nginx/ingress.json',
       '--no-update-status',
-      '--publish-service', 'ingress-sidecar/edge',
-      '--election-id', 'edge-leader',
+      '--publish-service',
+      'ingress-sidecar/edge',
+      '--election-id',
+      'edge-leader',
       '--allow-snippet-annotations',
       '--allow-cross-namespace-canary',
       '--allow-cross-namespace-hosts',
@@ -161,7 +180,16 @@ describe('parseConfig', () => {
   });
 
   it('accepts the usual spellings of booleans in the environment', () => {
-    for (const [v, want] of [['true', true], ['1', true], ['YES', true], ['on', true], ['false', false], ['0', false], ['No', false], ['off', false]] as const) {
+    for (const [v, want] of [
+      ['true', true],
+      ['1', true],
+      ['YES', true],
+      ['on', true],
+      ['false', false],
+      ['0', false],
+      ['No', false],
+      ['off', false],
+    ] as const) {
       assert.equal(ok(DIR, { INGRESS_SIDECAR_IPV6: v }).config.ipv6, want, v);
     }
   });
@@ -170,7 +198,12 @@ describe('parseConfig', () => {
     const cases: Array<[string, string[], Record<string, string>, RegExp[]]> = [
       ['non-integer port', ['--http-port', 'eighty'], {}, [/--http-port/, /"eighty"/]],
       ['port 0', ['--http-port', '0'], {}, [/--http-port/, /"0"/, /1 to 65535/]],
-      ['HTTPS on the HTTP port', ['--http-port', '8080', '--https-port', '8080'], {}, [/--https-port and --http-port are both 8080/]],
+      [
+        'HTTPS on the HTTP port',
+        ['--http-port', '8080', '--https-port', '8080'],
+        {},
+        [/--https-port and --http-port are both 8080/],
+      ],
       ['port too large', ['--http-port', '65536'], {}, [/--http-port/, /"65536"/]],
       ['port with junk', ['--http-port', '80abc'], {}, [/--http-port/, /"80abc"/]],
       ['fractional ms', ['--debounce-ms', '1.5'], {}, [/--debounce-ms/, /"1\.5"/]],
@@ -183,7 +216,12 @@ describe('parseConfig', () => {
       ['empty conf dir', ['--conf-dir', ''], {}, [/--conf-dir/, /empty/]],
       ['bad env port', [], { INGRESS_SIDECAR_HTTP_PORT: 'x' }, [/INGRESS_SIDECAR_HTTP_PORT/, /--http-port/, /"x"/]],
       ['bad env boolean', [], { INGRESS_SIDECAR_IPV6: 'maybe' }, [/INGRESS_SIDECAR_IPV6/, /--ipv6/, /"maybe"/]],
-      ['max delay below debounce', ['--debounce-ms', '500', '--max-delay-ms', '200'], {}, [/--max-delay-ms \(200\)/, /--debounce-ms \(500\)/]],
+      [
+        'max delay below debounce',
+        ['--debounce-ms', '500', '--max-delay-ms', '200'],
+        {},
+        [/--max-delay-ms \(200\)/, /--debounce-ms \(500\)/],
+      ],
       ['unknown flag', ['--watchdir', '/x'], {}, [/unknown flag --watchdir/]],
       ['missing value', ['--http-port'], {}, [/--http-port needs a value/]],
       ['missing value of a short flag, named by its long name', ['-f'], {}, [/^--file needs a value$/]],
@@ -223,10 +261,18 @@ describe('parseConfig', () => {
     });
 
     it('refuses the Kubernetes source flags where manifest files are served instead', () => {
-      const e = fails([...DIR, '--namespace', 'team-a'], {}, /^--namespace is for the Kubernetes API source, but --watch-dir serves manifest files/);
+      const e = fails(
+        [...DIR, '--namespace', 'team-a'],
+        {},
+        /^--namespace is for the Kubernetes API source, but --watch-dir serves manifest files/,
+      );
       assert.equal(e.flag, '--namespace');
       fails(DIR, { INGRESS_SIDECAR_KUBECONFIG: '/kc' }, /^--kubeconfig is for the Kubernetes API source/);
-      fails(['demo', '--kubeconfig', '/kc'], {}, /--kubeconfig is for the Kubernetes API source, but demo serves examples\/local/);
+      fails(
+        ['demo', '--kubeconfig', '/kc'],
+        {},
+        /--kubeconfig is for the Kubernetes API source, but demo serves examples\/local/,
+      );
     });
 
     it('passes the Kubernetes client its own environment variables, and only those', () => {
@@ -238,7 +284,12 @@ describe('parseConfig', () => {
         INGRESS_SIDECAR_HTTP_PORT: '8080',
         UNRELATED: 'x',
       });
-      assert.deepEqual(r.kubeEnv, { kubeconfigPath: '/a:/b', home: '/home/me', serviceHost: '10.96.0.1', servicePort: '443' });
+      assert.deepEqual(r.kubeEnv, {
+        kubeconfigPath: '/a:/b',
+        home: '/home/me',
+        serviceHost: '10.96.0.1',
+        servicePort: '443',
+      });
       assert.deepEqual(ok([], { KUBECONFIG: '' }).kubeEnv, {});
     });
 
@@ -334,7 +385,9 @@ describe('parseConfig', () => {
     it('documents exactly the flags the parser accepts, and each env var works', () => {
       const text = helpText();
       // Flags with a one-letter alias are listed as `-f, --file FILE|DIR`; -h, --help is not a setting.
-      const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
+      const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)]
+        .map((m) => m[1]!)
+        .filter((f) => f !== 'help');
       assert.equal(flags.length, 30);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
@@ -369,7 +422,10 @@ describe('config: operability flags', () => {
     assert.ok(off.kind === 'ok');
     assert.equal(off.config.accessLog, null);
     for (const bad of ['relative.log', '/var/log/x;load_module y', '/tmp/a b', '/var/log/$host']) {
-      assert.throws(() => parseConfig(['run', '--watch-dir', '/m', '--access-log', bad], {}), (e: unknown) => e instanceof ConfigError && /--access-log/.test(e.message));
+      assert.throws(
+        () => parseConfig(['run', '--watch-dir', '/m', '--access-log', bad], {}),
+        (e: unknown) => e instanceof ConfigError && /--access-log/.test(e.message),
+      );
     }
   });
 
@@ -388,8 +444,14 @@ describe('config: Ingress status publishing', () => {
     const addrs = parseConfig(['run'], { INGRESS_SIDECAR_PUBLISH_ADDRESS: '203.0.113.7,lb.example.com' });
     assert.ok(addrs.kind === 'ok');
     assert.deepEqual(addrs.config.publishAddress, [{ ip: '203.0.113.7' }, { hostname: 'lb.example.com' }]);
-    assert.throws(() => parseConfig(['run', '--publish-service', 'a/b', '--publish-address', '1.2.3.4'], {}), /alternatives/);
-    assert.throws(() => parseConfig(['run', '--watch-dir', '/m', '--publish-service', 'a/b'], {}), /--publish-service is for the Kubernetes API source/);
+    assert.throws(
+      () => parseConfig(['run', '--publish-service', 'a/b', '--publish-address', '1.2.3.4'], {}),
+      /alternatives/,
+    );
+    assert.throws(
+      () => parseConfig(['run', '--watch-dir', '/m', '--publish-service', 'a/b'], {}),
+      /--publish-service is for the Kubernetes API source/,
+    );
     assert.throws(() => parseConfig(['run', '--publish-service', 'no-slash'], {}), ConfigError);
   });
 
@@ -432,7 +494,13 @@ describe('config: snippet annotations', () => {
     // The flag wins over the environment, both ways.
     const env = { INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS: 'true' };
     assert.equal(ok([...DIR, '--no-allow-snippet-annotations'], env).config.allowSnippetAnnotations, false);
-    fails(DIR, { INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS: 'sometimes' }, /INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS/, /--allow-snippet-annotations/, /"sometimes"/);
+    fails(
+      DIR,
+      { INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS: 'sometimes' },
+      /INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS/,
+      /--allow-snippet-annotations/,
+      /"sometimes"/,
+    );
     fails([...DIR, '--allow-snippet-annotations=sometimes'], {}, /--allow-snippet-annotations/, /"sometimes"/);
   });
 });
@@ -445,8 +513,14 @@ describe('config: booleans with a value, and the switches for running beside ing
     assert.equal(ok([...DIR, '--ipv6=False']).config.ipv6, false);
     assert.equal(ok([...DIR, '--allow-snippet-annotations=1']).config.allowSnippetAnnotations, true);
     // The flag wins over the environment, both ways, whichever spelling.
-    assert.equal(ok([...DIR, '--update-status=false'], { INGRESS_SIDECAR_UPDATE_STATUS: 'true' }).config.updateStatus, false);
-    assert.equal(ok([...DIR, '--update-status=true'], { INGRESS_SIDECAR_UPDATE_STATUS: 'false' }).config.updateStatus, true);
+    assert.equal(
+      ok([...DIR, '--update-status=false'], { INGRESS_SIDECAR_UPDATE_STATUS: 'true' }).config.updateStatus,
+      false,
+    );
+    assert.equal(
+      ok([...DIR, '--update-status=true'], { INGRESS_SIDECAR_UPDATE_STATUS: 'false' }).config.updateStatus,
+      true,
+    );
     assert.equal(ok([...DIR], { INGRESS_SIDECAR_UPDATE_STATUS: 'false' }).config.updateStatus, false);
     // After `--` nothing is a flag.
     assert.deepEqual(ok(['run', ...DIR, '--', '--ipv6=false']).rest, ['--ipv6=false']);
@@ -456,22 +530,42 @@ describe('config: booleans with a value, and the switches for running beside ing
   it('--watch-ingress-without-class (or its variable) reaches translate; off by default', () => {
     assert.equal(translateOptions(ok(DIR).config).watchIngressWithoutClass, false);
     assert.equal(translateOptions(ok([...DIR, '--watch-ingress-without-class']).config).watchIngressWithoutClass, true);
-    assert.equal(translateOptions(ok([...DIR, '--watch-ingress-without-class=true']).config).watchIngressWithoutClass, true);
-    assert.equal(translateOptions(ok(DIR, { INGRESS_SIDECAR_WATCH_INGRESS_WITHOUT_CLASS: 'true' }).config).watchIngressWithoutClass, true);
+    assert.equal(
+      translateOptions(ok([...DIR, '--watch-ingress-without-class=true']).config).watchIngressWithoutClass,
+      true,
+    );
+    assert.equal(
+      translateOptions(ok(DIR, { INGRESS_SIDECAR_WATCH_INGRESS_WITHOUT_CLASS: 'true' }).config)
+        .watchIngressWithoutClass,
+      true,
+    );
   });
 });
 
 describe('config: cross-namespace canaries', () => {
   it('keeps canaries in their own namespace unless --allow-cross-namespace-canary (or its variable) is given, and passes the choice to translate', () => {
     assert.equal(translateOptions(ok(DIR).config).allowCrossNamespaceCanary, false);
-    assert.equal(translateOptions(ok([...DIR, '--allow-cross-namespace-canary']).config).allowCrossNamespaceCanary, true);
-    assert.equal(ok(DIR, { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY: 'true' }).config.allowCrossNamespaceCanary, true);
-    assert.equal(ok([...DIR, '--no-allow-cross-namespace-canary'], { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY: 'true' }).config.allowCrossNamespaceCanary, false);
+    assert.equal(
+      translateOptions(ok([...DIR, '--allow-cross-namespace-canary']).config).allowCrossNamespaceCanary,
+      true,
+    );
+    assert.equal(
+      ok(DIR, { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY: 'true' }).config.allowCrossNamespaceCanary,
+      true,
+    );
+    assert.equal(
+      ok([...DIR, '--no-allow-cross-namespace-canary'], { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY: 'true' }).config
+        .allowCrossNamespaceCanary,
+      false,
+    );
   });
 
   it('serves a host from one namespace unless --allow-cross-namespace-hosts (or its variable) is given, and passes the choice to translate', () => {
     assert.equal(translateOptions(ok(DIR).config).allowCrossNamespaceHosts, false);
     assert.equal(translateOptions(ok([...DIR, '--allow-cross-namespace-hosts']).config).allowCrossNamespaceHosts, true);
-    assert.equal(ok(DIR, { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_HOSTS: 'true' }).config.allowCrossNamespaceHosts, true);
+    assert.equal(
+      ok(DIR, { INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_HOSTS: 'true' }).config.allowCrossNamespaceHosts,
+      true,
+    );
   });
 });

@@ -10,7 +10,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const docs = ['README.md', ...readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const docs = [
+  'README.md',
+  ...readdirSync(path.join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
 
 /** The lines outside fenced code blocks: links and headings in code are not links and headings. */
@@ -31,7 +37,10 @@ const anchors = (file: string) => {
     const m = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
     if (!m) continue;
     const text = m[1]!.replace(/\[([^\]]*)\]\([^)]*\)/g, '$1');
-    const base = text.toLowerCase().replace(/[^\p{L}\p{M}\p{N} _-]/gu, '').replace(/ /g, '-');
+    const base = text
+      .toLowerCase()
+      .replace(/[^\p{L}\p{M}\p{N} _-]/gu, '')
+      .replace(/ /g, '-');
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     ids.add(n === 0 ? base : `${base}-${n}`);
@@ -41,7 +50,9 @@ const anchors = (file: string) => {
 
 /** Every `](target)` of a file, outside code. */
 const links = (file: string) =>
-  prose(read(file)).flatMap((line) => [...line.replace(/`[^`]*`/g, '').matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((m) => m[1]!));
+  prose(read(file)).flatMap((line) =>
+    [...line.replace(/`[^`]*`/g, '').matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((m) => m[1]!),
+  );
 
 describe('docs: links and paths', () => {
   it('every relative link points at an existing file, and every #anchor at a heading of it', () => {
@@ -57,7 +68,8 @@ describe('docs: links and paths', () => {
           continue;
         }
         if (anchor === undefined) continue;
-        if (!statSync(abs).isFile() || !to.endsWith('.md')) dead.push(`${file}: ${target} (an anchor into ${to}, not a markdown file)`);
+        if (!statSync(abs).isFile() || !to.endsWith('.md'))
+          dead.push(`${file}: ${target} (an anchor into ${to}, not a markdown file)`);
         else if (!anchors(to).has(anchor)) dead.push(`${file}: ${target} (${to} has no heading #${anchor})`);
       }
     }
@@ -68,7 +80,9 @@ describe('docs: links and paths', () => {
     const missing: string[] = [];
     for (const file of docs.filter((f) => f !== 'docs/benchmarks.md')) {
       for (const line of prose(read(file))) {
-        for (const m of line.matchAll(/`((?:src|spec|bench|manifests|examples|scripts|nginx|bin|docs|\.ci)\/[^`\s]*)`/g)) {
+        for (const m of line.matchAll(
+          /`((?:src|spec|bench|manifests|examples|scripts|nginx|bin|docs|\.ci)\/[^`\s]*)`/g,
+        )) {
           const p = m[1]!;
           if (/[*<>{}]/.test(p)) continue; // a pattern (`nginx/*.mustache`), not a path
           if (!existsSync(path.join(root, p))) missing.push(`${file}: ${p}`);

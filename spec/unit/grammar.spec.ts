@@ -18,14 +18,29 @@ describe('grammars match what nginx parses', function () {
   describe('nginx token length (4095 bytes)', () => {
     it('refuses CORS header lists that would be one header value of 4096 bytes or more', () => {
       const headers = Array.from({ length: 200 }, (_, i) => `X-Header-${i}-${'h'.repeat(20)}`).join(',');
-      assert.throws(() => parseAnnotations({ [A('enable-cors')]: 'true', [A('cors-allow-headers')]: headers }, { namespace: 'default', tlsEnabled: true }), /cors-allow-headers.*too long/);
-      assert.throws(() => parseAnnotations({ [A('enable-cors')]: 'true', [A('cors-expose-headers')]: headers }, { namespace: 'default', tlsEnabled: true }), /cors-expose-headers.*too long/);
+      assert.throws(
+        () =>
+          parseAnnotations(
+            { [A('enable-cors')]: 'true', [A('cors-allow-headers')]: headers },
+            { namespace: 'default', tlsEnabled: true },
+          ),
+        /cors-allow-headers.*too long/,
+      );
+      assert.throws(
+        () =>
+          parseAnnotations(
+            { [A('enable-cors')]: 'true', [A('cors-expose-headers')]: headers },
+            { namespace: 'default', tlsEnabled: true },
+          ),
+        /cors-expose-headers.*too long/,
+      );
     });
   });
 
   describe('regex paths, as PCRE2 compiles them', () => {
     it('refuses "{" and "}" that do not form a repetition ("{,3}" is one in PCRE2 10.43, a literal to JavaScript)', () => {
-      for (const r of ['/a{,3}', '/x{', '/x}', '/x{2,']) assert.throws(() => parseRegexPath(r), /repetition|nothing/i, r);
+      for (const r of ['/a{,3}', '/x{', '/x}', '/x{2,'])
+        assert.throws(() => parseRegexPath(r), /repetition|nothing/i, r);
     });
   });
 });

@@ -79,7 +79,8 @@ describe('Reconciler', () => {
     await r.idle();
     assert.ok(passes.length <= 9, `expected at most 600/100 + 2 passes (+1 for timer slack), saw ${passes.length}`);
     // A bucket of two passes, refilled one per ceiling: never three passes within one ceiling.
-    for (let i = 2; i < passes.length; i++) assert.ok(passes[i]! - passes[i - 2]! >= 95, `passes ${i - 2} and ${i}: ${passes[i]! - passes[i - 2]!} ms apart`);
+    for (let i = 2; i < passes.length; i++)
+      assert.ok(passes[i]! - passes[i - 2]! >= 95, `passes ${i - 2} and ${i}: ${passes[i]! - passes[i - 2]!} ms apart`);
     // After a quiet ceiling, a lone change waits only for the debounce.
     await sleep(120);
     const before = passes.length;
@@ -92,7 +93,10 @@ describe('Reconciler', () => {
     const second = Date.now();
     r.trigger();
     while (passes.length === before + 1 && Date.now() - second < 1000) await sleep(2);
-    assert.ok(passes[before + 1]! - second < 60, `a change right after one pass waited ${passes[before + 1]! - second} ms`);
+    assert.ok(
+      passes[before + 1]! - second < 60,
+      `a change right after one pass waited ${passes[before + 1]! - second} ms`,
+    );
     await r.stop();
   });
 

@@ -12,27 +12,53 @@ describe('sidecar: a pass gives other work turns', function () {
   it('gives the same model, files and reload summary in steps as in one go', async () => {
     const backend = { service: { name: 'svc', port: { name: 'http' } } };
     const ingresses: V1Ingress[] = Array.from({ length: 40 }, (_, i) => ({
-      metadata: { name: `app-${i}`, namespace: `ns-${i % 3}`, creationTimestamp: new Date(Date.UTC(2026, 0, 1) + i * 1000) },
+      metadata: {
+        name: `app-${i}`,
+        namespace: `ns-${i % 3}`,
+        creationTimestamp: new Date(Date.UTC(2026, 0, 1) + i * 1000),
+      },
       spec: {
         ingressClassName: 'nginx',
         rules: [
-          { host: `app-${i % 25}.test`, http: { paths: [{ path: '/', pathType: 'Prefix', backend }, { path: `/p${i}/`, pathType: 'Exact', backend }, { path: `/p${i}`, pathType: 'Prefix', backend }] } },
+          {
+            host: `app-${i % 25}.test`,
+            http: {
+              paths: [
+                { path: '/', pathType: 'Prefix', backend },
+                { path: `/p${i}/`, pathType: 'Exact', backend },
+                { path: `/p${i}`, pathType: 'Prefix', backend },
+              ],
+            },
+          },
           { http: { paths: [{ path: `/shared-${i}/x/`, pathType: 'Exact', backend }] } },
         ],
       },
     }));
-    const services = [0, 1, 2].map((n) => ({ metadata: { name: 'svc', namespace: `ns-${n}` }, spec: { ports: [{ name: 'http', port: 80, targetPort: 8080 }] } }));
+    const services = [0, 1, 2].map((n) => ({
+      metadata: { name: 'svc', namespace: `ns-${n}` },
+      spec: { ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+    }));
     const endpointSlices = [0, 1, 2].map((n) => ({
       metadata: { name: 'svc-1', namespace: `ns-${n}`, labels: { 'kubernetes.io/service-name': 'svc' } },
       addressType: 'IPv4',
       ports: [{ name: 'http', port: 8080 }],
       endpoints: [{ addresses: [`10.0.0.${n + 1}`], conditions: { ready: true } }],
     }));
-    const snap = { ingresses, ingressClasses: [], services, endpointSlices, endpoints: [], secrets: [] } as unknown as Snapshot;
+    const snap = {
+      ingresses,
+      ingressClasses: [],
+      services,
+      endpointSlices,
+      endpoints: [],
+      secrets: [],
+    } as unknown as Snapshot;
     const options = { ingressClass: 'nginx', httpPort: 8080, ipv6: false };
     const api = translation as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
     const r = render as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
-    const diff = (await import('../../src/sync/model-diff.ts')) as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    const diff = (await import('../../src/sync/model-diff.ts')) as unknown as Record<
+      string,
+      (...a: unknown[]) => Promise<unknown>
+    >;
     assert.equal(typeof api.translateAsync, 'function', 'translate in steps (translateAsync)');
     const whole = translation.translate(snap, options);
     // Counts turns of the event loop: an immediate that schedules itself runs once per turn.

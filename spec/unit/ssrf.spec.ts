@@ -8,11 +8,27 @@ import { model, server } from './translate/common.ts';
 
 const M = 'nginx.ingress.kubernetes.io/mirror-target';
 const host = (url: string) => parseMirrorTarget(M, url).host;
-const refused = (url: string, why: RegExp) => throws(() => parseMirrorTarget(M, url), (err: unknown) => err instanceof InvalidValue && why.test(err.message), url);
+const refused = (url: string, why: RegExp) =>
+  throws(
+    () => parseMirrorTarget(M, url),
+    (err: unknown) => err instanceof InvalidValue && why.test(err.message),
+    url,
+  );
 
 describe('SSRF: mirror-target hosts', () => {
   it('refuses every other spelling of 169.254.169.254 (and of 127.0.0.1) that resolvers accept', () => {
-    for (const h of ['2852039166', '0xa9fea9fe', '0251.0376.0251.0376', '169.254.43518', '169.0xfe.169.254', '0x7f.1', '2130706433', '127.1', '0177.0.0.1', '169.254.169.0254']) {
+    for (const h of [
+      '2852039166',
+      '0xa9fea9fe',
+      '0251.0376.0251.0376',
+      '169.254.43518',
+      '169.0xfe.169.254',
+      '0x7f.1',
+      '2130706433',
+      '127.1',
+      '0177.0.0.1',
+      '169.254.169.0254',
+    ]) {
       refused(`http://${h}/`, /in a form other than dotted-quad/);
     }
   });
@@ -54,16 +70,46 @@ describe('SSRF: mirror-target hosts', () => {
 
   it('accepts canonical public and private addresses and DNS names, and keeps them as written (lowercase)', () => {
     deepStrictEqual(
-      ['10.0.0.5', '192.168.1.1', '8.8.8.8', '[2001:db8::1]', '[fd12:3456::1]', 'mirror.shop.svc.cluster.local', 'Mirror.Example.com', '1password.com', 'x.0ab'].map((h) => host(`https://${h}:8443/`)),
-      ['10.0.0.5', '192.168.1.1', '8.8.8.8', '[2001:db8::1]', '[fd12:3456::1]', 'mirror.shop.svc.cluster.local', 'mirror.example.com', '1password.com', 'x.0ab'],
+      [
+        '10.0.0.5',
+        '192.168.1.1',
+        '8.8.8.8',
+        '[2001:db8::1]',
+        '[fd12:3456::1]',
+        'mirror.shop.svc.cluster.local',
+        'Mirror.Example.com',
+        '1password.com',
+        'x.0ab',
+      ].map((h) => host(`https://${h}:8443/`)),
+      [
+        '10.0.0.5',
+        '192.168.1.1',
+        '8.8.8.8',
+        '[2001:db8::1]',
+        '[fd12:3456::1]',
+        'mirror.shop.svc.cluster.local',
+        'mirror.example.com',
+        '1password.com',
+        'x.0ab',
+      ],
     );
   });
 
   it('an Ingress whose mirror-target is refused answers 503 at its paths, and says why', () => {
-    const ing = ingress('m', [rule('shop.test', path('/', 'Prefix', 'web'))], { annotations: { [M]: 'http://0xa9fea9fe/latest/meta-data/' } });
+    const ing = ingress('m', [rule('shop.test', path('/', 'Prefix', 'web'))], {
+      annotations: { [M]: 'http://0xa9fea9fe/latest/meta-data/' },
+    });
     const m = model(snapshot({ ingresses: [ing], backends: [backendService('web')] }));
     equal(server(m, 'shop.test').locations[0]!.action.kind, 'unavailable');
     equal(server(m, 'shop.test').mirrors.length, 0);
-    equal(m.rejections.some((r) => r.ingress === 'default/m' && /mirror-target.*"0xa9fea9fe" is an IPv4 address in a form other than dotted-quad/.test(r.reason)), true, JSON.stringify(m.rejections));
+    equal(
+      m.rejections.some(
+        (r) =>
+          r.ingress === 'default/m' &&
+          /mirror-target.*"0xa9fea9fe" is an IPv4 address in a form other than dotted-quad/.test(r.reason),
+      ),
+      true,
+      JSON.stringify(m.rejections),
+    );
   });
 });

@@ -2,7 +2,13 @@
 import { deepStrictEqual, equal, match, ok } from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
-import { certificateFromPem, certificateFromSecret, hostProblem, validityProblem, type Certificate } from '../../src/translate/certificates.ts';
+import {
+  certificateFromPem,
+  certificateFromSecret,
+  hostProblem,
+  validityProblem,
+  type Certificate,
+} from '../../src/translate/certificates.ts';
 import { InvalidValue, parseHost } from '../../src/grammar.ts';
 import { makeCert, tlsSecret, type TestCert } from '../helpers/certs.ts';
 
@@ -43,10 +49,10 @@ describe('tls: certificates from kubernetes.io/tls Secrets', function () {
     match(c.file, /^[0-9a-f]{32}\.pem$/);
     deepStrictEqual(c.dnsNames, ['shop.test', 'www.shop.test']);
     // Re-encoded from what parsed: certificate, then the key, nothing else.
-    deepStrictEqual(
-      c.pem.match(/-----BEGIN [A-Z ]+-----/g),
-      ['-----BEGIN CERTIFICATE-----', '-----BEGIN PRIVATE KEY-----'],
-    );
+    deepStrictEqual(c.pem.match(/-----BEGIN [A-Z ]+-----/g), [
+      '-----BEGIN CERTIFICATE-----',
+      '-----BEGIN PRIVATE KEY-----',
+    ]);
     equal(new X509Certificate(c.pem).fingerprint256, new X509Certificate(shop.crt).fingerprint256);
     // Same content, same name; another certificate, another name.
     equal(good(certificateFromPem(shop.crt, shop.key)).file, c.file);
@@ -75,20 +81,80 @@ describe('tls: certificates from kubernetes.io/tls Secrets', function () {
   });
 
   const refusals: Array<[string, () => Certificate, RegExp]> = [
-    ['a Secret of another type', () => certificateFromSecret(tlsSecret('s', shop.crt, shop.key, { type: 'Opaque' })), /its type is "Opaque", not kubernetes.io\/tls/],
-    ['a Secret without tls.key', () => certificateFromSecret({ ...tlsSecret('s', shop.crt, shop.key), data: { 'tls.crt': Buffer.from(shop.crt).toString('base64') } }), /no tls.key/],
+    [
+      'a Secret of another type',
+      () => certificateFromSecret(tlsSecret('s', shop.crt, shop.key, { type: 'Opaque' })),
+      /its type is "Opaque", not kubernetes.io\/tls/,
+    ],
+    [
+      'a Secret without tls.key',
+      () =>
+        certificateFromSecret({
+          ...tlsSecret('s', shop.crt, shop.key),
+          data: { 'tls.crt': Buffer.from(shop.crt).toString('base64') },
+        }),
+      /no tls.key/,
+    ],
     ['a Secret without data', () => certificateFromSecret({ ...tlsSecret('s', '', ''), data: undefined }), /no data/],
-    ['data that is not base64', () => certificateFromSecret({ ...tlsSecret('s', '', ''), data: { 'tls.crt': 'not base64!', 'tls.key': 'x' } }), /no tls.crt/],
-    ['a key of another certificate', () => certificateFromPem(shop.crt, other.key), /tls.key does not belong to the first certificate/],
+    [
+      'data that is not base64',
+      () => certificateFromSecret({ ...tlsSecret('s', '', ''), data: { 'tls.crt': 'not base64!', 'tls.key': 'x' } }),
+      /no tls.crt/,
+    ],
+    [
+      'a key of another certificate',
+      () => certificateFromPem(shop.crt, other.key),
+      /tls.key does not belong to the first certificate/,
+    ],
     ['text that is not PEM', () => certificateFromPem('hello', shop.key), /tls.crt holds no PEM block/],
-    ['garbage with nginx syntax inside a PEM block', () => certificateFromPem(`-----BEGIN CERTIFICATE-----\nMIIB;}\nload_module /tmp/x.so;\n-----END CERTIFICATE-----\n`, shop.key), /not valid base64/],
-    ['base64 that is not a certificate', () => certificateFromPem(`-----BEGIN CERTIFICATE-----\n${Buffer.from('ssl_engine x; }').toString('base64')}\n-----END CERTIFICATE-----\n`, shop.key), /does not parse as X.509/],
-    ['a BEGIN without END', () => certificateFromPem(shop.crt.replace('-----END CERTIFICATE-----', ''), shop.key), /no matching END/],
-    ['a key where the certificate belongs', () => certificateFromPem(shop.key, shop.key), /CERTIFICATE blocks only, not PRIVATE KEY/],
+    [
+      'garbage with nginx syntax inside a PEM block',
+      () =>
+        certificateFromPem(
+          `-----BEGIN CERTIFICATE-----\nMIIB;}\nload_module /tmp/x.so;\n-----END CERTIFICATE-----\n`,
+          shop.key,
+        ),
+      /not valid base64/,
+    ],
+    [
+      'base64 that is not a certificate',
+      () =>
+        certificateFromPem(
+          `-----BEGIN CERTIFICATE-----\n${Buffer.from('ssl_engine x; }').toString('base64')}\n-----END CERTIFICATE-----\n`,
+          shop.key,
+        ),
+      /does not parse as X.509/,
+    ],
+    [
+      'a BEGIN without END',
+      () => certificateFromPem(shop.crt.replace('-----END CERTIFICATE-----', ''), shop.key),
+      /no matching END/,
+    ],
+    [
+      'a key where the certificate belongs',
+      () => certificateFromPem(shop.key, shop.key),
+      /CERTIFICATE blocks only, not PRIVATE KEY/,
+    ],
     ['two keys', () => certificateFromPem(shop.crt, shop.key + other.key), /exactly one private key/],
-    ['an encrypted key', () => certificateFromPem(shop.crt, shop.key.replaceAll('PRIVATE KEY', 'ENCRYPTED PRIVATE KEY')), /encrypted/],
-    ['a legacy encrypted key', () => certificateFromPem(shop.crt, shop.key.replace('-----\n', '-----\nProc-Type: 4,ENCRYPTED\n\n')), /headers/],
-    ['a key that does not parse', () => certificateFromPem(shop.crt, `-----BEGIN PRIVATE KEY-----\n${Buffer.from('nope').toString('base64')}\n-----END PRIVATE KEY-----\n`), /private key does not parse/],
+    [
+      'an encrypted key',
+      () => certificateFromPem(shop.crt, shop.key.replaceAll('PRIVATE KEY', 'ENCRYPTED PRIVATE KEY')),
+      /encrypted/,
+    ],
+    [
+      'a legacy encrypted key',
+      () => certificateFromPem(shop.crt, shop.key.replace('-----\n', '-----\nProc-Type: 4,ENCRYPTED\n\n')),
+      /headers/,
+    ],
+    [
+      'a key that does not parse',
+      () =>
+        certificateFromPem(
+          shop.crt,
+          `-----BEGIN PRIVATE KEY-----\n${Buffer.from('nope').toString('base64')}\n-----END PRIVATE KEY-----\n`,
+        ),
+      /private key does not parse/,
+    ],
   ];
   for (const [what, run, reason] of refusals) {
     it(`refuses ${what}, with a reason that quotes no content`, () => {
@@ -100,7 +166,10 @@ describe('tls: certificates from kubernetes.io/tls Secrets', function () {
 
   it('refuses an RSA key smaller than 2048 bits', () => {
     const weak = makeCert({ dns: ['weak.test'], key: 'rsa1024' });
-    match(bad(() => certificateFromPem(weak.crt, weak.key)), /RSA key of 1024 bits is too small/);
+    match(
+      bad(() => certificateFromPem(weak.crt, weak.key)),
+      /RSA key of 1024 bits is too small/,
+    );
   });
 
   it('says whether the certificate is valid at a given time', () => {
@@ -114,19 +183,28 @@ describe('tls: certificates from kubernetes.io/tls Secrets', function () {
     const c = good(certificateFromPem(shop.crt, shop.key));
     equal(hostProblem(c, parseHost('shop.test')), null);
     equal(hostProblem(c, parseHost('www.shop.test')), null);
-    equal(hostProblem(c, parseHost('other.test')), 'the certificate is not valid for other.test (its DNS names: shop.test, www.shop.test)');
+    equal(
+      hostProblem(c, parseHost('other.test')),
+      'the certificate is not valid for other.test (its DNS names: shop.test, www.shop.test)',
+    );
     const w = good(certificateFromPem(wildcard.crt, wildcard.key));
     equal(hostProblem(w, parseHost('a.apps.test')), null);
     match(hostProblem(w, parseHost('a.b.apps.test')) ?? '', /not valid for a.b.apps.test/);
     match(hostProblem(w, parseHost('apps.test')) ?? '', /not valid for apps.test/);
     const cnOnly = makeCert({ cn: 'cn.test' });
-    match(hostProblem(good(certificateFromPem(cnOnly.crt, cnOnly.key)), parseHost('cn.test')) ?? '', /its DNS names: none/);
+    match(
+      hostProblem(good(certificateFromPem(cnOnly.crt, cnOnly.key)), parseHost('cn.test')) ?? '',
+      /its DNS names: none/,
+    );
   });
 
   it('covers a wildcard Ingress host only with that very wildcard', () => {
     const w = good(certificateFromPem(wildcard.crt, wildcard.key));
     equal(hostProblem(w, parseHost('*.apps.test')), null);
     const one = makeCert({ dns: ['a.apps.test'] });
-    match(hostProblem(good(certificateFromPem(one.crt, one.key)), parseHost('*.apps.test')) ?? '', /not valid for \*\.apps\.test/);
+    match(
+      hostProblem(good(certificateFromPem(one.crt, one.key)), parseHost('*.apps.test')) ?? '',
+      /not valid for \*\.apps\.test/,
+    );
   });
 });

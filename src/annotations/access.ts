@@ -55,7 +55,8 @@ function ipBytes(ip: string): number[] | null {
   const groups = (s: string) => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
   const h = groups(head);
   const r = rest === undefined ? [] : groups(rest);
-  const words = rest === undefined ? h : [...h, ...new Array<number>(Math.max(0, 8 - h.length - r.length)).fill(0), ...r];
+  const words =
+    rest === undefined ? h : [...h, ...new Array<number>(Math.max(0, 8 - h.length - r.length)).fill(0), ...r];
   const bytes = words.flatMap((w) => [w >> 8, w & 0xff]);
   if (tail.length === 4) bytes.splice(12, 4, ...tail);
   return bytes.length === 16 && bytes.every((b) => Number.isInteger(b) && b >= 0 && b <= 255) ? bytes : null;

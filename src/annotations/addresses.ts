@@ -35,7 +35,8 @@ export function parseTargetHost(raw: string, fail: (reason: string) => Error): T
   const host = raw.toLowerCase();
   if (host.startsWith('[')) {
     const bare = host.endsWith(']') ? host.slice(1, -1) : '';
-    if (bare.includes('%') || isIP(bare) !== 6) throw fail('must name a DNS host, a dotted-quad IPv4 address or a bracketed IPv6 address');
+    if (bare.includes('%') || isIP(bare) !== 6)
+      throw fail('must name a DNS host, a dotted-quad IPv4 address or a bracketed IPv6 address');
     refuseIpv6(bare, fail);
     return { kind: 'ipv6', host: `[${bare}]` };
   }
@@ -46,7 +47,9 @@ export function parseTargetHost(raw: string, fail: (reason: string) => Error): T
   const labels = host.split('.');
   if (!isDnsSubdomain(host)) throw fail('must name a DNS host, a dotted-quad IPv4 address or a bracketed IPv6 address');
   if (NUMERIC_LABEL.test(labels[labels.length - 1]!)) {
-    throw fail('is an IPv4 address in a form other than dotted-quad (or a name that resolvers read as one); write it as four decimal numbers without leading zeros');
+    throw fail(
+      'is an IPv4 address in a form other than dotted-quad (or a name that resolvers read as one); write it as four decimal numbers without leading zeros',
+    );
   }
   if (FORBIDDEN_NAMES.test(host)) throw fail('names the local host or a cloud metadata service, which is refused');
   return { kind: 'dns', host };
@@ -55,11 +58,13 @@ export function parseTargetHost(raw: string, fail: (reason: string) => Error): T
 /** Throws `fail(why)` when requests must not go to an IPv4 address (four octets). */
 function refuseIpv4([a, b, c, d]: number[], fail: (reason: string) => Error): void {
   if (a === 127) throw fail('is a loopback address (the pod itself), which is refused');
-  if (a === 169 && b === 254) throw fail('is a link-local address (cloud metadata services live there), which is refused');
+  if (a === 169 && b === 254)
+    throw fail('is a link-local address (cloud metadata services live there), which is refused');
   if (a === 0) throw fail('is an unspecified ("this host") address, which is refused');
   if (a! >= 224) throw fail('is a multicast or reserved address, which is refused');
   // Alibaba Cloud's metadata service.
-  if (a === 100 && b === 100 && c === 100 && d === 200) throw fail('is a cloud metadata service address, which is refused');
+  if (a === 100 && b === 100 && c === 100 && d === 200)
+    throw fail('is a cloud metadata service address, which is refused');
 }
 
 /** Throws `fail(why)` when requests must not go to an IPv6 address (valid text form). */
@@ -69,15 +74,19 @@ function refuseIpv6(text: string, fail: (reason: string) => Error): void {
   if (zeroUpTo(8)) throw fail('is the unspecified address, which is refused');
   if (zeroUpTo(7) && g[7] === 1) throw fail('is the loopback address (the pod itself), which is refused');
   // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible) reach the IPv4 address: write that instead.
-  if (zeroUpTo(5) && g[5] === 0xffff) throw fail('is an IPv4-mapped address; write the IPv4 address as a dotted quad instead');
+  if (zeroUpTo(5) && g[5] === 0xffff)
+    throw fail('is an IPv4-mapped address; write the IPv4 address as a dotted quad instead');
   if (zeroUpTo(6)) throw fail('is an IPv4-compatible address; write the IPv4 address as a dotted quad instead');
   // NAT64 (64:ff9b::/96) reaches the IPv4 address it embeds, as do 6to4 and Teredo prefixes.
-  if (g[0] === 0x64 && g[1] === 0xff9b) throw fail('is a NAT64 address of an IPv4 address; write the IPv4 address as a dotted quad instead');
-  if (g[0] === 0x2002 || (g[0] === 0x2001 && g[1] === 0)) throw fail('is a 6to4 or Teredo address that embeds an IPv4 address, which is refused');
+  if (g[0] === 0x64 && g[1] === 0xff9b)
+    throw fail('is a NAT64 address of an IPv4 address; write the IPv4 address as a dotted quad instead');
+  if (g[0] === 0x2002 || (g[0] === 0x2001 && g[1] === 0))
+    throw fail('is a 6to4 or Teredo address that embeds an IPv4 address, which is refused');
   if ((g[0]! & 0xffc0) === 0xfe80) throw fail('is a link-local address, which is refused');
   if ((g[0]! & 0xff00) === 0xff00) throw fail('is a multicast address, which is refused');
   // AWS's IPv6 metadata service.
-  if (g[0] === 0xfd00 && g[1] === 0x0ec2) throw fail('is in fd00:ec2::/32, where a cloud metadata service lives, which is refused');
+  if (g[0] === 0xfd00 && g[1] === 0x0ec2)
+    throw fail('is in fd00:ec2::/32, where a cloud metadata service lives, which is refused');
 }
 
 /** The eight 16-bit groups of a valid IPv6 text form (an embedded dotted quad is two groups). */

@@ -50,13 +50,25 @@ export function parseAuth({ r, noEffect, namespace }: GroupInput): AuthAnnotatio
     throw fail(AUTH_SECRET_TYPE, authSecretType, 'must be "auth-file" or "auth-map"');
   }
   if (authRealm !== undefined && (!REALM.test(authRealm) || authRealm.toLowerCase() === 'off')) {
-    throw fail(AUTH_REALM, authRealm, 'must be up to 200 printable ASCII characters without \'"\', "\\" and "$", and not "off"');
+    throw fail(
+      AUTH_REALM,
+      authRealm,
+      'must be up to 200 printable ASCII characters without \'"\', "\\" and "$", and not "off"',
+    );
   }
   if (authType !== undefined) {
-    if (authType === 'digest') throw fail(AUTH_TYPE, authType, 'is not supported: stock nginx has no digest authentication');
+    if (authType === 'digest')
+      throw fail(AUTH_TYPE, authType, 'is not supported: stock nginx has no digest authentication');
     if (authType !== 'basic') throw fail(AUTH_TYPE, authType, 'must be "basic"');
-    if (authSecret === undefined) throw new InvalidValue(`annotation ${AUTH_TYPE} is "basic" but ${AUTH_SECRET} is not set`);
-    return { auth: { secret: parseAuthSecret(authSecret, namespace), secretType: authSecretType ?? 'auth-file', realm: authRealm ?? DEFAULT_AUTH_REALM } };
+    if (authSecret === undefined)
+      throw new InvalidValue(`annotation ${AUTH_TYPE} is "basic" but ${AUTH_SECRET} is not set`);
+    return {
+      auth: {
+        secret: parseAuthSecret(authSecret, namespace),
+        secretType: authSecretType ?? 'auth-file',
+        realm: authRealm ?? DEFAULT_AUTH_REALM,
+      },
+    };
   }
   for (const n of [AUTH_SECRET, AUTH_SECRET_TYPE, AUTH_REALM]) noEffect(n, `${AUTH_TYPE} is not set`);
   return { auth: null };
@@ -74,7 +86,12 @@ function parseAuthSecret(value: string, namespace: string): string {
     if (err instanceof InvalidValue) throw fail(AUTH_SECRET, value, 'is not NAME or NAMESPACE/NAME of a Secret');
     throw err;
   }
-  if (ns !== namespace) throw fail(AUTH_SECRET, value, `names a Secret in another namespace; only the Ingress's own (${namespace}) is read`);
+  if (ns !== namespace)
+    throw fail(
+      AUTH_SECRET,
+      value,
+      `names a Secret in another namespace; only the Ingress's own (${namespace}) is read`,
+    );
   return `${ns}/${name}`;
 }
 
@@ -104,8 +121,12 @@ export class AuthFiles {
 
   private write(auth: AuthConfig): string {
     const dir = this.dir;
-    if (dir === null) throw new InvalidValue('this sidecar has no private directory for htpasswd files (translate got neither privateDir nor tls)');
-    if (!/^\/[A-Za-z0-9._/-]+$/.test(dir)) throw new InvalidValue('the certificate directory path has characters nginx would interpret');
+    if (dir === null)
+      throw new InvalidValue(
+        'this sidecar has no private directory for htpasswd files (translate got neither privateDir nor tls)',
+      );
+    if (!/^\/[A-Za-z0-9._/-]+$/.test(dir))
+      throw new InvalidValue('the certificate directory path has characters nginx would interpret');
     const secret = this.secrets.get(auth.secret);
     if (!secret) throw new InvalidValue(`Secret ${auth.secret} not found`);
     let content: string;
@@ -153,14 +174,18 @@ export function htpasswd(secret: V1Secret, type: AuthConfig['secretType']): stri
     for (let i = 0; i < all.length; i++) {
       const line = all[i]!.replace(/\r$/, '').trim();
       if (line === '' || line.startsWith('#')) continue;
-      if (!HTPASSWD_LINE.test(line)) throw new InvalidValue(`line ${i + 1} of its "auth" key is not USER:PASSWORD-HASH in printable ASCII`);
+      if (!HTPASSWD_LINE.test(line))
+        throw new InvalidValue(`line ${i + 1} of its "auth" key is not USER:PASSWORD-HASH in printable ASCII`);
       lines.push(line);
     }
   } else {
     for (const [user, value] of entries) {
       const hash = decode(value);
       const line = `${user}:${hash?.trim() ?? ''}`;
-      if (hash === null || !HTPASSWD_USER.test(user) || !HTPASSWD_LINE.test(line)) throw new InvalidValue('a key or value is not a user name and password hash in printable ASCII (auth-secret-type auth-map)');
+      if (hash === null || !HTPASSWD_USER.test(user) || !HTPASSWD_LINE.test(line))
+        throw new InvalidValue(
+          'a key or value is not a user name and password hash in printable ASCII (auth-secret-type auth-map)',
+        );
       lines.push(line);
     }
     lines.sort();

@@ -15,8 +15,14 @@ export const SESSION_COOKIE_SECURE = annotation('session-cookie-secure');
 export const SERVICE_UPSTREAM = annotation('service-upstream');
 
 export const BALANCING_ANNOTATIONS = [
-  LOAD_BALANCE, UPSTREAM_HASH_BY,
-  AFFINITY, SESSION_COOKIE_NAME, SESSION_COOKIE_PATH, SESSION_COOKIE_MAX_AGE, SESSION_COOKIE_SAMESITE, SESSION_COOKIE_SECURE,
+  LOAD_BALANCE,
+  UPSTREAM_HASH_BY,
+  AFFINITY,
+  SESSION_COOKIE_NAME,
+  SESSION_COOKIE_PATH,
+  SESSION_COOKIE_MAX_AGE,
+  SESSION_COOKIE_SAMESITE,
+  SESSION_COOKIE_SECURE,
   SERVICE_UPSTREAM,
 ];
 
@@ -52,7 +58,20 @@ export const NO_BALANCING_ANNOTATIONS: Readonly<BalancingAnnotations> = Object.f
 
 // Variables upstream-hash-by may name: request properties that nginx computes per request. The
 // prefixed families read one header, cookie or query argument.
-const HASH_VARIABLES = new Set(['request_uri', 'uri', 'document_uri', 'args', 'query_string', 'remote_addr', 'binary_remote_addr', 'host', 'http_host', 'request_method', 'scheme', 'server_name']);
+const HASH_VARIABLES = new Set([
+  'request_uri',
+  'uri',
+  'document_uri',
+  'args',
+  'query_string',
+  'remote_addr',
+  'binary_remote_addr',
+  'host',
+  'http_host',
+  'request_method',
+  'scheme',
+  'server_name',
+]);
 const HASH_VARIABLE_FAMILY = /^(http_[a-z0-9_]{1,64}|cookie_[A-Za-z0-9_]{1,64}|arg_[A-Za-z0-9_]{1,64})$/;
 /** A cookie Path attribute: URL path characters without ";" and "," (they end the attribute) and "$". */
 export const COOKIE_PATH = /^\/[A-Za-z0-9\-._~!&'()*+=:@/%]{0,1023}$/;
@@ -72,7 +91,11 @@ export function parseHashBy(name: string, value: string): string {
     else {
       const v = m[1] ?? m[2] ?? '';
       if (!HASH_VARIABLES.has(v) && !HASH_VARIABLE_FAMILY.test(v)) {
-        throw fail(name, value, `uses $${v.slice(0, 40)}; allowed are $${[...HASH_VARIABLES].join(', $')}, $http_<header>, $cookie_<name> and $arg_<name>`);
+        throw fail(
+          name,
+          value,
+          `uses $${v.slice(0, 40)}; allowed are $${[...HASH_VARIABLES].join(', $')}, $http_<header>, $cookie_<name> and $arg_<name>`,
+        );
       }
       out += `\${${v}}`;
       variables++;
@@ -101,16 +124,39 @@ export function parseBalancing({ r, noEffect }: GroupInput): Omit<BalancingAnnot
   const maxAge = r.string(SESSION_COOKIE_MAX_AGE);
   const sameSite = r.string(SESSION_COOKIE_SAMESITE);
   const secure = r.bool(SESSION_COOKIE_SECURE);
-  if (cookieName !== undefined && !COOKIE_NAME.test(cookieName)) throw fail(SESSION_COOKIE_NAME, cookieName, 'may contain only letters, digits and "_" (up to 64): nginx reads cookies by such names');
-  if (cookiePath !== undefined && !COOKIE_PATH.test(cookiePath)) throw fail(SESSION_COOKIE_PATH, cookiePath, 'must be a URL path without ";", "," and "$"');
-  const sameSiteValue = sameSite === undefined ? null : ({ strict: 'Strict', lax: 'Lax', none: 'None' } as const)[sameSite.toLowerCase() as 'strict' | 'lax' | 'none'];
-  if (sameSiteValue === undefined) throw fail(SESSION_COOKIE_SAMESITE, sameSite ?? '', 'must be "Strict", "Lax" or "None"');
+  if (cookieName !== undefined && !COOKIE_NAME.test(cookieName))
+    throw fail(
+      SESSION_COOKIE_NAME,
+      cookieName,
+      'may contain only letters, digits and "_" (up to 64): nginx reads cookies by such names',
+    );
+  if (cookiePath !== undefined && !COOKIE_PATH.test(cookiePath))
+    throw fail(SESSION_COOKIE_PATH, cookiePath, 'must be a URL path without ";", "," and "$"');
+  const sameSiteValue =
+    sameSite === undefined
+      ? null
+      : ({ strict: 'Strict', lax: 'Lax', none: 'None' } as const)[sameSite.toLowerCase() as 'strict' | 'lax' | 'none'];
+  if (sameSiteValue === undefined)
+    throw fail(SESSION_COOKIE_SAMESITE, sameSite ?? '', 'must be "Strict", "Lax" or "None"');
   const maxAgeValue = maxAge === undefined ? null : parseInteger(SESSION_COOKIE_MAX_AGE, maxAge, 0, 2_147_483_647);
   if (mode !== undefined) {
     if (mode !== 'cookie') throw fail(AFFINITY, mode, 'must be "cookie"');
-    affinity = { cookie: cookieName ?? DEFAULT_SESSION_COOKIE_NAME, path: cookiePath ?? null, maxAge: maxAgeValue, sameSite: sameSiteValue, secure: secure ?? false };
+    affinity = {
+      cookie: cookieName ?? DEFAULT_SESSION_COOKIE_NAME,
+      path: cookiePath ?? null,
+      maxAge: maxAgeValue,
+      sameSite: sameSiteValue,
+      secure: secure ?? false,
+    };
   } else {
-    for (const n of [SESSION_COOKIE_NAME, SESSION_COOKIE_PATH, SESSION_COOKIE_MAX_AGE, SESSION_COOKIE_SAMESITE, SESSION_COOKIE_SECURE]) noEffect(n, `${AFFINITY} is not set`);
+    for (const n of [
+      SESSION_COOKIE_NAME,
+      SESSION_COOKIE_PATH,
+      SESSION_COOKIE_MAX_AGE,
+      SESSION_COOKIE_SAMESITE,
+      SESSION_COOKIE_SECURE,
+    ])
+      noEffect(n, `${AFFINITY} is not set`);
   }
   // ingress-nginx: the sticky balancer wins over upstream-hash-by, which wins over load-balance.
   if (affinity) {
@@ -137,13 +183,18 @@ export function affinityKeyVariable(cookie: string): string {
  * sets its cookie (custom-http-errors' error locations proxy to the default backend's upstream,
  * built with its Ingress's affinity), and nginx refuses a hash on an unknown variable.
  */
-export function affinityKeysFor(fromCookies: RoutingModel['affinityKeys'], upstreams: Array<{ balance: { kind: string; key?: string } }>, cookies: Iterable<string>): RoutingModel['affinityKeys'] {
+export function affinityKeysFor(
+  fromCookies: RoutingModel['affinityKeys'],
+  upstreams: Array<{ balance: { kind: string; key?: string } }>,
+  cookies: Iterable<string>,
+): RoutingModel['affinityKeys'] {
   const byKey = new Map<string, string>();
   for (const cookie of cookies) byKey.set(`$${affinityKeyVariable(cookie)}`, cookie);
   const out = new Map(fromCookies.map((k) => [k.variable, k]));
   for (const u of upstreams) {
     const cookie = u.balance.kind === 'hash' && u.balance.key !== undefined ? byKey.get(u.balance.key) : undefined;
-    if (cookie !== undefined && !out.has(affinityKeyVariable(cookie))) out.set(affinityKeyVariable(cookie), { variable: affinityKeyVariable(cookie), cookie });
+    if (cookie !== undefined && !out.has(affinityKeyVariable(cookie)))
+      out.set(affinityKeyVariable(cookie), { variable: affinityKeyVariable(cookie), cookie });
   }
   return [...out.values()].sort((a, b) => (a.variable < b.variable ? -1 : a.variable > b.variable ? 1 : 0));
 }

@@ -11,7 +11,14 @@ export const CANARY_BY_HEADER_VALUE = annotation('canary-by-header-value');
 export const CANARY_BY_COOKIE = annotation('canary-by-cookie');
 
 /** The canary annotations: the only ones that act on a canary Ingress (the main Ingress's settings apply to its paths). */
-export const CANARY_ANNOTATIONS: ReadonlySet<string> = new Set([CANARY, CANARY_WEIGHT, CANARY_WEIGHT_TOTAL, CANARY_BY_HEADER, CANARY_BY_HEADER_VALUE, CANARY_BY_COOKIE]);
+export const CANARY_ANNOTATIONS: ReadonlySet<string> = new Set([
+  CANARY,
+  CANARY_WEIGHT,
+  CANARY_WEIGHT_TOTAL,
+  CANARY_BY_HEADER,
+  CANARY_BY_HEADER_VALUE,
+  CANARY_BY_COOKIE,
+]);
 
 /** As ingress-nginx documents it. */
 export const DEFAULT_CANARY_WEIGHT_TOTAL = 100;
@@ -45,14 +52,29 @@ export function parseCanary({ r, noEffect }: GroupInput): CanaryAnnotations {
   const cookie = r.string(CANARY_BY_COOKIE);
   const weight = r.string(CANARY_WEIGHT);
   const total = r.string(CANARY_WEIGHT_TOTAL);
-  if (header !== undefined && !HEADER_NAME.test(header)) throw fail(CANARY_BY_HEADER, header, 'is not a header name (letters, digits and "-")');
-  if (headerValue !== undefined && !HEADER_VALUE.test(headerValue)) throw fail(CANARY_BY_HEADER_VALUE, headerValue, 'may contain only letters, digits and "._~:/+=@-" (up to 256)');
-  if (cookie !== undefined && !COOKIE_NAME.test(cookie)) throw fail(CANARY_BY_COOKIE, cookie, 'may contain only letters, digits and "_" (up to 64): nginx reads cookies by such names');
-  const totalValue = total === undefined ? DEFAULT_CANARY_WEIGHT_TOTAL : parseInteger(CANARY_WEIGHT_TOTAL, total, 1, 1_000_000);
+  if (header !== undefined && !HEADER_NAME.test(header))
+    throw fail(CANARY_BY_HEADER, header, 'is not a header name (letters, digits and "-")');
+  if (headerValue !== undefined && !HEADER_VALUE.test(headerValue))
+    throw fail(CANARY_BY_HEADER_VALUE, headerValue, 'may contain only letters, digits and "._~:/+=@-" (up to 256)');
+  if (cookie !== undefined && !COOKIE_NAME.test(cookie))
+    throw fail(
+      CANARY_BY_COOKIE,
+      cookie,
+      'may contain only letters, digits and "_" (up to 64): nginx reads cookies by such names',
+    );
+  const totalValue =
+    total === undefined ? DEFAULT_CANARY_WEIGHT_TOTAL : parseInteger(CANARY_WEIGHT_TOTAL, total, 1, 1_000_000);
   const weightValue = weight === undefined ? 0 : parseInteger(CANARY_WEIGHT, weight, 0, totalValue);
   if (canary) {
     if (header === undefined) noEffect(CANARY_BY_HEADER_VALUE, `${CANARY_BY_HEADER} is not set`);
-    return { canary: { header: header === undefined ? null : { name: header, value: headerValue ?? null }, cookie: cookie ?? null, weight: weightValue, total: totalValue } };
+    return {
+      canary: {
+        header: header === undefined ? null : { name: header, value: headerValue ?? null },
+        cookie: cookie ?? null,
+        weight: weightValue,
+        total: totalValue,
+      },
+    };
   }
   for (const n of CANARY_ANNOTATIONS) if (n !== CANARY) noEffect(n, `${CANARY} is not "true"`);
   return { canary: null };

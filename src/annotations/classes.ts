@@ -22,13 +22,22 @@ interface Unimplemented {
   defaults?: readonly string[];
 }
 
-const EXTERNAL_AUTH = 'external authentication (auth_request) is not implemented: served without it, requests would reach the backend unauthenticated';
-const CLIENT_CERT = 'client-certificate authentication is not implemented: served without it, clients without a valid certificate would get through';
-const BACKEND_TLS = 'TLS settings towards the backend are not implemented: served without them, the backend would not be verified, or would get another client certificate or server name';
-const MODSECURITY = 'stock nginx has no ModSecurity: served without it, requests the WAF would block would reach the backend';
-const SNIPPET = 'snippets are off (--allow-snippet-annotations): the nginx configuration it carries (often access control or headers) would not apply';
+const EXTERNAL_AUTH =
+  'external authentication (auth_request) is not implemented: served without it, requests would reach the backend unauthenticated';
+const CLIENT_CERT =
+  'client-certificate authentication is not implemented: served without it, clients without a valid certificate would get through';
+const BACKEND_TLS =
+  'TLS settings towards the backend are not implemented: served without them, the backend would not be verified, or would get another client certificate or server name';
+const MODSECURITY =
+  'stock nginx has no ModSecurity: served without it, requests the WAF would block would reach the backend';
+const SNIPPET =
+  'snippets are off (--allow-snippet-annotations): the nginx configuration it carries (often access control or headers) would not apply';
 
-const mustNot = (why: string, defaults?: readonly string[]): Unimplemented => ({ class: 'must-not-ignore', why, ...(defaults ? { defaults } : {}) });
+const mustNot = (why: string, defaults?: readonly string[]): Unimplemented => ({
+  class: 'must-not-ignore',
+  why,
+  ...(defaults ? { defaults } : {}),
+});
 const ignorable = (why: string): Unimplemented => ({ class: 'ignorable', why });
 
 /** ingress-nginx's annotations that this sidecar does not implement (names without the prefix). */
@@ -57,16 +66,27 @@ export const UNIMPLEMENTED: Readonly<Record<string, Unimplemented>> = Object.fre
   'auth-tls-pass-certificate-to-upstream': mustNot(CLIENT_CERT),
   'auth-tls-match-cn': mustNot(CLIENT_CERT),
   satisfy: mustNot('satisfy is not implemented: the allowlist and authentication would not combine as asked', ['all']),
-  'limit-whitelist': mustNot('rate-limit exemptions are not implemented: the exempted clients would be limited like every other'),
-  'limit-allowlist': mustNot('rate-limit exemptions are not implemented: the exempted clients would be limited like every other'),
+  'limit-whitelist': mustNot(
+    'rate-limit exemptions are not implemented: the exempted clients would be limited like every other',
+  ),
+  'limit-allowlist': mustNot(
+    'rate-limit exemptions are not implemented: the exempted clients would be limited like every other',
+  ),
   'enable-modsecurity': mustNot(MODSECURITY, ['false']),
   'enable-owasp-core-rules': mustNot(MODSECURITY, ['false']),
   'modsecurity-transaction-id': ignorable('stock nginx has no ModSecurity'),
   'modsecurity-snippet': mustNot(MODSECURITY),
   // TLS and protocols.
-  'ssl-passthrough': mustNot('TLS passthrough is not implemented: the sidecar would terminate TLS itself, with another certificate, instead of passing the connection to the backend', ['false']),
-  'ssl-ciphers': mustNot('per-Ingress TLS ciphers are not implemented: clients could negotiate ciphers this Ingress excludes'),
-  'ssl-prefer-server-ciphers': ignorable('per-Ingress cipher preference is not implemented (the ciphers offered stay the same)'),
+  'ssl-passthrough': mustNot(
+    'TLS passthrough is not implemented: the sidecar would terminate TLS itself, with another certificate, instead of passing the connection to the backend',
+    ['false'],
+  ),
+  'ssl-ciphers': mustNot(
+    'per-Ingress TLS ciphers are not implemented: clients could negotiate ciphers this Ingress excludes',
+  ),
+  'ssl-prefer-server-ciphers': ignorable(
+    'per-Ingress cipher preference is not implemented (the ciphers offered stay the same)',
+  ),
   'proxy-ssl-secret': mustNot(BACKEND_TLS),
   'proxy-ssl-verify': mustNot(BACKEND_TLS, ['off']),
   'proxy-ssl-verify-depth': mustNot(BACKEND_TLS),
@@ -74,19 +94,46 @@ export const UNIMPLEMENTED: Readonly<Record<string, Unimplemented>> = Object.fre
   'proxy-ssl-server-name': mustNot(BACKEND_TLS, ['off']),
   'proxy-ssl-ciphers': mustNot(BACKEND_TLS),
   'proxy-ssl-protocols': mustNot(BACKEND_TLS),
-  'proxy-http-version': mustNot('proxy-http-version is not implemented: the backend would be spoken to in HTTP/1.1', ['1.1']),
+  'proxy-http-version': mustNot('proxy-http-version is not implemented: the backend would be spoken to in HTTP/1.1', [
+    '1.1',
+  ]),
   // Where requests and clients go.
-  'upstream-vhost': mustNot('upstream-vhost is not implemented: the backend would get the client\'s Host header and could serve another site'),
-  'server-alias': mustNot('server-alias is not implemented: requests for the alias names would reach whatever else serves them'),
-  'from-to-www-redirect': mustNot('from-to-www-redirect is not implemented: requests for the other name would reach whatever else serves it'),
-  'proxy-redirect-from': mustNot('proxy-redirect-from/-to are not implemented: Location headers would send clients to the backend\'s own address', ['off']),
-  'proxy-redirect-to': mustNot('proxy-redirect-from/-to are not implemented: Location headers would send clients to the backend\'s own address'),
-  'proxy-cookie-domain': mustNot('proxy-cookie-domain is not implemented: cookies would keep the backend\'s domain', ['off']),
-  'proxy-cookie-path': mustNot('proxy-cookie-path is not implemented: cookies would keep the backend\'s path and reach more of the site', ['off']),
-  'use-port-in-redirects': mustNot('use-port-in-redirects is not implemented: redirects would send clients to the default port', ['false']),
-  'custom-headers': mustNot('custom-headers is not implemented: the response headers it names (often security headers) would not be sent'),
-  'canary-by-header-pattern': mustNot('canary-by-header-pattern is not implemented: requests it selects would go to the main backend instead'),
-  'affinity-mode': mustNot('affinity-mode persistent is not implemented: sessions would move when endpoints change', ['balanced']),
+  'upstream-vhost': mustNot(
+    "upstream-vhost is not implemented: the backend would get the client's Host header and could serve another site",
+  ),
+  'server-alias': mustNot(
+    'server-alias is not implemented: requests for the alias names would reach whatever else serves them',
+  ),
+  'from-to-www-redirect': mustNot(
+    'from-to-www-redirect is not implemented: requests for the other name would reach whatever else serves it',
+  ),
+  'proxy-redirect-from': mustNot(
+    "proxy-redirect-from/-to are not implemented: Location headers would send clients to the backend's own address",
+    ['off'],
+  ),
+  'proxy-redirect-to': mustNot(
+    "proxy-redirect-from/-to are not implemented: Location headers would send clients to the backend's own address",
+  ),
+  'proxy-cookie-domain': mustNot("proxy-cookie-domain is not implemented: cookies would keep the backend's domain", [
+    'off',
+  ]),
+  'proxy-cookie-path': mustNot(
+    "proxy-cookie-path is not implemented: cookies would keep the backend's path and reach more of the site",
+    ['off'],
+  ),
+  'use-port-in-redirects': mustNot(
+    'use-port-in-redirects is not implemented: redirects would send clients to the default port',
+    ['false'],
+  ),
+  'custom-headers': mustNot(
+    'custom-headers is not implemented: the response headers it names (often security headers) would not be sent',
+  ),
+  'canary-by-header-pattern': mustNot(
+    'canary-by-header-pattern is not implemented: requests it selects would go to the main backend instead',
+  ),
+  'affinity-mode': mustNot('affinity-mode persistent is not implemented: sessions would move when endpoints change', [
+    'balanced',
+  ]),
   'configuration-snippet': mustNot(SNIPPET),
   'server-snippet': mustNot(SNIPPET),
   'stream-snippet': mustNot('stream-snippet (TCP/UDP configuration) is not implemented'),
@@ -98,9 +145,11 @@ export const UNIMPLEMENTED: Readonly<Record<string, Unimplemented>> = Object.fre
   'session-cookie-change-on-failure': ignorable('the affinity cookie is kept when its endpoint fails'),
   'upstream-hash-by-subset': ignorable('consistent hashing spreads over every endpoint'),
   'upstream-hash-by-subset-size': ignorable('consistent hashing spreads over every endpoint'),
-  'mirror-host': ignorable('mirrored requests carry the mirror target\'s host; their answers are discarded'),
-  'client-body-buffer-size': ignorable('nginx\'s default request body buffer applies'),
-  'connection-proxy-header': ignorable('the Connection header to the backend keeps connections alive (WebSockets pass)'),
+  'mirror-host': ignorable("mirrored requests carry the mirror target's host; their answers are discarded"),
+  'client-body-buffer-size': ignorable("nginx's default request body buffer applies"),
+  'connection-proxy-header': ignorable(
+    'the Connection header to the backend keeps connections alive (WebSockets pass)',
+  ),
   'enable-access-log': ignorable('access logging follows --access-log'),
   'enable-rewrite-log': ignorable('rewrite logging is off'),
   'enable-opentelemetry': ignorable('stock nginx has no OpenTelemetry module'),
@@ -108,16 +157,16 @@ export const UNIMPLEMENTED: Readonly<Record<string, Unimplemented>> = Object.fre
   'opentelemetry-operation-name': ignorable('stock nginx has no OpenTelemetry module'),
   'http2-push-preload': ignorable('nginx removed HTTP/2 server push in 1.25.1'),
   'proxy-buffers-number': ignorable('4 proxy buffers are used'),
-  'proxy-busy-buffers-size': ignorable('nginx\'s default applies'),
-  'proxy-max-temp-file-size': ignorable('nginx\'s default applies'),
-  'proxy-request-buffering': ignorable('request bodies are buffered (nginx\'s default)'),
-  'proxy-next-upstream': ignorable('nginx\'s default retries (error, timeout) apply'),
-  'proxy-next-upstream-timeout': ignorable('nginx\'s default retries apply'),
-  'proxy-next-upstream-tries': ignorable('nginx\'s default retries apply'),
+  'proxy-busy-buffers-size': ignorable("nginx's default applies"),
+  'proxy-max-temp-file-size': ignorable("nginx's default applies"),
+  'proxy-request-buffering': ignorable("request bodies are buffered (nginx's default)"),
+  'proxy-next-upstream': ignorable("nginx's default retries (error, timeout) apply"),
+  'proxy-next-upstream-timeout': ignorable("nginx's default retries apply"),
+  'proxy-next-upstream-tries': ignorable("nginx's default retries apply"),
   'limit-rate': ignorable('responses are not bandwidth-limited'),
   'limit-rate-after': ignorable('responses are not bandwidth-limited'),
   'relative-redirects': ignorable('redirects keep absolute Location headers'),
-  'disable-proxy-intercept-errors': ignorable('custom-http-errors intercepts the backend\'s errors'),
+  'disable-proxy-intercept-errors': ignorable("custom-http-errors intercepts the backend's errors"),
   'fastcgi-index': ignorable('backend-protocol FCGI is refused'),
   'fastcgi-params-configmap': ignorable('backend-protocol FCGI is refused'),
 });
@@ -130,9 +179,16 @@ export function classify(
   prefix: string,
 ): { class: AnnotationClass; why: string | null } {
   if (implemented.has(name)) return { class: 'implemented', why: null };
-  const entry = Object.hasOwn(UNIMPLEMENTED, name.slice(prefix.length)) ? UNIMPLEMENTED[name.slice(prefix.length)] : undefined;
+  const entry = Object.hasOwn(UNIMPLEMENTED, name.slice(prefix.length))
+    ? UNIMPLEMENTED[name.slice(prefix.length)]
+    : undefined;
   if (!entry) return { class: 'ignorable', why: null };
-  if (entry.class === 'must-not-ignore' && entry.defaults && typeof value === 'string' && entry.defaults.includes(value.trim().toLowerCase())) {
+  if (
+    entry.class === 'must-not-ignore' &&
+    entry.defaults &&
+    typeof value === 'string' &&
+    entry.defaults.includes(value.trim().toLowerCase())
+  ) {
     return { class: 'ignorable', why: `its value asks for ingress-nginx's default` };
   }
   return { class: entry.class, why: entry.why };

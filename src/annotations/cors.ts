@@ -15,11 +15,29 @@ export const CORS_EXPOSE_HEADERS = annotation('cors-expose-headers');
 export const CORS_ALLOW_CREDENTIALS = annotation('cors-allow-credentials');
 export const CORS_MAX_AGE = annotation('cors-max-age');
 
-export const CORS_ANNOTATIONS = [ENABLE_CORS, CORS_ALLOW_ORIGIN, CORS_ALLOW_METHODS, CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_ALLOW_CREDENTIALS, CORS_MAX_AGE];
+export const CORS_ANNOTATIONS = [
+  ENABLE_CORS,
+  CORS_ALLOW_ORIGIN,
+  CORS_ALLOW_METHODS,
+  CORS_ALLOW_HEADERS,
+  CORS_EXPOSE_HEADERS,
+  CORS_ALLOW_CREDENTIALS,
+  CORS_MAX_AGE,
+];
 
 // Defaults, as ingress-nginx documents them.
 export const DEFAULT_CORS_METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'];
-export const DEFAULT_CORS_HEADERS = ['DNT', 'Keep-Alive', 'User-Agent', 'X-Requested-With', 'If-Modified-Since', 'Cache-Control', 'Content-Type', 'Range', 'Authorization'];
+export const DEFAULT_CORS_HEADERS = [
+  'DNT',
+  'Keep-Alive',
+  'User-Agent',
+  'X-Requested-With',
+  'If-Modified-Since',
+  'Cache-Control',
+  'Content-Type',
+  'Range',
+  'Authorization',
+];
 export const DEFAULT_CORS_MAX_AGE = 1728000;
 
 /** An allowed CORS origin: scheme, host (with `wildcard`, any one more label in front), optional port. */
@@ -60,14 +78,26 @@ export function parseCors({ r, noEffect }: GroupInput): CorsAnnotations {
   const maxAge = r.string(CORS_MAX_AGE);
   const corsConfig: CorsConfig = {
     origins: origins === undefined ? null : parseCorsOrigins(CORS_ALLOW_ORIGIN, origins),
-    methods: methods === undefined ? DEFAULT_CORS_METHODS : [...new Set(parseTokens(CORS_ALLOW_METHODS, methods, METHOD, 'an HTTP method').map((m) => m.toUpperCase()))],
-    headers: headers === undefined ? DEFAULT_CORS_HEADERS : parseTokens(CORS_ALLOW_HEADERS, headers, HEADER, 'a header name'),
-    exposeHeaders: expose === undefined ? [] : parseTokens(CORS_EXPOSE_HEADERS, expose, EXPOSE_HEADER, 'a header name or "*"'),
+    methods:
+      methods === undefined
+        ? DEFAULT_CORS_METHODS
+        : [...new Set(parseTokens(CORS_ALLOW_METHODS, methods, METHOD, 'an HTTP method').map((m) => m.toUpperCase()))],
+    headers:
+      headers === undefined ? DEFAULT_CORS_HEADERS : parseTokens(CORS_ALLOW_HEADERS, headers, HEADER, 'a header name'),
+    exposeHeaders:
+      expose === undefined ? [] : parseTokens(CORS_EXPOSE_HEADERS, expose, EXPOSE_HEADER, 'a header name or "*"'),
     credentials: credentials ?? true,
     maxAge: maxAge === undefined ? DEFAULT_CORS_MAX_AGE : parseInteger(CORS_MAX_AGE, maxAge, 0, 2_147_483_647),
   };
   if (cors) return { cors: corsConfig };
-  for (const n of [CORS_ALLOW_ORIGIN, CORS_ALLOW_METHODS, CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_ALLOW_CREDENTIALS, CORS_MAX_AGE]) {
+  for (const n of [
+    CORS_ALLOW_ORIGIN,
+    CORS_ALLOW_METHODS,
+    CORS_ALLOW_HEADERS,
+    CORS_EXPOSE_HEADERS,
+    CORS_ALLOW_CREDENTIALS,
+    CORS_MAX_AGE,
+  ]) {
     noEffect(n, `${ENABLE_CORS} is not "true"`);
   }
   return { cors: null };
@@ -88,13 +118,21 @@ export function parseCorsOrigins(name: string, value: string): CorsOrigin[] | nu
     return { scheme: m[1] as 'http' | 'https', host, wildcard: m[2] !== undefined, port };
   });
   // The list becomes one map pattern in nginx.conf: one token, which nginx limits to 4095 bytes.
-  if (!tokenFits(`~*${corsOriginPattern(origins)}`)) throw fail(name, value, 'is too long: nginx reads the list as one pattern and refuses patterns of 4096 bytes or more; allow fewer origins, or one "*." wildcard for many hosts of a domain');
+  if (!tokenFits(`~*${corsOriginPattern(origins)}`))
+    throw fail(
+      name,
+      value,
+      'is too long: nginx reads the list as one pattern and refuses patterns of 4096 bytes or more; allow fewer origins, or one "*." wildcard for many hosts of a domain',
+    );
   return origins;
 }
 
 /** The regex that matches any of `origins` (the pattern of a CorsMaps map). */
 export function corsOriginPattern(origins: CorsOrigin[]): string {
-  const alternatives = origins.map((o) => `${o.scheme}://${o.wildcard ? '[a-z0-9-]+\\.' : ''}${regexLiteral(o.host)}${o.port === null ? '' : `:${o.port}`}`);
+  const alternatives = origins.map(
+    (o) =>
+      `${o.scheme}://${o.wildcard ? '[a-z0-9-]+\\.' : ''}${regexLiteral(o.host)}${o.port === null ? '' : `:${o.port}`}`,
+  );
   return `^(${[...new Set(alternatives)].join('|')})$`;
 }
 
@@ -103,7 +141,8 @@ function parseTokens(name: string, value: string, token: RegExp, what: string): 
   for (const t of list) if (!token.test(t)) throw fail(name, t, `is not ${what}`);
   const out = [...new Set(list)];
   // Rendered as one header value (one nginx token, limited to 4095 bytes), joined with ", ".
-  if (!tokenFits(out.join(', '))) throw fail(name, value, 'is too long: nginx refuses a header value of 4096 bytes or more');
+  if (!tokenFits(out.join(', ')))
+    throw fail(name, value, 'is too long: nginx refuses a header value of 4096 bytes or more');
   return out;
 }
 
@@ -160,7 +199,9 @@ export class CorsMaps {
 
   /** The maps whose variables `used` names, sorted. */
   collect(used: Set<string>): CorsMap[] {
-    return [...this.byPattern.values()].filter((m) => used.has(m.variable)).sort((a, b) => (a.variable < b.variable ? -1 : a.variable > b.variable ? 1 : 0));
+    return [...this.byPattern.values()]
+      .filter((m) => used.has(m.variable))
+      .sort((a, b) => (a.variable < b.variable ? -1 : a.variable > b.variable ? 1 : 0));
   }
 }
 

@@ -15,14 +15,47 @@
 import { classify } from './classes.ts';
 import { ACCESS_ANNOTATIONS, DEFAULT_ACCESS, parseAccess, type AccessAnnotations } from './access.ts';
 import { AUTH_ANNOTATIONS, NO_AUTH_ANNOTATIONS, parseAuth, type AuthAnnotations } from './auth.ts';
-import { BALANCING_ANNOTATIONS, NO_BALANCING_ANNOTATIONS, parseBalancing, parseServiceUpstream, type BalancingAnnotations } from './balancing.ts';
+import {
+  BALANCING_ANNOTATIONS,
+  NO_BALANCING_ANNOTATIONS,
+  parseBalancing,
+  parseServiceUpstream,
+  type BalancingAnnotations,
+} from './balancing.ts';
 import { CANARY_ANNOTATIONS, NO_CANARY_ANNOTATIONS, parseCanary, type CanaryAnnotations } from './canary.ts';
 import { CORS_ANNOTATIONS, NO_CORS_ANNOTATIONS, parseCors, type CorsAnnotations } from './cors.ts';
-import { MIRROR_AND_ERRORS_ANNOTATIONS, NO_MIRROR_AND_ERRORS_ANNOTATIONS, parseMirrorAndErrors, type MirrorAndErrorsAnnotations } from './mirror-errors.ts';
-import { NO_PROXY_ANNOTATIONS, PROXY_ANNOTATIONS, parseBackendProtocol, parseProxy, type ProxyAnnotations } from './proxy.ts';
-import { NO_RATE_LIMIT_ANNOTATIONS, RATE_LIMIT_ANNOTATIONS, parseRateLimits, type RateLimitAnnotations } from './rate-limits.ts';
-import { NO_REDIRECT_ANNOTATIONS, REDIRECT_ANNOTATIONS, parseRewrite, parseSslRedirect, type RedirectAnnotations } from './redirect.ts';
-import { NO_SNIPPET_ANNOTATIONS, SNIPPET_ANNOTATIONS, parseSnippets, type SnippetAnnotations } from './snippet-annotations.ts';
+import {
+  MIRROR_AND_ERRORS_ANNOTATIONS,
+  NO_MIRROR_AND_ERRORS_ANNOTATIONS,
+  parseMirrorAndErrors,
+  type MirrorAndErrorsAnnotations,
+} from './mirror-errors.ts';
+import {
+  NO_PROXY_ANNOTATIONS,
+  PROXY_ANNOTATIONS,
+  parseBackendProtocol,
+  parseProxy,
+  type ProxyAnnotations,
+} from './proxy.ts';
+import {
+  NO_RATE_LIMIT_ANNOTATIONS,
+  RATE_LIMIT_ANNOTATIONS,
+  parseRateLimits,
+  type RateLimitAnnotations,
+} from './rate-limits.ts';
+import {
+  NO_REDIRECT_ANNOTATIONS,
+  REDIRECT_ANNOTATIONS,
+  parseRewrite,
+  parseSslRedirect,
+  type RedirectAnnotations,
+} from './redirect.ts';
+import {
+  NO_SNIPPET_ANNOTATIONS,
+  SNIPPET_ANNOTATIONS,
+  parseSnippets,
+  type SnippetAnnotations,
+} from './snippet-annotations.ts';
 import { ANNOTATION_PREFIX, Reader, type GroupInput } from './values.ts';
 
 export * from './values.ts';
@@ -53,8 +86,17 @@ export const SUPPORTED_ANNOTATIONS: ReadonlySet<string> = new Set([
 
 /** What an Ingress's annotations ask of every location it owns. */
 export interface IngressAnnotations
-  extends ProxyAnnotations, RedirectAnnotations, AccessAnnotations, CorsAnnotations, RateLimitAnnotations,
-    AuthAnnotations, BalancingAnnotations, CanaryAnnotations, MirrorAndErrorsAnnotations, SnippetAnnotations {
+  extends
+    ProxyAnnotations,
+    RedirectAnnotations,
+    AccessAnnotations,
+    CorsAnnotations,
+    RateLimitAnnotations,
+    AuthAnnotations,
+    BalancingAnnotations,
+    CanaryAnnotations,
+    MirrorAndErrorsAnnotations,
+    SnippetAnnotations {
   /**
    * Why the Ingress cannot be served as asked (a must-not-ignore annotation that is not
    * implemented, src/annotations/classes.ts; translate adds a value that does not parse): its paths
@@ -101,7 +143,10 @@ const PARSES: Array<(g: GroupInput) => Partial<IngressAnnotations>> = [
  * Parses every annotation under the prefix. Throws InvalidValue for a value that does not parse;
  * returns notes (reported as partial rejections) for annotations that have no effect.
  */
-export function parseAnnotations(given: Record<string, unknown>, ctx: { namespace: string; tlsEnabled: boolean; allowSnippets?: boolean }): { annotations: IngressAnnotations; notes: string[] } {
+export function parseAnnotations(
+  given: Record<string, unknown>,
+  ctx: { namespace: string; tlsEnabled: boolean; allowSnippets?: boolean },
+): { annotations: IngressAnnotations; notes: string[] } {
   const r = new Reader(given);
   const notes: string[] = [];
   const g: GroupInput = {

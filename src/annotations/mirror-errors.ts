@@ -55,14 +55,21 @@ export function parseMirrorAndErrors({ r, noEffect, namespace }: GroupInput): Mi
 
   const errors = r.string(CUSTOM_HTTP_ERRORS);
   if (errors !== undefined) {
-    out.customErrors = [...new Set(items(CUSTOM_HTTP_ERRORS, errors).map((c) => parseErrorCode(CUSTOM_HTTP_ERRORS, c)))].sort((x, y) => x - y);
+    out.customErrors = [
+      ...new Set(items(CUSTOM_HTTP_ERRORS, errors).map((c) => parseErrorCode(CUSTOM_HTTP_ERRORS, c))),
+    ].sort((x, y) => x - y);
   }
   const defaultBackend = r.string(DEFAULT_BACKEND);
   if (defaultBackend !== undefined) {
     try {
       out.defaultBackend = checkObjectName('Service', defaultBackend, 'label1035');
     } catch (err) {
-      if (err instanceof InvalidValue) throw fail(DEFAULT_BACKEND, defaultBackend, `is not the name of a Service (in the Ingress's namespace, ${namespace})`);
+      if (err instanceof InvalidValue)
+        throw fail(
+          DEFAULT_BACKEND,
+          defaultBackend,
+          `is not the name of a Service (in the Ingress's namespace, ${namespace})`,
+        );
       throw err;
     }
   }
@@ -76,13 +83,16 @@ export function parseMirrorTarget(name: string, value: string): MirrorTarget {
   if (!m) throw fail(name, value, 'must be an http:// or https:// URL');
   const scheme = m[1]!.toLowerCase() as 'http' | 'https';
   // Canonical forms only, never the pod itself or a metadata service (src/annotations/addresses.ts says why).
-  const { host } = parseTargetHost(m[2]!, (reason) => fail(name, value, `host ${JSON.stringify(m[2]!.slice(0, 100))} ${reason}`));
+  const { host } = parseTargetHost(m[2]!, (reason) =>
+    fail(name, value, `host ${JSON.stringify(m[2]!.slice(0, 100))} ${reason}`),
+  );
   const port = m[3] === undefined ? (scheme === 'https' ? 443 : 80) : Number(m[3]);
   if (!(port >= 1 && port <= 65535)) throw fail(name, value, 'has a port outside 1-65535');
   const rest = m[4] ?? '';
   const path: MirrorTarget['path'] = [];
   if (rest !== '') {
-    if (!rest.startsWith('/') && !rest.startsWith('$')) throw fail(name, value, 'must have a path starting with "/" or $request_uri after the host');
+    if (!rest.startsWith('/') && !rest.startsWith('$'))
+      throw fail(name, value, 'must have a path starting with "/" or $request_uri after the host');
     const re = /\$(?:request_uri|\{request_uri\})|((?:[A-Za-z0-9\-._~:/?@!&'()*+,;=]|%[0-9A-Fa-f]{2})+)/y;
     let at = 0;
     while (at < rest.length) {
@@ -99,7 +109,12 @@ export function parseMirrorTarget(name: string, value: string): MirrorTarget {
 /** A status custom-http-errors may name: 400-599 as in ingress-nginx, less what nginx's error_page refuses (499, ngx_http_core_error_page). */
 function parseErrorCode(name: string, value: string): number {
   const n = parseInteger(name, value, 400, 599);
-  if (n === 499) throw fail(name, value, "is not a status nginx's error_page accepts (499 is nginx's own code for a client that closed the connection)");
+  if (n === 499)
+    throw fail(
+      name,
+      value,
+      "is not a status nginx's error_page accepts (499 is nginx's own code for a client that closed the connection)",
+    );
   return n;
 }
 
@@ -110,7 +125,10 @@ export interface MirrorAndErrorsSettings {
   errorPages: Array<{ code: number; location: string }>;
 }
 
-export const DEFAULT_MIRROR_AND_ERRORS_SETTINGS: Readonly<MirrorAndErrorsSettings> = Object.freeze({ mirror: null, errorPages: [] });
+export const DEFAULT_MIRROR_AND_ERRORS_SETTINGS: Readonly<MirrorAndErrorsSettings> = Object.freeze({
+  mirror: null,
+  errorPages: [],
+});
 
 /** The internal locations (mirror targets, error pages) that the locations' settings name. */
 export class MirrorAndErrorLocations {
@@ -131,7 +149,10 @@ export class MirrorAndErrorLocations {
     if (a.customErrors.length > 0) {
       const target = this.opts.errorUpstream(ingress);
       if (target === null) {
-        this.opts.report(ingress, `annotation ${CUSTOM_HTTP_ERRORS} has no effect: neither its default-backend annotation nor a default backend (spec.defaultBackend of an Ingress) can serve the errors over HTTP or HTTPS`);
+        this.opts.report(
+          ingress,
+          `annotation ${CUSTOM_HTTP_ERRORS} has no effect: neither its default-backend annotation nor a default backend (spec.defaultBackend of an Ingress) can serve the errors over HTTP or HTTPS`,
+        );
       } else {
         errorPages = a.customErrors.map((code) => {
           const name = `isc_err_${code}_${digest(`${target.scheme}://${target.upstream}`, 8)}`;
@@ -174,8 +195,14 @@ export class MirrorAndErrorLocations {
       }
       for (const e of l.settings.errorPages) errors.set(e.location, this.errorLocations.get(e.location)!);
     }
-    const by = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
-    return { mirrors: [...mirrors.values()].sort(by((m) => m.uri)), errorLocations: [...errors.values()].sort(by((e) => e.name)) };
+    const by =
+      <T>(key: (x: T) => string) =>
+      (a: T, b: T) =>
+        key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+    return {
+      mirrors: [...mirrors.values()].sort(by((m) => m.uri)),
+      errorLocations: [...errors.values()].sort(by((e) => e.name)),
+    };
   }
 }
 

@@ -10,7 +10,15 @@ export const PROXY_BUFFERING = annotation('proxy-buffering');
 export const PROXY_BUFFER_SIZE = annotation('proxy-buffer-size');
 export const BACKEND_PROTOCOL = annotation('backend-protocol');
 
-export const PROXY_ANNOTATIONS = [PROXY_BODY_SIZE, PROXY_CONNECT_TIMEOUT, PROXY_SEND_TIMEOUT, PROXY_READ_TIMEOUT, PROXY_BUFFERING, PROXY_BUFFER_SIZE, BACKEND_PROTOCOL];
+export const PROXY_ANNOTATIONS = [
+  PROXY_BODY_SIZE,
+  PROXY_CONNECT_TIMEOUT,
+  PROXY_SEND_TIMEOUT,
+  PROXY_READ_TIMEOUT,
+  PROXY_BUFFERING,
+  PROXY_BUFFER_SIZE,
+  BACKEND_PROTOCOL,
+];
 
 /** The largest proxy-buffer-size accepted: nginx allocates five of these per proxied request. */
 export const MAX_PROXY_BUFFER_SIZE = 1024 * 1024;
@@ -71,8 +79,10 @@ export function parseBackendProtocol({ r }: GroupInput): Pick<ProxyAnnotations, 
   const protocol = r.string(BACKEND_PROTOCOL);
   if (protocol === undefined) return { backendProtocol: NO_PROXY_ANNOTATIONS.backendProtocol };
   const v = protocol.toUpperCase();
-  if (v === 'AUTO_HTTP' || v === 'FCGI') throw fail(BACKEND_PROTOCOL, protocol, 'is not supported: use HTTP, HTTPS, GRPC or GRPCS');
-  if (v !== 'HTTP' && v !== 'HTTPS' && v !== 'GRPC' && v !== 'GRPCS') throw fail(BACKEND_PROTOCOL, protocol, 'must be HTTP, HTTPS, GRPC or GRPCS');
+  if (v === 'AUTO_HTTP' || v === 'FCGI')
+    throw fail(BACKEND_PROTOCOL, protocol, 'is not supported: use HTTP, HTTPS, GRPC or GRPCS');
+  if (v !== 'HTTP' && v !== 'HTTPS' && v !== 'GRPC' && v !== 'GRPCS')
+    throw fail(BACKEND_PROTOCOL, protocol, 'must be HTTP, HTTPS, GRPC or GRPCS');
   return { backendProtocol: v };
 }
 
@@ -92,7 +102,14 @@ export interface ProxySettings {
 
 export function proxySettings(a: ProxyAnnotations): ProxySettings {
   return {
-    backendProtocol: a.backendProtocol === 'HTTPS' ? 'https' : a.backendProtocol === 'GRPC' ? 'grpc' : a.backendProtocol === 'GRPCS' ? 'grpcs' : 'http',
+    backendProtocol:
+      a.backendProtocol === 'HTTPS'
+        ? 'https'
+        : a.backendProtocol === 'GRPC'
+          ? 'grpc'
+          : a.backendProtocol === 'GRPCS'
+            ? 'grpcs'
+            : 'http',
     bodySize: a.bodySize?.text ?? null,
     connectTimeout: a.connectTimeout,
     sendTimeout: a.sendTimeout,

@@ -38,10 +38,12 @@ export function parseRateLimits({ r, noEffect }: GroupInput): RateLimitAnnotatio
   const out: RateLimitAnnotations = {
     limitRps: rps === undefined ? null : parseInteger(LIMIT_RPS, rps, 0, 1_000_000) || null,
     limitRpm: rpm === undefined ? null : parseInteger(LIMIT_RPM, rpm, 0, 60_000_000) || null,
-    limitBurstMultiplier: burst === undefined ? DEFAULT_LIMIT_BURST_MULTIPLIER : parseInteger(LIMIT_BURST_MULTIPLIER, burst, 1, 1000),
+    limitBurstMultiplier:
+      burst === undefined ? DEFAULT_LIMIT_BURST_MULTIPLIER : parseInteger(LIMIT_BURST_MULTIPLIER, burst, 1, 1000),
     limitConnections: conns === undefined ? null : parseInteger(LIMIT_CONNECTIONS, conns, 0, 65_535) || null,
   };
-  if (out.limitRps === null && out.limitRpm === null) noEffect(LIMIT_BURST_MULTIPLIER, `neither ${LIMIT_RPS} nor ${LIMIT_RPM} is set`);
+  if (out.limitRps === null && out.limitRpm === null)
+    noEffect(LIMIT_BURST_MULTIPLIER, `neither ${LIMIT_RPS} nor ${LIMIT_RPM} is set`);
   return out;
 }
 
@@ -52,7 +54,10 @@ export interface RateLimitSettings {
   limitConn: { zone: string; connections: number } | null;
 }
 
-export const DEFAULT_RATE_LIMIT_SETTINGS: Readonly<RateLimitSettings> = Object.freeze({ limitReq: [], limitConn: null });
+export const DEFAULT_RATE_LIMIT_SETTINGS: Readonly<RateLimitSettings> = Object.freeze({
+  limitReq: [],
+  limitConn: null,
+});
 
 /** The limit_req zones the locations' settings name, with their rates. */
 export class RateLimitZones {
@@ -71,7 +76,11 @@ export class RateLimitZones {
       this.rates.set(zone, `${a.limitRpm}r/m`);
       limitReq.push({ zone, burst: a.limitRpm * a.limitBurstMultiplier });
     }
-    return { limitReq, limitConn: a.limitConnections !== null ? { zone: `ingress_sidecar_conn_${id}`, connections: a.limitConnections } : null };
+    return {
+      limitReq,
+      limitConn:
+        a.limitConnections !== null ? { zone: `ingress_sidecar_conn_${id}`, connections: a.limitConnections } : null,
+    };
   }
 
   /** The rate of a zone that settings() named. */

@@ -17,9 +17,17 @@ export const TEMPORAL_REDIRECT = annotation('temporal-redirect');
 export const TEMPORAL_REDIRECT_CODE = annotation('temporal-redirect-code');
 
 export const REDIRECT_ANNOTATIONS = [
-  SSL_REDIRECT_ANNOTATION, FORCE_SSL_REDIRECT_ANNOTATION, PRESERVE_TRAILING_SLASH,
-  USE_REGEX, REWRITE_TARGET, APP_ROOT, X_FORWARDED_PREFIX,
-  PERMANENT_REDIRECT, PERMANENT_REDIRECT_CODE, TEMPORAL_REDIRECT, TEMPORAL_REDIRECT_CODE,
+  SSL_REDIRECT_ANNOTATION,
+  FORCE_SSL_REDIRECT_ANNOTATION,
+  PRESERVE_TRAILING_SLASH,
+  USE_REGEX,
+  REWRITE_TARGET,
+  APP_ROOT,
+  X_FORWARDED_PREFIX,
+  PERMANENT_REDIRECT,
+  PERMANENT_REDIRECT_CODE,
+  TEMPORAL_REDIRECT,
+  TEMPORAL_REDIRECT_CODE,
 ];
 
 /** nginx `return` codes that send a Location header. */
@@ -59,7 +67,11 @@ export const NO_REDIRECT_ANNOTATIONS: Readonly<RedirectAnnotations> = Object.fre
 });
 
 /** ssl-redirect, force-ssl-redirect and preserve-trailing-slash: they act only with TLS. */
-export function parseSslRedirect({ r, noEffect, tlsEnabled }: GroupInput): Pick<RedirectAnnotations, 'sslRedirect' | 'forceSslRedirect' | 'preserveTrailingSlash'> {
+export function parseSslRedirect({
+  r,
+  noEffect,
+  tlsEnabled,
+}: GroupInput): Pick<RedirectAnnotations, 'sslRedirect' | 'forceSslRedirect' | 'preserveTrailingSlash'> {
   const out = {
     sslRedirect: r.bool(SSL_REDIRECT_ANNOTATION) ?? null,
     forceSslRedirect: r.bool(FORCE_SSL_REDIRECT_ANNOTATION) ?? false,
@@ -74,7 +86,10 @@ export function parseSslRedirect({ r, noEffect, tlsEnabled }: GroupInput): Pick<
 }
 
 /** rewrite-target, use-regex, app-root, x-forwarded-prefix and the redirects. */
-export function parseRewrite({ r, noEffect }: GroupInput): Pick<RedirectAnnotations, 'useRegex' | 'rewriteTarget' | 'appRoot' | 'xForwardedPrefix' | 'redirect'> {
+export function parseRewrite({
+  r,
+  noEffect,
+}: GroupInput): Pick<RedirectAnnotations, 'useRegex' | 'rewriteTarget' | 'appRoot' | 'xForwardedPrefix' | 'redirect'> {
   const target = r.string(REWRITE_TARGET);
   const rewriteTarget = target === undefined ? null : parseRewriteTarget(REWRITE_TARGET, target);
   // ingress-nginx: rewrite-target implies use-regex.
@@ -85,7 +100,8 @@ export function parseRewrite({ r, noEffect }: GroupInput): Pick<RedirectAnnotati
   const prefix = r.string(X_FORWARDED_PREFIX);
   if (prefix !== undefined) {
     // ingress-nginx's grammar for it (BasicCharsRegex); it becomes a request header's value.
-    if (!/^[A-Za-z0-9\-._~:/]{1,1024}$/.test(prefix)) throw fail(X_FORWARDED_PREFIX, prefix, 'may contain only letters, digits, "-", ".", "_", "~", ":" and "/"');
+    if (!/^[A-Za-z0-9\-._~:/]{1,1024}$/.test(prefix))
+      throw fail(X_FORWARDED_PREFIX, prefix, 'may contain only letters, digits, "-", ".", "_", "~", ":" and "/"');
     xForwardedPrefix = prefix;
   }
 
@@ -119,7 +135,8 @@ const PATH_LITERAL = /^[A-Za-z0-9\-._~!&'()*+,;=:@/]$/;
 
 /** An absolute URL path (and optional query) with valid percent-escapes and no "$": for app-root. */
 export function parseRedirectPath(name: string, value: string): string {
-  if (!value.startsWith('/') || value.startsWith('//')) throw fail(name, value, 'must be an absolute path starting with a single "/"');
+  if (!value.startsWith('/') || value.startsWith('//'))
+    throw fail(name, value, 'must be an absolute path starting with a single "/"');
   if (value.length > 1024) throw fail(name, value, 'is longer than 1024 characters');
   const q = value.indexOf('?');
   const check = (part: string, extra: string) => {
@@ -146,13 +163,19 @@ export function parseRewriteTarget(name: string, value: string): RewriteTarget {
   while (at < value.length) {
     re.lastIndex = at;
     const m = re.exec(value);
-    if (!m) throw fail(name, value, 'may contain only letters, digits, "-", ".", "_", "~", ":", "/" and the capture groups $1 to $9');
+    if (!m)
+      throw fail(
+        name,
+        value,
+        'may contain only letters, digits, "-", ".", "_", "~", ":", "/" and the capture groups $1 to $9',
+      );
     if (m[3] !== undefined) out.push({ text: m[3] });
     else out.push({ capture: Number(m[1] ?? m[2]) });
     at = re.lastIndex;
   }
   const first = out[0];
-  if (!first || ('text' in first && !first.text.startsWith('/'))) throw fail(name, value, 'must start with "/" or a capture group');
+  if (!first || ('text' in first && !first.text.startsWith('/')))
+    throw fail(name, value, 'must start with "/" or a capture group');
   return out;
 }
 
@@ -167,12 +190,21 @@ export function parseRedirectUrl(name: string, value: string): RedirectUrl {
   while (at < value.length) {
     re.lastIndex = at;
     const m = re.exec(value);
-    if (!m) throw fail(name, value, 'may contain only URL characters and the variables $request_uri, $host, $scheme, $args and $is_args');
+    if (!m)
+      throw fail(
+        name,
+        value,
+        'may contain only URL characters and the variables $request_uri, $host, $scheme, $args and $is_args',
+      );
     if (m[3] !== undefined) out.push({ text: m[3] });
     else {
       const v = m[1] ?? m[2] ?? '';
       if (!(REDIRECT_VARIABLES as readonly string[]).includes(v)) {
-        throw fail(name, value, `uses $${v.slice(0, 40)}; only $request_uri, $host, $scheme, $args and $is_args may appear in a redirect URL`);
+        throw fail(
+          name,
+          value,
+          `uses $${v.slice(0, 40)}; only $request_uri, $host, $scheme, $args and $is_args may appear in a redirect URL`,
+        );
       }
       out.push({ variable: v as RedirectVariable });
     }
@@ -238,4 +270,7 @@ export function redirectView(s: RedirectSettings) {
 }
 
 /** The settings of an Ingress without these annotations. */
-export const DEFAULT_REDIRECT_SETTINGS: Readonly<RedirectSettings> = Object.freeze({ rewrite: null, ...redirectSettings(NO_REDIRECT_ANNOTATIONS) });
+export const DEFAULT_REDIRECT_SETTINGS: Readonly<RedirectSettings> = Object.freeze({
+  rewrite: null,
+  ...redirectSettings(NO_REDIRECT_ANNOTATIONS),
+});

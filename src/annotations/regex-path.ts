@@ -15,23 +15,29 @@ export function parseRegexPath(raw: string): string {
   const why = (reason: string) => new InvalidValue(`path ${shown(raw)} (a regular expression: use-regex): ${reason}`);
   if (!raw.startsWith('/')) throw why('must start with "/"');
   if (raw.length > 1024) throw why('is longer than 1024 characters');
-  if (raw.includes('(?')) throw why('must not contain "(?": named groups, inline options and lookaround are not allowed');
-  if (!/^[A-Za-z0-9\-._~!&'*+,;=:@%/()[\]{}|?^$\\]+$/.test(raw)) throw why('may contain only URL path characters and ( ) [ ] { } | ? ^ $ \\');
+  if (raw.includes('(?'))
+    throw why('must not contain "(?": named groups, inline options and lookaround are not allowed');
+  if (!/^[A-Za-z0-9\-._~!&'*+,;=:@%/()[\]{}|?^$\\]+$/.test(raw))
+    throw why('may contain only URL path characters and ( ) [ ] { } | ? ^ $ \\');
   for (let i = 0; i < raw.length; i++) {
     if (raw[i] !== '\\') continue;
     const next = raw[i + 1];
-    if (next === undefined || !/[dDwWsSbB.\-/()[\]{}|?*+^$\\]/.test(next)) throw why('may escape only punctuation and d, D, w, W, s, S, b, B with "\\"');
+    if (next === undefined || !/[dDwWsSbB.\-/()[\]{}|?*+^$\\]/.test(next))
+      throw why('may escape only punctuation and d, D, w, W, s, S, b, B with "\\"');
     i++;
   }
   if (/\[\^?\]/.test(raw)) throw why('has an empty character class');
   if (/\[([.:=])[^\]]*\1\]/.test(raw)) throw why('must not use POSIX classes ([:alpha:] and the like)');
   for (const m of raw.matchAll(/\{(\d+)(?:,(\d*))?\}/g)) {
-    if (Number(m[1]) > 1000 || (m[2] !== undefined && m[2] !== '' && Number(m[2]) > 1000)) throw why('repeats more than 1000 times');
+    if (Number(m[1]) > 1000 || (m[2] !== undefined && m[2] !== '' && Number(m[2]) > 1000))
+      throw why('repeats more than 1000 times');
   }
   try {
     new RegExp(raw);
   } catch (err) {
-    throw why(`is not a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '').slice(0, 100)})`);
+    throw why(
+      `is not a valid regular expression (${(err as Error).message.replace(/^Invalid regular expression: /, '').slice(0, 100)})`,
+    );
   }
   checkPcre(raw, why);
   return raw;
@@ -79,14 +85,18 @@ function checkPcre(raw: string, why: (reason: string) => InvalidValue): void {
           if (e === 'B') throw why('uses \\B in a character class, which PCRE2 refuses');
           const classEscape = /[dDwWsS]/.test(e);
           if (classEscape && raw[j - 1] === '-' && j - 1 > itemsStart) {
-            throw why('has a range in a character class ending in \\d, \\w or \\s ("[a-\\d]"), which PCRE2 refuses; put "-" first or last in the class');
+            throw why(
+              'has a range in a character class ending in \\d, \\w or \\s ("[a-\\d]"), which PCRE2 refuses; put "-" first or last in the class',
+            );
           }
           prevClassEscape = classEscape;
           j++;
           continue;
         }
         if (d === '-' && prevClassEscape && raw[j + 1] !== ']') {
-          throw why('has a range in a character class starting at \\d, \\w or \\s ("[\\d-z]"), which PCRE2 refuses; put "-" first or last in the class');
+          throw why(
+            'has a range in a character class starting at \\d, \\w or \\s ("[\\d-z]"), which PCRE2 refuses; put "-" first or last in the class',
+          );
         }
         prevClassEscape = false;
       }
@@ -102,7 +112,10 @@ function checkPcre(raw: string, why: (reason: string) => InvalidValue): void {
       top().last = 0;
     } else if (c === '{') {
       const m = /^\{(\d+)(?:(,)(\d*))?\}/.exec(raw.slice(i));
-      if (!m || top().last === 0) throw why('has a "{" that does not start a repetition {n}, {n,} or {n,m} after something to repeat; escape it as "\\{"');
+      if (!m || top().last === 0)
+        throw why(
+          'has a "{" that does not start a repetition {n}, {n,} or {n,m} after something to repeat; escape it as "\\{"',
+        );
       const n = Number(m[1]);
       const copies = m[2] === undefined ? n : m[3] === '' ? n + 1 : Math.max(n, Number(m[3]));
       const f = top();

@@ -75,7 +75,8 @@ export class LocationSettingsBuilder {
     }
     if ((!a.rewriteTarget && !a.affinity) || a.denied.length > 0) return base;
     const settings = { ...base.settings };
-    if (a.rewriteTarget) settings.rewrite = { regex: ctx.rewriteRegex, replacement: rewriteReplacement(a.rewriteTarget) };
+    if (a.rewriteTarget)
+      settings.rewrite = { regex: ctx.rewriteRegex, replacement: rewriteReplacement(a.rewriteTarget) };
     if (a.affinity) settings.setCookie = this.affinityCookies.setCookie(a.affinity, ctx.cookiePath);
     return { ...base, settings };
   }
@@ -84,7 +85,14 @@ export class LocationSettingsBuilder {
     // Not served as asked (translate reports why): 503, and nothing of its settings in nginx.conf.
     // The reasons quote the refused values, which may hold DEL (JSON.stringify leaves it): escaped
     // here, as the comment that names them in nginx.conf must be one line of printable text.
-    if (a.denied.length > 0) return { settings: DEFAULT_LOCATION_SETTINGS, unavailable: a.denied.join('; ').replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) };
+    if (a.denied.length > 0)
+      return {
+        settings: DEFAULT_LOCATION_SETTINGS,
+        unavailable: a.denied
+          .join('; ')
+          // eslint-disable-next-line no-control-regex
+          .replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+      };
     const rateLimits = this.zones.settings(digest(ingress, 16), a);
     let unavailable: string | null = null;
     let auth: LocationSettings['auth'] = null;
@@ -140,7 +148,10 @@ export class LocationSettingsBuilder {
     }
     const affinityCookies = [...cookies].map((v) => this.affinityCookies.cookie(v));
     const keys = new Map(affinityCookies.map((c) => [c.key, { variable: c.key, cookie: c.cookie }]));
-    const byName = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+    const byName =
+      <T>(key: (x: T) => string) =>
+      (a: T, b: T) =>
+        key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
     return {
       limitReqZones: [...req].map((name) => ({ name, rate: this.zones.rate(name) })).sort(byName((z) => z.name)),
       limitConnZones: [...conn].sort(),

@@ -16,7 +16,10 @@ export interface SnippetAnnotations {
   serverSnippet: SnippetDirective[] | null;
 }
 
-export const NO_SNIPPET_ANNOTATIONS: Readonly<SnippetAnnotations> = Object.freeze({ configurationSnippet: null, serverSnippet: null });
+export const NO_SNIPPET_ANNOTATIONS: Readonly<SnippetAnnotations> = Object.freeze({
+  configurationSnippet: null,
+  serverSnippet: null,
+});
 
 export function parseSnippets({ r, allowSnippets }: GroupInput): SnippetAnnotations {
   if (!allowSnippets) return { configurationSnippet: null, serverSnippet: null };
@@ -37,7 +40,9 @@ export function snippetSettings(a: SnippetAnnotations): SnippetSettings {
   return { snippet: a.configurationSnippet };
 }
 
-export const DEFAULT_SNIPPET_SETTINGS: Readonly<SnippetSettings> = Object.freeze(snippetSettings(NO_SNIPPET_ANNOTATIONS));
+export const DEFAULT_SNIPPET_SETTINGS: Readonly<SnippetSettings> = Object.freeze(
+  snippetSettings(NO_SNIPPET_ANNOTATIONS),
+);
 
 export function snippetView(s: SnippetSettings) {
   return { configurationSnippet: s.snippet ? { lines: snippetLines(s.snippet) } : null };

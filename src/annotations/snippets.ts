@@ -91,22 +91,34 @@ const UPSTREAM = "proxies to an address of the author's choosing (backends come 
  * list" (ingress-nginx's risk model for snippets, by parsed directive name). The list decides.
  */
 const DENIED: ReadonlyArray<[RegExp, string]> = [
-  [/^(load_module|env|daemon|user|master_process|pid|lock_file|working_directory|thread_pool|pcre_jit|ssl_engine|debug_points|timer_resolution|google_perftools_profiles|events|http|stream|mail|upstream|map|geo|split_clients|types)$/, PROCESS],
+  [
+    /^(load_module|env|daemon|user|master_process|pid|lock_file|working_directory|thread_pool|pcre_jit|ssl_engine|debug_points|timer_resolution|google_perftools_profiles|events|http|stream|mail|upstream|map|geo|split_clients|types)$/,
+    PROCESS,
+  ],
   [/^worker_/, PROCESS],
   [/^include$/, 'reads other configuration files'],
   [/^(server|listen|server_name)$/, OTHERS],
   [/lua/, CODE],
   [/^perl/, CODE],
   [/^js_/, CODE],
-  [/^(root|alias|try_files|index|error_log|xslt_stylesheet|xml_entities|create_full_put_path|min_delete_depth)$/, FILES],
+  [
+    /^(root|alias|try_files|index|error_log|xslt_stylesheet|xml_entities|create_full_put_path|min_delete_depth)$/,
+    FILES,
+  ],
   [/^dav_/, FILES],
   [/_temp_path$|_cache_path$/, FILES],
   [/_store$|_store_access$/, FILES],
   [/_file$|_key$/, FILES],
-  [/(^|_)ssl_(certificate|certificate_key|certificate_cache|trusted_certificate|client_certificate|crl|dhparam|session_ticket_key|conf_command|password_file|stapling_file)$/, FILES],
+  [
+    /(^|_)ssl_(certificate|certificate_key|certificate_cache|trusted_certificate|client_certificate|crl|dhparam|session_ticket_key|conf_command|password_file|stapling_file)$/,
+    FILES,
+  ],
   [/^secure_link_secret$/, 'keeps a secret in the nginx configuration'],
   [/(^|_)pass$/, UPSTREAM],
-  [/^(limit_req|limit_conn)$/, 'needs a zone, which snippets cannot define (use the limit-rps, limit-rpm and limit-connections annotations)'],
+  [
+    /^(limit_req|limit_conn)$/,
+    'needs a zone, which snippets cannot define (use the limit-rps, limit-rpm and limit-connections annotations)',
+  ],
 ];
 
 /**
@@ -117,28 +129,101 @@ const DENIED: ReadonlyArray<[RegExp, string]> = [
  * as nginx compares them: exactly (NAME already refuses anything but lowercase).
  */
 const ALLOWED_GROUPS: Record<string, readonly string[]> = {
-  headers: ['add_header', 'add_trailer', 'proxy_set_header', 'proxy_hide_header', 'proxy_pass_header', 'proxy_ignore_headers', 'grpc_set_header', 'grpc_hide_header', 'expires', 'etag', 'if_modified_since', 'charset', 'default_type', 'server_tokens'],
+  headers: [
+    'add_header',
+    'add_trailer',
+    'proxy_set_header',
+    'proxy_hide_header',
+    'proxy_pass_header',
+    'proxy_ignore_headers',
+    'grpc_set_header',
+    'grpc_hide_header',
+    'expires',
+    'etag',
+    'if_modified_since',
+    'charset',
+    'default_type',
+    'server_tokens',
+  ],
   proxy: [
-    'proxy_connect_timeout', 'proxy_send_timeout', 'proxy_read_timeout', 'proxy_buffering', 'proxy_buffer_size', 'proxy_buffers', 'proxy_busy_buffers_size',
-    'proxy_request_buffering', 'proxy_max_temp_file_size', 'proxy_http_version', 'proxy_cookie_domain', 'proxy_cookie_path', 'proxy_cookie_flags', 'proxy_redirect',
-    'proxy_intercept_errors', 'proxy_next_upstream', 'proxy_next_upstream_tries', 'proxy_next_upstream_timeout', 'proxy_pass_request_headers', 'proxy_pass_request_body',
-    'proxy_ssl_server_name', 'proxy_ssl_name', 'grpc_connect_timeout', 'grpc_send_timeout', 'grpc_read_timeout',
+    'proxy_connect_timeout',
+    'proxy_send_timeout',
+    'proxy_read_timeout',
+    'proxy_buffering',
+    'proxy_buffer_size',
+    'proxy_buffers',
+    'proxy_busy_buffers_size',
+    'proxy_request_buffering',
+    'proxy_max_temp_file_size',
+    'proxy_http_version',
+    'proxy_cookie_domain',
+    'proxy_cookie_path',
+    'proxy_cookie_flags',
+    'proxy_redirect',
+    'proxy_intercept_errors',
+    'proxy_next_upstream',
+    'proxy_next_upstream_tries',
+    'proxy_next_upstream_timeout',
+    'proxy_pass_request_headers',
+    'proxy_pass_request_body',
+    'proxy_ssl_server_name',
+    'proxy_ssl_name',
+    'grpc_connect_timeout',
+    'grpc_send_timeout',
+    'grpc_read_timeout',
   ],
   rewrites: ['rewrite', 'return', 'if', 'set', 'break', 'location', 'internal'],
-  compression: ['gzip', 'gzip_types', 'gzip_min_length', 'gzip_comp_level', 'gzip_proxied', 'gzip_vary', 'gzip_disable', 'gzip_http_version', 'gzip_buffers'],
-  'requests and access': ['client_max_body_size', 'client_body_buffer_size', 'client_body_timeout', 'send_timeout', 'keepalive_timeout', 'chunked_transfer_encoding', 'limit_rate', 'limit_rate_after', 'allow', 'deny', 'satisfy', 'limit_except', 'access_log'],
+  compression: [
+    'gzip',
+    'gzip_types',
+    'gzip_min_length',
+    'gzip_comp_level',
+    'gzip_proxied',
+    'gzip_vary',
+    'gzip_disable',
+    'gzip_http_version',
+    'gzip_buffers',
+  ],
+  'requests and access': [
+    'client_max_body_size',
+    'client_body_buffer_size',
+    'client_body_timeout',
+    'send_timeout',
+    'keepalive_timeout',
+    'chunked_transfer_encoding',
+    'limit_rate',
+    'limit_rate_after',
+    'allow',
+    'deny',
+    'satisfy',
+    'limit_except',
+    'access_log',
+  ],
 };
 /** Every directive a snippet may use (the tests check each with `nginx -t`). */
 export const SNIPPET_DIRECTIVES: ReadonlySet<string> = new Set(Object.values(ALLOWED_GROUPS).flat());
 const ALLOWED = SNIPPET_DIRECTIVES;
-const ALLOWED_TEXT = Object.entries(ALLOWED_GROUPS).map(([group, names]) => `${group}: ${names.join(', ')}`).join('; ');
+const ALLOWED_TEXT = Object.entries(ALLOWED_GROUPS)
+  .map(([group, names]) => `${group}: ${names.join(', ')}`)
+  .join('; ');
 
 /**
  * What nginx accepts inside the blocks a snippet may open (the "if in location", "if in server"
  * and limit_except contexts of nginx's directive tables): anything else there fails `nginx -t`.
  */
 const INSIDE: Record<string, ReadonlySet<string>> = {
-  'if in location': new Set(['return', 'rewrite', 'set', 'break', 'add_header', 'add_trailer', 'expires', 'gzip', 'limit_rate', 'access_log']),
+  'if in location': new Set([
+    'return',
+    'rewrite',
+    'set',
+    'break',
+    'add_header',
+    'add_trailer',
+    'expires',
+    'gzip',
+    'limit_rate',
+    'access_log',
+  ]),
   'if in server': new Set(['return', 'rewrite', 'set', 'break']),
   limit_except: new Set(['allow', 'deny']),
 };
@@ -220,21 +305,27 @@ export function parseSnippet(annotation: string, text: string, context: SnippetC
         return out;
       }
       if (outcome === 'blockDone') {
-        if (depth === 0) throw fail(reader.line, `unexpected "}": a snippet may not close the ${context} block it is in`);
+        if (depth === 0)
+          throw fail(reader.line, `unexpected "}": a snippet may not close the ${context} block it is in`);
         return out;
       }
       const [first, ...rest] = words;
       if (!first) throw fail(reader.line, 'empty directive'); // readToken refuses it
       const line = first.line;
       const name = first.value;
-      if (!NAME.test(name)) throw fail(line, `${JSON.stringify(name)} is not a directive name (lowercase letters, digits and "_")`);
+      if (!NAME.test(name))
+        throw fail(line, `${JSON.stringify(name)} is not a directive name (lowercase letters, digits and "_")`);
       if (name.length >= CONF_BUFFER) throw fail(line, `a directive name of ${name.length} characters is too long`);
       const args = rest.map((w) => w.value);
-      checkDirective(name, args, outcome === 'blockStart', parent, context, (reason) => fail(line, `${name}: ${reason}`));
-      for (const a of args) checkArgument(a, (reason) => fail(line, `${name}: argument ${JSON.stringify(a)} ${reason}`));
+      checkDirective(name, args, outcome === 'blockStart', parent, context, (reason) =>
+        fail(line, `${name}: ${reason}`),
+      );
+      for (const a of args)
+        checkArgument(a, (reason) => fail(line, `${name}: argument ${JSON.stringify(a)} ${reason}`));
       let block: SnippetDirective[] | null = null;
       if (outcome === 'blockStart') {
-        if (depth + 1 > MAX_SNIPPET_DEPTH) throw fail(line, `blocks are nested deeper than ${MAX_SNIPPET_DEPTH} levels`);
+        if (depth + 1 > MAX_SNIPPET_DEPTH)
+          throw fail(line, `blocks are nested deeper than ${MAX_SNIPPET_DEPTH} levels`);
         // nginx allows different directives in an if of a server and an if of a location.
         block = parse(name === 'if' ? `if in ${parent}` : name, depth + 1);
       }
@@ -254,7 +345,9 @@ function checkDirective(
 ): void {
   if (!ALLOWED.has(name)) {
     const why = DENIED.find(([pattern]) => pattern.test(name))?.[1];
-    throw fail(`is not allowed in a snippet${why ? `: it ${why}` : ''}; a snippet may use only these directives (${ALLOWED_TEXT})`);
+    throw fail(
+      `is not allowed in a snippet${why ? `: it ${why}` : ''}; a snippet may use only these directives (${ALLOWED_TEXT})`,
+    );
   }
   if (name === 'access_log' && !(args.length === 1 && args[0] === 'off')) {
     throw fail(`only "access_log off" is allowed in a snippet: a log path ${FILES}`);
@@ -272,7 +365,10 @@ function checkDirective(
   }
   if (LOCATION_ONLY.has(name) && !inLocation) throw fail(`is allowed only in a location, not in ${parent}`);
   const inside = INSIDE[parent];
-  if (inside && !inside.has(name)) throw fail(`is not allowed inside ${parent.replace(/ in .*/, '')} (nginx allows there only ${[...inside].join(', ')})`);
+  if (inside && !inside.has(name))
+    throw fail(
+      `is not allowed inside ${parent.replace(/ in .*/, '')} (nginx allows there only ${[...inside].join(', ')})`,
+    );
 }
 
 function checkArgument(value: string, fail: (reason: string) => InvalidValue): void {
@@ -281,7 +377,8 @@ function checkArgument(value: string, fail: (reason: string) => InvalidValue): v
   if (LONE_SURROGATE.test(value)) throw fail('is not well-formed Unicode');
   if (DOT_DOT_SEGMENT.test(value)) throw fail('contains a ".." path segment');
   if (RESERVED_NAME.test(value)) throw fail("names one of the sidecar's own variables or zones");
-  if (Buffer.byteLength(nginxValue(value), 'utf8') >= CONF_BUFFER) throw fail(`is too long (nginx reads at most ${CONF_BUFFER - 1} bytes per token)`);
+  if (Buffer.byteLength(nginxValue(value), 'utf8') >= CONF_BUFFER)
+    throw fail(`is too long (nginx reads at most ${CONF_BUFFER - 1} bytes per token)`);
 }
 
 /** The directives as lines for SNIPPET_PARTIAL (view: `{ lines }`). */
@@ -309,7 +406,10 @@ function syntaxError(err: NginxSyntaxError, fail: (line: number | null, reason: 
   switch (p.kind) {
     case 'end':
       if (p.quote) return fail(p.startLine, `unterminated ${p.quote} quote`);
-      return fail(err.line, `unexpected end of snippet: ${JSON.stringify(p.first ?? p.excerpt)} is not ended by ";" or "{"`);
+      return fail(
+        err.line,
+        `unexpected end of snippet: ${JSON.stringify(p.first ?? p.excerpt)} is not ended by ";" or "{"`,
+      );
     case 'afterQuote':
       return fail(err.line, `unexpected ${JSON.stringify(p.char)} right after a closing quote`);
     case 'noName':

@@ -59,7 +59,8 @@ export interface GroupInput {
   allowSnippets: boolean;
 }
 
-export const fail = (name: string, value: string, why: string) => new InvalidValue(`annotation ${name}: ${shown(value)} ${why}`);
+export const fail = (name: string, value: string, why: string) =>
+  new InvalidValue(`annotation ${name}: ${shown(value)} ${why}`);
 
 /** An nginx size: `text` is what the directive gets (digits and k, m or g), `bytes` its value. */
 export interface Size {
@@ -75,8 +76,10 @@ export function parseSize(name: string, value: string, opts: { min?: number; max
   const unit = (m[2] ?? '').toLowerCase();
   const bytes = amount * (unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1);
   if (!Number.isSafeInteger(bytes)) throw fail(name, value, 'is too large');
-  if (opts.min !== undefined && bytes < opts.min) throw fail(name, value, `is smaller than ${opts.min} byte${opts.min === 1 ? '' : 's'}`);
-  if (opts.max !== undefined && bytes > opts.max) throw fail(name, value, `is larger than ${opts.max / 1024}k, the most this sidecar accepts`);
+  if (opts.min !== undefined && bytes < opts.min)
+    throw fail(name, value, `is smaller than ${opts.min} byte${opts.min === 1 ? '' : 's'}`);
+  if (opts.max !== undefined && bytes > opts.max)
+    throw fail(name, value, `is larger than ${opts.max / 1024}k, the most this sidecar accepts`);
   // nginx has no "b" suffix: bytes are plain digits.
   return { text: `${amount}${unit === 'b' ? '' : unit}`, bytes };
 }
@@ -85,7 +88,8 @@ export function parseSize(name: string, value: string, opts: { min?: number; max
 export function parseSeconds(name: string, value: string): number {
   const m = /^(\d{1,9})s?$/.exec(value);
   const n = m ? Number(m[1]) : NaN;
-  if (!(n >= 1 && n <= MAX_TIMEOUT_SECONDS)) throw fail(name, value, `is not a number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}`);
+  if (!(n >= 1 && n <= MAX_TIMEOUT_SECONDS))
+    throw fail(name, value, `is not a number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}`);
   return n;
 }
 
@@ -97,7 +101,10 @@ export function parseInteger(name: string, value: string, min: number, max: numb
 
 /** A comma-separated list, items trimmed, empty items dropped. */
 export function items(name: string, value: string): string[] {
-  const list = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (list.length === 0) throw fail(name, value, 'names nothing');
   if (list.length > MAX_LIST_ITEMS) throw fail(name, value, `has more than ${MAX_LIST_ITEMS} items`);
   return list;

@@ -1,6 +1,11 @@
 // Small helpers for the API writers' calls (the Lease, status, Events): a per-request timeout,
 // and the HTTP status of a failure.
-import { ApiException, Observable, type ConfigurationOptions, type ObservableMiddleware } from '@kubernetes/client-node';
+import {
+  ApiException,
+  Observable,
+  type ConfigurationOptions,
+  type ObservableMiddleware,
+} from '@kubernetes/client-node';
 
 /** Request options for client-node v2 calls: a timeout, and optionally a Content-Type (patches). */
 export function requestOptions(opts: { timeoutMs: number; contentType?: string }): ConfigurationOptions {

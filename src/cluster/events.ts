@@ -55,7 +55,10 @@ export interface EventIntent {
 }
 
 /** Pure: the Events the model calls for, one per (Ingress, type, reason, message), sorted by key. */
-export function eventIntents(snap: Pick<Snapshot, 'ingresses'>, model: Pick<RoutingModel, 'rejections' | 'served'>): EventIntent[] {
+export function eventIntents(
+  snap: Pick<Snapshot, 'ingresses'>,
+  model: Pick<RoutingModel, 'rejections' | 'served'>,
+): EventIntent[] {
   const byKey = new Map<string, V1Ingress>();
   for (const ing of snap.ingresses) byKey.set(ingressKey(ing), ing);
   const out = new Map<string, EventIntent>();
@@ -66,7 +69,8 @@ export function eventIntents(snap: Pick<Snapshot, 'ingresses'>, model: Pick<Rout
     const key = [ingKey, ing.metadata?.uid ?? '', type, reason, message].join('\u0000');
     out.set(key, { key, name: eventName(ing, key), ingress: ing, type, reason, message });
   };
-  for (const r of model.rejections) add(r.ingress, 'Warning', r.severity === 'rejected' ? 'Rejected' : 'PartlyRejected', r.reason);
+  for (const r of model.rejections)
+    add(r.ingress, 'Warning', r.severity === 'rejected' ? 'Rejected' : 'PartlyRejected', r.reason);
   for (const s of model.served) add(s, 'Normal', 'Served', SERVED_MESSAGE);
   return [...out.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
@@ -81,7 +85,10 @@ export function eventName(ing: V1Ingress, key: string): string {
 /** The calls the recorder makes (CoreV1Api fits; tests may fake it). */
 export interface EventApi {
   createNamespacedEvent(p: { namespace: string; body: CoreV1Event }, o?: ConfigurationOptions): Promise<CoreV1Event>;
-  patchNamespacedEvent(p: { name: string; namespace: string; body: object }, o?: ConfigurationOptions): Promise<CoreV1Event>;
+  patchNamespacedEvent(
+    p: { name: string; namespace: string; body: object },
+    o?: ConfigurationOptions,
+  ): Promise<CoreV1Event>;
 }
 
 export interface IngressEventRecorderOptions {

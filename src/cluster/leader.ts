@@ -30,7 +30,10 @@ export { DEFAULT_ELECTION_ID } from './publish.ts';
 export interface LeaseApi {
   readNamespacedLease(p: { name: string; namespace: string }, o?: ConfigurationOptions): Promise<V1Lease>;
   createNamespacedLease(p: { namespace: string; body: V1Lease }, o?: ConfigurationOptions): Promise<V1Lease>;
-  replaceNamespacedLease(p: { name: string; namespace: string; body: V1Lease }, o?: ConfigurationOptions): Promise<V1Lease>;
+  replaceNamespacedLease(
+    p: { name: string; namespace: string; body: V1Lease },
+    o?: ConfigurationOptions,
+  ): Promise<V1Lease>;
 }
 
 /** What the status writer needs to know about leadership. */
@@ -65,7 +68,12 @@ type Attempt = 'leader' | 'held' | 'failed';
 
 export class LeaderElector implements Leadership {
   private readonly api: LeaseApi;
-  private readonly opts: Required<Pick<LeaderElectorOptions, 'namespace' | 'name' | 'identity' | 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>>;
+  private readonly opts: Required<
+    Pick<
+      LeaderElectorOptions,
+      'namespace' | 'name' | 'identity' | 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'
+    >
+  >;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly callOptions: ConfigurationOptions;
@@ -107,7 +115,9 @@ export class LeaderElector implements Leadership {
     this.log = opts.logger;
     this.now = opts.now ?? Date.now;
     // A request may not outlive the time the leader has left to renew.
-    this.callOptions = requestOptions({ timeoutMs: Math.max(1000, Math.min(renewDeadlineMs - retryPeriodMs, retryPeriodMs * 2)) });
+    this.callOptions = requestOptions({
+      timeoutMs: Math.max(1000, Math.min(renewDeadlineMs - retryPeriodMs, retryPeriodMs * 2)),
+    });
   }
 
   /** False as soon as the renew deadline has passed, even before the loop has noticed. */
@@ -155,14 +165,19 @@ export class LeaderElector implements Leadership {
         result = await this.tryAcquireOrRenew();
         if (this.failing) {
           this.failing = '';
-          this.log.info('leader election: the Lease is reachable again', { lease: `${this.opts.namespace}/${this.opts.name}` });
+          this.log.info('leader election: the Lease is reachable again', {
+            lease: `${this.opts.namespace}/${this.opts.name}`,
+          });
         }
       } catch (err) {
         result = 'failed';
         // Once per outage (and when the error changes), not every retry period.
         const error = describe(err);
         if (error !== this.failing) {
-          this.log.warn('leader election: could not read or write the Lease; will retry', { lease: `${this.opts.namespace}/${this.opts.name}`, error });
+          this.log.warn('leader election: could not read or write the Lease; will retry', {
+            lease: `${this.opts.namespace}/${this.opts.name}`,
+            error,
+          });
         }
         this.failing = error;
       }
@@ -210,7 +225,13 @@ export class LeaderElector implements Leadership {
               apiVersion: 'coordination.k8s.io/v1',
               kind: 'Lease',
               metadata: { name, namespace },
-              spec: { holderIdentity: identity, leaseDurationSeconds: leaseSeconds, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
+              spec: {
+                holderIdentity: identity,
+                leaseDurationSeconds: leaseSeconds,
+                acquireTime: stamp,
+                renewTime: stamp,
+                leaseTransitions: 0,
+              },
             },
           },
           this.callOptions,
@@ -220,7 +241,10 @@ export class LeaderElector implements Leadership {
         throw createErr;
       }
       this.lastHolder = identity;
-      this.log.info('leader election: created the Lease and took the lead', { lease: `${namespace}/${name}`, identity });
+      this.log.info('leader election: created the Lease and took the lead', {
+        lease: `${namespace}/${name}`,
+        identity,
+      });
       return 'leader';
     }
 
@@ -229,7 +253,12 @@ export class LeaderElector implements Leadership {
     const holder = spec.holderIdentity ?? '';
     this.lastHolder = holder || undefined;
     const now = this.now();
-    const record = JSON.stringify([holder, String(spec.renewTime ?? ''), spec.leaseDurationSeconds ?? 0, spec.leaseTransitions ?? 0]);
+    const record = JSON.stringify([
+      holder,
+      String(spec.renewTime ?? ''),
+      spec.leaseDurationSeconds ?? 0,
+      spec.leaseTransitions ?? 0,
+    ]);
     if (record !== this.observedRecord) {
       this.observedRecord = record;
       this.observedAt = now;
@@ -286,7 +315,13 @@ export class LeaderElector implements Leadership {
             apiVersion: 'coordination.k8s.io/v1',
             kind: 'Lease',
             metadata: lease.metadata ?? { name, namespace },
-            spec: { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: stamp, renewTime: stamp, leaseTransitions: lease.spec?.leaseTransitions ?? 0 },
+            spec: {
+              holderIdentity: '',
+              leaseDurationSeconds: 1,
+              acquireTime: stamp,
+              renewTime: stamp,
+              leaseTransitions: lease.spec?.leaseTransitions ?? 0,
+            },
           },
         },
         this.callOptions,
@@ -295,7 +330,10 @@ export class LeaderElector implements Leadership {
     } catch (err) {
       // A conflict means someone already took over; anything else leaves the Lease to expire.
       if (httpStatus(err) !== 409) {
-        this.log.warn('leader election: could not release the Lease; it expires by itself', { lease: `${namespace}/${name}`, error: describe(err) });
+        this.log.warn('leader election: could not release the Lease; it expires by itself', {
+          lease: `${namespace}/${name}`,
+          error: describe(err),
+        });
       }
     }
   }
@@ -306,11 +344,15 @@ export class LeaderElector implements Leadership {
    */
   private armDeadline(): void {
     if (this.deadline) clearTimeout(this.deadline);
-    this.deadline = setTimeout(() => {
-      this.deadline = null;
-      if (this.leader && this.now() - this.lastRenew >= this.opts.renewDeadlineMs) this.stepDown('could not renew the Lease before the renew deadline');
-      else if (this.leader) this.armDeadline();
-    }, Math.max(0, this.lastRenew + this.opts.renewDeadlineMs - this.now()));
+    this.deadline = setTimeout(
+      () => {
+        this.deadline = null;
+        if (this.leader && this.now() - this.lastRenew >= this.opts.renewDeadlineMs)
+          this.stepDown('could not renew the Lease before the renew deadline');
+        else if (this.leader) this.armDeadline();
+      },
+      Math.max(0, this.lastRenew + this.opts.renewDeadlineMs - this.now()),
+    );
     this.deadline.unref();
   }
 

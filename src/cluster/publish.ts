@@ -14,14 +14,19 @@ export interface LoadBalancerAddress {
 }
 
 export type PublishFrom =
-  | { kind: 'service'; namespace: string; name: string }
-  | { kind: 'addresses'; addresses: LoadBalancerAddress[] };
+  { kind: 'service'; namespace: string; name: string } | { kind: 'addresses'; addresses: LoadBalancerAddress[] };
 
 /** `--publish-service NS/NAME`. Throws an Error whose message suits a ConfigError. */
 export function parsePublishService(value: string): { namespace: string; name: string } {
   const parts = value.split('/');
   const [namespace, name] = parts;
-  if (parts.length !== 2 || !namespace || !name || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace) || !/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name)) {
+  if (
+    parts.length !== 2 ||
+    !namespace ||
+    !name ||
+    !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace) ||
+    !/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name)
+  ) {
     throw new Error(`--publish-service must be NAMESPACE/NAME of a Service, got ${JSON.stringify(value)}`);
   }
   return { namespace, name };
@@ -33,12 +38,16 @@ export function parsePublishService(value: string): { namespace: string; name: s
  */
 export function parsePublishAddresses(value: string): LoadBalancerAddress[] {
   const items = value.split(',').map((s) => s.trim());
-  if (items.length === 0 || items.some((s) => s === '')) throw new Error(`--publish-address must be a comma-separated list of IPs or DNS names, got ${JSON.stringify(value)}`);
+  if (items.length === 0 || items.some((s) => s === ''))
+    throw new Error(
+      `--publish-address must be a comma-separated list of IPs or DNS names, got ${JSON.stringify(value)}`,
+    );
   return normalize(
     items.map((s) => {
       if (isIP(s)) return { ip: s };
       const host = s.toLowerCase();
-      if (!isDnsSubdomain(host)) throw new Error(`--publish-address: ${JSON.stringify(s)} is neither an IP address nor a DNS name`);
+      if (!isDnsSubdomain(host))
+        throw new Error(`--publish-address: ${JSON.stringify(s)} is neither an IP address nor a DNS name`);
       return { hostname: host };
     }),
   );

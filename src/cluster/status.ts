@@ -34,7 +34,14 @@ import { LeaderElector, type Leadership } from './leader.ts';
 import { httpStatus, requestOptions } from './api.ts';
 import { RetryingWorker } from './retrying-worker.ts';
 
-export { addrKey, normalize, parsePublishAddresses, parsePublishService, type LoadBalancerAddress, type PublishFrom } from './publish.ts';
+export {
+  addrKey,
+  normalize,
+  parsePublishAddresses,
+  parsePublishService,
+  type LoadBalancerAddress,
+  type PublishFrom,
+} from './publish.ts';
 import { addrKey, normalize, type LoadBalancerAddress, type PublishFrom } from './publish.ts';
 import { describe } from '../errors.ts';
 
@@ -91,7 +98,10 @@ export function planStatus(
     }
     if (current.length === 0) continue;
     const wrote = wroteTo(ing.metadata?.uid ?? '');
-    if ((target.length > 0 && sameAddresses(current, target)) || (wrote && wrote.length > 0 && sameAddresses(current, wrote))) {
+    if (
+      (target.length > 0 && sameAddresses(current, target)) ||
+      (wrote && wrote.length > 0 && sameAddresses(current, wrote))
+    ) {
       changes.push({ ingress: ing, addresses: [], why: 'clear' });
     }
   }
@@ -100,7 +110,10 @@ export function planStatus(
 
 /** The calls the status writer makes (NetworkingV1Api and CoreV1Api fit; tests may fake them). */
 export interface IngressStatusApi {
-  patchNamespacedIngressStatus(p: { name: string; namespace: string; body: object }, o?: ConfigurationOptions): Promise<V1Ingress>;
+  patchNamespacedIngressStatus(
+    p: { name: string; namespace: string; body: object },
+    o?: ConfigurationOptions,
+  ): Promise<V1Ingress>;
 }
 export interface ServiceReadApi {
   readNamespacedService(p: { name: string; namespace: string }, o?: ConfigurationOptions): Promise<V1Service>;
@@ -196,7 +209,13 @@ export class StatusPublisher {
     for (const uid of this.written.keys()) if (!uids.has(uid)) this.written.delete(uid);
 
     let ok = true;
-    for (const change of planStatus(snap, this.opts.ingressClass, addresses, (uid) => this.written.get(uid)?.addresses, this.opts.watchIngressWithoutClass)) {
+    for (const change of planStatus(
+      snap,
+      this.opts.ingressClass,
+      addresses,
+      (uid) => this.written.get(uid)?.addresses,
+      this.opts.watchIngressWithoutClass,
+    )) {
       // Leadership can end mid-pass (renew deadline, SIGTERM): the next leader takes over.
       if (!this.opts.leadership.isLeader()) return true;
       const ing = change.ingress;
@@ -222,17 +241,28 @@ export class StatusPublisher {
       this.stats.writes++;
       // A write that cleared the list is remembered with no addresses: nothing left to recognise.
       if (change.why === 'clear') this.written.delete(uid);
-      else this.written.set(uid, { from: ing.metadata?.resourceVersion ?? '', to: updated.metadata?.resourceVersion ?? '', addresses: change.addresses });
-      this.log.info(change.why === 'clear' ? 'Ingress status cleared (no longer of our class)' : 'Ingress status updated', {
-        ingress: `${namespace}/${name}`,
-        addresses: change.addresses.map((a) => a.ip ?? a.hostname),
-      });
+      else
+        this.written.set(uid, {
+          from: ing.metadata?.resourceVersion ?? '',
+          to: updated.metadata?.resourceVersion ?? '',
+          addresses: change.addresses,
+        });
+      this.log.info(
+        change.why === 'clear' ? 'Ingress status cleared (no longer of our class)' : 'Ingress status updated',
+        {
+          ingress: `${namespace}/${name}`,
+          addresses: change.addresses.map((a) => a.ip ?? a.hostname),
+        },
+      );
       return 'ok';
     } catch (err) {
       const status = httpStatus(err);
       if (status === 404) return 'ok'; // deleted meanwhile: nothing to do
       this.stats.failures++;
-      this.log.error('could not write Ingress status; will retry', { ingress: `${namespace}/${name}`, error: describe(err) });
+      this.log.error('could not write Ingress status; will retry', {
+        ingress: `${namespace}/${name}`,
+        error: describe(err),
+      });
       return status === undefined || status >= 500 || status === 429 ? 'unreachable' : 'failed';
     }
   }
@@ -248,14 +278,20 @@ export class StatusPublisher {
       try {
         svc = await this.serviceApi.readNamespacedService({ name: p.name, namespace: p.namespace }, this.readOptions);
       } catch (err) {
-        problem = httpStatus(err) === 404 ? 'the publish Service does not exist' : `could not read the publish Service: ${describe(err)}`;
+        problem =
+          httpStatus(err) === 404
+            ? 'the publish Service does not exist'
+            : `could not read the publish Service: ${describe(err)}`;
       }
     } else if (!svc) {
       problem = 'the publish Service does not exist';
     }
     if (problem) {
       if (problem !== this.addressProblem) {
-        this.log.warn('Ingress status not written; will retry', { publishService: `${p.namespace}/${p.name}`, reason: problem });
+        this.log.warn('Ingress status not written; will retry', {
+          publishService: `${p.namespace}/${p.name}`,
+          reason: problem,
+        });
       }
       this.addressProblem = problem;
       return null;
@@ -333,7 +369,12 @@ export async function startClusterWriters(opts: ClusterWritersOptions): Promise<
   const events =
     opts.events === false
       ? null
-      : new IngressEventRecorder({ kubeConfig: opts.kubeConfig, instance: opts.podName, ...(opts.nodeName ? { host: opts.nodeName } : {}), logger: log });
+      : new IngressEventRecorder({
+          kubeConfig: opts.kubeConfig,
+          instance: opts.podName,
+          ...(opts.nodeName ? { host: opts.nodeName } : {}),
+          logger: log,
+        });
   await leader?.start();
   return {
     afterSync: (snapshot, model) => {

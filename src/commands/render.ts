@@ -52,7 +52,10 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
 
   const lines: string[] = [];
   const nginxBinary = findExecutable(config.nginxBinary);
-  if (config.nginxCheck && !nginxBinary) lines.push(`warning: nginx binary ${JSON.stringify(config.nginxBinary)} not found; rendered without the nginx -t check`);
+  if (config.nginxCheck && !nginxBinary)
+    lines.push(
+      `warning: nginx binary ${JSON.stringify(config.nginxBinary)} not found; rendered without the nginx -t check`,
+    );
   // A throwaway self-signed default certificate: render writes nothing, not even that.
   const options = await runtimeTranslateOptions(config, { nginxBinary, keepDefaultCertificate: false });
   const now = new Date();
@@ -62,19 +65,29 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
   let unsettled: UnsettledError | null = null;
   if (config.nginxCheck && nginxBinary) {
     try {
-      await checkWithNginx(read.snapshot, options, now, nginxBinary, config.confDir, { renderer, quarantine, refusedCertificates });
+      await checkWithNginx(read.snapshot, options, now, nginxBinary, config.confDir, {
+        renderer,
+        quarantine,
+        refusedCertificates,
+      });
     } catch (err) {
       if (!(err instanceof UnsettledError)) throw err;
       unsettled = err;
     }
   }
   // What run would serve: the check's outcome, translated for the real --conf-dir's paths.
-  const model = translate(withoutQuarantined(read.snapshot, quarantine), withRefused({ ...options, now, closed: closedIngresses(quarantine) }, refusedCertificates));
+  const model = translate(
+    withoutQuarantined(read.snapshot, quarantine),
+    withRefused({ ...options, now, closed: closedIngresses(quarantine) }, refusedCertificates),
+  );
   let out = '';
   for (const [name, text] of renderer.render(model).files) out += `# ---- ${name} ----\n${text}`;
   await write(streams.stdout, out);
 
-  const rejections: Rejection[] = [...model.rejections, ...[...quarantine].map(([ingress, q]) => ({ ingress, severity: 'rejected' as const, reason: q.reason }))];
+  const rejections: Rejection[] = [
+    ...model.rejections,
+    ...[...quarantine].map(([ingress, q]) => ({ ingress, severity: 'rejected' as const, reason: q.reason })),
+  ];
   for (const e of read.errors) lines.push(`error: ${showPath(e.file)}: ${e.message}`);
   for (const o of read.outdated) lines.push(`error: ${o.message}`);
   if (unsettled) lines.push(`error: nginx -t refuses the configuration even without any Ingress: ${unsettled.summary}`);
@@ -88,7 +101,9 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
     `${rejected} rejected`,
     `${partial} partly served`,
     `${count(read.errors.length, 'file', 'files')} not parsed`,
-    ...(read.outdated.length > 0 ? [`${count(read.outdated.length, 'Ingress', 'Ingresses')} of a removed API version not read`] : []),
+    ...(read.outdated.length > 0
+      ? [`${count(read.outdated.length, 'Ingress', 'Ingresses')} of a removed API version not read`]
+      : []),
   ];
   lines.push(`ingress-sidecar render: ${summary.join(', ')}`);
   await write(streams.stderr, lines.join('\n') + '\n');
@@ -124,7 +139,11 @@ async function checkWithNginx(
     const applier = new Applier({ confDir, nginxBinary, reloadTimeoutMs: 0, logger, stateDir: tmp });
     const certStore = new CertStore({ dir: privateDir });
     const settled = settle(snapshot, {
-      translate: (s) => translate(s, withRefused({ ...checkOptions, now, closed: closedIngresses(state.quarantine) }, state.refusedCertificates)),
+      translate: (s) =>
+        translate(
+          s,
+          withRefused({ ...checkOptions, now, closed: closedIngresses(state.quarantine) }, state.refusedCertificates),
+        ),
       prepare: (model) => certStore.write(model.certificates),
       apply: (files) => applier.check(files),
       check: (files) => applier.check(files),
@@ -137,7 +156,8 @@ async function checkWithNginx(
       await settled;
     } finally {
       // nginx named the files here; users know them by --conf-dir.
-      for (const q of state.quarantine.values()) q.reason = q.reason.split(confDir + path.sep).join(path.resolve(realConfDir) + path.sep);
+      for (const q of state.quarantine.values())
+        q.reason = q.reason.split(confDir + path.sep).join(path.resolve(realConfDir) + path.sep);
     }
   } finally {
     await rm(tmp, { recursive: true, force: true });

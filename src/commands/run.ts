@@ -7,7 +7,12 @@ import { startStatusServer } from '../ops/http.ts';
 import type { Sidecar } from '../sync/sidecar.ts';
 import { describe } from '../errors.ts';
 
-export async function runCommand(config: Config, logger: Logger, sidecar: Sidecar, writers: ClusterWriters | null): Promise<number> {
+export async function runCommand(
+  config: Config,
+  logger: Logger,
+  sidecar: Sidecar,
+  writers: ClusterWriters | null,
+): Promise<number> {
   if (config.once) {
     // For an init container: the files are in place (and nginx, if running, reloaded), or exit 1.
     // Ingresses nginx refused are left out of what was applied, and fail the run too: an init
@@ -15,9 +20,12 @@ export async function runCommand(config: Config, logger: Logger, sidecar: Sideca
     try {
       const setAside = await sidecar.runOnce();
       if (setAside.length === 0) return 0;
-      logger.error(`applied the configuration without ${setAside.length === 1 ? 'an Ingress' : `${setAside.length} Ingresses`} that nginx refused: ${setAside.map((s) => s.ingress).join(', ')}`, {
-        ingresses: setAside,
-      });
+      logger.error(
+        `applied the configuration without ${setAside.length === 1 ? 'an Ingress' : `${setAside.length} Ingresses`} that nginx refused: ${setAside.map((s) => s.ingress).join(', ')}`,
+        {
+          ingresses: setAside,
+        },
+      );
       return 1;
     } catch (err) {
       logger.error('sync failed', { error: describe(err) });
@@ -25,7 +33,9 @@ export async function runCommand(config: Config, logger: Logger, sidecar: Sideca
     }
   }
   return serve(config, logger, sidecar, writers, async () => {
-    const source = config.watchDir ?? `the Kubernetes API (${config.namespace ? `namespace ${config.namespace}` : 'all namespaces'})`;
+    const source =
+      config.watchDir ??
+      `the Kubernetes API (${config.namespace ? `namespace ${config.namespace}` : 'all namespaces'})`;
     logger.info('ingress-sidecar running', { source, confDir: config.confDir, ingressClass: config.ingressClass });
   });
 }
@@ -43,7 +53,13 @@ function terminated(logger: Logger): Promise<void> {
 }
 
 /** Runs the sidecar and its status endpoint until SIGTERM or SIGINT; nginx keeps serving after. */
-export async function serve(config: Config, logger: Logger, sidecar: Sidecar, writers: ClusterWriters | null, started: () => Promise<void>): Promise<number> {
+export async function serve(
+  config: Config,
+  logger: Logger,
+  sidecar: Sidecar,
+  writers: ClusterWriters | null,
+  started: () => Promise<void>,
+): Promise<number> {
   const stop = terminated(logger);
   // Up before the first sync, so that liveness and readiness can answer while it runs.
   const status = await startStatusServer(config.listen, sidecar, sidecar.metrics);

@@ -25,7 +25,11 @@ export async function startEcho(service: string, opts: { host?: string; port?: n
     req.on('end', () => {
       const reply: EchoReply = { service, method: req.method ?? '', url: req.url ?? '', headers: req.headers };
       const body = JSON.stringify(reply) + '\n';
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-echo-service': service });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'x-echo-service': service,
+      });
       res.end(body);
     });
   });
@@ -33,7 +37,9 @@ export async function startEcho(service: string, opts: { host?: string; port?: n
   server.on('upgrade', (req, socket) => {
     upgraded.add(socket);
     socket.on('close', () => upgraded.delete(socket));
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade ?? 'websocket'}\r\nConnection: Upgrade\r\nX-Echo-Service: ${service}\r\n\r\n`);
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade ?? 'websocket'}\r\nConnection: Upgrade\r\nX-Echo-Service: ${service}\r\n\r\n`,
+    );
     socket.pipe(socket);
   });
   await new Promise<void>((resolve, reject) => {

@@ -26,7 +26,8 @@ export interface RunningNginx {
 
 export function nginxBinary(): string {
   const found = findExecutable('nginx');
-  if (!found) throw new Error('nginx not found on PATH or in /usr/sbin: install it (Debian: apt-get install nginx-light)');
+  if (!found)
+    throw new Error('nginx not found on PATH or in /usr/sbin: install it (Debian: apt-get install nginx-light)');
   return found;
 }
 

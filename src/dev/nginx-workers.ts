@@ -7,7 +7,10 @@ import { workerPids } from '../nginx/process.ts';
 /** The master's children from the kernel's list (/proc/PID/task/PID/children); empty when it has none. */
 export async function childPids(pid: number): Promise<number[]> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'latin1').catch(() => '');
-  return text.split(/\s+/).filter((w) => /^\d+$/.test(w)).map(Number);
+  return text
+    .split(/\s+/)
+    .filter((w) => /^\d+$/.test(w))
+    .map(Number);
 }
 
 /** Workers of a master: live (the current generation) and draining (old ones shutting down). */

@@ -7,7 +7,17 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
-import { OWNED, SwapError, changedNames, hashFilesAsync, readOwned, restoreFiles, sameFiles, swapFiles, type Files } from './conf-files.ts';
+import {
+  OWNED,
+  SwapError,
+  changedNames,
+  hashFilesAsync,
+  readOwned,
+  restoreFiles,
+  sameFiles,
+  swapFiles,
+  type Files,
+} from './conf-files.ts';
 import { testConfig } from './config-test.ts';
 import { findMaster, masterIdentity, reloadAndVerify } from './process.ts';
 
@@ -123,7 +133,8 @@ export class Applier {
 
   async #apply(desired: Map<string, string>): Promise<ApplyResult> {
     for (const name of desired.keys()) {
-      if (!OWNED.test(name)) throw new Error(`refusing to manage ${JSON.stringify(name)}: not an ingress-sidecar*.conf basename`);
+      if (!OWNED.test(name))
+        throw new Error(`refusing to manage ${JSON.stringify(name)}: not an ingress-sidecar*.conf basename`);
     }
     const firstApply = this.#current === null;
     const previous = this.#current ?? (await readOwned(this.#opts.confDir));
@@ -145,9 +156,12 @@ export class Applier {
       const masterPid = await this.#findMaster();
       if (masterPid === null) {
         this.#loadedBy = null;
-        this.#opts.logger.warn('no nginx master found; the new configuration was written and nginx will read it when it starts', {
-          confDir: this.#opts.confDir,
-        });
+        this.#opts.logger.warn(
+          'no nginx master found; the new configuration was written and nginx will read it when it starts',
+          {
+            confDir: this.#opts.confDir,
+          },
+        );
         return { changed: true, reloaded: false, files: changedNames(previous, desired) };
       }
       const identity = await masterIdentity(masterPid);
@@ -227,7 +241,11 @@ export class Applier {
       this.#warnedNoBinary = true;
       return;
     }
-    await testConfig({ nginxBinary, confDir, logger, ...(stateDir === undefined ? {} : { stateDir }) }, previous, desired);
+    await testConfig(
+      { nginxBinary, confDir, logger, ...(stateDir === undefined ? {} : { stateDir }) },
+      previous,
+      desired,
+    );
   }
 }
 

@@ -79,11 +79,18 @@ export class CertStore {
     await ensurePrivateDir(this.dir);
     const written: string[] = [];
     for (const cert of certs) {
-      if (!CERT_FILE.test(cert.file)) throw new Error(`refusing to write certificate file ${JSON.stringify(cert.file)}: not a derived name`);
+      if (!CERT_FILE.test(cert.file))
+        throw new Error(`refusing to write certificate file ${JSON.stringify(cert.file)}: not a derived name`);
       const target = path.join(this.dir, cert.file);
       const want = privateFileMode(cert.pem);
-      const mode = await stat(target).then((st) => (st.isFile() ? st.mode & 0o7777 : null), () => null);
-      if (mode !== null && (this.#verified.has(cert.file) || (await readFile(target, 'utf8').catch(() => null)) === cert.pem)) {
+      const mode = await stat(target).then(
+        (st) => (st.isFile() ? st.mode & 0o7777 : null),
+        () => null,
+      );
+      if (
+        mode !== null &&
+        (this.#verified.has(cert.file) || (await readFile(target, 'utf8').catch(() => null)) === cert.pem)
+      ) {
         // Also upgrades what an earlier version wrote (htpasswd files were 0600).
         if (mode !== want) await chmod(target, want);
         this.#verified.add(cert.file);
@@ -147,7 +154,9 @@ async function writeAtomically(target: string, content: string, mode: number = K
  * clients get for an unknown SNI name and for hosts whose Secret cannot be used. Made with the
  * `openssl` CLI (node:crypto makes keys but not certificates).
  */
-export async function generateSelfSignedCertificate(opts: { openssl?: string; days?: number } = {}): Promise<{ pem: string }> {
+export async function generateSelfSignedCertificate(
+  opts: { openssl?: string; days?: number } = {},
+): Promise<{ pem: string }> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'ingress-sidecar-selfsigned-'));
   try {
     await chmod(tmp, 0o700);
@@ -156,17 +165,34 @@ export async function generateSelfSignedCertificate(opts: { openssl?: string; da
     const result = await execa(
       opts.openssl ?? 'openssl',
       [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-keyout', key, '-out', crt, '-days', String(opts.days ?? SELF_SIGNED_DAYS),
-        '-subj', '/O=ingress-sidecar/CN=ingress-sidecar default certificate',
-        '-addext', 'basicConstraints=critical,CA:FALSE',
-        '-addext', 'keyUsage=critical,digitalSignature',
-        '-addext', 'extendedKeyUsage=serverAuth',
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        crt,
+        '-days',
+        String(opts.days ?? SELF_SIGNED_DAYS),
+        '-subj',
+        '/O=ingress-sidecar/CN=ingress-sidecar default certificate',
+        '-addext',
+        'basicConstraints=critical,CA:FALSE',
+        '-addext',
+        'keyUsage=critical,digitalSignature',
+        '-addext',
+        'extendedKeyUsage=serverAuth',
       ],
       { reject: false, stdin: 'ignore', timeout: OPENSSL_TIMEOUT_MS },
     );
     if (result.exitCode !== 0) {
-      throw new Error(`openssl could not make the self-signed default certificate (${result.shortMessage}): ${String(result.stderr).trim().slice(0, 500)}`);
+      throw new Error(
+        `openssl could not make the self-signed default certificate (${result.shortMessage}): ${String(result.stderr).trim().slice(0, 500)}`,
+      );
     }
     const pem = `${(await readFile(crt, 'utf8')).trim()}\n${(await readFile(key, 'utf8')).trim()}\n`;
     return { pem };
@@ -191,7 +217,8 @@ export async function loadOrCreateSelfSignedCertificate(
     const chain = stored.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
     const key = stored.match(/-----BEGIN PRIVATE KEY-----[\s\S]*?-----END PRIVATE KEY-----/g) ?? [];
     const cert = storedCertificate(stored, chain.join('\n'), key.join('\n'));
-    if (cert && cert.notBefore <= now && cert.notAfter.getTime() - now.getTime() > RENEW_BEFORE_MS) return { pem: stored };
+    if (cert && cert.notBefore <= now && cert.notAfter.getTime() - now.getTime() > RENEW_BEFORE_MS)
+      return { pem: stored };
     opts.logger?.info('replacing the stored self-signed default certificate', { file });
   }
   const made = await generateSelfSignedCertificate(opts.openssl ? { openssl: opts.openssl } : {});

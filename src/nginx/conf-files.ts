@@ -51,7 +51,9 @@ export async function swapFiles(confDir: string, previous: Files, desired: Files
     });
   } catch (err) {
     await Promise.all(staged.map((name) => rm(tempPath(confDir, name), { force: true }).catch(() => undefined)));
-    throw new SwapError(true, `could not write ${confDir}: ${describe(err)}; the previous files are still in place`, { cause: err });
+    throw new SwapError(true, `could not write ${confDir}: ${describe(err)}; the previous files are still in place`, {
+      cause: err,
+    });
   }
 
   // Renames (and then removals) run concurrently too; after a failure the ones in flight settle
@@ -72,7 +74,9 @@ export async function swapFiles(confDir: string, previous: Files, desired: Files
     throw new SwapError(
       problems.length === 0,
       `could not update ${confDir}: ${describe(err)}; ` +
-        (problems.length === 0 ? 'the previous files were restored' : `restoring the previous files also failed: ${problems.join('; ')}`),
+        (problems.length === 0
+          ? 'the previous files were restored'
+          : `restoring the previous files also failed: ${problems.join('; ')}`),
       { cause: err },
     );
   }

@@ -18,7 +18,7 @@ export function tokenFits(value: string): boolean {
 const BARE_WORD = /^[A-Za-z0-9._:/\-[\]]+$/;
 // A `key=value` parameter (`zone=NAME:5m`, `burst=10`): starting with a letter, it can never be
 // read as a location modifier ("=", "~", "^~").
-const BARE_PARAMETER = /^[A-Za-z][A-Za-z0-9_]*=[A-Za-z0-9._:/\-]+$/;
+const BARE_PARAMETER = /^[A-Za-z][A-Za-z0-9_]*=[A-Za-z0-9._:/-]+$/;
 
 /**
  * Every interpolated value passes through here (it replaces mustache's HTML escaping). The result
@@ -32,7 +32,8 @@ export function nginxValue(value: unknown): string {
   }
   if (typeof value !== 'string') throw new Error(`refusing to render a ${typeof value} into nginx config`);
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw new Error(`refusing to render control characters: ${JSON.stringify(value)}`);
+  if (/[\u0000-\u001f\u007f]/.test(value))
+    throw new Error(`refusing to render control characters: ${JSON.stringify(value)}`);
   if (BARE_WORD.test(value) || BARE_PARAMETER.test(value)) return value;
   return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 }

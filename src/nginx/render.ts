@@ -33,7 +33,8 @@ function template(name: string): string {
 }
 
 function checked(name: string, text: string): string {
-  if (/\{\{\s*[{&=]/.test(text)) throw new Error(`template ${name} uses unescaped interpolation or changes delimiters, which is forbidden`);
+  if (/\{\{\s*[{&=]/.test(text))
+    throw new Error(`template ${name} uses unescaped interpolation or changes delimiters, which is forbidden`);
   if (MARKS.test(text)) throw new Error(`template ${name} contains a control character that render uses to mark lines`);
   return text;
 }
@@ -53,7 +54,20 @@ const config = { escape: nginxValue };
 const writer = new MarkingWriter();
 
 function render(tpl: string, view: object): { text: string; owned: OwnedLines[] } {
-  return unmark(writer.render(tpl, view, { server: templates.server, proxyHeaders: templates.proxyHeaders, grpcHeaders: templates.grpcHeaders, mirrorUpstreams: templates.mirrorUpstreams, snippet: templates.snippet }, config));
+  return unmark(
+    writer.render(
+      tpl,
+      view,
+      {
+        server: templates.server,
+        proxyHeaders: templates.proxyHeaders,
+        grpcHeaders: templates.grpcHeaders,
+        mirrorUpstreams: templates.mirrorUpstreams,
+        snippet: templates.snippet,
+      },
+      config,
+    ),
+  );
 }
 
 /** Derived variable names (never input): they follow a literal "$" in the templates. */
@@ -98,18 +112,26 @@ function locationView(names: UpstreamNames, model: RoutingModel, l: Location) {
     ingress: l.ingress,
     service: l.service,
     canary: l.canary ?? null,
-    proxyPass: l.action.kind === 'proxy' && !grpc ? `${l.settings.backendProtocol}://${upstreamRef(names, l.action)}` : '',
-    grpcPass: l.action.kind === 'proxy' && grpc ? `${l.settings.backendProtocol}://${upstreamRef(names, l.action)}` : '',
+    proxyPass:
+      l.action.kind === 'proxy' && !grpc ? `${l.settings.backendProtocol}://${upstreamRef(names, l.action)}` : '',
+    grpcPass:
+      l.action.kind === 'proxy' && grpc ? `${l.settings.backendProtocol}://${upstreamRef(names, l.action)}` : '',
     // custom-http-errors: the backend's answers with these codes go to the error location.
-    intercept: l.settings.errorPages.length === 0 || l.action.kind !== 'proxy' ? '' : grpc ? 'grpc_intercept_errors' : 'proxy_intercept_errors',
+    intercept:
+      l.settings.errorPages.length === 0 || l.action.kind !== 'proxy'
+        ? ''
+        : grpc
+          ? 'grpc_intercept_errors'
+          : 'proxy_intercept_errors',
     grpc: grpcView(l.settings),
     unavailable: l.action.kind === 'unavailable' ? l.action.reason : '',
     notFound: l.action.kind === 'notFound',
     // `$host`: the request's host, lowercased and without a port; nginx interpolates the variables.
     // The URI without one trailing "/" (a map in the main file), as ingress-nginx redirects, unless preserve-trailing-slash.
-    sslRedirect: l.sslRedirect && model.https
-      ? `https://$host${model.https.redirectPort === 443 ? '' : `:${model.https.redirectPort}`}${l.settings.preserveTrailingSlash ? '$request_uri' : '$ingress_sidecar_redirect_uri'}`
-      : '',
+    sslRedirect:
+      l.sslRedirect && model.https
+        ? `https://$host${model.https.redirectPort === 443 ? '' : `:${model.https.redirectPort}`}${l.settings.preserveTrailingSlash ? '$request_uri' : '$ingress_sidecar_redirect_uri'}`
+        : '',
   };
 }
 
@@ -140,7 +162,12 @@ function upstreamRef(names: UpstreamNames, a: Extract<Location['action'], { kind
 }
 
 function upstreamView(names: UpstreamNames, u: Upstream) {
-  return { ...u, name: names.of(u.name), leastConn: u.balance.kind === 'least_conn', hash: u.balance.kind === 'hash' ? u.balance.key : '' };
+  return {
+    ...u,
+    name: names.of(u.name),
+    leastConn: u.balance.kind === 'least_conn',
+    hash: u.balance.kind === 'hash' ? u.balance.key : '',
+  };
 }
 
 /**
@@ -153,9 +180,20 @@ function canaryView(names: UpstreamNames, selector: CanarySelector) {
   // that decides nothing per request).
   const splitVar = c.header || c.cookie ? `${c.variable}_w` : c.variable;
   const weightTarget = c.weight >= 100 ? c.canary : c.weight <= 0 ? c.main : `$${derived(splitVar)}`;
-  const split = c.weight > 0 && c.weight < 100 ? { variable: derived(splitVar), percent: `${c.weight}%`, canary: c.canary, main: c.main } : null;
+  const split =
+    c.weight > 0 && c.weight < 100
+      ? { variable: derived(splitVar), percent: `${c.weight}%`, canary: c.canary, main: c.main }
+      : null;
   const cookieVar = c.header ? `${c.variable}_c` : c.variable;
-  const cookie = c.cookie ? { source: requestVariable(c.cookie), variable: derived(cookieVar), canary: c.canary, main: c.main, next: weightTarget } : null;
+  const cookie = c.cookie
+    ? {
+        source: requestVariable(c.cookie),
+        variable: derived(cookieVar),
+        canary: c.canary,
+        main: c.main,
+        next: weightTarget,
+      }
+    : null;
   const afterHeader = cookie ? `$${cookie.variable}` : weightTarget;
   const header = c.header
     ? {
@@ -174,7 +212,8 @@ function canaryView(names: UpstreamNames, selector: CanarySelector) {
 
 /** `http_<name>` or `cookie_<name>`, written after a literal "$": validated names only. */
 function requestVariable(source: string): string {
-  if (!/^(http_[a-z0-9_]{1,64}|cookie_[A-Za-z0-9_]{1,64})$/.test(source)) throw new Error(`refusing to render ${JSON.stringify(source)} as a variable name`);
+  if (!/^(http_[a-z0-9_]{1,64}|cookie_[A-Za-z0-9_]{1,64})$/.test(source))
+    throw new Error(`refusing to render ${JSON.stringify(source)} as a variable name`);
   return source;
 }
 
@@ -189,7 +228,11 @@ function serverView(names: UpstreamNames, model: RoutingModel, s: Server) {
       noBody: !m.body,
       https: m.scheme === 'https',
     })),
-    errorLocations: s.errorLocations.map((e) => ({ name: derived(e.name), code: e.code, proxyPass: `${e.scheme}://${names.of(e.upstream)}` })),
+    errorLocations: s.errorLocations.map((e) => ({
+      name: derived(e.name),
+      code: e.code,
+      proxyPass: `${e.scheme}://${names.of(e.upstream)}`,
+    })),
     serverSnippets: s.snippets.map((x) => ({ ingress: x.ingress, lines: snippetLines(x.directives) })),
     isDefault: s.host === null,
     https: https !== null,
@@ -216,7 +259,9 @@ function serverView(names: UpstreamNames, model: RoutingModel, s: Server) {
 
 function serverKey(model: RoutingModel, s: Server): string {
   const globals = [model.https, model.accessLog, model.httpPort, model.ipv6, model.defaultServer.tls?.certPath ?? null];
-  return createHash('sha1').update(JSON.stringify([globals, s])).digest('base64');
+  return createHash('sha1')
+    .update(JSON.stringify([globals, s]))
+    .digest('base64');
 }
 
 interface RenderedServer {
@@ -254,23 +299,42 @@ export class Renderer {
     const main = render(templates.main, {
       serverNamesHash: model.serverNamesHash,
       https: model.https,
-      limitReqZones: model.limitReqZones.map((z) => ({ zone: `zone=${derived(z.name)}:${ZONE_SIZE}`, rate: `rate=${z.rate}` })),
+      limitReqZones: model.limitReqZones.map((z) => ({
+        zone: `zone=${derived(z.name)}:${ZONE_SIZE}`,
+        rate: `rate=${z.rate}`,
+      })),
       limitConnZones: model.limitConnZones.map((z) => ({ zone: `zone=${derived(z)}:${ZONE_SIZE}` })),
-      corsMaps: model.corsMaps.map((m) => ({ variable: derived(m.variable), preflight: derived(m.preflight), pattern: `~*${m.pattern}` })),
-      affinityKeys: model.affinityKeys.map((k) => ({ variable: derived(k.variable), source: requestVariable(`cookie_${k.cookie}`) })),
+      corsMaps: model.corsMaps.map((m) => ({
+        variable: derived(m.variable),
+        preflight: derived(m.preflight),
+        pattern: `~*${m.pattern}`,
+      })),
+      affinityKeys: model.affinityKeys.map((k) => ({
+        variable: derived(k.variable),
+        source: requestVariable(`cookie_${k.cookie}`),
+      })),
       affinityCookies: model.affinityCookies.map((c) => ({
         variable: derived(c.variable),
         source: requestVariable(`cookie_${c.cookie}`),
         value: `${c.cookie}=$${derived(c.key)}${c.attributes}`,
       })),
       canaries: model.canaries.map((c) => canaryView(names, c)),
-      zonesOrMaps: model.limitReqZones.length + model.limitConnZones.length + model.corsMaps.length + model.affinityKeys.length + model.canaries.length > 0,
+      zonesOrMaps:
+        model.limitReqZones.length +
+          model.limitConnZones.length +
+          model.corsMaps.length +
+          model.affinityKeys.length +
+          model.canaries.length >
+        0,
       defaultServer: serverView(names, model, model.defaultServer),
     });
     files.set(MAIN_FILE, main.text);
     owned.set(MAIN_FILE, main.owned);
     yield;
-    files.set(UPSTREAMS_FILE, render(templates.upstreams, { upstreams: model.upstreams.map((u) => upstreamView(names, u)) }).text);
+    files.set(
+      UPSTREAMS_FILE,
+      render(templates.upstreams, { upstreams: model.upstreams.map((u) => upstreamView(names, u)) }).text,
+    );
     for (const s of model.servers) {
       yield;
       const key = serverKey(model, s);

@@ -143,7 +143,16 @@ export class Tokenizer {
     for (;;) {
       if (this.#pos >= buf.length) {
         if (words.length > 0 || !lastSpace) {
-          throw this.#error({ kind: 'end', quote: quote(), startLine, first: words[0]?.value ?? null, excerpt: this.#excerpt(start, 32) }, this.#line);
+          throw this.#error(
+            {
+              kind: 'end',
+              quote: quote(),
+              startLine,
+              first: words[0]?.value ?? null,
+              excerpt: this.#excerpt(start, 32),
+            },
+            this.#line,
+          );
         }
         return 'end';
       }
@@ -151,7 +160,10 @@ export class Tokenizer {
       // a token that fills the whole buffer is refused.
       if (this.#tokenLimit && this.#pos - start >= CONF_BUFFER) {
         this.#line = startLine;
-        throw this.#error({ kind: 'tooLong', quote: quote(), excerpt: decode(buf.subarray(start, start + 10)) }, startLine);
+        throw this.#error(
+          { kind: 'tooLong', quote: quote(), excerpt: decode(buf.subarray(start, start + 10)) },
+          startLine,
+        );
       }
 
       const ch = buf[this.#pos++]!;
@@ -273,7 +285,7 @@ function unescape(raw: Uint8Array): string {
   // Most words have no backslash: decode them whole.
   if (!raw.includes(BACKSLASH)) return decode(raw);
   const out: number[] = [];
-  for (let i = 0; i < raw.length; ) {
+  for (let i = 0; i < raw.length;) {
     const c = raw[i]!;
     if (c === BACKSLASH && i + 1 < raw.length) {
       const next = raw[i + 1]!;

@@ -86,7 +86,9 @@ export async function startStatusServer(listen: string, source: StatusSource, me
         return;
       case '/routes': {
         const model = source.model();
-        return model ? send(200, JSON.stringify(routesOf(model), null, 2) + '\n', 'application/json') : send(503, 'no sync yet\n');
+        return model
+          ? send(200, JSON.stringify(routesOf(model), null, 2) + '\n', 'application/json')
+          : send(503, 'no sync yet\n');
       }
       default:
         return send(404, 'not found: try /healthz, /readyz, /metrics or /routes\n');

@@ -27,7 +27,10 @@ export function createLogger(opts: { level?: string; format?: LogFormat; silent?
 /** A logger that records entries in memory: tests assert on what a user would read in the log. */
 export function createMemoryLogger(): { logger: Logger; entries: Array<Record<string, unknown>> } {
   const entries: Array<Record<string, unknown>> = [];
-  const logger = winston.createLogger({ level: 'debug', transports: [new winston.transports.Console({ silent: true })] });
+  const logger = winston.createLogger({
+    level: 'debug',
+    transports: [new winston.transports.Console({ silent: true })],
+  });
   logger.on('data', (info: Record<string, unknown>) => entries.push({ ...info }));
   return { logger, entries };
 }

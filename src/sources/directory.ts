@@ -19,7 +19,15 @@ import type { Stats } from 'node:fs';
 import chokidar, { type FSWatcher } from 'chokidar';
 import type { Logger } from '../ops/log.ts';
 import { emptySnapshot, snapshotCounts, type Snapshot, type Source } from './snapshot.ts';
-import { errorMessage, isIgnored, isInside, MANIFEST_EXT, readManifestText, RefusedFile, showPath } from './manifest-files.ts';
+import {
+  errorMessage,
+  isIgnored,
+  isInside,
+  MANIFEST_EXT,
+  readManifestText,
+  RefusedFile,
+  showPath,
+} from './manifest-files.ts';
 import { duplicateMessage, FileError, mergeFiles, parseManifestFile, type Entry } from './manifest-parse.ts';
 
 /**
@@ -121,7 +129,10 @@ export class DirectorySource implements Source {
     });
     watcher.on('error', (err) => {
       this.onError();
-      this.logger.error(`watching ${showPath(this.dir)}: ${errorMessage(err)}`, { dir: this.dir, error: errorMessage(err) });
+      this.logger.error(`watching ${showPath(this.dir)}: ${errorMessage(err)}`, {
+        dir: this.dir,
+        error: errorMessage(err),
+      });
     });
 
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
@@ -175,7 +186,10 @@ export class DirectorySource implements Source {
         if (!this.outsideDirs.has(p)) {
           this.outsideDirs.add(p);
           this.onError();
-          this.logger.error(`not reading ${showPath(p)}: it resolves to ${showPath(real)}, outside ${showPath(this.rootReal)}`, { file: p });
+          this.logger.error(
+            `not reading ${showPath(p)}: it resolves to ${showPath(real)}, outside ${showPath(this.rootReal)}`,
+            { file: p },
+          );
         }
         return true;
       }
@@ -212,7 +226,10 @@ export class DirectorySource implements Source {
           // refresh() handles what it knows; this is the last boundary between one file and the
           // process (a rejection here would end it, or fail start()).
           this.onError();
-          this.logger.error(`reading ${showPath(file)} failed: ${errorMessage(err)}`, { file, error: errorMessage(err) });
+          this.logger.error(`reading ${showPath(file)} failed: ${errorMessage(err)}`, {
+            file,
+            error: errorMessage(err),
+          });
           changed = false;
         }
         if (changed && this.synced && !this.stopped) {
@@ -255,11 +272,22 @@ export class DirectorySource implements Source {
       this.onError();
       if (err instanceof RefusedFile) {
         // Reported like a file that does not parse: what it served before was read from inside.
-        this.logger.error(`not reading ${showPath(file)}: ${err.message}${keeping(prev)}`, { file, error: err.message });
-        this.files.set(file, { text: undefined, entries: prev?.entries, fingerprint: prev?.fingerprint ?? '', broken: true });
+        this.logger.error(`not reading ${showPath(file)}: ${err.message}${keeping(prev)}`, {
+          file,
+          error: err.message,
+        });
+        this.files.set(file, {
+          text: undefined,
+          entries: prev?.entries,
+          fingerprint: prev?.fingerprint ?? '',
+          broken: true,
+        });
         return false;
       }
-      this.logger.error(`cannot read ${showPath(file)}: ${errorMessage(err)}${keeping(prev)}`, { file, error: errorMessage(err) });
+      this.logger.error(`cannot read ${showPath(file)}: ${errorMessage(err)}${keeping(prev)}`, {
+        file,
+        error: errorMessage(err),
+      });
       return false;
     }
     if (prev && prev.text === text) return false;

@@ -23,7 +23,10 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
  * when none is there, rather than guessing (client-node's loadFromDefault would fall back to
  * http://localhost:8080).
  */
-export function loadKubeConfig(opts: { kubeconfig?: string; env?: KubeEnvironment; serviceAccountDir?: string }): { kubeConfig: KubeConfig; from: string } {
+export function loadKubeConfig(opts: { kubeconfig?: string; env?: KubeEnvironment; serviceAccountDir?: string }): {
+  kubeConfig: KubeConfig;
+  from: string;
+} {
   const env = opts.env ?? {};
   const kc = new KubeConfig();
   let from: string;
@@ -39,7 +42,14 @@ export function loadKubeConfig(opts: { kubeconfig?: string; env?: KubeEnvironmen
     from = 'the in-cluster service account';
     const host = env.serviceHost.includes(':') ? `[${env.serviceHost}]` : env.serviceHost;
     kc.loadFromOptions({
-      clusters: [{ name: 'inCluster', server: `https://${host}:${env.servicePort}`, caFile: path.join(saDir, 'ca.crt'), skipTLSVerify: false }],
+      clusters: [
+        {
+          name: 'inCluster',
+          server: `https://${host}:${env.servicePort}`,
+          caFile: path.join(saDir, 'ca.crt'),
+          skipTLSVerify: false,
+        },
+      ],
       users: [{ name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile: token } } }],
       contexts: [{ name: 'inClusterContext', cluster: 'inCluster', user: 'inClusterUser' }],
       currentContext: 'inClusterContext',

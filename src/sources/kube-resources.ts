@@ -63,41 +63,75 @@ export interface Resource {
   list: () => Promise<KubernetesListObject<KubernetesObject>>;
 }
 
-export function resources(kc: KubeConfig, namespace: string | undefined, endpoints: 'EndpointSlice' | 'Endpoints'): Resource[] {
+export function resources(
+  kc: KubeConfig,
+  namespace: string | undefined,
+  endpoints: 'EndpointSlice' | 'Endpoints',
+): Resource[] {
   const core = kc.makeApiClient(CoreV1Api);
   const net = kc.makeApiClient(NetworkingV1Api);
   const disc = kc.makeApiClient(DiscoveryV1Api);
   const ns = namespace;
-  const where = (prefix: string, plural: string) => (ns === undefined ? `${prefix}/${plural}` : `${prefix}/namespaces/${ns}/${plural}`);
+  const where = (prefix: string, plural: string) =>
+    ns === undefined ? `${prefix}/${plural}` : `${prefix}/namespaces/${ns}/${plural}`;
   const list: Resource[] = [
     {
-      field: 'ingresses', plural: 'Ingresses', apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', type: 'V1Ingress',
+      field: 'ingresses',
+      plural: 'Ingresses',
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      type: 'V1Ingress',
       path: where('/apis/networking.k8s.io/v1', 'ingresses'),
       list: () => (ns === undefined ? net.listIngressForAllNamespaces() : net.listNamespacedIngress({ namespace: ns })),
     },
     {
-      field: 'ingressClasses', plural: 'IngressClasses', apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', type: 'V1IngressClass',
+      field: 'ingressClasses',
+      plural: 'IngressClasses',
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'IngressClass',
+      type: 'V1IngressClass',
       path: '/apis/networking.k8s.io/v1/ingressclasses',
       list: () => net.listIngressClass(),
     },
     {
-      field: 'services', plural: 'Services', apiVersion: 'v1', kind: 'Service', type: 'V1Service',
+      field: 'services',
+      plural: 'Services',
+      apiVersion: 'v1',
+      kind: 'Service',
+      type: 'V1Service',
       path: where('/api/v1', 'services'),
-      list: () => (ns === undefined ? core.listServiceForAllNamespaces() : core.listNamespacedService({ namespace: ns })),
+      list: () =>
+        ns === undefined ? core.listServiceForAllNamespaces() : core.listNamespacedService({ namespace: ns }),
     },
     endpoints === 'EndpointSlice'
       ? {
-          field: 'endpointSlices', plural: 'EndpointSlices', apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', type: 'V1EndpointSlice',
+          field: 'endpointSlices',
+          plural: 'EndpointSlices',
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          type: 'V1EndpointSlice',
           path: where('/apis/discovery.k8s.io/v1', 'endpointslices'),
-          list: () => (ns === undefined ? disc.listEndpointSliceForAllNamespaces() : disc.listNamespacedEndpointSlice({ namespace: ns })),
+          list: () =>
+            ns === undefined
+              ? disc.listEndpointSliceForAllNamespaces()
+              : disc.listNamespacedEndpointSlice({ namespace: ns }),
         }
       : {
-          field: 'endpoints', plural: 'Endpoints', apiVersion: 'v1', kind: 'Endpoints', type: 'V1Endpoints',
+          field: 'endpoints',
+          plural: 'Endpoints',
+          apiVersion: 'v1',
+          kind: 'Endpoints',
+          type: 'V1Endpoints',
           path: where('/api/v1', 'endpoints'),
-          list: () => (ns === undefined ? core.listEndpointsForAllNamespaces() : core.listNamespacedEndpoints({ namespace: ns })),
+          list: () =>
+            ns === undefined ? core.listEndpointsForAllNamespaces() : core.listNamespacedEndpoints({ namespace: ns }),
         },
     ...SECRET_TYPES.map(({ fieldSelector, plural }): Resource => ({
-      field: 'secrets', plural, apiVersion: 'v1', kind: 'Secret', type: 'V1Secret',
+      field: 'secrets',
+      plural,
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'V1Secret',
       path: where('/api/v1', 'secrets'),
       fieldSelector,
       list: () =>
@@ -119,13 +153,20 @@ export class TypedWatch extends Watch {
   override watch(
     path: string,
     queryParams: Record<string, string | number | boolean | undefined>,
+    /* eslint-disable @typescript-eslint/no-explicit-any -- client-node's Watch.watch signature, overridden as declared */
     callback: (phase: string, apiObj: any, watchObj?: any) => void,
     done: (err: any) => void,
+    /* eslint-enable @typescript-eslint/no-explicit-any */
   ): Promise<AbortController> {
     return super.watch(
       path,
       queryParams,
-      (phase, obj, raw) => callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? obj : slim(ObjectSerializer.deserialize(obj, this.type)), raw),
+      (phase, obj, raw) =>
+        callback(
+          phase,
+          phase === 'ERROR' || phase === 'BOOKMARK' ? obj : slim(ObjectSerializer.deserialize(obj, this.type)),
+          raw,
+        ),
       done,
     );
   }

@@ -94,7 +94,10 @@ export class KubernetesSource implements Source {
     this.synced = true;
     const s = this.snapshot();
     this.logger.info('read the objects from the Kubernetes API', {
-      endpointsFrom: kind === 'EndpointSlice' ? 'discovery.k8s.io/v1 EndpointSlices' : 'core/v1 Endpoints (discovery.k8s.io/v1 is not served)',
+      endpointsFrom:
+        kind === 'EndpointSlice'
+          ? 'discovery.k8s.io/v1 EndpointSlices'
+          : 'core/v1 Endpoints (discovery.k8s.io/v1 is not served)',
       ...snapshotCounts(s),
       ms: Math.round(performance.now() - began),
     });
@@ -136,7 +139,10 @@ export class KubernetesSource implements Source {
       try {
         const groups = await apis.getAPIVersions();
         if (failingSince !== undefined) {
-          this.logger.info('Kubernetes API: discovery answers again', { downMs: Date.now() - failingSince, retries: attempt });
+          this.logger.info('Kubernetes API: discovery answers again', {
+            downMs: Date.now() - failingSince,
+            retries: attempt,
+          });
         }
         return groups;
       } catch (raw) {
@@ -146,9 +152,16 @@ export class KubernetesSource implements Source {
         const delayMs = backoffDelay(attempt, Math.random(), this.retry);
         if (failingSince === undefined) {
           failingSince = Date.now();
-          this.logger.error('Kubernetes API: discovery failed; retrying with backoff', { error: describe(err), retryInMs: delayMs });
+          this.logger.error('Kubernetes API: discovery failed; retrying with backoff', {
+            error: describe(err),
+            retryInMs: delayMs,
+          });
         } else {
-          this.logger.debug('Kubernetes API: discovery still failing', { error: describe(err), retryInMs: delayMs, retries: attempt + 1 });
+          this.logger.debug('Kubernetes API: discovery still failing', {
+            error: describe(err),
+            retryInMs: delayMs,
+            retries: attempt + 1,
+          });
         }
         await sleep(delayMs, undefined, { signal: this.abort.signal }).catch(() => {});
       }

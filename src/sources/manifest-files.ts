@@ -88,7 +88,10 @@ export async function readManifestText(file: string, root: string | undefined): 
     const st = await handle.stat();
     if (st.isDirectory()) throw Object.assign(new Error(`${file} is a directory`), { code: 'EISDIR' });
     if (!st.isFile()) throw new RefusedFile('it is not a regular file');
-    const real = process.platform === 'linux' ? await readlink(`/proc/self/fd/${handle.fd}`).catch(() => realpath(file)) : await realpath(file);
+    const real =
+      process.platform === 'linux'
+        ? await readlink(`/proc/self/fd/${handle.fd}`).catch(() => realpath(file))
+        : await realpath(file);
     if (!isInside(root, real)) throw new RefusedFile(`it resolves to ${showPath(real)}, outside ${showPath(root)}`);
     if (st.size > max) throw new RefusedFile(`it is ${st.size} bytes, over the limit of ${max}`);
     const text = await handle.readFile('utf8');
@@ -111,8 +114,12 @@ export function isInside(root: string, p: string): boolean {
  * forge lines or fields in logs and in `render`'s output.
  */
 export function showPath(p: string): string {
+  // eslint-disable-next-line no-control-regex
   if (!/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069"\\]/.test(p)) return p;
-  return JSON.stringify(p).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(p).replace(
+    /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 export function compare(a: string, b: string): number {
@@ -122,5 +129,9 @@ export function compare(a: string, b: string): number {
 /** An error's message on one line: fs errors quote the path, which may hold a newline. */
 export function errorMessage(err: unknown): string {
   const m = describe(err);
-  return m.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return m.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }

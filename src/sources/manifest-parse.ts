@@ -125,7 +125,9 @@ function toEntry(file: string, obj: Record<string, unknown>, where: string, note
   // null is what `kubectl create --dry-run=client -o yaml` writes: no timestamp, quietly.
   if (ts === null) delete meta.creationTimestamp;
   else if (ts !== undefined && !(ts instanceof Date && !Number.isNaN(ts.getTime()))) {
-    notes.warn(`${showPath(file)}: ${spec.kind} ${name} has an invalid metadata.creationTimestamp; ignoring it`, { file });
+    notes.warn(`${showPath(file)}: ${spec.kind} ${name} has an invalid metadata.creationTimestamp; ignoring it`, {
+      file,
+    });
     delete meta.creationTimestamp;
   }
   if (spec.kind === 'Secret') mergeStringData(obj, where);
@@ -151,7 +153,9 @@ export function mergeFiles(
     }
   }
   const snap = emptySnapshot();
-  const sorted = [...winners.values()].map((w) => w.entry).sort((a, b) => compare(a.namespace, b.namespace) || compare(a.name, b.name));
+  const sorted = [...winners.values()]
+    .map((w) => w.entry)
+    .sort((a, b) => compare(a.namespace, b.namespace) || compare(a.name, b.name));
   for (const e of sorted) {
     // The KINDS table pairs each apiVersion/kind with its field, and loadAllYaml built the
     // matching model class, so the element type is right by construction.
@@ -224,7 +228,8 @@ function mergeStringData(obj: Record<string, unknown>, where: string): void {
   const data: Record<string, unknown> = isObject(obj['data']) ? { ...obj['data'] } : {};
   for (const [k, v] of Object.entries(sd)) {
     // A scalar is taken as its text (a YAML number); a mapping or list would print as nonsense.
-    if (typeof v === 'object' && v !== null) throw new FileError(`${where}: Secret stringData.${JSON.stringify(k).slice(1, -1)} is not a string`);
+    if (typeof v === 'object' && v !== null)
+      throw new FileError(`${where}: Secret stringData.${JSON.stringify(k).slice(1, -1)} is not a string`);
     data[k] = Buffer.from(String(v), 'utf8').toString('base64');
   }
   obj['data'] = data;

@@ -8,11 +8,29 @@ import { MANIFEST_LIMITS } from './manifest-limits.ts';
 
 /** client-node's built-in API groups (its util.js): their kinds deserialize to the model classes. */
 const BUILT_IN_API_GROUPS = new Set([
-  'core', 'admissionregistration.k8s.io', 'apiextensions.k8s.io', 'apiregistration.k8s.io', 'apps',
-  'authentication.k8s.io', 'authorization.k8s.io', 'autoscaling', 'batch', 'certificates.k8s.io',
-  'coordination.k8s.io', 'discovery.k8s.io', 'events.k8s.io', 'flowcontrol.apiserver.k8s.io',
-  'internal.apiserver.k8s.io', 'networking.k8s.io', 'node.k8s.io', 'policy', 'rbac.authorization.k8s.io',
-  'resource.k8s.io', 'scheduling.k8s.io', 'storage.k8s.io', 'storagemigration.k8s.io',
+  'core',
+  'admissionregistration.k8s.io',
+  'apiextensions.k8s.io',
+  'apiregistration.k8s.io',
+  'apps',
+  'authentication.k8s.io',
+  'authorization.k8s.io',
+  'autoscaling',
+  'batch',
+  'certificates.k8s.io',
+  'coordination.k8s.io',
+  'discovery.k8s.io',
+  'events.k8s.io',
+  'flowcontrol.apiserver.k8s.io',
+  'internal.apiserver.k8s.io',
+  'networking.k8s.io',
+  'node.k8s.io',
+  'policy',
+  'rbac.authorization.k8s.io',
+  'resource.k8s.io',
+  'scheduling.k8s.io',
+  'storage.k8s.io',
+  'storagemigration.k8s.io',
 ]);
 
 /** client-node's getSerializationType: `V1Ingress` for networking.k8s.io/v1 Ingress, else KubernetesObject. */
@@ -50,11 +68,19 @@ export class ExpansionError extends Error {}
 function measureExpanded(doc: unknown, maxUnits: number): number {
   const memo = new Map<object, { units: number; depth: number }>();
   const onPath = new Set<object>();
-  interface Frame { node: object; children: unknown[]; next: number; units: number; depth: number }
+  interface Frame {
+    node: object;
+    children: unknown[];
+    next: number;
+    units: number;
+    depth: number;
+  }
   const frames: Frame[] = [];
   let result: { units: number; depth: number } | undefined;
   const tooBig = (): never => {
-    throw new ExpansionError(`expands, through YAML aliases, past ${MANIFEST_LIMITS.maxExpandedUnits} nodes and characters (for the whole file)`);
+    throw new ExpansionError(
+      `expands, through YAML aliases, past ${MANIFEST_LIMITS.maxExpandedUnits} nodes and characters (for the whole file)`,
+    );
   };
   // Only arrays and plain objects come out of js-yaml's core schema; anything else is a leaf.
   const enter = (node: object): void => {
@@ -68,7 +94,11 @@ function measureExpanded(doc: unknown, maxUnits: number): number {
   };
   const measured = (v: unknown): { units: number; depth: number } | undefined => {
     if (typeof v === 'string') return { units: 1 + v.length, depth: 0 };
-    if (typeof v !== 'object' || v === null || !(Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
+    if (
+      typeof v !== 'object' ||
+      v === null ||
+      !(Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)
+    ) {
       return { units: 1, depth: 0 };
     }
     const known = memo.get(v);
@@ -83,7 +113,10 @@ function measureExpanded(doc: unknown, maxUnits: number): number {
     if (top.next < top.children.length) {
       const m = measured(top.children[top.next++]);
       if (!m) {
-        if (frames.length > MANIFEST_LIMITS.maxDepth) throw new ExpansionError(`nests deeper than ${MANIFEST_LIMITS.maxDepth} levels once its YAML aliases are expanded`);
+        if (frames.length > MANIFEST_LIMITS.maxDepth)
+          throw new ExpansionError(
+            `nests deeper than ${MANIFEST_LIMITS.maxDepth} levels once its YAML aliases are expanded`,
+          );
         continue;
       }
       top.units += m.units;
@@ -104,7 +137,8 @@ function measureExpanded(doc: unknown, maxUnits: number): number {
       result = done;
     }
   }
-  if (result!.depth > MANIFEST_LIMITS.maxDepth) throw new ExpansionError(`nests deeper than ${MANIFEST_LIMITS.maxDepth} levels once its YAML aliases are expanded`);
+  if (result!.depth > MANIFEST_LIMITS.maxDepth)
+    throw new ExpansionError(`nests deeper than ${MANIFEST_LIMITS.maxDepth} levels once its YAML aliases are expanded`);
   if (result!.units > maxUnits) tooBig();
   return result!.units;
 }

@@ -4,7 +4,14 @@ import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stats } from 'node:fs';
 import type { Snapshot } from './snapshot.ts';
-import { errorMessage, manifestFiles, readManifestText, RefusedFile, showPath, type ManifestProblem } from './manifest-files.ts';
+import {
+  errorMessage,
+  manifestFiles,
+  readManifestText,
+  RefusedFile,
+  showPath,
+  type ManifestProblem,
+} from './manifest-files.ts';
 import { duplicateMessage, mergeFiles, parseManifestFile, type Entry } from './manifest-parse.ts';
 
 export type { ManifestProblem } from './manifest-files.ts';
@@ -49,15 +56,21 @@ export async function readManifests(pathToFileOrDir: string): Promise<ManifestRe
     try {
       text = await readManifestText(file, rootReal);
     } catch (err) {
-      errors.push({ file, message: err instanceof RefusedFile ? `not read: ${err.message}` : `cannot be read: ${errorMessage(err)}` });
+      errors.push({
+        file,
+        message: err instanceof RefusedFile ? `not read: ${err.message}` : `cannot be read: ${errorMessage(err)}`,
+      });
       continue;
     }
     try {
-      parsed.set(file, parseManifestFile(file, text, {
-        warn: (message) => warnings.push({ file, message }),
-        outdated: (message) => outdated.push({ file, message }),
-        debug: () => {},
-      }));
+      parsed.set(
+        file,
+        parseManifestFile(file, text, {
+          warn: (message) => warnings.push({ file, message }),
+          outdated: (message) => outdated.push({ file, message }),
+          debug: () => {},
+        }),
+      );
     } catch (err) {
       errors.push({ file, message: errorMessage(err) });
     }

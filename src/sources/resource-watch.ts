@@ -20,7 +20,11 @@ import { describe } from '../errors.ts';
 export const RETRY = { initialMs: 500, maxMs: 5_000, jitter: 0.2 } as const;
 
 /** The delay before retry number `attempt` (0 for the first), jittered by `random` in [0, 1). */
-export function backoffDelay(attempt: number, random: number = Math.random(), retry: { initialMs: number; maxMs: number } = RETRY): number {
+export function backoffDelay(
+  attempt: number,
+  random: number = Math.random(),
+  retry: { initialMs: number; maxMs: number } = RETRY,
+): number {
   const base = Math.min(retry.maxMs, retry.initialMs * 2 ** Math.min(attempt, 30));
   return Math.round(base * (1 - RETRY.jitter + 2 * RETRY.jitter * random));
 }
@@ -100,7 +104,14 @@ export class ResourceWatch {
       return list;
     };
     // What makeInformer() builds, plus the field selector it cannot pass.
-    const lw = new ListWatch<KubernetesObject>(res.path, new TypedWatch(this.owner.kubeConfig, res.type), listFn, false, undefined, res.fieldSelector);
+    const lw = new ListWatch<KubernetesObject>(
+      res.path,
+      new TypedWatch(this.owner.kubeConfig, res.type),
+      listFn,
+      false,
+      undefined,
+      res.fieldSelector,
+    );
     this.attempt = lw;
     lw.on('error', (err: unknown) => this.fail(lw, err));
     lw.on('add', (obj) => this.event(lw, obj, false));
@@ -118,7 +129,8 @@ export class ResourceWatch {
       await lw.stop();
       return;
     }
-    if (!this.dead.has(lw) && lw.latestResourceVersion() === '') this.fail(lw, new Error(`the list of ${res.plural} had no resourceVersion`));
+    if (!this.dead.has(lw) && lw.latestResourceVersion() === '')
+      this.fail(lw, new Error(`the list of ${res.plural} had no resourceVersion`));
     if (this.attempt === lw) this.attempt = undefined;
     if (!this.dead.has(lw)) this.swap(lw);
   }

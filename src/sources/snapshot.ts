@@ -32,7 +32,9 @@ export interface Source {
 }
 
 /** How many objects of each kind a snapshot holds, for the log line a source writes once it has read everything. */
-export function snapshotCounts(s: Snapshot): Record<'ingresses' | 'ingressClasses' | 'services' | 'endpointSlices' | 'endpoints' | 'secrets', number> {
+export function snapshotCounts(
+  s: Snapshot,
+): Record<'ingresses' | 'ingressClasses' | 'services' | 'endpointSlices' | 'endpoints' | 'secrets', number> {
   return {
     ingresses: s.ingresses.length,
     ingressClasses: s.ingressClasses.length,

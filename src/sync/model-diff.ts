@@ -24,7 +24,11 @@ export function diffModels(prev: RoutingModel | null, next: RoutingModel): Model
 }
 
 /** diffModels() that gives the event loop a turn every `budgetMs` (between servers); the same result. */
-export function diffModelsAsync(prev: RoutingModel | null, next: RoutingModel, budgetMs?: number): Promise<ModelChange> {
+export function diffModelsAsync(
+  prev: RoutingModel | null,
+  next: RoutingModel,
+  budgetMs?: number,
+): Promise<ModelChange> {
   return runSteps(diffSteps(prev, next), budgetMs);
 }
 
@@ -39,16 +43,20 @@ function* locationsOf(m: RoutingModel | null): Generator<void, Set<string>, void
 
 function* diffSteps(prev: RoutingModel | null, next: RoutingModel): Generator<void, ModelChange, void> {
   const servers = (m: RoutingModel | null) => new Set(m ? m.servers.map((s) => s.host ?? '*') : []);
-  const upstreams = (m: RoutingModel | null) => new Map(m ? m.upstreams.map((u) => [u.name, u.servers.map((s) => s.address).join(',')]) : []);
+  const upstreams = (m: RoutingModel | null) =>
+    new Map(m ? m.upstreams.map((u) => [u.name, u.servers.map((s) => s.address).join(',')]) : []);
   const [ps, ns] = [servers(prev), servers(next)];
   const pl = yield* locationsOf(prev);
   const nl = yield* locationsOf(next);
   yield;
   const [pu, nu] = [upstreams(prev), upstreams(next)];
   const changedUpstreams = [...new Set([...pu.keys(), ...nu.keys()])].filter((k) => pu.get(k) !== nu.get(k));
-  const tls = (m: RoutingModel | null) => new Map(m ? [m.defaultServer, ...m.servers].map((s) => [s.host ?? '*', describeTls(s)]) : []);
+  const tls = (m: RoutingModel | null) =>
+    new Map(m ? [m.defaultServer, ...m.servers].map((s) => [s.host ?? '*', describeTls(s)]) : []);
   const [pt, nt] = [tls(prev), tls(next)];
-  const changedTls = [...nt].filter(([h, d]) => pt.get(h) !== d && !(pt.get(h) === undefined && d.endsWith(': no TLS'))).map(([, d]) => d);
+  const changedTls = [...nt]
+    .filter(([h, d]) => pt.get(h) !== d && !(pt.get(h) === undefined && d.endsWith(': no TLS')))
+    .map(([, d]) => d);
   yield;
   const locationsAdded = capped([...nl].filter((l) => !pl.has(l)));
   yield;

@@ -102,10 +102,17 @@ export async function settle<R>(snap: Snapshot, parts: SettleParts<R>): Promise<
     // nginx names no line for a certificate it cannot load, only the file: a Secret's.
     const refused = culprit ? null : refusedCertificateIn(err.nginxOutput, model);
     if (refused && !last) {
-      const message = (err.nginxOutput.split('\n').find((l) => l.includes(refused)) ?? err.nginxOutput).replace(/^.*?\[emerg\] [0-9#]+: /, '').trim().slice(0, 500);
-      if (parts.refusedCertificates.size >= MAX_REFUSED_CERTIFICATES) parts.refusedCertificates.delete(parts.refusedCertificates.keys().next().value!);
+      const message = (err.nginxOutput.split('\n').find((l) => l.includes(refused)) ?? err.nginxOutput)
+        .replace(/^.*?\[emerg\] [0-9#]+: /, '')
+        .trim()
+        .slice(0, 500);
+      if (parts.refusedCertificates.size >= MAX_REFUSED_CERTIFICATES)
+        parts.refusedCertificates.delete(parts.refusedCertificates.keys().next().value!);
       parts.refusedCertificates.set(refused, message);
-      log.error('nginx refused a certificate; the hosts that use it get the default certificate', { file: refused, nginx: message });
+      log.error('nginx refused a certificate; the hosts that use it get the default certificate', {
+        file: refused,
+        nginx: message,
+      });
       continue;
     }
     if (culprit && !last) {
@@ -130,7 +137,12 @@ export async function settle<R>(snap: Snapshot, parts: SettleParts<R>): Promise<
  * nginx refused `current` and named no Ingress: bisect, quarantine each culprit with nginx's own
  * message. null when nginx refuses the config even without any Ingress (nothing to set aside).
  */
-async function bisectOnce<R>(current: Snapshot, model: RoutingModel, err: NginxConfigError, parts: SettleParts<R>): Promise<string[] | null> {
+async function bisectOnce<R>(
+  current: Snapshot,
+  model: RoutingModel,
+  err: NginxConfigError,
+  parts: SettleParts<R>,
+): Promise<string[] | null> {
   const log = parts.logger;
   const served = new Set([...model.served, ...closedIngresses(parts.quarantine)]);
   // Only Ingresses that rendered something can be to blame; the rest stay in every subset.
@@ -233,15 +245,27 @@ function oldestFirst(a: V1Ingress, b: V1Ingress): number {
 }
 
 /** Quarantines an Ingress nginx refused: closed the first time, left out when nginx refuses it closed too. */
-function setAside<R>(snap: Snapshot, parts: SettleParts<R>, key: string, err: NginxConfigError, fields: Record<string, string>): void {
+function setAside<R>(
+  snap: Snapshot,
+  parts: SettleParts<R>,
+  key: string,
+  err: NginxConfigError,
+  fields: Record<string, string>,
+): void {
   const ing = snap.ingresses.find((i) => ingressKey(i) === key);
   const closed = parts.quarantine.get(key) === undefined;
   parts.logger.error(
-    closed ? 'nginx rejected the configuration rendered for an Ingress; its paths answer 503 until it changes' : 'nginx rejected even the 503s of an Ingress it refused; leaving it out',
+    closed
+      ? 'nginx rejected the configuration rendered for an Ingress; its paths answer 503 until it changes'
+      : 'nginx rejected even the 503s of an Ingress it refused; leaving it out',
     { ingress: key, nginx: err.summary, ...fields },
   );
   // The summary, not the whole output: no timestamps or staging paths in a reason users read.
-  parts.quarantine.set(key, { fingerprint: ing ? fingerprint(ing) : '', reason: `nginx rejected its configuration: ${err.summary}`, closed });
+  parts.quarantine.set(key, {
+    fingerprint: ing ? fingerprint(ing) : '',
+    reason: `nginx rejected its configuration: ${err.summary}`,
+    closed,
+  });
 }
 
 /** The snapshot translate gets: quarantined Ingresses that are left out whole are not in it. */

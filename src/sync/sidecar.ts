@@ -198,7 +198,16 @@ export class Sidecar implements StatusSource {
         translate: (s) => {
           now = this.opts.clock?.() ?? new Date();
           // In slices (translateAsync): the same model, without holding the event loop for the whole pass.
-          return translateAsync(s, { ...this.opts.translate, now, closed: closedIngresses(this.quarantine), ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}) }, this.opts.stepBudgetMs);
+          return translateAsync(
+            s,
+            {
+              ...this.opts.translate,
+              now,
+              closed: closedIngresses(this.quarantine),
+              ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}),
+            },
+            this.opts.stepBudgetMs,
+          );
         },
         // A failure here fails the pass (and it is retried); the live config names only files still there.
         ...(this.certStore ? { prepare: (model: RoutingModel) => this.certStore!.write(model.certificates) } : {}),
@@ -220,8 +229,12 @@ export class Sidecar implements StatusSource {
       this.stats.lastSyncOk = false;
       this.metrics.reload('failure');
       if (err instanceof ReloadError) {
-        if (err.unchanged) this.log.error('nginx did not reload to load the files in place; will retry', { reason: err.message });
-        else this.log.error('nginx did not load the new configuration; the previous files were restored and stay live', { reason: err.message });
+        if (err.unchanged)
+          this.log.error('nginx did not reload to load the files in place; will retry', { reason: err.message });
+        else
+          this.log.error('nginx did not load the new configuration; the previous files were restored and stay live', {
+            reason: err.message,
+          });
       }
       throw err;
     }
@@ -285,7 +298,8 @@ export class Sidecar implements StatusSource {
       // Absorbed on purpose: a pass reports the same problem (two masters, an unreadable pid file)
       // when it looks for the master to reload; this check only logs it once.
       const message = describe(err);
-      if (message !== this.masterCheckError) this.log.warn('could not check the nginx master; will retry', { error: message });
+      if (message !== this.masterCheckError)
+        this.log.warn('could not check the nginx master; will retry', { error: message });
       this.masterCheckError = message;
     }
   }
@@ -328,7 +342,11 @@ export class Sidecar implements StatusSource {
   /** The model as users should hear of it: Ingresses that nginx refused are rejected too. */
   private withQuarantineRejections(model: RoutingModel): RoutingModel {
     if (this.quarantine.size === 0) return model;
-    const extra = [...this.quarantine].map(([ingress, q]) => ({ ingress, severity: 'rejected' as const, reason: q.reason }));
+    const extra = [...this.quarantine].map(([ingress, q]) => ({
+      ingress,
+      severity: 'rejected' as const,
+      reason: q.reason,
+    }));
     return { ...model, rejections: [...model.rejections, ...extra] };
   }
 
@@ -336,7 +354,8 @@ export class Sidecar implements StatusSource {
   private reportRejections(model: RoutingModel): void {
     const now = new Map<string, Rejection>();
     for (const r of model.rejections) now.set(`${r.ingress}\n${r.reason}`, r);
-    for (const [key, q] of this.quarantine) now.set(`${key}\n${q.reason}`, { ingress: key, severity: 'rejected', reason: q.reason });
+    for (const [key, q] of this.quarantine)
+      now.set(`${key}\n${q.reason}`, { ingress: key, severity: 'rejected', reason: q.reason });
     for (const [k, r] of now) {
       if (this.reported.has(k)) continue;
       const msg = r.severity === 'rejected' ? 'Ingress rejected' : 'Ingress partly rejected';

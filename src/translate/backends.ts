@@ -9,7 +9,8 @@ import type { Snapshot } from '../sources/snapshot.ts';
 import { list, type BackendRef } from './parse.ts';
 
 export const sameBackend = (a: BackendRef, b: BackendRef) => describeBackend(a) === describeBackend(b);
-export const describeBackend = (b: BackendRef) => `Service ${b.namespace}/${b.service}:${'number' in b.port ? b.port.number : b.port.name}`;
+export const describeBackend = (b: BackendRef) =>
+  `Service ${b.namespace}/${b.service}:${'number' in b.port ? b.port.number : b.port.name}`;
 
 /** Resolves Service backends to upstreams; remembers each upstream once. */
 export class Backends {
@@ -29,7 +30,8 @@ export class Backends {
       list.push(es);
       this.slices.set(k, list);
     }
-    for (const ep of snap.endpoints) this.endpoints.set(`${ep.metadata?.namespace ?? 'default'}/${ep.metadata?.name}`, ep);
+    for (const ep of snap.endpoints)
+      this.endpoints.set(`${ep.metadata?.namespace ?? 'default'}/${ep.metadata?.name}`, ep);
   }
 
   /** default-backend: the Service's first port, as ingress-nginx takes it; null when there is no such Service or port. */
@@ -42,7 +44,11 @@ export class Backends {
    * The action for a backend. `warn` gets the reason to report when the Ingress refers to
    * something missing (the backend answers 503) or asks for what it cannot have.
    */
-  resolve(b: BackendRef, variant: UpstreamVariant, warn: (reason: string) => void): { action: Action; service: string } {
+  resolve(
+    b: BackendRef,
+    variant: UpstreamVariant,
+    warn: (reason: string) => void,
+  ): { action: Action; service: string } {
     const protocol = variant.protocol;
     const portText = 'number' in b.port ? String(b.port.number) : b.port.name;
     const service = `${b.namespace}/${b.service}:${portText}`;
@@ -52,16 +58,23 @@ export class Backends {
     };
     const svc = this.services.get(`${b.namespace}/${b.service}`);
     if (!svc) return unavailable(`Service ${b.namespace}/${b.service} not found`);
-    if (svc.spec?.type === 'ExternalName') return unavailable(`Service ${b.namespace}/${b.service} is of type ExternalName, which is not supported`);
-    const port = list(svc.spec?.ports).find((p) => ('number' in b.port ? p.port === b.port.number : p.name === b.port.name));
+    if (svc.spec?.type === 'ExternalName')
+      return unavailable(`Service ${b.namespace}/${b.service} is of type ExternalName, which is not supported`);
+    const port = list(svc.spec?.ports).find((p) =>
+      'number' in b.port ? p.port === b.port.number : p.name === b.port.name,
+    );
     if (!port) return unavailable(`Service ${b.namespace}/${b.service} has no port ${portText}`);
     // Looked up by name, the number comes from the Service: it names the upstream, so check it.
-    if (!isPortNumber(port.port)) return unavailable(`Service ${b.namespace}/${b.service} port ${portText} has an invalid number`);
+    if (!isPortNumber(port.port))
+      return unavailable(`Service ${b.namespace}/${b.service} port ${portText} has an invalid number`);
     // service-upstream: the Service's cluster IP, so kube-proxy picks the endpoint. A headless
     // Service has none: its endpoints are used, and that is said.
     const ip: unknown = svc.spec?.clusterIP;
     const clusterIp = variant.serviceUpstream && typeof ip === 'string' ? upstreamAddress(ip, port.port) : null;
-    const serviceUpstreamProblem = variant.serviceUpstream && clusterIp === null ? `service-upstream: Service ${b.namespace}/${b.service} has no cluster IP; its endpoints are used` : undefined;
+    const serviceUpstreamProblem =
+      variant.serviceUpstream && clusterIp === null
+        ? `service-upstream: Service ${b.namespace}/${b.service} has no cluster IP; its endpoints are used`
+        : undefined;
     const balance = variant.balance;
     const name = [
       `${b.namespace}_${b.service}_${port.port}`,
@@ -71,11 +84,14 @@ export class Backends {
     ].join('');
     let upstream = this.upstreams.get(name);
     if (!upstream) {
-      const servers = (clusterIp ? [clusterIp] : this.addresses(b.namespace, b.service, port)).map((address) => ({ address }));
+      const servers = (clusterIp ? [clusterIp] : this.addresses(b.namespace, b.service, port)).map((address) => ({
+        address,
+      }));
       upstream = { name, service: `${b.namespace}/${b.service}:${port.port}`, servers, balance };
       this.upstreams.set(name, upstream);
     }
-    if (upstream.servers.length === 0) return unavailable(`Service ${b.namespace}/${b.service} has no ready endpoints`, false);
+    if (upstream.servers.length === 0)
+      return unavailable(`Service ${b.namespace}/${b.service} has no ready endpoints`, false);
     if (serviceUpstreamProblem) warn(serviceUpstreamProblem);
     return { action: { kind: 'proxy', upstream: name }, service };
   }

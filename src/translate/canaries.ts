@@ -43,7 +43,11 @@ export class Canaries {
     this.ingresses.push(parsed);
     for (const name of Object.keys(given).sort()) {
       if (SUPPORTED_ANNOTATIONS.has(name) && !CANARY_ANNOTATIONS.has(name)) {
-        this.report(key, 'partial', `annotation ${name} has no effect on a canary Ingress: the settings of the Ingress it splits traffic with apply`);
+        this.report(
+          key,
+          'partial',
+          `annotation ${name} has no effect on a canary Ingress: the settings of the Ingress it splits traffic with apply`,
+        );
       }
     }
     if (parsed.defaultBackend) this.report(key, 'partial', 'defaultBackend of a canary Ingress is not used');
@@ -56,7 +60,9 @@ export class Canaries {
 
   /** The selectors that locations use, sorted by variable. */
   usedBy(locations: Location[]): CanarySelector[] {
-    return [...new Set(locations.flatMap((l) => (l.action.kind === 'proxy' && l.action.via ? [l.action.via] : [])))].sort().map((v) => this.selectors.get(v)!);
+    return [...new Set(locations.flatMap((l) => (l.action.kind === 'proxy' && l.action.via ? [l.action.via] : [])))]
+      .sort()
+      .map((v) => this.selectors.get(v)!);
   }
 
   private attach(c: ParsedIngress, byKey: ReadonlyMap<string, ParsedIngress>): void {
@@ -69,26 +75,45 @@ export class Canaries {
         const what = `canary path ${p.rawPath} (${p.pathType}) on ${where}`;
         const claim = routes?.claims.get(claimKeyOf(p));
         if (!claim) {
-          report(c.key, 'partial', `${what}: no other Ingress of the class serves it, and a canary only takes a share of a served path's requests`);
+          report(
+            c.key,
+            'partial',
+            `${what}: no other Ingress of the class serves it, and a canary only takes a share of a served path's requests`,
+          );
           continue;
         }
         if (!this.allowCrossNamespace && namespaceOf(claim.ingress) !== namespaceOf(c.key)) {
-          report(c.key, 'partial', `${what}: the Ingress it would split, ${claim.ingress}, is in another namespace; a canary splits only the traffic of its own namespace (--allow-cross-namespace-canary allows more)`);
+          report(
+            c.key,
+            'partial',
+            `${what}: the Ingress it would split, ${claim.ingress}, is in another namespace; a canary splits only the traffic of its own namespace (--allow-cross-namespace-canary allows more)`,
+          );
           continue;
         }
         if (claim.canary !== undefined) {
-          if (claim.canary !== c.key) report(c.key, 'partial', `${what}: the older canary Ingress ${claim.canary} already splits its requests`);
+          if (claim.canary !== c.key)
+            report(c.key, 'partial', `${what}: the older canary Ingress ${claim.canary} already splits its requests`);
           continue;
         }
         const main = claim.resolved.action;
         if (main.kind !== 'proxy') {
-          report(c.key, 'partial', `${what}: the backend of ${claim.ingress} cannot serve, so there is nothing to split`);
+          report(
+            c.key,
+            'partial',
+            `${what}: the backend of ${claim.ingress} cannot serve, so there is nothing to split`,
+          );
           continue;
         }
         // The canary's upstream is built like the main one (protocol, balancing): one location proxies to either.
-        const r = this.backends.resolve(p.backend, variantOf(byKey.get(claim.ingress)!.annotations), (reason) => report(c.key, 'partial', reason));
+        const r = this.backends.resolve(p.backend, variantOf(byKey.get(claim.ingress)!.annotations), (reason) =>
+          report(c.key, 'partial', reason),
+        );
         if (r.action.kind !== 'proxy') {
-          report(c.key, 'partial', `${what}: its backend cannot serve (${'reason' in r.action ? r.action.reason : 'no backend'}); all requests go to ${claim.ingress}`);
+          report(
+            c.key,
+            'partial',
+            `${what}: its backend cannot serve (${'reason' in r.action ? r.action.reason : 'no backend'}); all requests go to ${claim.ingress}`,
+          );
           continue;
         }
         claim.canary = c.key;
@@ -97,7 +122,8 @@ export class Canaries {
         const weight = canaryPercent(config);
         if (config.header === null && config.cookie === null && (weight === 0 || weight === 100)) {
           // Nothing decides per request: all requests go to one of them.
-          if (weight === 100) claim.resolved = { ...claim.resolved, action: { kind: 'proxy', upstream: r.action.upstream } };
+          if (weight === 100)
+            claim.resolved = { ...claim.resolved, action: { kind: 'proxy', upstream: r.action.upstream } };
           continue;
         }
         const selector: Omit<CanarySelector, 'variable'> = {
@@ -105,7 +131,9 @@ export class Canaries {
           canary: r.action.upstream,
           ingress: c.key,
           mainIngress: claim.ingress,
-          header: config.header ? { source: `http_${config.header.name.toLowerCase().replaceAll('-', '_')}`, value: config.header.value } : null,
+          header: config.header
+            ? { source: `http_${config.header.name.toLowerCase().replaceAll('-', '_')}`, value: config.header.value }
+            : null,
           cookie: config.cookie === null ? null : `cookie_${config.cookie}`,
           weight,
         };

@@ -55,7 +55,10 @@ export function pemBlocks(text: string, what: string): PemBlock[] {
     const stop = text.indexOf(end, begin.lastIndex);
     if (stop < 0) throw new InvalidValue(`${what}: a "BEGIN ${label}" PEM block has no matching END line`);
     const body = text.slice(begin.lastIndex, stop).replace(/[ \t\r\n]+/g, '');
-    if (body.includes(':')) throw new InvalidValue(`${what}: PEM block ${label} has headers (an encrypted legacy key?); keys must not be encrypted`);
+    if (body.includes(':'))
+      throw new InvalidValue(
+        `${what}: PEM block ${label} has headers (an encrypted legacy key?); keys must not be encrypted`,
+      );
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0 || body.length === 0) {
       throw new InvalidValue(`${what}: PEM block ${label} is not valid base64`);
     }
@@ -70,11 +73,16 @@ export function pemBlocks(text: string, what: string): PemBlock[] {
 function parseKey(blocks: PemBlock[], what: string): KeyObject {
   // `openssl ecparam -genkey` writes an EC PARAMETERS block before the key: harmless.
   const keys = blocks.filter((b) => b.label !== 'EC PARAMETERS');
-  if (keys.length !== 1) throw new InvalidValue(`${what} must hold exactly one private key, not ${keys.length} PEM blocks`);
+  if (keys.length !== 1)
+    throw new InvalidValue(`${what} must hold exactly one private key, not ${keys.length} PEM blocks`);
   const block = keys[0]!;
-  if (block.label === 'ENCRYPTED PRIVATE KEY') throw new InvalidValue(`${what}: the private key is encrypted; nginx needs it unencrypted`);
+  if (block.label === 'ENCRYPTED PRIVATE KEY')
+    throw new InvalidValue(`${what}: the private key is encrypted; nginx needs it unencrypted`);
   const type = KEY_TYPES.get(block.label as never);
-  if (!type) throw new InvalidValue(`${what}: expected a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block, not ${block.label}`);
+  if (!type)
+    throw new InvalidValue(
+      `${what}: expected a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block, not ${block.label}`,
+    );
   let key: KeyObject;
   try {
     key = createPrivateKey({ key: block.der, format: 'der', type });
@@ -82,7 +90,11 @@ function parseKey(blocks: PemBlock[], what: string): KeyObject {
     throw new InvalidValue(`${what}: the private key does not parse`);
   }
   const bits = key.asymmetricKeyDetails?.modulusLength;
-  if ((key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') && bits !== undefined && bits < MIN_RSA_BITS) {
+  if (
+    (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') &&
+    bits !== undefined &&
+    bits < MIN_RSA_BITS
+  ) {
     throw new InvalidValue(`${what}: an RSA key of ${bits} bits is too small (at least ${MIN_RSA_BITS})`);
   }
   return key;
@@ -91,7 +103,8 @@ function parseKey(blocks: PemBlock[], what: string): KeyObject {
 function parseChain(blocks: PemBlock[], what: string): X509Certificate[] {
   const chain: X509Certificate[] = [];
   for (const block of blocks) {
-    if (block.label !== 'CERTIFICATE') throw new InvalidValue(`${what} must hold CERTIFICATE blocks only, not ${block.label}`);
+    if (block.label !== 'CERTIFICATE')
+      throw new InvalidValue(`${what} must hold CERTIFICATE blocks only, not ${block.label}`);
     try {
       chain.push(new X509Certificate(block.der));
     } catch {
@@ -159,11 +172,17 @@ function parseCertificate(chainText: string, keyText: string): Certificate {
   if (!leaf.checkPrivateKey(key)) throw new InvalidValue('tls.key does not belong to the first certificate in tls.crt');
   // A self-signed certificate's own signature is checked by nobody; a CA's signature with these is refused.
   if (leaf.issuer !== leaf.subject && /md5|sha1(?![0-9])/i.test(leaf.signatureAlgorithm ?? '')) {
-    throw new InvalidValue(`tls.crt: the certificate is signed with ${leaf.signatureAlgorithm}, which clients and OpenSSL refuse`);
+    throw new InvalidValue(
+      `tls.crt: the certificate is signed with ${leaf.signatureAlgorithm}, which clients and OpenSSL refuse`,
+    );
   }
-  const pem = chain.map((c) => c.toString().trim() + '\n').join('') + String(key.export({ type: 'pkcs8', format: 'pem' }));
+  const pem =
+    chain.map((c) => c.toString().trim() + '\n').join('') + String(key.export({ type: 'pkcs8', format: 'pem' }));
   const file = `${createHash('sha256').update(pem).digest('hex').slice(0, 32)}.pem`;
-  return withPem({ file, notBefore: leaf.validFromDate, notAfter: leaf.validToDate, dnsNames: dnsNamesOf(leaf), leaf }, pem);
+  return withPem(
+    { file, notBefore: leaf.validFromDate, notAfter: leaf.validToDate, dnsNames: dnsNamesOf(leaf), leaf },
+    pem,
+  );
 }
 
 /**
@@ -193,7 +212,10 @@ const fromSecretCache = new WeakMap<V1Secret, Memo>();
 
 function readSecret(secret: V1Secret): Certificate {
   const type: unknown = secret.type ?? 'Opaque';
-  if (type !== TLS_SECRET_TYPE) throw new InvalidValue(`its type is ${typeof type === 'string' ? JSON.stringify(type).slice(0, 80) : `a ${typeof type}`}, not ${TLS_SECRET_TYPE}`);
+  if (type !== TLS_SECRET_TYPE)
+    throw new InvalidValue(
+      `its type is ${typeof type === 'string' ? JSON.stringify(type).slice(0, 80) : `a ${typeof type}`}, not ${TLS_SECRET_TYPE}`,
+    );
   const data: unknown = secret.data;
   if (typeof data !== 'object' || data === null) throw new InvalidValue('it has no data');
   const text = (name: 'tls.crt' | 'tls.key'): string | null => {
@@ -228,6 +250,9 @@ export function hostProblem(cert: Certificate, host: ParsedHost): string | null 
       ? cert.leaf.checkHost(host.host, { subject: 'never', partialWildcards: false }) !== undefined
       : cert.dnsNames.includes(host.host);
   if (covered) return null;
-  const names = cert.dnsNames.length === 0 ? 'none' : cert.dnsNames.slice(0, 5).join(', ') + (cert.dnsNames.length > 5 ? ', ...' : '');
+  const names =
+    cert.dnsNames.length === 0
+      ? 'none'
+      : cert.dnsNames.slice(0, 5).join(', ') + (cert.dnsNames.length > 5 ? ', ...' : '');
   return `the certificate is not valid for ${host.host} (its DNS names: ${names})`;
 }

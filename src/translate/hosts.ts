@@ -76,20 +76,25 @@ export class HostClaims {
     // Only whether it serves matters here: why not is said below.
     const r = ref ? this.backends.resolve(ref, variantOf(a), () => {}) : null;
     if (r?.action.kind === 'proxy') return r;
-    this.report(key, 'partial', `default-backend: ${r?.action.kind === 'unavailable' ? r.action.reason : `Service ${namespace}/${a.defaultBackend} not found or has no ports`}`);
+    this.report(
+      key,
+      'partial',
+      `default-backend: ${r?.action.kind === 'unavailable' ? r.action.reason : `Service ${namespace}/${a.defaultBackend} not found or has no ports`}`,
+    );
     return null;
   }
 
   /** The hosts of an Ingress that did not parse stay its namespace's: a mistake must not hand a host to another namespace. */
   reserve(ing: V1Ingress, key: string): void {
     for (const r of list(ing.spec?.rules)) {
-      let h: ParsedHost | null = null;
+      let h: ParsedHost | null;
       try {
         h = typeof r.host === 'string' && r.host !== '' ? parseHost(r.host) : null;
       } catch {
         h = null;
       }
-      if (h && !this.hosts.has(h.host)) this.hosts.set(h.host, { host: h, claims: new Map(), ingresses: new Set(), fallback: null, owner: key });
+      if (h && !this.hosts.has(h.host))
+        this.hosts.set(h.host, { host: h, claims: new Map(), ingresses: new Set(), fallback: null, owner: key });
     }
   }
 
@@ -97,11 +102,17 @@ export class HostClaims {
   claim(parsed: ParsedIngress): void {
     const key = parsed.key;
     const report = this.report;
-    const ownDefault = parsed.defaultBackend ? { ingress: key, resolved: this.resolve(key, parsed.defaultBackend, parsed.annotations) } : null;
+    const ownDefault = parsed.defaultBackend
+      ? { ingress: key, resolved: this.resolve(key, parsed.defaultBackend, parsed.annotations) }
+      : null;
     if (ownDefault) {
       if (!this.globalDefault) this.globalDefault = ownDefault;
       else if (parsed.rules.length === 0) {
-        report(key, 'partial', `defaultBackend is not used: the older Ingress ${this.globalDefault.ingress} already provides the default backend`);
+        report(
+          key,
+          'partial',
+          `defaultBackend is not used: the older Ingress ${this.globalDefault.ingress} already provides the default backend`,
+        );
       }
     }
 
@@ -115,13 +126,21 @@ export class HostClaims {
       // One namespace per host, the oldest Ingress's: otherwise a tenant could add paths, a
       // defaultBackend, TLS (and with it redirects) or error pages to another tenant's host.
       if (routes.owner !== null && !this.sameTenant(routes.owner, key)) {
-        report(key, 'partial', `rules for host ${hostKey} are not used: the host belongs to namespace ${namespaceOf(routes.owner)}, whose Ingress ${routes.owner} is the oldest with rules for it (a host is served by one namespace)`);
+        report(
+          key,
+          'partial',
+          `rules for host ${hostKey} are not used: the host belongs to namespace ${namespaceOf(routes.owner)}, whose Ingress ${routes.owner} is the oldest with rules for it (a host is served by one namespace)`,
+        );
         continue;
       }
       if (ownDefault && rule.host) {
         if (!routes.fallback) routes.fallback = ownDefault;
         else if (routes.fallback.ingress !== key) {
-          report(key, 'partial', `defaultBackend is not used for host ${hostKey}: the defaultBackend of the older Ingress ${routes.fallback.ingress} answers its unmatched paths`);
+          report(
+            key,
+            'partial',
+            `defaultBackend is not used for host ${hostKey}: the defaultBackend of the older Ingress ${routes.fallback.ingress} answers its unmatched paths`,
+          );
         }
       }
       for (const p of rule.paths) {
@@ -130,13 +149,28 @@ export class HostClaims {
         if (owner) {
           const where = hostKey ? `host ${hostKey}` : 'rules without a host';
           if (owner.ingress !== key) {
-            report(key, 'partial', `path ${p.rawPath} (${p.pathType}) on ${where} is already served by the older Ingress ${owner.ingress}`);
-          } else if (owner.path !== p && (owner.path.rawPath !== p.rawPath || !sameBackend(owner.path.backend, p.backend))) {
-            report(key, 'partial', `path ${p.rawPath} (${p.pathType}) on ${where} is not used: this Ingress already lists ${owner.path.rawPath} (${owner.path.pathType}) there, which nginx serves as the same route, to ${describeBackend(owner.path.backend)}`);
+            report(
+              key,
+              'partial',
+              `path ${p.rawPath} (${p.pathType}) on ${where} is already served by the older Ingress ${owner.ingress}`,
+            );
+          } else if (
+            owner.path !== p &&
+            (owner.path.rawPath !== p.rawPath || !sameBackend(owner.path.backend, p.backend))
+          ) {
+            report(
+              key,
+              'partial',
+              `path ${p.rawPath} (${p.pathType}) on ${where} is not used: this Ingress already lists ${owner.path.rawPath} (${owner.path.pathType}) there, which nginx serves as the same route, to ${describeBackend(owner.path.backend)}`,
+            );
           }
           continue;
         }
-        routes.claims.set(claimKey, { ingress: key, path: p, resolved: this.resolve(key, p.backend, parsed.annotations) });
+        routes.claims.set(claimKey, {
+          ingress: key,
+          path: p,
+          resolved: this.resolve(key, p.backend, parsed.annotations),
+        });
         routes.ingresses.add(key);
       }
     }

@@ -64,7 +64,9 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
   const rejections = new Rejections();
   const report = rejections.report;
 
-  const ours = snap.ingresses.filter((i) => isOurs(i, opts.ingressClass, snap.ingressClasses, opts.watchIngressWithoutClass)).sort(byAge);
+  const ours = snap.ingresses
+    .filter((i) => isOurs(i, opts.ingressClass, snap.ingressClasses, opts.watchIngressWithoutClass))
+    .sort(byAge);
   yield;
   const backends = new Backends(snap);
   const claims = new HostClaims(backends, report, opts.allowCrossNamespaceHosts === true);
@@ -93,7 +95,15 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
       // nginx refused what it rendered (src/sync/settle.ts reports why): a canary takes no share, any
       // other keeps its paths at 503, with nothing of its annotations rendered.
       if (parsed.annotations.canary) continue;
-      parsed = { ...parsed, annotations: { ...NO_ANNOTATIONS, useRegex: parsed.annotations.useRegex, denied: ['nginx refused its configuration'] }, notes: [] };
+      parsed = {
+        ...parsed,
+        annotations: {
+          ...NO_ANNOTATIONS,
+          useRegex: parsed.annotations.useRegex,
+          denied: ['nginx refused its configuration'],
+        },
+        notes: [],
+      };
       denied.add(key);
     } else {
       for (const note of parsed.notes) report(key, 'partial', note);
@@ -118,7 +128,9 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
 
   yield;
   const live = claims.live();
-  const tls = opts.tls ? planTls(snap.secrets, parsedIngresses, live, opts.tls, opts.now!, opts.nginxVersion, report, sameTenant) : null;
+  const tls = opts.tls
+    ? planTls(snap.secrets, parsedIngresses, live, opts.tls, opts.now!, opts.nginxVersion, report, sameTenant)
+    : null;
   /** Whether a location answers plain HTTP with a redirect to HTTPS. */
   const redirect = redirects(tls, denied, byKey);
   const builder = new LocationSettingsBuilder({
@@ -129,8 +141,14 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
       const p = byKey.get(ingress);
       const own = p ? claims.defaultBackendOf(ingress, p.annotations) : null;
       // Another namespace's default backend never answers this Ingress's errors.
-      const global = globalDefault && sameTenant(globalDefault.ingress, ingress) ? globalDefault.resolved.action : undefined;
-      const target = own?.action.kind === 'proxy' ? { action: own.action, by: p! } : global?.kind === 'proxy' ? { action: global, by: byKey.get(globalDefault!.ingress) } : null;
+      const global =
+        globalDefault && sameTenant(globalDefault.ingress, ingress) ? globalDefault.resolved.action : undefined;
+      const target =
+        own?.action.kind === 'proxy'
+          ? { action: own.action, by: p! }
+          : global?.kind === 'proxy'
+            ? { action: global, by: byKey.get(globalDefault!.ingress) }
+            : null;
       const protocol = target?.by?.annotations.backendProtocol ?? 'HTTP';
       // Error pages are HTTP responses: a gRPC default backend cannot give them.
       if (!target || (protocol !== 'HTTP' && protocol !== 'HTTPS')) return null;
@@ -147,10 +165,18 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     const own = tls?.hosts.get(h.host!.host) ?? null;
     // A host's unmatched paths go to the global default backend only within its namespace.
     const global = globalDefault && sameTenant(globalDefault.ingress, h.owner!) ? globalDefault : null;
-    servers.push(buildServer(h, global, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor));
+    servers.push(
+      buildServer(h, global, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor),
+    );
   }
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
-  const defaultServer = buildServer(claims.catchAll, globalDefault, redirect(false), tls?.defaultTls ?? null, settingsFor);
+  const defaultServer = buildServer(
+    claims.catchAll,
+    globalDefault,
+    redirect(false),
+    tls?.defaultTls ?? null,
+    settingsFor,
+  );
   for (const s of [defaultServer, ...servers]) {
     yield;
     Object.assign(s, builder.serverLocations(s), { snippets: serverSnippets(s) });
@@ -167,7 +193,11 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
       const namespace = ingress.split('/')[0];
       const other = s.ingresses.find((i) => i.split('/')[0] !== namespace);
       if (other !== undefined || s.host === null) {
-        report(ingress, 'partial', `server-snippet is not applied to ${s.host === null ? 'the default server' : `host ${s.host}`}: ${other !== undefined ? `Ingress ${other} of another namespace serves it too` : 'rules without a host share it with every namespace'}`);
+        report(
+          ingress,
+          'partial',
+          `server-snippet is not applied to ${s.host === null ? 'the default server' : `host ${s.host}`}: ${other !== undefined ? `Ingress ${other} of another namespace serves it too` : 'rules without a host share it with every namespace'}`,
+        );
         continue;
       }
       out.push({ ingress, directives });
@@ -177,7 +207,10 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
   yield;
   const extras = builder.collect([defaultServer, ...servers]);
   yield;
-  const privateFiles = new Map<string, CertificateFile>([...(tls?.certificates ?? []), ...extras.files.map((f) => [f.file, f] as const)]);
+  const privateFiles = new Map<string, CertificateFile>([
+    ...(tls?.certificates ?? []),
+    ...extras.files.map((f) => [f.file, f] as const),
+  ]);
 
   const served = new Set<string>([...servers, defaultServer].flatMap((s) => s.locations.map((l) => l.ingress)));
   served.delete('');
@@ -194,8 +227,12 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     ...[...servers, defaultServer].flatMap((s) => s.errorLocations.map((e) => e.upstream)),
   ]);
 
-  const upstreams = [...backends.upstreams.values()].filter((u) => used.has(u.name)).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const affinityCookieNames = parsedIngresses.flatMap((p) => (p.annotations.affinity ? [p.annotations.affinity.cookie] : []));
+  const upstreams = [...backends.upstreams.values()]
+    .filter((u) => used.has(u.name))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  const affinityCookieNames = parsedIngresses.flatMap((p) =>
+    p.annotations.affinity ? [p.annotations.affinity.cookie] : [],
+  );
 
   return {
     httpPort: opts.httpPort,
@@ -216,6 +253,7 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     affinityCookies: extras.affinityCookies,
     canaries: usedCanaries,
     warnings: tls ? [...tls.warnings].sort() : [],
-    tlsRecheckAt: tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
+    tlsRecheckAt:
+      tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
   };
 }

@@ -47,12 +47,21 @@ export function buildServer(
   const regexHost = [...h.claims.values()].some((c) => c.path.match === 'regex');
   const located = (l: Omit<Location, 'settings' | 'action'> & { action: Action }, ctx: LocationContext, w: number) => {
     const s = settingsFor(l.ingress, ctx);
-    const loc: Location = { ...l, action: s.unavailable && l.action.kind === 'proxy' ? { kind: 'unavailable', reason: s.unavailable } : l.action, settings: s.settings };
+    const loc: Location = {
+      ...l,
+      action: s.unavailable && l.action.kind === 'proxy' ? { kind: 'unavailable', reason: s.unavailable } : l.action,
+      settings: s.settings,
+    };
     locations.push(loc);
     weight.set(loc, w);
     return loc;
   };
-  const push = (match: Location['match'], path: string, c: Claim, opts: { ignoreCase?: boolean; weight?: number } = {}) =>
+  const push = (
+    match: Location['match'],
+    path: string,
+    c: Claim,
+    opts: { ignoreCase?: boolean; weight?: number } = {},
+  ) =>
     located(
       {
         match,
@@ -65,7 +74,10 @@ export function buildServer(
         action: c.resolved.action,
         sslRedirect: redirect(c.ingress, c.path.match === 'regex' ? '' : c.path.path),
       },
-      { rewriteRegex: c.path.match === 'regex' ? `(?i)^(?:${c.path.path})` : literalRewrite(c.path.path), cookiePath: c.path.match === 'regex' ? '/' : c.path.path },
+      {
+        rewriteRegex: c.path.match === 'regex' ? `(?i)^(?:${c.path.path})` : literalRewrite(c.path.path),
+        cookiePath: c.path.match === 'regex' ? '/' : c.path.path,
+      },
       opts.weight ?? path.length,
     );
   for (const c of h.claims.values()) {
@@ -143,7 +155,8 @@ export function buildServer(
     let best = 0;
     let bestValue = -1;
     const consider = (at: number | undefined, value: number) => {
-      if (at !== undefined && (value > bestValue || (value === bestValue && at < best))) [best, bestValue] = [at, value];
+      if (at !== undefined && (value > bestValue || (value === bestValue && at < best)))
+        [best, bestValue] = [at, value];
     };
     for (let k = bare.indexOf('/'); k !== -1; k = bare.indexOf('/', k + 1)) {
       consider(prefixAt.get(bare.slice(0, k + 1)), k + 1);
@@ -151,7 +164,13 @@ export function buildServer(
     }
     consider(convertedAt.get(bare), bare.length + 1);
     const covering = locations[best]!;
-    const pinned: Location = { ...covering, match: 'exact', path: bare, ignoreCase: false, sslRedirect: redirect(covering.ingress, bare) };
+    const pinned: Location = {
+      ...covering,
+      match: 'exact',
+      path: bare,
+      ignoreCase: false,
+      sslRedirect: redirect(covering.ingress, bare),
+    };
     locations.push(pinned);
     exactPaths.add(bare);
     weight.set(pinned, bare.length);
@@ -180,4 +199,3 @@ export function buildServer(
     snippets: [],
   };
 }
-

@@ -15,7 +15,8 @@ export const UPSTREAMS_FILE = `${FILE_PREFIX}-upstreams.conf`;
  */
 export function serverFile(host: string): string {
   const name = host.replace('*', '_wildcard_');
-  const short = name.length <= 200 ? name : `${name.slice(0, 180)}-${createHash('sha256').update(host).digest('hex').slice(0, 16)}`;
+  const short =
+    name.length <= 200 ? name : `${name.slice(0, 180)}-${createHash('sha256').update(host).digest('hex').slice(0, 16)}`;
   return `${FILE_PREFIX}-server-${short}.conf`;
 }
 

@@ -13,7 +13,16 @@ import {
   type IngressAnnotations,
 } from '../annotations/index.ts';
 import { INTERNAL_PATH_PREFIX } from '../annotations/settings.ts';
-import { InvalidValue, checkObjectName, isPortName, isPortNumber, parseBoolAnnotation, parseHost, parsePath, type ParsedHost } from '../grammar.ts';
+import {
+  InvalidValue,
+  checkObjectName,
+  isPortName,
+  isPortNumber,
+  parseBoolAnnotation,
+  parseHost,
+  parsePath,
+  type ParsedHost,
+} from '../grammar.ts';
 import { ingressKey } from './membership.ts';
 
 export type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
@@ -42,7 +51,8 @@ export interface ParsedPath {
 }
 
 /** Two paths claim the same route when this is equal. */
-export const claimKeyOf = (p: Pick<ParsedPath, 'match' | 'path' | 'slash'>) => `${p.match} ${p.path}${p.slash ? '/' : ''}`;
+export const claimKeyOf = (p: Pick<ParsedPath, 'match' | 'path' | 'slash'>) =>
+  `${p.match} ${p.path}${p.slash ? '/' : ''}`;
 
 /** Characters that make a path a regular expression in ingress-nginx (with use-regex, every path is one there). */
 const REGEX_SYNTAX = /[*+?()[\]{}|^$\\]/;
@@ -87,24 +97,28 @@ function text(value: unknown, where: string): string {
   return value;
 }
 
-
 function parseBackend(namespace: string, b: V1IngressBackend | undefined, where: string): BackendRef {
   if (!b) throw new InvalidValue(`${where}: backend is missing`);
   if (b.resource) {
-    throw new InvalidValue(`${where}: resource backends (${b.resource.kind ?? 'unknown kind'}) are not supported; use a Service backend`);
+    throw new InvalidValue(
+      `${where}: resource backends (${b.resource.kind ?? 'unknown kind'}) are not supported; use a Service backend`,
+    );
   }
   const svc = b.service;
   if (!svc) throw new InvalidValue(`${where}: backend.service is missing`);
   const service = checkObjectName('Service', svc.name, 'label1035');
   const num = svc.port?.number;
   const name = svc.port?.name;
-  if (num !== undefined && num !== null && name) throw new InvalidValue(`${where}: service port must set number or name, not both`);
+  if (num !== undefined && num !== null && name)
+    throw new InvalidValue(`${where}: service port must set number or name, not both`);
   if (num !== undefined && num !== null) {
-    if (!isPortNumber(num)) throw new InvalidValue(`${where}: service port number ${JSON.stringify(num)} is not in 1-65535`);
+    if (!isPortNumber(num))
+      throw new InvalidValue(`${where}: service port number ${JSON.stringify(num)} is not in 1-65535`);
     return { namespace, service, port: { number: num } };
   }
   if (name) {
-    if (!isPortName(name)) throw new InvalidValue(`${where}: service port name ${JSON.stringify(name)} is not a valid port name`);
+    if (!isPortName(name))
+      throw new InvalidValue(`${where}: service port name ${JSON.stringify(name)} is not a valid port name`);
     return { namespace, service, port: { name } };
   }
   throw new InvalidValue(`${where}: service port (number or name) is missing`);
@@ -127,19 +141,26 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolea
     // nothing of its own: it is rejected whole.
     if (!(err instanceof InvalidValue) || isCanary(raw)) throw err;
     // Its regex paths stay regexes, so that they claim what they would have served.
-    const useRegex = Object.hasOwn(raw, REWRITE_TARGET) || (Object.hasOwn(raw, USE_REGEX) && booleanOr(USE_REGEX, raw[USE_REGEX], false));
+    const useRegex =
+      Object.hasOwn(raw, REWRITE_TARGET) ||
+      (Object.hasOwn(raw, USE_REGEX) && booleanOr(USE_REGEX, raw[USE_REGEX], false));
     parsedAnnotations = { annotations: { ...NO_ANNOTATIONS, useRegex, denied: [err.message] }, notes: [] };
   }
   const annotations = parsedAnnotations.annotations;
   const notes: string[] = [...parsedAnnotations.notes];
   const rules: ParsedIngress['rules'] = [];
   list(spec.rules).forEach((rule, i) => {
-    const host = rule.host === undefined || rule.host === null || rule.host === '' ? null : parseHost(text(rule.host, `rules[${i}].host`));
+    const host =
+      rule.host === undefined || rule.host === null || rule.host === ''
+        ? null
+        : parseHost(text(rule.host, `rules[${i}].host`));
     const paths: ParsedPath[] = list(rule.http?.paths).map((p, j) => {
       const where = `rules[${i}].http.paths[${j}]`;
       const pathType = p.pathType as string | undefined;
       if (pathType !== 'Exact' && pathType !== 'Prefix' && pathType !== 'ImplementationSpecific') {
-        throw new InvalidValue(`${where}: pathType must be Exact, Prefix or ImplementationSpecific, not ${JSON.stringify(pathType ?? '')}`);
+        throw new InvalidValue(
+          `${where}: pathType must be Exact, Prefix or ImplementationSpecific, not ${JSON.stringify(pathType ?? '')}`,
+        );
       }
       // An empty ImplementationSpecific path means "everything", as an empty Prefix would.
       const given = p.path === undefined || p.path === null ? '' : text(p.path, `${where}.path`);
@@ -151,23 +172,46 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolea
         const pattern = parseRegexPath(rawPath);
         const groups = captureGroups(pattern);
         if (captures > groups) {
-          throw new InvalidValue(`${where}: rewrite-target uses $${captures}, but path ${JSON.stringify(rawPath.slice(0, 100))} has ${groups === 0 ? 'no capture group' : `only ${groups} capture group${groups === 1 ? '' : 's'}`}; add the group to the path (for example "/app(/|$)(.*)" with rewrite-target "/$2")`);
+          throw new InvalidValue(
+            `${where}: rewrite-target uses $${captures}, but path ${JSON.stringify(rawPath.slice(0, 100))} has ${groups === 0 ? 'no capture group' : `only ${groups} capture group${groups === 1 ? '' : 's'}`}; add the group to the path (for example "/app(/|$)(.*)" with rewrite-target "/$2")`,
+          );
         }
-        return { pathType, rawPath, match: 'regex' as const, path: pattern, slash: false, backend: parseBackend(namespace, p.backend, where) };
+        return {
+          pathType,
+          rawPath,
+          match: 'regex' as const,
+          path: pattern,
+          slash: false,
+          backend: parseBackend(namespace, p.backend, where),
+        };
       }
       // With use-regex or rewrite-target, ingress-nginx (>= 1.12, strict path validation) refuses
       // regex syntax in Exact and Prefix paths: here they would be matched literally and answer 404.
       if (annotations.useRegex && REGEX_SYNTAX.test(rawPath)) {
-        throw new InvalidValue(`${where}: path ${JSON.stringify(rawPath.slice(0, 100))} looks like a regular expression, but pathType ${pathType} matches it literally; use pathType: ImplementationSpecific for a regular-expression path (this Ingress has ${annotations.rewriteTarget ? 'rewrite-target' : 'use-regex'})`);
+        throw new InvalidValue(
+          `${where}: path ${JSON.stringify(rawPath.slice(0, 100))} looks like a regular expression, but pathType ${pathType} matches it literally; use pathType: ImplementationSpecific for a regular-expression path (this Ingress has ${annotations.rewriteTarget ? 'rewrite-target' : 'use-regex'})`,
+        );
       }
       if (captures > 0) {
-        throw new InvalidValue(`${where}: rewrite-target uses $${captures}, but pathType ${pathType} path ${JSON.stringify(rawPath.slice(0, 100))} has no capture groups; use pathType: ImplementationSpecific and a path with the group (for example "/app(/|$)(.*)" with rewrite-target "/$2")`);
+        throw new InvalidValue(
+          `${where}: rewrite-target uses $${captures}, but pathType ${pathType} path ${JSON.stringify(rawPath.slice(0, 100))} has no capture groups; use pathType: ImplementationSpecific and a path with the group (for example "/app(/|$)(.*)" with rewrite-target "/$2")`,
+        );
       }
       const decoded = parsePath(rawPath);
-      if (decoded.startsWith(INTERNAL_PATH_PREFIX)) throw new InvalidValue(`${where}: paths under ${INTERNAL_PATH_PREFIX} are reserved for this sidecar's internal locations`);
+      if (decoded.startsWith(INTERNAL_PATH_PREFIX))
+        throw new InvalidValue(
+          `${where}: paths under ${INTERNAL_PATH_PREFIX} are reserved for this sidecar's internal locations`,
+        );
       const match = pathType === 'Exact' ? ('exact' as const) : ('prefix' as const);
       const path = match === 'prefix' && decoded.length > 1 ? decoded.replace(/\/+$/, '') : decoded;
-      return { pathType, rawPath, match, path, slash: match === 'prefix' && path !== decoded && path !== '/', backend: parseBackend(namespace, p.backend, where) };
+      return {
+        pathType,
+        rawPath,
+        match,
+        path,
+        slash: match === 'prefix' && path !== decoded && path !== '/',
+        backend: parseBackend(namespace, p.backend, where),
+      };
     });
     if (paths.length === 0) notes.push(`rules[${i}] has no http paths and serves nothing`);
     rules.push({ host, paths });
@@ -176,7 +220,8 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolea
   if (rules.length === 0 && !defaultBackend) throw new InvalidValue('spec has neither rules nor a defaultBackend');
   const tls: ParsedTls[] = [];
   const tlsList = list(spec.tls);
-  if (tlsList.length > 0 && !tlsEnabled) notes.push('spec.tls is ignored: TLS is not enabled in this sidecar, so its hosts are served over plain HTTP only');
+  if (tlsList.length > 0 && !tlsEnabled)
+    notes.push('spec.tls is ignored: TLS is not enabled in this sidecar, so its hosts are served over plain HTTP only');
   if (tlsEnabled) {
     tlsList.forEach((entry, i) => {
       const hosts: string[] = [];
@@ -193,7 +238,9 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolea
       const secretName: unknown = entry.secretName;
       if (secretName !== undefined && secretName !== null && secretName !== '') {
         try {
-          secret = { key: `${namespace}/${checkObjectName('Secret', text(secretName, `spec.tls[${i}].secretName`), 'subdomain')}` };
+          secret = {
+            key: `${namespace}/${checkObjectName('Secret', text(secretName, `spec.tls[${i}].secretName`), 'subdomain')}`,
+          };
         } catch (err) {
           if (!(err instanceof InvalidValue)) throw err;
           secret = new InvalidValue(`spec.tls[${i}].secretName: ${err.message}`);
@@ -242,4 +289,3 @@ export function parseIngressCached(ing: V1Ingress, tlsEnabled: boolean, allowSni
   if ('error' in hit.result) throw hit.result.error;
   return hit.result;
 }
-

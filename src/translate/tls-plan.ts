@@ -7,7 +7,15 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { InvalidValue, checkObjectName, type ParsedHost } from '../grammar.ts';
 import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
 import type { CertificateFile, Https, ServerTls } from '../model.ts';
-import { TLS_SECRET_TYPE, certificateFromPem, certificateFromSecret, hostProblem, validityProblem, withPem, type Certificate } from './certificates.ts';
+import {
+  TLS_SECRET_TYPE,
+  certificateFromPem,
+  certificateFromSecret,
+  hostProblem,
+  validityProblem,
+  withPem,
+  type Certificate,
+} from './certificates.ts';
 import type { HostRoutes } from './hosts.ts';
 import type { TlsOptions } from './options.ts';
 import type { ParsedIngress, ParsedTls } from './parse.ts';
@@ -104,7 +112,7 @@ export function planTls(
   } catch (err) {
     // The caller's mistake, not an Ingress's: translate fails.
     if (!(err instanceof InvalidValue)) throw err;
-    throw new Error(`translate: options.tls.defaultCertificate is unusable: ${err.message}`);
+    throw new Error(`translate: options.tls.defaultCertificate is unusable: ${err.message}`, { cause: err });
   }
   let defaultSecret: string | null = null;
   if (opts.defaultSslCertificate !== undefined) {
@@ -117,7 +125,9 @@ export function planTls(
       key = null;
     }
     if (key === null) {
-      warnings.push(`--default-ssl-certificate ${JSON.stringify(opts.defaultSslCertificate.slice(0, 300))} is not NAMESPACE/NAME of a Secret; ${fallback}`);
+      warnings.push(
+        `--default-ssl-certificate ${JSON.stringify(opts.defaultSslCertificate.slice(0, 300))} is not NAMESPACE/NAME of a Secret; ${fallback}`,
+      );
     } else {
       try {
         defaultCert = usableNow(key, fromSecret(key));
@@ -168,7 +178,11 @@ export function planTls(
         }
         targets = [...own].filter(([, h]) => hostProblem(cert, h) === null).map(([h]) => h);
         if (targets.length === 0 && own.size > 0) {
-          report(p.key, 'partial', `${where}, and the certificate of Secret ${t.secret.key} covers none of this Ingress's hosts: no host gets TLS from it`);
+          report(
+            p.key,
+            'partial',
+            `${where}, and the certificate of Secret ${t.secret.key} covers none of this Ingress's hosts: no host gets TLS from it`,
+          );
         }
       }
       for (const h of targets) {
@@ -179,7 +193,12 @@ export function planTls(
     }
   }
 
-  const describe = (s: TlsClaim['secret']) => (s === null ? 'the default certificate (no secretName)' : s instanceof InvalidValue ? 'an invalid secretName' : `Secret ${s.key}`);
+  const describe = (s: TlsClaim['secret']) =>
+    s === null
+      ? 'the default certificate (no secretName)'
+      : s instanceof InvalidValue
+        ? 'an invalid secretName'
+        : `Secret ${s.key}`;
   const same = (a: TlsClaim['secret'], b: TlsClaim['secret']) => describe(a) === describe(b);
   const hosts = new Map<string, ServerTls>();
   for (const host of [...claims.keys()].sort()) {
@@ -198,7 +217,11 @@ export function planTls(
     for (const claim of claims.get(host)!) {
       if (winner) {
         if (!same(claim.secret, winner.claim.secret)) {
-          report(claim.ingress, 'partial', `TLS for ${host}: ${describe(claim.secret)} is not used; ${host} is served with ${describe(winner.claim.secret)} from ${claim.ingress === winner.claim.ingress ? 'an earlier spec.tls entry' : `the older Ingress ${winner.claim.ingress}`}`);
+          report(
+            claim.ingress,
+            'partial',
+            `TLS for ${host}: ${describe(claim.secret)} is not used; ${host} is served with ${describe(winner.claim.secret)} from ${claim.ingress === winner.claim.ingress ? 'an earlier spec.tls entry' : `the older Ingress ${winner.claim.ingress}`}`,
+          );
         }
         continue;
       }
@@ -210,10 +233,20 @@ export function planTls(
       }
     }
     const servedWith = winner?.cert ? describe(winner.claim.secret) : 'the default certificate';
-    for (const f of failed) report(f.claim.ingress, 'partial', `TLS for ${host}: ${f.reason}; ${host} is served over HTTPS with ${servedWith}`);
+    for (const f of failed)
+      report(
+        f.claim.ingress,
+        'partial',
+        `TLS for ${host}: ${f.reason}; ${host} is served over HTTPS with ${servedWith}`,
+      );
     const owner = winner?.claim.ingress ?? failed[0]!.claim.ingress;
     const secret = winner?.claim.secret;
-    hosts.set(host, winner?.cert && secret && !(secret instanceof InvalidValue) ? { certPath: use(winner.cert), secret: secret.key, ingress: owner } : { ...defaultTls, ingress: owner });
+    hosts.set(
+      host,
+      winner?.cert && secret && !(secret instanceof InvalidValue)
+        ? { certPath: use(winner.cert), secret: secret.key, ingress: owner }
+        : { ...defaultTls, ingress: owner },
+    );
   }
 
   const inherited = new Map<string, ServerTls>();
@@ -226,7 +259,10 @@ export function planTls(
   let http2: Https['http2'] = 'listen';
   if (nginxVersion !== undefined) {
     const v = parseNginxVersion(nginxVersion);
-    if (!v) warnings.push(`nginx version ${JSON.stringify(nginxVersion.slice(0, 100))} is not understood; HTTP/2 uses the "listen ... http2" syntax of nginx before 1.25.1`);
+    if (!v)
+      warnings.push(
+        `nginx version ${JSON.stringify(nginxVersion.slice(0, 100))} is not understood; HTTP/2 uses the "listen ... http2" syntax of nginx before 1.25.1`,
+      );
     else if (versionAtLeast(v, HTTP2_DIRECTIVE_SINCE)) http2 = 'directive';
   }
   return {
@@ -251,7 +287,6 @@ function splitPem(pem: string): [string, string] {
   const isCert = (b: string) => b.startsWith('-----BEGIN CERTIFICATE-----');
   return [blocks.filter(isCert).join('\n'), blocks.filter((b) => !isCert(b)).join('\n')];
 }
-
 
 /**
  * Whether a location answers plain HTTP with a redirect to HTTPS: given whether its host has TLS

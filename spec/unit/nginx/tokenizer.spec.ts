@@ -9,7 +9,10 @@ describe('nginx tokenizer reads text as ngx_conf_read_token does', () => {
   it('keeps ";" "{" "}" "#" inside quotes, and ends a word only at whitespace, ";" or "{"', () => {
     deepStrictEqual(names('a "b;c" \'d{e}\' "#f";'), [['a', 'b;c', 'd{e}', '#f']]);
     deepStrictEqual(names('a b}c b#c;'), [['a', 'b}c', 'b#c']]);
-    deepStrictEqual(names('a b;c d;'), [['a', 'b'], ['c', 'd']]);
+    deepStrictEqual(names('a b;c d;'), [
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
   });
 
   it('starts a comment only where a token starts, and ends it at LF only', () => {
@@ -30,10 +33,18 @@ describe('nginx tokenizer reads text as ngx_conf_read_token does', () => {
   });
 
   it('builds nested blocks with the line of each directive', () => {
-    const tree = parseNginx('server {\n  location = /x {\n    return 404;\n  }\n}\nupstream u { server 10.0.0.1:80; }\n');
+    const tree = parseNginx(
+      'server {\n  location = /x {\n    return 404;\n  }\n}\nupstream u { server 10.0.0.1:80; }\n',
+    );
     deepStrictEqual(
       [...walk(tree)].map(({ d, context }) => `${context.join('>')}|${d.name} ${d.args.join(' ')}@${d.line}`),
-      ['|server @1', 'server|location = /x@2', 'server>location|return 404@3', '|upstream u@6', 'upstream|server 10.0.0.1:80@6'],
+      [
+        '|server @1',
+        'server|location = /x@2',
+        'server>location|return 404@3',
+        '|upstream u@6',
+        'upstream|server 10.0.0.1:80@6',
+      ],
     );
   });
 
@@ -67,9 +78,30 @@ describe('nginx tokenizer reads text as ngx_conf_read_token does', () => {
       }
       throw new Error(`no error for ${JSON.stringify(text)}`);
     };
-    deepStrictEqual(problem('a\n"b'), { kind: 'end', quote: 'double', startLine: 2, first: 'a', excerpt: 'b', line: 2 });
-    deepStrictEqual(problem('abc dé'), { kind: 'end', quote: null, startLine: 1, first: 'abc', excerpt: 'dé', line: 1 });
-    deepStrictEqual(problem('é'.repeat(40)), { kind: 'end', quote: null, startLine: 1, first: null, excerpt: 'é'.repeat(32), line: 1 });
+    deepStrictEqual(problem('a\n"b'), {
+      kind: 'end',
+      quote: 'double',
+      startLine: 2,
+      first: 'a',
+      excerpt: 'b',
+      line: 2,
+    });
+    deepStrictEqual(problem('abc dé'), {
+      kind: 'end',
+      quote: null,
+      startLine: 1,
+      first: 'abc',
+      excerpt: 'dé',
+      line: 1,
+    });
+    deepStrictEqual(problem('é'.repeat(40)), {
+      kind: 'end',
+      quote: null,
+      startLine: 1,
+      first: null,
+      excerpt: 'é'.repeat(32),
+      line: 1,
+    });
     deepStrictEqual(problem('a "b"é;'), { kind: 'afterQuote', char: 'é', line: 1 });
     deepStrictEqual(problem('\n;'), { kind: 'noName', char: ';', line: 2 });
     deepStrictEqual(problem('a b\n}'), { kind: 'unended', name: 'a', line: 2 });

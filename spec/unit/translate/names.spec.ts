@@ -1,6 +1,12 @@
 // src/translate/names.ts: the file names of servers and the server_names hash sizes.
 import { equal, deepStrictEqual, ok } from 'node:assert/strict';
-import { FILE_PREFIX, MAIN_FILE, UPSTREAMS_FILE, serverFile, serverNamesHashSizes } from '../../../src/translate/names.ts';
+import {
+  FILE_PREFIX,
+  MAIN_FILE,
+  UPSTREAMS_FILE,
+  serverFile,
+  serverNamesHashSizes,
+} from '../../../src/translate/names.ts';
 
 describe('translate: derived names', () => {
   it('sorts the main file first among the files it writes', () => {

@@ -21,32 +21,62 @@ describe('translate: paths become nginx locations', () => {
   it('ImplementationSpecific behaves as Prefix; an empty path means /', () => {
     const m = model(
       snapshot({
-        ingresses: [ingress('i', [rule('x.test', path('/api', 'ImplementationSpecific', 'a'), { service: 'b', port: 80, pathType: 'ImplementationSpecific' })])],
+        ingresses: [
+          ingress('i', [
+            rule('x.test', path('/api', 'ImplementationSpecific', 'a'), {
+              service: 'b',
+              port: 80,
+              pathType: 'ImplementationSpecific',
+            }),
+          ]),
+        ],
         backends,
       }),
     );
-    deepStrictEqual(routes(server(m, 'x.test')), ['/api/ -> default_a_80', '= /api -> default_a_80', '/ -> default_b_80']);
+    deepStrictEqual(routes(server(m, 'x.test')), [
+      '/api/ -> default_a_80',
+      '= /api -> default_a_80',
+      '/ -> default_b_80',
+    ]);
   });
 
   it('Exact wins over Prefix for the same path, in whichever order and Ingress they are listed', () => {
     const prefix = path('/foo', 'Prefix', 'a');
     const exact = path('/foo', 'Exact', 'b');
-    for (const order of [[prefix, exact], [exact, prefix]]) {
+    for (const order of [
+      [prefix, exact],
+      [exact, prefix],
+    ]) {
       const m = model(snapshot({ ingresses: [ingress('i', [rule('x.test', ...order)])], backends }));
       deepStrictEqual(routes(server(m, 'x.test')), ['/foo/ -> default_a_80', '= /foo -> default_b_80', '/ -> 404']);
       deepStrictEqual(m.rejections, []);
     }
     const split = model(
-      snapshot({ ingresses: [ingress('p', [rule('x.test', prefix)], { age: 1 }), ingress('e', [rule('x.test', exact)], { age: 2 })], backends }),
+      snapshot({
+        ingresses: [
+          ingress('p', [rule('x.test', prefix)], { age: 1 }),
+          ingress('e', [rule('x.test', exact)], { age: 2 }),
+        ],
+        backends,
+      }),
     );
     deepStrictEqual(routes(server(split, 'x.test')), ['/foo/ -> default_a_80', '= /foo -> default_b_80', '/ -> 404']);
   });
 
   it('orders locations longest first, then exact before prefix, independent of list order', () => {
     const ps = [path('/', 'Prefix', 'a'), path('/aaa', 'Prefix', 'b'), path('/aaa/bbb', 'Exact', 'a')];
-    const a = routes(server(model(snapshot({ ingresses: [ingress('i', [rule('x.test', ...ps)])], backends })), 'x.test'));
-    const b = routes(server(model(snapshot({ ingresses: [ingress('i', [rule('x.test', ...ps.reverse())])], backends })), 'x.test'));
-    deepStrictEqual(a, ['= /aaa/bbb -> default_a_80', '/aaa/ -> default_b_80', '= /aaa -> default_b_80', '/ -> default_a_80']);
+    const a = routes(
+      server(model(snapshot({ ingresses: [ingress('i', [rule('x.test', ...ps)])], backends })), 'x.test'),
+    );
+    const b = routes(
+      server(model(snapshot({ ingresses: [ingress('i', [rule('x.test', ...ps.reverse())])], backends })), 'x.test'),
+    );
+    deepStrictEqual(a, [
+      '= /aaa/bbb -> default_a_80',
+      '/aaa/ -> default_b_80',
+      '= /aaa -> default_b_80',
+      '/ -> default_a_80',
+    ]);
     deepStrictEqual(b, a);
   });
 
@@ -66,7 +96,14 @@ describe('translate: hosts', () => {
   const backends = [backendService('a')];
 
   it('an exact host is its own server_name; a wildcard matches exactly one label by regex', () => {
-    const m = model(snapshot({ ingresses: [ingress('i', [rule('foo.bar.com', path('/', 'Prefix', 'a')), rule('*.foo.com', path('/', 'Prefix', 'a'))])], backends }));
+    const m = model(
+      snapshot({
+        ingresses: [
+          ingress('i', [rule('foo.bar.com', path('/', 'Prefix', 'a')), rule('*.foo.com', path('/', 'Prefix', 'a'))]),
+        ],
+        backends,
+      }),
+    );
     deepStrictEqual(
       m.servers.map((s) => [s.host, s.serverName, s.file]),
       [
@@ -80,11 +117,17 @@ describe('translate: hosts', () => {
   it('merges several Ingresses of one namespace for one host into one server', () => {
     const m = model(
       snapshot({
-        ingresses: [ingress('one', [rule('x.test', path('/one', 'Exact', 'a'))]), ingress('two', [rule('x.test', path('/two', 'Exact', 'b'))])],
+        ingresses: [
+          ingress('one', [rule('x.test', path('/one', 'Exact', 'a'))]),
+          ingress('two', [rule('x.test', path('/two', 'Exact', 'b'))]),
+        ],
         backends: [backendService('a'), backendService('b', '10.0.0.2')],
       }),
     );
-    deepStrictEqual(m.servers.map((s) => s.ingresses), [['default/one', 'default/two']]);
+    deepStrictEqual(
+      m.servers.map((s) => s.ingresses),
+      [['default/one', 'default/two']],
+    );
     deepStrictEqual(routes(server(m, 'x.test')), ['= /one -> default_a_80', '= /two -> default_b_80', '/ -> 404']);
   });
 

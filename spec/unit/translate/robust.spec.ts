@@ -12,7 +12,15 @@ import { SUPPORTED_ANNOTATIONS, ANNOTATION_PREFIX } from '../../../src/annotatio
 import { renderModel } from '../../../src/nginx/render.ts';
 import type { Snapshot } from '../../../src/sources/snapshot.ts';
 import { translate, type TranslateOptions } from '../../../src/translate/index.ts';
-import { backendService, ingress, ingressClass, path as pathSpec, rule, service, snapshot } from '../../helpers/builders.ts';
+import {
+  backendService,
+  ingress,
+  ingressClass,
+  path as pathSpec,
+  rule,
+  service,
+  snapshot,
+} from '../../helpers/builders.ts';
 import { makeCert, tlsSecret } from '../../helpers/certs.ts';
 import { mulberry32 } from '../../helpers/prng.ts';
 
@@ -26,12 +34,77 @@ const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)
 
 /** Strings that mean something to some field: hosts, paths, ports, addresses, durations, regexes. */
 const MEANINGFUL = [
-  '', ' ', 'true', 'false', '0', '1', '100', '-1', '65536', '80', 'http', 'https', 'HTTP', 'GRPC', 'cookie', 'balanced',
-  '10s', '1m', '5', '1k', '4k', '10.0.0.1', '::1', '1:2:3:4:5:6:7::', '169.254.169.254', '0xa9fea9fe', 'a.test',
-  '*.a.test', 'A.TEST', '/', '/a', '/a/(.*)', '[\\d-z]', '(', '$host', '$1', '; }', '{', '"', "'", '\\', '#',
-  'http://a.test/x', 'https://b.test', 'web', 'nginx', 'Exact', 'Prefix', 'ImplementationSpecific', 'ExternalName',
-  'None', 'IPv4', 'IPv6', 'FQDN', 'kubernetes.io/tls', 'x-a: b', 'GET, POST', 'default/web', 'default/tls', 'web:80',
-  '\u0000', '\n', '\r\n', '\u2028', 'ü', '🦄', '\uD800', '\u202e', 'ｈｏｓｔ', '0'.repeat(5000), 'a'.repeat(70000),
+  '',
+  ' ',
+  'true',
+  'false',
+  '0',
+  '1',
+  '100',
+  '-1',
+  '65536',
+  '80',
+  'http',
+  'https',
+  'HTTP',
+  'GRPC',
+  'cookie',
+  'balanced',
+  '10s',
+  '1m',
+  '5',
+  '1k',
+  '4k',
+  '10.0.0.1',
+  '::1',
+  '1:2:3:4:5:6:7::',
+  '169.254.169.254',
+  '0xa9fea9fe',
+  'a.test',
+  '*.a.test',
+  'A.TEST',
+  '/',
+  '/a',
+  '/a/(.*)',
+  '[\\d-z]',
+  '(',
+  '$host',
+  '$1',
+  '; }',
+  '{',
+  '"',
+  "'",
+  '\\',
+  '#',
+  'http://a.test/x',
+  'https://b.test',
+  'web',
+  'nginx',
+  'Exact',
+  'Prefix',
+  'ImplementationSpecific',
+  'ExternalName',
+  'None',
+  'IPv4',
+  'IPv6',
+  'FQDN',
+  'kubernetes.io/tls',
+  'x-a: b',
+  'GET, POST',
+  'default/web',
+  'default/tls',
+  'web:80',
+  '\u0000',
+  '\n',
+  '\r\n',
+  '\u2028',
+  'ü',
+  '🦄',
+  '\uD800',
+  '\u202e',
+  'ｈｏｓｔ',
+  '0'.repeat(5000),
+  'a'.repeat(70000),
 ];
 
 function oddValue(r: Rand, depth = 0): unknown {
@@ -54,8 +127,28 @@ function oddValue(r: Rand, depth = 0): unknown {
     const o: Record<string, unknown> = {};
     const n = Math.floor(r() * 4);
     // Own properties, as JSON.parse and js-yaml make them: `__proto__` is a key, not a prototype.
-    const keys = ['name', 'port', 'number', 'host', 'path', 'ip', 'service', 'x', '__proto__', 'constructor', 'toString', 'valueOf', 'length'];
-    for (let i = 0; i < n; i++) Object.defineProperty(o, pick(r, keys), { value: oddValue(r, depth + 1), enumerable: true, writable: true, configurable: true });
+    const keys = [
+      'name',
+      'port',
+      'number',
+      'host',
+      'path',
+      'ip',
+      'service',
+      'x',
+      '__proto__',
+      'constructor',
+      'toString',
+      'valueOf',
+      'length',
+    ];
+    for (let i = 0; i < n; i++)
+      Object.defineProperty(o, pick(r, keys), {
+        value: oddValue(r, depth + 1),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     return o;
   }
   return {};
@@ -71,7 +164,8 @@ function annotations(r: Rand): Record<string, unknown> {
     const name = pick(r, ANNOTATIONS);
     // Most annotations are switches: "true" often, so that what they turn on is exercised.
     const k = r();
-    out[name.includes('/') ? name : ANNOTATION_PREFIX + name] = k < 0.35 ? 'true' : k < 0.85 ? pick(r, MEANINGFUL) : oddValue(r);
+    out[name.includes('/') ? name : ANNOTATION_PREFIX + name] =
+      k < 0.35 ? 'true' : k < 0.85 ? pick(r, MEANINGFUL) : oddValue(r);
   }
   return out;
 }
@@ -88,7 +182,15 @@ function base(r: Rand): Snapshot {
       ingress(
         `ing${i}`,
         [
-          rule(pick(r, ['a.test', 'b.test', '*.a.test', undefined]), pathSpec('/', 'Prefix', 'web', pick(r, [80, 'http'])), pathSpec(pick(r, ['/a', '/b/(.*)', '/c']), pick(r, ['Exact', 'Prefix', 'ImplementationSpecific'] as const), 'api')),
+          rule(
+            pick(r, ['a.test', 'b.test', '*.a.test', undefined]),
+            pathSpec('/', 'Prefix', 'web', pick(r, [80, 'http'])),
+            pathSpec(
+              pick(r, ['/a', '/b/(.*)', '/c']),
+              pick(r, ['Exact', 'Prefix', 'ImplementationSpecific'] as const),
+              'api',
+            ),
+          ),
           rule('b.test', pathSpec('/x', 'Prefix', 'web')),
         ],
         {
@@ -125,13 +227,25 @@ function base(r: Rand): Snapshot {
         subsets: [{ addresses: [{ ip: '10.0.0.3' }], ports: [{ name: 'http', port: 8080 }] }],
       },
     ],
-    secrets: [tlsSecret('tls', CERT.crt, CERT.key), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'auth', namespace: 'default' }, data: { auth: Buffer.from('u:$apr1$x$y\n').toString('base64') } }],
+    secrets: [
+      tlsSecret('tls', CERT.crt, CERT.key),
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'auth', namespace: 'default' },
+        data: { auth: Buffer.from('u:$apr1$x$y\n').toString('base64') },
+      },
+    ],
     ingressClasses: [ingressClass('nginx', r() < 0.5)],
   });
 }
 
 /** Every place in `obj` a value can be replaced: [parent, key] pairs, names and namespaces aside. */
-function slots(obj: unknown, out: Array<[Record<string, unknown> | unknown[], string | number]> = [], where: 'top' | 'metadata' | 'other' = 'top'): typeof out {
+function slots(
+  obj: unknown,
+  out: Array<[Record<string, unknown> | unknown[], string | number]> = [],
+  where: 'top' | 'metadata' | 'other' = 'top',
+): typeof out {
   if (Array.isArray(obj)) {
     obj.forEach((v, i) => {
       out.push([obj, i]);
@@ -141,7 +255,8 @@ function slots(obj: unknown, out: Array<[Record<string, unknown> | unknown[], st
     for (const [k, v] of Object.entries(obj)) {
       // The sources guarantee an object's kind, a metadata object, and its name and namespace as
       // non-empty strings: those get odd strings instead (see mutate).
-      const guaranteed = where === 'top' ? ['apiVersion', 'kind', 'metadata'] : where === 'metadata' ? ['name', 'namespace'] : [];
+      const guaranteed =
+        where === 'top' ? ['apiVersion', 'kind', 'metadata'] : where === 'metadata' ? ['name', 'namespace'] : [];
       if (!guaranteed.includes(k)) out.push([obj as Record<string, unknown>, k]);
       slots(v, out, where === 'top' && k === 'metadata' ? 'metadata' : 'other');
     }
@@ -170,10 +285,16 @@ function mutate(r: Rand, snap: Snapshot): void {
 function options(r: Rand): TranslateOptions {
   const opts: TranslateOptions = { ingressClass: 'nginx', httpPort: 8080, ipv6: r() < 0.5 };
   if (r() < 0.5) {
-    opts.tls = { httpsPort: 8443, certDir: '/robust-certs', defaultCertificate: { pem: DEFAULT_CERT.pem }, ...(r() < 0.3 ? { defaultSslCertificate: 'default/tls' } : {}) };
+    opts.tls = {
+      httpsPort: 8443,
+      certDir: '/robust-certs',
+      defaultCertificate: { pem: DEFAULT_CERT.pem },
+      ...(r() < 0.3 ? { defaultSslCertificate: 'default/tls' } : {}),
+    };
     opts.now = new Date();
-  } else if (r() < 0.5) {
-    opts.privateDir = '/robust-private';
+  } else {
+    // A second draw, not the first one again.
+    if (r() < 0.5) opts.privateDir = '/robust-private';
   }
   if (r() < 0.4) opts.allowSnippets = true;
   if (r() < 0.3) opts.watchIngressWithoutClass = true;
@@ -234,12 +355,19 @@ describe('translate on odd objects (property)', function () {
       const web = backendService('web');
       (web.service.spec as Record<string, unknown>)['clusterIP'] = clusterIP;
       const snap = snapshot({
-        ingresses: [ingress('ing', [rule('a.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [`${ANNOTATION_PREFIX}service-upstream`]: 'true' } })],
+        ingresses: [
+          ingress('ing', [rule('a.test', pathSpec('/', 'Prefix', 'web'))], {
+            annotations: { [`${ANNOTATION_PREFIX}service-upstream`]: 'true' },
+          }),
+        ],
         backends: [web],
       });
       const model = translate(snap, { ingressClass: 'nginx', httpPort: 8080, ipv6: false });
       assert.deepEqual(model.served, ['default/ing'], JSON.stringify(clusterIP));
-      assert.deepEqual(model.upstreams.map((u) => u.servers.map((s) => s.address)), [['10.0.0.1:8080']]);
+      assert.deepEqual(
+        model.upstreams.map((u) => u.servers.map((s) => s.address)),
+        [['10.0.0.1:8080']],
+      );
       assert.deepEqual(
         model.rejections.map((x) => x.reason),
         ['service-upstream: Service default/web has no cluster IP; its endpoints are used'],
@@ -250,11 +378,18 @@ describe('translate on odd objects (property)', function () {
 
   it('an invalid annotation value with DEL in it: its Ingress answers 503 and the config renders, with the value escaped', () => {
     const snap = snapshot({
-      ingresses: [ingress('ing', [rule('a.test', pathSpec('/', 'Prefix', 'web'))], { annotations: { [`${ANNOTATION_PREFIX}proxy-read-timeout`]: '5\u007f' } })],
+      ingresses: [
+        ingress('ing', [rule('a.test', pathSpec('/', 'Prefix', 'web'))], {
+          annotations: { [`${ANNOTATION_PREFIX}proxy-read-timeout`]: '5\u007f' },
+        }),
+      ],
       backends: [backendService('web')],
     });
     const model = translate(snap, { ingressClass: 'nginx', httpPort: 8080, ipv6: false });
-    assert.match(model.rejections[0]!.reason, /^not served: annotation nginx\.ingress\.kubernetes\.io\/proxy-read-timeout: "5\u007f" /);
+    assert.match(
+      model.rejections[0]!.reason,
+      /^not served: annotation nginx\.ingress\.kubernetes\.io\/proxy-read-timeout: "5\u007f" /,
+    );
     const server = [...renderModel(model)].find(([name]) => name.includes('a.test'))![1];
     assert.match(server, /# unavailable: .*5\\\\u007f/);
     assert.match(server, /return 503;/);
@@ -267,13 +402,22 @@ describe('translate on odd objects (property)', function () {
     const odd = backendService('api', '10.0.0.2');
     (odd.slice.metadata!.labels as Record<string, unknown>)['kubernetes.io/service-name'] = { toString: 1 };
     // An Ingress whose creationTimestamp is such an object: it counts as the newest.
-    const newest = ingress('newest', [rule('a.test', pathSpec('/', 'Prefix', 'web'))], { tls: [{ hosts: ['a.test'], secretName: 'odd' }] });
+    const newest = ingress('newest', [rule('a.test', pathSpec('/', 'Prefix', 'web'))], {
+      tls: [{ hosts: ['a.test'], secretName: 'odd' }],
+    });
     (newest.metadata as Record<string, unknown>)['creationTimestamp'] = { toString: 1 };
     const snap = snapshot({
       ingresses: [good, newest],
       backends: [web, odd],
       // A Secret whose type is such an object: not a TLS Secret, and said so.
-      secrets: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'odd', namespace: 'default' }, type: { toString: 1 } as unknown as string }],
+      secrets: [
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'odd', namespace: 'default' },
+          type: { toString: 1 } as unknown as string,
+        },
+      ],
     });
     const cert = makeCert({ cn: 'robust' });
     const model = translate(snap, {
@@ -284,7 +428,14 @@ describe('translate on odd objects (property)', function () {
       tls: { httpsPort: 8443, certDir: '/robust-certs', defaultCertificate: { pem: cert.pem } },
     });
     assert.deepEqual(model.served, ['default/good', 'default/newest']);
-    assert.ok(model.rejections.some((x) => x.ingress === 'default/newest' && /Secret default\/odd.*its type is a object, not kubernetes\.io\/tls/.test(x.reason)), JSON.stringify(model.rejections));
+    assert.ok(
+      model.rejections.some(
+        (x) =>
+          x.ingress === 'default/newest' &&
+          /Secret default\/odd.*its type is a object, not kubernetes\.io\/tls/.test(x.reason),
+      ),
+      JSON.stringify(model.rejections),
+    );
     assert.ok(renderModel(model).size > 0);
   });
 });

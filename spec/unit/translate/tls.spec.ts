@@ -30,7 +30,13 @@ describe('translate: TLS', function () {
     wild = makeCert({ dns: ['*.apps.test'] });
     fallback = makeCert({ dns: ['*.example.com'] });
     now = new Date();
-    opts = { ingressClass: 'nginx', httpPort: 80, ipv6: false, now, tls: { httpsPort: 443, certDir: CERT_DIR, defaultCertificate: { pem: generated.pem } } };
+    opts = {
+      ingressClass: 'nginx',
+      httpPort: 80,
+      ipv6: false,
+      now,
+      tls: { httpsPort: 443, certDir: CERT_DIR, defaultCertificate: { pem: generated.pem } },
+    };
   });
 
   const fileOf = (c: TestCert) => {
@@ -44,15 +50,29 @@ describe('translate: TLS', function () {
   };
   const reasons = (m: RoutingModel) => m.rejections.map((r) => `${r.ingress} ${r.severity}: ${r.reason}`);
   const shopIngress = (extra: Parameters<typeof ingress>[2] = {}, name = 'shop') =>
-    ingress(name, [rule('shop.test', path('/', 'Prefix', 'web'), path('/.well-known/acme-challenge/tok', 'Exact', 'web'))], { tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }], ...extra });
+    ingress(
+      name,
+      [rule('shop.test', path('/', 'Prefix', 'web'), path('/.well-known/acme-challenge/tok', 'Exact', 'web'))],
+      { tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }], ...extra },
+    );
 
   it('serves a spec.tls host with its Secret, and the default server with the generated certificate', () => {
-    const m = run([shopIngress(), ingress('plain', [rule('plain.test', path('/', 'Prefix', 'web'))])], [tlsSecret('shop-tls', shop.crt, shop.key)]);
+    const m = run(
+      [shopIngress(), ingress('plain', [rule('plain.test', path('/', 'Prefix', 'web'))])],
+      [tlsSecret('shop-tls', shop.crt, shop.key)],
+    );
     deepStrictEqual(m.rejections, []);
-    deepStrictEqual(server(m, 'shop.test').tls, { certPath: pathOf(shop), secret: 'default/shop-tls', ingress: 'default/shop' });
+    deepStrictEqual(server(m, 'shop.test').tls, {
+      certPath: pathOf(shop),
+      secret: 'default/shop-tls',
+      ingress: 'default/shop',
+    });
     deepStrictEqual(server(m, null).tls, { certPath: pathOf(generated), secret: null, ingress: null });
     equal(server(m, 'plain.test').tls, null);
-    deepStrictEqual(m.certificates.map((c) => c.file), [fileOf(shop), fileOf(generated)].sort());
+    deepStrictEqual(
+      m.certificates.map((c) => c.file),
+      [fileOf(shop), fileOf(generated)].sort(),
+    );
     ok(m.certificates.every((c) => c.pem.includes('PRIVATE KEY') && !JSON.stringify(c).includes('PRIVATE')));
     deepStrictEqual(m.https, { port: 443, redirectPort: 443, http2: 'listen' });
   });
@@ -61,24 +81,42 @@ describe('translate: TLS', function () {
     const m = run(
       [
         shopIngress(),
-        ingress('noredirect', [rule('shop.test', path('/open', 'Prefix', 'web'))], { annotations: { 'nginx.ingress.kubernetes.io/ssl-redirect': 'false' } }),
-        ingress('forced', [rule('plain.test', path('/', 'Prefix', 'web'))], { annotations: { 'nginx.ingress.kubernetes.io/force-ssl-redirect': 'true' } }),
-        ingress('plain', [rule('plain.test', path('/p', 'Prefix', 'web')), rule('other.test', path('/', 'Prefix', 'web'))]),
+        ingress('noredirect', [rule('shop.test', path('/open', 'Prefix', 'web'))], {
+          annotations: { 'nginx.ingress.kubernetes.io/ssl-redirect': 'false' },
+        }),
+        ingress('forced', [rule('plain.test', path('/', 'Prefix', 'web'))], {
+          annotations: { 'nginx.ingress.kubernetes.io/force-ssl-redirect': 'true' },
+        }),
+        ingress('plain', [
+          rule('plain.test', path('/p', 'Prefix', 'web')),
+          rule('other.test', path('/', 'Prefix', 'web')),
+        ]),
       ],
       [tlsSecret('shop-tls', shop.crt, shop.key)],
     );
     deepStrictEqual(m.rejections, []);
-    const redirects = (host: string) => server(m, host).locations.map((l) => `${l.match === 'exact' ? '= ' : ''}${l.path} ${l.sslRedirect}`);
-    deepStrictEqual(redirects('shop.test'), ['= /.well-known/acme-challenge/tok false', '/open/ false', '= /open false', '/ true']);
+    const redirects = (host: string) =>
+      server(m, host).locations.map((l) => `${l.match === 'exact' ? '= ' : ''}${l.path} ${l.sslRedirect}`);
+    deepStrictEqual(redirects('shop.test'), [
+      '= /.well-known/acme-challenge/tok false',
+      '/open/ false',
+      '= /open false',
+      '/ true',
+    ]);
     deepStrictEqual(redirects('plain.test'), ['/p/ false', '= /p false', '/ true']);
     deepStrictEqual(redirects('other.test'), ['/ false']);
     ok(server(m, null).locations.every((l) => !l.sslRedirect));
     const conf = renderModel(m).get(server(m, 'shop.test').file)!;
-    match(conf, /location \/ \{\n(?:.*\n){3}        if \(\$scheme = http\) \{\n            return 308 "https:\/\/\$host\$ingress_sidecar_redirect_uri";\n        \}\n        proxy_pass/);
+    match(
+      conf,
+      /location \/ \{\n(?:.*\n){3}        if \(\$scheme = http\) \{\n            return 308 "https:\/\/\$host\$ingress_sidecar_redirect_uri";\n        \}\n        proxy_pass/,
+    );
   });
 
   it('puts the client-facing HTTPS port into redirects and X-Forwarded-Port', () => {
-    const m = run([shopIngress()], [tlsSecret('shop-tls', shop.crt, shop.key)], { tls: { ...opts.tls!, httpsPort: 8443, httpsRedirectPort: 4443 } });
+    const m = run([shopIngress()], [tlsSecret('shop-tls', shop.crt, shop.key)], {
+      tls: { ...opts.tls!, httpsPort: 8443, httpsRedirectPort: 4443 },
+    });
     const files = renderModel(m);
     match(files.get(server(m, 'shop.test').file)!, /listen 8443 ssl http2;/);
     match(files.get(server(m, 'shop.test').file)!, /return 308 "https:\/\/\$host:4443\$ingress_sidecar_redirect_uri";/);
@@ -89,23 +127,58 @@ describe('translate: TLS', function () {
     const m = run(
       [
         shopIngress({ annotations: { 'nginx.ingress.kubernetes.io/ssl-redirect': 'yes; return 200' } }, 'a'),
-        ingress('b', [rule('b.test', path('/', 'Prefix', 'web'))], { annotations: { 'nginx.ingress.kubernetes.io/force-ssl-redirect': 'True' } }),
+        ingress('b', [rule('b.test', path('/', 'Prefix', 'web'))], {
+          annotations: { 'nginx.ingress.kubernetes.io/force-ssl-redirect': 'True' },
+        }),
       ],
       [tlsSecret('shop-tls', shop.crt, shop.key)],
     );
-    deepStrictEqual(reasons(m), ['default/a rejected: not served: annotation nginx.ingress.kubernetes.io/ssl-redirect must be "true" or "false", not "yes; return 200"; its paths answer 503 until this is fixed']);
+    deepStrictEqual(reasons(m), [
+      'default/a rejected: not served: annotation nginx.ingress.kubernetes.io/ssl-redirect must be "true" or "false", not "yes; return 200"; its paths answer 503 until this is fixed',
+    ]);
     // Fails closed: 503, not a plain-HTTP answer that skipped the redirect it asked about.
-    for (const l of server(m, 'shop.test').locations) deepStrictEqual([l.action.kind, l.sslRedirect], ['unavailable', false]);
+    for (const l of server(m, 'shop.test').locations)
+      deepStrictEqual([l.action.kind, l.sslRedirect], ['unavailable', false]);
     equal(server(m, 'b.test').locations[0]?.sslRedirect, true);
   });
 
   const fallbacks: Array<[string, () => V1Secret[], Partial<TranslateOptions>, RegExp]> = [
-    ['missing', () => [], {}, /^TLS for shop.test: Secret default\/shop-tls not found \(only Secrets of type kubernetes.io\/tls are read\); shop.test is served over HTTPS with the default certificate$/],
-    ['not a TLS Secret', () => [tlsSecret('shop-tls', shop.crt, shop.key, { type: 'Opaque' })], {}, /Secret default\/shop-tls: its type is "Opaque", not kubernetes.io\/tls/],
-    ['malformed', () => [tlsSecret('shop-tls', 'junk', shop.key)], {}, /Secret default\/shop-tls: tls.crt holds no PEM block/],
-    ['expired', () => [tlsSecret('shop-tls', shop.crt, shop.key)], { now: new Date(Date.now() + 45 * DAY) }, /Secret default\/shop-tls: the certificate expired at/],
-    ['not yet valid', () => [tlsSecret('shop-tls', shop.crt, shop.key)], { now: new Date(Date.now() - 2 * DAY) }, /Secret default\/shop-tls: the certificate is not valid before/],
-    ['for other hosts', () => [tlsSecret('shop-tls', wild.crt, wild.key)], {}, /Secret default\/shop-tls: the certificate is not valid for shop.test \(its DNS names: \*\.apps\.test\)/],
+    [
+      'missing',
+      () => [],
+      {},
+      /^TLS for shop.test: Secret default\/shop-tls not found \(only Secrets of type kubernetes.io\/tls are read\); shop.test is served over HTTPS with the default certificate$/,
+    ],
+    [
+      'not a TLS Secret',
+      () => [tlsSecret('shop-tls', shop.crt, shop.key, { type: 'Opaque' })],
+      {},
+      /Secret default\/shop-tls: its type is "Opaque", not kubernetes.io\/tls/,
+    ],
+    [
+      'malformed',
+      () => [tlsSecret('shop-tls', 'junk', shop.key)],
+      {},
+      /Secret default\/shop-tls: tls.crt holds no PEM block/,
+    ],
+    [
+      'expired',
+      () => [tlsSecret('shop-tls', shop.crt, shop.key)],
+      { now: new Date(Date.now() + 45 * DAY) },
+      /Secret default\/shop-tls: the certificate expired at/,
+    ],
+    [
+      'not yet valid',
+      () => [tlsSecret('shop-tls', shop.crt, shop.key)],
+      { now: new Date(Date.now() - 2 * DAY) },
+      /Secret default\/shop-tls: the certificate is not valid before/,
+    ],
+    [
+      'for other hosts',
+      () => [tlsSecret('shop-tls', wild.crt, wild.key)],
+      {},
+      /Secret default\/shop-tls: the certificate is not valid for shop.test \(its DNS names: \*\.apps\.test\)/,
+    ],
   ];
   for (const [what, secrets, o, reason] of fallbacks) {
     it(`serves a TLS host whose Secret is ${what} with the default certificate, and says why`, () => {
@@ -113,7 +186,11 @@ describe('translate: TLS', function () {
       equal(m.rejections.length, 1);
       equal(m.rejections[0]?.severity, 'partial');
       match(m.rejections[0]?.reason ?? '', reason);
-      deepStrictEqual(server(m, 'shop.test').tls, { certPath: pathOf(generated), secret: null, ingress: 'default/shop' });
+      deepStrictEqual(server(m, 'shop.test').tls, {
+        certPath: pathOf(generated),
+        secret: null,
+        ingress: 'default/shop',
+      });
       equal(server(m, 'shop.test').locations.find((l) => l.path === '/')?.sslRedirect, true);
       deepStrictEqual(m.served, ['default/shop']);
     });
@@ -129,44 +206,80 @@ describe('translate: TLS', function () {
   });
 
   it('ignores spec.tls hosts that no rule of the Ingress serves, quietly', () => {
-    const ing = ingress('shop', [rule('shop.test', path('/', 'Prefix', 'web'))], { tls: [{ hosts: ['shop.test', 'elsewhere.test'], secretName: 'shop-tls' }] });
-    const m = run([ing, ingress('else', [rule('elsewhere.test', path('/', 'Prefix', 'web'))])], [tlsSecret('shop-tls', shop.crt, shop.key)]);
+    const ing = ingress('shop', [rule('shop.test', path('/', 'Prefix', 'web'))], {
+      tls: [{ hosts: ['shop.test', 'elsewhere.test'], secretName: 'shop-tls' }],
+    });
+    const m = run(
+      [ing, ingress('else', [rule('elsewhere.test', path('/', 'Prefix', 'web'))])],
+      [tlsSecret('shop-tls', shop.crt, shop.key)],
+    );
     deepStrictEqual(m.rejections, []);
     equal(server(m, 'elsewhere.test').tls, null);
   });
 
   it('applies a spec.tls entry without hosts to every host of the Ingress its certificate covers', () => {
-    const ing = ingress('multi', [rule('shop.test', path('/', 'Prefix', 'web')), rule('api.shop.test', path('/', 'Prefix', 'web')), rule('plain.test', path('/', 'Prefix', 'web'))], {
-      tls: [{ secretName: 'shop-tls' }],
-    });
+    const ing = ingress(
+      'multi',
+      [
+        rule('shop.test', path('/', 'Prefix', 'web')),
+        rule('api.shop.test', path('/', 'Prefix', 'web')),
+        rule('plain.test', path('/', 'Prefix', 'web')),
+      ],
+      {
+        tls: [{ secretName: 'shop-tls' }],
+      },
+    );
     const m = run([ing], [tlsSecret('shop-tls', shop.crt, shop.key)]);
     deepStrictEqual(m.rejections, []);
     equal(server(m, 'shop.test').tls?.certPath, pathOf(shop));
     equal(server(m, 'api.shop.test').tls?.certPath, pathOf(shop));
     equal(server(m, 'plain.test').tls, null);
     const none = run([ingress('n', [rule('plain.test', path('/', 'Prefix', 'web'))], { tls: [{}] })], []);
-    deepStrictEqual(reasons(none), ['default/n partial: spec.tls[0] names no hosts and no secretName: it has no effect']);
-    const missing = run([ingress('n', [rule('plain.test', path('/', 'Prefix', 'web'))], { tls: [{ secretName: 'gone' }] })], []);
-    match(reasons(missing)[0] ?? '', /spec.tls\[0\] names no hosts, and Secret default\/gone not found .*: no host gets TLS from it/);
+    deepStrictEqual(reasons(none), [
+      'default/n partial: spec.tls[0] names no hosts and no secretName: it has no effect',
+    ]);
+    const missing = run(
+      [ingress('n', [rule('plain.test', path('/', 'Prefix', 'web'))], { tls: [{ secretName: 'gone' }] })],
+      [],
+    );
+    match(
+      reasons(missing)[0] ?? '',
+      /spec.tls\[0\] names no hosts, and Secret default\/gone not found .*: no host gets TLS from it/,
+    );
   });
 
   it('uses the default certificate, quietly, for hosts listed without a secretName', () => {
-    const m = run([ingress('d', [rule('shop.test', path('/', 'Prefix', 'web'))], { tls: [{ hosts: ['shop.test'] }] })], []);
+    const m = run(
+      [ingress('d', [rule('shop.test', path('/', 'Prefix', 'web'))], { tls: [{ hosts: ['shop.test'] }] })],
+      [],
+    );
     deepStrictEqual(m.rejections, []);
     deepStrictEqual(server(m, 'shop.test').tls, { certPath: pathOf(generated), secret: null, ingress: 'default/d' });
   });
 
   it('matches a wildcard Ingress host with a wildcard certificate', () => {
-    const m = run([ingress('w', [rule('*.apps.test', path('/', 'Prefix', 'web'))], { tls: [{ hosts: ['*.apps.test'], secretName: 'wild' }] })], [tlsSecret('wild', wild.crt, wild.key)]);
+    const m = run(
+      [
+        ingress('w', [rule('*.apps.test', path('/', 'Prefix', 'web'))], {
+          tls: [{ hosts: ['*.apps.test'], secretName: 'wild' }],
+        }),
+      ],
+      [tlsSecret('wild', wild.crt, wild.key)],
+    );
     deepStrictEqual(m.rejections, []);
     equal(server(m, '*.apps.test').tls?.certPath, pathOf(wild));
   });
 
-  it('lets an exact host under a TLS wildcard answer HTTPS itself (an exact host wins), with the wildcard\'s certificate and no redirect', () => {
+  it("lets an exact host under a TLS wildcard answer HTTPS itself (an exact host wins), with the wildcard's certificate and no redirect", () => {
     const m = run(
       [
-        ingress('w', [rule('*.apps.test', path('/', 'Prefix', 'web'))], { tls: [{ hosts: ['*.apps.test'], secretName: 'wild' }] }),
-        ingress('x', [rule('x.apps.test', path('/', 'Prefix', 'web')), rule('x.other.test', path('/', 'Prefix', 'web'))]),
+        ingress('w', [rule('*.apps.test', path('/', 'Prefix', 'web'))], {
+          tls: [{ hosts: ['*.apps.test'], secretName: 'wild' }],
+        }),
+        ingress('x', [
+          rule('x.apps.test', path('/', 'Prefix', 'web')),
+          rule('x.other.test', path('/', 'Prefix', 'web')),
+        ]),
       ],
       [tlsSecret('wild', wild.crt, wild.key)],
     );
@@ -179,20 +292,31 @@ describe('translate: TLS', function () {
   it('lets the oldest Ingress with a usable certificate decide a shared host, and reports the others', () => {
     const older = shopIngress({ age: 1 }, 'older');
     const newer = shopIngress({ age: 2, tls: [{ hosts: ['shop.test'], secretName: 'shop2' }] }, 'newer');
-    const m = run([newer, older], [tlsSecret('shop-tls', shop.crt, shop.key), tlsSecret('shop2', shop2.crt, shop2.key)]);
+    const m = run(
+      [newer, older],
+      [tlsSecret('shop-tls', shop.crt, shop.key), tlsSecret('shop2', shop2.crt, shop2.key)],
+    );
     equal(server(m, 'shop.test').tls?.certPath, pathOf(shop));
-    deepStrictEqual(reasons(m).filter((r) => r.includes('TLS')), [
-      'default/newer partial: TLS for shop.test: Secret default/shop2 is not used; shop.test is served with Secret default/shop-tls from the older Ingress default/older',
-    ]);
+    deepStrictEqual(
+      reasons(m).filter((r) => r.includes('TLS')),
+      [
+        'default/newer partial: TLS for shop.test: Secret default/shop2 is not used; shop.test is served with Secret default/shop-tls from the older Ingress default/older',
+      ],
+    );
     const broken = run([newer, older], [tlsSecret('shop2', shop2.crt, shop2.key)]);
     equal(server(broken, 'shop.test').tls?.certPath, pathOf(shop2));
-    deepStrictEqual(reasons(broken).filter((r) => r.includes('TLS')), [
-      'default/older partial: TLS for shop.test: Secret default/shop-tls not found (only Secrets of type kubernetes.io/tls are read); shop.test is served over HTTPS with Secret default/shop2',
-    ]);
+    deepStrictEqual(
+      reasons(broken).filter((r) => r.includes('TLS')),
+      [
+        'default/older partial: TLS for shop.test: Secret default/shop-tls not found (only Secrets of type kubernetes.io/tls are read); shop.test is served over HTTPS with Secret default/shop2',
+      ],
+    );
   });
 
   it('reports invalid spec.tls hosts and secretNames without rejecting the Ingress', () => {
-    const ing = ingress('bad', [rule('shop.test', path('/', 'Prefix', 'web'))], { tls: [{ hosts: ['shop.test', 'x;}'], secretName: '../etc;' }] });
+    const ing = ingress('bad', [rule('shop.test', path('/', 'Prefix', 'web'))], {
+      tls: [{ hosts: ['shop.test', 'x;}'], secretName: '../etc;' }],
+    });
     const m = run([ing], []);
     deepStrictEqual(m.served, ['default/bad']);
     deepStrictEqual(reasons(m), [
@@ -203,7 +327,9 @@ describe('translate: TLS', function () {
   });
 
   it('names a new file when the Secret changes (rotation), and lists each file once', () => {
-    const two = ingress('two', [rule('api.shop.test', path('/', 'Prefix', 'web'))], { tls: [{ hosts: ['api.shop.test'], secretName: 'shop-tls' }] });
+    const two = ingress('two', [rule('api.shop.test', path('/', 'Prefix', 'web'))], {
+      tls: [{ hosts: ['api.shop.test'], secretName: 'shop-tls' }],
+    });
     const before = run([shopIngress(), two], [tlsSecret('shop-tls', shop.crt, shop.key)]);
     equal(before.certificates.length, 2);
     const after = run([shopIngress()], [tlsSecret('shop-tls', shop2.crt, shop2.key)]);
@@ -216,20 +342,36 @@ describe('translate: TLS', function () {
     const m = run([shopIngress()], secrets, { tls: { ...opts.tls!, defaultSslCertificate: 'ingress/fallback' } });
     deepStrictEqual(server(m, null).tls, { certPath: pathOf(fallback), secret: 'ingress/fallback', ingress: null });
     // A host whose Secret is missing gets it too.
-    deepStrictEqual(server(m, 'shop.test').tls, { certPath: pathOf(fallback), secret: 'ingress/fallback', ingress: 'default/shop' });
+    deepStrictEqual(server(m, 'shop.test').tls, {
+      certPath: pathOf(fallback),
+      secret: 'ingress/fallback',
+      ingress: 'default/shop',
+    });
     deepStrictEqual(m.warnings, []);
     const missing = run([], [], { tls: { ...opts.tls!, defaultSslCertificate: 'ingress/nope' } });
-    deepStrictEqual(missing.warnings, ['--default-ssl-certificate: Secret ingress/nope not found (only Secrets of type kubernetes.io/tls are read); the generated self-signed certificate is used instead']);
+    deepStrictEqual(missing.warnings, [
+      '--default-ssl-certificate: Secret ingress/nope not found (only Secrets of type kubernetes.io/tls are read); the generated self-signed certificate is used instead',
+    ]);
     equal(server(missing, null).tls?.certPath, pathOf(generated));
-    const expired = run([], secrets, { now: new Date(Date.now() + 60 * DAY), tls: { ...opts.tls!, defaultSslCertificate: 'ingress/fallback' } });
-    match(expired.warnings[0] ?? '', /^--default-ssl-certificate: Secret ingress\/fallback: the certificate expired at .*; the generated self-signed certificate is used instead$/);
+    const expired = run([], secrets, {
+      now: new Date(Date.now() + 60 * DAY),
+      tls: { ...opts.tls!, defaultSslCertificate: 'ingress/fallback' },
+    });
+    match(
+      expired.warnings[0] ?? '',
+      /^--default-ssl-certificate: Secret ingress\/fallback: the certificate expired at .*; the generated self-signed certificate is used instead$/,
+    );
     const malformed = run([], [], { tls: { ...opts.tls!, defaultSslCertificate: 'no-slash' } });
-    deepStrictEqual(malformed.warnings, ['--default-ssl-certificate "no-slash" is not NAMESPACE/NAME of a Secret; the generated self-signed certificate is used instead']);
+    deepStrictEqual(malformed.warnings, [
+      '--default-ssl-certificate "no-slash" is not NAMESPACE/NAME of a Secret; the generated self-signed certificate is used instead',
+    ]);
   });
 
   it('counts a certificate nginx refused as unusable: its hosts get the default certificate', () => {
     const refused = new Map([[fileOf(shop), 'SSL_CTX_set0_chain() failed (ca md too weak)']]);
-    const m = run([shopIngress()], [tlsSecret('shop-tls', shop.crt, shop.key)], { tls: { ...opts.tls!, refusedCertificates: refused } });
+    const m = run([shopIngress()], [tlsSecret('shop-tls', shop.crt, shop.key)], {
+      tls: { ...opts.tls!, refusedCertificates: refused },
+    });
     equal(server(m, 'shop.test').tls?.certPath, pathOf(generated));
     deepStrictEqual(reasons(m), [
       'default/shop partial: TLS for shop.test: Secret default/shop-tls: nginx refused its certificate: SSL_CTX_set0_chain() failed (ca md too weak); shop.test is served over HTTPS with the default certificate',
@@ -239,7 +381,11 @@ describe('translate: TLS', function () {
 
   it('writes HTTP/2 as nginx of the given version wants it', () => {
     const conf = (v?: string) => {
-      const m = run([shopIngress()], [tlsSecret('shop-tls', shop.crt, shop.key)], v === undefined ? {} : { nginxVersion: v });
+      const m = run(
+        [shopIngress()],
+        [tlsSecret('shop-tls', shop.crt, shop.key)],
+        v === undefined ? {} : { nginxVersion: v },
+      );
       return { m, text: renderModel(m).get(server(m, 'shop.test').file)! };
     };
     match(conf().text, /listen 443 ssl http2;/);
@@ -248,11 +394,16 @@ describe('translate: TLS', function () {
     match(modern, /listen 443 ssl;\n/);
     match(modern, /\n    http2 on;\n/);
     match(conf('nginx/1.27.4').text, /http2 on;/);
-    deepStrictEqual(conf('banana').m.warnings, ['nginx version "banana" is not understood; HTTP/2 uses the "listen ... http2" syntax of nginx before 1.25.1']);
+    deepStrictEqual(conf('banana').m.warnings, [
+      'nginx version "banana" is not understood; HTTP/2 uses the "listen ... http2" syntax of nginx before 1.25.1',
+    ]);
   });
 
   it('needs the time when TLS is on, and an unusable generated certificate is a programming error', () => {
     throws(() => translate(snapshot({}), { ...opts, now: undefined }), /options.now/);
-    throws(() => translate(snapshot({}), { ...opts, tls: { ...opts.tls!, defaultCertificate: { pem: 'nope' } } }), /defaultCertificate is unusable/);
+    throws(
+      () => translate(snapshot({}), { ...opts, tls: { ...opts.tls!, defaultCertificate: { pem: 'nope' } } }),
+      /defaultCertificate is unusable/,
+    );
   });
 });
