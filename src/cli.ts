@@ -49,7 +49,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
         );
         return 2;
       }
-      return renderCommand(config, { stdout: process.stdout, stderr: process.stderr });
+      return renderCommand(config, searchPath, { stdout: process.stdout, stderr: process.stderr });
   }
 }
 

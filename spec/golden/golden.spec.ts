@@ -151,7 +151,7 @@ async function caseOptions(dir: string): Promise<TranslateOptions> {
  * then the oldest build that is at least that version (nginx 1.30.4 from ../shared, as CI builds it).
  */
 async function nginxFor(wanted: [number, number, number] | null): Promise<string | null> {
-  const local = findExecutable('nginx');
+  const local = findExecutable('nginx', process.env.PATH ?? '');
   assert.ok(local, 'nginx not found on PATH or in /usr/sbin: install it (Debian: apt-get install nginx-light)');
   const localVersion = await versionOf(local);
   if (!wanted || (localVersion && versionAtLeast(localVersion, wanted))) return local;

@@ -58,7 +58,7 @@ describe('certificate store', function () {
 
 describe('nginx version', () => {
   it('reads major.minor.patch from nginx -v, and null without an nginx', async () => {
-    const nginx = findExecutable('nginx');
+    const nginx = findExecutable('nginx', process.env.PATH ?? '');
     if (nginx) assert.match((await nginxVersion(nginx)) ?? '', /^\d+\.\d+\.\d+$/);
     assert.equal(await nginxVersion('/nonexistent/nginx'), null);
   });

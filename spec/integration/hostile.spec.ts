@@ -74,7 +74,7 @@ const RANDOM_CASES = Number(process.env.HOSTILE_CASES ?? 300);
 const RANDOM_GROUP = 25;
 /** Random cases that also go through `nginx -t` (the fixed payloads always do). */
 const RANDOM_NGINX_SAMPLE = 20;
-const NGINX = findExecutable('nginx');
+const NGINX = findExecutable('nginx', process.env.PATH ?? '');
 
 // ---------------------------------------------------------------------------------------------
 // Scenario: a known-good Ingress and a hostile one, each with its own Service

@@ -23,14 +23,17 @@ export async function demoCommand(
   const watchDir = config.watchDir ?? path.join(root, 'examples', 'local');
   const stateDir = path.join(root, '.run');
   const confDir = path.join(stateDir, 'conf.d');
-  await rm(confDir, { recursive: true, force: true });
-  await mkdir(confDir, { recursive: true });
-
-  const dev = await Promise.all([import('../dev/echo.ts'), import('../dev/local-nginx.ts')]).catch(() => null);
-  if (!dev) {
+  let dev;
+  try {
+    dev = await Promise.all([import('../dev/echo.ts'), import('../dev/local-nginx.ts')]);
+  } catch (err) {
+    // Only a missing src/dev means "not a checkout"; any other load error is a bug, shown as one.
+    if ((err as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
     logger.error('demo runs from a checkout of ingress-sidecar (src/dev is not in the image); in a pod, use `run`');
     return 2;
   }
+  await rm(confDir, { recursive: true, force: true });
+  await mkdir(confDir, { recursive: true });
   const [{ startEcho }, { startNginx }] = dev;
   const backends: EchoServer[] = [];
   let nginx: RunningNginx | null = null;

@@ -37,7 +37,7 @@ export const RENDER_OK = 0;
 export const RENDER_REJECTED = 1;
 export const RENDER_USAGE = 2;
 
-export async function renderCommand(config: Config, streams: RenderStreams): Promise<number> {
+export async function renderCommand(config: Config, searchPath: string, streams: RenderStreams): Promise<number> {
   if (config.file === undefined) {
     await write(streams.stderr, 'ingress-sidecar: render needs --file (-f): a manifest file or a directory of them\n');
     return RENDER_USAGE;
@@ -51,7 +51,7 @@ export async function renderCommand(config: Config, streams: RenderStreams): Pro
   }
 
   const lines: string[] = [];
-  const nginxBinary = findExecutable(config.nginxBinary);
+  const nginxBinary = findExecutable(config.nginxBinary, searchPath);
   if (config.nginxCheck && !nginxBinary)
     lines.push(
       `warning: nginx binary ${JSON.stringify(config.nginxBinary)} not found; rendered without the nginx -t check`,

@@ -25,7 +25,7 @@ export interface RunningNginx {
 }
 
 export function nginxBinary(): string {
-  const found = findExecutable('nginx');
+  const found = findExecutable('nginx', process.env.PATH ?? '');
   if (!found)
     throw new Error('nginx not found on PATH or in /usr/sbin: install it (Debian: apt-get install nginx-light)');
   return found;

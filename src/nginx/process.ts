@@ -202,8 +202,9 @@ function errCode(err: unknown): string | undefined {
 /**
  * The nginx binary for `nginx -t`: a path as given, or a name looked up on PATH and in the sbin
  * directories where distributions install nginx (often not on a non-root PATH). Null if absent.
+ * `pathEnv` is PATH, as config read it (config.ts is the only reader of the environment).
  */
-export function findExecutable(nameOrPath: string, pathEnv = process.env.PATH ?? ''): string | null {
+export function findExecutable(nameOrPath: string, pathEnv: string): string | null {
   const candidates = nameOrPath.includes('/')
     ? [nameOrPath]
     : [...pathEnv.split(':').filter(Boolean), '/usr/local/sbin', '/usr/sbin', '/sbin'].map((d) => `${d}/${nameOrPath}`);
