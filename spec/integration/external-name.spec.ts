@@ -135,10 +135,22 @@ spec:
           .filter((r) => r.ingress === 'default/refused')
           .map((r) => r.reason);
         assert.equal(reasons.length, 4, JSON.stringify(reasons));
-        assert.ok(reasons.some((r) => /127\.0\.0\.1.*loopback/.test(r)), JSON.stringify(reasons));
-        assert.ok(reasons.some((r) => /localhost.*local host/.test(r)), JSON.stringify(reasons));
-        assert.ok(reasons.some((r) => /metadata\.google\.internal.*metadata/.test(r)), JSON.stringify(reasons));
-        assert.ok(reasons.some((r) => /169\.254\.169\.254.*link-local/.test(r)), JSON.stringify(reasons));
+        assert.ok(
+          reasons.some((r) => /127\.0\.0\.1.*loopback/.test(r)),
+          JSON.stringify(reasons),
+        );
+        assert.ok(
+          reasons.some((r) => /localhost.*local host/.test(r)),
+          JSON.stringify(reasons),
+        );
+        assert.ok(
+          reasons.some((r) => /metadata\.google\.internal.*metadata/.test(r)),
+          JSON.stringify(reasons),
+        );
+        assert.ok(
+          reasons.some((r) => /169\.254\.169\.254.*link-local/.test(r)),
+          JSON.stringify(reasons),
+        );
       });
     });
   }

@@ -260,4 +260,3 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
       tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
   };
 }
-

@@ -13,7 +13,11 @@ export interface TranslateOptions {
    * sidecar passes the time of each pass).
    */
   now?: Date;
-  /** The nginx version the config is for (`nginx -v`): it decides the HTTP/2 syntax. Absent: the pre-1.25.1 syntax, which later versions accept with a warning. */
+  /**
+   * The nginx version the config is for (`nginx -v`): it decides the HTTP/2 syntax (absent: the
+   * pre-1.25.1 syntax, which later versions accept with a warning) and how ExternalName names are
+   * resolved (1.27.3 and later: in the upstream; absent or older: through a variable proxy_pass).
+   */
   nginxVersion?: string;
   /**
    * --resolver: the DNS servers nginx resolves ExternalName Services with (`ip`, `ip:port`,
