@@ -40,7 +40,7 @@ describe('ExternalName Services (real nginx, DNS on loopback)', function () {
         other = await startEcho('by-number');
         dns = await startDns({ 'echo.external.test': '127.0.0.1', 'other.external.test': '127.0.0.1' });
         stack = await startStack({
-          backends: [],
+          backends: ['main'],
           nginx: build,
           resolver: [dns.address],
           files: {
@@ -78,6 +78,13 @@ spec:
       - {path: /, pathType: Prefix, backend: {service: {name: bynumber, port: {number: ${other.port}}}}}
 `,
               ingressYaml('nowhere', [{ host: 'nowhere.example.com', paths: [['/', 'Prefix', 'nowhere']] }]),
+              ingressYaml('main', [{ host: 'canary.example.com', paths: [['/', 'Prefix', 'main']] }]),
+              ingressYaml('canary', [{ host: 'canary.example.com', paths: [['/', 'Prefix', 'ext']] }], {
+                annotations: {
+                  'nginx.ingress.kubernetes.io/canary': 'true',
+                  'nginx.ingress.kubernetes.io/canary-by-header': 'x-canary',
+                },
+              }),
               ingressYaml('refused', [
                 { host: 'loopback.example.com', paths: [['/', 'Prefix', 'loopback']] },
                 { host: 'local.example.com', paths: [['/', 'Prefix', 'local']] },
@@ -112,6 +119,13 @@ spec:
         const r = await stack.get('rewrite.example.com', '/api/x/y?q=1');
         assert.equal(r.status, 200, r.body);
         assert.equal((JSON.parse(r.body) as EchoReply).url, '/x/y?q=1');
+      });
+
+      it('lets a canary send its share to an ExternalName Service', async () => {
+        assert.equal(await stack.who('canary.example.com', '/'), 'main');
+        const r = await stack.get('canary.example.com', '/', { 'x-canary': 'always' });
+        assert.equal(r.status, 200, r.body);
+        assert.equal((JSON.parse(r.body) as EchoReply).service, 'far-away');
       });
 
       it('uses the port number the Ingress names when the Service lists no ports', async () => {
