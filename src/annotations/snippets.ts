@@ -509,7 +509,7 @@ function headersMore(
     if (input) {
       if (SIDECAR_REQUEST_HEADERS.has(lower))
         throw fail(
-          `${header}: the sidecar sends this request header upstream itself, as ingress-nginx does (there too a snippet cannot change what goes upstream this way)`,
+          `${header}: the sidecar sends this request header upstream itself, and proxy_set_header would send a second one (headers-more changes the client's header, which ingress-nginx's own lines then read)`,
         );
       out.push({ name: 'proxy_set_header', args: [header, value] });
       continue;
