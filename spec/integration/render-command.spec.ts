@@ -188,10 +188,7 @@ describe('bin/ingress-sidecar render', function () {
       // an unknown directive at all: src/annotations/snippets.ts's allowlist refuses it before nginx sees it).
       await writeFile(
         path.join(dir, 'linkerd.yaml'),
-        snippetIngress(
-          'linkerd',
-          'proxy_set_header l5d-dst-override $svc_name.$svc_namespace.svc.cluster.local:80;',
-        ),
+        snippetIngress('linkerd', 'proxy_set_header l5d-dst-override $svc_name.$svc_namespace.svc.cluster.local:80;'),
       );
       await writeFile(path.join(dir, 'more.yaml'), snippetIngress('more', 'proxy_http_version 3.0;'));
     });
