@@ -57,6 +57,17 @@ export interface SnippetLine {
  * requires of templates; the only literal nginx syntax in it is " {", ";" and "}".
  */
 export const SNIPPET_PARTIAL = [
+  // configuration-snippet with proxy_set_header (snippetProxyHeaders, see snippetView): nginx
+  // would drop every proxy_set_header the location inherits, so the sidecar's own are repeated
+  // first (unless x-forwarded-prefix already did), and the snippet's add to them as in ingress-nginx.
+  '{{#snippetProxyHeaders}}',
+  '{{#proxyPass}}',
+  '{{^xForwardedPrefix}}',
+  "# the sidecar's proxy headers: the snippet's proxy_set_header would replace them",
+  '{{> proxyHeaders}}',
+  '{{/xForwardedPrefix}}',
+  '{{/proxyPass}}',
+  '{{/snippetProxyHeaders}}',
   '{{#lines}}',
   '{{#terminal}}',
   '{{#indent}}    {{/indent}}{{name}}{{#args}} {{.}}{{/args}};',
@@ -297,17 +308,28 @@ export function parseSnippet(annotation: string, text: string, context: SnippetC
   // level, else the name of the snippet's block around them).
   const parse = (parent: string, depth: number): SnippetDirective[] => {
     const out: SnippetDirective[] = [];
+    // Headers a translated headers-more directive sets in this block, response and request.
+    const responseHeaders = new Set<string>();
+    const requestHeaders = new Set<string>();
+    let translatedHeaders = false;
+    const done = (endLine: number): SnippetDirective[] => {
+      if (translatedHeaders)
+        checkTranslatedBlock(out, { add_header: responseHeaders, proxy_set_header: requestHeaders }, (reason) =>
+          fail(endLine, reason),
+        );
+      return out;
+    };
     for (;;) {
       const words: Word[] = [];
       const outcome = readToken(words);
       if (outcome === 'end') {
         if (depth > 0) throw fail(reader.line, 'unexpected end of snippet, expecting "}" (a block is not closed)');
-        return out;
+        return done(reader.line);
       }
       if (outcome === 'blockDone') {
         if (depth === 0)
           throw fail(reader.line, `unexpected "}": a snippet may not close the ${context} block it is in`);
-        return out;
+        return done(reader.line);
       }
       const [first, ...rest] = words;
       if (!first) throw fail(reader.line, 'empty directive'); // readToken refuses it
@@ -317,6 +339,29 @@ export function parseSnippet(annotation: string, text: string, context: SnippetC
         throw fail(line, `${JSON.stringify(name)} is not a directive name (lowercase letters, digits and "_")`);
       if (name.length >= CONF_BUFFER) throw fail(line, `a directive name of ${name.length} characters is too long`);
       const args = rest.map((w) => w.value);
+      if (HEADERS_MORE.has(name)) {
+        // ingress-nginx's headers-more directives: stock directives with the same meaning, or refused.
+        const failHere = (reason: string) => fail(line, `${name}: ${reason}`);
+        if (outcome === 'blockStart') throw failHere('may not open a block');
+        for (const a of args)
+          checkArgument(a, (reason) => fail(line, `${name}: argument ${JSON.stringify(a)} ${reason}`));
+        for (const t of headersMore(name, args, parent, context, depth, failHere)) {
+          checkDirective(t.name, t.args, false, parent, context, failHere);
+          for (const a of t.args) checkArgument(a, (reason) => failHere(`argument ${JSON.stringify(a)} ${reason}`));
+          const header = (t.args[0] ?? '').toLowerCase();
+          if (t.name !== 'proxy_hide_header') {
+            const seen = t.name === 'add_header' ? responseHeaders : requestHeaders;
+            if (seen.has(header))
+              throw failHere(
+                `header ${t.args[0]} is set twice in this block; headers-more would keep the last value, add_header and proxy_set_header would send both`,
+              );
+            seen.add(header);
+          }
+          out.push({ name: t.name, args: t.args, block: null });
+        }
+        translatedHeaders = true;
+        continue;
+      }
       checkDirective(name, args, outcome === 'blockStart', parent, context, (reason) =>
         fail(line, `${name}: ${reason}`),
       );
@@ -335,6 +380,236 @@ export function parseSnippet(annotation: string, text: string, context: SnippetC
   return parse(context, 0);
 }
 
+/** ingress-nginx's bundled headers-more module: translated by headersMore(), never rendered as such. */
+const HEADERS_MORE = new Set([
+  'more_set_headers',
+  'more_clear_headers',
+  'more_set_input_headers',
+  'more_clear_input_headers',
+]);
+
+/** A header name as headers-more reads one (an HTTP token; no "$": variables do not work in names there). */
+const HEADER_NAME = /^[!#%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Response headers nginx writes itself (its header filter, proxy module, gzip, auth_basic):
+ * headers-more changes them in place, add_header would send a second one, proxy_hide_header does
+ * not reach nginx's own.
+ */
+const NGINX_RESPONSE_HEADERS = new Set([
+  'server',
+  'date',
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'content-range',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'location',
+  'last-modified',
+  'etag',
+  'accept-ranges',
+  'vary',
+  'www-authenticate',
+]);
+
+/** Request headers the sidecar sends upstream itself (nginx/proxy-headers.mustache). */
+const SIDECAR_REQUEST_HEADERS = new Set([
+  'host',
+  'upgrade',
+  'connection',
+  'x-real-ip',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-proto',
+]);
+
+interface Translated {
+  name: string;
+  args: string[];
+}
+
+/**
+ * A headers-more directive as stock directives with the same meaning (docs/annotations.md#snippets
+ * has the table), or InvalidValue with the reason:
+ *
+ * - `more_set_headers 'X: V'` -> `proxy_hide_header X; add_header X V always;` (headers-more
+ *   replaces the header on every status; add_header alone would add a second one, and only on some
+ *   statuses without `always`); `-a` (append) -> `add_header X V always;` only;
+ *   `more_set_headers X` / `'X:'` and `more_clear_headers X` -> `proxy_hide_header X;`
+ * - `more_set_input_headers 'X: V'` -> `proxy_set_header X V;` (`X` or `'X:'`, and
+ *   `more_clear_input_headers X`: `proxy_set_header X "";`, which nginx does not send).
+ *
+ * Refused: `-s` and `-t` (statuses, content types), `-r`, wildcards (`X-*`), headers nginx or
+ * the sidecar writes itself, response headers outside a location's own level (a server's or an
+ * if's: add_header and proxy_hide_header there are not what a location inherits when it has its
+ * own), request headers anywhere but configuration-snippet's own level.
+ */
+function headersMore(
+  name: string,
+  args: string[],
+  parent: string,
+  context: SnippetContext,
+  depth: number,
+  fail: (reason: string) => InvalidValue,
+): Translated[] {
+  const input = name.includes('_input_');
+  const clear = name.startsWith('more_clear_');
+  let append = false;
+  const specs: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '-s' || a === '-t')
+      throw fail(
+        a === '-s'
+          ? '-s (only for some statuses) cannot be expressed with stock nginx: add_header ... always applies to every status, add_header without always to a fixed list'
+          : `-t (only for some ${input ? 'request' : 'response'} content types) cannot be expressed with stock nginx's ${input ? 'proxy_set_header' : 'add_header'}`,
+      );
+    if (a === '-a' && !input && !clear) {
+      append = true;
+      continue;
+    }
+    if (a === '-r' && input && !clear)
+      throw fail('-r (replace only a header the request has) cannot be expressed with stock nginx proxy_set_header');
+    if (a.startsWith('-')) throw fail(`${JSON.stringify(a)} is not an option headers-more knows here`);
+    specs.push(a);
+  }
+  if (specs.length === 0) throw fail('names no header');
+
+  if (input) {
+    if (context !== 'location' || depth > 0)
+      throw fail(
+        context === 'server'
+          ? "is translated to proxy_set_header only in configuration-snippet (a server's proxy_set_header is not what a location with its own inherits)"
+          : 'is translated to proxy_set_header, which nginx allows only at the level of the location (not inside if or limit_except)',
+      );
+  } else if (parent !== 'location') {
+    throw fail(
+      parent === 'server'
+        ? "is translated only at a location's level: in configuration-snippet, or inside a location of server-snippet (add_header at the server's level is not inherited by a location that has its own, such as CORS)"
+        : 'is translated to proxy_hide_header and add_header ... always, which together nginx allows only at the level of a location (not inside if or limit_except)',
+    );
+  }
+
+  const out: Translated[] = [];
+  for (const spec of specs) {
+    const colon = spec.indexOf(':');
+    const header = (colon < 0 ? spec : spec.slice(0, colon)).trim();
+    const value = colon < 0 || clear ? '' : spec.slice(colon + 1).trim();
+    if (clear && colon >= 0) throw fail(`${JSON.stringify(spec)}: ${name} takes header names only`);
+    if (header.endsWith('*'))
+      throw fail(
+        `${JSON.stringify(header)}: a wildcard cannot be expressed with stock nginx (${input ? 'proxy_set_header' : 'proxy_hide_header'} takes exact names)`,
+      );
+    if (!HEADER_NAME.test(header))
+      throw fail(`${JSON.stringify(header)} is not a header name (headers-more does not expand variables in names)`);
+    const lower = header.toLowerCase();
+    if (input) {
+      if (SIDECAR_REQUEST_HEADERS.has(lower))
+        throw fail(
+          `${header}: the sidecar sends this request header upstream itself, and proxy_set_header would send a second one (headers-more changes the client's header, which ingress-nginx's own lines then read)`,
+        );
+      out.push({ name: 'proxy_set_header', args: [header, value] });
+      continue;
+    }
+    if (NGINX_RESPONSE_HEADERS.has(lower))
+      throw fail(
+        `${header}: nginx writes this response header itself; headers-more changes it in place, stock nginx cannot (add_header would send a second one, proxy_hide_header reaches only the backend's)`,
+      );
+    if (!append) out.push({ name: 'proxy_hide_header', args: [header] });
+    if (value !== '') out.push({ name: 'add_header', args: [header, value, 'always'] });
+  }
+  return out;
+}
+
+/**
+ * What a block with translated headers-more directives must not also have: its own add_header or
+ * proxy_set_header of the same header (both would be sent), or an `if` with add_header lines (when
+ * it matches, nginx sends only the if's, and the translated ones would be missing).
+ */
+function checkTranslatedBlock(
+  block: readonly SnippetDirective[],
+  translated: { add_header: ReadonlySet<string>; proxy_set_header: ReadonlySet<string> },
+  fail: (reason: string) => InvalidValue,
+): void {
+  for (const kind of ['add_header', 'proxy_set_header'] as const) {
+    const count = new Map<string, number>();
+    for (const d of block) {
+      const header = d.args[0]?.toLowerCase() ?? '';
+      if (d.name === kind && translated[kind].has(header)) count.set(header, (count.get(header) ?? 0) + 1);
+    }
+    for (const [header, n] of count)
+      if (n > 1)
+        throw fail(
+          `${header} is set by a headers-more directive and by ${kind} in the same block: headers-more would replace it, nginx would send both`,
+        );
+  }
+  if (
+    translated.add_header.size > 0 &&
+    block.some((d) => d.name === 'if' && d.block?.some((i) => i.name === 'add_header'))
+  )
+    throw fail(
+      "a headers-more directive translated to add_header cannot share its block with an if that has add_header lines: when the if matches, nginx sends only the if's",
+    );
+}
+
+/**
+ * ingress-nginx's own variables that the sidecar defines with the same meaning (maps in
+ * nginx/main.conf.mustache): snippets written for ingress-nginx may read them, never set them.
+ */
+export const INGRESS_NGINX_VARIABLES: ReadonlySet<string> = new Set([
+  'best_http_host',
+  'pass_access_scheme',
+  'pass_server_port',
+  'pass_port',
+  'req_id',
+  'connection_upgrade',
+  'namespace',
+  'ingress_name',
+  'service_name',
+]);
+
+/** ingress-nginx's variables the sidecar does not define, and why (refused by name in a snippet). */
+const UNDEFINED_INGRESS_NGINX_VARIABLES: ReadonlyMap<string, string> = new Map([
+  ['service_port', 'the sidecar does not keep the Service port per location'],
+  ['location_path', 'the sidecar does not keep the Ingress path per location'],
+  ['proxy_upstream_name', "the sidecar's upstreams are named differently (ingress-nginx: namespace-service-port)"],
+  ['proxy_alternative_upstream_name', "it names ingress-nginx's canary upstream, chosen by its Lua balancer"],
+  [
+    'proxy_host',
+    'ingress-nginx sets it to its upstream name (namespace-service-port); in stock nginx it is the proxy_pass host, here an internal upstream name',
+  ],
+  ['balancer_ewma_score', "it belongs to ingress-nginx's Lua balancer"],
+  [
+    'full_x_forwarded_for',
+    'ingress-nginx defines it only with use-forwarded-headers and compute-full-forwarded-for (use $proxy_add_x_forwarded_for)',
+  ],
+  ['forwarded_for_proxy_protocol', 'ingress-nginx defines it only with use-forwarded-headers and use-proxy-protocol'],
+  ['the_real_ip', 'older ingress-nginx releases defined it; use $remote_addr'],
+  ['auth_cookie', "it belongs to ingress-nginx's external authentication, which is not implemented"],
+  ['auth_path', "it belongs to ingress-nginx's external authentication, which is not implemented"],
+  ['auth_response_headers', "it belongs to ingress-nginx's external authentication, which is not implemented"],
+  ['auth_keepalive_share_vars', "it belongs to ingress-nginx's external authentication, which is not implemented"],
+  ['global_rate_limit_exceeding', "it belongs to ingress-nginx's global rate limiting (Lua), which is not implemented"],
+  ['block_ua', 'it belongs to the block-user-agents ConfigMap key, which is not implemented'],
+  ['block_ref', 'it belongs to the block-referers ConfigMap key, which is not implemented'],
+]);
+
+/** A variable reference, `$name` or `${name}`, as nginx's script compiler reads one. */
+const VARIABLE_REF = /\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g;
+
+function checkVariables(value: string, fail: (reason: string) => InvalidValue): void {
+  for (const m of value.matchAll(VARIABLE_REF)) {
+    // nginx compares variable names case-insensitively.
+    const name = (m[1] ?? m[2] ?? '').toLowerCase();
+    const why = UNDEFINED_INGRESS_NGINX_VARIABLES.get(name);
+    if (why !== undefined)
+      throw fail(`uses $${name}, a variable of ingress-nginx that the sidecar does not define: ${why}`);
+  }
+}
+
 function checkDirective(
   name: string,
   args: string[],
@@ -351,6 +626,13 @@ function checkDirective(
   }
   if (name === 'access_log' && !(args.length === 1 && args[0] === 'off')) {
     throw fail(`only "access_log off" is allowed in a snippet: a log path ${FILES}`);
+  }
+  if (name === 'set' && args[0] !== undefined) {
+    const target = args[0].replace(/^\$\{?|\}$/g, '').toLowerCase();
+    if (INGRESS_NGINX_VARIABLES.has(target) || UNDEFINED_INGRESS_NGINX_VARIABLES.has(target))
+      throw fail(
+        `may not set $${target}: it is one of ingress-nginx's variables${INGRESS_NGINX_VARIABLES.has(target) ? ', which the sidecar defines with its meaning' : ''}; use a name of your own`,
+      );
   }
   if (opensBlock && !BLOCKS.has(name)) throw fail('may not open a block (only location, if and limit_except can)');
   if (!opensBlock && BLOCKS.has(name)) throw fail('needs a block ({ ... })');
@@ -377,6 +659,7 @@ function checkArgument(value: string, fail: (reason: string) => InvalidValue): v
   if (LONE_SURROGATE.test(value)) throw fail('is not well-formed Unicode');
   if (DOT_DOT_SEGMENT.test(value)) throw fail('contains a ".." path segment');
   if (RESERVED_NAME.test(value)) throw fail("names one of the sidecar's own variables or zones");
+  checkVariables(value, fail);
   if (Buffer.byteLength(nginxValue(value), 'utf8') >= CONF_BUFFER)
     throw fail(`is too long (nginx reads at most ${CONF_BUFFER - 1} bytes per token)`);
 }
