@@ -260,6 +260,8 @@ export interface RoutingModel {
   /** affinity: per cookie name and attributes, the Set-Cookie value for a request without the cookie. */
   affinityCookies: Array<{ variable: string; cookie: string; key: string; attributes: string }>;
   canaries: CanarySelector[];
+  /** ingress-nginx's variables the served snippets read (src/annotations/snippet-variables.ts), sorted. */
+  ingressNginxVariables: string[];
   /**
    * nginx's `resolver` (addresses as nginx takes them: `ip`, `ip:port`, `[ipv6]:port`) when an
    * ExternalName upstream needs it; absent otherwise (nothing is resolved while nginx runs).

@@ -103,6 +103,8 @@ describe('snippets written for ingress-nginx, through a real nginx', function ()
           'add_header X-Best-Host $best_http_host always;',
           'add_header X-Pass "$pass_access_scheme $pass_server_port $pass_port" always;',
           'proxy_set_header X-Request-Id $req_id;',
+          // Linkerd's documented snippet for ingress-nginx.
+          'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;',
         ].join('\n'),
         'server-snippet': 'if ($service_name = web) { return 500; }',
       }),
@@ -115,6 +117,8 @@ describe('snippets written for ingress-nginx, through a real nginx', function ()
     assert.equal(answer.headers['x-best-host'], 'vars.test');
     assert.equal(answer.headers['x-pass'], `http ${stack.port} ${stack.port}`);
     assert.equal(reply.headers['x-request-id'], 'from-client');
+    // $service_port is the Ingress's port as written: this Ingress names it.
+    assert.equal(reply.headers['l5d-dst-override'], 'web.default.svc.cluster.local:http');
     // $best_http_host is the Host header as sent, port included.
     const withPort = await stack.get(`vars.test:${stack.port}`, '/');
     assert.equal(withPort.headers['x-best-host'], `vars.test:${stack.port}`);

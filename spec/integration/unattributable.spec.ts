@@ -6,8 +6,8 @@ import { ingressYaml, startStack, type Stack } from '../helpers/sidecar.ts';
 
 const SNIPPET = 'nginx.ingress.kubernetes.io/configuration-snippet';
 /**
- * Linkerd's documented snippet, with variables nobody defines (ingress-nginx's own, $service_name
- * and $namespace, are defined by the sidecar, and $service_port is refused before nginx sees it).
+ * Linkerd's documented snippet, with variables nobody defines (ingress-nginx's own, $service_name,
+ * $namespace and $service_port, are defined by the sidecar).
  */
 const LINKERD = 'proxy_set_header l5d-dst-override $svc_name.$svc_namespace.svc.cluster.local:80;';
 

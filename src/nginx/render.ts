@@ -97,12 +97,15 @@ function locationView(names: Targets, model: RoutingModel, l: Location) {
   // "namespace/name" and "namespace/service:port", built by translate from validated names.
   const [namespace = '', ingressName = ''] = l.ingress.split('/');
   const serviceName = l.service.split('/')[1]?.split(':')[0] ?? '';
+  // ingress-nginx's $service_port: the Ingress's port, a number or a name, as the backend gives it.
+  const servicePort = l.service.slice(l.service.lastIndexOf(':') + 1);
   const grpc = l.settings.backendProtocol === 'grpc' || l.settings.backendProtocol === 'grpcs';
   return {
     ...settingsView(l.settings),
     namespace,
     ingressName,
     serviceName,
+    servicePort,
     exact: l.match === 'exact',
     regex: l.match === 'regex' && !l.ignoreCase,
     iregex: l.match === 'regex' && l.ignoreCase,
@@ -268,6 +271,7 @@ function requestVariable(source: string): string {
 function serverView(names: Targets, model: RoutingModel, s: Server) {
   const https = model.https;
   return {
+    servicePortVariable: model.ingressNginxVariables.includes('service_port'),
     mirrors: s.mirrors.map((m) => ({
       ...m,
       upstream: derived(m.upstream),
@@ -313,6 +317,7 @@ function serverKey(model: RoutingModel, targets: Targets, s: Server): string {
     model.ipv6,
     model.defaultServer.tls?.certPath ?? null,
     targets.key,
+    model.ingressNginxVariables.includes('service_port'),
   ];
   return createHash('sha1')
     .update(JSON.stringify([globals, s]))
@@ -353,6 +358,10 @@ export class Renderer {
     const owned = new Map<string, OwnedLines[]>();
     const servers = new Map<string, RenderedServer>();
     const main = render(templates.main, {
+      ingressNginx:
+        model.ingressNginxVariables.length === 0
+          ? null
+          : Object.fromEntries(model.ingressNginxVariables.map((v) => [v, true])),
       serverNamesHash: model.serverNamesHash,
       https: model.https,
       limitReqZones: model.limitReqZones.map((z) => ({

@@ -26,6 +26,7 @@
 import { NO_ANNOTATIONS } from '../annotations/index.ts';
 import { LocationSettingsBuilder, affinityKeysFor } from '../annotations/settings.ts';
 import { describe } from '../errors.ts';
+import { variablesUsed } from '../annotations/snippet-variables.ts';
 import { InvalidValue } from '../grammar.ts';
 import { DEFAULT_LOCATION_SETTINGS } from '../model.ts';
 import type { CertificateFile, RoutingModel, Server } from '../model.ts';
@@ -254,9 +255,20 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     affinityKeys: affinityKeysFor(extras.affinityKeys, upstreams, affinityCookieNames),
     affinityCookies: extras.affinityCookies,
     canaries: usedCanaries,
+    ingressNginxVariables: snippetVariables([defaultServer, ...servers]),
     ...(resolver && upstreams.some((u) => u.external) ? { resolver: [...resolver] } : {}),
     warnings: tls ? [...tls.warnings].sort() : [],
     tlsRecheckAt:
       tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
   };
+}
+
+/** The ingress-nginx variables that the served snippets read (their maps are rendered, no others). */
+function snippetVariables(servers: Server[]): string[] {
+  const used = new Set<string>();
+  for (const s of servers) {
+    for (const l of s.locations) if (l.settings.snippet) variablesUsed(l.settings.snippet, used);
+    for (const snippet of s.snippets) variablesUsed(snippet.directives, used);
+  }
+  return [...used].sort();
 }
