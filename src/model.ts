@@ -189,7 +189,16 @@ export interface Upstream {
    */
   name: string;
   service: string;
+  /** Ready endpoints (or the cluster IP); empty with `external`, whose name nginx resolves. */
   servers: UpstreamServer[];
+  /**
+   * An ExternalName Service's DNS name (validated by parseTargetHost: no loopback, metadata or
+   * numeric forms) and port, resolved by nginx through RoutingModel.resolver while it runs, as
+   * ingress-nginx re-resolves it. `resolve`: nginx 1.27.3 and later, `server NAME:PORT resolve` in
+   * this upstream (with a zone). `variable`: older nginx, no upstream block; a variable holding
+   * `NAME:PORT` that proxy_pass names, which nginx resolves per request.
+   */
+  external?: { host: string; port: number; via: 'resolve' | 'variable' };
   /**
    * How nginx picks a server: round robin (its default), least_conn (load-balance: ewma), or a
    * consistent hash of `key`: nginx variable text whose `$` start allowed or derived variables.
@@ -255,6 +264,11 @@ export interface RoutingModel {
   /** affinity: per cookie name and attributes, the Set-Cookie value for a request without the cookie. */
   affinityCookies: Array<{ variable: string; cookie: string; key: string; attributes: string }>;
   canaries: CanarySelector[];
+  /**
+   * nginx's `resolver` (addresses as nginx takes them: `ip`, `ip:port`, `[ipv6]:port`) when an
+   * ExternalName upstream needs it; absent otherwise (nothing is resolved while nginx runs).
+   */
+  resolver?: string[];
   /** Problems that belong to no Ingress (the --default-ssl-certificate Secret), sorted. */
   warnings: string[];
   /**

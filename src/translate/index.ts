@@ -32,7 +32,7 @@ import { DEFAULT_LOCATION_SETTINGS } from '../model.ts';
 import type { CertificateFile, RoutingModel, Server } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import { runSteps, runStepsSync } from '../steps.ts';
-import { Backends } from './backends.ts';
+import { Backends, backendOptions } from './backends.ts';
 import { Canaries } from './canaries.ts';
 import { HostClaims } from './hosts.ts';
 import { buildServer, type SettingsFor } from './locations.ts';
@@ -69,7 +69,9 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     .filter((i) => isOurs(i, opts.ingressClass, snap.ingressClasses, opts.watchIngressWithoutClass))
     .sort(byAge);
   yield;
-  const backends = new Backends(snap);
+  const backendOpts = backendOptions(opts);
+  const resolver = backendOpts.resolver;
+  const backends = new Backends(snap, backendOpts);
   const claims = new HostClaims(backends, report, opts.allowCrossNamespaceHosts === true);
   const sameTenant = claims.sameTenant;
   /** Every Ingress that parsed, oldest first. */
@@ -251,6 +253,7 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     affinityKeys: affinityKeysFor(extras.affinityKeys, upstreams, affinityCookieNames),
     affinityCookies: extras.affinityCookies,
     canaries: usedCanaries,
+    ...(resolver && upstreams.some((u) => u.external) ? { resolver: [...resolver] } : {}),
     warnings: tls ? [...tls.warnings].sort() : [],
     tlsRecheckAt:
       tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
