@@ -134,7 +134,10 @@ export interface ServerTls {
   certPath: string;
   /** `namespace/name` of the Secret the certificate came from; null for the generated default. */
   secret: string | null;
-  /** The Ingress whose spec.tls asked for TLS on this host; null on the default server. */
+  /**
+   * The Ingress whose spec.tls asked for TLS on this host; null on the default server, on a host
+   * served with a TLS wildcard's certificate, and on a host without TLS (the default certificate).
+   */
   ingress: string | null;
 }
 
@@ -160,8 +163,9 @@ export interface Server {
   /** namespace/name of every Ingress that contributes to this server, sorted. */
   ingresses: string[];
   /**
-   * TLS on the HTTPS port with this certificate, or null: no HTTPS listener for this host. The
-   * default server always has one when HTTPS is on (the default certificate, for unknown SNI).
+   * The certificate this server answers with on the HTTPS port; null only when HTTPS is off. As in
+   * ingress-nginx every server listens there: a host no spec.tls names (and no TLS wildcard
+   * covers) gets the default certificate, and the default server has it for unknown SNI names.
    */
   tls: ServerTls | null;
   /** mirror-target locations its locations name, sorted by uri. */

@@ -6,7 +6,8 @@
 // - Exact paths match the whole path; Prefix (and ImplementationSpecific) match path elements,
 //   a trailing slash ignored; the longest path wins, then Exact over Prefix;
 // - rules without a host and the defaultBackend take whatever no host rule matched;
-// - spec.tls hosts are served over TLS with their Secret's certificate (see planTls);
+// - spec.tls hosts are served over TLS with their Secret's certificate; with TLS on, every other
+//   host answers HTTPS too, with the default certificate, as ingress-nginx does (see planTls);
 // - nginx.ingress.kubernetes.io annotations (src/annotations/index.ts) set each location of the Ingress
 //   that carries them; with use-regex, ImplementationSpecific paths are regexes (see buildServer).
 
@@ -41,7 +42,7 @@ import { serverNamesHashSizes } from './names.ts';
 import type { TranslateOptions } from './options.ts';
 import { isCanary, parseIngressCached, type ParsedIngress } from './parse.ts';
 import { Rejections } from './rejections.ts';
-import { planTls, redirects } from './tls-plan.ts';
+import { planTls, redirects, tlsOfHost } from './tls-plan.ts';
 
 // What other folders import from here.
 export { ANNOTATION_PREFIX, FORCE_SSL_REDIRECT_ANNOTATION, SSL_REDIRECT_ANNOTATION } from '../annotations/index.ts';
@@ -165,12 +166,10 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
   const servers: Server[] = [];
   for (const h of live) {
     yield;
-    const own = tls?.hosts.get(h.host!.host) ?? null;
+    const https = tlsOfHost(tls, h.host!.host);
     // A host's unmatched paths go to the global default backend only within its namespace.
     const global = globalDefault && sameTenant(globalDefault.ingress, h.owner!) ? globalDefault : null;
-    servers.push(
-      buildServer(h, global, redirect(own !== null), own ?? tls?.inherited.get(h.host!.host) ?? null, settingsFor),
-    );
+    servers.push(buildServer(h, global, redirect(https.configured), https.tls, settingsFor));
   }
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
   const defaultServer = buildServer(
