@@ -184,9 +184,12 @@ describe('annotations: parsing', () => {
     });
     // What ingress-nginx's regexes accept is sent as written.
     const value = (name: string, v: string) =>
-      (parse({ [`${P}enable-cors`]: 'true', [`${P}${name}`]: v }).annotations.cors as Record<string, unknown>)[
-        name === 'cors-allow-methods' ? 'methods' : name === 'cors-allow-headers' ? 'headers' : 'exposeHeaders'
-      ];
+      (
+        parse({ [`${P}enable-cors`]: 'true', [`${P}${name}`]: v }).annotations.cors as unknown as Record<
+          string,
+          unknown
+        >
+      )[name === 'cors-allow-methods' ? 'methods' : name === 'cors-allow-headers' ? 'headers' : 'exposeHeaders'];
     for (const v of ['GET,POST,PUT', 'GET, POST', 'GET POST', 'GET,POST,', 'get'])
       equal(value('cors-allow-methods', v), v);
     for (const v of ['X-A,X-B', 'X-A X-B', ',X-A,,', 'x_a , - , 9']) equal(value('cors-allow-headers', v), v);
