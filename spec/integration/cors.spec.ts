@@ -23,6 +23,8 @@ interface Answer {
   body: string;
   /** The Access-Control-* headers as sent, in order, names lower-cased: one entry per header line. */
   cors: Array<[string, string]>;
+  /** Content-Type and Content-Length, when sent. */
+  entity: Array<string | undefined>;
 }
 
 function request(port: number, host: string, method: string, headers: Record<string, string> = {}): Promise<Answer> {
@@ -47,7 +49,12 @@ function request(port: number, host: string, method: string, headers: Record<str
             const name = res.rawHeaders[i]!.toLowerCase();
             if (name.startsWith('access-control-')) cors.push([name, res.rawHeaders[i + 1]!]);
           }
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), cors });
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            cors,
+            entity: [res.headers['content-type'], res.headers['content-length']],
+          });
         });
       },
     );
@@ -109,13 +116,14 @@ describe('CORS headers as ingress-nginx sends them, through a real nginx', funct
       }),
     );
     const deadline = Date.now() + 8000;
-    let last: Answer = { status: 0, body: '', cors: [] };
+    let last: Answer = { status: 0, body: '', cors: [], entity: [] };
     for (let settled = false; ;) {
       while (Date.now() < deadline) {
         last = await send(host, 'GET', { Origin: 'https://app.test' }).catch((e: Error) => ({
           status: 0,
           body: e.message,
           cors: [],
+          entity: [],
         }));
         if (check(last)) break;
         await sleep(25);
@@ -149,7 +157,7 @@ describe('CORS headers as ingress-nginx sends them, through a real nginx', funct
       Record<string, string>
     >) {
       const pre = await send('defaults.test', 'OPTIONS', headers);
-      assert.deepEqual([pre.status, pre.body, pre.cors], [204, '', expected]);
+      assert.deepEqual([pre.status, pre.body, pre.cors, pre.entity], [204, '', expected, [undefined, undefined]]);
     }
   });
 
