@@ -120,6 +120,11 @@ export interface CorsMap {
   preflight: string;
   /** PCRE matched case-insensitively against the whole Origin header; built from validated origins. */
   pattern: string;
+  /**
+   * The CORS header values locations send to an allowed Origin (`value`; null: the Origin itself),
+   * each a map of `variable` (`isc_cv_<digest>`): for another Origin, the backend's own `header`.
+   */
+  values: Array<{ variable: string; header: string; value: string | null }>;
 }
 
 /** How a location reads in nginx.conf: `= /foo`, `/foo/`, `~ ^/foo(?:/|$)`, `~* ^/api/(.*)`. */

@@ -806,29 +806,9 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
   for (const e of s.errorPages) out.push(['error_page', String(e.code), '=', `@${e.location}`]);
   if (s.auth) out.push(['auth_basic', asWritten(s.auth.realm)], ['auth_basic_user_file', asWritten(s.auth.userFile)]);
   if (s.cors) {
-    for (const n of [
-      'Allow-Origin',
-      'Allow-Credentials',
-      'Allow-Methods',
-      'Allow-Headers',
-      'Expose-Headers',
-      'Max-Age',
-    ])
-      out.push(['proxy_hide_header', `Access-Control-${n}`]);
-    out.push([
-      'add_header',
-      'Access-Control-Allow-Origin',
-      'any' in s.cors.origin ? '*' : `$${s.cors.origin.variable}`,
-      'always',
-    ]);
-    if (s.cors.credentials) out.push(['add_header', 'Access-Control-Allow-Credentials', 'true', 'always']);
-    out.push(
-      ['add_header', 'Access-Control-Allow-Methods', s.cors.methods, 'always'],
-      ['add_header', 'Access-Control-Allow-Headers', s.cors.headers, 'always'],
-    );
-    if (s.cors.exposeHeaders !== null)
-      out.push(['add_header', 'Access-Control-Expose-Headers', s.cors.exposeHeaders, 'always']);
-    out.push(['add_header', 'Access-Control-Max-Age', String(s.cors.maxAge), 'always']);
+    for (const h of s.cors.headers) out.push(['proxy_hide_header', h.name]);
+    for (const h of s.cors.headers)
+      out.push(['add_header', h.name, 'value' in h ? asWritten(h.value) : `$${h.variable}`, 'always']);
   }
   if (s.bodySize !== null) out.push(['client_max_body_size', s.bodySize]);
   const headers = (directive: string, names?: string[]): Shape[] =>
@@ -1031,6 +1011,15 @@ function structureProblems(m: RoutingModel, trees: Map<string, Directive[]>): st
                 ['~^OPTIONS.', '1'],
               ],
             ],
+            ...c.values.map((v) => [
+              'map',
+              `$${c.variable}`,
+              `$${v.variable}`,
+              [
+                ['', `$upstream_http_${v.header.toLowerCase().replaceAll('-', '_')}`],
+                ['default', v.value === null ? '$http_origin' : asWritten(v.value)],
+              ],
+            ]),
           ]),
           ...m.affinityKeys.map((k) => [
             'map',
@@ -1229,8 +1218,11 @@ function settingsProblems(m: RoutingModel, files: Set<string>): string[] {
   for (const c of m.corsMaps) {
     if (!/^isc_cors_[0-9a-f]{8}$/.test(c.variable) || c.preflight !== c.variable.replace('isc_cors_', 'isc_cpf_'))
       bad('CORS map variables', [c.variable, c.preflight]);
-    if (!/^\^\((https?:\/\/(\[a-z0-9-\]\+\\\.)?[a-z0-9\\.-]+(:[0-9]+)?\|?)+\)\$$/.test(c.pattern))
+    if (!/^\^\((([a-z]+:\/\/(\[a-z0-9-\]\+\\\.)?[a-z0-9\\.-]*(:[0-9]+)?|null)\|?)+\)\$$/.test(c.pattern))
       bad('CORS origin pattern', c.pattern);
+    for (const v of c.values)
+      if (!/^isc_cv_[0-9a-f]{8}$/.test(v.variable) || (v.value !== null && !/^[A-Za-z0-9_*, +-]+$/.test(v.value)))
+        bad('CORS value map', v);
   }
   for (const c of m.affinityCookies) {
     if (
@@ -1329,9 +1321,13 @@ function settingsProblems(m: RoutingModel, files: Set<string>): string[] {
       if (x.cors) {
         const o = x.cors.origin;
         if (!('any' in o) && maps.get(o.variable)?.preflight !== o.preflight) bad('CORS origin variable', o);
-        for (const v of [x.cors.methods, x.cors.headers, x.cors.exposeHeaders ?? 'X'])
-          if (!/^[A-Za-z0-9_*-]+(, [A-Za-z0-9_*-]+)*$/.test(v)) bad('CORS header value', v);
-        if (!(Number.isInteger(x.cors.maxAge) && x.cors.maxAge >= 0)) bad('CORS max age', x.cors.maxAge);
+        const values = maps.get('any' in o ? '' : o.variable)?.values ?? [];
+        for (const h of x.cors.headers) {
+          if (!/^Access-Control-(Allow-(Origin|Credentials|Methods|Headers)|Expose-Headers|Max-Age)$/.test(h.name))
+            bad('CORS header name', h.name);
+          if ('variable' in h ? !values.some((v) => v.variable === h.variable) : !/^[A-Za-z0-9_*, +-]+$/.test(h.value))
+            bad('CORS header value', h);
+        }
       }
     }
   }

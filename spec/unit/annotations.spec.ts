@@ -150,37 +150,54 @@ describe('annotations: parsing', () => {
     }
   });
 
-  it('CORS: ingress-nginx defaults; origins, methods, headers checked', () => {
+  it('CORS: ingress-nginx defaults; values kept as written, in its grammars', () => {
     deepStrictEqual(one('enable-cors', 'true').cors, {
       origins: null,
-      methods: ann.DEFAULT_CORS_METHODS,
-      headers: ann.DEFAULT_CORS_HEADERS,
-      exposeHeaders: [],
+      methods: 'GET, PUT, POST, DELETE, PATCH, OPTIONS',
+      headers:
+        'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization',
+      exposeHeaders: null,
       credentials: true,
-      maxAge: 1728000,
+      maxAge: '1728000',
     });
     const c = parse({
       [`${P}enable-cors`]: 'true',
-      [`${P}cors-allow-origin`]: 'https://a.test, http://*.b.test:8080',
-      [`${P}cors-allow-methods`]: 'get,POST',
+      [`${P}cors-allow-origin`]: ' https://a.test,, http://*.B.test:8080, null, capacitor://localhost, ',
+      [`${P}cors-allow-methods`]: ' get,POST ',
       [`${P}cors-allow-headers`]: 'X-A, X_B',
       [`${P}cors-expose-headers`]: '*',
       [`${P}cors-allow-credentials`]: 'false',
-      [`${P}cors-max-age`]: '60',
+      [`${P}cors-max-age`]: '+060',
     }).annotations.cors;
     deepStrictEqual(c, {
       origins: [
         { scheme: 'https', host: 'a.test', wildcard: false, port: null },
-        { scheme: 'http', host: 'b.test', wildcard: true, port: 8080 },
+        { scheme: 'http', host: 'b.test', wildcard: true, port: '8080' },
+        { null: true },
+        { scheme: 'capacitor', host: 'localhost', wildcard: false, port: null },
       ],
-      methods: ['GET', 'POST'],
-      headers: ['X-A', 'X_B'],
-      exposeHeaders: ['*'],
+      methods: 'get,POST',
+      headers: 'X-A, X_B',
+      exposeHeaders: '*',
       credentials: false,
-      maxAge: 60,
+      maxAge: '60',
     });
+    // What ingress-nginx's regexes accept is sent as written.
+    const value = (name: string, v: string) =>
+      (
+        parse({ [`${P}enable-cors`]: 'true', [`${P}${name}`]: v }).annotations.cors as unknown as Record<
+          string,
+          unknown
+        >
+      )[name === 'cors-allow-methods' ? 'methods' : name === 'cors-allow-headers' ? 'headers' : 'exposeHeaders'];
+    for (const v of ['GET,POST,PUT', 'GET, POST', 'GET POST', 'GET,POST,', 'get'])
+      equal(value('cors-allow-methods', v), v);
+    for (const v of ['X-A,X-B', 'X-A X-B', ',X-A,,', 'x_a , - , 9']) equal(value('cors-allow-headers', v), v);
+    for (const v of ['X-A, X-B', '*', 'X-A*', 'X-A X-B,']) equal(value('cors-expose-headers', v), v);
+    equal(parse({ [`${P}enable-cors`]: 'true', [`${P}cors-max-age`]: '-1' }).annotations.cors?.maxAge, '-1');
     equal(
-      parse({ [`${P}enable-cors`]: 'true', [`${P}cors-allow-origin`]: 'https://a.test, *' }).annotations.cors?.origins,
+      parse({ [`${P}enable-cors`]: 'true', [`${P}cors-allow-origin`]: 'a.test, https://a.test, *' }).annotations.cors
+        ?.origins,
       null,
       '"*" anywhere means any origin',
     );
@@ -190,19 +207,24 @@ describe('annotations: parsing', () => {
         (e: unknown) => e instanceof InvalidValue && reason.test(e.message),
         value,
       );
+    for (const bad of ['a.test', '*.a.test:8080', 'NULL'])
+      cors('cors-allow-origin', bad, /has no scheme: ingress-nginx skips/);
     for (const bad of [
-      'a.test',
-      'ftp://a.test',
+      'HTTPS://a.test',
       'https://a.test/path',
       'https://a_b.test',
       'https://*.*.a.test',
-      'https://a.test:99999',
       "https://a.test'",
+      'https://a.test:port',
     ])
       cors('cors-allow-origin', bad, /is not an origin/);
-    cors('cors-allow-methods', 'GET;', /is not an HTTP method/);
-    cors('cors-allow-headers', 'X-A$', /is not a header name/);
-    cors('cors-max-age', '-1', /is not a whole number/);
+    for (const bad of ['GET;', 'GET,,POST', 'GET,  POST', 'GET,\tPOST', 'GET\nPOST', 'GET, $x', 'G3T'])
+      cors('cors-allow-methods', bad, /is not a list of HTTP methods/);
+    for (const bad of ['X-A$', 'X-A;', 'X-A\tX-B', '"X"', 'X.A'])
+      cors('cors-allow-headers', bad, /is not a list of header names/);
+    for (const bad of ['X-A,,X-B', 'X-A;', 'X.A'])
+      cors('cors-expose-headers', bad, /is not a list of header names or "\*"/);
+    for (const bad of ['1.5', '60s', '9223372036854775808', 'x']) cors('cors-max-age', bad, /is not a whole number/);
     // Without enable-cors the others do nothing, and say so.
     deepStrictEqual(parse({ [`${P}cors-allow-origin`]: 'https://a.test' }).notes, [
       `annotation ${P}cors-allow-origin has no effect: ${P}enable-cors is not "true"`,
@@ -760,6 +782,30 @@ describe('annotations: translation', function () {
       ['^(https://a\\.test|https://[a-z0-9-]+\\.b\\.test:8443)$'],
     );
     ok(/^isc_cors_[0-9a-f]{8}$/.test(m.corsMaps[0]!.variable));
+    // One value map per header value, shared by the locations that send it; the origin is echoed.
+    deepStrictEqual(m.corsMaps[0]!.values.map((v) => [v.header, v.value]).sort(), [
+      ['Access-Control-Allow-Credentials', 'true'],
+      ['Access-Control-Allow-Headers', ann.DEFAULT_CORS_HEADERS],
+      ['Access-Control-Allow-Methods', ann.DEFAULT_CORS_METHODS],
+      ['Access-Control-Allow-Origin', null],
+      ['Access-Control-Max-Age', '1728000'],
+    ]);
+    ok(m.corsMaps[0]!.values.every((v) => /^isc_cv_[0-9a-f]{8}$/.test(v.variable)));
+    const c1 = host(m, 'c.test').locations[0]?.settings.cors;
+    deepStrictEqual(
+      c1?.headers.map((h) => h.name),
+      [
+        'Access-Control-Allow-Origin',
+        'Access-Control-Allow-Credentials',
+        'Access-Control-Allow-Methods',
+        'Access-Control-Allow-Headers',
+        'Access-Control-Max-Age',
+      ],
+    );
+    deepStrictEqual(
+      host(m, 'd.test').locations.find((l) => l.ingress === 'default/c2')?.settings.cors?.headers,
+      c1?.headers,
+    );
     deepStrictEqual(host(m, 'd.test').locations.find((l) => l.ingress === 'default/c3')?.settings.cors?.origin, {
       any: true,
     });

@@ -12,7 +12,7 @@ import { InvalidValue } from '../grammar.ts';
 import { accessSettings } from './access.ts';
 import { AuthFiles } from './auth.ts';
 import { AffinityCookies } from './balancing.ts';
-import { CorsMaps } from './cors.ts';
+import { CorsMaps, corsVariables } from './cors.ts';
 import { MirrorAndErrorLocations } from './mirror-errors.ts';
 import { proxySettings } from './proxy.ts';
 import { RateLimitZones } from './rate-limits.ts';
@@ -140,8 +140,7 @@ export class LocationSettingsBuilder {
       for (const l of s.locations) {
         for (const z of l.settings.limitReq) req.add(z.zone);
         if (l.settings.limitConn) conn.add(l.settings.limitConn.zone);
-        const origin = l.settings.cors?.origin;
-        if (origin && 'variable' in origin) cors.add(origin.variable);
+        for (const v of corsVariables(l.settings.cors)) cors.add(v);
         if (l.settings.auth) files.add(path.basename(l.settings.auth.userFile));
         if (l.settings.setCookie) cookies.add(l.settings.setCookie);
       }

@@ -16,7 +16,7 @@ import { SNIPPET_PARTIAL, snippetLines } from '../annotations/snippets.ts';
 import { grpcView, proxyView } from '../annotations/proxy.ts';
 import { redirectView } from '../annotations/redirect.ts';
 import { accessView } from '../annotations/access.ts';
-import { corsView } from '../annotations/cors.ts';
+import { corsMapView, corsView } from '../annotations/cors.ts';
 import { rateLimitView } from '../annotations/rate-limits.ts';
 import { authView } from '../annotations/auth.ts';
 import { balancingView } from '../annotations/balancing.ts';
@@ -369,11 +369,7 @@ export class Renderer {
         rate: `rate=${z.rate}`,
       })),
       limitConnZones: model.limitConnZones.map((z) => ({ zone: `zone=${derived(z)}:${ZONE_SIZE}` })),
-      corsMaps: model.corsMaps.map((m) => ({
-        variable: derived(m.variable),
-        preflight: derived(m.preflight),
-        pattern: `~*${m.pattern}`,
-      })),
+      corsMaps: model.corsMaps.map((m) => corsMapView(m, derived)),
       affinityKeys: model.affinityKeys.map((k) => ({
         variable: derived(k.variable),
         source: requestVariable(`cookie_${k.cookie}`),
