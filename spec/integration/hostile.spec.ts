@@ -1281,12 +1281,18 @@ function settingsProblems(m: RoutingModel, files: Set<string>): string[] {
         bad('location pattern', l.path);
       if (
         x.rewrite &&
-        (!/^(?:[A-Za-z0-9\-._~:/]|\$[1-9])+$/.test(x.rewrite.replacement) ||
+        (!/^(?:https?:\/\/(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?(?=\/|$))?(?:[A-Za-z0-9\-._~:/]|\$[1-9])*$/i.test(
+          x.rewrite.replacement,
+        ) ||
           CONTROL.test(x.rewrite.regex) ||
           /\(\?[^:i]/.test(x.rewrite.regex))
       )
         bad('rewrite', x.rewrite);
-      if (x.appRoot !== null && !/^\/[A-Za-z0-9\-._~!&'()*+,;=:@/%?]*$/.test(x.appRoot)) bad('app-root', x.appRoot);
+      if (
+        x.appRoot !== null &&
+        !/^\/(?:[A-Za-z0-9\-._~!&'()*+,;=:@/%?]|\$\{(request_uri|host|scheme|args|is_args)\})*$/.test(x.appRoot)
+      )
+        bad('app-root', x.appRoot);
       if (
         x.redirect &&
         (!/^https?:\/\/([A-Za-z0-9\-._~:/?#[\]@!&'()*+,;=%]|\$\{(request_uri|host|scheme|args|is_args)\})+$/.test(
