@@ -496,6 +496,19 @@ describe('annotations through a real nginx', function () {
     const p = await get('rw-abs-prefix.test', '/old/x?y=2');
     assert.equal(p.headers.location, 'http://[2001:db8::1]:8080/new?y=2');
     assert.equal((await get('rw-abs-prefix.test', '/other')).status, 404);
+
+    // ingress-nginx redirects to HTTPS in Lua, after the location's rewrite: an http:// request
+    // gets the target's 302, not a 308 to https://rw-abs-tls.test first.
+    const tls = await apply(
+      ingress('rw-abs-tls', 'rw-abs-tls.test', [['/foo(/|$)(.*)', 'ImplementationSpecific', 'alpha']], {
+        'rewrite-target': 'https://bar.example.org/$2',
+        'force-ssl-redirect': 'true',
+      }),
+      'rw-abs-tls.test',
+      '/foo/a',
+      (x) => x.status === 302,
+    );
+    assert.equal(tls.headers.location, 'https://bar.example.org/a');
   });
 
   it('permanent-redirect (and its code) and temporal-redirect answer with the status and Location', async () => {

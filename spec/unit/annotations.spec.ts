@@ -97,6 +97,8 @@ describe('annotations: parsing', () => {
     refused('rewrite-target', 'https://a.test:0/', /port outside 1-65535/);
     refused('rewrite-target', 'https://a.test:99999/', /port outside 1-65535/);
     refused('rewrite-target', 'https://a.test/?x', /may contain only/);
+    // nginx redirects only for a lowercase scheme; "HTTPS://" would become the URI itself.
+    refused('rewrite-target', 'HTTPS://a.test/$1', /must write its scheme in lowercase/);
   });
 
   it('use-regex is a boolean', () => {

@@ -188,12 +188,14 @@ export function parseRedirectPath(name: string, value: string): string {
 
 // A rewrite-target's origin: http(s)://, a host (a DNS name, a dotted quad or a bracketed IPv6
 // address; no capture, so that a request cannot choose where it is sent) and an optional port.
-const REWRITE_ORIGIN = /^(https?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(?=[/$]|$)/i;
+const REWRITE_ORIGIN = /^(https?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(?=[/$]|$)/;
 const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 /** The origin an absolute rewrite-target starts with (`https://host[:port]`), or null when it is a path. */
 function rewriteOrigin(name: string, value: string): string | null {
   if (!/^https?:/i.test(value)) return null;
+  // nginx redirects only for a lowercase scheme: with "HTTPS://" it would rewrite the URI to that text.
+  if (!/^https?:/.test(value)) throw fail(name, value, 'must write its scheme in lowercase (http:// or https://)');
   const m = REWRITE_ORIGIN.exec(value);
   if (!m) throw fail(name, value, 'must be http(s)://HOST[:PORT] followed by nothing or a path starting with "/"');
   const host = m[2]!.toLowerCase();
@@ -354,13 +356,20 @@ function redirectUrl(u: RedirectUrl): string {
   return u.map((p) => ('text' in p ? p.text : `\${${p.variable}}`)).join('');
 }
 
+/** Whether nginx answers a rewrite's replacement with a redirect (it starts with a lowercase http:// or https://). */
+export const isRedirectReplacement = (replacement: string) => /^https?:\/\//.test(replacement);
+
 export function redirectView(s: RedirectSettings) {
+  // An absolute rewrite-target comes before the HTTPS redirect: ingress-nginx's is Lua, run after
+  // the location's rewrite directives, so the target's 302 is what an http:// request gets there.
+  const redirecting = s.rewrite !== null && isRedirectReplacement(s.rewrite.replacement);
   return {
     // The template writes every one of these next to a fixed directive; `$` appears only where the
     // model says a variable belongs (captures, the redirect variables).
     appRoot: s.appRoot === null ? '' : `$scheme://$ingress_sidecar_host${s.appRoot}`,
     redirect: s.redirect ? { code: s.redirect.code, url: s.redirect.url } : null,
-    rewrite: s.rewrite,
+    rewrite: redirecting ? null : s.rewrite,
+    redirectRewrite: redirecting ? s.rewrite : null,
     xForwardedPrefix: s.xForwardedPrefix ?? '',
   };
 }
