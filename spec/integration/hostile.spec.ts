@@ -777,6 +777,10 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
         : ['if', `($${s.cors.origin.preflight})`, [['return', '204']]],
     );
   }
+  // A rewrite to an absolute URL (nginx answers it with a redirect) comes before the HTTPS redirect.
+  const rewrite = s.rewrite && ['rewrite', asWritten(s.rewrite.regex), asWritten(s.rewrite.replacement), 'break'];
+  const redirecting = s.rewrite !== null && /^https?:\/\//.test(s.rewrite.replacement);
+  if (rewrite && redirecting) out.push(rewrite);
   const port = m.https && m.https.redirectPort !== 443 ? `:${m.https.redirectPort}` : '';
   if (l.sslRedirect)
     out.push([
@@ -792,7 +796,7 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
         ],
       ],
     ]);
-  if (s.rewrite) out.push(['rewrite', asWritten(s.rewrite.regex), asWritten(s.rewrite.replacement), 'break']);
+  if (rewrite && !redirecting) out.push(rewrite);
   for (const z of s.limitReq) out.push(['limit_req', `zone=${z.zone}`, `burst=${z.burst}`, 'nodelay']);
   if (s.limitConn) out.push(['limit_conn', s.limitConn.zone, String(s.limitConn.connections)]);
   for (const c of s.deny) out.push(['deny', c]);
