@@ -450,6 +450,67 @@ describe('annotations through a real nginx', function () {
     assert.equal(echo(await get('root.test', '/app1')).url, '/app1');
   });
 
+  it('app-root with the variables ingress-nginx users put there: / answers 302, the query string kept', async () => {
+    const a = await apply(
+      ingress('root-args', 'root-args.test', [['/', 'Prefix', 'alpha']], { 'app-root': '/login$is_args$args' }),
+      'root-args.test',
+      '/?next=%2Fhome&x=1',
+      (x) => x.status === 302,
+    );
+    // ingress-nginx: `return 302 $scheme://$http_host/login$is_args$args` for a request of "/".
+    assert.equal(a.headers.location, 'http://root-args.test/login?next=%2Fhome&x=1');
+    assert.equal((await get('root-args.test', '/')).headers.location, 'http://root-args.test/login');
+    assert.equal(echo(await get('root-args.test', '/login?x=1')).url, '/login?x=1');
+  });
+
+  it('rewrite-target with an absolute URL: nginx answers 302 to it, with the captures and the query string', async () => {
+    const a = await apply(
+      ingress('rw-abs', 'rw-abs.test', [['/foo(/|$)(.*)', 'ImplementationSpecific', 'alpha']], {
+        'rewrite-target': 'https://bar.example.org/$2',
+      }),
+      'rw-abs.test',
+      '/foo/a/b?x=1',
+      (x) => x.status === 302,
+    );
+    // As ingress-nginx's `rewrite "(?i)/foo(/|$)(.*)" https://bar.example.org/$2 break;`: nginx
+    // redirects a replacement that starts with https://, and appends the request's arguments.
+    assert.equal(a.headers.location, 'https://bar.example.org/a/b?x=1');
+    assert.equal((await get('rw-abs.test', '/FOO/c')).headers.location, 'https://bar.example.org/c');
+    assert.equal((await get('rw-abs.test', '/foo')).headers.location, 'https://bar.example.org/');
+    // A CR/LF the client encodes into the captured path is escaped again, never a header of its own.
+    const crlf = await get('rw-abs.test', '/foo/x%0d%0aSet-Cookie:%20a=b');
+    assert.equal(crlf.status, 302);
+    assert.equal(crlf.headers['set-cookie'], undefined);
+    // (".*" stops at the LF, as in ingress-nginx, whose regex this is; the CR is escaped.)
+    assert.equal(crlf.headers.location, 'https://bar.example.org/x%0D');
+
+    // A Prefix path rewrites from its literal: the whole URI becomes the target, arguments appended.
+    await apply(
+      ingress('rw-abs-prefix', 'rw-abs-prefix.test', [['/old', 'Prefix', 'alpha']], {
+        'rewrite-target': 'http://[2001:db8::1]:8080/new',
+      }),
+      'rw-abs-prefix.test',
+      '/old/x?y=2',
+      (x) => x.status === 302,
+    );
+    const p = await get('rw-abs-prefix.test', '/old/x?y=2');
+    assert.equal(p.headers.location, 'http://[2001:db8::1]:8080/new?y=2');
+    assert.equal((await get('rw-abs-prefix.test', '/other')).status, 404);
+
+    // ingress-nginx redirects to HTTPS in Lua, after the location's rewrite: an http:// request
+    // gets the target's 302, not a 308 to https://rw-abs-tls.test first.
+    const tls = await apply(
+      ingress('rw-abs-tls', 'rw-abs-tls.test', [['/foo(/|$)(.*)', 'ImplementationSpecific', 'alpha']], {
+        'rewrite-target': 'https://bar.example.org/$2',
+        'force-ssl-redirect': 'true',
+      }),
+      'rw-abs-tls.test',
+      '/foo/a',
+      (x) => x.status === 302,
+    );
+    assert.equal(tls.headers.location, 'https://bar.example.org/a');
+  });
+
   it('permanent-redirect (and its code) and temporal-redirect answer with the status and Location', async () => {
     const p = await apply(
       ingress('moved', 'moved.test', [['/', 'Prefix', 'alpha']], {

@@ -72,7 +72,9 @@ const GROUPS: Array<(r: Rand) => Record<string, string>> = [
     [A('proxy-buffer-size')]: r.pick(['4k', '16k', '1m', '1024']),
   }),
   (r) => ({ [A('x-forwarded-prefix')]: r.pick(['/p', '/a-b_c.d~e:f']) }),
-  (r) => ({ [A('app-root')]: r.pick(['/app', '/app/?x=1&y=%20']) }),
+  (r) => ({
+    [A('app-root')]: r.pick(['/app', '/app/?x=1&y=%20', '/login$is_args$args', '/a?h=${host}&u=$request_uri']),
+  }),
   (r) => ({
     [A('permanent-redirect')]: r.pick([
       'https://example.com$request_uri',
@@ -137,7 +139,9 @@ const GROUPS: Array<(r: Rand) => Record<string, string>> = [
     ...(r.chance(0.5) ? { [A('default-backend')]: 'errors' } : {}),
   }),
   (r) => ({ [A('default-backend')]: r.pick(['errors', 'web']) }),
-  (r) => ({ [A('rewrite-target')]: r.pick(['/', '/base/']) }),
+  (r) => ({
+    [A('rewrite-target')]: r.pick(['/', '/base/', 'https://bar.example.org/', 'http://[2001:db8::1]:8080/x']),
+  }),
   () => ({ [A('use-regex')]: 'true' }),
 ];
 

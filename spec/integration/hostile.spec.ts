@@ -777,6 +777,10 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
         : ['if', `($${s.cors.origin.preflight})`, [['return', '204']]],
     );
   }
+  // A rewrite to an absolute URL (nginx answers it with a redirect) comes before the HTTPS redirect.
+  const rewrite = s.rewrite && ['rewrite', asWritten(s.rewrite.regex), asWritten(s.rewrite.replacement), 'break'];
+  const redirecting = s.rewrite !== null && /^https?:\/\//.test(s.rewrite.replacement);
+  if (rewrite && redirecting) out.push(rewrite);
   const port = m.https && m.https.redirectPort !== 443 ? `:${m.https.redirectPort}` : '';
   if (l.sslRedirect)
     out.push([
@@ -792,7 +796,7 @@ function locationBody(m: RoutingModel, l: Location): Shape[] {
         ],
       ],
     ]);
-  if (s.rewrite) out.push(['rewrite', asWritten(s.rewrite.regex), asWritten(s.rewrite.replacement), 'break']);
+  if (rewrite && !redirecting) out.push(rewrite);
   for (const z of s.limitReq) out.push(['limit_req', `zone=${z.zone}`, `burst=${z.burst}`, 'nodelay']);
   if (s.limitConn) out.push(['limit_conn', s.limitConn.zone, String(s.limitConn.connections)]);
   for (const c of s.deny) out.push(['deny', c]);
@@ -1273,12 +1277,18 @@ function settingsProblems(m: RoutingModel, files: Set<string>): string[] {
         bad('location pattern', l.path);
       if (
         x.rewrite &&
-        (!/^(?:[A-Za-z0-9\-._~:/]|\$[1-9])+$/.test(x.rewrite.replacement) ||
+        (!/^(?:https?:\/\/(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?(?=\/|$))?(?:[A-Za-z0-9\-._~:/]|\$[1-9])*$/i.test(
+          x.rewrite.replacement,
+        ) ||
           CONTROL.test(x.rewrite.regex) ||
           /\(\?[^:i]/.test(x.rewrite.regex))
       )
         bad('rewrite', x.rewrite);
-      if (x.appRoot !== null && !/^\/[A-Za-z0-9\-._~!&'()*+,;=:@/%?]*$/.test(x.appRoot)) bad('app-root', x.appRoot);
+      if (
+        x.appRoot !== null &&
+        !/^\/(?:[A-Za-z0-9\-._~!&'()*+,;=:@/%?]|\$\{(request_uri|host|scheme|args|is_args)\})*$/.test(x.appRoot)
+      )
+        bad('app-root', x.appRoot);
       if (
         x.redirect &&
         (!/^https?:\/\/([A-Za-z0-9\-._~:/?#[\]@!&'()*+,;=%]|\$\{(request_uri|host|scheme|args|is_args)\})+$/.test(

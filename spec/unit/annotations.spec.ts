@@ -69,16 +69,56 @@ describe('annotations: parsing', () => {
       refused('rewrite-target', bad, /rewrite-target: .* (may contain only|must start with)/);
   });
 
+  it('rewrite-target: an absolute http(s) URL (nginx answers it with a 302), its host checked', () => {
+    deepStrictEqual(one('rewrite-target', 'https://bar.example.org/$1').rewriteTarget, [
+      { text: 'https://bar.example.org/' },
+      { capture: 1 },
+    ]);
+    deepStrictEqual(one('rewrite-target', 'http://Bar.Example.org:8080').rewriteTarget, [
+      { text: 'http://Bar.Example.org:8080' },
+    ]);
+    deepStrictEqual(one('rewrite-target', 'https://10.0.0.1/a/${2}').rewriteTarget, [
+      { text: 'https://10.0.0.1/a/' },
+      { capture: 2 },
+    ]);
+    deepStrictEqual(one('rewrite-target', 'https://[2001:db8::1]:8443/$1').rewriteTarget, [
+      { text: 'https://[2001:db8::1]:8443/' },
+      { capture: 1 },
+    ]);
+    equal(one('rewrite-target', 'https://bar.example.org/$1').useRegex, true);
+    for (const bad of ['https://', 'https:///x', 'https://a b/', 'https://a.test@evil.test/', 'ftp://a.test/'])
+      refused('rewrite-target', bad, /rewrite-target: .* (must be http|must start with|must name|may contain only)/);
+    // A capture right after the host could make it another host.
+    refused('rewrite-target', 'https://bar.example.org$1', /must have "\/" between the host and a capture/);
+    refused('rewrite-target', 'https://$1/x', /must be http\(s\):\/\/HOST/);
+    refused('rewrite-target', 'https://a..b/', /must name a DNS host/);
+    refused('rewrite-target', 'https://2852039166/', /must name a DNS host/);
+    refused('rewrite-target', 'https://[::1%eth0]/', /must be http|must name a DNS host/);
+    refused('rewrite-target', 'https://a.test:0/', /port outside 1-65535/);
+    refused('rewrite-target', 'https://a.test:99999/', /port outside 1-65535/);
+    refused('rewrite-target', 'https://a.test/?x', /may contain only/);
+    // nginx redirects only for a lowercase scheme; "HTTPS://" would become the URI itself.
+    refused('rewrite-target', 'HTTPS://a.test/$1', /must write its scheme in lowercase/);
+  });
+
   it('use-regex is a boolean', () => {
     equal(one('use-regex', 'true').useRegex, true);
     refused('use-regex', 'yes', /must be "true" or "false"/);
   });
 
-  it('app-root and x-forwarded-prefix: paths without variables', () => {
+  it('app-root and x-forwarded-prefix: paths; app-root may use the redirect variables', () => {
     equal(one('app-root', '/app1').appRoot, '/app1');
     equal(one('app-root', '/app?x=1&y=%20').appRoot, '/app?x=1&y=%20');
-    for (const bad of ['app', '//evil.test/x', '/a$uri', '/a b', '/%zz', 'https://x.test/'])
+    // As ingress-nginx users write it: the variables are canonicalised to ${name}.
+    equal(one('app-root', '/login$is_args$args').appRoot, '/login${is_args}${args}');
+    equal(one('app-root', '/a${scheme}b?h=$host&u=$request_uri').appRoot, '/a${scheme}b?h=${host}&u=${request_uri}');
+    for (const bad of ['app', '//evil.test/x', '/a b', '/%zz', 'https://x.test/'])
       refused('app-root', bad, /app-root: .* (must be an absolute path|may contain only)/);
+    refused('app-root', '/a$uri', /uses \$uri; only \$request_uri, \$host, \$scheme, \$args, \$is_args may appear/);
+    refused('app-root', '/a$http_x', /uses \$http_x/);
+    refused('app-root', '/a$1', /uses \$1/);
+    refused('app-root', '/a$', /has a "\$" that does not start one of the variables/);
+    refused('app-root', '/a${args', /has a "\$" that does not start/);
     equal(one('x-forwarded-prefix', '/api').xForwardedPrefix, '/api');
     for (const bad of ['/a$host', '/a b', '/a"', '/a;']) refused('x-forwarded-prefix', bad, /may contain only letters/);
   });
@@ -118,12 +158,34 @@ describe('annotations: parsing', () => {
     refused('permanent-redirect', 'javascript:alert(1)', /must be an absolute http/);
     refused('permanent-redirect', 'https://x.test/a b', /may contain only URL characters/);
     refused('permanent-redirect', 'https://x.test/"', /may contain only URL characters/);
-    for (const bad of ['200', '300', '304', '404', '3o1']) {
+    for (const bad of ['300', '304', '305', '306']) {
       throws(
         () => parse({ [`${P}permanent-redirect`]: 'http://a.test/', [`${P}permanent-redirect-code`]: bad }),
-        /is not a redirect status: 301, 302, 303, 307 or 308/,
+        /is not a redirect status nginx sends a Location with: 301, 302, 303, 307 or 308/,
       );
     }
+    for (const bad of ['3o1', '301.5', 'moved'])
+      throws(
+        () => parse({ [`${P}permanent-redirect`]: 'http://a.test/', [`${P}permanent-redirect-code`]: bad }),
+        /is not a whole number/,
+      );
+    // Outside ingress-nginx's range (300-308 permanent, 300-307 temporal) its default code is used, noted.
+    for (const [code, used] of [
+      ['200', 301],
+      ['404', 301],
+      ['309', 301],
+    ] as const) {
+      const p = parse({ [`${P}permanent-redirect`]: 'http://a.test/', [`${P}permanent-redirect-code`]: code });
+      equal(p.annotations.redirect?.code, used);
+      deepStrictEqual(p.notes, [
+        `annotation ${P}permanent-redirect-code has no effect: "${code}" is outside 300-308, so 301 is used, as in ingress-nginx`,
+      ]);
+    }
+    const t308 = parse({ [`${P}temporal-redirect`]: 'http://a.test/', [`${P}temporal-redirect-code`]: '308' });
+    equal(t308.annotations.redirect?.code, 302);
+    deepStrictEqual(t308.notes, [
+      `annotation ${P}temporal-redirect-code has no effect: "308" is outside 300-307, so 302 is used, as in ingress-nginx`,
+    ]);
   });
 
   it('allowlist, whitelist and denylist source ranges: CIDRs normalised to their network', () => {
@@ -389,7 +451,9 @@ describe('annotations: parsing the routing annotations', () => {
         total: 1000,
       },
     );
-    throws(() => many({ canary: 'true', 'canary-weight': '101' }), /from 0 to 100/);
+    // ingress-nginx accepts a weight above the total: the canary takes every request left to the weight.
+    equal(many({ canary: 'true', 'canary-weight': '101' }).annotations.canary?.weight, 101);
+    throws(() => many({ canary: 'true', 'canary-weight': '-1' }), /from 0 to 1000000/);
     refused('canary-by-header', 'X Canary', /header name/);
     refused('canary-by-header-value', 'a b', /may contain only/);
     deepStrictEqual(many({ 'canary-weight': '5' }).notes, [

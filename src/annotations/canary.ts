@@ -34,7 +34,7 @@ export interface CanaryConfig {
   header: { name: string; value: string | null } | null;
   /** canary-by-cookie: "always" sends to the canary, "never" to the main backend. Letters, digits, "_". */
   cookie: string | null;
-  /** canary-weight out of canary-weight-total, for requests no header or cookie decided. */
+  /** canary-weight out of canary-weight-total, for requests no header or cookie decided (a weight above the total: all of them). */
   weight: number;
   total: number;
 }
@@ -64,7 +64,8 @@ export function parseCanary({ r, noEffect }: GroupInput): CanaryAnnotations {
     );
   const totalValue =
     total === undefined ? DEFAULT_CANARY_WEIGHT_TOTAL : parseInteger(CANARY_WEIGHT_TOTAL, total, 1, 1_000_000);
-  const weightValue = weight === undefined ? 0 : parseInteger(CANARY_WEIGHT, weight, 0, totalValue);
+  // ingress-nginx accepts a weight above the total: every request it does not decide otherwise goes to the canary.
+  const weightValue = weight === undefined ? 0 : parseInteger(CANARY_WEIGHT, weight, 0, 1_000_000);
   if (canary) {
     if (header === undefined) noEffect(CANARY_BY_HEADER_VALUE, `${CANARY_BY_HEADER} is not set`);
     return {

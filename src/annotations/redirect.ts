@@ -2,6 +2,8 @@
 // rewrite-target, app-root, x-forwarded-prefix, permanent-redirect and temporal-redirect (and
 // their codes).
 
+import { isIP } from 'node:net';
+import { isDnsSubdomain } from '../grammar.ts';
 import { annotation, fail, type GroupInput } from './values.ts';
 
 export const SSL_REDIRECT_ANNOTATION = annotation('ssl-redirect');
@@ -33,7 +35,11 @@ export const REDIRECT_ANNOTATIONS = [
 /** nginx `return` codes that send a Location header. */
 export type RedirectCode = 301 | 302 | 303 | 307 | 308;
 
-/** A rewrite-target: literal text and regex capture references ($1-$9), in order. */
+/**
+ * A rewrite-target: literal text and regex capture references ($1-$9), in order. When the first
+ * text is an origin (`https://host[:port]`), nginx answers with a 302 redirect to the result
+ * instead of rewriting the URI, as it does for ingress-nginx's identical `rewrite` directive.
+ */
 export type RewriteTarget = Array<{ text: string } | { capture: number }>;
 
 /** Variables a redirect URL may use: none of them can carry a CR or LF into the Location header. */
@@ -111,16 +117,22 @@ export function parseRewrite({
   const permanent = r.string(PERMANENT_REDIRECT);
   const temporalCode = r.string(TEMPORAL_REDIRECT_CODE);
   const permanentCode = r.string(PERMANENT_REDIRECT_CODE);
-  const tCode = temporalCode === undefined ? 302 : parseRedirectCode(TEMPORAL_REDIRECT_CODE, temporalCode);
-  const pCode = permanentCode === undefined ? 301 : parseRedirectCode(PERMANENT_REDIRECT_CODE, permanentCode);
+  const notes: Array<[string, string]> = [];
+  const note = (n: string, why: string) => notes.push([n, why]);
+  const tCode =
+    temporalCode === undefined ? 302 : parseRedirectCode(TEMPORAL_REDIRECT_CODE, temporalCode, 302, 307, note);
+  const pCode =
+    permanentCode === undefined ? 301 : parseRedirectCode(PERMANENT_REDIRECT_CODE, permanentCode, 301, 308, note);
   const tUrl = temporal === undefined ? null : parseRedirectUrl(TEMPORAL_REDIRECT, temporal);
   const pUrl = permanent === undefined ? null : parseRedirectUrl(PERMANENT_REDIRECT, permanent);
   if (tUrl) {
     redirect = { code: tCode, url: tUrl };
+    for (const [n, why] of notes) if (n === TEMPORAL_REDIRECT_CODE) noEffect(n, why);
     noEffect(PERMANENT_REDIRECT, `${TEMPORAL_REDIRECT} takes precedence, as in ingress-nginx`);
     noEffect(PERMANENT_REDIRECT_CODE, `${TEMPORAL_REDIRECT} takes precedence, as in ingress-nginx`);
   } else if (pUrl) {
     redirect = { code: pCode, url: pUrl };
+    for (const [n, why] of notes) if (n === PERMANENT_REDIRECT_CODE) noEffect(n, why);
     noEffect(TEMPORAL_REDIRECT_CODE, `${TEMPORAL_REDIRECT} is not set`);
   } else {
     noEffect(TEMPORAL_REDIRECT_CODE, `${TEMPORAL_REDIRECT} is not set`);
@@ -133,33 +145,89 @@ export function parseRewrite({
 // variable) and "%" (checked separately, as escapes), plus "/".
 const PATH_LITERAL = /^[A-Za-z0-9\-._~!&'()*+,;=:@/]$/;
 
-/** An absolute URL path (and optional query) with valid percent-escapes and no "$": for app-root. */
+/** The variables a redirect may carry, as the message lists them. */
+const REDIRECT_VARIABLE_LIST = REDIRECT_VARIABLES.map((v) => `$${v}`).join(', ');
+
+/**
+ * app-root: an absolute URL path (and optional query) with valid percent-escapes, and `$` only for
+ * the redirect variables ($request_uri, $host, $scheme, $args, $is_args, or `${name}`), as
+ * ingress-nginx users write `/login$is_args$args`. Returned with each variable written `${name}`,
+ * so that text after it cannot extend its name.
+ */
 export function parseRedirectPath(name: string, value: string): string {
   if (!value.startsWith('/') || value.startsWith('//'))
     throw fail(name, value, 'must be an absolute path starting with a single "/"');
   if (value.length > 1024) throw fail(name, value, 'is longer than 1024 characters');
-  const q = value.indexOf('?');
-  const check = (part: string, extra: string) => {
-    for (let i = 0; i < part.length; i++) {
-      const c = part[i]!;
-      if (c === '%' && /^[0-9A-Fa-f]{2}$/.test(part.slice(i + 1, i + 3))) {
-        i += 2;
-      } else if (!PATH_LITERAL.test(c) && !extra.includes(c)) {
-        throw fail(name, value, `may contain only URL path characters (not ${JSON.stringify(c)})`);
-      }
+  let out = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (c === '%' && /^[0-9A-Fa-f]{2}$/.test(value.slice(i + 1, i + 3))) {
+      out += value.slice(i, i + 3);
+      i += 2;
+    } else if (c === '$') {
+      const m = /^\$(?:([A-Za-z0-9_]+)|\{([A-Za-z0-9_]+)\})/.exec(value.slice(i));
+      const v = m ? (m[1] ?? m[2]!) : '';
+      if (!(REDIRECT_VARIABLES as readonly string[]).includes(v))
+        throw fail(
+          name,
+          value,
+          m
+            ? `uses $${v.slice(0, 40)}; only ${REDIRECT_VARIABLE_LIST} may appear in app-root`
+            : `has a "$" that does not start one of the variables ${REDIRECT_VARIABLE_LIST}`,
+        );
+      out += `\${${v}}`;
+      i += m![0].length - 1;
+    } else if (PATH_LITERAL.test(c) || c === '?') {
+      out += c;
+    } else {
+      throw fail(name, value, `may contain only URL path characters (not ${JSON.stringify(c)})`);
     }
-  };
-  check(q < 0 ? value : value.slice(0, q), '');
-  if (q >= 0) check(value.slice(q + 1), '?');
-  return value;
+  }
+  return out;
 }
 
-/** rewrite-target: ingress-nginx's grammar (letters, digits, "-._~:/") and $1-$9 or ${1}-${9}. */
+// A rewrite-target's origin: http(s)://, a host (a DNS name, a dotted quad or a bracketed IPv6
+// address; no capture, so that a request cannot choose where it is sent) and an optional port.
+const REWRITE_ORIGIN = /^(https?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(?=[/$]|$)/;
+const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** The origin an absolute rewrite-target starts with (`https://host[:port]`), or null when it is a path. */
+function rewriteOrigin(name: string, value: string): string | null {
+  if (!/^https?:/i.test(value)) return null;
+  // nginx redirects only for a lowercase scheme: with "HTTPS://" it would rewrite the URI to that text.
+  if (!/^https?:/.test(value)) throw fail(name, value, 'must write its scheme in lowercase (http:// or https://)');
+  const m = REWRITE_ORIGIN.exec(value);
+  if (!m) throw fail(name, value, 'must be http(s)://HOST[:PORT] followed by nothing or a path starting with "/"');
+  const host = m[2]!.toLowerCase();
+  const bare = host.startsWith('[') ? host.slice(1, -1) : null;
+  const labels = host.split('.');
+  const ok =
+    bare !== null
+      ? host.endsWith(']') && isIP(bare) === 6
+      : DOTTED_QUAD.test(host) || (isDnsSubdomain(host) && !/^(0x[0-9a-f]*|\d+)$/.test(labels[labels.length - 1]!));
+  if (!ok)
+    throw fail(
+      name,
+      value,
+      'must name a DNS host, a dotted-quad IPv4 address or a bracketed IPv6 address after http(s)://',
+    );
+  if (m[3] !== undefined && !(Number(m[3]) >= 1 && Number(m[3]) <= 65535))
+    throw fail(name, value, 'has a port outside 1-65535');
+  if (value[m[0].length] === '$')
+    throw fail(name, value, 'must have "/" between the host and a capture group (a capture could extend the host)');
+  return m[0];
+}
+
+/**
+ * rewrite-target: ingress-nginx's grammar (letters, digits, "-._~:/") and $1-$9 or ${1}-${9}; it
+ * may start with http(s)://HOST[:PORT], which nginx answers as a 302 redirect.
+ */
 export function parseRewriteTarget(name: string, value: string): RewriteTarget {
   if (value.length > 1024) throw fail(name, value, 'is longer than 1024 characters');
-  const out: RewriteTarget = [];
+  const origin = rewriteOrigin(name, value);
+  const out: RewriteTarget = origin === null ? [] : [{ text: origin }];
   const re = /\$(?:([1-9])|\{([1-9])\})|([A-Za-z0-9\-._~:/]+)/y;
-  let at = 0;
+  let at = origin?.length ?? 0;
   while (at < value.length) {
     re.lastIndex = at;
     const m = re.exec(value);
@@ -167,16 +235,22 @@ export function parseRewriteTarget(name: string, value: string): RewriteTarget {
       throw fail(
         name,
         value,
-        'may contain only letters, digits, "-", ".", "_", "~", ":", "/" and the capture groups $1 to $9',
+        'may contain only letters, digits, "-", ".", "_", "~", ":", "/" and the capture groups $1 to $9 (after an optional http(s)://HOST[:PORT])',
       );
     if (m[3] !== undefined) out.push({ text: m[3] });
     else out.push({ capture: Number(m[1] ?? m[2]) });
     at = re.lastIndex;
   }
   const first = out[0];
-  if (!first || ('text' in first && !first.text.startsWith('/')))
-    throw fail(name, value, 'must start with "/" or a capture group');
-  return out;
+  if (origin === null && (!first || ('text' in first && !first.text.startsWith('/'))))
+    throw fail(name, value, 'must start with "/", a capture group or http(s)://HOST');
+  // Adjacent texts (the origin and its path) are one text.
+  return out.reduce<RewriteTarget>((acc, p) => {
+    const last = acc[acc.length - 1];
+    if (last && 'text' in last && 'text' in p) acc[acc.length - 1] = { text: last.text + p.text };
+    else acc.push(p);
+    return acc;
+  }, []);
 }
 
 /** A redirect URL: http(s), URL characters only, and "$" only for a few variables that cannot carry CR or LF. */
@@ -213,22 +287,46 @@ export function parseRedirectUrl(name: string, value: string): RedirectUrl {
   return out;
 }
 
-function parseRedirectCode(name: string, value: string): RedirectCode {
-  const n = /^\d{3}$/.test(value) ? Number(value) : NaN;
+/**
+ * A redirect code as ingress-nginx reads it: outside 300 to `max` (307 for temporal-redirect-code,
+ * 308 for permanent-redirect-code) it uses its default code, and so does this (noted). Within
+ * that range only the codes with which nginx's `return` sends a Location are accepted.
+ */
+function parseRedirectCode(
+  name: string,
+  value: string,
+  fallback: RedirectCode,
+  max: 307 | 308,
+  note: (name: string, why: string) => void,
+): RedirectCode {
+  const n = /^[+-]?\d{1,9}$/.test(value) ? Number(value) : NaN;
+  if (Number.isNaN(n)) throw fail(name, value, 'is not a whole number (a redirect status: 301, 302, 303, 307 or 308)');
+  if (n < 300 || n > max) {
+    note(name, `${JSON.stringify(value)} is outside 300-${max}, so ${fallback} is used, as in ingress-nginx`);
+    return fallback;
+  }
   if (n === 301 || n === 302 || n === 303 || n === 307 || n === 308) return n;
   // nginx's `return` sends a Location header with these codes only; others would send the URL as a body.
-  throw fail(name, value, 'is not a redirect status: 301, 302, 303, 307 or 308');
+  throw fail(
+    name,
+    value,
+    "is not a redirect status nginx sends a Location with: 301, 302, 303, 307 or 308 (ingress-nginx's 300, 304, 305 and 306 answer without one)",
+  );
 }
 
 export interface RedirectSettings {
   /**
    * `rewrite REGEX REPLACEMENT break;`: the regex is built by translate from a validated path; the
-   * replacement is URL path text whose only `$` are the captures `$1` to `$9`.
+   * replacement is URL path text whose only `$` are the captures `$1` to `$9`, optionally after an
+   * origin `http(s)://HOST[:PORT]` (then nginx answers 302 with the result as Location).
    */
   rewrite: { regex: string; replacement: string } | null;
   /** The X-Forwarded-Prefix request header: letters, digits, "-._~:/". */
   xForwardedPrefix: string | null;
-  /** app-root: a path (no `$`); a request for `/` is answered 302 to it. */
+  /**
+   * app-root: a path and query whose only `$` start `${request_uri}`, `${host}`, `${scheme}`,
+   * `${args}` or `${is_args}`; a request for `/` is answered 302 to it.
+   */
   appRoot: string | null;
   /**
    * permanent-redirect or temporal-redirect: every request is answered with this status and URL.
@@ -258,13 +356,20 @@ function redirectUrl(u: RedirectUrl): string {
   return u.map((p) => ('text' in p ? p.text : `\${${p.variable}}`)).join('');
 }
 
+/** Whether nginx answers a rewrite's replacement with a redirect (it starts with a lowercase http:// or https://). */
+export const isRedirectReplacement = (replacement: string) => /^https?:\/\//.test(replacement);
+
 export function redirectView(s: RedirectSettings) {
+  // An absolute rewrite-target comes before the HTTPS redirect: ingress-nginx's is Lua, run after
+  // the location's rewrite directives, so the target's 302 is what an http:// request gets there.
+  const redirecting = s.rewrite !== null && isRedirectReplacement(s.rewrite.replacement);
   return {
     // The template writes every one of these next to a fixed directive; `$` appears only where the
     // model says a variable belongs (captures, the redirect variables).
     appRoot: s.appRoot === null ? '' : `$scheme://$ingress_sidecar_host${s.appRoot}`,
     redirect: s.redirect ? { code: s.redirect.code, url: s.redirect.url } : null,
-    rewrite: s.rewrite,
+    rewrite: redirecting ? null : s.rewrite,
+    redirectRewrite: redirecting ? s.rewrite : null,
     xForwardedPrefix: s.xForwardedPrefix ?? '',
   };
 }
