@@ -33,6 +33,8 @@ export interface Config {
   httpsRedirectPort: number;
   /** `namespace/name` of the default certificate's Secret. */
   defaultSslCertificate?: string;
+  /** `namespace/name` of the Service that answers what no Ingress's defaultBackend does. */
+  defaultBackendService?: string;
   nginxPidFile?: string;
   nginxBinary: string;
   ingressClass: string;
@@ -281,5 +283,6 @@ export function translateOptions(c: Config): TranslateOptions {
     allowSnippets: c.allowSnippetAnnotations,
     allowCrossNamespaceCanary: c.allowCrossNamespaceCanary,
     allowCrossNamespaceHosts: c.allowCrossNamespaceHosts,
+    ...(c.defaultBackendService !== undefined ? { defaultBackendService: c.defaultBackendService } : {}),
   };
 }

@@ -53,6 +53,8 @@ export async function startStack(opts: {
   tls?: StackTls;
   /** --allow-snippet-annotations. */
   allowSnippets?: boolean;
+  /** --default-backend-service NAMESPACE/NAME. */
+  defaultBackendService?: string;
 }): Promise<Stack> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'sidecar-spec-'));
   const watchDir = path.join(work, 'manifests');
@@ -87,6 +89,7 @@ export async function startStack(opts: {
         ipv6: false,
         accessLog: opts.accessLog ?? null,
         ...(opts.allowSnippets ? { allowSnippets: true } : {}),
+        ...(opts.defaultBackendService ? { defaultBackendService: opts.defaultBackendService } : {}),
         ...(https && tlsOpts
           ? {
               tls: {
