@@ -151,7 +151,7 @@ export class MirrorAndErrorLocations {
       if (target === null) {
         this.opts.report(
           ingress,
-          `annotation ${CUSTOM_HTTP_ERRORS} has no effect: neither its default-backend annotation nor --default-backend-service can serve the errors over HTTP or HTTPS (as in ingress-nginx, an Ingress's spec.defaultBackend does not answer errors)`,
+          `annotation ${CUSTOM_HTTP_ERRORS} has no effect: neither its default-backend annotation nor --default-backend-service can serve the errors over HTTP or HTTPS (as in ingress-nginx, an Ingress's spec.defaultBackend never answers errors)`,
         );
       } else {
         errorPages = a.customErrors.map((code) => {
