@@ -3,7 +3,7 @@
 
 import { readFile } from 'node:fs/promises';
 import type { ClusterWriters } from './cluster/status.ts';
-import { ConfigError, parseConfig, type Config, type PodIdentity } from './config.ts';
+import { ConfigError, parseConfig, readSystemFiles, type Config, type PodIdentity } from './config.ts';
 import { createLogger, type Logger } from './ops/log.ts';
 import { Metrics } from './ops/metrics.ts';
 import { findExecutable } from './nginx/process.ts';
@@ -23,7 +23,7 @@ import { describe } from './errors.ts';
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let parsed;
   try {
-    parsed = parseConfig(argv, env);
+    parsed = parseConfig(argv, env, readSystemFiles());
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`ingress-sidecar: ${err.message}\nRun with --help for the flags.\n`);

@@ -16,6 +16,7 @@ import {
   plainPath,
   port,
   portOrZero,
+  resolverList,
 } from './config-values.ts';
 
 const PROGRAM = 'ingress-sidecar';
@@ -201,6 +202,13 @@ export const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
     help: "let Ingresses of several namespaces share a host, as ingress-nginx does (off: a host is served by its oldest Ingress's namespace)",
     default: false,
     parse: boolean,
+  },
+  resolver: {
+    arg: 'ADDR[,ADDR]',
+    help: "DNS servers nginx resolves ExternalName Services' names with (IP[:PORT], IPv6 in brackets)",
+    default: undefined,
+    defaultText: '(the nameservers of /etc/resolv.conf: the cluster DNS in a pod)',
+    parse: resolverList,
   },
   once: { help: 'run: render, apply, and exit (for an init container)', default: false, parse: boolean },
 };

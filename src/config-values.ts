@@ -1,5 +1,5 @@
 // The value parsers of the flag table (config-flags.ts).
-import { isDnsSubdomain } from './grammar.ts';
+import { isDnsSubdomain, resolverAddress } from './grammar.ts';
 
 // ---- value parsers: each throws an Error completing the sentence `"<value>" ...` ----
 
@@ -93,4 +93,27 @@ export function dns1123Subdomain(raw: string): string {
     throw new Error('is not a DNS-1123 subdomain (lower-case letters, digits, "-" and ".", at most 253 characters)');
   }
   return raw;
+}
+
+/** --resolver: DNS servers for nginx's `resolver`, comma-separated (`10.96.0.10`, `10.0.0.2:53`, `[fd00::a]:53`). */
+export function resolverList(raw: string): string[] {
+  const items = raw.split(',').map((x) => x.trim());
+  const out = items.map(resolverAddress);
+  if (items.length === 0 || out.some((x) => x === null))
+    throw new Error('must be a comma-separated list of IP addresses, each with an optional :PORT (IPv6 in brackets)');
+  return [...new Set(out as string[])];
+}
+
+/**
+ * The `nameserver` lines of resolv.conf (what a pod's cluster DNS is), as nginx's `resolver`
+ * takes them; those nginx cannot use (a link-local IPv6 address with a zone) are left out.
+ */
+export function resolvConfNameservers(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    const address = m ? resolverAddress(m[1]) : null;
+    if (address && !out.includes(address)) out.push(address);
+  }
+  return out;
 }

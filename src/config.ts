@@ -3,6 +3,7 @@
 //
 // Every setting is described once, in FLAGS (config-flags.ts). Parsing, the environment variable
 // names, validation and the help text are all derived from that table, so they cannot drift apart.
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LogFormat } from './ops/log.ts';
@@ -10,6 +11,7 @@ import type { LoadBalancerAddress } from './cluster/publish.ts';
 import type { KubeEnvironment } from './sources/kube-credentials.ts';
 import type { TranslateOptions } from './translate/index.ts';
 import { COMMANDS, DEMO_DEFAULTS, helpText, TABLE, type Flag } from './config-flags.ts';
+import { resolvConfNameservers } from './config-values.ts';
 
 export { helpText } from './config-flags.ts';
 
@@ -66,6 +68,11 @@ export interface Config {
   allowCrossNamespaceCanary: boolean;
   /** Ingresses of several namespaces may share a host (off: one namespace per host, the oldest Ingress's). */
   allowCrossNamespaceHosts: boolean;
+  /**
+   * DNS servers for nginx's `resolver` (ExternalName Services), as nginx takes them. parseConfig
+   * fills it from resolv.conf when neither the flag nor its variable is given; empty: none.
+   */
+  resolver?: string[];
   once: boolean;
 }
 
@@ -93,7 +100,28 @@ export class ConfigError extends Error {
   }
 }
 
-export function parseConfig(argv: string[], env: Record<string, string | undefined>): ParseResult {
+/** What parseConfig reads of the machine besides the environment (readSystemFiles gives it). */
+export interface SystemFiles {
+  /** /etc/resolv.conf's text, or null when it cannot be read. */
+  resolvConf?: string | null;
+}
+
+/** The files parseConfig takes defaults from: read once, at start, here. */
+export function readSystemFiles(resolvConfPath = '/etc/resolv.conf'): SystemFiles {
+  let resolvConf: string | null = null;
+  try {
+    resolvConf = readFileSync(resolvConfPath, 'utf8');
+  } catch {
+    // Not there (or not readable): no default resolver; --resolver still sets one.
+  }
+  return { resolvConf };
+}
+
+export function parseConfig(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  system: SystemFiles = {},
+): ParseResult {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
   };
@@ -151,6 +179,8 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   }
   // Every field was filled from a parser or a default of the field's own type (see FLAGS).
   const cfg = config as unknown as Config;
+  // In a pod, resolv.conf names the cluster DNS: what ingress-nginx resolves ExternalName with.
+  if (cfg.resolver === undefined) cfg.resolver = resolvConfNameservers(system.resolvConf ?? '');
 
   if (cfg.maxDelayMs < cfg.debounceMs) {
     throw new ConfigError(
@@ -283,6 +313,7 @@ export function translateOptions(c: Config): TranslateOptions {
     allowSnippets: c.allowSnippetAnnotations,
     allowCrossNamespaceCanary: c.allowCrossNamespaceCanary,
     allowCrossNamespaceHosts: c.allowCrossNamespaceHosts,
+    resolver: c.resolver ?? [],
     ...(c.defaultBackendService !== undefined ? { defaultBackendService: c.defaultBackendService } : {}),
   };
 }

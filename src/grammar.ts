@@ -117,6 +117,28 @@ export function upstreamAddress(ip: unknown, port: number): string | null {
   return null;
 }
 
+/**
+ * A DNS server for nginx's `resolver`: an IP address, optionally with a port (`10.96.0.10`,
+ * `10.96.0.10:53`, `[fd00::a]:5353`, `fd00::a`); returns it as nginx takes it (IPv6 in brackets,
+ * RFC 5952), or null. Names are refused: nginx would resolve them once, at load, through the system.
+ */
+export function resolverAddress(raw: unknown): string | null {
+  if (typeof raw !== 'string' || raw.includes('%')) return null;
+  const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(raw) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(raw);
+  const [host, portText] = m ? [m[1]!, m[2]] : [raw, undefined];
+  const port = portText === undefined ? null : Number(portText);
+  if (port !== null && (!isPortNumber(port) || portText !== String(port))) return null;
+  const family = isIP(host);
+  if (family === 4 && /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(host))
+    return port === null ? host : `${host}:${port}`;
+  // A bare IPv6 address has colons: only the bracketed form may carry a port.
+  if (family === 6 && (raw.startsWith('[') || port === null)) {
+    const v6 = canonicalIpv6(host);
+    return port === null ? v6 : `${v6}:${port}`;
+  }
+  return null;
+}
+
 /** An IPv6 address (Node's isIP says 6, no zone) in RFC 5952 form, in brackets. */
 export function canonicalIpv6(ip: string): string {
   return new URL(`http://[${ip}]/`).hostname;

@@ -134,7 +134,10 @@ export interface ServerTls {
   certPath: string;
   /** `namespace/name` of the Secret the certificate came from; null for the generated default. */
   secret: string | null;
-  /** The Ingress whose spec.tls asked for TLS on this host; null on the default server. */
+  /**
+   * The Ingress whose spec.tls asked for TLS on this host; null on the default server, on a host
+   * served with a TLS wildcard's certificate, and on a host without TLS (the default certificate).
+   */
   ingress: string | null;
 }
 
@@ -160,8 +163,9 @@ export interface Server {
   /** namespace/name of every Ingress that contributes to this server, sorted. */
   ingresses: string[];
   /**
-   * TLS on the HTTPS port with this certificate, or null: no HTTPS listener for this host. The
-   * default server always has one when HTTPS is on (the default certificate, for unknown SNI).
+   * The certificate this server answers with on the HTTPS port; null only when HTTPS is off. As in
+   * ingress-nginx every server listens there: a host no spec.tls names (and no TLS wildcard
+   * covers) gets the default certificate, and the default server has it for unknown SNI names.
    */
   tls: ServerTls | null;
   /** mirror-target locations its locations name, sorted by uri. */
@@ -185,7 +189,16 @@ export interface Upstream {
    */
   name: string;
   service: string;
+  /** Ready endpoints (or the cluster IP); empty with `external`, whose name nginx resolves. */
   servers: UpstreamServer[];
+  /**
+   * An ExternalName Service's DNS name (validated by parseTargetHost: no loopback, metadata or
+   * numeric forms) and port, resolved by nginx through RoutingModel.resolver while it runs, as
+   * ingress-nginx re-resolves it. `resolve`: nginx 1.27.3 and later, `server NAME:PORT resolve` in
+   * this upstream (with a zone). `variable`: older nginx, no upstream block; a variable holding
+   * `NAME:PORT` that proxy_pass names, which nginx resolves per request.
+   */
+  external?: { host: string; port: number; via: 'resolve' | 'variable' };
   /**
    * How nginx picks a server: round robin (its default), least_conn (load-balance: ewma), or a
    * consistent hash of `key`: nginx variable text whose `$` start allowed or derived variables.
@@ -251,6 +264,13 @@ export interface RoutingModel {
   /** affinity: per cookie name and attributes, the Set-Cookie value for a request without the cookie. */
   affinityCookies: Array<{ variable: string; cookie: string; key: string; attributes: string }>;
   canaries: CanarySelector[];
+  /** ingress-nginx's variables the served snippets read (src/annotations/snippet-variables.ts), sorted. */
+  ingressNginxVariables: string[];
+  /**
+   * nginx's `resolver` (addresses as nginx takes them: `ip`, `ip:port`, `[ipv6]:port`) when an
+   * ExternalName upstream needs it; absent otherwise (nothing is resolved while nginx runs).
+   */
+  resolver?: string[];
   /** Problems that belong to no Ingress (the --default-ssl-certificate Secret), sorted. */
   warnings: string[];
   /**

@@ -55,6 +55,10 @@ export async function startStack(opts: {
   allowSnippets?: boolean;
   /** --default-backend-service NAMESPACE/NAME. */
   defaultBackendService?: string;
+  /** The nginx to run and check with (and its version, for translate); nginxBinary() when absent. */
+  nginx?: { binary: string; version: string };
+  /** --resolver. */
+  resolver?: string[];
 }): Promise<Stack> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'sidecar-spec-'));
   const watchDir = path.join(work, 'manifests');
@@ -78,7 +82,7 @@ export async function startStack(opts: {
     https = { port: httpsPort, certDir, defaultPem: (await loadOrCreateSelfSignedCertificate(certDir)).pem };
   }
   const tlsOpts = opts.tls;
-  const nginx = await startNginx({ confDir });
+  const nginx = await startNginx({ confDir, ...(opts.nginx ? { binary: opts.nginx.binary } : {}) });
   const { logger, entries } = createMemoryLogger();
   const make = () =>
     new Sidecar({
@@ -90,6 +94,8 @@ export async function startStack(opts: {
         accessLog: opts.accessLog ?? null,
         ...(opts.allowSnippets ? { allowSnippets: true } : {}),
         ...(opts.defaultBackendService ? { defaultBackendService: opts.defaultBackendService } : {}),
+        ...(opts.nginx ? { nginxVersion: opts.nginx.version } : {}),
+        ...(opts.resolver ? { resolver: opts.resolver } : {}),
         ...(https && tlsOpts
           ? {
               tls: {
@@ -104,7 +110,7 @@ export async function startStack(opts: {
       },
       ...(tlsOpts?.clockOffsetMs ? { clock: () => new Date(Date.now() + tlsOpts.clockOffsetMs!) } : {}),
       confDir,
-      nginxBinary: nginxBinary(),
+      nginxBinary: opts.nginx?.binary ?? nginxBinary(),
       nginxPidFile: nginx.pidFile,
       reloadTimeoutMs: 5000,
       debounceMs: opts.debounceMs ?? 20,

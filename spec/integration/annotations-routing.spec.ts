@@ -449,17 +449,17 @@ describe('snippet annotations through a real nginx (--allow-snippet-annotations)
       stack.sidecar.model()?.rejections.find((r) => r.ingress === 'default/escape')?.reason ?? '',
       /may not close the location block/,
     );
-    // Nor does a directive that is not on the snippet allowlist (more_set_headers is not even in stock nginx).
+    // Nor does a directive that is not on the snippet allowlist (sub_filter's module is not in every nginx).
     await stack.write(
       'unlisted.yaml',
-      snippetIngress('unlisted', 'unlisted.test', { 'configuration-snippet': 'more_set_headers "X-A: b";' }),
+      snippetIngress('unlisted', 'unlisted.test', { 'configuration-snippet': 'sub_filter a b;' }),
     );
     const listed = Date.now() + 8000;
     while (Date.now() < listed && !stack.sidecar.model()?.rejections.some((r) => r.ingress === 'default/unlisted'))
       await sleep(50);
     assert.match(
       stack.sidecar.model()?.rejections.find((r) => r.ingress === 'default/unlisted')?.reason ?? '',
-      /more_set_headers: is not allowed in a snippet; a snippet may use only these directives/,
+      /sub_filter: is not allowed in a snippet; a snippet may use only these directives/,
     );
   });
 });

@@ -134,7 +134,7 @@ describe('bin/ingress-sidecar run', function () {
     const { watchDir, confDir, port, web } = await setUp();
     const snippet = {
       'nginx.ingress.kubernetes.io/configuration-snippet':
-        'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;',
+        'proxy_set_header l5d-dst-override $svc_name.$svc_namespace.svc.cluster.local:80;',
     };
     await writeFile(
       path.join(watchDir, 'app.yaml'),
@@ -165,7 +165,7 @@ describe('bin/ingress-sidecar run', function () {
     const result = await execa(BIN, args, { reject: false, timeout: 20_000 });
     assert.equal(result.exitCode, 1, result.stderr);
     assert.match(result.stderr, /applied the configuration without an Ingress that nginx refused: default\/linkerd/);
-    assert.match(result.stderr, /unknown \\"service_name\\" variable/);
+    assert.match(result.stderr, /unknown \\"svc_name\\" variable/);
     assert.equal((await httpGet(port, 'once.test', '/')).status, 200);
     assert.equal((await httpGet(port, 'shop.test', '/')).status, 200);
     assert.equal((await httpGet(port, 'linkerd.test', '/')).status, 503);

@@ -188,10 +188,7 @@ describe('bin/ingress-sidecar render', function () {
       // an unknown directive at all: src/annotations/snippets.ts's allowlist refuses it before nginx sees it).
       await writeFile(
         path.join(dir, 'linkerd.yaml'),
-        snippetIngress(
-          'linkerd',
-          'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;',
-        ),
+        snippetIngress('linkerd', 'proxy_set_header l5d-dst-override $svc_name.$svc_namespace.svc.cluster.local:80;'),
       );
       await writeFile(path.join(dir, 'more.yaml'), snippetIngress('more', 'proxy_http_version 3.0;'));
     });
@@ -213,11 +210,11 @@ describe('bin/ingress-sidecar render', function () {
       );
       for (const f of ['ingress-sidecar-server-linkerd.test.conf', 'ingress-sidecar-server-more.test.conf']) {
         assert.match(files.get(f)!, /return 503;/, f);
-        assert.doesNotMatch(files.get(f)!, /service_name|proxy_http_version 3|proxy_pass/, f);
+        assert.doesNotMatch(files.get(f)!, /svc_name|proxy_http_version 3|proxy_pass/, f);
       }
       assert.match(
         result.stderr,
-        /^rejected: Ingress default\/linkerd: nginx rejected its configuration: unknown "service_name" variable$/m,
+        /^rejected: Ingress default\/linkerd: nginx rejected its configuration: unknown "svc_name" variable$/m,
       );
       // The file is named by the --conf-dir it would be in, not the temporary directory.
       assert.match(

@@ -301,7 +301,6 @@ describe('snippets: by allowlist', () => {
       'error_page 404 /_isc/x;',
       'auth_request /x;',
       'sub_filter a b;',
-      'more_set_headers "X: 1";',
       'resolver 10.0.0.1;',
       'proxy_cache zone;',
       'autoindex on;',

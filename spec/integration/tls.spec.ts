@@ -201,7 +201,57 @@ describe('TLS through a real nginx', function () {
     assert.equal(await s.who('plain.test', '/'), 'beta');
     // The redirect target answers: forced.test has no certificate of its own, so the default one.
     const followed = await httpsGet(port, 'forced.test', '/x');
-    assert.equal(followed.status, 404, 'forced.test has no TLS server: HTTPS reaches the default server');
+    assert.equal(service(followed), 'beta', 'forced.test answers HTTPS itself, as in ingress-nginx');
+    assert.equal(followed.cert, fingerprint(s.https!.defaultPem));
+  });
+
+  it('answers HTTPS for a host without spec.tls with its own backend and the default certificate, as ingress-nginx does', async () => {
+    const apps = makeCert({ dns: ['*.apps.test'] });
+    const s = await start(
+      {
+        ...shopFiles(),
+        'plain.yaml': ingressYaml('plain', [{ host: 'plain.test', paths: [['/', 'Prefix', 'beta']] }]),
+        'apps-secret.yaml': tlsSecretYaml('apps-tls', apps),
+        'apps.yaml': ingressYaml('apps', [{ host: '*.apps.test', paths: [['/', 'Prefix', 'alpha']] }], {
+          tls: [{ hosts: ['*.apps.test'], secretName: 'apps-tls' }],
+        }),
+        'exact.yaml': ingressYaml('exact', [{ host: 'x.apps.test', paths: [['/', 'Prefix', 'beta']] }]),
+      },
+      { defaultSslCertificate: 'ingress/fallback' },
+    );
+    const port = s.https!.port;
+    // As `curl -k --resolve plain.test:PORT:127.0.0.1 https://plain.test:PORT/a` asks it.
+    const viaHttps = await httpsGet(port, 'plain.test', '/a?q=1');
+    assert.equal(service(viaHttps), 'beta', "plain.test's own route answers over HTTPS");
+    assert.equal(viaHttps.cert, fingerprint(s.https!.defaultPem), 'with the generated default certificate');
+    const echo = JSON.parse(viaHttps.body) as EchoReply;
+    assert.equal(echo.url, '/a?q=1');
+    assert.equal(echo.headers['x-forwarded-proto'], 'https');
+    assert.equal(await httpsGet(port, 'plain.test', '/a', 'PLAIN.test').then(service), 'beta');
+    // Plain HTTP on it is not redirected: ingress-nginx's ssl-redirect needs a certificate for the host.
+    const viaHttp = await s.get('plain.test', '/a');
+    assert.equal(viaHttp.status, 200);
+    assert.equal(viaHttp.headers.location, undefined);
+    // Unknown names still reach the default server (a 404, the default certificate).
+    const unknown = await httpsGet(port, 'nobody.test');
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.cert, fingerprint(s.https!.defaultPem));
+    // An exact host under a TLS wildcard: its own route, the wildcard's certificate, and (as in
+    // ingress-nginx, whose certificate lookup finds the wildcard's for it) HTTP is redirected.
+    const exact = await httpsGet(port, 'x.apps.test');
+    assert.equal(service(exact), 'beta');
+    assert.equal(exact.cert, fingerprint(apps.crt));
+    const exactHttp = await s.get('x.apps.test', '/y/');
+    assert.equal(exactHttp.status, 308);
+    assert.equal(exactHttp.headers.location, `https://x.apps.test:${port}/y`);
+    assert.equal((await httpsGet(port, 'y.apps.test')).cert, fingerprint(apps.crt));
+
+    // With --default-ssl-certificate, that certificate is what a host without TLS gets.
+    await s.write('fallback.yaml', tlsSecretYaml('fallback', fallback, 'ingress'));
+    const custom = await eventuallyHttps(s, 'plain.test', (a) => a.cert === fingerprint(fallback.crt));
+    assert.equal(custom.cert, fingerprint(fallback.crt));
+    assert.equal(service(custom), 'beta');
+    assert.equal((await httpsGet(port, 'shop.test')).cert, fingerprint(shop.crt), 'TLS hosts keep their own');
   });
 
   it('writes the redirect with the port clients use, leaving out 443', async () => {

@@ -5,8 +5,11 @@ import assert from 'node:assert/strict';
 import { ingressYaml, startStack, type Stack } from '../helpers/sidecar.ts';
 
 const SNIPPET = 'nginx.ingress.kubernetes.io/configuration-snippet';
-/** Linkerd's documented snippet: ingress-nginx defines these variables, stock nginx does not. */
-const LINKERD = 'proxy_set_header l5d-dst-override $service_name.$namespace.svc.cluster.local:$service_port;';
+/**
+ * Linkerd's documented snippet, with variables nobody defines (ingress-nginx's own, $service_name,
+ * $namespace and $service_port, are defined by the sidecar).
+ */
+const LINKERD = 'proxy_set_header l5d-dst-override $svc_name.$svc_namespace.svc.cluster.local:80;';
 
 function good(name: string, backend: string): string {
   return ingressYaml(name, [{ host: `${name}.test`, paths: [['/', 'Prefix', backend]] }]);
@@ -59,7 +62,7 @@ describe('an nginx refusal that names no Ingress (bisection)', function () {
       'the culprit is not served: its paths answer 503 (fail closed)',
     );
     const reported = rejectedLog(stack, 'default/linkerd');
-    assert.match(String(reported?.reason), /^nginx rejected its configuration: unknown "service_name" variable/);
+    assert.match(String(reported?.reason), /^nginx rejected its configuration: unknown "svc_name" variable/);
     assert.deepEqual(
       stack.logs.filter((l) => l.message === 'Ingress rejected').map((l) => l.ingress),
       ['default/linkerd'],
@@ -90,7 +93,7 @@ describe('an nginx refusal that names no Ingress (bisection)', function () {
         `good${i}`,
       );
     for (const [name, variable] of [
-      ['bad-linkerd', 'service_name'],
+      ['bad-linkerd', 'svc_name'],
       ['bad-tenant', 'tenant_id'],
       ['bad-header', 'region_name'],
     ]) {

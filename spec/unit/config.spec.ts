@@ -51,11 +51,36 @@ describe('parseConfig', () => {
       allowCrossNamespaceHosts: false,
       once: false,
       electionId: 'ingress-sidecar-leader',
+      // No resolv.conf was given to parseConfig.
+      resolver: [],
     };
     assert.deepEqual(r.config, expected);
     assert.equal(r.config.nginxPidFile, undefined);
     assert.equal(r.command, 'run');
     assert.deepEqual(r.rest, []);
+  });
+
+  it('takes --resolver from the nameservers of resolv.conf when neither the flag nor its variable is given', () => {
+    const resolvConf = [
+      "# a pod's",
+      'search default.svc.cluster.local svc.cluster.local cluster.local',
+      'nameserver 10.96.0.10',
+      'nameserver fe80::1%eth0',
+      'nameserver  fd00::10 ',
+      'nameserver 10.96.0.10',
+      'options ndots:5',
+    ].join('\n');
+    const parse = (argv: string[], env: Record<string, string> = {}) => {
+      const r = parseConfig([...DIR, ...argv], env, { resolvConf });
+      if (r.kind !== 'ok') throw new Error('unreachable');
+      return r.config.resolver;
+    };
+    assert.deepEqual(parse([]), ['10.96.0.10', '[fd00::10]']);
+    assert.deepEqual(parse(['--resolver', '10.0.0.2:53']), ['10.0.0.2:53']);
+    assert.deepEqual(parse([], { INGRESS_SIDECAR_RESOLVER: '10.0.0.3' }), ['10.0.0.3']);
+    assert.deepEqual(translateOptions(ok(DIR).config).resolver, []);
+    for (const bad of ['dns.example.com', '10.0.0.1:0', '10.0.0.1:', 'fd00::1:53x', '[fd00::1', '010.0.0.1', ''])
+      fails([...DIR, `--resolver=${bad}`], {}, /--resolver/);
   });
 
   it('reads every flag', () => {
@@ -109,6 +134,8 @@ describe('parseConfig', () => {
       '--allow-snippet-annotations',
       '--allow-cross-namespace-canary',
       '--allow-cross-namespace-hosts',
+      '--resolver',
+      '10.96.0.10, [fd00::A]:5353',
       '--once',
     ]);
     assert.deepEqual(r.config, {
@@ -129,6 +156,7 @@ describe('parseConfig', () => {
       debounceMs: 0,
       maxDelayMs: 0,
       reloadTimeoutMs: 250,
+      resolver: ['10.96.0.10', '[fd00::a]:5353'],
       ipv6: false,
       logLevel: 'debug',
       logFormat: 'text',
@@ -364,6 +392,11 @@ describe('parseConfig', () => {
         ['--[no-]allow-snippet-annotations', 'INGRESS_SIDECAR_ALLOW_SNIPPET_ANNOTATIONS', 'false'],
         ['--[no-]allow-cross-namespace-canary', 'INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_CANARY', 'false'],
         ['--[no-]allow-cross-namespace-hosts', 'INGRESS_SIDECAR_ALLOW_CROSS_NAMESPACE_HOSTS', 'false'],
+        [
+          '--resolver ADDR[,ADDR]',
+          'INGRESS_SIDECAR_RESOLVER',
+          '(the nameservers of /etc/resolv.conf: the cluster DNS in a pod)',
+        ],
         ['--[no-]once', 'INGRESS_SIDECAR_ONCE', 'false'],
         ['--[no-]update-status', 'INGRESS_SIDECAR_UPDATE_STATUS', 'true'],
         ['--publish-service NS/NAME', 'INGRESS_SIDECAR_PUBLISH_SERVICE', '(none)'],
@@ -389,7 +422,7 @@ describe('parseConfig', () => {
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)]
         .map((m) => m[1]!)
         .filter((f) => f !== 'help');
-      assert.equal(flags.length, 31);
+      assert.equal(flags.length, 32);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);

@@ -45,5 +45,13 @@ export const DEFAULT_SNIPPET_SETTINGS: Readonly<SnippetSettings> = Object.freeze
 );
 
 export function snippetView(s: SnippetSettings) {
-  return { configurationSnippet: s.snippet ? { lines: snippetLines(s.snippet) } : null };
+  return {
+    configurationSnippet: s.snippet
+      ? {
+          lines: snippetLines(s.snippet),
+          // nginx: a proxy_set_header in the location replaces all it would inherit (SNIPPET_PARTIAL).
+          snippetProxyHeaders: s.snippet.some((d) => d.name === 'proxy_set_header'),
+        }
+      : null,
+  };
 }

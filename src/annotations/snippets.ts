@@ -15,6 +15,8 @@
 // data, never syntax, and the block structure is the one parsed here.
 
 import { InvalidValue } from '../grammar.ts';
+import { HEADERS_MORE, checkTranslatedBlock, headersMore } from './snippet-headers-more.ts';
+import { INGRESS_NGINX_VARIABLES, UNDEFINED_INGRESS_NGINX_VARIABLES, checkVariables } from './snippet-variables.ts';
 import { nginxValue } from '../nginx/quote.ts';
 import { CONF_BUFFER, NginxSyntaxError, Tokenizer, type TokenEnd, type Word } from '../nginx/tokenizer.ts';
 
@@ -57,6 +59,17 @@ export interface SnippetLine {
  * requires of templates; the only literal nginx syntax in it is " {", ";" and "}".
  */
 export const SNIPPET_PARTIAL = [
+  // configuration-snippet with proxy_set_header (snippetProxyHeaders, see snippetView): nginx
+  // would drop every proxy_set_header the location inherits, so the sidecar's own are repeated
+  // first (unless x-forwarded-prefix already did), and the snippet's add to them as in ingress-nginx.
+  '{{#snippetProxyHeaders}}',
+  '{{#proxyPass}}',
+  '{{^xForwardedPrefix}}',
+  "# the sidecar's proxy headers: the snippet's proxy_set_header would replace them",
+  '{{> proxyHeaders}}',
+  '{{/xForwardedPrefix}}',
+  '{{/proxyPass}}',
+  '{{/snippetProxyHeaders}}',
   '{{#lines}}',
   '{{#terminal}}',
   '{{#indent}}    {{/indent}}{{name}}{{#args}} {{.}}{{/args}};',
@@ -297,17 +310,28 @@ export function parseSnippet(annotation: string, text: string, context: SnippetC
   // level, else the name of the snippet's block around them).
   const parse = (parent: string, depth: number): SnippetDirective[] => {
     const out: SnippetDirective[] = [];
+    // Headers a translated headers-more directive sets in this block, response and request.
+    const responseHeaders = new Set<string>();
+    const requestHeaders = new Set<string>();
+    let translatedHeaders = false;
+    const done = (endLine: number): SnippetDirective[] => {
+      if (translatedHeaders)
+        checkTranslatedBlock(out, { add_header: responseHeaders, proxy_set_header: requestHeaders }, (reason) =>
+          fail(endLine, reason),
+        );
+      return out;
+    };
     for (;;) {
       const words: Word[] = [];
       const outcome = readToken(words);
       if (outcome === 'end') {
         if (depth > 0) throw fail(reader.line, 'unexpected end of snippet, expecting "}" (a block is not closed)');
-        return out;
+        return done(reader.line);
       }
       if (outcome === 'blockDone') {
         if (depth === 0)
           throw fail(reader.line, `unexpected "}": a snippet may not close the ${context} block it is in`);
-        return out;
+        return done(reader.line);
       }
       const [first, ...rest] = words;
       if (!first) throw fail(reader.line, 'empty directive'); // readToken refuses it
@@ -317,6 +341,29 @@ export function parseSnippet(annotation: string, text: string, context: SnippetC
         throw fail(line, `${JSON.stringify(name)} is not a directive name (lowercase letters, digits and "_")`);
       if (name.length >= CONF_BUFFER) throw fail(line, `a directive name of ${name.length} characters is too long`);
       const args = rest.map((w) => w.value);
+      if (HEADERS_MORE.has(name)) {
+        // ingress-nginx's headers-more directives: stock directives with the same meaning, or refused.
+        const failHere = (reason: string) => fail(line, `${name}: ${reason}`);
+        if (outcome === 'blockStart') throw failHere('may not open a block');
+        for (const a of args)
+          checkArgument(a, (reason) => fail(line, `${name}: argument ${JSON.stringify(a)} ${reason}`));
+        for (const t of headersMore(name, args, parent, context, depth, failHere)) {
+          checkDirective(t.name, t.args, false, parent, context, failHere);
+          for (const a of t.args) checkArgument(a, (reason) => failHere(`argument ${JSON.stringify(a)} ${reason}`));
+          const header = (t.args[0] ?? '').toLowerCase();
+          if (t.name !== 'proxy_hide_header') {
+            const seen = t.name === 'add_header' ? responseHeaders : requestHeaders;
+            if (seen.has(header))
+              throw failHere(
+                `header ${t.args[0]} is set twice in this block; headers-more would keep the last value, add_header and proxy_set_header would send both`,
+              );
+            seen.add(header);
+          }
+          out.push({ name: t.name, args: t.args, block: null });
+        }
+        translatedHeaders = true;
+        continue;
+      }
       checkDirective(name, args, outcome === 'blockStart', parent, context, (reason) =>
         fail(line, `${name}: ${reason}`),
       );
@@ -352,6 +399,13 @@ function checkDirective(
   if (name === 'access_log' && !(args.length === 1 && args[0] === 'off')) {
     throw fail(`only "access_log off" is allowed in a snippet: a log path ${FILES}`);
   }
+  if (name === 'set' && args[0] !== undefined) {
+    const target = args[0].replace(/^\$\{?|\}$/g, '').toLowerCase();
+    if (INGRESS_NGINX_VARIABLES.has(target) || UNDEFINED_INGRESS_NGINX_VARIABLES.has(target))
+      throw fail(
+        `may not set $${target}: it is one of ingress-nginx's variables${INGRESS_NGINX_VARIABLES.has(target) ? ', which the sidecar defines with its meaning' : ''}; use a name of your own`,
+      );
+  }
   if (opensBlock && !BLOCKS.has(name)) throw fail('may not open a block (only location, if and limit_except can)');
   if (!opensBlock && BLOCKS.has(name)) throw fail('needs a block ({ ... })');
   const inLocation = parent === 'location';
@@ -377,6 +431,7 @@ function checkArgument(value: string, fail: (reason: string) => InvalidValue): v
   if (LONE_SURROGATE.test(value)) throw fail('is not well-formed Unicode');
   if (DOT_DOT_SEGMENT.test(value)) throw fail('contains a ".." path segment');
   if (RESERVED_NAME.test(value)) throw fail("names one of the sidecar's own variables or zones");
+  checkVariables(value, fail);
   if (Buffer.byteLength(nginxValue(value), 'utf8') >= CONF_BUFFER)
     throw fail(`is too long (nginx reads at most ${CONF_BUFFER - 1} bytes per token)`);
 }

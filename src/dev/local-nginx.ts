@@ -36,6 +36,8 @@ export interface NginxOptions {
   confDir?: string;
   /** ...a literal http {} body (benchmarks). */
   http?: string;
+  /** The nginx to run; nginxBinary() (PATH) when absent. */
+  binary?: string;
   workerProcesses?: number;
   /**
    * Defaults to one inside the fresh prefix; pass a fixed path to model a pod, where a restarted
@@ -100,7 +102,7 @@ ${body
 
   // Daemon mode: the command returns once the master has forked, so nothing here owns the
   // master's lifetime and stop() must find it through the pid file.
-  const started = await execa(nginxBinary(), ['-p', prefix + '/', '-c', conf, '-e', errorLogPath], {
+  const started = await execa(opts.binary ?? nginxBinary(), ['-p', prefix + '/', '-c', conf, '-e', errorLogPath], {
     reject: false,
     stdin: 'ignore',
     stdout: 'ignore',

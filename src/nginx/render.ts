@@ -93,16 +93,19 @@ function settingsView(s: LocationSettings) {
   };
 }
 
-function locationView(names: UpstreamNames, model: RoutingModel, l: Location) {
+function locationView(names: Targets, model: RoutingModel, l: Location) {
   // "namespace/name" and "namespace/service:port", built by translate from validated names.
   const [namespace = '', ingressName = ''] = l.ingress.split('/');
   const serviceName = l.service.split('/')[1]?.split(':')[0] ?? '';
+  // ingress-nginx's $service_port: the Ingress's port, a number or a name, as the backend gives it.
+  const servicePort = l.service.slice(l.service.lastIndexOf(':') + 1);
   const grpc = l.settings.backendProtocol === 'grpc' || l.settings.backendProtocol === 'grpcs';
   return {
     ...settingsView(l.settings),
     namespace,
     ingressName,
     serviceName,
+    servicePort,
     exact: l.match === 'exact',
     regex: l.match === 'regex' && !l.ignoreCase,
     iregex: l.match === 'regex' && l.ignoreCase,
@@ -157,14 +160,62 @@ class UpstreamNames {
 }
 
 /** The upstream a proxy location names: its own, or (canary) the variable that picks one per request. */
-function upstreamRef(names: UpstreamNames, a: Extract<Location['action'], { kind: 'proxy' }>): string {
+function upstreamRef(names: Targets, a: Extract<Location['action'], { kind: 'proxy' }>): string {
   return a.via ? `$${derived(a.via)}` : names.of(a.upstream);
 }
 
+/**
+ * ExternalName upstreams for nginx before 1.27.3 have no upstream block: what names them names
+ * `NAME:PORT` (a canary's split and maps, which take no variables) or the variable that holds it.
+ */
+function externalTarget(u: Upstream): string | null {
+  return u.external?.via === 'variable' ? `${u.external.host}:${u.external.port}` : null;
+}
+
+function externalVariable(name: string): string {
+  return derived(`isc_ext_${createHash('sha1').update(name).digest('hex').slice(0, 12)}`);
+}
+
+/**
+ * What a location, error page or canary names to reach an upstream in one model: the upstream's
+ * name, or for an ExternalName without a block, `$variable` (proxy_pass) or `NAME:PORT` (values
+ * of a canary's split and maps, which are not interpolated).
+ */
+class Targets {
+  readonly #names: UpstreamNames;
+  readonly #external: ReadonlyMap<string, string>;
+  constructor(names: UpstreamNames, model: RoutingModel) {
+    this.#names = names;
+    this.#external = new Map(model.upstreams.flatMap((u) => (externalTarget(u) ? [[u.name, externalTarget(u)!]] : [])));
+  }
+
+  /** For proxy_pass and grpc_pass. */
+  of(name: string): string {
+    return this.#external.has(name) ? `$${externalVariable(name)}` : this.#names.of(name);
+  }
+
+  /** For a value nginx does not interpolate. */
+  literal(name: string): string {
+    return this.#external.get(name) ?? this.#names.of(name);
+  }
+
+  /** What server files depend on beyond their own model part (serverKey). */
+  get key(): string[] {
+    return [...this.#external.keys()].sort();
+  }
+}
+
 function upstreamView(names: UpstreamNames, u: Upstream) {
+  const target = externalTarget(u);
+  const resolve = u.external?.via === 'resolve' ? `${u.external.host}:${u.external.port}` : '';
   return {
     ...u,
     name: names.of(u.name),
+    externalHost: u.external?.host ?? '',
+    variable: target ? externalVariable(u.name) : '',
+    target: target ?? '',
+    zone: resolve ? names.of(u.name) : '',
+    resolve,
     leastConn: u.balance.kind === 'least_conn',
     hash: u.balance.kind === 'hash' ? u.balance.key : '',
   };
@@ -174,8 +225,8 @@ function upstreamView(names: UpstreamNames, u: Upstream) {
  * A canary selector as maps and a split: canary-by-header decides first, then canary-by-cookie,
  * then canary-weight. Each stage's default is the next stage's variable (or an upstream name).
  */
-function canaryView(names: UpstreamNames, selector: CanarySelector) {
-  const c = { ...selector, main: names.of(selector.main), canary: names.of(selector.canary) };
+function canaryView(names: Targets, selector: CanarySelector) {
+  const c = { ...selector, main: names.literal(selector.main), canary: names.literal(selector.canary) };
   // Without a header or cookie stage, the split itself is the selector (translate makes no selector
   // that decides nothing per request).
   const splitVar = c.header || c.cookie ? `${c.variable}_w` : c.variable;
@@ -217,9 +268,10 @@ function requestVariable(source: string): string {
   return source;
 }
 
-function serverView(names: UpstreamNames, model: RoutingModel, s: Server) {
+function serverView(names: Targets, model: RoutingModel, s: Server) {
   const https = model.https;
   return {
+    servicePortVariable: model.ingressNginxVariables.includes('service_port'),
     mirrors: s.mirrors.map((m) => ({
       ...m,
       upstream: derived(m.upstream),
@@ -257,8 +309,16 @@ function serverView(names: UpstreamNames, model: RoutingModel, s: Server) {
   };
 }
 
-function serverKey(model: RoutingModel, s: Server): string {
-  const globals = [model.https, model.accessLog, model.httpPort, model.ipv6, model.defaultServer.tls?.certPath ?? null];
+function serverKey(model: RoutingModel, targets: Targets, s: Server): string {
+  const globals = [
+    model.https,
+    model.accessLog,
+    model.httpPort,
+    model.ipv6,
+    model.defaultServer.tls?.certPath ?? null,
+    targets.key,
+    model.ingressNginxVariables.includes('service_port'),
+  ];
   return createHash('sha1')
     .update(JSON.stringify([globals, s]))
     .digest('base64');
@@ -293,10 +353,15 @@ export class Renderer {
 
   *#steps(model: RoutingModel): Generator<void, Rendered, void> {
     const names = this.#names;
+    const targets = new Targets(names, model);
     const files = new Map<string, string>();
     const owned = new Map<string, OwnedLines[]>();
     const servers = new Map<string, RenderedServer>();
     const main = render(templates.main, {
+      ingressNginx:
+        model.ingressNginxVariables.length === 0
+          ? null
+          : Object.fromEntries(model.ingressNginxVariables.map((v) => [v, true])),
       serverNamesHash: model.serverNamesHash,
       https: model.https,
       limitReqZones: model.limitReqZones.map((z) => ({
@@ -318,7 +383,7 @@ export class Renderer {
         source: requestVariable(`cookie_${c.cookie}`),
         value: `${c.cookie}=$${derived(c.key)}${c.attributes}`,
       })),
-      canaries: model.canaries.map((c) => canaryView(names, c)),
+      canaries: model.canaries.map((c) => canaryView(targets, c)),
       zonesOrMaps:
         model.limitReqZones.length +
           model.limitConnZones.length +
@@ -326,20 +391,23 @@ export class Renderer {
           model.affinityKeys.length +
           model.canaries.length >
         0,
-      defaultServer: serverView(names, model, model.defaultServer),
+      defaultServer: serverView(targets, model, model.defaultServer),
     });
     files.set(MAIN_FILE, main.text);
     owned.set(MAIN_FILE, main.owned);
     yield;
     files.set(
       UPSTREAMS_FILE,
-      render(templates.upstreams, { upstreams: model.upstreams.map((u) => upstreamView(names, u)) }).text,
+      render(templates.upstreams, {
+        resolver: model.resolver ? { addresses: model.resolver } : null,
+        upstreams: model.upstreams.map((u) => upstreamView(names, u)),
+      }).text,
     );
     for (const s of model.servers) {
       yield;
-      const key = serverKey(model, s);
+      const key = serverKey(model, targets, s);
       const last = this.#servers.get(s.file);
-      const server = last?.key === key ? last : { key, ...render(templates.host, serverView(names, model, s)) };
+      const server = last?.key === key ? last : { key, ...render(templates.host, serverView(targets, model, s)) };
       servers.set(s.file, server);
       files.set(s.file, server.text);
       owned.set(s.file, server.owned);

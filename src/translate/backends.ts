@@ -3,9 +3,13 @@
 import type { V1EndpointSlice, V1Endpoints, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import type { IngressAnnotations } from '../annotations/index.ts';
 import { affinityKeyVariable, digest } from '../annotations/settings.ts';
-import { isPortNumber, upstreamAddress } from '../grammar.ts';
+import { isIP } from 'node:net';
+import { parseTargetHost, type TargetHost } from '../annotations/addresses.ts';
+import { InvalidValue, isPortNumber, resolverAddress, upstreamAddress } from '../grammar.ts';
+import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
 import type { Action, Upstream } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
+import type { TranslateOptions } from './options.ts';
 import { list, type BackendRef } from './parse.ts';
 
 export const sameBackend = (a: BackendRef, b: BackendRef) => describeBackend(a) === describeBackend(b);
@@ -19,7 +23,14 @@ export class Backends {
   private readonly slices = new Map<string, V1EndpointSlice[]>();
   private readonly endpoints = new Map<string, V1Endpoints>();
 
-  constructor(snap: Snapshot) {
+  /**
+   * `resolver`: whether nginx has DNS servers (--resolver) to resolve ExternalName names with.
+   * `resolveInUpstream`: nginx 1.27.3 or later (`server NAME resolve` in an upstream).
+   */
+  private readonly opts: BackendOptions;
+
+  constructor(snap: Snapshot, opts: BackendOptions = { resolver: null, resolveInUpstream: false }) {
+    this.opts = opts;
     for (const s of snap.services) this.services.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name}`, s);
     for (const es of snap.endpointSlices) {
       const svc: unknown = es.metadata?.labels?.['kubernetes.io/service-name'];
@@ -58,8 +69,7 @@ export class Backends {
     };
     const svc = this.services.get(`${b.namespace}/${b.service}`);
     if (!svc) return unavailable(`Service ${b.namespace}/${b.service} not found`);
-    if (svc.spec?.type === 'ExternalName')
-      return unavailable(`Service ${b.namespace}/${b.service} is of type ExternalName, which is not supported`);
+    if (svc.spec?.type === 'ExternalName') return this.external(b, svc, variant, warn, unavailable, service);
     const port = list(svc.spec?.ports).find((p) =>
       'number' in b.port ? p.port === b.port.number : p.name === b.port.name,
     );
@@ -96,6 +106,80 @@ export class Backends {
     return { action: { kind: 'proxy', upstream: name }, service };
   }
 
+  /**
+   * An ExternalName Service, as ingress-nginx serves it: its DNS name (or IP address) and the port
+   * the backend names (a Service port's targetPort, else its port; a number no port has is used
+   * as it is), resolved by nginx while it runs. service-upstream changes nothing (there is no
+   * cluster IP), as in ingress-nginx.
+   */
+  private external(
+    b: BackendRef,
+    svc: V1Service,
+    variant: UpstreamVariant,
+    warn: (reason: string) => void,
+    unavailable: (reason: string) => { action: Action; service: string },
+    service: string,
+  ): { action: Action; service: string } {
+    const what = `Service ${b.namespace}/${b.service} (ExternalName)`;
+    const raw: unknown = svc.spec?.externalName;
+    if (typeof raw !== 'string' || raw === '') return unavailable(`${what} has no externalName`);
+    // A trailing dot says "absolute"; nginx's resolver takes every name as absolute.
+    const bare = raw.endsWith('.') ? raw.slice(0, -1) : raw;
+    let target: TargetHost;
+    try {
+      target = parseTargetHost(isIP(bare) === 6 ? `[${bare}]` : bare, (reason) => new InvalidValue(reason));
+    } catch (err) {
+      return unavailable(`${what}: externalName ${JSON.stringify(raw.slice(0, 256))} ${(err as Error).message}`);
+    }
+    const ports = list(svc.spec?.ports);
+    const named = 'name' in b.port ? b.port.name : null;
+    const p = ports.find((x) => (named !== null ? x.name === named : x.port === (b.port as { number: number }).number));
+    if (named !== null && !p) return unavailable(`Service ${b.namespace}/${b.service} has no port ${named}`);
+    const tp: unknown = p?.targetPort;
+    const portNumber = isPortNumber(tp) ? tp : p ? p.port : (b.port as { number: number }).number;
+    if (!isPortNumber(portNumber))
+      return unavailable(`Service ${b.namespace}/${b.service} port ${named ?? portNumber} has an invalid number`);
+    const dns = target.kind === 'dns';
+    if (dns && this.opts.resolver === null)
+      return unavailable(
+        `${what}: nginx has no resolver for ${JSON.stringify(target.host)} (set --resolver to the cluster DNS)`,
+      );
+    const via = this.opts.resolveInUpstream ? 'resolve' : 'variable';
+    const balance = variant.balance;
+    const protocol = variant.protocol;
+    const name = [
+      `${b.namespace}_${b.service}_${portNumber}`,
+      protocol === 'HTTP' ? '' : `_${protocol.toLowerCase()}`,
+      balance.kind === 'least_conn' ? '_ewma' : balance.kind === 'hash' ? `_hash_${digest(balance.key, 8)}` : '',
+    ].join('');
+    let upstream = this.upstreams.get(name);
+    if (!upstream) {
+      const host = target.kind === 'ipv6' ? target.host.slice(1, -1) : target.host;
+      upstream = {
+        name,
+        service: `${b.namespace}/${b.service}:${portNumber}`,
+        servers: dns ? [] : [{ address: upstreamAddress(host, portNumber)! }],
+        balance,
+        ...(dns ? { external: { host: target.host, port: portNumber, via } } : {}),
+      };
+      this.upstreams.set(name, upstream);
+    }
+    if (dns) {
+      // ingress-nginx resolves a name with fewer dots than the pod's ndots through its search
+      // domains first; nginx's resolver takes it as written. A name of one label (or ending in
+      // .svc) only resolves through them.
+      if (!target.host.includes('.') || target.host.endsWith('.svc'))
+        warn(
+          `${what}: externalName ${JSON.stringify(target.host)} is resolved as written, without the pod's search domains (which ingress-nginx tries); write the full name (NAME.NAMESPACE.svc.cluster.local)`,
+        );
+      if (via === 'variable' && balance.kind !== 'round_robin')
+        warn(
+          `${what}: nginx before 1.27.3 resolves its name per request and spreads requests round robin over its addresses; ${balance.kind === 'hash' ? 'affinity and upstream-hash-by' : 'load-balance'} cannot apply`,
+        );
+    }
+    return { action: { kind: 'proxy', upstream: name }, service };
+  }
+
   /** Ready endpoint addresses for a Service port, deduplicated and sorted. */
   private addresses(namespace: string, service: string, port: V1ServicePort): string[] {
     const out = new Set<string>();
@@ -128,6 +212,11 @@ export class Backends {
   }
 }
 
+export interface BackendOptions {
+  resolver: readonly string[] | null;
+  resolveInUpstream: boolean;
+}
+
 /** How an Ingress's upstreams are built: one upstream per Service port and variant. */
 export interface UpstreamVariant {
   protocol: IngressAnnotations['backendProtocol'];
@@ -145,4 +234,24 @@ export function variantOf(a: IngressAnnotations): UpstreamVariant {
         ? { kind: 'least_conn' }
         : { kind: 'round_robin' };
   return { protocol: a.backendProtocol, serviceUpstream: a.serviceUpstream, balance };
+}
+
+/** What Backends needs of translate's options: --resolver, validated again (the model holds only what nginx takes; null: none), and the nginx syntax. */
+export function backendOptions(opts: TranslateOptions): BackendOptions {
+  return { resolver: resolverOf(opts), resolveInUpstream: resolveInUpstream(opts.nginxVersion) };
+}
+
+function resolverOf(opts: TranslateOptions): string[] | null {
+  const out = (opts.resolver ?? []).map((raw) => {
+    const address = resolverAddress(raw);
+    if (address === null) throw new Error(`translate: resolver ${JSON.stringify(raw)} is not an IP address[:port]`);
+    return address;
+  });
+  return out.length > 0 ? out : null;
+}
+
+/** nginx 1.27.3 and later resolve a name in an upstream (`server NAME resolve`); absent or unknown: older syntax. */
+function resolveInUpstream(nginxVersion: string | undefined): boolean {
+  const v = nginxVersion === undefined ? null : parseNginxVersion(nginxVersion);
+  return v !== null && versionAtLeast(v, [1, 27, 3]);
 }

@@ -8,7 +8,8 @@
 // - rules without a host, and the defaultBackend of an Ingress without rules, take the hosts no rule
 //   names; an Ingress's defaultBackend answers the unmatched paths of the hosts it is the oldest for
 //   (as ingress-nginx; --default-backend-service, else 404, answers the rest);
-// - spec.tls hosts are served over TLS with their Secret's certificate (see planTls);
+// - spec.tls hosts are served over TLS with their Secret's certificate; with TLS on, every other
+//   host answers HTTPS too, with the default certificate, as ingress-nginx does (see planTls);
 // - nginx.ingress.kubernetes.io annotations (src/annotations/index.ts) set each location of the Ingress
 //   that carries them; with use-regex, ImplementationSpecific paths are regexes (see buildServer).
 
@@ -28,12 +29,13 @@
 import { NO_ANNOTATIONS } from '../annotations/index.ts';
 import { LocationSettingsBuilder, affinityKeysFor } from '../annotations/settings.ts';
 import { describe } from '../errors.ts';
+import { variablesUsed } from '../annotations/snippet-variables.ts';
 import { InvalidValue } from '../grammar.ts';
 import { DEFAULT_LOCATION_SETTINGS } from '../model.ts';
 import type { Action, CertificateFile, RoutingModel, Server } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import { runSteps, runStepsSync } from '../steps.ts';
-import { Backends, variantOf } from './backends.ts';
+import { Backends, backendOptions, variantOf } from './backends.ts';
 import { Canaries } from './canaries.ts';
 import { HostClaims } from './hosts.ts';
 import { buildServer, type SettingsFor } from './locations.ts';
@@ -42,7 +44,7 @@ import { serverNamesHashSizes } from './names.ts';
 import type { TranslateOptions } from './options.ts';
 import { isCanary, parseIngressCached, type ParsedIngress } from './parse.ts';
 import { Rejections } from './rejections.ts';
-import { planTls, redirects } from './tls-plan.ts';
+import { planTls, redirects, tlsOfHost } from './tls-plan.ts';
 
 // What other folders import from here.
 export { ANNOTATION_PREFIX, FORCE_SSL_REDIRECT_ANNOTATION, SSL_REDIRECT_ANNOTATION } from '../annotations/index.ts';
@@ -72,7 +74,9 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     .filter((i) => isOurs(i, opts.ingressClass, snap.ingressClasses, opts.watchIngressWithoutClass))
     .sort(byAge);
   yield;
-  const backends = new Backends(snap);
+  const backendOpts = backendOptions(opts);
+  const resolver = backendOpts.resolver;
+  const backends = new Backends(snap, backendOpts);
   const claims = new HostClaims(backends, report, opts.allowCrossNamespaceHosts === true);
   const sameTenant = claims.sameTenant;
   /** Every Ingress that parsed, oldest first. */
@@ -167,16 +171,8 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
   const servers: Server[] = [];
   for (const h of live) {
     yield;
-    const own = tls?.hosts.get(h.host!.host) ?? null;
-    servers.push(
-      buildServer(
-        h,
-        serviceDefault,
-        redirect(own !== null),
-        own ?? tls?.inherited.get(h.host!.host) ?? null,
-        settingsFor,
-      ),
-    );
+    const https = tlsOfHost(tls, h.host!.host);
+    servers.push(buildServer(h, serviceDefault, redirect(https.configured), https.tls, settingsFor));
   }
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
   const defaultServer = buildServer(
@@ -261,6 +257,8 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     affinityKeys: affinityKeysFor(extras.affinityKeys, upstreams, affinityCookieNames),
     affinityCookies: extras.affinityCookies,
     canaries: usedCanaries,
+    ingressNginxVariables: snippetVariables([defaultServer, ...servers]),
+    ...(resolver && upstreams.some((u) => u.external) ? { resolver: [...resolver] } : {}),
     warnings: [...warnings, ...(tls?.warnings ?? [])].sort(),
     tlsRecheckAt:
       tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
@@ -288,4 +286,14 @@ function defaultBackendService(
       : `Service ${JSON.stringify(key.slice(0, 300))} not found or has no ports`;
   warnings.push(`--default-backend-service: ${why}; 404 answers instead`);
   return null;
+}
+
+/** The ingress-nginx variables that the served snippets read (their maps are rendered, no others). */
+function snippetVariables(servers: Server[]): string[] {
+  const used = new Set<string>();
+  for (const s of servers) {
+    for (const l of s.locations) if (l.settings.snippet) variablesUsed(l.settings.snippet, used);
+    for (const snippet of s.snippets) variablesUsed(snippet.directives, used);
+  }
+  return [...used].sort();
 }

@@ -13,8 +13,18 @@ export interface TranslateOptions {
    * sidecar passes the time of each pass).
    */
   now?: Date;
-  /** The nginx version the config is for (`nginx -v`): it decides the HTTP/2 syntax. Absent: the pre-1.25.1 syntax, which later versions accept with a warning. */
+  /**
+   * The nginx version the config is for (`nginx -v`): it decides the HTTP/2 syntax (absent: the
+   * pre-1.25.1 syntax, which later versions accept with a warning) and how ExternalName names are
+   * resolved (1.27.3 and later: in the upstream; absent or older: through a variable proxy_pass).
+   */
   nginxVersion?: string;
+  /**
+   * --resolver: the DNS servers nginx resolves ExternalName Services with (`ip`, `ip:port`,
+   * `[ipv6]:port`; in a pod, the cluster DNS of /etc/resolv.conf). Absent or empty: ExternalName
+   * backends cannot be served (they answer 503, with the reason).
+   */
+  resolver?: readonly string[];
   /**
    * Where private files (htpasswd files of auth-type basic) go when TLS is off; absolute. With
    * TLS they go to tls.certDir, the one directory the sidecar's CertStore writes. Neither: such

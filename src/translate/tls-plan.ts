@@ -1,5 +1,6 @@
-// The TLS plan: which certificate each host is served with, the default server's certificate,
-// the certificate files to write, and which locations redirect plain HTTP to HTTPS. The PEM and
+// The TLS plan: which certificate each host is served with (every host listens on the HTTPS port,
+// as in ingress-nginx: a host without TLS gets the default certificate), the default server's
+// certificate, the certificate files to write, and which locations redirect plain HTTP to HTTPS. The PEM and
 // X.509 parsing is certificates.ts's.
 
 import path from 'node:path';
@@ -33,10 +34,10 @@ export interface TlsPlan {
   /** Hosts that spec.tls names (and that have routes), with the certificate each is served with. */
   hosts: Map<string, ServerTls>;
   /**
-   * Exact hosts without TLS of their own that a TLS wildcard host covers. nginx chooses among the
-   * servers on the HTTPS port; without a listener there, an HTTPS request for such a host would
-   * be routed by the wildcard's rules, against "an exact host wins". So they listen too, with the
-   * wildcard's certificate (what a client gets for that name anyway), and redirect nothing.
+   * Exact hosts without TLS of their own that a TLS wildcard host covers, with the wildcard's
+   * certificate: ingress-nginx looks a certificate up by the exact name, then by `*.` and the rest
+   * of it, so such a host is served with the wildcard's certificate and counts as having one
+   * (plain HTTP to it redirects, unless its Ingress says ssl-redirect "false").
    */
   inherited: Map<string, ServerTls>;
   certificates: Map<string, CertificateFile>;
@@ -274,6 +275,19 @@ export function planTls(
     warnings,
     recheckAt,
   };
+}
+
+/**
+ * How a host's server answers on the HTTPS port, and whether a certificate is configured for it
+ * (which decides ssl-redirect). As in ingress-nginx, every host listens there: a host without TLS
+ * of its own or from a wildcard gets the default certificate, and its own routes, but no redirect
+ * (ingress-nginx redirects only where `certificate.configured_for_current_request()`, unless
+ * force-ssl-redirect). With TLS off (no plan) no server listens on an HTTPS port.
+ */
+export function tlsOfHost(plan: TlsPlan | null, host: string): { tls: ServerTls | null; configured: boolean } {
+  if (!plan) return { tls: null, configured: false };
+  const own = plan.hosts.get(host) ?? plan.inherited.get(host);
+  return own ? { tls: own, configured: true } : { tls: plan.defaultTls, configured: false };
 }
 
 /** The model's view of a certificate: the file name, and the content kept out of JSON and inspection. */

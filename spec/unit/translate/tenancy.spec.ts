@@ -233,7 +233,11 @@ describe('translate: tenancy between namespaces', () => {
       });
       const m = runTls([victim(), grab]);
       const s = server(m, 'shop.test');
-      equal(s.tls, null, 'the host stays plain HTTP, as its own Ingress asks');
+      deepStrictEqual(
+        s.tls,
+        { certPath: `/certs/${m.certificates[0]!.file}`, secret: null, ingress: null },
+        'the host has no TLS of its own: HTTPS answers it with the default certificate',
+      );
       deepStrictEqual(
         s.locations.map((l) => [l.path, l.sslRedirect]),
         [['/', false]],

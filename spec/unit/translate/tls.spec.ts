@@ -43,6 +43,8 @@ describe('translate: TLS', function () {
     return certificateFromPem(c.crt, c.key).file;
   };
   const pathOf = (c: TestCert) => `${CERT_DIR}/${fileOf(c)}`;
+  /** What a host without TLS answers HTTPS with: the default certificate, no Ingress's. */
+  const noTls = () => ({ certPath: pathOf(generated), secret: null, ingress: null });
   const run = (ingresses: V1Ingress[], secrets: V1Secret[], o: Partial<TranslateOptions> = {}): RoutingModel => {
     const m = translate(snapshot({ ingresses, backends, secrets }), { ...opts, ...o });
     renderModel(m); // always renders
@@ -68,13 +70,39 @@ describe('translate: TLS', function () {
       ingress: 'default/shop',
     });
     deepStrictEqual(server(m, null).tls, { certPath: pathOf(generated), secret: null, ingress: null });
-    equal(server(m, 'plain.test').tls, null);
+    deepStrictEqual(server(m, 'plain.test').tls, noTls());
     deepStrictEqual(
       m.certificates.map((c) => c.file),
       [fileOf(shop), fileOf(generated)].sort(),
     );
     ok(m.certificates.every((c) => c.pem.includes('PRIVATE KEY') && !JSON.stringify(c).includes('PRIVATE')));
     deepStrictEqual(m.https, { port: 443, redirectPort: 443, http2: 'listen' });
+  });
+
+  it('serves a host without spec.tls on the HTTPS port too, with the default certificate and no redirect (as ingress-nginx)', () => {
+    const m = run(
+      [shopIngress(), ingress('plain', [rule('plain.test', path('/', 'Prefix', 'web'))])],
+      [tlsSecret('shop-tls', shop.crt, shop.key)],
+    );
+    deepStrictEqual(m.rejections, []);
+    const plain = server(m, 'plain.test');
+    deepStrictEqual(plain.tls, noTls());
+    ok(plain.locations.every((l) => !l.sslRedirect));
+    const conf = renderModel(m).get(plain.file)!;
+    match(conf, /\n    listen 80;\n    listen 443 ssl http2;\n    server_name plain\.test;\n/);
+    match(conf, /# TLS certificate: the default, generated self-signed\n/);
+    match(
+      conf,
+      new RegExp(`\n    ssl_certificate ${pathOf(generated)};\n    ssl_certificate_key ${pathOf(generated)};\n`),
+    );
+    ok(!conf.includes('return 308'), conf);
+    // With TLS off, no server listens on an HTTPS port.
+    const off = translate(
+      snapshot({ ingresses: [ingress('plain', [rule('plain.test', path('/', 'Prefix', 'web'))])], backends }),
+      { ...opts, tls: undefined },
+    );
+    ok([off.defaultServer, ...off.servers].every((x) => x.tls === null));
+    ok([...renderModel(off).values()].every((text) => !/\bssl\b/.test(text)));
   });
 
   it('redirects plain HTTP on TLS hosts, except ACME challenges and where ssl-redirect is "false"', () => {
@@ -214,7 +242,7 @@ describe('translate: TLS', function () {
       [tlsSecret('shop-tls', shop.crt, shop.key)],
     );
     deepStrictEqual(m.rejections, []);
-    equal(server(m, 'elsewhere.test').tls, null);
+    deepStrictEqual(server(m, 'elsewhere.test').tls, noTls());
   });
 
   it('applies a spec.tls entry without hosts to every host of the Ingress its certificate covers', () => {
@@ -233,7 +261,7 @@ describe('translate: TLS', function () {
     deepStrictEqual(m.rejections, []);
     equal(server(m, 'shop.test').tls?.certPath, pathOf(shop));
     equal(server(m, 'api.shop.test').tls?.certPath, pathOf(shop));
-    equal(server(m, 'plain.test').tls, null);
+    deepStrictEqual(server(m, 'plain.test').tls, noTls());
     const none = run([ingress('n', [rule('plain.test', path('/', 'Prefix', 'web'))], { tls: [{}] })], []);
     deepStrictEqual(reasons(none), [
       'default/n partial: spec.tls[0] names no hosts and no secretName: it has no effect',
@@ -270,7 +298,7 @@ describe('translate: TLS', function () {
     equal(server(m, '*.apps.test').tls?.certPath, pathOf(wild));
   });
 
-  it("lets an exact host under a TLS wildcard answer HTTPS itself (an exact host wins), with the wildcard's certificate and no redirect", () => {
+  it("lets an exact host under a TLS wildcard answer HTTPS itself (an exact host wins), with the wildcard's certificate and its redirect", () => {
     const m = run(
       [
         ingress('w', [rule('*.apps.test', path('/', 'Prefix', 'web'))], {
@@ -285,8 +313,10 @@ describe('translate: TLS', function () {
     );
     deepStrictEqual(m.rejections, []);
     deepStrictEqual(server(m, 'x.apps.test').tls, { certPath: pathOf(wild), secret: 'default/wild', ingress: null });
-    equal(server(m, 'x.apps.test').locations[0]?.sslRedirect, false);
-    equal(server(m, 'x.other.test').tls, null);
+    // ingress-nginx finds the wildcard's certificate for x.apps.test, so ssl-redirect applies.
+    equal(server(m, 'x.apps.test').locations[0]?.sslRedirect, true);
+    deepStrictEqual(server(m, 'x.other.test').tls, noTls());
+    equal(server(m, 'x.other.test').locations[0]?.sslRedirect, false);
   });
 
   it('lets the oldest Ingress with a usable certificate decide a shared host, and reports the others', () => {
