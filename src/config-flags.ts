@@ -106,6 +106,13 @@ export const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
     defaultText: '(self-signed)',
     parse: namespacedName,
   },
+  defaultBackendService: {
+    arg: 'NS/NAME',
+    help: "Service whose first port answers what no Ingress's defaultBackend does (else 404)",
+    default: undefined,
+    defaultText: '(404)',
+    parse: namespacedName,
+  },
   nginxPidFile: {
     arg: 'FILE',
     help: "the nginx master's pid file",

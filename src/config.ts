@@ -35,6 +35,8 @@ export interface Config {
   httpsRedirectPort: number;
   /** `namespace/name` of the default certificate's Secret. */
   defaultSslCertificate?: string;
+  /** `namespace/name` of the Service that answers what no Ingress's defaultBackend does. */
+  defaultBackendService?: string;
   nginxPidFile?: string;
   nginxBinary: string;
   ingressClass: string;
@@ -312,5 +314,6 @@ export function translateOptions(c: Config): TranslateOptions {
     allowCrossNamespaceCanary: c.allowCrossNamespaceCanary,
     allowCrossNamespaceHosts: c.allowCrossNamespaceHosts,
     resolver: c.resolver ?? [],
+    ...(c.defaultBackendService !== undefined ? { defaultBackendService: c.defaultBackendService } : {}),
   };
 }

@@ -53,6 +53,8 @@ export async function startStack(opts: {
   tls?: StackTls;
   /** --allow-snippet-annotations. */
   allowSnippets?: boolean;
+  /** --default-backend-service NAMESPACE/NAME. */
+  defaultBackendService?: string;
   /** The nginx to run and check with (and its version, for translate); nginxBinary() when absent. */
   nginx?: { binary: string; version: string };
   /** --resolver. */
@@ -91,6 +93,7 @@ export async function startStack(opts: {
         ipv6: false,
         accessLog: opts.accessLog ?? null,
         ...(opts.allowSnippets ? { allowSnippets: true } : {}),
+        ...(opts.defaultBackendService ? { defaultBackendService: opts.defaultBackendService } : {}),
         ...(opts.nginx ? { nginxVersion: opts.nginx.version } : {}),
         ...(opts.resolver ? { resolver: opts.resolver } : {}),
         ...(https && tlsOpts

@@ -120,3 +120,83 @@ describe('Ingress host matching, the Kubernetes docs wildcard table through ngin
     assert.equal(await stack.who('foo.bar.com', '/'), 'precise');
   });
 });
+
+// spec.defaultBackend: "requests that do not match any of the rules" go to it, as ingress-nginx
+// reads that (internal/ingress/controller/controller.go, createServers): an Ingress with rules
+// uses its defaultBackend for its own hosts' unmatched paths; only an Ingress without rules (or
+// --default-backend-service) answers hosts no rule names, else the default server's 404.
+describe('spec.defaultBackend through nginx, as ingress-nginx', function () {
+  this.timeout(60_000);
+  const backendNames = ['web', 'shop-default', 'catch', 'edge', 'hostless-default'];
+  const shop = ingressYaml('shop', [{ host: 'shop.test', paths: [['/api', 'Prefix', 'web']] }], {
+    created: '2026-01-01T00:00:00Z',
+    defaultBackend: 'shop-default',
+  });
+  const plain = ingressYaml('plain', [{ host: 'plain.test', paths: [['/api', 'Prefix', 'web']] }], {
+    created: '2026-01-02T00:00:00Z',
+  });
+  const hostless = ingressYaml('hostless', [{ paths: [['/status', 'Exact', 'web']] }], {
+    created: '2026-01-03T00:00:00Z',
+    defaultBackend: 'hostless-default',
+  });
+  const catchAll = ingressYaml('catch', [], { created: '2026-01-04T00:00:00Z', defaultBackend: 'catch' });
+
+  describe('without --default-backend-service', () => {
+    let stack: Stack;
+    before(async () => {
+      stack = await startStack({ backends: backendNames });
+      await stack.write('ingresses.yaml', [shop, plain, hostless].join('---\n'));
+      assert.equal(await stack.eventually('shop.test', '/api', 'web'), 'web');
+    });
+    after(() => stack?.stop());
+
+    it("an unknown host gets the default server's 404, not the defaultBackend of an Ingress with rules", async () => {
+      assert.equal(await stack.who('unknown.test', '/'), '404');
+      assert.equal(await stack.who('unknown.test', '/api'), '404');
+    });
+
+    it("the Ingress's own host, unmatched path -> its defaultBackend", async () => {
+      assert.equal(await stack.who('shop.test', '/other'), 'shop-default');
+      assert.equal(await stack.who('shop.test', '/'), 'shop-default');
+      assert.equal(await stack.who('shop.test', '/api/x'), 'web');
+    });
+
+    it("another host's unmatched path -> 404; rules without a host serve unknown hosts, their Ingress's defaultBackend does not", async () => {
+      assert.equal(await stack.who('plain.test', '/other'), '404');
+      assert.equal(await stack.who('unknown.test', '/status'), 'web');
+      assert.equal(await stack.who('unknown.test', '/other'), '404');
+    });
+
+    it('an Ingress with only a defaultBackend catches unknown hosts, and only those', async () => {
+      await stack.write('catch.yaml', catchAll);
+      assert.equal(await stack.eventually('unknown.test', '/other', 'catch'), 'catch');
+      assert.equal(await stack.who('unknown.test', '/status'), 'web');
+      assert.equal(await stack.who('shop.test', '/other'), 'shop-default');
+      assert.equal(await stack.who('plain.test', '/other'), '404');
+      await stack.remove('catch.yaml');
+      assert.equal(await stack.eventually('unknown.test', '/other', '404'), '404');
+    });
+  });
+
+  describe('with --default-backend-service default/edge', () => {
+    let stack: Stack;
+    before(async () => {
+      stack = await startStack({ backends: backendNames, defaultBackendService: 'default/edge' });
+      await stack.write('ingresses.yaml', [shop, plain].join('---\n'));
+      assert.equal(await stack.eventually('shop.test', '/api', 'web'), 'web');
+    });
+    after(() => stack?.stop());
+
+    it('answers unknown hosts and the unmatched paths of hosts whose Ingress has no defaultBackend', async () => {
+      assert.equal(await stack.who('unknown.test', '/'), 'edge');
+      assert.equal(await stack.who('plain.test', '/other'), 'edge');
+      assert.equal(await stack.who('shop.test', '/other'), 'shop-default');
+    });
+
+    it('an Ingress with only a defaultBackend takes unknown hosts from it', async () => {
+      await stack.write('catch.yaml', catchAll);
+      assert.equal(await stack.eventually('unknown.test', '/', 'catch'), 'catch');
+      assert.equal(await stack.who('plain.test', '/other'), 'edge');
+    });
+  });
+});

@@ -376,6 +376,7 @@ describe('parseConfig', () => {
         ['--https-port N', 'INGRESS_SIDECAR_HTTPS_PORT', '443 (demo: 8443)'],
         ['--https-redirect-port N', 'INGRESS_SIDECAR_HTTPS_REDIRECT_PORT', '443 (demo: 8443)'],
         ['--default-ssl-certificate NS/NAME', 'INGRESS_SIDECAR_DEFAULT_SSL_CERTIFICATE', '(self-signed)'],
+        ['--default-backend-service NS/NAME', 'INGRESS_SIDECAR_DEFAULT_BACKEND_SERVICE', '(404)'],
         ['--nginx-pid-file FILE', 'INGRESS_SIDECAR_NGINX_PID_FILE', '(none)'],
         ['--nginx-binary PATH', 'INGRESS_SIDECAR_NGINX_BINARY', 'nginx'],
         ['--ingress-class NAME', 'INGRESS_SIDECAR_INGRESS_CLASS', 'nginx'],
@@ -421,7 +422,7 @@ describe('parseConfig', () => {
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)]
         .map((m) => m[1]!)
         .filter((f) => f !== 'help');
-      assert.equal(flags.length, 31);
+      assert.equal(flags.length, 32);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);
@@ -591,6 +592,19 @@ describe('config: cross-namespace canaries', () => {
         .allowCrossNamespaceCanary,
       false,
     );
+  });
+
+  it('passes --default-backend-service (or its variable) to translate as NAMESPACE/NAME, and refuses other forms', () => {
+    assert.equal(translateOptions(ok(DIR).config).defaultBackendService, undefined);
+    assert.equal(
+      translateOptions(ok([...DIR, '--default-backend-service', 'edge/fallback']).config).defaultBackendService,
+      'edge/fallback',
+    );
+    assert.equal(
+      ok(DIR, { INGRESS_SIDECAR_DEFAULT_BACKEND_SERVICE: 'edge/fallback' }).config.defaultBackendService,
+      'edge/fallback',
+    );
+    assert.throws(() => parseConfig([...DIR, '--default-backend-service', 'fallback'], {}), /must be NAMESPACE\/NAME/);
   });
 
   it('serves a host from one namespace unless --allow-cross-namespace-hosts (or its variable) is given, and passes the choice to translate', () => {

@@ -139,7 +139,7 @@ export class MirrorAndErrorLocations {
     errorUpstream: (ingress: string) => { upstream: string; scheme: 'http' | 'https' } | null;
   };
 
-  /** `errorUpstream`: the upstream that answers an Ingress's errors (its default-backend, else the default backend), or null. */
+  /** `errorUpstream`: the upstream that answers an Ingress's errors (its default-backend, else --default-backend-service), or null. */
   constructor(opts: MirrorAndErrorLocations['opts']) {
     this.opts = opts;
   }
@@ -151,7 +151,7 @@ export class MirrorAndErrorLocations {
       if (target === null) {
         this.opts.report(
           ingress,
-          `annotation ${CUSTOM_HTTP_ERRORS} has no effect: neither its default-backend annotation nor a default backend (spec.defaultBackend of an Ingress) can serve the errors over HTTP or HTTPS`,
+          `annotation ${CUSTOM_HTTP_ERRORS} has no effect: neither its default-backend annotation nor --default-backend-service can serve the errors over HTTP or HTTPS (as in ingress-nginx, an Ingress's spec.defaultBackend never answers errors)`,
         );
       } else {
         errorPages = a.customErrors.map((code) => {

@@ -1,6 +1,12 @@
 // Host claims: which Ingress serves each path of each host, first come in age order; which
 // namespace owns a host; conflicts between Ingresses; and default backends (spec.defaultBackend
 // and the default-backend annotation).
+//
+// spec.defaultBackend as ingress-nginx uses it (internal/ingress/controller/controller.go,
+// createServers): the oldest Ingress with a rule for a host makes that host's server, and its
+// defaultBackend (if any) answers the host's unmatched paths; the default server (hosts no rule
+// names) takes the defaultBackend of the oldest Ingress that has no rules at all, and then keeps its
+// "/" even against rules without a host. Otherwise both answer with --default-backend-service, else 404.
 
 import type { V1Ingress } from '@kubernetes/client-node';
 import type { IngressAnnotations } from '../annotations/index.ts';
@@ -26,8 +32,13 @@ export interface HostRoutes {
   host: ParsedHost | null;
   claims: Map<string, Claim>;
   ingresses: Set<string>;
-  /** The defaultBackend of the oldest Ingress with rules for this host. */
+  /**
+   * What answers the unmatched paths: for a host, the defaultBackend of `first` (null: it has none,
+   * and --default-backend-service or 404 answers); for the catch-all, that of the oldest Ingress without rules.
+   */
   fallback: { ingress: string; resolved: { action: Action; service: string } } | null;
+  /** The oldest served Ingress with a rule for this host: it makes the host's server (null: none yet). */
+  first: string | null;
   /**
    * The oldest Ingress with a rule for this host: its namespace owns the host, and Ingresses of
    * other namespaces get nothing on it (null: the catch-all, which every namespace shares).
@@ -38,9 +49,14 @@ export interface HostRoutes {
 /** The routes of every host, claimed by Ingresses given oldest first. */
 export class HostClaims {
   readonly hosts = new Map<string, HostRoutes>();
-  readonly catchAll: HostRoutes = { host: null, claims: new Map(), ingresses: new Set(), fallback: null, owner: null };
-  /** The defaultBackend of the oldest Ingress that has one: it answers what no host rule matches. */
-  globalDefault: HostRoutes['fallback'] = null;
+  readonly catchAll: HostRoutes = {
+    host: null,
+    claims: new Map(),
+    ingresses: new Set(),
+    fallback: null,
+    first: null,
+    owner: null,
+  };
 
   private readonly backends: Backends;
   private readonly report: Report;
@@ -55,9 +71,9 @@ export class HostClaims {
   /** Whether two Ingresses may share a host (and its default backend): same namespace, or --allow-cross-namespace-hosts. */
   readonly sameTenant = (a: string, b: string) => this.allowCrossNamespaceHosts || namespaceOf(a) === namespaceOf(b);
 
-  /** Hosts with at least one route, in the order they were first claimed. */
+  /** Hosts with a server (a served Ingress has a rule for them, even one without paths), in the order they were first claimed. */
   live(): HostRoutes[] {
-    return [...this.hosts.values()].filter((h) => h.claims.size > 0);
+    return [...this.hosts.values()].filter((h) => h.first !== null);
   }
 
   /** A backend of an Ingress; with a default-backend annotation, that Service answers when the backend cannot. */
@@ -94,8 +110,35 @@ export class HostClaims {
         h = null;
       }
       if (h && !this.hosts.has(h.host))
-        this.hosts.set(h.host, { host: h, claims: new Map(), ingresses: new Set(), fallback: null, owner: key });
+        this.hosts.set(h.host, {
+          host: h,
+          claims: new Map(),
+          ingresses: new Set(),
+          fallback: null,
+          first: null,
+          owner: key,
+        });
     }
+  }
+
+  /**
+   * A defaultBackend-only Ingress keeps "/" of the default server (ingress-nginx sets it up before
+   * any rule's path, so a Prefix "/" without a host cannot replace it): such claims are reported, not used.
+   */
+  settleCatchAll(): void {
+    const fb = this.catchAll.fallback;
+    if (!fb) return;
+    for (const [claimKey, c] of this.catchAll.claims) {
+      if (c.path.match !== 'prefix' || c.path.path !== '/') continue;
+      this.catchAll.claims.delete(claimKey);
+      this.report(
+        c.ingress,
+        'partial',
+        `path ${c.path.rawPath} (${c.path.pathType}) on rules without a host is not used: the defaultBackend of Ingress ${fb.ingress}, which has no rules, answers / for hosts no rule names (as in ingress-nginx)`,
+      );
+    }
+    this.catchAll.ingresses.clear();
+    for (const c of this.catchAll.claims.values()) this.catchAll.ingresses.add(c.ingress);
   }
 
   /** The rules and defaultBackend of an Ingress (not a canary): what older Ingresses hold is reported, not taken. */
@@ -105,22 +148,29 @@ export class HostClaims {
     const ownDefault = parsed.defaultBackend
       ? { ingress: key, resolved: this.resolve(key, parsed.defaultBackend, parsed.annotations) }
       : null;
-    if (ownDefault) {
-      if (!this.globalDefault) this.globalDefault = ownDefault;
-      else if (parsed.rules.length === 0) {
+    if (ownDefault && parsed.rules.length === 0) {
+      // ingress-nginx: "Ingress defines a backend but no rule", the catch-all; the oldest wins.
+      if (!this.catchAll.fallback) this.catchAll.fallback = ownDefault;
+      else {
         report(
           key,
           'partial',
-          `defaultBackend is not used: the older Ingress ${this.globalDefault.ingress} already provides the default backend`,
+          `defaultBackend is not used: the older Ingress ${this.catchAll.fallback.ingress} already provides the default backend (an Ingress without rules answers hosts no rule names)`,
         );
       }
+    } else if (ownDefault && !parsed.rules.some((r) => r.host !== null)) {
+      report(
+        key,
+        'partial',
+        'defaultBackend is not used: an Ingress with rules uses it only for the unmatched paths of its own hosts, and these rules have none (as in ingress-nginx, hosts no rule names get the defaultBackend of an Ingress without rules)',
+      );
     }
 
     for (const rule of parsed.rules) {
       const hostKey = rule.host?.host ?? '';
       let routes = rule.host ? this.hosts.get(hostKey) : this.catchAll;
       if (!routes) {
-        routes = { host: rule.host, claims: new Map(), ingresses: new Set(), fallback: null, owner: key };
+        routes = { host: rule.host, claims: new Map(), ingresses: new Set(), fallback: null, first: null, owner: key };
         this.hosts.set(hostKey, routes);
       }
       // One namespace per host, the oldest Ingress's: otherwise a tenant could add paths, a
@@ -133,15 +183,17 @@ export class HostClaims {
         );
         continue;
       }
-      if (ownDefault && rule.host) {
-        if (!routes.fallback) routes.fallback = ownDefault;
-        else if (routes.fallback.ingress !== key) {
-          report(
-            key,
-            'partial',
-            `defaultBackend is not used for host ${hostKey}: the defaultBackend of the older Ingress ${routes.fallback.ingress} answers its unmatched paths`,
-          );
-        }
+      if (rule.host && routes.first === null) {
+        // This Ingress makes the host's server: its defaultBackend (or none) answers the unmatched paths.
+        routes.first = key;
+        routes.fallback = ownDefault;
+        routes.ingresses.add(key);
+      } else if (ownDefault && rule.host && routes.first !== key) {
+        report(
+          key,
+          'partial',
+          `defaultBackend is not used for host ${hostKey}: the older Ingress ${routes.first} has rules for it, and ${routes.fallback ? 'its defaultBackend answers' : 'having no defaultBackend, it leaves'} the host's unmatched paths${routes.fallback ? '' : ' to the default backend (404)'}`,
+        );
       }
       for (const p of rule.paths) {
         const claimKey = claimKeyOf(p);

@@ -5,7 +5,9 @@
 // - hosts are exact or single-label wildcards; an exact host wins over a wildcard;
 // - Exact paths match the whole path; Prefix (and ImplementationSpecific) match path elements,
 //   a trailing slash ignored; the longest path wins, then Exact over Prefix;
-// - rules without a host and the defaultBackend take whatever no host rule matched;
+// - rules without a host, and the defaultBackend of an Ingress without rules, take the hosts no rule
+//   names; an Ingress's defaultBackend answers the unmatched paths of the hosts it is the oldest for
+//   (as ingress-nginx; --default-backend-service, else 404, answers the rest);
 // - spec.tls hosts are served over TLS with their Secret's certificate; with TLS on, every other
 //   host answers HTTPS too, with the default certificate, as ingress-nginx does (see planTls);
 // - nginx.ingress.kubernetes.io annotations (src/annotations/index.ts) set each location of the Ingress
@@ -30,10 +32,10 @@ import { describe } from '../errors.ts';
 import { variablesUsed } from '../annotations/snippet-variables.ts';
 import { InvalidValue } from '../grammar.ts';
 import { DEFAULT_LOCATION_SETTINGS } from '../model.ts';
-import type { CertificateFile, RoutingModel, Server } from '../model.ts';
+import type { Action, CertificateFile, RoutingModel, Server } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import { runSteps, runStepsSync } from '../steps.ts';
-import { Backends, backendOptions } from './backends.ts';
+import { Backends, backendOptions, variantOf } from './backends.ts';
 import { Canaries } from './canaries.ts';
 import { HostClaims } from './hosts.ts';
 import { buildServer, type SettingsFor } from './locations.ts';
@@ -65,6 +67,8 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
   }
   const rejections = new Rejections();
   const report = rejections.report;
+  /** Problems that belong to no Ingress. */
+  const warnings: string[] = [];
 
   const ours = snap.ingresses
     .filter((i) => isOurs(i, opts.ingressClass, snap.ingressClasses, opts.watchIngressWithoutClass))
@@ -127,8 +131,10 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
   }
 
   const byKey = new Map(parsedIngresses.map((p) => [p.key, p]));
+  claims.settleCatchAll();
   canaries.attachAll(byKey);
-  const globalDefault = claims.globalDefault;
+  /** --default-backend-service: what answers where no Ingress's defaultBackend does (null: 404). */
+  const serviceDefault = defaultBackendService(backends, opts.defaultBackendService, warnings);
 
   yield;
   const live = claims.live();
@@ -144,19 +150,18 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     errorUpstream: (ingress) => {
       const p = byKey.get(ingress);
       const own = p ? claims.defaultBackendOf(ingress, p.annotations) : null;
-      // Another namespace's default backend never answers this Ingress's errors.
-      const global =
-        globalDefault && sameTenant(globalDefault.ingress, ingress) ? globalDefault.resolved.action : undefined;
+      // As ingress-nginx: the default-backend annotation's Service, else --default-backend-service
+      // (never an Ingress's spec.defaultBackend).
       const target =
         own?.action.kind === 'proxy'
-          ? { action: own.action, by: p! }
-          : global?.kind === 'proxy'
-            ? { action: global, by: byKey.get(globalDefault!.ingress) }
+          ? { action: own.action, protocol: p!.annotations.backendProtocol ?? 'HTTP' }
+          : serviceDefault?.resolved.action.kind === 'proxy'
+            ? { action: serviceDefault.resolved.action, protocol: 'HTTP' }
             : null;
-      const protocol = target?.by?.annotations.backendProtocol ?? 'HTTP';
       // Error pages are HTTP responses: a gRPC default backend cannot give them.
-      if (!target || (protocol !== 'HTTP' && protocol !== 'HTTPS')) return null;
-      return { upstream: target.action.upstream, scheme: protocol === 'HTTPS' ? 'https' : 'http' };
+      if (!target || target.action.kind !== 'proxy' || (target.protocol !== 'HTTP' && target.protocol !== 'HTTPS'))
+        return null;
+      return { upstream: target.action.upstream, scheme: target.protocol === 'HTTPS' ? 'https' : 'http' };
     },
   });
   const settingsFor: SettingsFor = (ingress, ctx) => {
@@ -167,14 +172,12 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
   for (const h of live) {
     yield;
     const https = tlsOfHost(tls, h.host!.host);
-    // A host's unmatched paths go to the global default backend only within its namespace.
-    const global = globalDefault && sameTenant(globalDefault.ingress, h.owner!) ? globalDefault : null;
-    servers.push(buildServer(h, global, redirect(https.configured), https.tls, settingsFor));
+    servers.push(buildServer(h, serviceDefault, redirect(https.configured), https.tls, settingsFor));
   }
   servers.sort((a, b) => (a.file < b.file ? -1 : 1));
   const defaultServer = buildServer(
     claims.catchAll,
-    globalDefault,
+    serviceDefault,
     redirect(false),
     tls?.defaultTls ?? null,
     settingsFor,
@@ -256,10 +259,33 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     canaries: usedCanaries,
     ingressNginxVariables: snippetVariables([defaultServer, ...servers]),
     ...(resolver && upstreams.some((u) => u.external) ? { resolver: [...resolver] } : {}),
-    warnings: tls ? [...tls.warnings].sort() : [],
+    warnings: [...warnings, ...(tls?.warnings ?? [])].sort(),
     tlsRecheckAt:
       tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
   };
+}
+
+/**
+ * --default-backend-service NAMESPACE/NAME: its first port answers what no Ingress's defaultBackend
+ * does. As in ingress-nginx, a Service that is missing or has no ready endpoint leaves it to the 404
+ * (said in `warnings`).
+ */
+function defaultBackendService(
+  backends: Backends,
+  key: string | undefined,
+  warnings: string[],
+): { ingress: string; resolved: { action: Action; service: string } } | null {
+  if (key === undefined) return null;
+  const m = /^([^/]+)\/([^/]+)$/.exec(key);
+  const ref = m ? backends.firstPort(m[1]!, m[2]!) : null;
+  const resolved = ref ? backends.resolve(ref, variantOf(NO_ANNOTATIONS), () => {}) : null;
+  if (resolved?.action.kind === 'proxy') return { ingress: '', resolved };
+  const why =
+    resolved?.action.kind === 'unavailable'
+      ? resolved.action.reason
+      : `Service ${JSON.stringify(key.slice(0, 300))} not found or has no ports`;
+  warnings.push(`--default-backend-service: ${why}; 404 answers instead`);
+  return null;
 }
 
 /** The ingress-nginx variables that the served snippets read (their maps are rendered, no others). */

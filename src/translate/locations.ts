@@ -28,7 +28,8 @@ function literalRewrite(literal: string): string {
 
 export function buildServer(
   h: HostRoutes,
-  globalDefault: HostRoutes['fallback'],
+  /** --default-backend-service: answers the unmatched paths when the host (or catch-all) has no defaultBackend. */
+  serviceDefault: HostRoutes['fallback'],
   redirect: (ingress: string, locationPath: string) => boolean,
   tls: ServerTls | null,
   settingsFor: SettingsFor,
@@ -112,7 +113,7 @@ export function buildServer(
   }
   if (!locations.some((l) => l.match === 'prefix' && l.path === '/')) {
     // Without a "location /", nginx would serve files from its html root for unmatched paths.
-    const fb = h.fallback ?? globalDefault;
+    const fb = h.fallback ?? serviceDefault;
     located(
       {
         match: 'prefix',

@@ -48,6 +48,12 @@ export interface TranslateOptions {
    * one namespace, its oldest Ingress's.
    */
   allowCrossNamespaceHosts?: boolean;
+  /**
+   * --default-backend-service NAMESPACE/NAME: the Service (its first port) that answers what no
+   * Ingress's defaultBackend does (unmatched paths, hosts no rule names) and custom-http-errors
+   * without a default-backend annotation. Absent: 404.
+   */
+  defaultBackendService?: string;
   /** --watch-ingress-without-class: also serve Ingresses that name no class (see isOurs). */
   watchIngressWithoutClass?: boolean;
   /**

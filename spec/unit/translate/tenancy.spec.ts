@@ -187,7 +187,7 @@ describe('translate: tenancy between namespaces', () => {
       deepStrictEqual(s.errorLocations, [], "the victim's error pages do not go to evil/fallback");
       // The default server (hosts no rule names) is the global default's, as before.
       deepStrictEqual(routes(server(m, null)), ['/ -> evil_fallback_80']);
-      // Within one namespace the global default still answers a host's unmatched paths.
+      // Nor within one namespace: as in ingress-nginx, an Ingress without rules answers only hosts no rule names.
       const same = ingress('catch', [], {
         namespace: 'victim',
         age: 0,
@@ -196,7 +196,7 @@ describe('translate: tenancy between namespaces', () => {
       deepStrictEqual(routes(server(run([api, same]), 'shop.test')), [
         '/api/ -> victim_web_80',
         '= /api -> victim_web_80',
-        '/ -> victim_web-v2_80',
+        '/ -> 404',
       ]);
     });
   });
