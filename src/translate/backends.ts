@@ -146,6 +146,11 @@ export class Backends {
       );
     const via = this.opts.resolveInUpstream ? 'resolve' : 'variable';
     const balance = variant.balance;
+    // Sticky requests going to any address would send a session elsewhere: not served (fail closed).
+    if (dns && via === 'variable' && balance.kind === 'hash')
+      return unavailable(
+        `${what}: nginx before 1.27.3 resolves its name per request and spreads requests round robin over its addresses, so affinity and upstream-hash-by cannot apply (nginx >= 1.27.3 can)`,
+      );
     const protocol = variant.protocol;
     const name = [
       `${b.namespace}_${b.service}_${portNumber}`,
@@ -174,7 +179,7 @@ export class Backends {
         );
       if (via === 'variable' && balance.kind !== 'round_robin')
         warn(
-          `${what}: nginx before 1.27.3 resolves its name per request and spreads requests round robin over its addresses; ${balance.kind === 'hash' ? 'affinity and upstream-hash-by' : 'load-balance'} cannot apply`,
+          `${what}: nginx before 1.27.3 resolves its name per request and spreads requests round robin over its addresses; load-balance cannot apply`,
         );
     }
     return { action: { kind: 'proxy', upstream: name }, service };

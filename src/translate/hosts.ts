@@ -130,6 +130,15 @@ export class HostClaims {
     if (!fb) return;
     for (const [claimKey, c] of this.catchAll.claims) {
       if (c.path.match !== 'prefix' || c.path.path !== '/') continue;
+      // Another namespace's Ingress does not take a tenant's route (one namespace per host).
+      if (!this.sameTenant(fb.ingress, c.ingress)) {
+        this.report(
+          fb.ingress,
+          'partial',
+          `defaultBackend is not used for /: Ingress ${c.ingress} of namespace ${namespaceOf(c.ingress)} answers / on rules without a host`,
+        );
+        continue;
+      }
       this.catchAll.claims.delete(claimKey);
       this.report(
         c.ingress,

@@ -150,7 +150,8 @@ export function planTls(
     // Only the namespace that owns a host gives it TLS (translate reports the others' rules).
     for (const r of p.rules) {
       const owner = r.host ? hostOwner.get(r.host.host) : undefined;
-      if (r.host && r.paths.length > 0 && owner !== undefined && sameTenant(owner, p.key)) own.set(r.host.host, r.host);
+      // A rule without paths makes the host's server too (its defaultBackend answers): it gets TLS.
+      if (r.host && owner !== undefined && sameTenant(owner, p.key)) own.set(r.host.host, r.host);
     }
     for (const t of p.tls) {
       let targets: string[];

@@ -6,7 +6,7 @@ import { deepStrictEqual, equal, match } from 'node:assert/strict';
 import type { V1Ingress } from '@kubernetes/client-node';
 import type { RoutingModel } from '../../../src/model.ts';
 import { translate, type TranslateOptions } from '../../../src/translate/index.ts';
-import { backendService, ingress, path, rule, service, snapshot } from '../../helpers/builders.ts';
+import { backendService, ingress, path, rule, service, slice, snapshot } from '../../helpers/builders.ts';
 import { OPTS, routes, server } from './common.ts';
 
 const backends = [backendService('web'), backendService('dflt', '10.0.0.2'), backendService('edge', '10.0.0.3')];
@@ -85,6 +85,21 @@ describe('translate: spec.defaultBackend as ingress-nginx', () => {
     // An Exact "/" is another route: it stays.
     const exact = ingress('exact', [rule(undefined, path('/', 'Exact', 'web'))], { age: 1 });
     deepStrictEqual(routes(server(run([exact, catchAll]), null)), ['= / -> default_web_80', '/ -> default_dflt_80']);
+  });
+
+  it('a defaultBackend-only Ingress of another namespace does not take a Prefix "/" without a host', () => {
+    const hostless = ingress('hostless', [rule(undefined, path('/', 'Prefix', 'web'))], { age: 1 });
+    const other = ingress('catch-all', [], { defaultBackend: dflt, age: 5, namespace: 'other' });
+    const otherDflt = {
+      service: service('dflt', [{ name: 'http', port: 80 }], { namespace: 'other' }),
+      slice: slice('dflt', { name: 'http', port: 8080 }, ['10.0.0.4'], { namespace: 'other' }),
+    };
+    const m = run([hostless, other], {}, { backends: [...backends, otherDflt] });
+    deepStrictEqual(routes(server(m, null)), ['/ -> default_web_80']);
+    match(
+      reasons(m).join('\n'),
+      /other\/catch-all: defaultBackend is not used for \/: Ingress default\/hostless of namespace default/,
+    );
   });
 
   describe('--default-backend-service', () => {

@@ -58,6 +58,24 @@ describe('translate: TLS', function () {
       { tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }], ...extra },
     );
 
+  it("gives a host rule without paths its spec.tls: the rule makes the host's server (its defaultBackend answers)", () => {
+    const m = run(
+      [
+        ingress('shop', [rule('shop.test')], {
+          defaultBackend: { service: 'web', port: 80 },
+          tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }],
+        }),
+      ],
+      [tlsSecret('shop-tls', shop.crt, shop.key)],
+    );
+    deepStrictEqual(server(m, 'shop.test').tls, {
+      certPath: pathOf(shop),
+      secret: 'default/shop-tls',
+      ingress: 'default/shop',
+    });
+    ok(server(m, 'shop.test').locations.every((l) => l.sslRedirect));
+  });
+
   it('serves a spec.tls host with its Secret, and the default server with the generated certificate', () => {
     const m = run(
       [shopIngress(), ingress('plain', [rule('plain.test', path('/', 'Prefix', 'web'))])],
