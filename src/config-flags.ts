@@ -210,6 +210,28 @@ export const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
     defaultText: '(the nameservers of /etc/resolv.conf: the cluster DNS in a pod)',
     parse: resolverList,
   },
+  endpointsMode: {
+    arg: 'MODE',
+    help: 'how endpoint changes reach nginx: dns (answers of the sidecar\'s DNS responder, no reload; nginx >= 1.27.3), reload (written into the files), or auto (dns where the serving nginx can)',
+    default: 'auto',
+    parse: oneOf(['auto', 'dns', 'reload']),
+  },
+  dnsPort: {
+    arg: 'N',
+    help: "loopback UDP and TCP port of the sidecar's DNS responder that nginx asks for endpoints (dns mode)",
+    default: 10053,
+    parse: port,
+  },
+  unavailablePort: {
+    arg: 'N',
+    help: 'loopback ports (N, and N+1 for TLS backends) where nginx answers 503 for a Service without ready endpoints (dns mode)',
+    default: 10503,
+    parse: (raw) => {
+      const n = port(raw);
+      if (n > 65534) throw new Error('must be a port below 65535 (the next port is the TLS one)');
+      return n;
+    },
+  },
   once: { help: 'run: render, apply, and exit (for an init container)', default: false, parse: boolean },
 };
 

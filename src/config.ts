@@ -73,6 +73,12 @@ export interface Config {
    * fills it from resolv.conf when neither the flag nor its variable is given; empty: none.
    */
   resolver?: string[];
+  /** How endpoint changes reach nginx: src/sync/endpoint-mode.ts decides `auto`. */
+  endpointsMode: 'auto' | 'dns' | 'reload';
+  /** The DNS responder's loopback port (dns mode). */
+  dnsPort: number;
+  /** The loopback port (and the next, for TLS) of nginx's 503 servers for Services without endpoints. */
+  unavailablePort: number;
   once: boolean;
 }
 

@@ -205,6 +205,16 @@ export interface Upstream {
    */
   external?: { host: string; port: number; via: 'resolve' | 'variable' };
   /**
+   * Reload-free endpoints (nginx 1.27.3 and later): nginx asks the sidecar's DNS responder for
+   * this upstream's peers (`server HOST service=http|https resolve`), so `servers` is what the
+   * responder answers, not what the files say, and an endpoint change rewrites no file. `host`:
+   * src/dns/names.ts serviceHost(); `tls`: the backend speaks TLS (https, grpcs), which picks the
+   * TLS listener that answers 503 while the Service has no ready endpoints.
+   */
+  dynamic?: { host: string; tls: boolean };
+  /** service-upstream: the one server is the Service's cluster IP, not its endpoints. */
+  clusterIp?: true;
+  /**
    * How nginx picks a server: round robin (its default), least_conn (load-balance: ewma), or a
    * consistent hash of `key`: nginx variable text whose `$` start allowed or derived variables.
    */
@@ -276,6 +286,13 @@ export interface RoutingModel {
    * ExternalName upstream needs it; absent otherwise (nothing is resolved while nginx runs).
    */
   resolver?: string[];
+  /**
+   * Reload-free endpoints: the sidecar's DNS responder (`ip:port`) that dynamic upstreams resolve
+   * through, and the loopback port of the server that answers 503 for an upstream without ready
+   * endpoints (the TLS one listens on the next port, when HTTPS is on). Absent: every upstream
+   * lists its endpoints in the files, and a change reloads nginx.
+   */
+  endpointResolver?: { address: string; unavailablePort: number };
   /** Problems that belong to no Ingress (the --default-ssl-certificate Secret), sorted. */
   warnings: string[];
   /**

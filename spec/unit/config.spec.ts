@@ -49,6 +49,9 @@ describe('parseConfig', () => {
       allowSnippetAnnotations: false,
       allowCrossNamespaceCanary: false,
       allowCrossNamespaceHosts: false,
+      endpointsMode: 'auto',
+      dnsPort: 10053,
+      unavailablePort: 10503,
       once: false,
       electionId: 'ingress-sidecar-leader',
       // No resolv.conf was given to parseConfig.
@@ -136,6 +139,12 @@ describe('parseConfig', () => {
       '--allow-cross-namespace-hosts',
       '--resolver',
       '10.96.0.10, [fd00::A]:5353',
+      '--endpoints-mode',
+      'reload',
+      '--dns-port',
+      '5300',
+      '--unavailable-port',
+      '5400',
       '--once',
     ]);
     assert.deepEqual(r.config, {
@@ -157,6 +166,9 @@ describe('parseConfig', () => {
       maxDelayMs: 0,
       reloadTimeoutMs: 250,
       resolver: ['10.96.0.10', '[fd00::a]:5353'],
+      endpointsMode: 'reload',
+      dnsPort: 5300,
+      unavailablePort: 5400,
       ipv6: false,
       logLevel: 'debug',
       logFormat: 'text',
@@ -397,6 +409,9 @@ describe('parseConfig', () => {
           'INGRESS_SIDECAR_RESOLVER',
           '(the nameservers of /etc/resolv.conf: the cluster DNS in a pod)',
         ],
+        ['--endpoints-mode MODE', 'INGRESS_SIDECAR_ENDPOINTS_MODE', 'auto'],
+        ['--dns-port N', 'INGRESS_SIDECAR_DNS_PORT', '10053'],
+        ['--unavailable-port N', 'INGRESS_SIDECAR_UNAVAILABLE_PORT', '10503'],
         ['--[no-]once', 'INGRESS_SIDECAR_ONCE', 'false'],
         ['--[no-]update-status', 'INGRESS_SIDECAR_UPDATE_STATUS', 'true'],
         ['--publish-service NS/NAME', 'INGRESS_SIDECAR_PUBLISH_SERVICE', '(none)'],
@@ -422,7 +437,7 @@ describe('parseConfig', () => {
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)]
         .map((m) => m[1]!)
         .filter((f) => f !== 'help');
-      assert.equal(flags.length, 32);
+      assert.equal(flags.length, 35);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);

@@ -205,7 +205,20 @@ class Targets {
   }
 }
 
-function upstreamView(names: UpstreamNames, u: Upstream) {
+/** The one shared memory zone of every dynamic upstream (nginx keeps resolved peers there). */
+const ENDPOINTS_ZONE = 'isc_endpoints';
+
+/**
+ * The zone's size: 1 MiB and 32 KiB per dynamic upstream (a resolved peer takes about 0.5 KiB of
+ * it, so ~60 endpoints per upstream on average). From the count of upstreams only: a size that
+ * followed the endpoints would change the files, and reload, when they change.
+ */
+function endpointsZoneSize(model: RoutingModel): string {
+  const dynamic = model.upstreams.filter((u) => u.dynamic).length;
+  return `${Math.ceil((1024 + 32 * dynamic) / 1024)}m`;
+}
+
+function upstreamView(names: UpstreamNames, model: RoutingModel, zoneSize: string, u: Upstream) {
   const target = externalTarget(u);
   const resolve = u.external?.via === 'resolve' ? `${u.external.host}:${u.external.port}` : '';
   return {
@@ -214,10 +227,31 @@ function upstreamView(names: UpstreamNames, u: Upstream) {
     externalHost: u.external?.host ?? '',
     variable: target ? externalVariable(u.name) : '',
     target: target ?? '',
-    zone: resolve ? names.of(u.name) : '',
+    zone: resolve
+      ? { name: names.of(u.name), size: '64k' }
+      : u.dynamic
+        ? { name: ENDPOINTS_ZONE, size: zoneSize }
+        : null,
+    // An ExternalName's DNS servers (1.27.3 and later, in its upstream): the http-level resolver
+    // is the sidecar's when dynamic upstreams are there.
+    externalResolver: resolve && model.resolver ? { addresses: model.resolver } : null,
+    dynamic: u.dynamic ? { host: u.dynamic.host, service: u.dynamic.tls ? 'https' : 'http' } : null,
+    // A dynamic upstream's servers are the responder's answers, never the files'.
+    servers: u.dynamic ? [] : u.servers,
     resolve,
     leastConn: u.balance.kind === 'least_conn',
     hash: u.balance.kind === 'hash' ? u.balance.key : '',
+  };
+}
+
+/** The responder, and the 503 listeners it points at (the TLS one with the default certificate). */
+function endpointResolverView(model: RoutingModel, r: NonNullable<RoutingModel['endpointResolver']>) {
+  const certPath = model.defaultServer.tls?.certPath;
+  return {
+    address: r.address,
+    unavailablePort: r.unavailablePort,
+    tlsPort: certPath && model.upstreams.some((u) => u.dynamic?.tls) ? r.unavailablePort + 1 : null,
+    certPath: certPath ?? '',
   };
 }
 
@@ -392,11 +426,17 @@ export class Renderer {
     files.set(MAIN_FILE, main.text);
     owned.set(MAIN_FILE, main.owned);
     yield;
+    const zoneSize = endpointsZoneSize(model);
     files.set(
       UPSTREAMS_FILE,
       render(templates.upstreams, {
-        resolver: model.resolver ? { addresses: model.resolver } : null,
-        upstreams: model.upstreams.map((u) => upstreamView(names, u)),
+        endpointResolver: model.endpointResolver ? endpointResolverView(model, model.endpointResolver) : null,
+        // Only nginx before 1.27.3 resolves ExternalName names outside their upstream (`variable`).
+        resolver:
+          model.resolver && model.upstreams.some((u) => u.external?.via === 'variable')
+            ? { addresses: model.resolver }
+            : null,
+        upstreams: model.upstreams.map((u) => upstreamView(names, model, zoneSize, u)),
       }).text,
     );
     for (const s of model.servers) {

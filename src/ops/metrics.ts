@@ -85,4 +85,26 @@ export class Metrics {
   sourceError(source: string): void {
     this.sourceErrors.inc({ source });
   }
+
+  /** An endpoint change answered by the DNS responder, with no render and no reload. */
+  endpointsAnswered(): void {
+    this.endpointUpdates.inc();
+  }
+
+  setEndpointsMode(mode: 'dns' | 'reload'): void {
+    this.endpointsMode.set({ mode: 'dns' }, mode === 'dns' ? 1 : 0);
+    this.endpointsMode.set({ mode: 'reload' }, mode === 'reload' ? 1 : 0);
+  }
+
+  private readonly endpointUpdates = new Counter({
+    name: 'ingress_sidecar_endpoint_updates_total',
+    help: 'Endpoint changes that reached nginx as new DNS answers, without a reload (dns mode)',
+    registers: [this.registry],
+  });
+  private readonly endpointsMode = new Gauge({
+    name: 'ingress_sidecar_endpoints_mode',
+    help: 'How endpoint changes reach nginx: 1 for the mode in force (dns: no reload; reload: in the files)',
+    labelNames: ['mode'] as const,
+    registers: [this.registry],
+  });
 }

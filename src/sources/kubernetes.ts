@@ -42,7 +42,7 @@ export class KubernetesSource implements Source {
   private readonly namespace: string | undefined;
   private readonly onError: ((err: Error) => void) | undefined;
   private watches: ResourceWatch[] = [];
-  private onChange: (() => void) | undefined;
+  private onChange: ((field?: keyof Snapshot) => void) | undefined;
   private started = false;
   private synced = false;
   private stopped = false;
@@ -64,7 +64,7 @@ export class KubernetesSource implements Source {
     this.credentials = from;
   }
 
-  async start(onChange: () => void): Promise<void> {
+  async start(onChange: (field?: keyof Snapshot) => void): Promise<void> {
     if (this.started) throw new Error('KubernetesSource.start() called twice');
     this.started = true;
     this.onChange = onChange;
@@ -82,7 +82,7 @@ export class KubernetesSource implements Source {
       logger: this.logger,
       kubeConfig: this.kubeConfig,
       retry: this.retry,
-      changed: () => this.changed(),
+      changed: (field) => this.changed(field),
       failed: (err) => this.failed(err),
     };
     this.watches = resources(this.kubeConfig, this.namespace, kind).map((r) => new ResourceWatch(r, owner));
@@ -168,10 +168,10 @@ export class KubernetesSource implements Source {
     }
   }
 
-  private changed(): void {
+  private changed(field: keyof Snapshot): void {
     if (!this.synced || this.stopped) return;
     try {
-      this.onChange?.();
+      this.onChange?.(field);
     } catch (err) {
       // The informers must survive a failing listener; the next change calls it again.
       this.logger.error(`change listener failed: ${describe(err)}`, { error: describe(err) });

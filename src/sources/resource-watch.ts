@@ -9,6 +9,7 @@
 // Each outage is logged once (error) and its end once (info), per resource, not every retry.
 import { ListWatch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../ops/log.ts';
+import type { Snapshot } from './snapshot.ts';
 import { fingerprint, slim, TypedWatch, type Resource } from './kube-resources.ts';
 import { describe } from '../errors.ts';
 
@@ -34,7 +35,8 @@ export interface Owner {
   readonly logger: Logger;
   readonly kubeConfig: KubeConfig;
   readonly retry: { initialMs: number; maxMs: number };
-  changed(): void;
+  /** `field`: which part of the snapshot changed. */
+  changed(field: keyof Snapshot): void;
   failed(err: Error): void;
 }
 
@@ -155,7 +157,7 @@ export class ResourceWatch {
     this.failingSince = undefined;
     this.failures = 0;
     this.resolveSynced();
-    if (changed && old !== undefined) this.owner.changed();
+    if (changed && old !== undefined) this.owner.changed(this.res.field);
   }
 
   private event(lw: ListWatch<KubernetesObject>, obj: KubernetesObject, deleted: boolean): void {
@@ -170,7 +172,7 @@ export class ResourceWatch {
       changed = this.fingerprints.get(key) !== fp;
       this.fingerprints.set(key, fp);
     }
-    if (changed) this.owner.changed();
+    if (changed) this.owner.changed(this.res.field);
   }
 
   /** `lw` failed: keep the cache, log once per outage, and try a new ListWatch after a backoff. */

@@ -24,8 +24,12 @@ export function emptySnapshot(): Snapshot {
 
 /** A source keeps a cache of cluster objects and says when it changed. */
 export interface Source {
-  /** Starts watching; resolves once the first full read is in the cache. */
-  start(onChange: () => void): Promise<void>;
+  /**
+   * Starts watching; resolves once the first full read is in the cache. `field` says which part
+   * of the snapshot changed when the source knows (an endpoint change is answered without a
+   * render); absent: anything may have.
+   */
+  start(onChange: (field?: keyof Snapshot) => void): Promise<void>;
   /** The current cache. The arrays are fresh copies; the objects must not be mutated. */
   snapshot(): Snapshot;
   stop(): Promise<void>;

@@ -17,6 +17,15 @@ import type { Snapshot, Source } from '../sources/snapshot.ts';
 import type { StatusSource } from '../ops/http.ts';
 import { translateAsync, type TranslateOptions } from '../translate/index.ts';
 import { describe } from '../errors.ts';
+import {
+  answersOf,
+  endpointsModeFor,
+  unionOf,
+  withEndpointsOf,
+  type EndpointAnswersSink,
+  type EndpointsMode,
+  type EndpointTarget,
+} from './endpoint-mode.ts';
 
 export interface SidecarOptions {
   source: Source;
@@ -47,7 +56,20 @@ export interface SidecarOptions {
    * other work a turn (ms; default STEP_BUDGET_MS). For tests: 0 yields at every step.
    */
   stepBudgetMs?: number;
+  /**
+   * Reload-free endpoints: the DNS responder's answers (the caller runs the responder on
+   * `resolver`), `mode` as --endpoints-mode says. Absent: endpoints are always in the files.
+   */
+  endpoints?: {
+    mode: 'auto' | 'dns' | 'reload';
+    answers: EndpointAnswersSink;
+    resolver: string;
+    unavailablePort: number;
+  };
 }
+
+/** Parts of the snapshot whose changes alone are endpoint changes. */
+const ENDPOINT_FIELDS: ReadonlySet<keyof Snapshot> = new Set(['endpointSlices', 'endpoints']);
 
 export interface SidecarStats {
   syncs: number;
@@ -95,6 +117,12 @@ export class Sidecar implements StatusSource {
    * they stay out until the Ingress itself changes.
    */
   private quarantine = new Map<string, Quarantined>();
+  /** What changed since the last pass began ('all': unknown, or not a source's change). */
+  private pending = new Set<keyof Snapshot | 'all'>();
+  /** The mode of the last full pass; the answers the responder gives now. */
+  private mode: EndpointsMode = 'reload';
+  private answered = new Map<string, EndpointTarget[]>();
+  private modeWarning = '';
 
   constructor(opts: SidecarOptions) {
     this.opts = opts;
@@ -123,11 +151,11 @@ export class Sidecar implements StatusSource {
   private synced = false;
 
   async start(): Promise<void> {
-    await this.opts.source.start(() => this.reconciler.trigger());
+    await this.opts.source.start((field) => this.changed(field ?? 'all'));
     this.watching = true;
     this.log.info('source ready; first sync', {});
     this.reconciler.start();
-    this.reconciler.trigger();
+    this.changed('all');
     await this.reconciler.idle();
     this.scheduleMasterCheck();
   }
@@ -186,12 +214,29 @@ export class Sidecar implements StatusSource {
     }
   }
 
+  /** A change to the objects (`field`), a master or certificate check ('all'): a pass is due. */
+  private changed(field: keyof Snapshot | 'all'): void {
+    this.pending.add(field);
+    this.reconciler.trigger();
+  }
+
   private async syncOnce(started: number): Promise<void> {
     this.stats.syncs++;
+    const fields = this.pending;
+    this.pending = new Set();
+    if (this.mode === 'dns' && this.stats.lastSyncOk && fields.size > 0) {
+      if ([...fields].every((f) => f !== 'all' && ENDPOINT_FIELDS.has(f)) && this.answerEndpoints(started)) return;
+    }
     const snap = this.opts.source.snapshot();
     releaseChangedQuarantine(this.quarantine, snap.ingresses);
     let now = new Date();
     const tls = this.opts.translate.tls;
+    const endpoints = this.opts.endpoints;
+    const mode = endpoints ? this.endpointsMode(endpoints.mode) : 'reload';
+    const dynamicEndpoints =
+      endpoints && mode === 'dns'
+        ? { dynamicEndpoints: { resolver: endpoints.resolver, unavailablePort: endpoints.unavailablePort } }
+        : {};
     let settled;
     try {
       settled = await settle(snap, {
@@ -202,6 +247,7 @@ export class Sidecar implements StatusSource {
             s,
             {
               ...this.opts.translate,
+              ...dynamicEndpoints,
               now,
               closed: closedIngresses(this.quarantine),
               ...(tls ? { tls: { ...tls, refusedCertificates: this.refusedCertificates } } : {}),
@@ -210,7 +256,7 @@ export class Sidecar implements StatusSource {
           );
         },
         // A failure here fails the pass (and it is retried); the live config names only files still there.
-        ...(this.certStore ? { prepare: (model: RoutingModel) => this.certStore!.write(model.certificates) } : {}),
+        prepare: (model: RoutingModel) => this.prepare(model),
         apply: (files) => this.applier.apply(files),
         check: (files) => this.applier.check(files),
         renderer: this.renderer,
@@ -239,6 +285,11 @@ export class Sidecar implements StatusSource {
       throw err;
     }
     const { model, files, applied: result } = settled;
+    // nginx runs the new files: old workers are draining, hosts only they asked for can go.
+    this.answer(answersOf(model));
+    if (mode !== this.mode) this.log.info('endpoint changes reach nginx', { mode, reloadFree: mode === 'dns' });
+    this.mode = mode;
+    this.metrics.setEndpointsMode(mode);
     const previous = this.stats.model;
     this.stats.model = model;
     this.stats.lastSyncOk = true;
@@ -262,6 +313,50 @@ export class Sidecar implements StatusSource {
         ms: Math.round(performance.now() - started),
       });
     }
+  }
+
+  /**
+   * Before nginx reads the files: the private files they name, and answers for their dynamic
+   * upstreams (new workers ask at once), with the old ones kept for the workers still running.
+   */
+  private async prepare(model: RoutingModel): Promise<void> {
+    await this.certStore?.write(model.certificates);
+    if (this.opts.endpoints) this.answer(unionOf(this.answered, answersOf(model)));
+  }
+
+  private answer(answers: Map<string, EndpointTarget[]>): void {
+    if (!this.opts.endpoints) return;
+    this.answered = answers;
+    this.opts.endpoints.answers.replace(answers);
+  }
+
+  /**
+   * An endpoint-only change in dns mode: new answers, no translate, no render, no reload. False
+   * when an upstream whose endpoints are in the files changed too: then a full pass runs.
+   */
+  private answerEndpoints(started: number): boolean {
+    const model = this.stats.model;
+    if (!model) return false;
+    const next = withEndpointsOf(model, this.opts.source.snapshot());
+    if (!next) return false;
+    if (next.changed.length === 0) return true;
+    this.stats.model = next.model;
+    this.answer(answersOf(next.model));
+    this.metrics.endpointsAnswered();
+    this.log.info('endpoints changed; answered by DNS, no reload', {
+      upstreams: next.changed.slice(0, 20),
+      changed: next.changed.length,
+      ms: Math.round(performance.now() - started),
+    });
+    return true;
+  }
+
+  /** The mode for this pass (logs once why a forced dns mode cannot be). */
+  private endpointsMode(flag: 'auto' | 'dns' | 'reload'): EndpointsMode {
+    const { mode, warning } = endpointsModeFor(flag, this.opts.translate.nginxVersion);
+    if (warning && warning !== this.modeWarning) this.log.warn('endpoints mode', { reason: warning });
+    this.modeWarning = warning ?? '';
+    return mode;
   }
 
   /**
@@ -293,7 +388,7 @@ export class Sidecar implements StatusSource {
         this.announcedMaster = change.current;
         this.log.info('nginx master changed', { previous: change.previous, current: change.current });
       }
-      this.reconciler.trigger();
+      this.changed('all');
     } catch (err) {
       // Absorbed on purpose: a pass reports the same problem (two masters, an unreadable pid file)
       // when it looks for the master to reload; this check only logs it once.
@@ -334,7 +429,7 @@ export class Sidecar implements StatusSource {
     const ms = Math.min(MAX_TIMER_MS, Math.max(0, Date.parse(model.tlsRecheckAt) - now.getTime()));
     this.recheck = setTimeout(() => {
       this.recheck = null;
-      this.reconciler.trigger();
+      this.changed('all');
     }, ms);
     this.recheck.unref();
   }

@@ -5,7 +5,8 @@ import type { IngressAnnotations } from '../annotations/index.ts';
 import { affinityKeyVariable, digest } from '../annotations/settings.ts';
 import { isIP } from 'node:net';
 import { parseTargetHost, type TargetHost } from '../annotations/addresses.ts';
-import { InvalidValue, isPortNumber, resolverAddress, upstreamAddress } from '../grammar.ts';
+import { serviceHost } from '../dns/names.ts';
+import { InvalidValue, isDnsLabel, isPortNumber, resolverAddress, upstreamAddress } from '../grammar.ts';
 import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
 import type { Action, Upstream } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
@@ -29,7 +30,7 @@ export class Backends {
    */
   private readonly opts: BackendOptions;
 
-  constructor(snap: Snapshot, opts: BackendOptions = { resolver: null, resolveInUpstream: false }) {
+  constructor(snap: Snapshot, opts: BackendOptions = { resolver: null, resolveInUpstream: false, dynamic: null }) {
     this.opts = opts;
     for (const s of snap.services) this.services.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name}`, s);
     for (const es of snap.endpointSlices) {
@@ -86,21 +87,33 @@ export class Backends {
         ? `service-upstream: Service ${b.namespace}/${b.service} has no cluster IP; its endpoints are used`
         : undefined;
     const balance = variant.balance;
+    const dynamic = clusterIp ? null : this.dynamicHost(b, port.port, variant);
     const name = [
       `${b.namespace}_${b.service}_${port.port}`,
       protocol === 'HTTP' ? '' : `_${protocol.toLowerCase()}`,
       clusterIp ? '_svc' : '',
       balance.kind === 'least_conn' ? '_ewma' : balance.kind === 'hash' ? `_hash_${digest(balance.key, 8)}` : '',
+      // Beside dynamic upstreams of the same Service port, one that lists its endpoints.
+      this.opts.dynamic && !dynamic && !clusterIp ? '_static' : '',
     ].join('');
     let upstream = this.upstreams.get(name);
     if (!upstream) {
       const servers = (clusterIp ? [clusterIp] : this.addresses(b.namespace, b.service, port)).map((address) => ({
         address,
       }));
-      upstream = { name, service: `${b.namespace}/${b.service}:${port.port}`, servers, balance };
+      upstream = {
+        name,
+        service: `${b.namespace}/${b.service}:${port.port}`,
+        servers,
+        balance,
+        ...(dynamic ? { dynamic } : {}),
+        ...(clusterIp ? { clusterIp: true as const } : {}),
+      };
       this.upstreams.set(name, upstream);
     }
-    if (upstream.servers.length === 0)
+    // A dynamic upstream without endpoints is still proxied: nginx gets a 503 from the listener
+    // the DNS responder points at, and the endpoints' return needs no reload.
+    if (upstream.servers.length === 0 && !upstream.dynamic)
       return unavailable(`Service ${b.namespace}/${b.service} has no ready endpoints`, false);
     if (serviceUpstreamProblem) warn(serviceUpstreamProblem);
     return { action: { kind: 'proxy', upstream: name }, service };
@@ -185,6 +198,40 @@ export class Backends {
     return { action: { kind: 'proxy', upstream: name }, service };
   }
 
+  /**
+   * The DNS host of a Service port whose endpoints the sidecar answers (reload-free), or null when
+   * its endpoints go into the files: reload mode; a variant whose answer depends on more than the
+   * endpoints (`staticEndpoints`: the default-backend annotation's fallback takes over when there
+   * are none, which translate decides); a TLS backend without the TLS 503 listener (HTTPS off);
+   * names that are not DNS labels (a manifest file; the API allows no others).
+   */
+  private dynamicHost(b: BackendRef, port: number, variant: UpstreamVariant): Upstream['dynamic'] | null {
+    const d = this.opts.dynamic;
+    if (!d || variant.staticEndpoints) return null;
+    const tls = variant.protocol === 'HTTPS' || variant.protocol === 'GRPCS';
+    if (tls && !d.tls) return null;
+    if (!isDnsLabel(b.namespace) || !isDnsLabel(b.service)) return null;
+    return { host: serviceHost(b.namespace, b.service, port), tls };
+  }
+
+  /**
+   * The ready endpoints of each upstream built from endpoints (not an ExternalName's, not a
+   * cluster IP), from another snapshot: upstream name -> servers. For an endpoint change, to
+   * answer it without translating again.
+   */
+  static endpointServers(snap: Snapshot, upstreams: readonly Upstream[]): Map<string, Upstream['servers']> {
+    const index = new Backends(snap);
+    const out = new Map<string, Upstream['servers']>();
+    for (const u of upstreams) {
+      if (u.external || u.clusterIp) continue;
+      const [ref, portText] = splitService(u.service);
+      const port = list(index.services.get(ref)?.spec?.ports).find((p) => p.port === Number(portText));
+      const [namespace, service] = ref.split('/') as [string, string];
+      out.set(u.name, port ? index.addresses(namespace, service, port).map((address) => ({ address })) : []);
+    }
+    return out;
+  }
+
   /** Ready endpoint addresses for a Service port, deduplicated and sorted. */
   private addresses(namespace: string, service: string, port: V1ServicePort): string[] {
     const out = new Set<string>();
@@ -220,6 +267,14 @@ export class Backends {
 export interface BackendOptions {
   resolver: readonly string[] | null;
   resolveInUpstream: boolean;
+  /** Reload-free endpoints (dynamicEndpoints given); `tls`: dynamic TLS backends too (HTTPS on). */
+  dynamic: { tls: boolean } | null;
+}
+
+/** `namespace/service:port` (Upstream.service) as its two parts. */
+function splitService(s: string): [string, string] {
+  const i = s.lastIndexOf(':');
+  return [s.slice(0, i), s.slice(i + 1)];
 }
 
 /** How an Ingress's upstreams are built: one upstream per Service port and variant. */
@@ -227,6 +282,8 @@ export interface UpstreamVariant {
   protocol: IngressAnnotations['backendProtocol'];
   serviceUpstream: boolean;
   balance: Upstream['balance'];
+  /** Endpoints in the files even in reload-free mode (see Backends.dynamicHost). */
+  staticEndpoints?: boolean;
 }
 
 /** ingress-nginx's order: affinity, then upstream-hash-by, then load-balance. */
@@ -238,12 +295,17 @@ export function variantOf(a: IngressAnnotations): UpstreamVariant {
       : a.loadBalance === 'ewma'
         ? { kind: 'least_conn' }
         : { kind: 'round_robin' };
-  return { protocol: a.backendProtocol, serviceUpstream: a.serviceUpstream, balance };
+  // default-backend answers when the Service has no ready endpoints: that needs them in the files.
+  return { protocol: a.backendProtocol, serviceUpstream: a.serviceUpstream, balance, staticEndpoints: a.defaultBackend !== null };
 }
 
 /** What Backends needs of translate's options: --resolver, validated again (the model holds only what nginx takes; null: none), and the nginx syntax. */
 export function backendOptions(opts: TranslateOptions): BackendOptions {
-  return { resolver: resolverOf(opts), resolveInUpstream: resolveInUpstream(opts.nginxVersion) };
+  return {
+    resolver: resolverOf(opts),
+    resolveInUpstream: resolveInUpstream(opts.nginxVersion),
+    dynamic: opts.dynamicEndpoints ? { tls: opts.tls !== undefined } : null,
+  };
 }
 
 function resolverOf(opts: TranslateOptions): string[] | null {

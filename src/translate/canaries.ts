@@ -104,10 +104,11 @@ export class Canaries {
           );
           continue;
         }
-        // The canary's upstream is built like the main one (protocol, balancing): one location proxies to either.
-        const r = this.backends.resolve(p.backend, variantOf(byKey.get(claim.ingress)!.annotations), (reason) =>
-          report(c.key, 'partial', reason),
-        );
+        // The canary's upstream is built like the main one (protocol, balancing): one location
+        // proxies to either. Its endpoints stay in the files (a reload when they change): with none,
+        // the split is dropped and all requests go to the main backend, as in ingress-nginx.
+        const variant = { ...variantOf(byKey.get(claim.ingress)!.annotations), staticEndpoints: true };
+        const r = this.backends.resolve(p.backend, variant, (reason) => report(c.key, 'partial', reason));
         if (r.action.kind !== 'proxy') {
           report(
             c.key,

@@ -30,7 +30,7 @@ import { NO_ANNOTATIONS } from '../annotations/index.ts';
 import { LocationSettingsBuilder, affinityKeysFor } from '../annotations/settings.ts';
 import { describe } from '../errors.ts';
 import { variablesUsed } from '../annotations/snippet-variables.ts';
-import { InvalidValue } from '../grammar.ts';
+import { InvalidValue, isPortNumber, resolverAddress } from '../grammar.ts';
 import { DEFAULT_LOCATION_SETTINGS } from '../model.ts';
 import type { Action, CertificateFile, RoutingModel, Server } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
@@ -259,6 +259,14 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     canaries: usedCanaries,
     ingressNginxVariables: snippetVariables([defaultServer, ...servers]),
     ...(resolver && upstreams.some((u) => u.external) ? { resolver: [...resolver] } : {}),
+    ...(opts.dynamicEndpoints && upstreams.some((u) => u.dynamic)
+      ? {
+          endpointResolver: {
+            address: dynamicResolverAddress(opts.dynamicEndpoints.resolver),
+            unavailablePort: checkedPort(opts.dynamicEndpoints.unavailablePort),
+          },
+        }
+      : {}),
     warnings: [...warnings, ...(tls?.warnings ?? [])].sort(),
     tlsRecheckAt:
       tls?.recheckAt !== null && tls?.recheckAt !== undefined ? new Date(tls.recheckAt).toISOString() : null,
@@ -278,7 +286,8 @@ function defaultBackendService(
   if (key === undefined) return null;
   const m = /^([^/]+)\/([^/]+)$/.exec(key);
   const ref = m ? backends.firstPort(m[1]!, m[2]!) : null;
-  const resolved = ref ? backends.resolve(ref, variantOf(NO_ANNOTATIONS), () => {}) : null;
+  // Endpoints in the files: with none, the 404 answers (a reload when that changes).
+  const resolved = ref ? backends.resolve(ref, { ...variantOf(NO_ANNOTATIONS), staticEndpoints: true }, () => {}) : null;
   if (resolved?.action.kind === 'proxy') return { ingress: '', resolved };
   const why =
     resolved?.action.kind === 'unavailable'
@@ -286,6 +295,18 @@ function defaultBackendService(
       : `Service ${JSON.stringify(key.slice(0, 300))} not found or has no ports`;
   warnings.push(`--default-backend-service: ${why}; 404 answers instead`);
   return null;
+}
+
+function checkedPort(n: number): number {
+  if (!isPortNumber(n) || n > 65534) throw new Error(`translate: dynamicEndpoints.unavailablePort ${n} is not a port below 65535`);
+  return n;
+}
+
+/** The DNS responder's address as nginx's resolver takes it; the config module validated it already. */
+function dynamicResolverAddress(raw: string): string {
+  const address = resolverAddress(raw);
+  if (address === null) throw new Error(`translate: dynamicEndpoints.resolver ${JSON.stringify(raw)} is not an IP address:port`);
+  return address;
 }
 
 /** The ingress-nginx variables that the served snippets read (their maps are rendered, no others). */

@@ -26,6 +26,14 @@ export interface TranslateOptions {
    */
   resolver?: readonly string[];
   /**
+   * Reload-free endpoints (the sidecar decides: nginx 1.27.3 or later, --endpoints-mode): Service
+   * upstreams name a host the sidecar's DNS responder at `resolver` (`ip:port`) answers with the
+   * ready endpoints, and a Service without ready endpoints is still proxied (to the loopback
+   * listener on `unavailablePort` that answers 503, where the responder points). Absent: endpoints
+   * are written into the files.
+   */
+  dynamicEndpoints?: { resolver: string; unavailablePort: number };
+  /**
    * Where private files (htpasswd files of auth-type basic) go when TLS is off; absolute. With
    * TLS they go to tls.certDir, the one directory the sidecar's CertStore writes. Neither: such
    * Ingresses cannot be served (they answer 503).
