@@ -212,7 +212,7 @@ export const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   },
   endpointsMode: {
     arg: 'MODE',
-    help: 'how endpoint changes reach nginx: dns (answers of the sidecar\'s DNS responder, no reload; nginx >= 1.27.3), reload (written into the files), or auto (dns where the serving nginx can)',
+    help: "how endpoint changes reach nginx: dns (answers of the sidecar's DNS responder, no reload; nginx >= 1.27.3), reload (written into the files), or auto (dns where the serving nginx can)",
     default: 'auto',
     parse: oneOf(['auto', 'dns', 'reload']),
   },

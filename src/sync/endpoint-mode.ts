@@ -46,13 +46,20 @@ export function answersOf(model: RoutingModel): Map<string, EndpointTarget[]> {
   for (const u of model.upstreams) {
     if (!u.dynamic) continue;
     // Variants of one Service port (protocol, balancing) share the host and the endpoints.
-    if (!out.has(u.dynamic.host)) out.set(u.dynamic.host, u.servers.map((s) => targetOf(s.address)));
+    if (!out.has(u.dynamic.host))
+      out.set(
+        u.dynamic.host,
+        u.servers.map((s) => targetOf(s.address)),
+      );
   }
   return out;
 }
 
 /** Both answers at once: while a reload is under way, old workers still ask for the old hosts. */
-export function unionOf(a: Map<string, EndpointTarget[]>, b: Map<string, EndpointTarget[]>): Map<string, EndpointTarget[]> {
+export function unionOf(
+  a: Map<string, EndpointTarget[]>,
+  b: Map<string, EndpointTarget[]>,
+): Map<string, EndpointTarget[]> {
   const out = new Map(a);
   for (const [host, targets] of b) out.set(host, targets);
   return out;
@@ -70,7 +77,10 @@ function targetOf(address: string): EndpointTarget {
  * (then only the answers change); null when an upstream whose endpoints are in the files changed
  * too (a canary's, default-backend's: that takes a full pass and a reload).
  */
-export function withEndpointsOf(model: RoutingModel, snap: Snapshot): { model: RoutingModel; changed: string[] } | null {
+export function withEndpointsOf(
+  model: RoutingModel,
+  snap: Snapshot,
+): { model: RoutingModel; changed: string[] } | null {
   const current = Backends.endpointServers(snap, model.upstreams);
   const changed: string[] = [];
   const upstreams: Upstream[] = [];

@@ -296,7 +296,12 @@ export function variantOf(a: IngressAnnotations): UpstreamVariant {
         ? { kind: 'least_conn' }
         : { kind: 'round_robin' };
   // default-backend answers when the Service has no ready endpoints: that needs them in the files.
-  return { protocol: a.backendProtocol, serviceUpstream: a.serviceUpstream, balance, staticEndpoints: a.defaultBackend !== null };
+  return {
+    protocol: a.backendProtocol,
+    serviceUpstream: a.serviceUpstream,
+    balance,
+    staticEndpoints: a.defaultBackend !== null,
+  };
 }
 
 /** What Backends needs of translate's options: --resolver, validated again (the model holds only what nginx takes; null: none), and the nginx syntax. */

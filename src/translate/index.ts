@@ -287,7 +287,9 @@ function defaultBackendService(
   const m = /^([^/]+)\/([^/]+)$/.exec(key);
   const ref = m ? backends.firstPort(m[1]!, m[2]!) : null;
   // Endpoints in the files: with none, the 404 answers (a reload when that changes).
-  const resolved = ref ? backends.resolve(ref, { ...variantOf(NO_ANNOTATIONS), staticEndpoints: true }, () => {}) : null;
+  const resolved = ref
+    ? backends.resolve(ref, { ...variantOf(NO_ANNOTATIONS), staticEndpoints: true }, () => {})
+    : null;
   if (resolved?.action.kind === 'proxy') return { ingress: '', resolved };
   const why =
     resolved?.action.kind === 'unavailable'
@@ -298,14 +300,16 @@ function defaultBackendService(
 }
 
 function checkedPort(n: number): number {
-  if (!isPortNumber(n) || n > 65534) throw new Error(`translate: dynamicEndpoints.unavailablePort ${n} is not a port below 65535`);
+  if (!isPortNumber(n) || n > 65534)
+    throw new Error(`translate: dynamicEndpoints.unavailablePort ${n} is not a port below 65535`);
   return n;
 }
 
 /** The DNS responder's address as nginx's resolver takes it; the config module validated it already. */
 function dynamicResolverAddress(raw: string): string {
   const address = resolverAddress(raw);
-  if (address === null) throw new Error(`translate: dynamicEndpoints.resolver ${JSON.stringify(raw)} is not an IP address:port`);
+  if (address === null)
+    throw new Error(`translate: dynamicEndpoints.resolver ${JSON.stringify(raw)} is not an IP address:port`);
   return address;
 }
 

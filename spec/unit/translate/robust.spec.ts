@@ -299,6 +299,8 @@ function options(r: Rand): TranslateOptions {
   if (r() < 0.4) opts.allowSnippets = true;
   if (r() < 0.3) opts.watchIngressWithoutClass = true;
   if (r() < 0.3) opts.nginxVersion = pick(r, ['1.22.1', '1.30.4']);
+  if (opts.nginxVersion === '1.30.4' && r() < 0.5)
+    opts.dynamicEndpoints = { resolver: '127.0.0.1:10053', unavailablePort: 10503 };
   if (r() < 0.1) opts.accessLog = '/var/log/robust.json';
   return opts;
 }
