@@ -74,6 +74,8 @@ describe('DirectorySource', () => {
   let source: DirectorySource | undefined;
   let mem: ReturnType<typeof createMemoryLogger>;
   let changes: number;
+  /** The kinds each onChange named, in order. */
+  let fields: Array<string | undefined> = [];
 
   const write = (rel: string, text: string): Promise<void> => writeFile(path.join(dir, rel), text);
   const logged = (level: string, pattern: RegExp) =>
@@ -82,7 +84,11 @@ describe('DirectorySource', () => {
   /** Starts a source on `dir`; onChange counts calls. */
   async function start(): Promise<DirectorySource> {
     source = new DirectorySource({ dir, logger: mem.logger });
-    await source.start(() => changes++);
+    fields = [];
+    await source.start((field) => {
+      changes++;
+      fields.push(field);
+    });
     return source;
   }
 
@@ -417,6 +423,18 @@ describe('DirectorySource', () => {
         ['other', undefined],
       ],
     );
+  });
+
+  it('names the kind of objects that changed (an endpoint change alone is answered without a render)', async () => {
+    const slice = (ip: string) =>
+      `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: a-1, labels: {kubernetes.io/service-name: a}}\naddressType: IPv4\nendpoints: [{addresses: ["${ip}"]}]\n`;
+    await write('a.yaml', `${service('a')}---\n${slice('10.0.0.1')}`);
+    await start();
+    await changeAfter('a new endpoint', () => write('a.yaml', `${service('a')}---\n${slice('10.0.0.2')}`));
+    assert.deepEqual(fields, ['endpointSlices']);
+    fields = [];
+    await changeAfter('the file removed', () => rm(path.join(dir, 'a.yaml')));
+    assert.deepEqual([...fields].sort(), ['endpointSlices', 'services']);
   });
 
   it('does not call onChange when a rewrite leaves the objects the same', async () => {

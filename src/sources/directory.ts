@@ -75,7 +75,7 @@ export class DirectorySource implements Source {
   /** Per file, the pending re-reads after its last event (TRAILING_READS_MS). */
   private readonly trailing = new Map<string, NodeJS.Timeout[]>();
   private watcher: FSWatcher | undefined;
-  private onChange: (() => void) | undefined;
+  private onChange: ((field?: keyof Snapshot) => void) | undefined;
   /** False until the first full read is in the cache: no onChange() before that. */
   private synced = false;
   private stopped = false;
@@ -95,7 +95,7 @@ export class DirectorySource implements Source {
     this.onError = opts.onError ?? (() => {});
   }
 
-  async start(onChange: () => void): Promise<void> {
+  async start(onChange: (field?: keyof Snapshot) => void): Promise<void> {
     if (this.watcher) throw new Error('DirectorySource.start() called twice');
     let st: Stats;
     try {
@@ -219,7 +219,7 @@ export class DirectorySource implements Source {
     if (this.running.has(file)) return;
     const run = (async () => {
       while (this.dirty.delete(file)) {
-        let changed: boolean;
+        let changed: ReadonlySet<keyof Snapshot>;
         try {
           changed = await this.refresh(file);
         } catch (err) {
@@ -230,11 +230,11 @@ export class DirectorySource implements Source {
             file,
             error: errorMessage(err),
           });
-          changed = false;
+          changed = NOTHING;
         }
-        if (changed && this.synced && !this.stopped) {
+        if (changed.size > 0 && this.synced && !this.stopped) {
           this.stale = true;
-          this.notify();
+          this.notify(changed);
         }
       }
     })().finally(() => this.running.delete(file));
@@ -246,17 +246,17 @@ export class DirectorySource implements Source {
     while (this.running.size > 0) await Promise.all([...this.running.values()]);
   }
 
-  private notify(): void {
+  private notify(fields: ReadonlySet<keyof Snapshot>): void {
     try {
-      this.onChange?.();
+      for (const f of fields) this.onChange?.(f);
     } catch (err) {
       // The watcher must survive a failing listener; the next change calls it again.
       this.logger.error(`change listener failed: ${errorMessage(err)}`, { error: errorMessage(err) });
     }
   }
 
-  /** Reads one file into the cache. Returns whether its cached objects changed. Never throws. */
-  private async refresh(file: string): Promise<boolean> {
+  /** Reads one file into the cache. Returns which kinds of its cached objects changed (none: empty). Never throws. */
+  private async refresh(file: string): Promise<ReadonlySet<keyof Snapshot>> {
     const prev = this.files.get(file);
     let text: string;
     try {
@@ -264,10 +264,10 @@ export class DirectorySource implements Source {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') {
-        if (!prev) return false;
+        if (!prev) return NOTHING;
         this.files.delete(file);
         this.logger.debug(`${showPath(file)} removed`, { file });
-        return prev.entries !== undefined && prev.entries.length > 0;
+        return changedFields(prev.entries, []);
       }
       this.onError();
       if (err instanceof RefusedFile) {
@@ -282,15 +282,15 @@ export class DirectorySource implements Source {
           fingerprint: prev?.fingerprint ?? '',
           broken: true,
         });
-        return false;
+        return NOTHING;
       }
       this.logger.error(`cannot read ${showPath(file)}: ${errorMessage(err)}${keeping(prev)}`, {
         file,
         error: errorMessage(err),
       });
-      return false;
+      return NOTHING;
     }
-    if (prev && prev.text === text) return false;
+    if (prev && prev.text === text) return NOTHING;
     if (text === '' && prev?.entries !== undefined && prev.entries.length > 0 && this.trailing.has(file)) {
       // Most likely a save caught between its truncation and its write (Node's writeFile, many
       // editors): keep the objects until a re-read that no later event can follow confirms it.
@@ -298,7 +298,7 @@ export class DirectorySource implements Source {
       // chokidar's throttle: look again shortly rather than at the first trailing read.
       this.logger.debug(`${showPath(file)} reads empty; checking again before dropping its objects`, { file });
       setTimeout(() => this.schedule(file), EMPTY_RECHECK_MS).unref();
-      return false;
+      return NOTHING;
     }
 
     let entries: Entry[];
@@ -317,16 +317,17 @@ export class DirectorySource implements Source {
         ...(e.column !== undefined ? { column: e.column } : {}),
       });
       this.files.set(file, { text, entries: prev?.entries, fingerprint: prev?.fingerprint ?? '', broken: true });
-      return false;
+      return NOTHING;
     }
 
     if (prev?.broken) this.logger.info(`${showPath(file)} parses again`, { file });
     this.files.set(file, { text, entries, fingerprint, broken: false });
-    const changed = prev?.entries === undefined ? entries.length > 0 : prev.fingerprint !== fingerprint;
-    this.logger.debug(`${showPath(file)} read: ${entries.length} objects${changed ? '' : ', unchanged'}`, {
+    const changed =
+      prev?.entries !== undefined && prev.fingerprint === fingerprint ? NOTHING : changedFields(prev?.entries, entries);
+    this.logger.debug(`${showPath(file)} read: ${entries.length} objects${changed.size > 0 ? '' : ', unchanged'}`, {
       file,
       objects: entries.length,
-      changed,
+      changed: changed.size > 0,
     });
     return changed;
   }
@@ -366,4 +367,21 @@ export class DirectorySource implements Source {
 function keeping(prev: FileState | undefined): string {
   if (prev?.entries === undefined) return '; skipping it';
   return `; keeping its last good objects (${prev.entries.length})`;
+}
+
+const NOTHING: ReadonlySet<keyof Snapshot> = new Set();
+
+/** The kinds of objects that differ between two reads of one file (by kind, as JSON). */
+function changedFields(before: readonly Entry[] | undefined, after: readonly Entry[]): ReadonlySet<keyof Snapshot> {
+  const byField = (entries: readonly Entry[] | undefined) => {
+    const out = new Map<keyof Snapshot, unknown[]>();
+    for (const e of entries ?? []) out.set(e.field, [...(out.get(e.field) ?? []), e.obj]);
+    return out;
+  };
+  const a = byField(before);
+  const b = byField(after);
+  const fields = new Set<keyof Snapshot>();
+  for (const f of new Set([...a.keys(), ...b.keys()]))
+    if (JSON.stringify(a.get(f) ?? []) !== JSON.stringify(b.get(f) ?? [])) fields.add(f);
+  return fields;
 }
