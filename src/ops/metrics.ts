@@ -4,6 +4,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type ReloadResult = 'success' | 'failure';
+export type DnsErrorKind = 'bad_packet' | 'socket';
+/** The question types counted by name; the rest count as "other" (a label per type would be unbounded). */
+const DNS_TYPES = new Set(['A', 'AAAA', 'SRV', 'SOA', 'ANY']);
 
 export class Metrics {
   readonly registry = new Registry();
@@ -53,12 +56,32 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly dnsQueries = new Counter({
+    name: 'ingress_sidecar_dns_queries_total',
+    help: "DNS queries answered for nginx's upstream resolver, by question type, response code and transport",
+    labelNames: ['type', 'rcode', 'transport'] as const,
+    registers: [this.registry],
+  });
+  private readonly dnsTruncated = new Counter({
+    name: 'ingress_sidecar_dns_truncated_total',
+    help: 'UDP answers too large for 512 bytes, sent truncated so that the resolver asks again over TCP',
+    registers: [this.registry],
+  });
+  private readonly dnsErrors = new Counter({
+    name: 'ingress_sidecar_dns_errors_total',
+    help: 'DNS packets that could not be read (bad_packet) and socket errors (socket)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'ingress_sidecar_' });
     this.ingresses.set({ state: 'served' }, 0);
     this.ingresses.set({ state: 'rejected' }, 0);
     this.reloads.inc({ result: 'success' }, 0);
     this.reloads.inc({ result: 'failure' }, 0);
+    this.dnsErrors.inc({ kind: 'bad_packet' }, 0);
+    this.dnsErrors.inc({ kind: 'socket' }, 0);
   }
 
   reload(result: ReloadResult, configHash?: string): void {
@@ -107,4 +130,13 @@ export class Metrics {
     labelNames: ['mode'] as const,
     registers: [this.registry],
   });
+
+  dnsQuery(type: string, rcode: string, transport: 'udp' | 'tcp', truncated = false): void {
+    this.dnsQueries.inc({ type: DNS_TYPES.has(type) ? type : 'other', rcode, transport });
+    if (truncated) this.dnsTruncated.inc();
+  }
+
+  dnsError(kind: DnsErrorKind): void {
+    this.dnsErrors.inc({ kind });
+  }
 }
