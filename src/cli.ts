@@ -18,6 +18,8 @@ import { DirectorySource } from './sources/directory.ts';
 import type { KubernetesSource } from './sources/kubernetes.ts';
 import type { KubeEnvironment } from './sources/kube-credentials.ts';
 import { runtimeTranslateOptions } from './sync/translate-options.ts';
+import { EndpointAnswers } from './dns/answers.ts';
+import { DnsServer } from './dns/server.ts';
 import { describe } from './errors.ts';
 
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -53,6 +55,9 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
 }
 
+/** Where the DNS responder listens: nginx's resolver in the same pod reaches it over loopback. */
+const DNS_HOST = '127.0.0.1';
+
 /** The sidecar over --watch-dir's manifests when given, else over the Kubernetes API. */
 async function sidecarFor(
   config: Config,
@@ -72,7 +77,21 @@ async function sidecarFor(
     });
   const nginxPidFile = parts.pidFile ?? config.nginxPidFile;
   const translate = await runtimeTranslateOptions(config, { nginxBinary, keepDefaultCertificate: true, logger });
+  // The DNS responder of reload-free endpoints, on loopback (nginx in the same pod asks it); not
+  // with --endpoints-mode reload. `auto` runs it and uses it when the serving nginx can.
+  const answers = new EndpointAnswers({ unavailablePort: config.unavailablePort });
+  const endpoints =
+    config.endpointsMode === 'reload'
+      ? undefined
+      : {
+          mode: config.endpointsMode,
+          answers,
+          server: new DnsServer({ host: DNS_HOST, port: config.dnsPort, answers, logger, metrics: parts.metrics }),
+          resolver: `${DNS_HOST}:${config.dnsPort}`,
+          unavailablePort: config.unavailablePort,
+        };
   return new Sidecar({
+    ...(endpoints ? { endpoints } : {}),
     source: parts.source,
     metrics: parts.metrics,
     ...(parts.afterSync ? { afterSync: parts.afterSync } : {}),

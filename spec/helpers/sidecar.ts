@@ -1,6 +1,7 @@
 // A whole sidecar on this machine: manifests in a temp directory, a real nginx on a loopback
 // port, real echo backends, and the sidecar in-process driving reloads.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,6 +11,8 @@ import { createMemoryLogger } from '../../src/ops/log.ts';
 import { Sidecar } from '../../src/sync/sidecar.ts';
 import { startStatusServer, type StatusServer } from '../../src/ops/http.ts';
 import { DirectorySource } from '../../src/sources/directory.ts';
+import { EndpointAnswers } from '../../src/dns/answers.ts';
+import { DnsServer } from '../../src/dns/server.ts';
 import { freePort, httpGet, nginxBinary, startNginx, type HttpAnswer, type RunningNginx } from './nginx.ts';
 
 export interface StackTls {
@@ -59,6 +62,11 @@ export async function startStack(opts: {
   nginx?: { binary: string; version: string };
   /** --resolver. */
   resolver?: string[];
+  /**
+   * --endpoints-mode (absent: no DNS responder, as reload): `dns` and `auto` run the responder on
+   * a free loopback port, with the 503 listeners on two more.
+   */
+  endpointsMode?: 'auto' | 'dns' | 'reload';
 }): Promise<Stack> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'sidecar-spec-'));
   const watchDir = path.join(work, 'manifests');
@@ -84,8 +92,23 @@ export async function startStack(opts: {
   const tlsOpts = opts.tls;
   const nginx = await startNginx({ confDir, ...(opts.nginx ? { binary: opts.nginx.binary } : {}) });
   const { logger, entries } = createMemoryLogger();
+  const dns = opts.endpointsMode ? { port: await freePort(), unavailablePort: await freePortPair() } : null;
+  const endpointsFor = () => {
+    if (!dns || !opts.endpointsMode) return {};
+    const answers = new EndpointAnswers({ unavailablePort: dns.unavailablePort });
+    return {
+      endpoints: {
+        mode: opts.endpointsMode,
+        answers,
+        server: new DnsServer({ host: '127.0.0.1', port: dns.port, answers, logger }),
+        resolver: `127.0.0.1:${dns.port}`,
+        unavailablePort: dns.unavailablePort,
+      },
+    };
+  };
   const make = () =>
     new Sidecar({
+      ...endpointsFor(),
       source: new DirectorySource({ dir: watchDir, logger }),
       translate: {
         ingressClass: 'nginx',
@@ -194,6 +217,23 @@ export async function startStack(opts: {
     },
   };
   return stack;
+}
+
+/** A free loopback port whose next port is free too (the 503 listeners: plain and TLS). */
+async function freePortPair(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const p = await freePort();
+    if (p < 65535 && (await isFree(p + 1))) return p;
+  }
+  throw new Error('no two consecutive free ports found');
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 export function backendYaml(name: string, port: number, ready = true): string {

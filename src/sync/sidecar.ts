@@ -63,6 +63,8 @@ export interface SidecarOptions {
   endpoints?: {
     mode: 'auto' | 'dns' | 'reload';
     answers: EndpointAnswersSink;
+    /** The responder itself: started before the first pass, stopped last. */
+    server?: { start(): Promise<void>; stop(): Promise<void> };
     resolver: string;
     unavailablePort: number;
   };
@@ -151,6 +153,8 @@ export class Sidecar implements StatusSource {
   private synced = false;
 
   async start(): Promise<void> {
+    // Up before nginx can load files that name it; SERVFAIL (keep your peers) until the first pass.
+    await this.opts.endpoints?.server?.start();
     await this.opts.source.start((field) => this.changed(field ?? 'all'));
     this.watching = true;
     this.log.info('source ready; first sync', {});
@@ -182,6 +186,7 @@ export class Sidecar implements StatusSource {
     this.masterTimer = null;
     await this.opts.source.stop();
     await this.reconciler.stop();
+    await this.opts.endpoints?.server?.stop();
   }
 
   healthy(): boolean {
