@@ -10,6 +10,7 @@ import { createMemoryLogger } from '../../src/ops/log.ts';
 import { Sidecar } from '../../src/sync/sidecar.ts';
 import { startStatusServer, type StatusServer } from '../../src/ops/http.ts';
 import { DirectorySource } from '../../src/sources/directory.ts';
+import { nginxVersion } from '../../src/nginx/process.ts';
 import { freePort, httpGet, nginxBinary, startNginx, type HttpAnswer, type RunningNginx } from './nginx.ts';
 
 export interface StackTls {
@@ -82,7 +83,10 @@ export async function startStack(opts: {
     https = { port: httpsPort, certDir, defaultPem: (await loadOrCreateSelfSignedCertificate(certDir)).pem };
   }
   const tlsOpts = opts.tls;
-  const nginx = await startNginx({ confDir, ...(opts.nginx ? { binary: opts.nginx.binary } : {}) });
+  // Rendered for the version of the nginx it runs, as `run` renders for its nginx -v.
+  const binary = opts.nginx?.binary ?? nginxBinary();
+  const version = opts.nginx?.version ?? (await nginxVersion(binary));
+  const nginx = await startNginx({ confDir, binary });
   const { logger, entries } = createMemoryLogger();
   const make = () =>
     new Sidecar({
@@ -94,7 +98,7 @@ export async function startStack(opts: {
         accessLog: opts.accessLog ?? null,
         ...(opts.allowSnippets ? { allowSnippets: true } : {}),
         ...(opts.defaultBackendService ? { defaultBackendService: opts.defaultBackendService } : {}),
-        ...(opts.nginx ? { nginxVersion: opts.nginx.version } : {}),
+        ...(version ? { nginxVersion: version } : {}),
         ...(opts.resolver ? { resolver: opts.resolver } : {}),
         ...(https && tlsOpts
           ? {
@@ -110,7 +114,7 @@ export async function startStack(opts: {
       },
       ...(tlsOpts?.clockOffsetMs ? { clock: () => new Date(Date.now() + tlsOpts.clockOffsetMs!) } : {}),
       confDir,
-      nginxBinary: opts.nginx?.binary ?? nginxBinary(),
+      nginxBinary: binary,
       nginxPidFile: nginx.pidFile,
       reloadTimeoutMs: 5000,
       debounceMs: opts.debounceMs ?? 20,
