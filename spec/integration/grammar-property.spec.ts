@@ -249,7 +249,7 @@ describe('property: random valid models pass nginx -t', function () {
   it('has an nginx to check with', () => assert.ok(builds.length > 0, missing.join('; ')));
 
   for (const build of builds) {
-    // Debian's has its own seed, the newer build the next one (each run of npm test checks one).
+    // Seeds as before: SEED for Debian's, SEED + 1 for the newer build (npm test checks each in its own run).
     const index = build.binary === '/usr/sbin/nginx' ? 0 : 1;
     const label = index === 0 ? `Debian nginx ${build.version}` : `nginx ${build.version}`;
     it(`${MODELS} random models, each accepted by ${label} with every internal reference defined`, async function () {
