@@ -3,6 +3,7 @@
 import type { Command, Config } from './config.ts';
 import { DEFAULT_ELECTION_ID, parsePublishAddresses, parsePublishService } from './cluster/publish.ts';
 import { isDnsSubdomain } from './grammar.ts';
+import { parseNginxVersion } from './nginx/version.ts';
 import {
   accessLogPath,
   boolean,
@@ -121,6 +122,17 @@ export const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
     parse: nonEmpty,
   },
   nginxBinary: { arg: 'PATH', help: 'nginx binary used to check configurations', default: 'nginx', parse: nonEmpty },
+  nginxVersion: {
+    arg: 'VERSION',
+    help: "the serving nginx's version (e.g. 1.30.4), for when its binary cannot be read (nginx runs as another user)",
+    default: undefined,
+    defaultText: "(read from the master's binary)",
+    parse: (raw) => {
+      const v = /^(?:nginx\/)?\d+\.\d+\.\d+$/.test(raw) ? parseNginxVersion(raw) : null;
+      if (!v) throw new Error('is not an nginx version (MAJOR.MINOR.PATCH, as nginx -v prints it: 1.30.4)');
+      return v.join('.');
+    },
+  },
   ingressClass: {
     arg: 'NAME',
     help: 'serve Ingresses of this IngressClass',

@@ -39,6 +39,11 @@ export interface Config {
   defaultBackendService?: string;
   nginxPidFile?: string;
   nginxBinary: string;
+  /**
+   * The serving nginx's version (`major.minor.patch`), for when the sidecar cannot read it from the
+   * master's binary (src/nginx/serving-version.ts); unset: detected.
+   */
+  nginxVersion?: string;
   ingressClass: string;
   /** Also serve Ingresses that name no class, as ingress-nginx's --watch-ingress-without-class. */
   watchIngressWithoutClass: boolean;

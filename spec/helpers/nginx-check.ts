@@ -9,6 +9,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { CertificateFile } from '../../src/model.ts';
 import type { TranslateOptions } from '../../src/translate/index.ts';
+import { versionInBanner } from '../../src/nginx/version.ts';
+import { nginxUnderTest } from './nginx-under-test.ts';
 
 /** Where render puts private files in these tests; replaced by a temp directory for nginx -t. */
 export const TEST_CERT_DIR = '/etc/nginx/conf.d/ingress-sidecar-certs';
@@ -35,10 +37,23 @@ export interface NginxBuild {
   version: string;
 }
 
-/** Debian's nginx (1.22) and the 1.30 build users run (null, with why, when it cannot be built). */
+/**
+ * Debian's nginx (1.22) and the 1.30 build users run (in `missing`, with why, when it cannot be
+ * built); in a run about one nginx (INGRESS_SIDECAR_TEST_NGINX, as npm test runs the integration
+ * tier once per version) that one alone: the other runs check the others.
+ */
 export function nginxBuilds(): { builds: NginxBuild[]; missing: string[] } {
+  // Once per process: a build that fails would otherwise be retried (a minute each) by every caller.
+  found ??= findBuilds();
+  return { builds: [...found.builds], missing: [...found.missing] };
+}
+let found: { builds: NginxBuild[]; missing: string[] } | undefined;
+
+function findBuilds(): { builds: NginxBuild[]; missing: string[] } {
   const builds: NginxBuild[] = [];
   const missing: string[] = [];
+  const only = nginxUnderTest();
+  if (only !== null) return { builds: [{ binary: only, version: versionOf(only) }], missing };
   if (existsSync('/usr/sbin/nginx')) builds.push({ binary: '/usr/sbin/nginx', version: versionOf('/usr/sbin/nginx') });
   else missing.push('/usr/sbin/nginx (Debian nginx 1.22) is not installed');
   // ../shared beside the repository (as CI lays it out); .ci/run builds it first, so this is instant.
@@ -62,9 +77,9 @@ export function nginxBuilds(): { builds: NginxBuild[]; missing: string[] } {
 function versionOf(binary: string): string {
   // nginx -v prints on stderr.
   const r = spawnSync(binary, ['-v'], { encoding: 'utf8' });
-  const m = /nginx\/(\d+\.\d+\.\d+)/.exec(`${r.stderr}${r.stdout}`);
-  if (!m) throw new Error(`cannot read the version of ${binary}: ${r.stderr}`);
-  return m[1]!;
+  const version = versionInBanner(`${r.stderr}${r.stdout}`);
+  if (!version) throw new Error(`cannot read the version of ${binary}: ${r.stderr}`);
+  return version;
 }
 
 /** `nginx -t` of `files` included inside http {} as the stock nginx.conf does; exit code and output. */

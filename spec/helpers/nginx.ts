@@ -2,8 +2,33 @@
 // start in an after/afterEach hook.
 import http from 'node:http';
 import net from 'node:net';
+import { nginxBinary } from '../../src/dev/local-nginx.ts';
+import { nginxVersion } from '../../src/nginx/process.ts';
+import { parseNginxVersion, versionAtLeast } from '../../src/nginx/version.ts';
 
 export { nginxBinary, startNginx, type RunningNginx } from '../../src/dev/local-nginx.ts';
+
+/**
+ * For the before() hook of tests that need nginx >= `min` (`what` says for what): the nginx under
+ * test (nginxBinary(), as spec/helpers/nginx-under-test.ts sets it) and its version; on an older
+ * one, prints why and skips them (npm test runs the integration tier on 1.30.4 as well).
+ */
+export async function nginxAtLeast(
+  ctx: Pick<Mocha.Context, 'skip'>,
+  min: string,
+  what: string,
+): Promise<{ binary: string; version: string }> {
+  const binary = nginxBinary();
+  const version = await nginxVersion(binary);
+  const have = version === null ? null : parseNginxVersion(version);
+  const want = parseNginxVersion(min);
+  if (!want) throw new Error(`nginxAtLeast: ${JSON.stringify(min)} is not a version`);
+  if (have === null || !versionAtLeast(have, want)) {
+    console.log(`      (skipped: ${what} needs nginx >= ${min}; this run's is ${version ?? 'unknown'}, ${binary})`);
+    ctx.skip();
+  }
+  return { binary, version: version! };
+}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -13,6 +13,7 @@ import { startStatusServer, type StatusServer } from '../../src/ops/http.ts';
 import { DirectorySource } from '../../src/sources/directory.ts';
 import { EndpointAnswers } from '../../src/dns/answers.ts';
 import { DnsServer } from '../../src/dns/server.ts';
+import { nginxVersion } from '../../src/nginx/process.ts';
 import { freePort, httpGet, nginxBinary, startNginx, type HttpAnswer, type RunningNginx } from './nginx.ts';
 
 export interface StackTls {
@@ -90,7 +91,10 @@ export async function startStack(opts: {
     https = { port: httpsPort, certDir, defaultPem: (await loadOrCreateSelfSignedCertificate(certDir)).pem };
   }
   const tlsOpts = opts.tls;
-  const nginx = await startNginx({ confDir, ...(opts.nginx ? { binary: opts.nginx.binary } : {}) });
+  // Rendered for the version of the nginx it runs, as `run` renders for its nginx -v.
+  const binary = opts.nginx?.binary ?? nginxBinary();
+  const version = opts.nginx?.version ?? (await nginxVersion(binary));
+  const nginx = await startNginx({ confDir, binary });
   const { logger, entries } = createMemoryLogger();
   const dns = opts.endpointsMode ? { port: await freePort(), unavailablePort: await freePortPair() } : null;
   const endpointsFor = () => {
@@ -117,7 +121,7 @@ export async function startStack(opts: {
         accessLog: opts.accessLog ?? null,
         ...(opts.allowSnippets ? { allowSnippets: true } : {}),
         ...(opts.defaultBackendService ? { defaultBackendService: opts.defaultBackendService } : {}),
-        ...(opts.nginx ? { nginxVersion: opts.nginx.version } : {}),
+        ...(version ? { nginxVersion: version } : {}),
         ...(opts.resolver ? { resolver: opts.resolver } : {}),
         ...(https && tlsOpts
           ? {
@@ -133,7 +137,7 @@ export async function startStack(opts: {
       },
       ...(tlsOpts?.clockOffsetMs ? { clock: () => new Date(Date.now() + tlsOpts.clockOffsetMs!) } : {}),
       confDir,
-      nginxBinary: opts.nginx?.binary ?? nginxBinary(),
+      nginxBinary: binary,
       nginxPidFile: nginx.pidFile,
       reloadTimeoutMs: 5000,
       debounceMs: opts.debounceMs ?? 20,

@@ -31,7 +31,8 @@ import type {
 import * as ann from '../../src/annotations/index.ts';
 import { ZONE_SIZE, affinityKeyVariable } from '../../src/annotations/settings.ts';
 import type { CertificateFile, Location, RoutingModel, Server } from '../../src/model.ts';
-import { findExecutable } from '../../src/nginx/process.ts';
+import { findExecutable, nginxVersion } from '../../src/nginx/process.ts';
+import { HTTP2_DIRECTIVE_SINCE, parseNginxVersion, versionAtLeast } from '../../src/nginx/version.ts';
 import { renderModel } from '../../src/nginx/render.ts';
 import {
   CLASS_ANNOTATION,
@@ -62,19 +63,24 @@ import { mulberry32 } from '../helpers/prng.ts';
 const CERT_DIR = '/ingress-sidecar-hostile-certs';
 const DEFAULT_CERT = makeCert({ cn: 'hostile default' });
 const HOSTILE_CERT = makeCert({ dns: ['hostile.test'] });
+const NGINX = findExecutable('nginx', process.env.PATH ?? '');
+// Rendered for the nginx that checks it, as `run` renders for its nginx -v.
+const NGINX_VERSION = NGINX ? await nginxVersion(NGINX) : null;
+const HTTP2_DIRECTIVE =
+  NGINX_VERSION !== null && versionAtLeast(parseNginxVersion(NGINX_VERSION)!, HTTP2_DIRECTIVE_SINCE);
 const OPTS: TranslateOptions = {
   ingressClass: 'nginx',
   httpPort: 8080,
   ipv6: true,
   now: new Date(),
   tls: { httpsPort: 8443, httpsRedirectPort: 443, certDir: CERT_DIR, defaultCertificate: { pem: DEFAULT_CERT.pem } },
+  ...(NGINX_VERSION ? { nginxVersion: NGINX_VERSION } : {}),
 };
 const SEED = Number(process.env.HOSTILE_SEED ?? 0x5eed1ce) >>> 0;
 const RANDOM_CASES = Number(process.env.HOSTILE_CASES ?? 300);
 const RANDOM_GROUP = 25;
 /** Random cases that also go through `nginx -t` (the fixed payloads always do). */
 const RANDOM_NGINX_SAMPLE = 20;
-const NGINX = findExecutable('nginx', process.env.PATH ?? '');
 
 // ---------------------------------------------------------------------------------------------
 // Scenario: a known-good Ingress and a hostile one, each with its own Service
@@ -636,7 +642,8 @@ describe('hostile input: the baseline the checks compare with', () => {
       'server>location: proxy_pass/1',
       'server>location: return/1',
       'server: listen/3',
-      'server: listen/4',
+      // HTTP/2: its own directive from nginx 1.25.1, a parameter of listen before.
+      HTTP2_DIRECTIVE ? 'server: http2/1' : 'server: listen/4',
       'server: ssl_certificate/1',
       'server: ssl_certificate_key/1',
       'server: ssl_protocols/2',
@@ -1469,6 +1476,8 @@ function nginxProblem(files: Map<string, string>, certificates: CertificateFile[
     mkdirSync(confDir, { recursive: true });
     const certDir = nodePath.join(dir, 'certs');
     mkdirSync(certDir);
+    // The default access log: a build with its own prefix (nginx 1.30.4's) opens it under -p.
+    mkdirSync(nodePath.join(dir, 'logs'));
     for (const c of certificates) writeFileSync(nodePath.join(certDir, c.file), c.pem, { mode: 0o600 });
     for (const [name, text] of files)
       writeFileSync(nodePath.join(confDir, name), text.replaceAll(`${CERT_DIR}/`, `${certDir}/`));

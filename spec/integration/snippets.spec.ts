@@ -685,6 +685,8 @@ describe('snippets: real nginx', function () {
       harness,
       `pid ${dir}/t.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include ${confDir}/*.conf;\n}\n`,
     );
+    // The default access log: a build with its own prefix (nginx 1.30.4's) opens it under -p.
+    await mkdir(path.join(dir, 'logs'), { recursive: true });
     const t = await execa(nginxBinary(), ['-t', '-p', dir + '/', '-e', 'stderr', '-c', harness], {
       reject: false,
       all: true,

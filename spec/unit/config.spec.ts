@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { TABLE } from '../../src/config-flags.ts';
 import { ConfigError, helpText, parseConfig, translateOptions, type Config } from '../../src/config.ts';
 
 const DIR = ['--watch-dir', '/manifests'];
@@ -86,6 +89,16 @@ describe('parseConfig', () => {
       fails([...DIR, `--resolver=${bad}`], {}, /--resolver/);
   });
 
+  it("takes --nginx-version as the serving nginx's MAJOR.MINOR.PATCH, unset by default (detected)", () => {
+    assert.equal(ok(DIR).config.nginxVersion, undefined);
+    assert.equal(ok([...DIR, '--nginx-version', '1.27.3']).config.nginxVersion, '1.27.3');
+    // As nginx -v prints it, and from the environment.
+    assert.equal(ok([...DIR, '--nginx-version=nginx/1.30.4']).config.nginxVersion, '1.30.4');
+    assert.equal(ok(DIR, { INGRESS_SIDECAR_NGINX_VERSION: '1.22.1' }).config.nginxVersion, '1.22.1');
+    for (const bad of ['1.30', '1.30.4.1', 'v1.30.4', '1.30.4 ', 'latest', '1.30.x', 'openresty/1.25.3', ''])
+      fails([...DIR, `--nginx-version=${bad}`], {}, /--nginx-version/, /MAJOR\.MINOR\.PATCH/);
+  });
+
   it('reads every flag', () => {
     // render: the one command that takes --watch-dir next to the Kubernetes source's flags.
     const r = ok([
@@ -111,6 +124,8 @@ describe('parseConfig', () => {
       '/run/nginx.pid',
       '--nginx-binary',
       '/usr/sbin/nginx',
+      '--nginx-version',
+      '1.30.4',
       '--ingress-class',
       'internal.example.com',
       '--watch-ingress-without-class',
@@ -160,6 +175,7 @@ describe('parseConfig', () => {
       defaultSslCertificate: 'ingress-sidecar/wildcard-tls',
       nginxPidFile: '/run/nginx.pid',
       nginxBinary: '/usr/sbin/nginx',
+      nginxVersion: '1.30.4',
       ingressClass: 'internal.example.com',
       watchIngressWithoutClass: true,
       debounceMs: 0,
@@ -391,6 +407,7 @@ describe('parseConfig', () => {
         ['--default-backend-service NS/NAME', 'INGRESS_SIDECAR_DEFAULT_BACKEND_SERVICE', '(404)'],
         ['--nginx-pid-file FILE', 'INGRESS_SIDECAR_NGINX_PID_FILE', '(none)'],
         ['--nginx-binary PATH', 'INGRESS_SIDECAR_NGINX_BINARY', 'nginx'],
+        ['--nginx-version VERSION', 'INGRESS_SIDECAR_NGINX_VERSION', "(read from the master's binary)"],
         ['--ingress-class NAME', 'INGRESS_SIDECAR_INGRESS_CLASS', 'nginx'],
         ['--[no-]watch-ingress-without-class', 'INGRESS_SIDECAR_WATCH_INGRESS_WITHOUT_CLASS', 'false'],
         ['--debounce-ms N', 'INGRESS_SIDECAR_DEBOUNCE_MS', '100'],
@@ -437,7 +454,7 @@ describe('parseConfig', () => {
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)]
         .map((m) => m[1]!)
         .filter((f) => f !== 'help');
-      assert.equal(flags.length, 35);
+      assert.equal(flags.length, 36);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);
@@ -448,6 +465,22 @@ describe('parseConfig', () => {
         }
       }
     });
+  });
+});
+
+describe('config: docs/operating.md', () => {
+  it('has a row for exactly the flags the parser accepts, each with its environment variable', () => {
+    const doc = readFileSync(path.resolve(import.meta.dirname, '../../docs/operating.md'), 'utf8');
+    // Rows look like | `--[no-]ipv6` | `INGRESS_SIDECAR_IPV6` | ... (a short alias first: `-f, --file FILE\|DIR`).
+    const rows = [...doc.matchAll(/^\| `(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)[^`]*` \| `([A-Z0-9_]+)` \|/gm)].map(
+      (m) => [m[1]!, m[2]!],
+    );
+    assert.deepEqual(
+      rows.map(([flag]) => flag).sort(),
+      TABLE.map((f) => f.name).sort(),
+      'docs/operating.md lists other flags than src/config-flags.ts',
+    );
+    for (const [flag, env] of rows) assert.equal(env, TABLE.find((f) => f.name === flag)?.env, flag);
   });
 });
 

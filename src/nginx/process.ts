@@ -1,12 +1,12 @@
 // Finding and signalling the nginx master from outside its container. With a shared PID
 // namespace the pid file nginx writes names a PID we can see, and /proc tells us what each
 // process is: nginx retitles itself "nginx: master process ..." / "nginx: worker process".
-// Also the binary's version (`nginx -v`).
+// Also a binary's version (`nginx -v`); the serving master's is serving-version.ts's.
 import { accessSync, constants, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { parseNginxVersion } from './version.ts';
+import { versionInBanner } from './version.ts';
 
 const MASTER_TITLE = 'nginx: master process';
 const WORKER_TITLE = 'nginx: worker process';
@@ -222,7 +222,5 @@ export function findExecutable(nameOrPath: string, pathEnv: string): string | nu
 /** `major.minor.patch` from `nginx -v` (it prints "nginx version: nginx/1.27.4" on stderr), or null. */
 export async function nginxVersion(binary: string): Promise<string | null> {
   const result = await execa(binary, ['-v'], { reject: false, stdin: 'ignore', timeout: 10_000, all: true });
-  const m = /nginx version: [A-Za-z]+\/(\S+)/.exec(result.all ?? '');
-  const parsed = m?.[1] ? parseNginxVersion(m[1]) : null;
-  return parsed ? parsed.join('.') : null;
+  return versionInBanner(result.all ?? '');
 }
