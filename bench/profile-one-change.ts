@@ -10,7 +10,7 @@ import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import { certDirFor, generateSelfSignedCertificate } from '../src/nginx/cert-store.ts';
 import { Renderer } from '../src/nginx/render.ts';
-import { collectGarbage } from '../src/sync/sidecar.ts';
+import { collectGarbage } from '../src/sync/gc.ts';
 import { translate, type TranslateOptions } from '../src/translate/index.ts';
 import { parseIntFlag } from './lib.ts';
 import { selfSignedCert } from './nginx-kit.ts';

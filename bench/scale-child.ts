@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { collectGarbage } from '../src/sync/sidecar.ts';
+import { collectGarbage } from '../src/sync/gc.ts';
 // The sidecar's module graph in directory mode, as src/cli.ts imports it statically (cluster
 // mode's modules, src/sources/kubernetes.ts and src/cluster/status.ts, are imported by cli.ts only
 // when it runs without --watch-dir).

@@ -92,6 +92,7 @@ async function sidecarFor(
         };
   return new Sidecar({
     ...(endpoints ? { endpoints } : {}),
+    ...(config.nginxVersion !== undefined ? { nginxVersionFlag: config.nginxVersion } : {}),
     source: parts.source,
     metrics: parts.metrics,
     ...(parts.afterSync ? { afterSync: parts.afterSync } : {}),

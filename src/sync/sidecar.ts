@@ -1,8 +1,6 @@
 // One sync pass and the parts it drives: snapshot -> translate -> render -> apply. The reconcile
 // loop decides when a pass runs; this module decides what a pass does and what it reports.
 
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { Applier, ReloadError } from '../nginx/apply.ts';
 import { hashFiles } from '../nginx/conf-files.ts';
 import { CertStore } from '../nginx/cert-store.ts';
@@ -17,9 +15,10 @@ import type { Snapshot, Source } from '../sources/snapshot.ts';
 import type { StatusSource } from '../ops/http.ts';
 import { translateAsync, type TranslateOptions } from '../translate/index.ts';
 import { describe } from '../errors.ts';
+import { ServingNginx } from './serving-nginx.ts';
+import { collectGarbageBetweenPasses } from './gc.ts';
 import {
   answersOf,
-  endpointsModeFor,
   unionOf,
   withEndpointsOf,
   type EndpointAnswersSink,
@@ -56,6 +55,12 @@ export interface SidecarOptions {
    * other work a turn (ms; default STEP_BUDGET_MS). For tests: 0 yields at every step.
    */
   stepBudgetMs?: number;
+  /**
+   * --nginx-version: the serving nginx's version when it cannot be read from its master. The
+   * files are rendered for the older of the serving nginx and the checking binary
+   * (`translate.nginxVersion`, from `nginx -v` of --nginx-binary).
+   */
+  nginxVersionFlag?: string;
   /**
    * Reload-free endpoints: the DNS responder's answers (the caller runs the responder on
    * `resolver`), `mode` as --endpoints-mode says. Absent: endpoints are always in the files.
@@ -124,7 +129,8 @@ export class Sidecar implements StatusSource {
   /** The mode of the last full pass; the answers the responder gives now. */
   private mode: EndpointsMode = 'reload';
   private answered = new Map<string, EndpointTarget[]>();
-  private modeWarning = '';
+  /** Which nginx this pass renders for, and so which endpoints mode it runs in. */
+  private readonly servingNginx: ServingNginx;
 
   constructor(opts: SidecarOptions) {
     this.opts = opts;
@@ -140,6 +146,12 @@ export class Sidecar implements StatusSource {
     // Where translate puts private files: the certificate directory, or privateDir without TLS.
     const privateDir = opts.translate.tls?.certDir ?? opts.translate.privateDir;
     this.certStore = privateDir ? new CertStore({ dir: privateDir, logger: opts.logger }) : null;
+    this.servingNginx = new ServingNginx({
+      ...(opts.nginxPidFile ? { pidFile: opts.nginxPidFile } : {}),
+      checking: opts.translate.nginxVersion ?? null,
+      flag: opts.nginxVersionFlag ?? null,
+      logger: opts.logger,
+    });
     this.reconciler = new Reconciler({
       debounceMs: opts.debounceMs,
       maxDelayMs: opts.maxDelayMs,
@@ -237,7 +249,8 @@ export class Sidecar implements StatusSource {
     let now = new Date();
     const tls = this.opts.translate.tls;
     const endpoints = this.opts.endpoints;
-    const mode = endpoints ? this.endpointsMode(endpoints.mode) : 'reload';
+    const nginxVersion = await this.servingNginx.version();
+    const mode = endpoints ? this.servingNginx.endpointsMode(endpoints.mode, nginxVersion) : 'reload';
     const dynamicEndpoints =
       endpoints && mode === 'dns'
         ? { dynamicEndpoints: { resolver: endpoints.resolver, unavailablePort: endpoints.unavailablePort } }
@@ -252,6 +265,7 @@ export class Sidecar implements StatusSource {
             s,
             {
               ...this.opts.translate,
+              ...(nginxVersion !== undefined ? { nginxVersion } : {}),
               ...dynamicEndpoints,
               now,
               closed: closedIngresses(this.quarantine),
@@ -354,14 +368,6 @@ export class Sidecar implements StatusSource {
       ms: Math.round(performance.now() - started),
     });
     return true;
-  }
-
-  /** The mode for this pass (logs once why a forced dns mode cannot be). */
-  private endpointsMode(flag: 'auto' | 'dns' | 'reload'): EndpointsMode {
-    const { mode, warning } = endpointsModeFor(flag, this.opts.translate.nginxVersion);
-    if (warning && warning !== this.modeWarning) this.log.warn('endpoints mode', { reason: warning });
-    this.modeWarning = warning ?? '';
-    return mode;
   }
 
   /**
@@ -468,46 +474,4 @@ export class Sidecar implements StatusSource {
     const rejected = new Set([...now.values()].filter((r) => r.severity === 'rejected').map((r) => r.ingress));
     this.metrics.setIngresses(model.served.length, rejected.size);
   }
-}
-
-let gcFunction: (() => void) | null | undefined;
-
-/**
- * A full garbage collection, run after each pass. A pass allocates the whole model and every
- * rendered file again (~100 MB at 10,000 Ingresses, of which the previous pass's ~100 MB become
- * garbage), and V8, left alone, grows its heap over several passes rather than collecting: the
- * process peaked at ~570 MB at 10,000 Ingresses with a live heap of ~130 MB. Between passes the
- * sidecar is idle, so the collection costs idle time only. `gc` is V8's own, made reachable at
- * run time (--expose-gc, then read from a fresh context); where that is refused, nothing happens.
- */
-/** The longest a forced collection between passes may hold the event loop (ms). */
-const MAX_GC_PAUSE_MS = 50;
-/** ms per MB of heap of the last forced collection between passes; null before the first. */
-let gcMsPerMb: number | null = null;
-
-/**
- * collectGarbage() after a pass, unless the last one says it would hold the event loop longer
- * than MAX_GC_PAUSE_MS at the heap's current size: a forced collection is one pause, ~150-500 ms
- * at 10,000 Ingresses (docs/benchmarks.md section 12), while health checks and watch events wait. Then
- * V8 collects on its own, incrementally and concurrently, at the cost of a larger heap.
- */
-export function collectGarbageBetweenPasses(): void {
-  const heapMb = process.memoryUsage().heapUsed / 1048576;
-  if (gcMsPerMb !== null && gcMsPerMb * heapMb > MAX_GC_PAUSE_MS) return;
-  const t0 = performance.now();
-  collectGarbage();
-  gcMsPerMb = (performance.now() - t0) / Math.max(heapMb, 1);
-}
-
-export function collectGarbage(): void {
-  if (gcFunction === undefined) {
-    try {
-      v8.setFlagsFromString('--expose-gc');
-      const fn: unknown = vm.runInNewContext('gc');
-      gcFunction = typeof fn === 'function' ? (fn as () => void) : null;
-    } catch {
-      gcFunction = null;
-    }
-  }
-  gcFunction?.();
 }
