@@ -71,6 +71,8 @@ interface Srv {
 }
 
 interface HostEntry {
+  /** The targets as replace() was given them (copied): the same input again costs no parsing. */
+  input: readonly EndpointTarget[];
   records: readonly Srv[];
   version: number;
 }
@@ -108,11 +110,18 @@ export class EndpointAnswers {
   replace(map: ReadonlyMap<string, readonly EndpointTarget[]>): void {
     const next = new Map<string, HostEntry>();
     for (const [host, targets] of map) {
-      if (!parseServiceHost(host)) throw new InvalidValue(`service host ${JSON.stringify(host)}: not a service host`);
-      const normalized = normalize(host, targets);
       const old = this.hosts.get(host);
-      const same = this.replaced && old !== undefined && sameRecords(old.records, normalized);
-      next.set(host, same ? old : { records: normalized, version: ++this.counter });
+      // The common case at scale: most hosts unchanged, given in the same order as last time.
+      if (old && sameInput(old.input, targets)) {
+        next.set(host, old);
+        continue;
+      }
+      if (!old && !parseServiceHost(host))
+        throw new InvalidValue(`service host ${JSON.stringify(host)}: not a service host`);
+      const records = normalize(host, targets);
+      const input = targets.map((t) => ({ ip: t.ip, port: t.port }));
+      const same = this.replaced && old !== undefined && sameRecords(old.records, records);
+      next.set(host, { input, records: same ? old.records : records, version: same ? old.version : ++this.counter });
     }
     this.hosts = next;
     this.replaced = true;
@@ -228,6 +237,10 @@ function normalize(host: string, targets: readonly EndpointTarget[]): Srv[] {
     byKey.set(`${target} ${String(t.port).padStart(5, '0')}`, { target, port: t.port });
   }
   return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+}
+
+function sameInput(a: readonly EndpointTarget[], b: readonly EndpointTarget[]): boolean {
+  return a.length === b.length && a.every((t, i) => t.ip === b[i]!.ip && t.port === b[i]!.port);
 }
 
 function sameRecords(a: readonly Srv[], b: readonly Srv[]): boolean {
