@@ -13,9 +13,10 @@ const web = serviceHost('shop', 'web', 80);
 const api = serviceHost('shop', 'api', 443);
 const empty = serviceHost('shop', 'empty', 80);
 
-function setup() {
+/** `random` as the Responder takes it: 0 picks the first variant (TTL 0), 0.99 the last. */
+function setup(random: () => number = () => 0) {
   const answers = new EndpointAnswers({ unavailablePort: UNAVAILABLE });
-  return { answers, responder: new Responder(answers) };
+  return { answers, responder: new Responder(answers, { random }) };
 }
 
 /** dns-packet decodes the response code; its types leave it out. */
@@ -85,8 +86,8 @@ describe('DNS answers', () => {
   });
 
   describe('SRV', () => {
-    it('gives one record per ready endpoint: priority 10, weight 1, TTL 1, the address name and port', () => {
-      const { answers, responder } = setup();
+    it('gives one record per ready endpoint: priority 10, weight 1, the address name and port', () => {
+      const { answers, responder } = setup(() => 0.99);
       answers.replace(new Map([[web, targets(['10.0.0.2', 8080], ['10.0.0.1', 8080], ['fd00::5', 9090])]]));
       const { packet } = ask(responder, query(serviceQueryName(web, false), 'SRV'));
       assert.equal(packet.rcode, 'NOERROR');
@@ -116,9 +117,35 @@ describe('DNS answers', () => {
       );
       const other = new EndpointAnswers({ unavailablePort: UNAVAILABLE });
       other.replace(new Map([[web, targets(['10.0.0.1', 80], ['10.0.0.2', 80], ['10.0.0.1', 81])]]));
-      const second = new Responder(other).respond(query(serviceQueryName(web, false), 'SRV', { id: 9 }), 'tcp');
+      const second = new Responder(other, { random: () => 0 }).respond(
+        query(serviceQueryName(web, false), 'SRV', { id: 9 }),
+        'tcp',
+      );
       assert.ok(first.kind === 'answer' && second.kind === 'answer');
       assert.deepEqual(second.bytes, first.bytes);
+    });
+
+    it('carries a TTL of 0 or 1 at random, one per answer, so that nginx re-asks after 1 or 2 s', () => {
+      const picks = [0, 0.7, 0.2, 0.9, 0.4, 0.6];
+      const { answers, responder } = setup(() => picks.shift() ?? 0);
+      answers.replace(new Map([[web, targets(['10.0.0.1', 80], ['10.0.0.2', 80])]]));
+      const ttls = [0, 1, 2, 3, 4, 5].map((i) => {
+        const { out, packet } = ask(responder, query(serviceQueryName(web, false), 'SRV'));
+        assert.equal(out.kind === 'answer' && out.cached, i > 0, 'cached after the first');
+        const perRecord = srvTargets(packet).map((t) => t.ttl);
+        assert.equal(new Set(perRecord).size, 1, 'one TTL for the whole answer');
+        return perRecord[0];
+      });
+      assert.deepEqual(ttls, [0, 1, 0, 1, 0, 1]);
+      // Math.random, as the server runs it: both, about evenly.
+      const real = new Responder(answers);
+      const counts = [0, 0];
+      for (let i = 0; i < 400; i++) {
+        const out = real.respond(query(serviceQueryName(web, false), 'SRV'), 'udp');
+        assert.ok(out.kind === 'answer');
+        counts[srvTargets(decode(out.bytes))[0]!.ttl]!++;
+      }
+      assert.ok(counts[0]! > 100 && counts[1]! > 100, JSON.stringify(counts));
     });
 
     it('points a host without ready endpoints at the unavailable listener: its port for plain, the next for TLS', () => {
@@ -425,7 +452,8 @@ describe('DNS answers', () => {
     it('refuses an unavailable port without a next port, and TTLs out of range', () => {
       assert.throws(() => new EndpointAnswers({ unavailablePort: 65535 }), InvalidValue);
       assert.throws(() => new EndpointAnswers({ unavailablePort: 0 }), InvalidValue);
-      assert.throws(() => new EndpointAnswers({ unavailablePort: 1000, srvTtl: -1 }), InvalidValue);
+      assert.throws(() => new EndpointAnswers({ unavailablePort: 1000, srvTtls: [-1] }), InvalidValue);
+      assert.throws(() => new EndpointAnswers({ unavailablePort: 1000, srvTtls: [] }), InvalidValue);
       assert.throws(() => new EndpointAnswers({ unavailablePort: 1000, addressTtl: 1.5 }), InvalidValue);
     });
   });
