@@ -1,7 +1,7 @@
 // The DNS server's cost: what nginx asks at steady state, and the CPU it takes to answer.
 //
 //   node_modules/.bin/node bench/dns-answers.ts [--upstreams 100,1000,10000] [--targets 2,5]
-//     [--windows 3] [--window-s 10] [--warmup-s 8] [--zone 4m] [--micro-queries 200000] [--json FILE]
+//     [--windows 3] [--window-s 10] [--warmup-s 60] [--zone auto] [--micro-queries 200000] [--json FILE]
 //
 // Part 1 (in-process, no sockets): microseconds per Responder.respond() for the questions nginx
 // asks (an SRV answer cached, the same after replace() changed its host, a truncated UDP answer,
@@ -48,10 +48,16 @@ const UPSTREAMS = list(flags.upstreams, [100, 1000, 10000]);
 const TARGETS = list(flags.targets, [2, 5]);
 const WINDOWS = parseIntFlag(flags.windows, '--windows', 3, 1);
 const WINDOW_S = parseIntFlag(flags['window-s'], '--window-s', 10, 1);
-const WARMUP_S = parseIntFlag(flags['warmup-s'], '--warmup-s', 8, 0);
+const WARMUP_S = parseIntFlag(flags['warmup-s'], '--warmup-s', 60, 0);
 const MICRO = parseIntFlag(flags['micro-queries'], '--micro-queries', 200_000, 1000);
-const ZONE = flags.zone ?? '4m';
-if (!/^\d+[km]$/.test(ZONE)) throw new Error('--zone must be like 4m or 512k');
+const ZONE = flags.zone ?? 'auto';
+if (ZONE !== 'auto' && !/^\d+[km]$/.test(ZONE)) throw new Error('--zone must be auto or like 4m or 512k');
+/**
+ * `auto`: 2 KiB per peer (endpoints + the upstream's own), at least 4m. Measured on 1.30.4 at
+ * 10,000 upstreams x 2 endpoints: 28m ran out ("cannot add new server ... memory exhausted"), 32m did not.
+ */
+const zoneFor = (upstreams: number, targets: number) =>
+  ZONE === 'auto' ? `${Math.max(4, Math.ceil((upstreams * (targets + 1) * 2) / 1024))}m` : ZONE;
 
 const host = (i: number) => serviceHost('bench', `s${i}`, 80);
 /** Distinct loopback addresses: nginx is never asked to connect to them. */
@@ -171,7 +177,7 @@ async function withNginx(
     const blocks = Array.from(
       { length: upstreams },
       (_, i) =>
-        `upstream u${i} {\n    zone isc_endpoints ${ZONE};\n    server ${host(i)} service=${srvService(false)} resolve;\n}`,
+        `upstream u${i} {\n    zone isc_endpoints ${zoneFor(upstreams, targets)};\n    server ${host(i)} service=${srvService(false)} resolve;\n}`,
     );
     nginx = await startOwnNginx({
       binary,
@@ -270,7 +276,7 @@ async function main(): Promise<void> {
     console.log('\nPart 2 skipped: no nginx >= 1.27.3 (../shared/nginx/build.sh could not build 1.30.4)');
   } else {
     console.log(
-      `\nPart 2: nginx ${build.version} (1 worker) asking, zone ${ZONE}; medians of ${WINDOWS} windows of ${WINDOW_S} s after ${WARMUP_S} s\n`,
+      `\nPart 2: nginx ${build.version} (1 worker) asking, zone ${ZONE === 'auto' ? '2 KiB per peer, at least 4m' : ZONE}; medians of ${WINDOWS} windows of ${WINDOW_S} s after ${WARMUP_S} s\n`,
     );
     const idle = await idleCpuMsPerS();
     console.log(`  this process idle: ${round(idle, 2)} ms CPU per second (subtracted below)`);
@@ -281,7 +287,7 @@ async function main(): Promise<void> {
         if (measured instanceof Error) {
           const why = /\[(?:crit|emerg)\] [^\n]*/.exec(measured.message)?.[0] ?? measured.message.slice(0, 200);
           console.log(`  ${upstreams} upstreams x ${targets} endpoints: nginx did not start: ${why}`);
-          rows.push([upstreams, targets, ...Array<string>(9).fill('-'), `did not start: ${why}`]);
+          rows.push([upstreams, targets, zoneFor(upstreams, targets), ...Array<string>(9).fill('-'), `did not start: ${why}`]);
           results.push({ upstreams, targets, error: why });
           continue;
         }
@@ -306,6 +312,7 @@ async function main(): Promise<void> {
         rows.push([
           upstreams,
           targets,
+          zoneFor(upstreams, targets),
           row.qps,
           row.srvUdp,
           row.srvTcp,
@@ -326,6 +333,7 @@ async function main(): Promise<void> {
           [
             'upstreams',
             'endpoints each',
+            'zone',
             'queries/s',
             'SRV/s UDP',
             'SRV/s TCP',
