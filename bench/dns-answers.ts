@@ -11,9 +11,11 @@
 // service=http resolve` in one shared zone of --zone, each with --targets endpoints on loopback
 // addresses (nginx never connects: no requests are sent). 2 endpoints fit a UDP answer; 5 do not,
 // so nginx asks each SRV twice (UDP, truncated, then TCP). The DNS server runs in this process,
-// which does nothing else while measuring. After --warmup-s (nginx's first resolutions), --windows
-// windows of --window-s each: queries per second by type and transport (from the server's own
-// metrics), this process's CPU per 1,000 queries, and nginx's worker CPU over the same window.
+// which does nothing else while measuring. After --warmup-s (nginx's first resolutions: it asks for
+// every upstream at once; the answers' TTL jitter spreads the refreshes out), --windows windows of
+// --window-s each: queries per second by type and transport (from the server's own metrics), this
+// process's CPU per 1,000 queries (less its idle floor), nginx's worker CPU, UDP receive-buffer
+// drops on the machine, and what nginx logged at error level during the windows.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -189,6 +191,7 @@ async function withNginx(
     await sleep(WARMUP_S * 1000);
     const warmupDrops = udpDrops() - drops0;
     const warmupQueries = Object.values(await queryCounts(metrics)).reduce((a, b) => a + b, 0);
+    const logBefore = (await nginx.errorLog()).length;
     const windows: Window[] = [];
     for (let w = 0; w < WINDOWS; w++) {
       const before = await queryCounts(metrics);
@@ -217,13 +220,23 @@ async function withNginx(
         udpDrops: udpDrops() - drops,
       });
     }
-    const log = await nginx.errorLog();
-    const errors = [
-      ...new Set(log.split('\n').map((l) => l.replace(/^.*?\[(error|crit|alert|emerg)\] \d+#\d+: (\*\d+ )?/, '$1: '))),
+    // Only what nginx logged during the windows (the warm-up's drops are counted apart).
+    const errorLines = (await nginx.errorLog())
+      .slice(logBefore)
+      .split('\n')
+      .filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
+    const kinds = [
+      ...new Set(
+        errorLines.map((l) =>
+          l
+            .replace(/^.*?\[(error|crit|alert|emerg)\] \d+#\d+: (\*\d+ )?/, '$1: ')
+            .replace(/[0-9a-z-]+\.(ip4|bench)\.endpoints\S*/g, 'NAME'),
+        ),
+      ),
     ]
-      .filter((l) => /^(error|crit|alert|emerg):/.test(l))
       .slice(0, 3)
       .join(' | ');
+    const errors = errorLines.length ? `${errorLines.length} lines: ${kinds}` : '';
     return { windows, errors, warmupDrops, warmupQueries };
   } finally {
     await nginx?.stop();
@@ -287,7 +300,13 @@ async function main(): Promise<void> {
         if (measured instanceof Error) {
           const why = /\[(?:crit|emerg)\] [^\n]*/.exec(measured.message)?.[0] ?? measured.message.slice(0, 200);
           console.log(`  ${upstreams} upstreams x ${targets} endpoints: nginx did not start: ${why}`);
-          rows.push([upstreams, targets, zoneFor(upstreams, targets), ...Array<string>(9).fill('-'), `did not start: ${why}`]);
+          rows.push([
+            upstreams,
+            targets,
+            zoneFor(upstreams, targets),
+            ...Array<string>(9).fill('-'),
+            `did not start: ${why}`,
+          ]);
           results.push({ upstreams, targets, error: why });
           continue;
         }
