@@ -4,8 +4,13 @@
 //
 // What nginx (>= 1.27.3, ngx_http_upstream_zone_module.c and ngx_resolver.c) does with answers,
 // which is why they look as they do:
-// - It re-asks each `server NAME service=... resolve` when the answer's TTL has passed (every
-//   TTL + 1 s: 2 s for TTL 1), from one worker, and writes the peers into the shared zone.
+// - It re-asks each `server NAME service=... resolve` TTL + 1 s after an answer (the TTL counted
+//   in whole seconds), from one worker, and writes the peers into the shared zone. A worker asks
+//   for every upstream at once when it starts, and with one fixed TTL they stay in step: at
+//   10,000 upstreams a burst of 10,000 questions every 2 s, more than the sockets' buffers hold
+//   (a quarter were dropped, each costing that upstream a 5 s resend). So SRV answers carry a
+//   TTL of 0 or 1 at random: nginx re-asks after 1 or 2 s, an endpoint change still reaches it
+//   within 2 s, and the refreshes spread out within seconds (upstreams / 1.5 s questions a second).
 // - NXDOMAIN empties the upstream; any other error (SERVFAIL, a timeout) keeps the peers it has
 //   and asks again after max(resolver_timeout, 1 s). So an unknown host is NXDOMAIN, but a server
 //   that has not been told the endpoints yet (just restarted) answers SERVFAIL.
@@ -39,6 +44,8 @@ export interface Reply {
   rcode: Rcode;
   answers: Answer[];
   authorities: Answer[];
+  /** How many variants of this reply there are (SRV answers differ in TTL): answer(q, 0..n-1). */
+  variants: number;
   /**
    * The service host this reply depends on: it is stale once version(host) differs from what it
    * was when the reply was made. Null: the reply never changes.
@@ -52,13 +59,13 @@ export interface AnswersOptions {
    * host without ready endpoints points there, so a client sees 503 as on the reload path.
    */
   unavailablePort: number;
-  /** TTL of SRV answers (membership), seconds. */
-  srvTtl?: number;
+  /** The TTLs SRV answers (membership) carry, one picked at random per answer, seconds. */
+  srvTtls?: readonly number[];
   /** TTL of address answers, which never change, seconds. */
   addressTtl?: number;
 }
 
-export const SRV_TTL = 1;
+export const SRV_TTLS: readonly number[] = [0, 1];
 export const ADDRESS_TTL = 300;
 const SRV_PRIORITY = 10;
 const SRV_WEIGHT = 1;
@@ -71,6 +78,8 @@ interface Srv {
 }
 
 interface HostEntry {
+  /** The targets as replace() was given them (copied): the same input again costs no parsing. */
+  input: readonly EndpointTarget[];
   records: readonly Srv[];
   version: number;
 }
@@ -80,14 +89,18 @@ export class EndpointAnswers {
   private replaced = false;
   private counter = 0;
   private readonly unavailablePort: number;
-  private readonly srvTtl: number;
+  private readonly srvTtls: readonly number[];
+  /** For negative answers: how long the name may be cached as absent. */
+  private readonly negativeTtl: number;
   private readonly addressTtl: number;
 
   constructor(opts: AnswersOptions) {
     if (!isPortNumber(opts.unavailablePort) || !isPortNumber(opts.unavailablePort + 1))
       throw new InvalidValue(`unavailable port ${opts.unavailablePort}: it and the next port must be 1-65535`);
     this.unavailablePort = opts.unavailablePort;
-    this.srvTtl = ttl(opts.srvTtl ?? SRV_TTL, 'srvTtl');
+    this.srvTtls = (opts.srvTtls ?? SRV_TTLS).map((t) => ttl(t, 'srvTtls'));
+    if (this.srvTtls.length === 0) throw new InvalidValue('srvTtls: at least one TTL');
+    this.negativeTtl = Math.max(...this.srvTtls);
     this.addressTtl = ttl(opts.addressTtl ?? ADDRESS_TTL, 'addressTtl');
   }
 
@@ -108,11 +121,18 @@ export class EndpointAnswers {
   replace(map: ReadonlyMap<string, readonly EndpointTarget[]>): void {
     const next = new Map<string, HostEntry>();
     for (const [host, targets] of map) {
-      if (!parseServiceHost(host)) throw new InvalidValue(`service host ${JSON.stringify(host)}: not a service host`);
-      const normalized = normalize(host, targets);
       const old = this.hosts.get(host);
-      const same = this.replaced && old !== undefined && sameRecords(old.records, normalized);
-      next.set(host, same ? old : { records: normalized, version: ++this.counter });
+      // The common case at scale: most hosts unchanged, given in the same order as last time.
+      if (old && sameInput(old.input, targets)) {
+        next.set(host, old);
+        continue;
+      }
+      if (!old && !parseServiceHost(host))
+        throw new InvalidValue(`service host ${JSON.stringify(host)}: not a service host`);
+      const records = normalize(host, targets);
+      const input = targets.map((t) => ({ ip: t.ip, port: t.port }));
+      const same = this.replaced && old !== undefined && sameRecords(old.records, records);
+      next.set(host, { input, records: same ? old.records : records, version: same ? old.version : ++this.counter });
     }
     this.hosts = next;
     this.replaced = true;
@@ -127,8 +147,8 @@ export class EndpointAnswers {
     return this.hosts.get(host)?.version ?? 0;
   }
 
-  /** The reply to one question (any case; class IN is the caller's check). */
-  answer(q: Question): Reply {
+  /** The reply to one question (any case; class IN is the caller's check); `variant` < reply.variants. */
+  answer(q: Question, variant = 0): Reply {
     const name = q.name.toLowerCase().replace(/\.$/, '');
     // A string: dns-packet also decodes ANY and types it has no name for (UNKNOWN_65).
     const qtype: string = q.type;
@@ -142,6 +162,7 @@ export class EndpointAnswers {
         rcode: 'NOERROR',
         answers: [{ type, name: q.name, ttl: this.addressTtl, data: address.ip }],
         authorities: [],
+        variants: 1,
         depends: null,
       };
     }
@@ -149,10 +170,10 @@ export class EndpointAnswers {
     const service = parseServiceQuery(name);
     if (service) {
       const depends = service.host;
-      if (!this.replaced) return { rcode: 'SERVFAIL', answers: [], authorities: [], depends };
+      if (!this.replaced) return { rcode: 'SERVFAIL', answers: [], authorities: [], variants: 1, depends };
       const entry = this.hosts.get(service.host);
-      if (!entry) return this.negative('NXDOMAIN', this.srvTtl, depends);
-      if (qtype !== 'SRV' && qtype !== 'ANY') return this.negative('NOERROR', this.srvTtl, depends);
+      if (!entry) return this.negative('NXDOMAIN', this.negativeTtl, depends);
+      if (qtype !== 'SRV' && qtype !== 'ANY') return this.negative('NOERROR', this.negativeTtl, depends);
       const records =
         entry.records.length > 0
           ? entry.records
@@ -162,10 +183,11 @@ export class EndpointAnswers {
         answers: records.map((r) => ({
           type: 'SRV',
           name: q.name,
-          ttl: this.srvTtl,
+          ttl: this.srvTtls[variant % this.srvTtls.length]!,
           data: { priority: SRV_PRIORITY, weight: SRV_WEIGHT, port: r.port, target: r.target },
         })),
         authorities: [],
+        variants: this.srvTtls.length,
         depends,
       };
     }
@@ -173,12 +195,12 @@ export class EndpointAnswers {
     // A service host and its `_tcp` child exist (their children are the SRV names): NODATA.
     const host = name.startsWith('_tcp.') ? name.slice('_tcp.'.length) : name;
     if (parseServiceHost(host)) {
-      if (!this.replaced) return { rcode: 'SERVFAIL', answers: [], authorities: [], depends: host };
-      return this.negative(this.hosts.has(host) ? 'NOERROR' : 'NXDOMAIN', this.srvTtl, host);
+      if (!this.replaced) return { rcode: 'SERVFAIL', answers: [], authorities: [], variants: 1, depends: host };
+      return this.negative(this.hosts.has(host) ? 'NOERROR' : 'NXDOMAIN', this.negativeTtl, host);
     }
     if (EMPTY_NAMES.has(name)) {
       if (name === ENDPOINTS_DOMAIN && (qtype === 'SOA' || qtype === 'ANY'))
-        return { rcode: 'NOERROR', answers: [this.soa(this.addressTtl)], authorities: [], depends: null };
+        return { rcode: 'NOERROR', answers: [this.soa(this.addressTtl)], authorities: [], variants: 1, depends: null };
       return this.negative('NOERROR', this.addressTtl, null);
     }
     return this.negative('NXDOMAIN', this.addressTtl, null);
@@ -186,7 +208,7 @@ export class EndpointAnswers {
 
   /** NXDOMAIN or NODATA, with the SOA whose minimum tells resolvers how long to cache that. */
   private negative(rcode: 'NOERROR' | 'NXDOMAIN', seconds: number, depends: string | null): Reply {
-    return { rcode, answers: [], authorities: [this.soa(seconds)], depends };
+    return { rcode, answers: [], authorities: [this.soa(seconds)], variants: 1, depends };
   }
 
   private soa(seconds: number): Answer {
@@ -209,7 +231,7 @@ export class EndpointAnswers {
 
 /** REFUSED: a name outside ENDPOINTS_DOMAIN (this is no recursive resolver). */
 export function refused(): Reply {
-  return { rcode: 'REFUSED', answers: [], authorities: [], depends: null };
+  return { rcode: 'REFUSED', answers: [], authorities: [], variants: 1, depends: null };
 }
 
 function ttl(seconds: number, what: string): number {
@@ -228,6 +250,10 @@ function normalize(host: string, targets: readonly EndpointTarget[]): Srv[] {
     byKey.set(`${target} ${String(t.port).padStart(5, '0')}`, { target, port: t.port });
   }
   return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+}
+
+function sameInput(a: readonly EndpointTarget[], b: readonly EndpointTarget[]): boolean {
+  return a.length === b.length && a.every((t, i) => t.ip === b[i]!.ip && t.port === b[i]!.port);
 }
 
 function sameRecords(a: readonly Srv[], b: readonly Srv[]): boolean {

@@ -3,8 +3,9 @@
 //
 // nginx re-asks every upstream's SRV name each TTL + 1 s, so at 10,000 upstreams this runs
 // thousands of times a second with the same few questions: encoded responses are kept per
-// question (and transport) and reused with only the ID changed, until the service host they
-// depend on changes (EndpointAnswers.version).
+// question (and transport), every variant of one (SRV answers come with one of two TTLs, picked
+// at random per answer), and reused with only the ID changed, until the service host they depend
+// on changes (EndpointAnswers.version).
 import dnsPacket, { type Packet, type Question } from 'dns-packet';
 import { refused, type EndpointAnswers, type Rcode, type Reply } from './answers.ts';
 
@@ -40,7 +41,8 @@ const QR = 0x8000;
 const OPCODE_MASK = 0x7800;
 
 interface Cached {
-  bytes: Buffer;
+  /** One encoding per variant of the reply. */
+  variants: Buffer[];
   depends: string;
   version: number;
   qtype: string;
@@ -51,10 +53,13 @@ interface Cached {
 
 export class Responder {
   private readonly answers: EndpointAnswers;
+  private readonly random: () => number;
   private readonly cache = new Map<string, Cached>();
 
-  constructor(answers: EndpointAnswers) {
+  /** `random` picks among a reply's variants (tests pass their own). */
+  constructor(answers: EndpointAnswers, opts: { random?: () => number } = {}) {
     this.answers = answers;
+    this.random = opts.random ?? Math.random;
   }
 
   /** How many encoded responses are kept (for tests and benchmarks). */
@@ -87,28 +92,30 @@ export class Responder {
     const key = `${transport}${flagRd(query)}${q.type} ${q.name}`;
     const hit = this.cache.get(key);
     if (hit && hit.version === this.answers.version(hit.depends)) {
-      const bytes = Buffer.from(hit.bytes);
+      const bytes = Buffer.from(this.pick(hit.variants));
       bytes.writeUInt16BE(query.id ?? 0, 0);
-      return {
-        kind: 'answer',
-        bytes,
-        qtype: hit.qtype,
-        rcode: hit.rcode,
-        truncated: hit.truncated,
-        trimmed: hit.trimmed,
-        cached: true,
-      };
+      const { qtype, rcode, truncated, trimmed } = hit;
+      return { kind: 'answer', bytes, qtype, rcode, truncated, trimmed, cached: true };
     }
 
-    const reply = this.answers.answer(q);
-    const out = encode(query, q, reply, transport);
-    if (reply.depends !== null) {
+    const first = this.answers.answer(q);
+    const out = encode(query, q, first, transport);
+    const variants = [out.bytes];
+    for (let v = 1; v < first.variants; v++)
+      variants.push(encode(query, q, this.answers.answer(q, v), transport).bytes);
+    if (first.depends !== null) {
       // Bounded: random names must not grow it without end. Emptying it costs one encode per name.
       if (this.cache.size >= 4 * this.answers.size + 1024) this.cache.clear();
-      const version = this.answers.version(reply.depends);
-      this.cache.set(key, { ...out, bytes: Buffer.from(out.bytes), depends: reply.depends, version });
+      const version = this.answers.version(first.depends);
+      const { qtype, rcode, truncated, trimmed } = out;
+      const kept = variants.map((b) => Buffer.from(b));
+      this.cache.set(key, { variants: kept, qtype, rcode, truncated, trimmed, depends: first.depends, version });
     }
-    return { kind: 'answer', ...out, cached: false };
+    return { kind: 'answer', ...out, bytes: this.pick(variants), cached: false };
+  }
+
+  private pick(variants: Buffer[]): Buffer {
+    return variants.length === 1 ? variants[0]! : variants[Math.floor(this.random() * variants.length)]!;
   }
 
   private uncached(query: Packet, questions: Question[], rcode: Rcode, transport: Transport): Outcome {

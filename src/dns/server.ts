@@ -23,6 +23,12 @@ const MAX_TCP_CONNECTIONS = 256;
 const TCP_IDLE_MS = 60_000;
 /** A query is a few hundred bytes: a connection that buffers more than this is not sending DNS. */
 const TCP_MAX_BUFFERED = 2 + 65535;
+/**
+ * nginx asks every upstream at once when a worker starts (10,000 questions in a burst at 10,000
+ * upstreams): the default receive buffer (208 KiB) drops most of them, and each drop costs that
+ * upstream a resend 5 s later. The kernel caps this at net.core.rmem_max.
+ */
+const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
 /** How often a free port is tried for TCP when the one UDP got is taken (port 0 only). */
 const BIND_TRIES = 20;
 /** Expected when nginx goes away mid-connection (a reload, a restart): not an error of ours. */
@@ -162,7 +168,7 @@ export class DnsServer {
 }
 
 function bindUdp(host: string, port: number): Promise<dgram.Socket> {
-  const socket = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
+  const socket = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: UDP_RECEIVE_BUFFER });
   return new Promise((resolve, reject) => {
     socket.once('error', (err) => {
       try {
