@@ -1,5 +1,6 @@
 // Reload-free endpoints: which mode a pass runs in, what the DNS responder answers for a model,
 // and the endpoint-only pass that updates those answers without translating or rendering.
+import type { EndpointTarget } from '../dns/answers.ts';
 import type { RoutingModel, Upstream } from '../model.ts';
 import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
@@ -7,11 +8,6 @@ import { Backends } from '../translate/backends.ts';
 
 export type EndpointsMode = 'dns' | 'reload';
 
-/** One ready endpoint as the responder answers it. */
-export interface EndpointTarget {
-  ip: string;
-  port: number;
-}
 
 /** What the sidecar hands its DNS responder (src/dns/answers.ts EndpointAnswers). */
 export interface EndpointAnswersSink {

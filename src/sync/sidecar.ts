@@ -23,8 +23,8 @@ import {
   withEndpointsOf,
   type EndpointAnswersSink,
   type EndpointsMode,
-  type EndpointTarget,
 } from './endpoint-mode.ts';
+import type { EndpointTarget } from '../dns/answers.ts';
 
 export interface SidecarOptions {
   source: Source;
