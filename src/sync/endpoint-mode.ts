@@ -8,7 +8,6 @@ import { Backends } from '../translate/backends.ts';
 
 export type EndpointsMode = 'dns' | 'reload';
 
-
 /** What the sidecar hands its DNS responder (src/dns/answers.ts EndpointAnswers). */
 export interface EndpointAnswersSink {
   /** Every host the responder answers, with its targets (empty: the 503 listener). */

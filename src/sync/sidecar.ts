@@ -17,13 +17,7 @@ import { translateAsync, type TranslateOptions } from '../translate/index.ts';
 import { describe } from '../errors.ts';
 import { ServingNginx } from './serving-nginx.ts';
 import { collectGarbageBetweenPasses } from './gc.ts';
-import {
-  answersOf,
-  unionOf,
-  withEndpointsOf,
-  type EndpointAnswersSink,
-  type EndpointsMode,
-} from './endpoint-mode.ts';
+import { answersOf, unionOf, withEndpointsOf, type EndpointAnswersSink, type EndpointsMode } from './endpoint-mode.ts';
 import type { EndpointTarget } from '../dns/answers.ts';
 
 export interface SidecarOptions {
