@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { startEcho } from '../src/dev/echo.ts';
 import { startNginx, type RunningNginx } from '../src/dev/local-nginx.ts';
+import { drainingGenerations } from '../src/nginx/draining.ts';
 import { nginxVersion } from '../src/nginx/process.ts';
 import { DirectorySource } from '../src/sources/directory.ts';
 import { Sidecar } from '../src/sync/sidecar.ts';
@@ -164,6 +165,8 @@ interface Step {
   prepare: number;
   /** reloads from this step's write to the next one's (the sidecar's verification ends after the answer) */
   reloads: number;
+  /** old worker generations still draining just before the write (what the draining bound sees) */
+  draining: number;
 }
 
 async function sidecarStep(s: Stack, poller: Poller, run: number, step: number): Promise<Step> {
@@ -171,6 +174,7 @@ async function sidecarStep(s: Stack, poller: Poller, run: number, step: number):
   const probe = { port: s.port, host, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, tailMs: 0 };
   const { master, routable } = await startTrial(s.nginx, poller, probe, 'its Ingress was written');
   const marks = { changes: s.source.changes.length, snaps: s.source.snapshots.length, hups: hups.length };
+  const draining = await drainingGenerations(master);
   const t0 = now();
   await writeFile(path.join(s.watchDir, `aw-${run}-${step}.yaml`), ingressYaml(`aw-${run}-${step}`, host));
   const r = await routable();
@@ -186,13 +190,15 @@ async function sidecarStep(s: Stack, poller: Poller, run: number, step: number):
     wait: snap - change,
     prepare: hup - snap,
     reloads: 0, // counted by sequence()
+    draining,
   };
 }
 
 async function bareStep(s: Stack, poller: Poller, run: number, step: number): Promise<Step> {
   const host = `b${run}-${step}.apply.test`;
   const probe = { port: s.port, host, pollMs: POLL_MS, timeoutMs: TIMEOUT_MS, tailMs: 0 };
-  const { routable } = await startTrial(s.nginx, poller, probe, 'its server block was written');
+  const { master, routable } = await startTrial(s.nginx, poller, probe, 'its server block was written');
+  const draining = await drainingGenerations(master);
   const t0 = now();
   await writeFile(path.join(s.bareDir, `bare-${run}-${step}.conf`), bareServerBlock(host, s.port, s.echoPort));
   const n = s.nginx;
@@ -204,7 +210,8 @@ async function bareStep(s: Stack, poller: Poller, run: number, step: number): Pr
   });
   const signalled = now();
   const r = await routable();
-  return { kind: 'bare', run, step, total: r.at - t0, first: signalled - t0, wait: NaN, prepare: NaN, reloads: 1 };
+  const first = signalled - t0;
+  return { kind: 'bare', run, step, total: r.at - t0, first, wait: NaN, prepare: NaN, reloads: 1, draining };
 }
 
 async function sequence(kind: Step['kind'], s: Stack, poller: Poller, run: number): Promise<Step[]> {
@@ -296,7 +303,7 @@ function report(
       `### nginx ${res.version} (${res.binary}); load average after: ${res.loadAfter}`,
       '',
       `Run medians, sidecar: ${runMedians(sc).join(', ')}; bare: ${runMedians(bare).join(', ')}.`,
-      `Sidecar stages (medians): write → change seen ${m((t) => t.first, sc)}, change → pass starts ${m((t) => t.wait, sc)}, pass → SIGHUP ${m((t) => t.prepare, sc)}; reloads per step ${[...new Set(sc.map((t) => t.reloads))].join('/')}. Bare: write → \`nginx -s reload\` returned ${m((t) => t.first, bare)}.`,
+      `Sidecar stages (medians): write → change seen ${m((t) => t.first, sc)}, change → pass starts ${m((t) => t.wait, sc)}, pass → SIGHUP ${m((t) => t.prepare, sc)}; reloads per step ${[...new Set(sc.map((t) => t.reloads))].join('/')}; old generations draining at a write: median ${m((t) => t.draining, sc)}, max ${Math.max(...sc.map((t) => t.draining))} (bare: max ${Math.max(...bare.map((t) => t.draining))}). Bare: write → \`nginx -s reload\` returned ${m((t) => t.first, bare)}.`,
       '',
       table(['step', 'sidecar median', 'bare median'], perStep),
       '',
