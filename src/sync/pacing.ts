@@ -8,10 +8,10 @@
 //   ends it (~60 KB per Ingress per process image: ~600 MB at 10,000 Ingresses, docs/benchmarks.md
 //   section 4). Two let a change follow another while the first one's long requests finish, and
 //   cap nginx at three configurations in memory.
-// - 50% of any 10 s: most of a reload's wall time is nginx's own hand-over (it waits 100 ms
+// - 50% of any 10 s: most of a small reload's wall time is nginx's own hand-over (it waits 100 ms
 //   before retiring the old workers), not work; at half, nginx always spends at least as long on
-//   a settled configuration as on changing it, and a 5 s reload (thousands of Ingresses) comes at
-//   most every 10 s. Small reloads (~150 ms) never reach it when changes are applied one by one.
+//   a settled configuration as on changing it, and a 5 s reload (10,000 Ingresses) comes at most
+//   every 10 s. Small reloads (~150 ms) never reach it when changes are applied one by one.
 // - 10 s of waiting on draining workers at most: a stock nginx has no worker_shutdown_timeout, so
 //   one WebSocket can keep a generation alive for hours; the wait must end, and then the log says
 //   to set worker_shutdown_timeout, the one bound on such generations.
@@ -23,10 +23,10 @@ export const DEFAULT_MAX_DRAIN_WAIT_MS = 10_000;
 export const RELOAD_WINDOW_MS = 10_000;
 
 /**
- * Reloads may take at most `sharePercent` of any window of `windowMs`, counting the next reload
- * as long as the last one. A reload longer than the window's share stretches the window to fit
- * (a window of `reload / share`), so that any size of configuration gets the same share.
- * Times are milliseconds on one clock (the caller's); nothing here reads a clock.
+ * Reloads may take at most `sharePercent` of any window of `windowMs`, the next reload included
+ * (expected to last as long as the last one). A reload longer than the window's share stretches
+ * the window to fit (a window of `reload / share`), so that any size of configuration gets the
+ * same share. Times are milliseconds on one clock (the caller's); nothing here reads a clock.
  */
 export class ReloadShare {
   private readonly share: number;
@@ -51,17 +51,19 @@ export class ReloadShare {
   earliest(now: number): number {
     if (this.share >= 1 || this.reloads.length === 0) return now;
     if (this.share <= 0) return Infinity;
-    const window = Math.max(this.windowMs, this.lastMs / this.share);
+    const next = this.lastMs;
+    const window = Math.max(this.windowMs, next / this.share);
     this.reloads = this.reloads.filter((r) => r.end > now - window);
-    // The window (t - window, t] may hold `limit` of reloading besides the next reload.
-    const limit = this.share * window - this.lastMs;
-    // As t grows the oldest reloads leave the window. Find the first k whose reloads from k on
-    // fit; the window must then start inside reload k - 1, late enough to leave out the excess.
+    // The window that ends with the next reload is the fullest one it can be in: it may hold
+    // `limit` of past reloading. As the start moves later, the oldest reloads leave that window.
+    // Find the first k whose reloads from k on fit; the window must then begin inside reload
+    // k - 1, late enough to leave out the excess.
+    const limit = this.share * window - next;
     let rest = this.reloads.reduce((sum, r) => sum + (r.end - r.start), 0);
     let k = 0;
     for (; k < this.reloads.length && rest > limit; k++) rest -= this.reloads[k]!.end - this.reloads[k]!.start;
     if (k === 0) return now;
-    const cut = this.reloads[k - 1]!;
-    return Math.max(now, cut.end - (limit - rest) + window);
+    const windowStart = this.reloads[k - 1]!.end - (limit - rest);
+    return Math.max(now, windowStart + window - next);
   }
 }
