@@ -93,6 +93,11 @@ async function sidecarFor(
   return new Sidecar({
     ...(endpoints ? { endpoints } : {}),
     ...(config.nginxVersion !== undefined ? { nginxVersionFlag: config.nginxVersion } : {}),
+    pacing: {
+      maxDrainingGenerations: config.maxDrainingGenerations,
+      maxDrainWaitMs: config.maxDrainWaitMs,
+      maxReloadSharePercent: config.maxReloadShare,
+    },
     source: parts.source,
     metrics: parts.metrics,
     ...(parts.afterSync ? { afterSync: parts.afterSync } : {}),

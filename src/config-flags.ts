@@ -5,8 +5,15 @@ import { DEFAULT_ELECTION_ID, parsePublishAddresses, parsePublishService } from 
 import { isDnsSubdomain } from './grammar.ts';
 import { parseNginxVersion } from './nginx/version.ts';
 import {
+  DEFAULT_MAX_DRAIN_WAIT_MS,
+  DEFAULT_MAX_DRAINING_GENERATIONS,
+  DEFAULT_MAX_RELOAD_SHARE_PERCENT,
+  RELOAD_WINDOW_MS,
+} from './sync/pacing.ts';
+import {
   accessLogPath,
   boolean,
+  count,
   dns1123Label,
   dns1123Subdomain,
   hostPort,
@@ -14,6 +21,7 @@ import {
   namespacedName,
   nonEmpty,
   oneOf,
+  percent,
   plainPath,
   port,
   portOrZero,
@@ -147,9 +155,27 @@ export const FLAGS: { [K in keyof Config]-?: FlagSpec<K> } = {
   debounceMs: { arg: 'N', help: 'quiet time (ms) after a change before syncing', default: 100, parse: milliseconds },
   maxDelayMs: {
     arg: 'N',
-    help: 'longest wait (ms) to sync while changes keep coming; also the least time between passes after a burst of two',
+    help: 'longest wait (ms) to sync while changes keep coming; a reload may wait longer for nginx (--max-draining-generations, --max-reload-share)',
     default: 1000,
     parse: milliseconds,
+  },
+  maxDrainingGenerations: {
+    arg: 'N',
+    help: 'a reload waits while N old nginx worker generations are still draining (0: no limit)',
+    default: DEFAULT_MAX_DRAINING_GENERATIONS,
+    parse: count,
+  },
+  maxDrainWaitMs: {
+    arg: 'N',
+    help: 'longest wait (ms) for draining workers; then the reload goes ahead, with a warning',
+    default: DEFAULT_MAX_DRAIN_WAIT_MS,
+    parse: milliseconds,
+  },
+  maxReloadShare: {
+    arg: 'PERCENT',
+    help: `reloads may take at most PERCENT of any ${RELOAD_WINDOW_MS / 1000} s of wall time (100: no limit)`,
+    default: DEFAULT_MAX_RELOAD_SHARE_PERCENT,
+    parse: percent,
   },
   reloadTimeoutMs: { arg: 'N', help: 'how long (ms) to wait for nginx to reload', default: 5000, parse: milliseconds },
   ipv6: { help: 'also listen on [::]', default: true, parse: boolean },

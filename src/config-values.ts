@@ -60,6 +60,14 @@ export function milliseconds(raw: string): number {
   return integer(raw, 0, 2 ** 31 - 1, 'a non-negative integer number of milliseconds (at most 2147483647)');
 }
 
+export function count(raw: string): number {
+  return integer(raw, 0, 1_000_000, 'a non-negative integer (at most 1000000)');
+}
+
+export function percent(raw: string): number {
+  return integer(raw, 1, 100, 'a percentage (an integer from 1 to 100)');
+}
+
 export function boolean(raw: string): boolean {
   const v = raw.toLowerCase();
   if (['true', '1', 'yes', 'on'].includes(v)) return true;

@@ -49,6 +49,12 @@ export interface Config {
   watchIngressWithoutClass: boolean;
   debounceMs: number;
   maxDelayMs: number;
+  /** A reload waits while this many old nginx worker generations still drain (0: no limit). */
+  maxDrainingGenerations: number;
+  /** The longest a reload waits for draining generations before it goes ahead (and warns). */
+  maxDrainWaitMs: number;
+  /** Reloads may take at most this percentage of any 10 s of wall time (100: no limit). */
+  maxReloadShare: number;
   reloadTimeoutMs: number;
   ipv6: boolean;
   logLevel: LogLevel;

@@ -42,6 +42,9 @@ describe('parseConfig', () => {
       watchIngressWithoutClass: false,
       debounceMs: 100,
       maxDelayMs: 1000,
+      maxDrainingGenerations: 2,
+      maxDrainWaitMs: 10_000,
+      maxReloadShare: 50,
       reloadTimeoutMs: 5000,
       ipv6: true,
       logLevel: 'info',
@@ -133,6 +136,12 @@ describe('parseConfig', () => {
       '0',
       '--max-delay-ms',
       '0',
+      '--max-draining-generations',
+      '0',
+      '--max-drain-wait-ms',
+      '30000',
+      '--max-reload-share',
+      '100',
       '--reload-timeout-ms',
       '250',
       '--no-ipv6',
@@ -180,6 +189,9 @@ describe('parseConfig', () => {
       watchIngressWithoutClass: true,
       debounceMs: 0,
       maxDelayMs: 0,
+      maxDrainingGenerations: 0,
+      maxDrainWaitMs: 30_000,
+      maxReloadShare: 100,
       reloadTimeoutMs: 250,
       resolver: ['10.96.0.10', '[fd00::a]:5353'],
       endpointsMode: 'reload',
@@ -264,6 +276,9 @@ describe('parseConfig', () => {
       ['port with junk', ['--http-port', '80abc'], {}, [/--http-port/, /"80abc"/]],
       ['fractional ms', ['--debounce-ms', '1.5'], {}, [/--debounce-ms/, /"1\.5"/]],
       ['negative ms', ['--reload-timeout-ms=-1'], {}, [/--reload-timeout-ms/, /"-1"/]],
+      ['reload share 0', ['--max-reload-share', '0'], {}, [/--max-reload-share/, /"0"/, /1 to 100/]],
+      ['reload share over 100', ['--max-reload-share', '101'], {}, [/--max-reload-share/, /"101"/]],
+      ['negative generations', ['--max-draining-generations=-1'], {}, [/--max-draining-generations/, /"-1"/]],
       ['ms beyond setTimeout', ['--reload-timeout-ms', '2147483648'], {}, [/--reload-timeout-ms/, /"2147483648"/]],
       ['bad ingress class', ['--ingress-class', 'Nginx_Public'], {}, [/--ingress-class/, /"Nginx_Public"/, /DNS-1123/]],
       ['ingress class too long', ['--ingress-class', 'a'.repeat(254)], {}, [/--ingress-class/, /DNS-1123/]],
@@ -412,6 +427,9 @@ describe('parseConfig', () => {
         ['--[no-]watch-ingress-without-class', 'INGRESS_SIDECAR_WATCH_INGRESS_WITHOUT_CLASS', 'false'],
         ['--debounce-ms N', 'INGRESS_SIDECAR_DEBOUNCE_MS', '100'],
         ['--max-delay-ms N', 'INGRESS_SIDECAR_MAX_DELAY_MS', '1000'],
+        ['--max-draining-generations N', 'INGRESS_SIDECAR_MAX_DRAINING_GENERATIONS', '2'],
+        ['--max-drain-wait-ms N', 'INGRESS_SIDECAR_MAX_DRAIN_WAIT_MS', '10000'],
+        ['--max-reload-share PERCENT', 'INGRESS_SIDECAR_MAX_RELOAD_SHARE', '50'],
         ['--reload-timeout-ms N', 'INGRESS_SIDECAR_RELOAD_TIMEOUT_MS', '5000'],
         ['--[no-]ipv6', 'INGRESS_SIDECAR_IPV6', 'true'],
         ['--log-level LEVEL', 'INGRESS_SIDECAR_LOG_LEVEL', 'info'],
@@ -454,7 +472,7 @@ describe('parseConfig', () => {
       const flags = [...text.matchAll(/^ {2}(?:-[a-z], )?--(?:\[no-\])?([a-z0-9-]+)/gm)]
         .map((m) => m[1]!)
         .filter((f) => f !== 'help');
-      assert.equal(flags.length, 36);
+      assert.equal(flags.length, 39);
       for (const name of flags) {
         const env = 'INGRESS_SIDECAR_' + name.toUpperCase().replace(/-/g, '_');
         assert.match(text, new RegExp(`--(\\[no-\\])?${name}\\b.*${env}`), name);

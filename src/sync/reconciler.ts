@@ -1,30 +1,60 @@
 // The one loop: changes mark the state dirty; a single pass at a time rebuilds everything from
 // the cache. A burst of changes coalesces into one pass: each change pushes the pass back by the
 // debounce window, but never past the ceiling measured from the first unsynced change, so a
-// steady stream of changes still syncs regularly. Passes are also rate-limited by a token bucket
-// (as ingress-nginx limits its syncs): it holds two passes and gains one per ceiling, so a stream
-// of changes spaced about the debounce window apart costs one reload per ceiling instead of one
-// per change, while a change that follows a single earlier pass (a Service, then its Ingress a
-// moment later) still waits only for the debounce. A change never waits longer than the ceiling
-// after the last pass started. A failed pass is retried with backoff.
+// steady stream of changes still syncs regularly. A change after a quiet period waits only the
+// debounce.
+//
+// What limits reloads is what they cost nginx (pacing.ts), not a fixed rate: a pass waits while
+// too many old worker generations are still draining (up to a limit, then it goes ahead and says
+// so), and while the reloads of the recent past took more than their share of wall time. A pass
+// that did not reload costs nginx nothing and counts for neither. The reconciler cannot know
+// before a pass whether it will reload, so while nginx is over a bound every pass waits.
+// A failed pass is retried with backoff.
 
 import type { Logger } from '../ops/log.ts';
 import { describe } from '../errors.ts';
+import {
+  DEFAULT_MAX_DRAIN_WAIT_MS,
+  DEFAULT_MAX_DRAINING_GENERATIONS,
+  DEFAULT_MAX_RELOAD_SHARE_PERCENT,
+  RELOAD_WINDOW_MS,
+  ReloadShare,
+} from './pacing.ts';
 
-/** Passes the rate limit lets through back to back after a quiet ceiling. */
-const BURST = 2;
+/** What a pass reports: whether it reloaded nginx, and how long nginx took to reload. */
+export interface PassResult {
+  reloaded: boolean;
+  reloadMs: number;
+}
 
 export interface ReconcilerOptions {
   debounceMs: number;
   maxDelayMs: number;
-  sync: () => Promise<void>;
+  /**
+   * One pass. Returning nothing counts the whole pass as reload time (it may have reloaded); a
+   * failure counts the same way.
+   */
+  sync: () => Promise<void | PassResult>;
+  /** Old nginx worker generations still draining; absent: only the reload share applies. */
+  drainingGenerations?: () => Promise<number>;
   logger: Logger;
+  /** A pass waits while this many old generations drain; 0: no limit. */
+  maxDrainingGenerations?: number;
+  /** The longest a pass waits for draining generations; then it runs, with a warning. */
+  maxDrainWaitMs?: number;
+  /** Reloads may take at most this percentage of any `reloadWindowMs`; 100: no limit. */
+  maxReloadSharePercent?: number;
+  reloadWindowMs?: number;
+  /** How often a held pass asks again how many generations drain. */
+  drainPollMs?: number;
   retryBaseMs?: number;
   retryMaxMs?: number;
 }
 
 export class Reconciler {
-  private readonly opts: Required<ReconcilerOptions>;
+  private readonly opts: Required<Omit<ReconcilerOptions, 'drainingGenerations'>> &
+    Pick<ReconcilerOptions, 'drainingGenerations'>;
+  private readonly share: ReloadShare;
   private dirty = false;
   private firstDirtyAt = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -32,14 +62,28 @@ export class Reconciler {
   private started = false;
   private stopped = false;
   private failures = 0;
+  /** No pass before this: the failure backoff, or the next look at draining generations. */
   private notBefore = 0;
-  /** The rate limit: passes available (up to BURST) as of `tokensAt`; one more every ceiling. */
-  private tokens = BURST;
-  private tokensAt = 0;
+  /** When passes started waiting for draining generations (null: not waiting). */
+  private drainWaitSince: number | null = null;
+  /** This wait's warning was logged (once per stretch of too many draining generations). */
+  private drainWarned = false;
+  /** The last error counting generations, logged once. */
+  private drainError = '';
   private idleWaiters: Array<() => void> = [];
 
   constructor(opts: ReconcilerOptions) {
-    this.opts = { retryBaseMs: 500, retryMaxMs: 30_000, ...opts };
+    this.opts = {
+      maxDrainingGenerations: DEFAULT_MAX_DRAINING_GENERATIONS,
+      maxDrainWaitMs: DEFAULT_MAX_DRAIN_WAIT_MS,
+      maxReloadSharePercent: DEFAULT_MAX_RELOAD_SHARE_PERCENT,
+      reloadWindowMs: RELOAD_WINDOW_MS,
+      drainPollMs: 50,
+      retryBaseMs: 500,
+      retryMaxMs: 30_000,
+      ...opts,
+    };
+    this.share = new ReloadShare({ sharePercent: this.opts.maxReloadSharePercent, windowMs: this.opts.reloadWindowMs });
   }
 
   /** Something changed. Cheap and safe to call from any event handler. */
@@ -79,30 +123,26 @@ export class Reconciler {
   private schedule(delayMs: number): void {
     if (!this.started || this.stopped || this.running) return; // a running pass reschedules when done
     const now = Date.now();
-    // Changes wait no longer than the ceiling; passes start at most once per ceiling (the last
-    // pass started before the first unsynced change, so this never pushes past the ceiling);
-    // after a failure, nothing runs before the backoff.
+    // The debounce, capped by the ceiling; then what nginx's recent reloads allow, and the backoff.
     const debounced = Math.min(now + delayMs, Math.max(this.firstDirtyAt + this.opts.maxDelayMs, now));
-    const at = Math.max(this.notBefore, this.tokenAt(), debounced);
+    const at = Math.max(this.notBefore, this.share.earliest(now), debounced);
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.pass(), Math.max(0, at - Date.now()));
+    this.timer = setTimeout(() => void this.pass(), Math.min(2 ** 31 - 1, Math.max(0, at - now)));
   }
 
   private async pass(): Promise<void> {
     this.timer = null;
     if (!this.dirty || this.stopped) return this.notifyIdle();
-    this.dirty = false;
-    const now = Date.now();
-    this.tokens = this.available(now) - 1;
-    this.tokensAt = now;
-    let failed = false;
-    this.running = this.opts.sync().catch((err: unknown) => {
-      failed = true;
-      this.opts.logger.error('sync failed; will retry', { error: describe(err) });
-    });
-    await this.running;
+    const pass = this.runPass();
+    this.running = pass.then(() => undefined);
+    const outcome = await pass;
     this.running = null;
-    if (failed) {
+    if (outcome === 'held') {
+      this.notBefore = Date.now() + this.opts.drainPollMs;
+      this.schedule(this.opts.drainPollMs);
+      return;
+    }
+    if (outcome === 'failed') {
       // Retry the same state later even if nothing else changes: the cause may be transient
       // (a full disk, nginx restarting).
       this.failures++;
@@ -121,14 +161,60 @@ export class Reconciler {
     else this.notifyIdle();
   }
 
-  private available(now: number): number {
-    if (this.opts.maxDelayMs <= 0) return BURST;
-    return Math.min(BURST, this.tokens + (now - this.tokensAt) / this.opts.maxDelayMs);
+  /** The pass itself, unless draining generations hold it. */
+  private async runPass(): Promise<'held' | 'done' | 'failed'> {
+    if (await this.holdForDraining()) return 'held';
+    this.dirty = false;
+    const started = Date.now();
+    try {
+      const result = await this.opts.sync();
+      if (!result) this.share.record(started, Date.now());
+      else if (result.reloaded) this.share.record(Date.now() - Math.max(0, result.reloadMs), Date.now());
+      return 'done';
+    } catch (err) {
+      // It may have reloaded nginx (or made it parse a configuration it then refused).
+      this.share.record(started, Date.now());
+      this.opts.logger.error('sync failed; will retry', { error: describe(err) });
+      return 'failed';
+    }
   }
 
-  /** When a pass may start: now if a token is left, else when the next one arrives. */
-  private tokenAt(): number {
-    return this.tokens >= 1 || this.opts.maxDelayMs <= 0 ? 0 : this.tokensAt + (1 - this.tokens) * this.opts.maxDelayMs;
+  /** True when the pass must wait because too many old generations still drain. */
+  private async holdForDraining(): Promise<boolean> {
+    const max = this.opts.maxDrainingGenerations;
+    if (!this.opts.drainingGenerations || max <= 0) return false;
+    let draining: number;
+    try {
+      draining = await this.opts.drainingGenerations();
+      this.drainError = '';
+    } catch (err) {
+      // Absorbed on purpose: not knowing must not stop reloads; the reload share still applies.
+      const message = describe(err);
+      if (message !== this.drainError)
+        this.opts.logger.warn('could not count draining nginx worker generations; not waiting for them', {
+          error: message,
+        });
+      this.drainError = message;
+      return false;
+    }
+    if (draining < max) {
+      this.drainWaitSince = null;
+      this.drainWarned = false;
+      return false;
+    }
+    const now = Date.now();
+    this.drainWaitSince ??= now;
+    if (now - this.drainWaitSince < this.opts.maxDrainWaitMs) return true;
+    if (!this.drainWarned) {
+      this.opts.logger.warn(
+        'old nginx workers are still draining; reloading anyway (set worker_shutdown_timeout in nginx.conf to bound how long they keep connections)',
+        { drainingGenerations: draining, waitedMs: now - this.drainWaitSince },
+      );
+      this.drainWarned = true;
+    }
+    // The next pass waits again from now: at most one generation more per maxDrainWaitMs.
+    this.drainWaitSince = null;
+    return false;
   }
 
   private notifyIdle(): void {

@@ -9,7 +9,8 @@ import type { Logger } from '../ops/log.ts';
 import { Metrics } from '../ops/metrics.ts';
 import { diffModelsAsync } from './model-diff.ts';
 import type { Rejection, RoutingModel } from '../model.ts';
-import { Reconciler } from './reconciler.ts';
+import { Reconciler, type PassResult } from './reconciler.ts';
+import { masterDrainingGenerations } from '../nginx/draining.ts';
 import { closedIngresses, releaseChangedQuarantine, settle, UnsettledError, type Quarantined } from './settle.ts';
 import type { Snapshot, Source } from '../sources/snapshot.ts';
 import type { StatusSource } from '../ops/http.ts';
@@ -49,6 +50,8 @@ export interface SidecarOptions {
    * other work a turn (ms; default STEP_BUDGET_MS). For tests: 0 yields at every step.
    */
   stepBudgetMs?: number;
+  /** --max-draining-generations, --max-drain-wait-ms, --max-reload-share (the reconciler's defaults when absent). */
+  pacing?: { maxDrainingGenerations?: number; maxDrainWaitMs?: number; maxReloadSharePercent?: number };
   /**
    * --nginx-version: the serving nginx's version when it cannot be read from its master. The
    * files are rendered for the older of the serving nginx and the checking binary
@@ -150,6 +153,9 @@ export class Sidecar implements StatusSource {
       debounceMs: opts.debounceMs,
       maxDelayMs: opts.maxDelayMs,
       sync: () => this.sync(),
+      // Old generations still draining hold nginx's memory and connections: a reload waits for them.
+      drainingGenerations: () => masterDrainingGenerations(opts.nginxPidFile ? { pidFile: opts.nginxPidFile } : {}),
+      ...(opts.pacing ?? {}),
       logger: opts.logger,
     });
   }
@@ -213,10 +219,10 @@ export class Sidecar implements StatusSource {
     return this.reconciler.idle();
   }
 
-  private async sync(): Promise<void> {
+  private async sync(): Promise<PassResult> {
     const started = performance.now();
     try {
-      await this.syncOnce(started);
+      return await this.syncOnce(started);
     } finally {
       this.metrics.observeSync((performance.now() - started) / 1000);
       // The previous pass's model and files are garbage now: collect them before the next pass
@@ -231,13 +237,16 @@ export class Sidecar implements StatusSource {
     this.reconciler.trigger();
   }
 
-  private async syncOnce(started: number): Promise<void> {
+  /** What the pass cost nginx, for the reconciler's pacing: the time in check, swap and reload. */
+  private async syncOnce(started: number): Promise<PassResult> {
     this.stats.syncs++;
     const fields = this.pending;
     this.pending = new Set();
     if (this.mode === 'dns' && this.stats.lastSyncOk && fields.size > 0) {
-      if ([...fields].every((f) => f !== 'all' && ENDPOINT_FIELDS.has(f)) && this.answerEndpoints(started)) return;
+      if ([...fields].every((f) => f !== 'all' && ENDPOINT_FIELDS.has(f)) && this.answerEndpoints(started))
+        return { reloaded: false, reloadMs: 0 };
     }
+    let applyMs = 0;
     const snap = this.opts.source.snapshot();
     releaseChangedQuarantine(this.quarantine, snap.ingresses);
     let now = new Date();
@@ -270,7 +279,14 @@ export class Sidecar implements StatusSource {
         },
         // A failure here fails the pass (and it is retried); the live config names only files still there.
         prepare: (model: RoutingModel) => this.prepare(model),
-        apply: (files) => this.applier.apply(files),
+        apply: async (files) => {
+          const t0 = performance.now();
+          try {
+            return await this.applier.apply(files);
+          } finally {
+            applyMs += performance.now() - t0;
+          }
+        },
         check: (files) => this.applier.check(files),
         renderer: this.renderer,
         quarantine: this.quarantine,
@@ -326,6 +342,7 @@ export class Sidecar implements StatusSource {
         ms: Math.round(performance.now() - started),
       });
     }
+    return { reloaded: result.reloaded, reloadMs: applyMs };
   }
 
   /**
