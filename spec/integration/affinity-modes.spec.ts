@@ -3,9 +3,11 @@
 // a new client gets the cookie with ingress-nginx's attributes, the cookie pins its endpoint,
 // endpoints that come and go leave other sessions where they are (with no reload), and a session
 // whose endpoint went gets a new one and a cookie naming it. On nginx before 1.29.6 (Debian's
-// 1.22) such an Ingress is not served.
+// 1.22) such an Ingress is not served. balanced (the default) and upstream-hash-by pin in dns mode
+// too: nginx's consistent hash needs their endpoints in the files.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEcho, type EchoReply, type EchoServer } from '../../src/dev/echo.ts';
 import { STICKY_COOKIE_SINCE } from '../../src/annotations/balancing.ts';
@@ -174,6 +176,55 @@ describe('cookie affinity by mode and nginx version', function () {
       }
       await stack.sidecar.idle();
       assert.equal(stack.sidecar.stats.reloads, reloads, 'endpoint changes reloaded nothing');
+    });
+  });
+
+  describe('balanced and upstream-hash-by with endpoints by DNS (nginx >= 1.27.3)', () => {
+    let stack: Stack;
+    const echoes: EchoServer[] = [];
+    const who = (a: HttpAnswer) => (a.status === 200 ? (JSON.parse(a.body) as EchoReply).service : String(a.status));
+
+    before(async function () {
+      if (!sticky) {
+        console.log('      (skipped: no nginx 1.30 here; ../shared/nginx/build.sh builds one)');
+        this.skip();
+      }
+      for (const name of ['a', 'b']) echoes.push(await startEcho(name));
+      stack = await startStack({
+        backends: [],
+        endpointsMode: 'auto',
+        nginx: sticky,
+        files: {
+          'pool.yaml': poolYaml(echoes.map((e) => e.port)),
+          'balanced.yaml': ingressYaml('balanced', [{ host: 'balanced.test', paths: [['/', 'Prefix', 'pool']] }], {
+            annotations: { [`${P}affinity`]: 'cookie' },
+          }),
+          'hash.yaml': ingressYaml('hash', [{ host: 'hash.test', paths: [['/', 'Prefix', 'pool']] }], {
+            annotations: { [`${P}upstream-hash-by`]: '$arg_user' },
+          }),
+        },
+      });
+      await stack.eventually('balanced.test', '/', 'a');
+    });
+
+    after(async () => {
+      await stack?.stop();
+      for (const e of echoes) await e.close();
+    });
+
+    it('keeps one cookie, and one hash key, on one endpoint', async () => {
+      for (const key of ['k1', 'k2', 'k3', 'k4']) {
+        const cookie = new Set<string>();
+        const hash = new Set<string>();
+        for (let i = 0; i < 6; i++) {
+          cookie.add(who(await stack.get('balanced.test', '/', { cookie: `INGRESSCOOKIE=${key}` })));
+          hash.add(who(await stack.get('hash.test', `/?user=${key}`)));
+        }
+        assert.equal(cookie.size, 1, `cookie ${key}: ${[...cookie].join(', ')}`);
+        assert.equal(hash.size, 1, `user ${key}: ${[...hash].join(', ')}`);
+      }
+      const files = await readFile(`${stack.confDir}/ingress-sidecar-upstreams.conf`, 'utf8');
+      assert.doesNotMatch(files, /consistent;\n[^}]*resolve;/, 'no consistent hash over a resolved name');
     });
   });
 

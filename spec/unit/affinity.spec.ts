@@ -177,6 +177,36 @@ describe('affinity by nginx version', () => {
       }
     });
 
+    it('with endpoints by DNS: sticky upstreams are reload-free; consistent hashes keep their endpoints in the files', () => {
+      const m = translate(
+        snapshot({
+          ingresses: [
+            sessions(persistent, path('/app', 'Prefix', 'app')),
+            ingress('balanced', [rule('b.test', path('/', 'Prefix', 'app'))], {
+              annotations: prefixed({ affinity: 'cookie' }),
+            }),
+            ingress('hashed', [rule('h.test', path('/', 'Prefix', 'app'))], {
+              annotations: prefixed({ 'upstream-hash-by': '$request_uri' }),
+            }),
+          ],
+          backends,
+        }),
+        {
+          ingressClass: 'nginx',
+          httpPort: 80,
+          ipv6: false,
+          nginxVersion: '1.30.4',
+          dynamicEndpoints: { resolver: '127.0.0.1:10053', unavailablePort: 10503 },
+        },
+      );
+      // nginx's consistent hash picks a `server` line; one resolved name is one line for all its peers.
+      deepStrictEqual(m.upstreams.map((u) => [u.balance.kind, u.dynamic !== undefined, u.servers.length]).sort(), [
+        ['hash', false, 1],
+        ['hash', false, 1],
+        ['sticky', true, 1],
+      ]);
+    });
+
     it('persistent on nginx before 1.29.6: not served (503), and nothing of it rendered', () => {
       const m = run([sessions(persistent, path('/app', 'Prefix', 'app'))], '1.22.1');
       deepStrictEqual(

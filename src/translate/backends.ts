@@ -202,7 +202,8 @@ export class Backends {
    * The DNS host of a Service port whose endpoints the sidecar answers (reload-free), or null when
    * its endpoints go into the files: reload mode; a variant whose answer depends on more than the
    * endpoints (`staticEndpoints`: the default-backend annotation's fallback takes over when there
-   * are none, which translate decides); a TLS backend without the TLS 503 listener (HTTPS off);
+   * are none, which translate decides; a consistent hash needs a `server` line per endpoint, see
+   * variantOf); a TLS backend without the TLS 503 listener (HTTPS off);
    * names that are not DNS labels (a manifest file; the API allows no others).
    */
   private dynamicHost(b: BackendRef, port: number, variant: UpstreamVariant): Upstream['dynamic'] | null {
@@ -319,11 +320,13 @@ export function variantOf(a: IngressAnnotations, cookiePath: string | null = nul
         ? { kind: 'least_conn' }
         : { kind: 'round_robin' };
   // default-backend answers when the Service has no ready endpoints: that needs them in the files.
+  // So does a consistent hash: nginx hashes onto `server` lines, and the peers one resolved name
+  // gives all share its line, so among them it picks round robin (every request elsewhere).
   return {
     protocol: a.backendProtocol,
     serviceUpstream: a.serviceUpstream,
     balance,
-    staticEndpoints: a.defaultBackend !== null,
+    staticEndpoints: a.defaultBackend !== null || balance.kind === 'hash',
   };
 }
 
