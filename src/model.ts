@@ -3,7 +3,7 @@
 import type { SnippetDirective } from './annotations/snippets.ts';
 import { DEFAULT_ACCESS, type AccessSettings } from './annotations/access.ts';
 import { DEFAULT_AUTH_SETTINGS, type AuthSettings } from './annotations/auth.ts';
-import { DEFAULT_BALANCING_SETTINGS, type BalancingSettings } from './annotations/balancing.ts';
+import { DEFAULT_BALANCING_SETTINGS, type BalancingSettings, type StickyCookie } from './annotations/balancing.ts';
 import { DEFAULT_CORS_SETTINGS, type CorsSettings } from './annotations/cors.ts';
 import { DEFAULT_MIRROR_AND_ERRORS_SETTINGS, type MirrorAndErrorsSettings } from './annotations/mirror-errors.ts';
 import { DEFAULT_PROXY_SETTINGS, type ProxySettings } from './annotations/proxy.ts';
@@ -215,10 +215,15 @@ export interface Upstream {
   /** service-upstream: the one server is the Service's cluster IP, not its endpoints. */
   clusterIp?: true;
   /**
-   * How nginx picks a server: round robin (its default), least_conn (load-balance: ewma), or a
-   * consistent hash of `key`: nginx variable text whose `$` start allowed or derived variables.
+   * How nginx picks a server: round robin (its default), least_conn (load-balance: ewma), a
+   * consistent hash of `key`: nginx variable text whose `$` start allowed or derived variables, or
+   * (affinity-mode persistent, nginx 1.29.6 and later) the server a sticky cookie names.
    */
-  balance: { kind: 'round_robin' } | { kind: 'least_conn' } | { kind: 'hash'; key: string };
+  balance:
+    | { kind: 'round_robin' }
+    | { kind: 'least_conn' }
+    | { kind: 'hash'; key: string }
+    | { kind: 'sticky'; cookie: StickyCookie };
 }
 
 /**

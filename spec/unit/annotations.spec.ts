@@ -407,6 +407,7 @@ describe('annotations: parsing the routing annotations', () => {
 
   it('affinity cookie: defaults, attributes, and names nginx can read', () => {
     deepStrictEqual(one('affinity', 'cookie').affinity, {
+      mode: 'balanced',
       cookie: 'INGRESSCOOKIE',
       path: null,
       maxAge: null,
@@ -421,6 +422,7 @@ describe('annotations: parsing the routing annotations', () => {
         'session-cookie-max-age': '60',
       }).annotations.affinity,
       {
+        mode: 'balanced',
         cookie: 'ROUTE',
         path: null,
         maxAge: 60,

@@ -131,18 +131,14 @@ export const UNIMPLEMENTED: Readonly<Record<string, Unimplemented>> = Object.fre
   'canary-by-header-pattern': mustNot(
     'canary-by-header-pattern is not implemented: requests it selects would go to the main backend instead',
   ),
-  'affinity-mode': mustNot('affinity-mode persistent is not implemented: sessions would move when endpoints change', [
-    'balanced',
-  ]),
   'configuration-snippet': mustNot(SNIPPET),
   'server-snippet': mustNot(SNIPPET),
   'stream-snippet': mustNot('stream-snippet (TCP/UDP configuration) is not implemented'),
   // Ignorable: logging, tracing, buffers, retries, performance, and companions of features refused.
   'affinity-canary-behavior': ignorable('canaries and affinity combine as docs/annotations.md describes'),
-  'session-cookie-expires': ignorable('the legacy Expires attribute is not sent (session-cookie-max-age is)'),
+  'session-cookie-expires': ignorable('an Expires of its own is not sent (session-cookie-max-age is)'),
   'session-cookie-domain': ignorable('the affinity cookie is a host-only cookie'),
   'session-cookie-conditional-samesite-none': ignorable('SameSite=None is sent to every client that asked for it'),
-  'session-cookie-change-on-failure': ignorable('the affinity cookie is kept when its endpoint fails'),
   'upstream-hash-by-subset': ignorable('consistent hashing spreads over every endpoint'),
   'upstream-hash-by-subset-size': ignorable('consistent hashing spreads over every endpoint'),
   'mirror-host': ignorable("mirrored requests carry the mirror target's host; their answers are discarded"),

@@ -145,7 +145,7 @@ const PARSES: Array<(g: GroupInput) => Partial<IngressAnnotations>> = [
  */
 export function parseAnnotations(
   given: Record<string, unknown>,
-  ctx: { namespace: string; tlsEnabled: boolean; allowSnippets?: boolean },
+  ctx: { namespace: string; tlsEnabled: boolean; allowSnippets?: boolean; stickyCookie?: boolean },
 ): { annotations: IngressAnnotations; notes: string[] } {
   const r = new Reader(given);
   const notes: string[] = [];
@@ -157,6 +157,7 @@ export function parseAnnotations(
     namespace: ctx.namespace,
     tlsEnabled: ctx.tlsEnabled,
     allowSnippets: ctx.allowSnippets ?? false,
+    stickyCookie: ctx.stickyCookie ?? false,
   };
   const a: IngressAnnotations = { ...NO_ANNOTATIONS, denied: [] };
   for (const parse of PARSES) Object.assign(a, parse(g));

@@ -23,7 +23,7 @@ import type { IngressAnnotations } from './index.ts';
 
 // Re-exported: translate, render and the specs import them from here.
 export { ZONE_SIZE } from './rate-limits.ts';
-export { affinityKeyVariable, affinityKeysFor } from './balancing.ts';
+export { affinityKeyVariable, affinityKeysFor, defaultCookiePath, stickyCookie } from './balancing.ts';
 export { INTERNAL_PATH_PREFIX } from './mirror-errors.ts';
 export { htpasswd } from './auth.ts';
 export { digest } from './values.ts';
@@ -77,7 +77,9 @@ export class LocationSettingsBuilder {
     const settings = { ...base.settings };
     if (a.rewriteTarget)
       settings.rewrite = { regex: ctx.rewriteRegex, replacement: rewriteReplacement(a.rewriteTarget) };
-    if (a.affinity) settings.setCookie = this.affinityCookies.setCookie(a.affinity, ctx.cookiePath);
+    // persistent: the upstream's sticky cookie sets it (translate/backends.ts variantOf).
+    if (a.affinity?.mode === 'balanced')
+      settings.setCookie = this.affinityCookies.setCookie(a.affinity, ctx.cookiePath);
     return { ...base, settings };
   }
 

@@ -57,6 +57,8 @@ export interface GroupInput {
   namespace: string;
   tlsEnabled: boolean;
   allowSnippets: boolean;
+  /** The nginx the config is for has `sticky cookie` (balancing.ts hasStickyCookie). */
+  stickyCookie: boolean;
 }
 
 export const fail = (name: string, value: string, why: string) =>

@@ -19,7 +19,7 @@ import { accessView } from '../annotations/access.ts';
 import { corsMapView, corsView } from '../annotations/cors.ts';
 import { rateLimitView } from '../annotations/rate-limits.ts';
 import { authView } from '../annotations/auth.ts';
-import { balancingView } from '../annotations/balancing.ts';
+import { balancingView, stickyView } from '../annotations/balancing.ts';
 import { mirrorAndErrorsView } from '../annotations/mirror-errors.ts';
 import { snippetView } from '../annotations/snippet-annotations.ts';
 import { runSteps, runStepsSync } from '../steps.ts';
@@ -241,6 +241,7 @@ function upstreamView(names: UpstreamNames, model: RoutingModel, zoneSize: strin
     resolve,
     leastConn: u.balance.kind === 'least_conn',
     hash: u.balance.kind === 'hash' ? u.balance.key : '',
+    sticky: u.balance.kind === 'sticky' ? stickyView(u.balance.cookie) : null,
   };
 }
 

@@ -2,7 +2,7 @@
 
 import type { V1EndpointSlice, V1Endpoints, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import type { IngressAnnotations } from '../annotations/index.ts';
-import { affinityKeyVariable, digest } from '../annotations/settings.ts';
+import { affinityKeyVariable, digest, stickyCookie } from '../annotations/settings.ts';
 import { isIP } from 'node:net';
 import { parseTargetHost, type TargetHost } from '../annotations/addresses.ts';
 import { serviceHost } from '../dns/names.ts';
@@ -92,7 +92,7 @@ export class Backends {
       `${b.namespace}_${b.service}_${port.port}`,
       protocol === 'HTTP' ? '' : `_${protocol.toLowerCase()}`,
       clusterIp ? '_svc' : '',
-      balance.kind === 'least_conn' ? '_ewma' : balance.kind === 'hash' ? `_hash_${digest(balance.key, 8)}` : '',
+      balanceSuffix(balance),
       // Beside dynamic upstreams of the same Service port, one that lists its endpoints.
       this.opts.dynamic && !dynamic && !clusterIp ? '_static' : '',
     ].join('');
@@ -160,7 +160,7 @@ export class Backends {
     const via = this.opts.resolveInUpstream ? 'resolve' : 'variable';
     const balance = variant.balance;
     // Sticky requests going to any address would send a session elsewhere: not served (fail closed).
-    if (dns && via === 'variable' && balance.kind === 'hash')
+    if (dns && via === 'variable' && (balance.kind === 'hash' || balance.kind === 'sticky'))
       return unavailable(
         `${what}: nginx before 1.27.3 resolves its name per request and spreads requests round robin over its addresses, so affinity and upstream-hash-by cannot apply (nginx >= 1.27.3 can)`,
       );
@@ -168,7 +168,7 @@ export class Backends {
     const name = [
       `${b.namespace}_${b.service}_${portNumber}`,
       protocol === 'HTTP' ? '' : `_${protocol.toLowerCase()}`,
-      balance.kind === 'least_conn' ? '_ewma' : balance.kind === 'hash' ? `_hash_${digest(balance.key, 8)}` : '',
+      balanceSuffix(balance),
     ].join('');
     let upstream = this.upstreams.get(name);
     if (!upstream) {
@@ -202,7 +202,8 @@ export class Backends {
    * The DNS host of a Service port whose endpoints the sidecar answers (reload-free), or null when
    * its endpoints go into the files: reload mode; a variant whose answer depends on more than the
    * endpoints (`staticEndpoints`: the default-backend annotation's fallback takes over when there
-   * are none, which translate decides); a TLS backend without the TLS 503 listener (HTTPS off);
+   * are none, which translate decides; a consistent hash needs a `server` line per endpoint, see
+   * variantOf); a TLS backend without the TLS 503 listener (HTTPS off);
    * names that are not DNS labels (a manifest file; the API allows no others).
    */
   private dynamicHost(b: BackendRef, port: number, variant: UpstreamVariant): Upstream['dynamic'] | null {
@@ -286,21 +287,46 @@ export interface UpstreamVariant {
   staticEndpoints?: boolean;
 }
 
-/** ingress-nginx's order: affinity, then upstream-hash-by, then load-balance. */
-export function variantOf(a: IngressAnnotations): UpstreamVariant {
-  const balance: Upstream['balance'] = a.affinity
-    ? { kind: 'hash', key: `$${affinityKeyVariable(a.affinity.cookie)}` }
+/** What an upstream's name says of how it balances (upstreams that balance differently differ). */
+function balanceSuffix(balance: Upstream['balance']): string {
+  switch (balance.kind) {
+    case 'round_robin':
+      return '';
+    case 'least_conn':
+      return '_ewma';
+    case 'hash':
+      return `_hash_${digest(balance.key, 8)}`;
+    case 'sticky':
+      return `_sticky_${digest(JSON.stringify(balance.cookie), 8)}`;
+  }
+}
+
+/**
+ * ingress-nginx's order: affinity, then upstream-hash-by, then load-balance. `cookiePath`: the
+ * path of the Ingress path this upstream serves (defaultCookiePath), where affinity-mode
+ * persistent sets its sticky cookie; null for an upstream that answers requests of other paths
+ * too (a canary's, the default-backend annotation's error pages): a sticky cookie there would
+ * replace the path's own cookie and lose the session, so it is hashed on the cookie instead.
+ */
+export function variantOf(a: IngressAnnotations, cookiePath: string | null = null): UpstreamVariant {
+  const affinity = a.affinity;
+  const balance: Upstream['balance'] = affinity
+    ? affinity.mode === 'persistent' && cookiePath !== null
+      ? { kind: 'sticky', cookie: stickyCookie(affinity, cookiePath) }
+      : { kind: 'hash', key: `$${affinityKeyVariable(affinity.cookie)}` }
     : a.hashBy !== null
       ? { kind: 'hash', key: a.hashBy }
       : a.loadBalance === 'ewma'
         ? { kind: 'least_conn' }
         : { kind: 'round_robin' };
   // default-backend answers when the Service has no ready endpoints: that needs them in the files.
+  // So does a consistent hash: nginx hashes onto `server` lines, and the peers one resolved name
+  // gives all share its line, so among them it picks round robin (every request elsewhere).
   return {
     protocol: a.backendProtocol,
     serviceUpstream: a.serviceUpstream,
     balance,
-    staticEndpoints: a.defaultBackend !== null,
+    staticEndpoints: a.defaultBackend !== null || balance.kind === 'hash',
   };
 }
 

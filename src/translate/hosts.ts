@@ -9,7 +9,7 @@
 // "/" even against rules without a host. Otherwise both answer with --default-backend-service, else 404.
 
 import type { V1Ingress } from '@kubernetes/client-node';
-import type { IngressAnnotations } from '../annotations/index.ts';
+import { defaultCookiePath, type IngressAnnotations } from '../annotations/index.ts';
 import { parseHost, type ParsedHost } from '../grammar.ts';
 import type { Action } from '../model.ts';
 import { Backends, describeBackend, sameBackend, variantOf } from './backends.ts';
@@ -76,9 +76,12 @@ export class HostClaims {
     return [...this.hosts.values()].filter((h) => h.first !== null);
   }
 
-  /** A backend of an Ingress; with a default-backend annotation, that Service answers when the backend cannot. */
-  resolve(key: string, b: BackendRef, a: IngressAnnotations): { action: Action; service: string } {
-    const r = this.backends.resolve(b, variantOf(a), (reason) => this.report(key, 'partial', reason));
+  /**
+   * A backend of an Ingress; with a default-backend annotation, that Service answers when the
+   * backend cannot. `cookiePath`: where the path it serves sets its affinity cookie (variantOf).
+   */
+  resolve(key: string, b: BackendRef, a: IngressAnnotations, cookiePath: string): { action: Action; service: string } {
+    const r = this.backends.resolve(b, variantOf(a, cookiePath), (reason) => this.report(key, 'partial', reason));
     if (r.action.kind !== 'unavailable' || a.defaultBackend === null) return r;
     const fallback = this.defaultBackendOf(key, a);
     return fallback ? { action: fallback.action, service: fallback.service } : r;
@@ -155,7 +158,7 @@ export class HostClaims {
     const key = parsed.key;
     const report = this.report;
     const ownDefault = parsed.defaultBackend
-      ? { ingress: key, resolved: this.resolve(key, parsed.defaultBackend, parsed.annotations) }
+      ? { ingress: key, resolved: this.resolve(key, parsed.defaultBackend, parsed.annotations, '/') }
       : null;
     if (ownDefault && parsed.rules.length === 0) {
       // ingress-nginx: "Ingress defines a backend but no rule", the catch-all; the oldest wins.
@@ -230,7 +233,7 @@ export class HostClaims {
         routes.claims.set(claimKey, {
           ingress: key,
           path: p,
-          resolved: this.resolve(key, p.backend, parsed.annotations),
+          resolved: this.resolve(key, p.backend, parsed.annotations, defaultCookiePath(p)),
         });
         routes.ingresses.add(key);
       }

@@ -26,7 +26,7 @@
 // Every step reports what it cannot serve of an Ingress to one collector (rejections.ts): a value
 // it cannot serve throws InvalidValue, and the step that owns the Ingress records the message.
 
-import { NO_ANNOTATIONS } from '../annotations/index.ts';
+import { NO_ANNOTATIONS, hasStickyCookie } from '../annotations/index.ts';
 import { LocationSettingsBuilder, affinityKeysFor } from '../annotations/settings.ts';
 import { describe } from '../errors.ts';
 import { variablesUsed } from '../annotations/snippet-variables.ts';
@@ -84,13 +84,14 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
   /** Ingresses that keep their paths but answer 503 there (annotations.denied). */
   const denied = new Set<string>();
   const canaries = new Canaries(claims, backends, report, opts.allowCrossNamespaceCanary === true);
+  const stickyCookie = hasStickyCookie(opts.nginxVersion);
 
   for (const ing of ours) {
     yield;
     const key = ingressKey(ing);
     let parsed: ParsedIngress;
     try {
-      parsed = parseIngressCached(ing, opts.tls !== undefined, opts.allowSnippets === true);
+      parsed = parseIngressCached(ing, opts.tls !== undefined, opts.allowSnippets === true, stickyCookie);
     } catch (err) {
       // Anything else thrown here is a value of the wrong type (the directory source has no API
       // server to enforce the schema): still this Ingress's problem alone.

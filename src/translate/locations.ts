@@ -2,7 +2,7 @@
 // semantics say (exact host, then longest path, then Exact over Prefix; use-regex paths ordered
 // among them as ingress-nginx orders them).
 
-import { regexLiteral } from '../annotations/index.ts';
+import { defaultCookiePath, regexLiteral } from '../annotations/index.ts';
 import type { LocationContext, SettingsResult } from '../annotations/settings.ts';
 import { serverNameFor } from '../grammar.ts';
 import { nginxValue } from '../nginx/quote.ts';
@@ -77,7 +77,7 @@ export function buildServer(
       },
       {
         rewriteRegex: c.path.match === 'regex' ? `(?i)^(?:${c.path.path})` : literalRewrite(c.path.path),
-        cookiePath: c.path.match === 'regex' ? '/' : c.path.path,
+        cookiePath: defaultCookiePath(c.path),
       },
       opts.weight ?? path.length,
     );

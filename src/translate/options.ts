@@ -16,7 +16,8 @@ export interface TranslateOptions {
   /**
    * The nginx version the config is for (`nginx -v`): it decides the HTTP/2 syntax (absent: the
    * pre-1.25.1 syntax, which later versions accept with a warning) and how ExternalName names are
-   * resolved (1.27.3 and later: in the upstream; absent or older: through a variable proxy_pass).
+   * resolved (1.27.3 and later: in the upstream; absent or older: through a variable proxy_pass),
+   * and whether affinity-mode persistent can be served (1.29.6 and later: nginx's sticky cookie).
    */
   nginxVersion?: string;
   /**

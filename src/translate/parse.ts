@@ -124,7 +124,12 @@ function parseBackend(namespace: string, b: V1IngressBackend | undefined, where:
   throw new InvalidValue(`${where}: service port (number or name) is missing`);
 }
 
-function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolean): ParsedIngress {
+function parseIngress(
+  ing: V1Ingress,
+  tlsEnabled: boolean,
+  allowSnippets: boolean,
+  stickyCookie: boolean,
+): ParsedIngress {
   const namespace = checkObjectName('namespace', ing.metadata?.namespace ?? 'default', 'label');
   checkObjectName('Ingress', ing.metadata?.name, 'subdomain');
   const key = ingressKey(ing);
@@ -133,7 +138,7 @@ function parseIngress(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolea
   const raw = (typeof given === 'object' && given !== null ? given : {}) as Record<string, unknown>;
   let parsedAnnotations: ReturnType<typeof parseAnnotations>;
   try {
-    parsedAnnotations = parseAnnotations(raw, { namespace, tlsEnabled, allowSnippets });
+    parsedAnnotations = parseAnnotations(raw, { namespace, tlsEnabled, allowSnippets, stickyCookie });
   } catch (err) {
     // A value that does not parse fails closed, as ingress-nginx's "location denied": the Ingress
     // keeps its paths and they answer 503, so that a request cannot fall through to another route
@@ -267,19 +272,24 @@ function booleanOr(name: string, value: unknown, fallback: boolean): boolean {
 }
 
 /**
- * Parsed Ingresses by object: parsing depends on nothing but the object and two options, and
+ * Parsed Ingresses by object: parsing depends on nothing but the object and three options, and
  * snapshots are immutable (the sources replace an object when it changes, never edit it), so an
  * unchanged Ingress is parsed once, not on every pass. A failure is remembered as its reason.
  */
 const parsedCache = new WeakMap<V1Ingress, { options: string; result: ParsedIngress | { error: unknown } }>();
 
-export function parseIngressCached(ing: V1Ingress, tlsEnabled: boolean, allowSnippets: boolean): ParsedIngress {
-  const options = `${tlsEnabled} ${allowSnippets}`;
+export function parseIngressCached(
+  ing: V1Ingress,
+  tlsEnabled: boolean,
+  allowSnippets: boolean,
+  stickyCookie: boolean,
+): ParsedIngress {
+  const options = `${tlsEnabled} ${allowSnippets} ${stickyCookie}`;
   let hit = parsedCache.get(ing);
   if (hit?.options !== options) {
     let result: ParsedIngress | { error: unknown };
     try {
-      result = parseIngress(ing, tlsEnabled, allowSnippets);
+      result = parseIngress(ing, tlsEnabled, allowSnippets, stickyCookie);
     } catch (error) {
       result = { error };
     }
