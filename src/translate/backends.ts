@@ -162,7 +162,13 @@ export class Backends {
     // Sticky requests going to any address would send a session elsewhere: not served (fail closed).
     if (dns && via === 'variable' && (balance.kind === 'hash' || balance.kind === 'sticky'))
       return unavailable(
-        `${what}: nginx before 1.27.3 resolves its name per request and spreads requests round robin over its addresses, so affinity and upstream-hash-by cannot apply (nginx >= 1.27.3 can)`,
+        `${what}: nginx before 1.27.3 resolves its name per request and spreads requests round robin over its addresses, so affinity and upstream-hash-by cannot apply (nginx 1.29.6 and later can, with affinity-mode: persistent)`,
+      );
+    // nginx's hash picks a `server` line, and every address a resolved name gives shares one: it
+    // would spread the requests round robin. A sticky cookie names the address itself.
+    if (dns && via === 'resolve' && balance.kind === 'hash')
+      return unavailable(
+        `${what}: nginx resolves its name into addresses that share one server line, which its hash cannot tell apart, so affinity (balanced) and upstream-hash-by cannot apply; affinity-mode: persistent can (nginx 1.29.6 and later)`,
       );
     const protocol = variant.protocol;
     const name = [

@@ -139,6 +139,26 @@ describe('translate: Service backends and endpoints', () => {
       );
     });
 
+    it('does not serve a hash (affinity balanced, upstream-hash-by) over a resolved name on any nginx: its addresses share one server line', () => {
+      const svc = ext('api.example.org', [{ port: 80 }]);
+      for (const nginxVersion of ['1.22.1', '1.30.4']) {
+        const m = translate(
+          snapshot({
+            ingresses: [
+              ingress('i', [rule('x.test', path('/', 'Prefix', 'ext', 80))], {
+                annotations: { 'nginx.ingress.kubernetes.io/upstream-hash-by': '$request_uri' },
+              }),
+            ],
+            services: [svc],
+          }),
+          { ...OPTS, resolver: ['10.0.0.2'], nginxVersion },
+        );
+        const loc = server(m, 'x.test').locations.find((l) => l.path === '/')!;
+        deepStrictEqual(loc.action.kind, 'unavailable', nginxVersion);
+        ok(/upstream-hash-by cannot apply/.test('reason' in loc.action ? loc.action.reason : ''), nginxVersion);
+      }
+    });
+
     it('serves an IP address as an endpoint, with no resolver needed', () => {
       const m = translateWith(ext('203.0.113.7', [{ port: 80 }]), 80, {});
       deepStrictEqual(
