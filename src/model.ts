@@ -298,6 +298,11 @@ export interface RoutingModel {
    * lists its endpoints in the files, and a change reloads nginx.
    */
   endpointResolver?: { address: string; unavailablePort: number };
+  /**
+   * Reload-free endpoints: `namespace/service` of the Services whose endpoints these files depend
+   * on (listed, or absent and so a 503 or a fallback), sorted: a change of theirs takes a full pass.
+   */
+  endpointsInFiles?: string[];
   /** Problems that belong to no Ingress (the --default-ssl-certificate Secret), sorted. */
   warnings: string[];
   /**

@@ -96,3 +96,10 @@ function expandIpv6(canonical: string): string[] {
   const zeros = Array<string>(8 - left.length - right.length).fill('0');
   return [...left, ...zeros, ...right].map((g) => parseInt(g, 16).toString(16));
 }
+
+/**
+ * The most ready endpoints a Service port may have to be answered by DNS: an SRV record takes
+ * ~130 bytes here (dns-packet does not compress names), and nginx reads at most 65,535 bytes over
+ * TCP, ~420 records. Above this the endpoints go into the files (a change reloads).
+ */
+export const MAX_ANSWERED_ENDPOINTS = 300;

@@ -1,6 +1,7 @@
 // Reload-free endpoints: which mode a pass runs in, what the DNS responder answers for a model,
 // and the endpoint-only pass that updates those answers without translating or rendering.
 import type { EndpointTarget } from '../dns/answers.ts';
+import { MAX_ANSWERED_ENDPOINTS } from '../dns/names.ts';
 import type { RoutingModel, Upstream } from '../model.ts';
 import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
@@ -68,14 +69,38 @@ function targetOf(address: string): EndpointTarget {
 }
 
 /**
+ * The endpoint objects (EndpointSlices, Endpoints) of `services` (`namespace/name`) in `snap`, as
+ * one string: equal strings, equal endpoints for those Services.
+ */
+export function endpointsSignature(snap: Snapshot, services: readonly string[]): string {
+  if (services.length === 0) return '';
+  const want = new Set(services);
+  const parts: string[] = [];
+  for (const es of snap.endpointSlices) {
+    const svc: unknown = es.metadata?.labels?.['kubernetes.io/service-name'];
+    const key = `${es.metadata?.namespace ?? 'default'}/${String(svc)}`;
+    if (want.has(key)) parts.push(JSON.stringify([key, es.metadata?.name, es.ports, es.endpoints]));
+  }
+  for (const ep of snap.endpoints) {
+    const key = `${ep.metadata?.namespace ?? 'default'}/${ep.metadata?.name}`;
+    if (want.has(key)) parts.push(JSON.stringify([key, ep.subsets]));
+  }
+  return parts.sort().join('\n');
+}
+
+/**
  * The model with the ready endpoints of `snap`, when only dynamic upstreams' endpoints differ
- * (then only the answers change); null when an upstream whose endpoints are in the files changed
- * too (a canary's, default-backend's: that takes a full pass and a reload).
+ * (then only the answers change); null when a full pass is needed: the endpoints of a Service the
+ * files depend on changed (`signature`: endpointsSignature() of the snapshot the model was
+ * translated from: a canary's, default-backend's, a hash's, one that had none), or a dynamic
+ * upstream outgrew what one answer carries.
  */
 export function withEndpointsOf(
   model: RoutingModel,
   snap: Snapshot,
+  signature: string,
 ): { model: RoutingModel; changed: string[] } | null {
+  if (endpointsSignature(snap, model.endpointsInFiles ?? []) !== signature) return null;
   const current = Backends.endpointServers(snap, model.upstreams);
   const changed: string[] = [];
   const upstreams: Upstream[] = [];
@@ -85,7 +110,7 @@ export function withEndpointsOf(
       upstreams.push(u);
       continue;
     }
-    if (!u.dynamic) return null;
+    if (servers.length > MAX_ANSWERED_ENDPOINTS) return null;
     changed.push(u.name);
     upstreams.push({ ...u, servers });
   }

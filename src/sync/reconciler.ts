@@ -35,6 +35,11 @@ export interface ReconcilerOptions {
    * failure counts the same way.
    */
   sync: () => Promise<void | PassResult>;
+  /**
+   * True when the pass due now will not reload nginx (only DNS answers change): it is not held by
+   * draining generations or the reload share. Absent: every pass may reload.
+   */
+  reloadFree?: () => boolean;
   /** Old nginx worker generations still draining; absent: only the reload share applies. */
   drainingGenerations?: () => Promise<number>;
   logger: Logger;
@@ -52,8 +57,8 @@ export interface ReconcilerOptions {
 }
 
 export class Reconciler {
-  private readonly opts: Required<Omit<ReconcilerOptions, 'drainingGenerations'>> &
-    Pick<ReconcilerOptions, 'drainingGenerations'>;
+  private readonly opts: Required<Omit<ReconcilerOptions, 'drainingGenerations' | 'reloadFree'>> &
+    Pick<ReconcilerOptions, 'drainingGenerations' | 'reloadFree'>;
   private readonly share: ReloadShare;
   private dirty = false;
   private firstDirtyAt = 0;
@@ -116,6 +121,11 @@ export class Reconciler {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** The pending pass will not reload (the caller knows: DNS answers only), so nothing paces it. */
+  private reloadFree(): boolean {
+    return this.opts.reloadFree?.() ?? false;
+  }
+
   private isIdle(): boolean {
     return this.stopped || (!this.dirty && !this.running && !this.timer);
   }
@@ -125,7 +135,7 @@ export class Reconciler {
     const now = Date.now();
     // The debounce, capped by the ceiling; then what nginx's recent reloads allow, and the backoff.
     const debounced = Math.min(now + delayMs, Math.max(this.firstDirtyAt + this.opts.maxDelayMs, now));
-    const at = Math.max(this.notBefore, this.share.earliest(now), debounced);
+    const at = Math.max(this.notBefore, this.reloadFree() ? 0 : this.share.earliest(now), debounced);
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.pass(), Math.min(2 ** 31 - 1, Math.max(0, at - now)));
   }
@@ -163,7 +173,7 @@ export class Reconciler {
 
   /** The pass itself, unless draining generations hold it. */
   private async runPass(): Promise<'held' | 'done' | 'failed'> {
-    if (await this.holdForDraining()) return 'held';
+    if (!this.reloadFree() && (await this.holdForDraining())) return 'held';
     this.dirty = false;
     const started = Date.now();
     try {

@@ -26,6 +26,10 @@ export class ServingNginx {
         const identity = await masterIdentity(pid);
         if (this.serving?.identity !== identity) this.serving = { identity, version: await servingNginxVersion(pid) };
         serving = this.serving.version;
+      } else {
+        // No master right now (nginx restarting): the last one seen stands for the next, rather
+        // than flipping the files to an older syntax and back.
+        serving = this.serving?.version ?? null;
       }
     } catch {
       // Absorbed on purpose: applying reports a master it cannot find (two masters, an unreadable

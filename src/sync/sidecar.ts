@@ -18,7 +18,14 @@ import { translateAsync, type TranslateOptions } from '../translate/index.ts';
 import { describe } from '../errors.ts';
 import { ServingNginx } from './serving-nginx.ts';
 import { collectGarbageBetweenPasses } from './gc.ts';
-import { answersOf, unionOf, withEndpointsOf, type EndpointAnswersSink, type EndpointsMode } from './endpoint-mode.ts';
+import {
+  answersOf,
+  endpointsSignature,
+  unionOf,
+  withEndpointsOf,
+  type EndpointAnswersSink,
+  type EndpointsMode,
+} from './endpoint-mode.ts';
 import type { EndpointTarget } from '../dns/answers.ts';
 
 export interface SidecarOptions {
@@ -126,6 +133,10 @@ export class Sidecar implements StatusSource {
   /** The mode of the last full pass; the answers the responder gives now. */
   private mode: EndpointsMode = 'reload';
   private answered = new Map<string, EndpointTarget[]>();
+  /** endpointsSignature() of the Services the live files depend on, as last rendered. */
+  private filesSignature = '';
+  /** runOnce(): one pass and exit, so never dns mode. */
+  private onceOnly = false;
   /** Which nginx this pass renders for, and so which endpoints mode it runs in. */
   private readonly servingNginx: ServingNginx;
 
@@ -153,6 +164,8 @@ export class Sidecar implements StatusSource {
       debounceMs: opts.debounceMs,
       maxDelayMs: opts.maxDelayMs,
       sync: () => this.sync(),
+      // An endpoint-only pass in dns mode costs nginx nothing: pacing must not hold it.
+      reloadFree: () => this.endpointsOnly(this.pending),
       // Old generations still draining hold nginx's memory and connections: a reload waits for them.
       drainingGenerations: () => masterDrainingGenerations(opts.nginxPidFile ? { pidFile: opts.nginxPidFile } : {}),
       ...(opts.pacing ?? {}),
@@ -182,6 +195,8 @@ export class Sidecar implements StatusSource {
    */
   async runOnce(): Promise<Array<{ ingress: string; reason: string }>> {
     await this.opts.source.start(() => {});
+    // No DNS responder outlives this process: the endpoints go into the files.
+    this.onceOnly = true;
     try {
       await this.sync();
     } finally {
@@ -231,6 +246,13 @@ export class Sidecar implements StatusSource {
     }
   }
 
+  /** Whether `fields` are endpoint changes only, which dns mode answers without a reload. */
+  private endpointsOnly(fields: ReadonlySet<keyof Snapshot | 'all'>): boolean {
+    if (this.mode !== 'dns' || !this.stats.lastSyncOk || fields.size === 0) return false;
+    for (const f of fields) if (f === 'all' || !ENDPOINT_FIELDS.has(f)) return false;
+    return true;
+  }
+
   /** A change to the objects (`field`), a master or certificate check ('all'): a pass is due. */
   private changed(field: keyof Snapshot | 'all'): void {
     this.pending.add(field);
@@ -242,10 +264,7 @@ export class Sidecar implements StatusSource {
     this.stats.syncs++;
     const fields = this.pending;
     this.pending = new Set();
-    if (this.mode === 'dns' && this.stats.lastSyncOk && fields.size > 0) {
-      if ([...fields].every((f) => f !== 'all' && ENDPOINT_FIELDS.has(f)) && this.answerEndpoints(started))
-        return { reloaded: false, reloadMs: 0 };
-    }
+    if (this.endpointsOnly(fields) && this.answerEndpoints(started)) return { reloaded: false, reloadMs: 0 };
     let applyMs = 0;
     const snap = this.opts.source.snapshot();
     releaseChangedQuarantine(this.quarantine, snap.ingresses);
@@ -253,7 +272,7 @@ export class Sidecar implements StatusSource {
     const tls = this.opts.translate.tls;
     const endpoints = this.opts.endpoints;
     const nginxVersion = await this.servingNginx.version();
-    const mode = endpoints ? this.servingNginx.endpointsMode(endpoints.mode, nginxVersion) : 'reload';
+    const mode = endpoints && !this.onceOnly ? this.servingNginx.endpointsMode(endpoints.mode, nginxVersion) : 'reload';
     const dynamicEndpoints =
       endpoints && mode === 'dns'
         ? { dynamicEndpoints: { resolver: endpoints.resolver, unavailablePort: endpoints.unavailablePort } }
@@ -314,6 +333,7 @@ export class Sidecar implements StatusSource {
       throw err;
     }
     const { model, files, applied: result } = settled;
+    this.filesSignature = endpointsSignature(snap, model.endpointsInFiles ?? []);
     // nginx runs the new files: old workers are draining, hosts only they asked for can go.
     this.answer(answersOf(model));
     if (mode !== this.mode) this.log.info('endpoint changes reach nginx', { mode, reloadFree: mode === 'dns' });
@@ -367,7 +387,7 @@ export class Sidecar implements StatusSource {
   private answerEndpoints(started: number): boolean {
     const model = this.stats.model;
     if (!model) return false;
-    const next = withEndpointsOf(model, this.opts.source.snapshot());
+    const next = withEndpointsOf(model, this.opts.source.snapshot(), this.filesSignature);
     if (!next) return false;
     if (next.changed.length === 0) return true;
     this.stats.model = next.model;

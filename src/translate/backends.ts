@@ -5,7 +5,7 @@ import type { IngressAnnotations } from '../annotations/index.ts';
 import { affinityKeyVariable, digest, stickyCookie } from '../annotations/settings.ts';
 import { isIP } from 'node:net';
 import { parseTargetHost, type TargetHost } from '../annotations/addresses.ts';
-import { serviceHost } from '../dns/names.ts';
+import { MAX_ANSWERED_ENDPOINTS, serviceHost } from '../dns/names.ts';
 import { InvalidValue, isDnsLabel, isPortNumber, resolverAddress, upstreamAddress } from '../grammar.ts';
 import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
 import type { Action, Upstream } from '../model.ts';
@@ -20,6 +20,9 @@ export const describeBackend = (b: BackendRef) =>
 /** Resolves Service backends to upstreams; remembers each upstream once. */
 export class Backends {
   readonly upstreams = new Map<string, Upstream>();
+  /** dns mode: `namespace/service` of every Service whose endpoints the files list (or whose having none changes them). */
+  readonly endpointsInFiles = new Set<string>();
+  private readonly addressMemo = new Map<string, string[]>();
   private readonly services = new Map<string, V1Service>();
   private readonly slices = new Map<string, V1EndpointSlice[]>();
   private readonly endpoints = new Map<string, V1Endpoints>();
@@ -87,7 +90,10 @@ export class Backends {
         ? `service-upstream: Service ${b.namespace}/${b.service} has no cluster IP; its endpoints are used`
         : undefined;
     const balance = variant.balance;
-    const dynamic = clusterIp ? null : this.dynamicHost(b, port.port, variant);
+    const addresses = clusterIp ? [clusterIp] : this.readyAddresses(b.namespace, b.service, port);
+    const dynamic = clusterIp ? null : this.dynamicHost(b, port.port, variant, addresses.length);
+    // In dns mode, the Services whose endpoints the files hold: their changes take a full pass.
+    if (this.opts.dynamic && !dynamic && !clusterIp) this.endpointsInFiles.add(`${b.namespace}/${b.service}`);
     const name = [
       `${b.namespace}_${b.service}_${port.port}`,
       protocol === 'HTTP' ? '' : `_${protocol.toLowerCase()}`,
@@ -98,9 +104,7 @@ export class Backends {
     ].join('');
     let upstream = this.upstreams.get(name);
     if (!upstream) {
-      const servers = (clusterIp ? [clusterIp] : this.addresses(b.namespace, b.service, port)).map((address) => ({
-        address,
-      }));
+      const servers = addresses.map((address) => ({ address }));
       upstream = {
         name,
         service: `${b.namespace}/${b.service}:${port.port}`,
@@ -209,12 +213,18 @@ export class Backends {
    * its endpoints go into the files: reload mode; a variant whose answer depends on more than the
    * endpoints (`staticEndpoints`: the default-backend annotation's fallback takes over when there
    * are none, which translate decides; a consistent hash needs a `server` line per endpoint, see
-   * variantOf); a TLS backend without the TLS 503 listener (HTTPS off);
+   * variantOf); a TLS backend without the TLS 503 listener (HTTPS off); more ready endpoints
+   * than one DNS answer carries (MAX_ANSWERED_ENDPOINTS);
    * names that are not DNS labels (a manifest file; the API allows no others).
    */
-  private dynamicHost(b: BackendRef, port: number, variant: UpstreamVariant): Upstream['dynamic'] | null {
+  private dynamicHost(
+    b: BackendRef,
+    port: number,
+    variant: UpstreamVariant,
+    ready: number,
+  ): Upstream['dynamic'] | null {
     const d = this.opts.dynamic;
-    if (!d || variant.staticEndpoints) return null;
+    if (!d || variant.staticEndpoints || ready > MAX_ANSWERED_ENDPOINTS) return null;
     const tls = variant.protocol === 'HTTPS' || variant.protocol === 'GRPCS';
     if (tls && !d.tls) return null;
     if (!isDnsLabel(b.namespace) || !isDnsLabel(b.service)) return null;
@@ -222,20 +232,27 @@ export class Backends {
   }
 
   /**
-   * The ready endpoints of each upstream built from endpoints (not an ExternalName's, not a
-   * cluster IP), from another snapshot: upstream name -> servers. For an endpoint change, to
-   * answer it without translating again.
+   * The ready endpoints of each dynamic upstream, from another snapshot: upstream name -> servers.
+   * For an endpoint change, to answer it without translating again.
    */
   static endpointServers(snap: Snapshot, upstreams: readonly Upstream[]): Map<string, Upstream['servers']> {
     const index = new Backends(snap);
     const out = new Map<string, Upstream['servers']>();
     for (const u of upstreams) {
-      if (u.external || u.clusterIp) continue;
+      if (!u.dynamic) continue;
       const [ref, portText] = splitService(u.service);
       const port = list(index.services.get(ref)?.spec?.ports).find((p) => p.port === Number(portText));
       const [namespace, service] = ref.split('/') as [string, string];
       out.set(u.name, port ? index.addresses(namespace, service, port).map((address) => ({ address })) : []);
     }
+    return out;
+  }
+
+  /** addresses(), once per Service port and pass (several variants ask). */
+  private readyAddresses(namespace: string, service: string, port: V1ServicePort): string[] {
+    const key = `${namespace}/${service}:${port.port}`;
+    let out = this.addressMemo.get(key);
+    if (!out) this.addressMemo.set(key, (out = this.addresses(namespace, service, port)));
     return out;
   }
 

@@ -260,6 +260,7 @@ function* translateSteps(snap: Snapshot, opts: TranslateOptions): Generator<void
     canaries: usedCanaries,
     ingressNginxVariables: snippetVariables([defaultServer, ...servers]),
     ...(resolver && upstreams.some((u) => u.external) ? { resolver: [...resolver] } : {}),
+    ...(opts.dynamicEndpoints ? { endpointsInFiles: [...backends.endpointsInFiles].sort() } : {}),
     ...(opts.dynamicEndpoints && upstreams.some((u) => u.dynamic)
       ? {
           endpointResolver: {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { renderModel } from '../../../src/nginx/render.ts';
 import { translate, type TranslateOptions } from '../../../src/translate/index.ts';
-import { answersOf, endpointsModeFor, withEndpointsOf } from '../../../src/sync/endpoint-mode.ts';
+import { answersOf, endpointsModeFor, endpointsSignature, withEndpointsOf } from '../../../src/sync/endpoint-mode.ts';
 import { ingress, path, rule, service, slice, snapshot } from '../../helpers/builders.ts';
 
 const DNS: TranslateOptions = {
@@ -78,8 +78,10 @@ describe('reload-free endpoints (translate and render)', () => {
   });
 
   it('updates a model from another snapshot when only dynamic endpoints changed', () => {
-    const model = translate(objects(['10.0.0.1']), DNS);
-    const next = withEndpointsOf(model, objects(['10.0.0.1', '10.0.0.2']));
+    const snap = objects(['10.0.0.1']);
+    const model = translate(snap, DNS);
+    const sig = endpointsSignature(snap, model.endpointsInFiles ?? []);
+    const next = withEndpointsOf(model, objects(['10.0.0.1', '10.0.0.2']), sig);
     assert.ok(next);
     assert.equal(next.changed.length, 1);
     assert.deepEqual(
@@ -88,19 +90,34 @@ describe('reload-free endpoints (translate and render)', () => {
         .map((t) => t.ip),
       ['10.0.0.1', '10.0.0.2'],
     );
-    assert.deepEqual(withEndpointsOf(model, objects(['10.0.0.1']))?.changed, []);
-    // An upstream whose endpoints are in the files changed: that takes a full pass.
-    const fallbackModel = translate(
-      objects(['10.0.0.1'], { annotations: { 'nginx.ingress.kubernetes.io/default-backend': 'fallback' } }),
-      DNS,
-    );
-    assert.equal(
-      withEndpointsOf(
-        fallbackModel,
-        objects([], { annotations: { 'nginx.ingress.kubernetes.io/default-backend': 'fallback' } }),
-      ),
-      null,
-    );
+    assert.deepEqual(withEndpointsOf(model, objects(['10.0.0.1']), sig)?.changed, []);
+  });
+
+  it('takes a full pass when a Service the files depend on changes, including one that had no endpoints', () => {
+    const fallback = { annotations: { 'nginx.ingress.kubernetes.io/default-backend': 'fallback' } };
+    for (const [before, after] of [
+      [['10.0.0.1'], []],
+      // None: the location answers from the fallback and the upstream is not in the model at all;
+      // its endpoints coming back must still be seen.
+      [[], ['10.0.0.1']],
+    ] as const) {
+      const snap = objects([...before], fallback);
+      const model = translate(snap, DNS);
+      assert.ok(model.endpointsInFiles?.includes('default/web'));
+      const sig = endpointsSignature(snap, model.endpointsInFiles ?? []);
+      assert.equal(withEndpointsOf(model, objects([...after], fallback), sig), null, `${before} -> ${after}`);
+    }
+  });
+
+  it('keeps a Service with more ready endpoints than one DNS answer carries in the files', () => {
+    const many = Array.from({ length: 301 }, (_, i) => `10.1.${i >> 8}.${i & 255}`);
+    const upstreams = renderModel(translate(objects(many), DNS)).get('ingress-sidecar-upstreams.conf')!;
+    assert.doesNotMatch(upstreams, /service=http resolve/);
+    assert.match(upstreams, /server 10\.1\.1\.44:8080;/);
+    // Growing past it from a dynamic upstream takes a full pass (which makes it static).
+    const snap = objects(['10.0.0.1']);
+    const model = translate(snap, DNS);
+    assert.equal(withEndpointsOf(model, objects(many), endpointsSignature(snap, model.endpointsInFiles ?? [])), null);
   });
 
   it('chooses dns only where the serving nginx resolves upstream servers (1.27.3)', () => {
