@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import winston from 'winston';
 import { startEcho, type EchoServer } from '../src/dev/echo.ts';
 import { nginxBinary, startNginx, type RunningNginx } from '../src/dev/local-nginx.ts';
@@ -18,8 +18,14 @@ import { nginxWorkers } from '../src/dev/nginx-workers.ts';
 import { Sidecar } from '../src/sync/sidecar.ts';
 import type { Snapshot, Source } from '../src/sources/snapshot.ts';
 import { DirectorySource } from '../src/sources/directory.ts';
+import { EndpointAnswers } from '../src/dns/answers.ts';
+import { DnsServer } from '../src/dns/server.ts';
+import { Metrics } from '../src/ops/metrics.ts';
+import { endpointsModeFor } from '../src/sync/endpoint-mode.ts';
+import type { SidecarOptions } from '../src/sync/sidecar.ts';
 import { freePort } from '../spec/helpers/nginx.ts';
-import { backendYaml } from '../spec/helpers/sidecar.ts';
+import { nginxBuilds, type NginxBuild } from '../spec/helpers/nginx-check.ts';
+import { backendYaml, freePortPair } from '../spec/helpers/sidecar.ts';
 
 /** Epoch milliseconds with sub-millisecond resolution; the poller thread uses the same clock. */
 export const now = (): number => performance.timeOrigin + performance.now();
@@ -72,10 +78,11 @@ export class TimedSource implements Source {
   constructor(inner: Source) {
     this.inner = inner;
   }
-  start(onChange: () => void): Promise<void> {
-    return this.inner.start(() => {
+  start(onChange: (field?: keyof Snapshot) => void): Promise<void> {
+    // The field passes through: the sidecar answers an endpoint-only change without a render.
+    return this.inner.start((field) => {
       this.changes.push(now());
-      onChange();
+      onChange(field);
     });
   }
   /** Sidecar.sync() reads the snapshot first: this marks the start of a pass. */
@@ -108,6 +115,8 @@ export interface BenchStack {
   echo: EchoServer;
   nginx: RunningNginx;
   sidecar: Sidecar;
+  /** Its DNS responder and metrics, when it runs one (--endpoints-mode dns or auto). */
+  endpoints: BenchEndpoints | null;
   source: TimedSource;
   logs: LogEntry[];
   debounceMs: number;
@@ -140,18 +149,97 @@ export function benchSidecar(opts: {
   debounceMs: number;
   maxDelayMs: number;
   logger: winston.Logger;
+  /** The nginx that checks (and its version, rendered for); nginxBinary() on PATH when absent. */
+  build?: NginxBuild;
+  /** --access-log; none (off) when absent. */
+  accessLog?: string;
+  /** From benchEndpoints(): reload-free endpoints, as src/cli.ts wires them. */
+  endpoints?: BenchEndpoints | null;
 }): Sidecar {
   return new Sidecar({
     source: opts.source,
-    translate: { ingressClass: 'nginx', httpPort: opts.port, ipv6: false },
+    translate: {
+      ingressClass: 'nginx',
+      httpPort: opts.port,
+      ipv6: false,
+      ...(opts.build ? { nginxVersion: opts.build.version } : {}),
+      ...(opts.accessLog ? { accessLog: opts.accessLog } : {}),
+    },
     confDir: opts.confDir,
-    nginxBinary: nginxBinary(),
+    nginxBinary: opts.build?.binary ?? nginxBinary(),
     nginxPidFile: opts.nginx.pidFile,
     reloadTimeoutMs: 5000,
     debounceMs: opts.debounceMs,
     maxDelayMs: opts.maxDelayMs,
     logger: opts.logger,
+    ...(opts.endpoints ? { endpoints: opts.endpoints.option, metrics: opts.endpoints.metrics } : {}),
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reload-free endpoints (--endpoints-mode), as src/cli.ts builds them.
+
+export type EndpointsFlag = 'auto' | 'dns' | 'reload';
+
+export interface BenchEndpoints {
+  /** The Sidecar's `endpoints` option. */
+  option: NonNullable<SidecarOptions['endpoints']>;
+  answers: EndpointAnswers;
+  server: DnsServer;
+  /** Shared by the sidecar and its DNS server, as in cli.ts: ingress_sidecar_dns_queries_total. */
+  metrics: Metrics;
+  dnsPort: number;
+}
+
+/**
+ * The responder on a free loopback port (UDP and TCP) and the 503 listeners on two more, for
+ * --endpoints-mode `mode`; null for `reload`, where src/cli.ts runs no responder either.
+ */
+export async function benchEndpoints(mode: EndpointsFlag, logger: winston.Logger): Promise<BenchEndpoints | null> {
+  if (mode === 'reload') return null;
+  const dnsPort = await freePort();
+  const unavailablePort = await freePortPair();
+  const metrics = new Metrics();
+  const answers = new EndpointAnswers({ unavailablePort });
+  const server = new DnsServer({ host: '127.0.0.1', port: dnsPort, answers, logger, metrics });
+  return {
+    option: { mode, answers, server, resolver: `127.0.0.1:${dnsPort}`, unavailablePort },
+    answers,
+    server,
+    metrics,
+    dnsPort,
+  };
+}
+
+/** The first nginx build that resolves upstream servers at run time (1.30.4 from ../shared), or null. */
+export function reloadFreeNginx(): NginxBuild | null {
+  return nginxBuilds().builds.find((b) => endpointsModeFor('auto', b.version).mode === 'dns') ?? null;
+}
+
+/** DNS queries answered so far (ingress_sidecar_dns_queries_total), by "TYPE transport". */
+export async function dnsQueryCounts(metrics: Metrics): Promise<Record<string, number>> {
+  const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === 'ingress_sidecar_dns_queries_total');
+  const out: Record<string, number> = {};
+  for (const v of (m?.values ?? []) as Array<{ value: number; labels: Record<string, string> }>) {
+    const key = `${v.labels.type} ${v.labels.transport}`;
+    out[key] = (out[key] ?? 0) + v.value;
+  }
+  return out;
+}
+
+/** utime + stime of a process so far, in ms (/proc/PID/stat; clock ticks are 100 Hz on Linux). */
+export function procCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** The 1-, 5- and 15-minute load averages, as /proc/loadavg has them. */
+export function loadAverage(): string {
+  return os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 }
 
 /** Makes `bareDir` and includes its *.conf from conf.d, where the bare trials write their server blocks. */
@@ -163,7 +251,15 @@ export async function includeBareDir(confDir: string, bareDir: string): Promise<
 
 const live = new Set<BenchStack>();
 
-export async function startStack(opts: { debounceMs: number; maxDelayMs: number; bare: boolean }): Promise<BenchStack> {
+export async function startStack(opts: {
+  debounceMs: number;
+  maxDelayMs: number;
+  bare: boolean;
+  /** The nginx to run and check with (rendered for its version); nginxBinary() on PATH when absent. */
+  build?: NginxBuild;
+  /** --endpoints-mode; absent: no responder (as `reload`). */
+  endpointsMode?: EndpointsFlag;
+}): Promise<BenchStack> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'ingress-sidecar-bench-'));
   const watchDir = path.join(work, 'manifests');
   const confDir = path.join(work, 'conf.d');
@@ -180,11 +276,12 @@ export async function startStack(opts: { debounceMs: number; maxDelayMs: number;
     await writeFile(path.join(watchDir, 'backends.yaml'), backendYaml(SERVICE, echo.port));
     if (bareDir) await includeBareDir(confDir, bareDir);
     const port = await freePort();
-    const nginx = await startNginx({ confDir });
+    const nginx = await startNginx({ confDir, ...(opts.build ? { binary: opts.build.binary } : {}) });
     stops.push(() => nginx.stop());
 
     const { logger, logs } = benchLogger();
     const source = new TimedSource(new DirectorySource({ dir: watchDir, logger }));
+    const endpoints = await benchEndpoints(opts.endpointsMode ?? 'reload', logger);
     const sidecar = benchSidecar({
       source,
       confDir,
@@ -193,6 +290,8 @@ export async function startStack(opts: { debounceMs: number; maxDelayMs: number;
       debounceMs: opts.debounceMs,
       maxDelayMs: opts.maxDelayMs,
       logger,
+      ...(opts.build ? { build: opts.build } : {}),
+      endpoints,
     });
     stops.push(() => sidecar.stop());
     await sidecar.start();
@@ -205,6 +304,7 @@ export async function startStack(opts: { debounceMs: number; maxDelayMs: number;
       echo,
       nginx,
       sidecar,
+      endpoints,
       source,
       logs,
       debounceMs: opts.debounceMs,
@@ -220,6 +320,49 @@ export async function startStack(opts: { debounceMs: number; maxDelayMs: number;
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * Runs this benchmark again in a network namespace of its own (`unshare -n`, its loopback up) and
+ * exits with its status; returns at once inside it, when INGRESS_SIDECAR_BENCH_NETNS is set (to
+ * anything: `off` runs here), or when that is not possible (not root, no unshare), saying so.
+ * Why: under wrk, nginx's connections to its upstreams open and close by the hundreds a second
+ * (64 requests at once, `keepalive 32` kept idle), and each leaves a socket in TIME_WAIT for a
+ * minute that keeps its local port from being bound: ~25,000 of them fill the ephemeral range,
+ * and other sessions on this machine find no free port. A namespace has ports of its own, and
+ * its own cap on TIME_WAIT sockets, lowered so that this bench's next trials find ports too
+ * (beyond the cap a closed socket skips TIME_WAIT, which guards against stray segments of an old
+ * connection: none on loopback).
+ */
+export async function isolateNetwork(): Promise<void> {
+  if (process.env.INGRESS_SIDECAR_BENCH_NETNS !== undefined) return;
+  if (process.getuid?.() !== 0 || spawnSync('unshare', ['--version'], { stdio: 'ignore' }).error) {
+    console.error("not root or no unshare: running in the machine's own network namespace");
+    return;
+  }
+  const script = process.argv[1]!;
+  const child = spawn(
+    'unshare',
+    [
+      '-n',
+      '--',
+      'sh',
+      '-c',
+      'ip link set lo up && sysctl -qw net.ipv4.tcp_max_tw_buckets=4096 && exec "$@"',
+      'sh',
+      process.execPath,
+      ...process.execArgv,
+      script,
+      ...process.argv.slice(2),
+    ],
+    { stdio: 'inherit', env: { ...process.env, INGRESS_SIDECAR_BENCH_NETNS: '1' } },
+  );
+  // unshare execs the command: a signal to it reaches the benchmark, which stops what it started.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+  const code = await new Promise<number>((resolve) =>
+    child.on('exit', (c, signal) => resolve(c ?? 128 + (signal ? os.constants.signals[signal] : 0))),
+  );
+  process.exit(code);
 }
 
 /** Stops every live stack and the poller on SIGINT/SIGTERM, so nothing outlives an interrupted run. */
@@ -425,6 +568,8 @@ export class Poller {
     intervalMs: number,
     timeoutMs: number,
     tailMs = 0,
+    /** The echo backend whose answer is the right one. */
+    service = SERVICE,
   ): { started: Promise<string>; done: Promise<ProbeResult> } {
     const id = this.nextId++;
     const started = this.wait<Extract<PollerReply, { type: 'started' }>>(`started:${id}`).then((r) => r.first);
@@ -434,10 +579,10 @@ export class Poller {
       id,
       port,
       host,
-      service: SERVICE,
       intervalMs,
       timeoutMs,
       tailMs,
+      service,
     } satisfies PollerRequest);
     return { started, done };
   }

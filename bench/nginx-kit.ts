@@ -7,6 +7,7 @@
 // Traffic goes to 127.0.0.1 only. Every process started here is stopped by stop() (callers use
 // try/finally) and, for nginx, also by stopAllNginx() from a SIGINT/SIGTERM handler.
 import { spawn, spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -328,4 +329,64 @@ export function wrkAvailable(): boolean {
 
 export function socketErrors(r: Pick<WrkResult, 'errors'>): number {
   return r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiny backends: an nginx per backend, as a pod's own process, counting what it served.
+
+/** A backend nginx answering `200 <name>` on ip:port; its stub_status (at STUB_PATH) counts requests. */
+export interface TinyBackend {
+  name: string;
+  ip: string;
+  port: number;
+  nginx: OwnNginx;
+  /** Requests it has served so far, each stub_status read included (from stub_status). */
+  requests(): Promise<number>;
+}
+
+const STUB_PATH = '/bench-stub-status';
+
+export async function startTinyBackend(opts: {
+  name: string;
+  ip: string;
+  port: number;
+  binary?: string;
+}): Promise<TinyBackend> {
+  const nginx = await startOwnNginx({
+    ...(opts.binary ? { binary: opts.binary } : {}),
+    http: [
+      'server {',
+      `    listen ${opts.ip}:${opts.port};`,
+      `    location / {\n        return 200 "${opts.name}\\n";\n    }`,
+      `    location = ${STUB_PATH} {\n        stub_status;\n    }`,
+      '}',
+    ].join('\n'),
+  });
+  return {
+    ...opts,
+    nginx,
+    async requests() {
+      const text = await getText(opts.ip, opts.port, STUB_PATH);
+      // "server accepts handled requests\n 16 16 31"
+      const n = Number(/accepts handled requests\s+\d+\s+\d+\s+(\d+)/.exec(text)?.[1]);
+      if (!Number.isFinite(n)) throw new Error(`${opts.name}: no request count in its stub_status: ${text}`);
+      return n;
+    },
+  };
+}
+
+/** GET http://ip:port/path on a fresh connection, loopback only; the body of a 200. */
+function getText(ip: string, port: number, urlPath: string): Promise<string> {
+  if (!ip.startsWith('127.')) return Promise.reject(new Error(`loopback only, not ${ip}`));
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: ip, port, path: urlPath, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body}`))));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
 }

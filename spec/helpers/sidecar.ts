@@ -224,7 +224,7 @@ export async function startStack(opts: {
 }
 
 /** A free loopback port whose next port is free too (the 503 listeners: plain and TLS). */
-async function freePortPair(): Promise<number> {
+export async function freePortPair(): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const p = await freePort();
     if (p < 65535 && (await isFree(p + 1))) return p;
