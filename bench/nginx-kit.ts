@@ -334,14 +334,14 @@ export function socketErrors(r: Pick<WrkResult, 'errors'>): number {
 // ---------------------------------------------------------------------------------------------
 // Tiny backends: an nginx per backend, as a pod's own process, counting what it served.
 
-/** A backend nginx answering `200 <name>` on ip:port; its stub_status (at STUB_PATH) counts requests. */
+/** A backend nginx answering `200 <name>` on ip:port; its stub_status (at STUB_PATH) counts what it served. */
 export interface TinyBackend {
   name: string;
   ip: string;
   port: number;
   nginx: OwnNginx;
-  /** Requests it has served so far, each stub_status read included (from stub_status). */
-  requests(): Promise<number>;
+  /** Connections accepted and requests served so far, not counting the reads of these figures. */
+  served(): Promise<{ connections: number; requests: number }>;
 }
 
 const STUB_PATH = '/bench-stub-status';
@@ -362,15 +362,18 @@ export async function startTinyBackend(opts: {
       '}',
     ].join('\n'),
   });
+  let reads = 0;
   return {
     ...opts,
     nginx,
-    async requests() {
+    async served() {
+      // Each read is a connection and a request of its own, counted in what it reads.
+      reads++;
       const text = await getText(opts.ip, opts.port, STUB_PATH);
       // "server accepts handled requests\n 16 16 31"
-      const n = Number(/accepts handled requests\s+\d+\s+\d+\s+(\d+)/.exec(text)?.[1]);
-      if (!Number.isFinite(n)) throw new Error(`${opts.name}: no request count in its stub_status: ${text}`);
-      return n;
+      const m = /accepts handled requests\s+(\d+)\s+\d+\s+(\d+)/.exec(text);
+      if (!m) throw new Error(`${opts.name}: no counts in its stub_status: ${text}`);
+      return { connections: Number(m[1]) - reads, requests: Number(m[2]) - reads };
     },
   };
 }

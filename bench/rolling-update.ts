@@ -110,7 +110,13 @@ ${backends.map((b) => `- {addresses: ["${b.ip}"], conditions: {ready: true}}`).j
 `;
 }
 
-interface Retired {
+/** What a backend served in its life: connections nginx opened to it, and requests. */
+interface Served {
+  connections: number;
+  requests: number;
+}
+
+interface Retired extends Served {
   name: string;
   /** requests it served after the write that removed it (stub_status reads excluded) */
   servedAfterRemoval: number;
@@ -135,17 +141,15 @@ interface Trial {
    */
   addToSidecarDone: number[];
   retired: Retired[];
+  /** every backend's life: the retired ones and those still in the set at the end */
+  backends: Served[];
 }
 
 /** Waits until `b` serves requests that are not our own stub_status reads; ms after `since`. */
 async function firstTraffic(b: TinyBackend, since: number): Promise<number> {
-  let prev = await b.requests();
   for (let i = 0; i < TRAFFIC_WAIT_MS / STUB_POLL_MS && now() - since < TRAFFIC_WAIT_MS; i++) {
+    if ((await b.served()).requests > 0) return now() - since;
     await sleep(STUB_POLL_MS);
-    const n = await b.requests();
-    // Each read counts itself: more than one more is traffic.
-    if (n - prev > 1) return now() - since;
-    prev = n;
   }
   throw new Error(`${b.name} took no traffic within ${TRAFFIC_WAIT_MS} ms of joining the EndpointSlice`);
 }
@@ -164,20 +168,17 @@ async function allAnswer(port: number, set: TinyBackend[]): Promise<void> {
 
 /** Counts what a removed backend serves for GRACE_MS after the write that removed it, then stops it. */
 async function retire(b: TinyBackend, removedAt: number): Promise<Retired> {
-  let prev = await b.requests();
-  let served = 0;
+  const atRemoval = await b.served();
+  let last = atRemoval;
   let lastServedMs: number | null = null;
   while (now() - removedAt < GRACE_MS) {
     await sleep(Math.min(RETIRE_POLL_MS, Math.max(1, removedAt + GRACE_MS - now())));
-    const n = await b.requests();
-    if (n - prev > 1) {
-      served += n - prev - 1;
-      lastServedMs = now() - removedAt;
-    }
-    prev = n;
+    const n = await b.served();
+    if (n.requests > last.requests) lastServedMs = now() - removedAt;
+    last = n;
   }
   await b.nginx.stop();
-  return { name: b.name, servedAfterRemoval: served, lastServedMs };
+  return { name: b.name, ...last, servedAfterRemoval: last.requests - atRemoval.requests, lastServedMs };
 }
 
 async function trial(mode: 'dns' | 'reload', run: number, binary: string, version: string): Promise<Trial> {
@@ -263,6 +264,8 @@ async function trial(mode: 'dns' | 'reload', run: number, binary: string, versio
     await sleep(1000);
     wrk.interrupt();
     const result = await wrk.result;
+    const backends: Served[] = [...retired];
+    for (const b of live) backends.push(await b.served());
     stopWrk = null;
     const { raw: _raw, ...wrkResult } = result;
     const reloads = countLoggedHups(await proxy.errorLog()) - loggedBefore;
@@ -278,6 +281,7 @@ async function trial(mode: 'dns' | 'reload', run: number, binary: string, versio
       addToTraffic,
       addToSidecarDone,
       retired,
+      backends,
     };
   } finally {
     await stopWrk?.();
@@ -338,6 +342,15 @@ async function main(): Promise<void> {
     ],
     ['write removing a backend → its last request, ms (the latest of the steps)', lastServed],
     ['requests removed backends served after the write that removed them', afterRemoval],
+    [
+      'connections nginx opened to the backends per 1,000 requests they served',
+      (t) =>
+        (1000 * t.backends.reduce((n, b) => n + b.connections, 0)) /
+        Math.max(
+          1,
+          t.backends.reduce((n, b) => n + b.requests, 0),
+        ),
+    ],
   ];
   const modes = MODES.map(of);
   const out = [
