@@ -208,6 +208,15 @@ function udpDrops(): number {
   return Number(values?.[names?.indexOf('RcvbufErrors') ?? -1] ?? NaN);
 }
 
+/** nginx's error-level lines in `log`: how many, and the first kinds (names shortened). */
+function errorSummary(log: string): string {
+  const lines = log.split('\n').filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
+  const kinds = new Set(
+    lines.map((l) => l.replace(/^.*?\[(\w+)\] \d+#\d+: (\*\d+ )?/, '$1: ').replace(/\S+\.internal\S*/g, 'NAME')),
+  );
+  return lines.length ? `${lines.length} lines: ${[...kinds].slice(0, 3).join(' | ')}` : '';
+}
+
 // ---------------------------------------------------------------------------------------------
 
 interface Window {
@@ -235,9 +244,15 @@ interface ModeResult {
   load: string;
   toReadyS: number;
   readyToProbesServedS: number;
+  /**
+   * From spawn to every probed host served: what the first probe got first, UDP receive-buffer
+   * drops and DNS queries answered; drops until the end of the warm-up; nginx's errors until then.
+   */
+  startup: { firstAnswer: string; udpDrops: number; queries: number; warmupDrops: number; nginxErrors: string };
   firstPassMs: number;
   windows: Window[];
-  sidecarRssMb: number;
+  /** The sidecar's RSS when ready, after the warm-up, after the idle windows, after the changes. */
+  sidecarRssMb: number[];
   nginx: NginxMemory;
   changes: Change[];
   reloadsDuringChanges: number;
@@ -271,6 +286,7 @@ async function oneMode(
       await freePort(),
       await freePort(),
     ];
+    const drops0 = udpDrops();
     const t0 = now();
     sidecar = startSidecar([
       ...['--watch-dir', watchDir, '--conf-dir', confDir, '--nginx-pid-file', nginx.pidFile],
@@ -286,17 +302,27 @@ async function oneMode(
       await sleep(500);
     }
     const readyAt = now();
+    const sidecarRssMb = [rssKb(sidecar.child.pid!) / 1024];
     const firstPass = sidecar.logs.find((l) => l.message === 'nginx reloaded');
+    let firstAnswer = '';
     for (const i of probes) {
       const p = poller.probe(httpPort, hostOf(i), 50, 120_000, 0, 'a');
+      firstAnswer ||= await p.started;
       const r = await p.done;
       if (!r.ok) throw new Error(`${hostOf(i)} not answered by a within 120 s (${r.last})`);
     }
     const probesAt = now();
+    const startup = {
+      firstAnswer,
+      udpDrops: udpDrops() - drops0,
+      queries: Object.values((await scrape(statusPort)).dns).reduce((a, b) => a + b, 0),
+    };
     console.error(
       `${mode}: ready after ${round((readyAt - t0) / 1000)} s, probes served ${round((probesAt - readyAt) / 1000)} s later; warm-up ${WARMUP_S} s`,
     );
     await sleep(Math.max(0, readyAt + WARMUP_S * 1000 - now()));
+    const warmupDrops = udpDrops() - drops0;
+    sidecarRssMb.push(rssKb(sidecar.child.pid!) / 1024);
 
     // Idle windows.
     const pid = sidecar.child.pid!;
@@ -325,7 +351,7 @@ async function oneMode(
       });
     }
     const reloadsDuringWindows = countLoggedHups(await nginx.errorLog()) - hupsBefore;
-    const sidecarRssMb = rssKb(pid) / 1024;
+    sidecarRssMb.push(rssKb(pid) / 1024);
     const nginxMem = await nginxMemory(nginx.master);
 
     // Endpoint changes, one at a time.
@@ -351,22 +377,14 @@ async function oneMode(
       await sleep(1000);
     }
     const reloadsDuringChanges = countLoggedHups(await nginx.errorLog()) - hupsBeforeChanges;
-    const errorLines = (await nginx.errorLog())
-      .slice(logBefore)
-      .split('\n')
-      .filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
-    const kinds = [
-      ...new Set(
-        errorLines.map((l) =>
-          l.replace(/^.*?\[(\w+)\] \d+#\d+: (\*\d+ )?/, '$1: ').replace(/\S+\.internal\S*/g, 'NAME'),
-        ),
-      ),
-    ];
+    sidecarRssMb.push(rssKb(pid) / 1024);
+    const log = await nginx.errorLog();
     return {
       mode,
       load,
       toReadyS: (readyAt - t0) / 1000,
       readyToProbesServedS: (probesAt - readyAt) / 1000,
+      startup: { ...startup, warmupDrops, nginxErrors: errorSummary(log.slice(0, logBefore)) },
       firstPassMs: typeof firstPass?.ms === 'number' ? firstPass.ms : NaN,
       windows,
       sidecarRssMb,
@@ -374,7 +392,7 @@ async function oneMode(
       changes,
       reloadsDuringChanges,
       reloadsDuringWindows,
-      nginxErrors: errorLines.length ? `${errorLines.length} lines: ${kinds.slice(0, 3).join(' | ')}` : '',
+      nginxErrors: errorSummary(log.slice(logBefore)),
     };
   } finally {
     await sidecar?.stop();
@@ -414,6 +432,12 @@ async function main(): Promise<void> {
     ['spawn → /readyz (first pass applied), s', (r) => round(r.toReadyS)],
     ['the first pass, as logged, ms', (r) => r.firstPassMs],
     ['/readyz → every probed host served, s', (r) => round(r.readyToProbesServedS)],
+    ['the first probed host answered first', (r) => r.startup.firstAnswer],
+    [
+      'DNS queries answered / UDP drops until then; UDP drops until the end of the warm-up',
+      (r) => `${r.startup.queries} / ${r.startup.udpDrops}; ${r.startup.warmupDrops}`,
+    ],
+    ['nginx errors logged until the end of the warm-up', (r) => r.startup.nginxErrors || '-'],
     [
       `**sidecar CPU, idle**, % of a core (median [each ${WINDOW_S} s window])`,
       (r) => `${medW(r, (w) => w.sidecarCpuPct)} ${eachW(r, (w) => w.sidecarCpuPct)}`,
@@ -429,7 +453,10 @@ async function main(): Promise<void> {
     ],
     ['UDP receive-buffer drops per window', (r) => `${medW(r, (w) => w.udpDrops)} ${eachW(r, (w) => w.udpDrops)}`],
     ['reloads during the idle windows', (r) => r.reloadsDuringWindows],
-    ['sidecar RSS, MB', (r) => round(r.sidecarRssMb, 0)],
+    [
+      'sidecar RSS, MB: ready / after the warm-up / after the windows / after the changes',
+      (r) => r.sidecarRssMb.map((x) => round(x, 0)).join(' / '),
+    ],
     ['nginx RSS / PSS (master + worker), MB', (r) => `${mb(r.nginx.rssKb)} / ${mb(r.nginx.pssKb)}`],
     [
       `**endpoint change → served**, ms (median [each of ${CHANGES}])`,
