@@ -4,7 +4,7 @@
 // (endpoints in the files) on the same nginx build, side by side in one run.
 //
 //   node_modules/.bin/node bench/endpoint-churn-dns.ts [--runs 5] [--duration-s 20] [--interval-ms 100]
-//     [--modes dns,reload] [--debounce-ms 100] [--max-delay-ms 1000] [--json FILE]
+//     [--modes dns,reload] [--debounce-ms 100] [--max-delay-ms 1000] [--seed 1] [--json FILE]
 //
 // Each trial starts a fresh stack (bench/lib.ts startStack: nginx >= 1.27.3, 1.30.4 from
 // ../shared/nginx/build.sh, 1 worker; the sidecar in-process with the directory source and
@@ -12,7 +12,10 @@
 // 127.0.2.1-6 and one port, as pods are. One Ingress (churn.test) routes to Service `churn`, whose
 // EndpointSlice is alone in churn-endpoints.yaml. The bench rewrites that file every --interval-ms
 // on a fixed schedule: write k holds two ready endpoints, c(k mod 4) and c(k+1 mod 4), so every
-// write changes the set; the last holds c4 and c5, which no other write used. A worker thread
+// write changes the set; the last holds c4 and c5, which no other write used. The first write
+// comes 0.5-2.5 s (at random, from --seed) after the route first answered, which is just after
+// nginx's first resolution: so the last one falls anywhere in nginx's 1-2 s re-resolving, not at
+// the same moment of it in every trial. A worker thread
 // asks churn.test every 20 ms which backend answers, from before the first write until 5 s after
 // the last. Measured per trial: nginx reloads (SIGHUPs in its error log), the sidecar's passes and
 // DNS answer updates, and the time from the last write to the first answer after which every
@@ -26,6 +29,7 @@ import { parseArgs } from 'node:util';
 import { startEcho, type EchoServer } from '../src/dev/echo.ts';
 import type { Metrics } from '../src/ops/metrics.ts';
 import { whoAnswers } from '../spec/helpers/nginx.ts';
+import { mulberry32 } from '../spec/helpers/prng.ts';
 import { freePort } from './nginx-kit.ts';
 import {
   countLoggedHups,
@@ -55,6 +59,7 @@ const { values: flags } = parseArgs({
     modes: { type: 'string' },
     'debounce-ms': { type: 'string' },
     'max-delay-ms': { type: 'string' },
+    seed: { type: 'string' },
     json: { type: 'string' },
   },
   strict: true,
@@ -68,6 +73,7 @@ const MODES = (flags.modes ?? 'dns,reload').split(',').map((m) => {
   if (m !== 'dns' && m !== 'reload') throw new Error(`--modes: dns or reload, not ${m}`);
   return m as Extract<EndpointsFlag, 'dns' | 'reload'>;
 });
+const random = mulberry32(parseIntFlag(flags.seed, '--seed', 1));
 const HOST = 'churn.test';
 const ROTATING = 4;
 const FINAL = ['c4', 'c5'];
@@ -164,7 +170,7 @@ async function trial(mode: 'dns' | 'reload', run: number, build: NginxBuild, pol
     }
     if (first !== 'c0' && first !== 'c1') throw new Error(`${HOST} did not route to c0/c1 within 15 s (${first})`);
     await stack.sidecar.idle();
-    await sleep(500);
+    await sleep(500 + random() * 2000);
 
     const metrics = stack.sidecar.metrics;
     const marks = {

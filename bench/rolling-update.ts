@@ -3,7 +3,7 @@
 // reload) and in reload mode (endpoints in the files), on the same nginx build, side by side.
 //
 //   node_modules/.bin/node bench/rolling-update.ts [--runs 5] [--steps 20] [--replicas 3]
-//     [--grace-s 3] [--connections 64] [--threads 2] [--modes dns,reload] [--json FILE]
+//     [--grace-s 3] [--connections 64] [--threads 2] [--modes dns,reload] [--seed 1] [--json FILE]
 //
 // On loopback, for each trial (a fresh stack per trial; trials alternate the modes' order run by run):
 // - backends: one tiny nginx per backend (bench/nginx-kit.ts startTinyBackend: `return 200`, its
@@ -16,11 +16,13 @@
 // - Ingress roll.test -> Service roll, its one EndpointSlice with --replicas ready endpoints.
 //
 // wrk `-t2 -c64` on http://roll.test/ for the whole trial, with bench/nginx-kit.ts's Lua script
-// counting every response outside 2xx and wrk's socket errors. After 2 s, --steps times: start a
-// new backend; rewrite the slice with it added (ready); wait until its stub_status shows traffic
-// through nginx; rewrite the slice without the oldest; that backend keeps running --grace-s after
-// the write that removed it (a terminating pod), its requests counted meanwhile, then it is
-// stopped (SIGTERM: nginx's fast shutdown). wrk stops 1 s after the last backend was stopped.
+// counting every response outside 2xx and wrk's socket errors. After 2 s, --steps times: wait
+// 0-2 s (at random, from --seed: a new pod is ready at any moment of nginx's 1-2 s re-resolving,
+// not just after it took the previous answer); start a new backend; rewrite the slice with it
+// added (ready); wait until its stub_status shows traffic through nginx; rewrite the slice
+// without the oldest; that backend keeps running --grace-s after the write that removed it (a
+// terminating pod), its requests counted meanwhile, then it is stopped (SIGTERM: nginx's fast
+// shutdown). wrk stops 1 s after the last backend was stopped.
 // Reloads: "signal 1 (SIGHUP) received" in the proxy nginx's error log during the trial.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -30,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { DirectorySource } from '../src/sources/directory.ts';
 import type { Sidecar } from '../src/sync/sidecar.ts';
 import { httpGet } from '../spec/helpers/nginx.ts';
+import { mulberry32 } from '../spec/helpers/prng.ts';
 import { ingressYaml } from '../spec/helpers/sidecar.ts';
 import {
   benchEndpoints,
@@ -69,6 +72,7 @@ const { values: flags } = parseArgs({
     connections: { type: 'string' },
     threads: { type: 'string' },
     modes: { type: 'string' },
+    seed: { type: 'string' },
     json: { type: 'string' },
   },
   strict: true,
@@ -83,6 +87,9 @@ const MODES = (flags.modes ?? 'dns,reload').split(',').map((m) => {
   if (m !== 'dns' && m !== 'reload') throw new Error(`--modes: dns or reload, not ${m}`);
   return m as Extract<EndpointsFlag, 'dns' | 'reload'>;
 });
+const random = mulberry32(parseIntFlag(flags.seed, '--seed', 1));
+/** Each step starts this long, at most, after the previous one (at random). */
+const PHASE_MS = 2000;
 const HOST = 'roll.test';
 /** A new backend must take traffic within this long of the write that added it. */
 const TRAFFIC_WAIT_MS = 30_000;
@@ -247,6 +254,7 @@ async function trial(mode: 'dns' | 'reload', run: number, binary: string, versio
     const addToTraffic: number[] = [];
     const addToSidecarDone: number[] = [];
     for (let s = 1; s <= STEPS; s++) {
+      await sleep(random() * PHASE_MS);
       const fresh = await newBackend();
       live.push(fresh);
       const addedAt = now();

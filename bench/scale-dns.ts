@@ -199,6 +199,23 @@ function rssKb(pid: number): number {
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] ?? NaN);
 }
 
+/**
+ * Datagrams dropped so far by the sockets of the DNS port (/proc/net/udp's last column): the
+ * responder's own (local port) and nginx's resolver sockets (connected to it).
+ */
+function dnsSocketDrops(dnsPort: number): { responder: number; resolver: number } {
+  const out = { responder: 0, resolver: 0 };
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 13) continue;
+    const port = (addr: string) => parseInt(addr.split(':')[1] ?? '', 16);
+    const drops = Number(f[f.length - 1]);
+    if (port(f[1]!) === dnsPort) out.responder += drops;
+    else if (port(f[2]!) === dnsPort) out.resolver += drops;
+  }
+  return out;
+}
+
 /** UDP receive-buffer drops in this network namespace (/proc/net/snmp). */
 function udpDrops(): number {
   const [names, values] = readFileSync('/proc/net/snmp', 'utf8')
@@ -248,7 +265,15 @@ interface ModeResult {
    * From spawn to every probed host served: what the first probe got first, UDP receive-buffer
    * drops and DNS queries answered; drops until the end of the warm-up; nginx's errors until then.
    */
-  startup: { firstAnswer: string; udpDrops: number; queries: number; warmupDrops: number; nginxErrors: string };
+  startup: {
+    firstAnswer: string;
+    udpDrops: number;
+    /** of them, by the responder's socket and by nginx's resolver socket */
+    socketDrops: { responder: number; resolver: number };
+    queries: number;
+    warmupDrops: number;
+    nginxErrors: string;
+  };
   firstPassMs: number;
   windows: Window[];
   /** The sidecar's RSS when ready, after the warm-up, after the idle windows, after the changes. */
@@ -303,7 +328,6 @@ async function oneMode(
     }
     const readyAt = now();
     const sidecarRssMb = [rssKb(sidecar.child.pid!) / 1024];
-    const firstPass = sidecar.logs.find((l) => l.message === 'nginx reloaded');
     let firstAnswer = '';
     for (const i of probes) {
       const p = poller.probe(httpPort, hostOf(i), 50, 120_000, 0, 'a');
@@ -312,9 +336,12 @@ async function oneMode(
       if (!r.ok) throw new Error(`${hostOf(i)} not answered by a within 120 s (${r.last})`);
     }
     const probesAt = now();
+    // Logged once the reload's diff is made, which can be after /readyz already says ready.
+    const firstPass = sidecar.logs.find((l) => l.message === 'nginx reloaded');
     const startup = {
       firstAnswer,
       udpDrops: udpDrops() - drops0,
+      socketDrops: dnsSocketDrops(dnsPort),
       queries: Object.values((await scrape(statusPort)).dns).reduce((a, b) => a + b, 0),
     };
     console.error(
@@ -436,6 +463,10 @@ async function main(): Promise<void> {
     [
       'DNS queries answered / UDP drops until then; UDP drops until the end of the warm-up',
       (r) => `${r.startup.queries} / ${r.startup.udpDrops}; ${r.startup.warmupDrops}`,
+    ],
+    [
+      "of those drops: by the responder's socket / by nginx's resolver socket",
+      (r) => `${r.startup.socketDrops.responder} / ${r.startup.socketDrops.resolver}`,
     ],
     ['nginx errors logged until the end of the warm-up', (r) => r.startup.nginxErrors || '-'],
     [
