@@ -29,7 +29,7 @@ import { workerPids } from '../src/nginx/process.ts';
 import { createLogger } from '../src/ops/log.ts';
 import { Metrics } from '../src/ops/metrics.ts';
 import { nginxBuilds } from '../spec/helpers/nginx-check.ts';
-import { machine, machineLine, median, parseIntFlag, round, table } from './lib.ts';
+import { machine, machineLine, median, parseIntFlag, procCpuMs, round, table } from './lib.ts';
 import { startOwnNginx, stopAllNginx, type OwnNginx } from './nginx-kit.ts';
 
 const { values: flags } = parseArgs({
@@ -154,13 +154,6 @@ async function queryCounts(metrics: Metrics): Promise<Record<string, number>> {
   for (const v of (m?.values ?? []) as Array<{ value: number; labels: Record<string, string> }>)
     out[`${v.labels.type} ${v.labels.transport}`] = (out[`${v.labels.type} ${v.labels.transport}`] ?? 0) + v.value;
   return out;
-}
-
-/** utime + stime of a process, in ms (from /proc; clock ticks are 100 Hz on Linux). */
-function procCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 async function withNginx(

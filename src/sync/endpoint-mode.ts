@@ -3,7 +3,7 @@
 import type { EndpointTarget } from '../dns/answers.ts';
 import { MAX_ANSWERED_ENDPOINTS } from '../dns/names.ts';
 import type { RoutingModel, Upstream } from '../model.ts';
-import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
+import { parseNginxVersion, UPSTREAM_RESOLVE_SINCE, versionAtLeast } from '../nginx/version.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import { Backends } from '../translate/backends.ts';
 
@@ -15,9 +15,6 @@ export interface EndpointAnswersSink {
   replace(answers: Map<string, EndpointTarget[]>): void;
 }
 
-/** nginx resolves `server NAME service=... resolve` in an upstream from 1.27.3 on. */
-const DNS_MIN_VERSION: [number, number, number] = [1, 27, 3];
-
 /**
  * The mode for the nginx that serves: `auto` takes dns where that nginx can; a forced `dns` on an
  * older (or unknown) nginx would render what it cannot load, so it is reload, with the reason.
@@ -28,7 +25,7 @@ export function endpointsModeFor(
 ): { mode: EndpointsMode; warning?: string } {
   if (flag === 'reload') return { mode: 'reload' };
   const v = nginxVersion === undefined ? null : parseNginxVersion(nginxVersion);
-  if (v !== null && versionAtLeast(v, DNS_MIN_VERSION)) return { mode: 'dns' };
+  if (v !== null && versionAtLeast(v, UPSTREAM_RESOLVE_SINCE)) return { mode: 'dns' };
   if (flag === 'auto') return { mode: 'reload' };
   return {
     mode: 'reload',

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { parseTargetHost, type TargetHost } from '../annotations/addresses.ts';
 import { MAX_ANSWERED_ENDPOINTS, serviceHost } from '../dns/names.ts';
 import { InvalidValue, isDnsLabel, isPortNumber, resolverAddress, upstreamAddress } from '../grammar.ts';
-import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
+import { parseNginxVersion, UPSTREAM_RESOLVE_SINCE, versionAtLeast } from '../nginx/version.ts';
 import type { Action, Upstream } from '../model.ts';
 import type { Snapshot } from '../sources/snapshot.ts';
 import type { TranslateOptions } from './options.ts';
@@ -374,5 +374,5 @@ function resolverOf(opts: TranslateOptions): string[] | null {
 /** nginx 1.27.3 and later resolve a name in an upstream (`server NAME resolve`); absent or unknown: older syntax. */
 function resolveInUpstream(nginxVersion: string | undefined): boolean {
   const v = nginxVersion === undefined ? null : parseNginxVersion(nginxVersion);
-  return v !== null && versionAtLeast(v, [1, 27, 3]);
+  return v !== null && versionAtLeast(v, UPSTREAM_RESOLVE_SINCE);
 }

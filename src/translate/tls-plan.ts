@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
 import { InvalidValue, checkObjectName, type ParsedHost } from '../grammar.ts';
-import { parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
+import { HTTP2_DIRECTIVE_SINCE, parseNginxVersion, versionAtLeast } from '../nginx/version.ts';
 import type { CertificateFile, Https, ServerTls } from '../model.ts';
 import {
   TLS_SECRET_TYPE,
@@ -25,7 +25,6 @@ import type { Report } from './rejections.ts';
 /** Never redirected to HTTPS, as in ingress-nginx (`no-tls-redirect-locations`): ACME HTTP-01 challenges. */
 const NO_TLS_REDIRECT_PREFIX = '/.well-known/acme-challenge';
 /** The first nginx with the `http2` directive (and the deprecation of `listen ... http2`). */
-const HTTP2_DIRECTIVE_SINCE: [number, number, number] = [1, 25, 1];
 
 export interface TlsPlan {
   https: Https;
